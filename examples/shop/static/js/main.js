@@ -1,0 +1,2 @@
+import { price } from "./price.js";
+document.querySelector("h1").textContent += " — " + price(42);

@@ -1,0 +1,122 @@
+//! The command line: every flag, its environment variable and its help text.
+//!
+//! Only declarations live here (clap derive); `commands` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure (I/O, store unreachable, …)
+  2  usage or configuration error
+  3  a promotion gate refused the manifest
+  4  lost a race: an environment pointer moved concurrently
+  5  integrity failure: an object is missing or its bytes do not match
+  6  the canary check failed and the environment was rolled back";
+
+/// Build once, publish immutably, promote the same manifest through every environment.
+///
+/// verbatim packs the app into a reproducible, content-hashed artifact, names it
+/// in one canonical manifest, stores both where nothing is ever overwritten, and
+/// moves environment pointers (dev → preprod → prod) to that very manifest.
+#[derive(Debug, Parser)]
+#[command(name = "verbatim", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Config file [default: ./verbatim.toml]; relative paths in it are relative to it.
+    #[arg(long, global = true, env = "VERBATIM_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Store URL: a path, file:///abs/path or s3://bucket/prefix [default: store.url, else ./.verbatim/store].
+    #[arg(long, global = true, env = "VERBATIM_STORE", value_name = "URL")]
+    pub store: Option<String>,
+
+    /// Print one JSON document on stdout and nothing else there.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more about what is being done.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Never draw progress bars (they are only drawn on a terminal, never in CI).
+    #[arg(long, global = true, env = "VERBATIM_NO_PROGRESS")]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented verbatim.toml in the current directory.
+    Init(InitArgs),
+    /// Pack the artifact and write the manifest into .verbatim/build (no network).
+    Build(BuildArgs),
+    /// Build (or reuse the build), upload what the store lacks, store the manifest; prints its id.
+    Publish(PublishArgs),
+    /// Check that every object a manifest names exists and hashes right.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Replace an existing verbatim.toml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BuildOpts {
+    /// App directory to pack [default: app.dir from the config].
+    #[arg(long, env = "VERBATIM_APP_DIR", value_name = "DIR")]
+    pub app_dir: Option<PathBuf>,
+
+    /// Source revision to record [default: `git rev-parse HEAD` when in a git checkout].
+    #[arg(long, env = "VERBATIM_REVISION")]
+    pub revision: Option<String>,
+
+    /// Seconds since the epoch recorded as every entry's mtime and in the manifest [default: 0].
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
+
+    /// Compression threads [default: number of CPUs]. Never changes the bytes.
+    #[arg(long, env = "VERBATIM_JOBS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub opts: BuildOpts,
+
+    /// Build twice and fail if the two artifacts differ by a single byte.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub opts: BuildOpts,
+
+    /// Publish the output of an earlier `verbatim build` instead of building again.
+    #[arg(long)]
+    pub prebuilt: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A manifest: `sha256:<hex>`, a unique hex prefix, or a manifest file.
+    pub manifest: String,
+}

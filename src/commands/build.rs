@@ -1,0 +1,227 @@
+//! `verbatim build`: pack the artifact and write the manifest, locally.
+//!
+//! Output goes to `<root>/.verbatim/build/`: `artifact.tar.gz` (written to a
+//! temp file and renamed, so never half there) and then `manifest.json`.
+
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::cli::{BuildArgs, BuildOpts, Global};
+use crate::config::{Config, Overrides};
+use crate::digest::Digest;
+use crate::manifest::{self, Manifest};
+use crate::output::{human_bytes, Printer};
+use crate::pack;
+use crate::store::local::write_atomic;
+
+pub const ARTIFACT_FILE: &str = "artifact.tar.gz";
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// A finished build in the build directory.
+pub struct Built {
+    pub manifest: Manifest,
+    pub id: Digest,
+    pub artifact_path: PathBuf,
+    pub manifest_path: PathBuf,
+    pub entries: usize,
+    pub content_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct BuildJson<'a> {
+    manifest: String,
+    manifest_path: &'a Path,
+    artifact: ArtifactJson<'a>,
+    entries: usize,
+    content_bytes: u64,
+    reproducible: Option<bool>,
+}
+
+#[derive(Serialize)]
+pub struct ArtifactJson<'a> {
+    pub key: &'a str,
+    pub sha256: String,
+    pub size: u64,
+    pub path: &'a Path,
+}
+
+pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
+    let cfg = config_for(g, &args.opts)?;
+    let built = build(&cfg, &args.opts, printer)?;
+    let mut reproducible = None;
+    if args.check {
+        let again = pack_to(&cfg, &args.opts, printer, io::sink())?;
+        if again.sha256.hex() != built.manifest.artifact.sha256 {
+            bail!(
+                "build is not reproducible: a second pack of {} gave {} instead of sha256:{}; \
+                 is something writing to the tree?",
+                cfg.app_dir.display(),
+                again.sha256,
+                built.manifest.artifact.sha256
+            );
+        }
+        printer.note("reproducible: a second build gave the same bytes");
+        reproducible = Some(true);
+    }
+    printer.result(built.id)?;
+    printer.json(&BuildJson {
+        manifest: built.id.to_string(),
+        manifest_path: &built.manifest_path,
+        artifact: ArtifactJson {
+            key: &built.manifest.artifact.key,
+            sha256: built.manifest.artifact.sha256.clone(),
+            size: built.manifest.artifact.size,
+            path: &built.artifact_path,
+        },
+        entries: built.entries,
+        content_bytes: built.content_bytes,
+        reproducible,
+    })?;
+    Ok(())
+}
+
+pub fn config_for(g: &Global, opts: &BuildOpts) -> Result<Config> {
+    super::load_config(
+        g,
+        Overrides {
+            app_dir: opts.app_dir.clone(),
+            ..Overrides::default()
+        },
+    )
+}
+
+/// Packs the app into the build directory and writes the manifest after it.
+pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built> {
+    let out = cfg.out_dir();
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".artifact-")
+        .tempfile_in(&out)
+        .with_context(|| format!("creating a temp file in {}", out.display()))?;
+    let mut writer = BufWriter::with_capacity(1 << 20, tmp);
+    let (packed, entries) = pack_counted(cfg, opts, printer, &mut writer)?;
+    let tmp = writer.into_inner().map_err(|e| e.into_error())?;
+    tmp.as_file().sync_all()?;
+    let artifact_path = out.join(ARTIFACT_FILE);
+    tmp.persist(&artifact_path)
+        .with_context(|| format!("writing {}", artifact_path.display()))?;
+
+    let manifest = Manifest {
+        schema: manifest::SCHEMA.into(),
+        artifact: manifest::Artifact {
+            key: manifest::artifact_key(&packed.sha256),
+            sha256: packed.sha256.hex(),
+            size: packed.size,
+            pack_spec: pack::SPEC.into(),
+        },
+        assets: Default::default(),
+        provenance: manifest::Provenance {
+            revision: revision(cfg, opts),
+            source_date_epoch: opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME),
+            tool: format!("verbatim {}", env!("CARGO_PKG_VERSION")),
+        },
+    };
+    let manifest_path = out.join(MANIFEST_FILE);
+    write_atomic(&manifest_path, &manifest.to_canonical_bytes())
+        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    printer.note(format!(
+        "built artifact {} ({}, {entries} entries, {} of content) and manifest {}",
+        packed.sha256,
+        human_bytes(packed.size),
+        human_bytes(packed.content_bytes),
+        manifest.id()
+    ));
+    Ok(Built {
+        id: manifest.id(),
+        manifest,
+        artifact_path,
+        manifest_path,
+        entries,
+        content_bytes: packed.content_bytes,
+    })
+}
+
+fn pack_to(
+    cfg: &Config,
+    opts: &BuildOpts,
+    printer: &Printer,
+    out: impl io::Write,
+) -> Result<pack::Packed> {
+    Ok(pack_counted(cfg, opts, printer, out)?.0)
+}
+
+fn pack_counted(
+    cfg: &Config,
+    opts: &BuildOpts,
+    printer: &Printer,
+    out: impl io::Write,
+) -> Result<(pack::Packed, usize)> {
+    let mut skip = vec![cfg.out_dir()];
+    if !cfg.store_url.contains("://") {
+        skip.push(cfg.store_base.join(&cfg.store_url));
+    }
+    let filter = pack::Filter::new(&cfg.exclude, skip)?;
+    let entries = pack::scan(&cfg.app_dir, &filter)
+        .with_context(|| format!("scanning app directory {}", cfg.app_dir.display()))?;
+    let total: u64 = entries
+        .iter()
+        .map(|e| match e.kind {
+            pack::EntryKind::File { size, .. } => size,
+            _ => 0,
+        })
+        .sum();
+    let bar = printer.bytes_bar(total, "packing");
+    let threads = opts.jobs.map(usize::from).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let mtime = opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME);
+    let packed = pack::write(&cfg.app_dir, &entries, mtime, threads, out, &|n| bar.inc(n))
+        .with_context(|| format!("packing {}", cfg.app_dir.display()))?;
+    bar.finish_and_clear();
+    Ok((packed, entries.len()))
+}
+
+/// `--revision`, else the git commit of the project root, else none.
+fn revision(cfg: &Config, opts: &BuildOpts) -> Option<String> {
+    if let Some(r) = &opts.revision {
+        return Some(r.clone());
+    }
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&cfg.root)
+        .args(["rev-parse", "--verify", "--quiet", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let rev = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !rev.is_empty()).then_some(rev)
+}
+
+/// Reads the build directory's manifest and checks the artifact beside it.
+pub fn load_built(cfg: &Config) -> Result<Built> {
+    let out = cfg.out_dir();
+    let manifest_path = out.join(MANIFEST_FILE);
+    let bytes = std::fs::read(&manifest_path).with_context(|| {
+        format!(
+            "reading {} (run `verbatim build` first, or publish without --prebuilt)",
+            manifest_path.display()
+        )
+    })?;
+    let manifest =
+        Manifest::parse(&bytes).with_context(|| format!("parsing {}", manifest_path.display()))?;
+    let artifact_path = out.join(ARTIFACT_FILE);
+    Ok(Built {
+        id: manifest.id(),
+        manifest,
+        artifact_path,
+        manifest_path,
+        entries: 0,
+        content_bytes: 0,
+    })
+}

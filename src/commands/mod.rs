@@ -1,0 +1,135 @@
+//! The command layer: one module per subcommand, `anyhow` errors with context.
+//!
+//! Commands turn flags and config into calls on the core (`pack`, `manifest`)
+//! and the `store`, and print through [`Printer`]. Their `--json` output types
+//! are defined beside them and are a stable, documented API.
+
+mod build;
+mod init;
+mod publish;
+mod verify;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Cli, Command, Global};
+use crate::config::{Config, Overrides};
+use crate::digest::Digest;
+use crate::exit::{IntegrityError, UsageError};
+use crate::manifest::{self, Manifest};
+use crate::output::Printer;
+use crate::store::{self, Key, Store, StoreError};
+
+pub fn run(cli: Cli) -> Result<()> {
+    let g = &cli.global;
+    let printer = Printer::new(g.json, g.quiet, g.verbose, g.no_progress);
+    match &cli.command {
+        Command::Init(a) => init::run(g, a, &printer),
+        Command::Build(a) => build::run(g, a, &printer),
+        Command::Publish(a) => publish::run(g, a, &printer),
+        Command::Verify(a) => verify::run(g, a, &printer),
+    }
+}
+
+/// Loads the config named by `--config` (or `./verbatim.toml`) with overrides.
+fn load_config(g: &Global, overrides: Overrides) -> Result<Config> {
+    let overrides = Overrides {
+        store: g.store.clone(),
+        ..overrides
+    };
+    Ok(Config::load(g.config.as_deref(), &overrides)?)
+}
+
+/// Opens the store for commands that only need a store, not an app: a
+/// `--store` flag works without any config file.
+fn open_store_for(g: &Global) -> Result<Box<dyn Store>> {
+    if let (Some(url), None) = (&g.store, &g.config) {
+        if !Path::new(crate::config::FILE_NAME).exists() {
+            return Ok(store::open(url, Path::new("."))?);
+        }
+    }
+    let cfg = load_config(g, Overrides::default())?;
+    open_store(&cfg)
+}
+
+fn open_store(cfg: &Config) -> Result<Box<dyn Store>> {
+    Ok(store::open(&cfg.store_url, &cfg.store_base)?)
+}
+
+/// Reads a stored manifest and checks its bytes hash to its id.
+pub fn load_manifest(store: &dyn Store, id: &Digest) -> Result<Manifest> {
+    let key = Key::new(manifest::key_for(id))?;
+    let bytes = match store.get(&key) {
+        Ok(o) => o.into_bytes().with_context(|| format!("reading {key}"))?,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(IntegrityError(format!(
+                "manifest {id} is not in the store {} ({key} missing)",
+                store.location()
+            ))
+            .into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let actual = Digest::of(&bytes);
+    if actual != *id {
+        return Err(IntegrityError(format!(
+            "{key}: stored manifest hashes to {actual}, not {id}; the store was tampered with"
+        ))
+        .into());
+    }
+    let m = Manifest::parse(&bytes).with_context(|| format!("parsing {key}"))?;
+    if m.id() != *id {
+        return Err(IntegrityError(format!(
+            "{key}: manifest is not in canonical form; it was not written by verbatim"
+        ))
+        .into());
+    }
+    Ok(m)
+}
+
+/// Turns a `<manifest>` argument into an id: `sha256:<hex>`, 64 hex digits, a
+/// unique hex prefix of a stored manifest, or a manifest file.
+pub fn resolve_manifest(store: &dyn Store, arg: &str) -> Result<Digest> {
+    let path = Path::new(arg);
+    if (arg.contains('/') || arg.ends_with(".json")) && path.is_file() {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {arg}"))?;
+        let m = Manifest::parse(&bytes).with_context(|| format!("parsing manifest file {arg}"))?;
+        return Ok(m.id());
+    }
+    if let Ok(d) = arg.parse::<Digest>() {
+        return Ok(d);
+    }
+    let hex = arg.strip_prefix("sha256:").unwrap_or(arg);
+    if hex.len() >= 4 && hex.len() < 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        let hex = hex.to_ascii_lowercase();
+        let keys = store.list(&format!("{}{hex}", manifest::MANIFEST_PREFIX))?;
+        let ids: Vec<Digest> = keys
+            .iter()
+            .filter_map(|k| k.as_str().strip_prefix(manifest::MANIFEST_PREFIX))
+            .filter_map(|n| n.strip_suffix(".json"))
+            .filter_map(Digest::from_hex)
+            .collect();
+        return match ids.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(UsageError(format!(
+                "no manifest in {} starts with `{hex}`; `verbatim status` lists live ones",
+                store.location()
+            ))
+            .into()),
+            many => Err(UsageError(format!(
+                "`{hex}` is ambiguous: it starts {} manifests ({}); give more digits",
+                many.len(),
+                many.iter()
+                    .map(|d| d.hex()[..16].to_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into()),
+        };
+    }
+    Err(UsageError(format!(
+        "`{arg}` is not a manifest: give sha256:<hex>, a hex prefix (4+ digits) or a manifest file"
+    ))
+    .into())
+}

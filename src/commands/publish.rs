@@ -1,0 +1,98 @@
+//! `verbatim publish`: put the artifact, then the manifest, into the store.
+//!
+//! Order is the crash-safety contract: objects first, the manifest that names
+//! them last, so a stored manifest always names objects that exist. Every put
+//! is create-only, so republishing an unchanged tree writes nothing.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cli::{Global, PublishArgs};
+use crate::digest::Digest;
+use crate::manifest::{self, Manifest};
+use crate::output::Printer;
+use crate::store::{Body, Key, PutMode, PutOptions, PutOutcome, Store};
+
+use super::build;
+
+#[derive(Serialize)]
+struct PublishJson {
+    manifest: String,
+    store: String,
+    written: Vec<String>,
+    unchanged: Vec<String>,
+}
+
+pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
+    let cfg = build::config_for(g, &args.opts)?;
+    let built = if args.prebuilt {
+        build::load_built(&cfg)?
+    } else {
+        build::build(&cfg, &args.opts, printer)?
+    };
+    let store = super::open_store(&cfg)?;
+    let report = publish(store.as_ref(), &built, printer)?;
+    printer.result(built.id)?;
+    printer.json(&report)?;
+    Ok(())
+}
+
+fn publish(store: &dyn Store, built: &build::Built, printer: &Printer) -> Result<PublishJson> {
+    let m: &Manifest = &built.manifest;
+    let mut report = PublishJson {
+        manifest: built.id.to_string(),
+        store: store.location(),
+        written: vec![],
+        unchanged: vec![],
+    };
+    let artifact_digest = Digest::from_hex(&m.artifact.sha256).expect("parsed manifests are valid");
+    let key = Key::new(m.artifact.key.clone())?;
+    let outcome = store
+        .put(
+            &key,
+            Body::file(&built.artifact_path, artifact_digest, m.artifact.size),
+            PutMode::CreateOnly,
+            &PutOptions {
+                content_type: Some("application/gzip".into()),
+                cache_control: None,
+            },
+        )
+        .with_context(|| format!("publishing artifact {}", built.artifact_path.display()))?;
+    record(&mut report, &key, &outcome, printer);
+
+    let bytes = m.to_canonical_bytes();
+    let key = Key::new(manifest::key_for(&built.id))?;
+    let outcome = store
+        .put(
+            &key,
+            Body::bytes(&bytes),
+            PutMode::CreateOnly,
+            &PutOptions {
+                content_type: Some("application/json".into()),
+                cache_control: None,
+            },
+        )
+        .context("publishing the manifest")?;
+    record(&mut report, &key, &outcome, printer);
+    printer.note(format!(
+        "published {} to {} ({} written, {} already there)",
+        built.id,
+        store.location(),
+        report.written.len(),
+        report.unchanged.len()
+    ));
+    Ok(report)
+}
+
+fn record(report: &mut PublishJson, key: &Key, outcome: &PutOutcome, printer: &Printer) {
+    match outcome {
+        PutOutcome::Written(_) => {
+            printer.detail(format!("wrote {key}"));
+            report.written.push(key.to_string());
+        }
+        PutOutcome::Unchanged(_) => {
+            printer.detail(format!("already there: {key}"));
+            report.unchanged.push(key.to_string());
+        }
+    }
+}

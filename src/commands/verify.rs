@@ -1,0 +1,85 @@
+//! `verbatim verify`: re-read every object a manifest names and check it.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::{Global, VerifyArgs};
+use crate::digest::Digest;
+use crate::exit::IntegrityError;
+use crate::output::Printer;
+use crate::store::{Key, Store, StoreError};
+
+#[derive(Serialize)]
+struct VerifyJson {
+    manifest: String,
+    ok: bool,
+    objects: Vec<ObjectJson>,
+}
+
+#[derive(Serialize)]
+struct ObjectJson {
+    key: String,
+    size: u64,
+    sha256: String,
+    /// `ok`, `missing`, `size mismatch` or `digest mismatch`.
+    status: &'static str,
+}
+
+pub fn run(g: &Global, args: &VerifyArgs, printer: &Printer) -> Result<()> {
+    let store = super::open_store_for(g)?;
+    let id = super::resolve_manifest(store.as_ref(), &args.manifest)?;
+    let manifest = super::load_manifest(store.as_ref(), &id)?;
+    let objects = manifest.objects();
+    let total = objects.iter().map(|o| o.size).sum();
+    let bar = printer.bytes_bar(total, "verifying");
+    let mut report = VerifyJson {
+        manifest: id.to_string(),
+        ok: true,
+        objects: vec![],
+    };
+    for o in &objects {
+        let status = check(store.as_ref(), &o.key, o.sha256, o.size)?;
+        bar.inc(o.size);
+        if status != "ok" {
+            report.ok = false;
+            printer.note(format!("BAD {}: {status}", o.key));
+        }
+        report.objects.push(ObjectJson {
+            key: o.key.clone(),
+            size: o.size,
+            sha256: o.sha256.hex(),
+            status,
+        });
+    }
+    bar.finish_and_clear();
+    printer.json(&report)?;
+    let bad = report.objects.iter().filter(|o| o.status != "ok").count();
+    if bad > 0 {
+        return Err(IntegrityError(format!(
+            "manifest {id}: {bad} of {} objects are missing or corrupt (listed above)",
+            objects.len()
+        ))
+        .into());
+    }
+    printer.note(format!("{} objects verified for {id}", objects.len()));
+    printer.result(format!("ok {id}"))?;
+    Ok(())
+}
+
+/// Streams one object and compares its size and sha256 with the manifest's.
+pub fn check(store: &dyn Store, key: &str, sha256: Digest, size: u64) -> Result<&'static str> {
+    let key = Key::new(key)?;
+    let object = match store.get(&key) {
+        Ok(o) => o,
+        Err(StoreError::NotFound { .. }) => return Ok("missing"),
+        Err(e) => return Err(e.into()),
+    };
+    let (actual, actual_size) = Digest::of_reader(object.reader)?;
+    Ok(if actual_size != size {
+        "size mismatch"
+    } else if actual != sha256 {
+        "digest mismatch"
+    } else {
+        "ok"
+    })
+}

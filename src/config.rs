@@ -1,0 +1,294 @@
+//! `verbatim.toml`: the project's settings, and how flags override them.
+//!
+//! The file is parsed strictly (unknown keys and wrong types are errors that
+//! name the key and line). Paths in it are relative to the file's directory,
+//! the project root. Command-line flags and `VERBATIM_*` environment variables
+//! (handled by clap) win over the file; [`Overrides`] carries them in.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The file name looked for in the current directory.
+pub const FILE_NAME: &str = "verbatim.toml";
+/// The store used when neither the file nor a flag names one.
+pub const DEFAULT_STORE: &str = ".verbatim/store";
+/// Where `build` writes, relative to the project root.
+pub const DEFAULT_OUT: &str = ".verbatim/build";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    app: AppSection,
+    #[serde(default)]
+    assets: Option<AssetsSection>,
+    #[serde(default)]
+    store: StoreSection,
+    #[serde(default)]
+    environments: EnvSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppSection {
+    dir: PathBuf,
+    #[serde(default)]
+    exclude: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetsSection {
+    dir: PathBuf,
+    #[serde(default)]
+    allow_missing: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvSection {
+    #[serde(default = "default_envs")]
+    order: Vec<String>,
+}
+
+impl Default for EnvSection {
+    fn default() -> Self {
+        EnvSection {
+            order: default_envs(),
+        }
+    }
+}
+
+fn default_envs() -> Vec<String> {
+    ["dev", "preprod", "prod"].map(String::from).to_vec()
+}
+
+/// Settings given on the command line or in `VERBATIM_*` variables.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub app_dir: Option<PathBuf>,
+    pub store: Option<String>,
+}
+
+/// The resolved configuration every command works from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The directory holding the config file; relative paths hang off it.
+    pub root: PathBuf,
+    pub config_path: PathBuf,
+    pub app_dir: PathBuf,
+    pub exclude: Vec<String>,
+    pub assets_dir: Option<PathBuf>,
+    pub allow_missing: Vec<String>,
+    /// Store URL, relative paths already resolved against the right base.
+    pub store_url: String,
+    /// Base directory for a relative local store path.
+    pub store_base: PathBuf,
+    pub environments: Vec<String>,
+}
+
+/// A configuration problem: always exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads `path`, or `./verbatim.toml` when `path` is `None`.
+    pub fn load(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError> {
+        let (path, explicit) = match path {
+            Some(p) => (p.to_owned(), true),
+            None => (PathBuf::from(FILE_NAME), false),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && !explicit {
+                ConfigError(format!(
+                    "no {FILE_NAME} in {}: run `verbatim init` to write one, or pass --config PATH",
+                    std::env::current_dir()
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_else(|_| ".".into())
+                ))
+            } else {
+                ConfigError(format!("cannot read config {}: {e}", path.display()))
+            }
+        })?;
+        let root = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        Config::from_toml(&text, &path, root, o)
+    }
+
+    /// Parses config text; `path` is only used in messages.
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        root: PathBuf,
+        o: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let file: File = toml::from_str(text)
+            .map_err(|e| ConfigError(format!("invalid config {}: {e}", path.display())))?;
+        let app_dir = match &o.app_dir {
+            Some(d) => d.clone(),
+            None => root.join(&file.app.dir),
+        };
+        if !app_dir.is_dir() {
+            let source = if o.app_dir.is_some() {
+                "--app-dir / VERBATIM_APP_DIR".to_owned()
+            } else {
+                format!("`app.dir` in {}", path.display())
+            };
+            return Err(ConfigError(format!(
+                "app directory {} (from {source}) does not exist or is not a directory",
+                app_dir.display()
+            )));
+        }
+        let assets_dir = match &file.assets {
+            Some(a) => {
+                let d = root.join(&a.dir);
+                if !d.is_dir() {
+                    return Err(ConfigError(format!(
+                        "assets directory {} (from `assets.dir` in {}) does not exist or is not a directory",
+                        d.display(),
+                        path.display()
+                    )));
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        let envs = file.environments.order;
+        check_env_names(&envs)
+            .map_err(|e| ConfigError(format!("`environments.order` in {}: {e}", path.display())))?;
+        let (store_url, store_base) = match (&o.store, file.store.url) {
+            (Some(flag), _) => (flag.clone(), PathBuf::from(".")),
+            (None, Some(url)) => (url, root.clone()),
+            (None, None) => (DEFAULT_STORE.to_owned(), root.clone()),
+        };
+        Ok(Config {
+            config_path: path.to_owned(),
+            app_dir,
+            exclude: file.app.exclude,
+            assets_dir,
+            allow_missing: file.assets.map(|a| a.allow_missing).unwrap_or_default(),
+            store_url,
+            store_base,
+            environments: envs,
+            root,
+        })
+    }
+
+    /// The build output directory.
+    pub fn out_dir(&self) -> PathBuf {
+        self.root.join(DEFAULT_OUT)
+    }
+}
+
+/// Environment names become store keys: keep them short and plain.
+pub fn check_env_names(envs: &[String]) -> Result<(), String> {
+    if envs.is_empty() {
+        return Err("declare at least one environment".into());
+    }
+    for (i, e) in envs.iter().enumerate() {
+        check_env_name(e)?;
+        if envs[..i].contains(e) {
+            return Err(format!("environment `{e}` is listed twice"));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_env_name(e: &str) -> Result<(), String> {
+    let ok = !e.is_empty()
+        && e.len() <= 64
+        && e.starts_with(|c: char| c.is_ascii_lowercase())
+        && e.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{e}` is not a valid environment name (lower-case letters, digits, `-`, `_`; starting with a letter)"
+        ))
+    }
+}
+
+/// What `verbatim init` writes.
+pub const TEMPLATE: &str = r#"# verbatim.toml: how verbatim builds, publishes and promotes this project.
+# Every path is relative to this file. Flags and VERBATIM_* variables override.
+
+[app]
+# Packed into the artifact: a reproducible tar.gz named by its sha256.
+dir = "app"
+# Globs (relative to app.dir) left out of the artifact.
+exclude = ["**/__pycache__", "**/.git", "**/node_modules"]
+
+# [assets]
+# # Front-end files, fingerprinted and published under assets/.
+# dir = "static"
+# # Globs of references allowed to point at nothing.
+# allow_missing = []
+
+[store]
+# Where releases live: a path, file:///abs/path, or s3://bucket/prefix.
+# Override with --store or VERBATIM_STORE.
+url = ".verbatim/store"
+
+[environments]
+# Promotion order: a manifest reaches each only after the one before it.
+order = ["dev", "preprod", "prod"]
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("app")).unwrap();
+        Config::from_toml(
+            text,
+            Path::new("verbatim.toml"),
+            dir.path().to_owned(),
+            &Overrides::default(),
+        )
+    }
+
+    #[test]
+    fn template_is_valid_once_app_exists() {
+        let c = load(TEMPLATE).unwrap();
+        assert_eq!(c.environments, ["dev", "preprod", "prod"]);
+        assert_eq!(c.store_url, ".verbatim/store");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("[app]\ndir = \"app\"\ncolour = 1\n", "colour"),
+            ("[app]\ndir = 3\n", "dir"),
+            ("[app]\ndir = \"nope\"\n", "app.dir"),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n",
+                "assets.dir",
+            ),
+            (
+                "[app]\ndir = \"app\"\n[environments]\norder = [\"Prod\"]\n",
+                "environments.order",
+            ),
+            (
+                "[app]\ndir = \"app\"\n[environments]\norder = [\"a\", \"a\"]\n",
+                "twice",
+            ),
+            ("[store]\nurl = \"x\"\n", "app"),
+        ];
+        for (text, needle) in cases {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+}

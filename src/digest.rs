@@ -1,0 +1,167 @@
+//! SHA-256 digests: the one way verbatim names content.
+//!
+//! Artifacts, assets and manifests are all addressed by the sha256 of their
+//! bytes. This module owns the digest type, its two spellings (`sha256:<hex>`
+//! and bare hex) and a `Write` adapter that hashes and counts bytes as they
+//! stream past, so nothing has to be read twice.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::str::FromStr;
+
+use sha2::{Digest as _, Sha256};
+
+/// A sha256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+
+    /// Hashes everything `reader` yields; returns the digest and the byte count.
+    pub fn of_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
+        let mut w = HashingWriter::new(io::sink());
+        io::copy(&mut reader, &mut w)?;
+        let (_, digest, size) = w.finish();
+        Ok((digest, size))
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Digest {
+        Digest(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex, 64 characters.
+    pub fn hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+            s.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+        }
+        s
+    }
+
+    /// Parses exactly 64 lower- or upper-case hex digits.
+    pub fn from_hex(s: &str) -> Option<Digest> {
+        if s.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+            let hi = (pair[0] as char).to_digit(16)?;
+            let lo = (pair[1] as char).to_digit(16)?;
+            out[i] = (hi * 16 + lo) as u8;
+        }
+        Some(Digest(out))
+    }
+}
+
+/// `sha256:<hex>`, the id spelling used on the command line and in JSON.
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Accepts `sha256:<hex>` or bare hex.
+impl FromStr for Digest {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Digest, String> {
+        let hex = s.strip_prefix("sha256:").unwrap_or(s);
+        Digest::from_hex(hex).ok_or_else(|| {
+            format!("`{s}` is not a sha256 digest (expected `sha256:` and 64 hex digits)")
+        })
+    }
+}
+
+/// Passes bytes through to `inner` while hashing and counting them.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
+    }
+
+    /// Returns the inner writer, the digest and the number of bytes written.
+    pub fn finish(self) -> (W, Digest, u64) {
+        (
+            self.inner,
+            Digest(self.hasher.finalize().into()),
+            self.written,
+        )
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_vector_and_spellings() {
+        let d = Digest::of(b"abc");
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(d.hex(), hex);
+        assert_eq!(d.to_string(), format!("sha256:{hex}"));
+        assert_eq!(hex.parse::<Digest>().unwrap(), d);
+        assert_eq!(format!("sha256:{hex}").parse::<Digest>().unwrap(), d);
+        assert_eq!(hex.to_uppercase().parse::<Digest>().unwrap(), d);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "",
+            "sha256:",
+            "abc",
+            &"g".repeat(64),
+            &"a".repeat(63),
+            &"a".repeat(65),
+        ] {
+            assert!(bad.parse::<Digest>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn hashing_writer_counts_and_hashes() {
+        let mut w = HashingWriter::new(Vec::new());
+        w.write_all(b"ab").unwrap();
+        w.write_all(b"c").unwrap();
+        let (inner, digest, n) = w.finish();
+        assert_eq!(inner, b"abc");
+        assert_eq!(n, 3);
+        assert_eq!(digest, Digest::of(b"abc"));
+    }
+}

@@ -1,0 +1,76 @@
+//! Exit codes, and which error means which.
+//!
+//! Commands return `anyhow::Error`; [`code_for`] walks its cause chain for the
+//! few typed errors that have their own code. Everything else is 1.
+
+use std::process::ExitCode;
+
+use crate::config::ConfigError;
+use crate::store::StoreError;
+
+pub const FAILURE: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const GATE_REFUSED: u8 = 3;
+pub const LOST_RACE: u8 = 4;
+pub const INTEGRITY: u8 = 5;
+pub const CHECK_FAILED: u8 = 6;
+
+/// Bad input the user can fix (a flag, an argument): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// An object is missing or its bytes are wrong: exit 5.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct IntegrityError(pub String);
+
+/// A promotion gate refused: exit 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct GateRefused(pub String);
+
+/// A concurrent writer won: exit 4.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LostRace(pub String);
+
+/// A canary check failed (after an automatic rollback): exit 6.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckFailed(pub String);
+
+pub fn code_for(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        let code = if cause.is::<ConfigError>() || cause.is::<UsageError>() {
+            USAGE
+        } else if cause.is::<GateRefused>() {
+            GATE_REFUSED
+        } else if cause.is::<LostRace>() {
+            LOST_RACE
+        } else if cause.is::<IntegrityError>() {
+            INTEGRITY
+        } else if cause.is::<CheckFailed>() {
+            CHECK_FAILED
+        } else {
+            match cause.downcast_ref::<StoreError>() {
+                Some(StoreError::PreconditionFailed { .. }) => LOST_RACE,
+                Some(StoreError::AlreadyExists { .. } | StoreError::BodyMismatch { .. }) => {
+                    INTEGRITY
+                }
+                Some(StoreError::InvalidKey { .. }) => USAGE,
+                _ => continue,
+            }
+        };
+        return ExitCode::from(code);
+    }
+    ExitCode::from(FAILURE)
+}
+
+/// True when the error is only stdout having gone away (`verbatim … | head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

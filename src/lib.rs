@@ -1,0 +1,16 @@
+//! verbatim: build once, publish immutably, promote the same manifest.
+//!
+//! See ARCHITECTURE.md for the map. The pure core (`pack` spec, `manifest`,
+//! `gzip`, `digest`) does no I/O beyond the streams it is handed; `store` is
+//! the only module that persists anything; `commands` is the CLI edge.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod digest;
+pub mod exit;
+pub mod gzip;
+pub mod manifest;
+pub mod output;
+pub mod pack;
+pub mod store;

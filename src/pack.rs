@@ -1,0 +1,342 @@
+//! The artifact: a reproducible `tar.gz` of the app directory (pack spec v1).
+//!
+//! Packing is two steps. [`scan`] walks the tree and turns it into a sorted
+//! list of [`Entry`] values, refusing anything the spec cannot represent
+//! (devices, fifos, sockets, symlinks that leave the tree, non-UTF-8 names).
+//! [`write`] streams those entries as a tar with normalised headers into the
+//! deterministic gzip of [`crate::gzip`], hashing the output as it goes. The
+//! spec itself is `manifests/pack-spec-v1.md`; every rule there is enforced
+//! here and pinned by the golden-digest test.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::digest::{Digest, HashingWriter};
+use crate::gzip::GzWriter;
+
+/// The pack spec implemented here; recorded in every manifest.
+pub const SPEC: &str = "verbatim.pack/v1";
+
+/// mtime used when `SOURCE_DATE_EPOCH` is not set.
+pub const DEFAULT_MTIME: u64 = 0;
+
+/// One thing to store in the archive, in archive order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// `/`-separated path relative to the app dir; directories have no trailing `/`.
+    pub path: String,
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File { size: u64, executable: bool },
+    Symlink { target: String },
+}
+
+/// Why a tree cannot be packed.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("app directory {0} does not exist or is not a directory (set `app.dir` in verbatim.toml or --app-dir)")]
+    MissingRoot(PathBuf),
+    #[error("{path}: {what} cannot be packed; remove it or add it to `app.exclude`")]
+    Unsupported { path: PathBuf, what: &'static str },
+    #[error("{path}: symlink to {target} points outside the app directory; only links that stay inside the tree are packed (replace it with a copy or exclude it)")]
+    EscapingLink { path: PathBuf, target: String },
+    #[error("{path}: symlink to {target} is dangling; fix or exclude it")]
+    DanglingLink { path: PathBuf, target: String },
+    #[error("{0}: file name is not valid UTF-8; rename it or exclude it")]
+    NonUtf8(PathBuf),
+    #[error("{path}: changed size while it was being packed; pack a tree nobody is writing to")]
+    Changed { path: PathBuf },
+    #[error("invalid exclude glob `{glob}` in `app.exclude`: {message}")]
+    BadGlob { glob: String, message: String },
+    #[error("reading {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PackError + '_ {
+    move |source| PackError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Which paths [`scan`] leaves out.
+pub struct Filter {
+    globs: GlobSet,
+    skip_dirs: Vec<PathBuf>,
+}
+
+impl Filter {
+    /// `globs` match `/`-separated paths relative to the app dir (`**/__pycache__`);
+    /// `skip_dirs` are directories never packed (the store and build output).
+    pub fn new(globs: &[String], skip_dirs: Vec<PathBuf>) -> Result<Filter, PackError> {
+        let mut b = GlobSetBuilder::new();
+        for g in globs {
+            let glob = Glob::new(g).map_err(|e| PackError::BadGlob {
+                glob: g.clone(),
+                message: e.kind().to_string(),
+            })?;
+            b.add(glob);
+        }
+        let globs = b.build().map_err(|e| PackError::BadGlob {
+            glob: globs.join(", "),
+            message: e.to_string(),
+        })?;
+        let skip_dirs = skip_dirs
+            .into_iter()
+            .filter_map(|d| fs::canonicalize(d).ok())
+            .collect();
+        Ok(Filter { globs, skip_dirs })
+    }
+}
+
+/// Walks `root` and returns its entries sorted bytewise by path.
+pub fn scan(root: &Path, filter: &Filter) -> Result<Vec<Entry>, PackError> {
+    let meta = fs::metadata(root).map_err(|_| PackError::MissingRoot(root.to_owned()))?;
+    if !meta.is_dir() {
+        return Err(PackError::MissingRoot(root.to_owned()));
+    }
+    let canonical_root = fs::canonicalize(root).map_err(io_err(root))?;
+    let mut entries = Vec::new();
+    let mut stack = vec![(root.to_owned(), String::new())];
+    while let Some((dir, rel_dir)) = stack.pop() {
+        for dirent in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let dirent = dirent.map_err(io_err(&dir))?;
+            let path = dirent.path();
+            let name = dirent
+                .file_name()
+                .into_string()
+                .map_err(|_| PackError::NonUtf8(path.clone()))?;
+            let rel = if rel_dir.is_empty() {
+                name
+            } else {
+                format!("{rel_dir}/{name}")
+            };
+            if filter.globs.is_match(&rel) {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+            let ft = meta.file_type();
+            let kind = if ft.is_dir() {
+                let canonical = fs::canonicalize(&path).map_err(io_err(&path))?;
+                if filter.skip_dirs.contains(&canonical) {
+                    continue;
+                }
+                stack.push((path, rel.clone()));
+                EntryKind::Dir
+            } else if ft.is_file() {
+                EntryKind::File {
+                    size: meta.len(),
+                    executable: meta.permissions().mode() & 0o100 != 0,
+                }
+            } else if ft.is_symlink() {
+                let target = check_link(&path, &canonical_root)?;
+                EntryKind::Symlink { target }
+            } else {
+                let what = if ft.is_fifo() {
+                    "a fifo"
+                } else if ft.is_socket() {
+                    "a socket"
+                } else if ft.is_block_device() {
+                    "a block device"
+                } else if ft.is_char_device() {
+                    "a character device"
+                } else {
+                    "a special file"
+                };
+                return Err(PackError::Unsupported { path, what });
+            };
+            entries.push(Entry { path: rel, kind });
+        }
+    }
+    entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    Ok(entries)
+}
+
+/// A symlink is kept only if its target is relative and, fully resolved,
+/// stays inside the tree.
+fn check_link(path: &Path, canonical_root: &Path) -> Result<String, PackError> {
+    let target = fs::read_link(path).map_err(io_err(path))?;
+    let text = target
+        .to_str()
+        .ok_or_else(|| PackError::NonUtf8(path.to_owned()))?
+        .to_owned();
+    let escaping = || PackError::EscapingLink {
+        path: path.to_owned(),
+        target: text.clone(),
+    };
+    if target.is_absolute()
+        || target
+            .components()
+            .any(|c| matches!(c, Component::Prefix(_)))
+    {
+        return Err(escaping());
+    }
+    match fs::canonicalize(path) {
+        Ok(resolved) if resolved.starts_with(canonical_root) => Ok(text),
+        Ok(_) => Err(escaping()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(PackError::DanglingLink {
+            path: path.to_owned(),
+            target: text,
+        }),
+        Err(e) => Err(PackError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
+    }
+}
+
+/// What [`write`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packed {
+    pub sha256: Digest,
+    pub size: u64,
+    /// Uncompressed bytes of file content read.
+    pub content_bytes: u64,
+}
+
+/// Streams `entries` (from [`scan`] of `root`) into `out` as a gzipped tar.
+/// `on_bytes` is told how many content bytes were packed, as it happens.
+pub fn write(
+    root: &Path,
+    entries: &[Entry],
+    mtime: u64,
+    threads: usize,
+    out: impl Write,
+    on_bytes: &dyn Fn(u64),
+) -> Result<Packed, PackError> {
+    let out_err = |source| PackError::Io {
+        path: PathBuf::from("<artifact output>"),
+        source,
+    };
+    let gz = GzWriter::new(HashingWriter::new(out), threads).map_err(out_err)?;
+    let mut tar = tar::Builder::new(gz);
+    let mut content_bytes = 0;
+    for entry in entries {
+        let fs_path = root.join(&entry.path);
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(mtime);
+        h.set_uid(0);
+        h.set_gid(0);
+        match &entry.kind {
+            EntryKind::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                tar.append_data(&mut h, format!("{}/", entry.path), io::empty())
+                    .map_err(out_err)?;
+            }
+            EntryKind::Symlink { target } => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_size(0);
+                tar.append_link(&mut h, &entry.path, target)
+                    .map_err(out_err)?;
+            }
+            EntryKind::File { size, executable } => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(if *executable { 0o755 } else { 0o644 });
+                h.set_size(*size);
+                let file = File::open(&fs_path).map_err(io_err(&fs_path))?;
+                let mut reader = ExactReader {
+                    inner: file.take(*size),
+                    left: *size,
+                    on_bytes,
+                };
+                if let Err(e) = tar.append_data(&mut h, &entry.path, &mut reader) {
+                    return Err(if reader.left > 0 || is_changed(&e) {
+                        PackError::Changed { path: fs_path }
+                    } else {
+                        PackError::Io {
+                            path: fs_path,
+                            source: e,
+                        }
+                    });
+                }
+                if reader.left != 0 || probe_grew(&fs_path, *size) {
+                    return Err(PackError::Changed { path: fs_path });
+                }
+                content_bytes += size;
+            }
+        }
+    }
+    let gz = tar.into_inner().map_err(out_err)?;
+    let hashing = gz.finish().map_err(out_err)?;
+    let (_, sha256, size) = hashing.finish();
+    Ok(Packed {
+        sha256,
+        size,
+        content_bytes,
+    })
+}
+
+fn is_changed(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::UnexpectedEof
+}
+
+fn probe_grew(path: &Path, size: u64) -> bool {
+    fs::metadata(path).map(|m| m.len() != size).unwrap_or(true)
+}
+
+/// Yields exactly `left` bytes or fails with `UnexpectedEof`, so a file that
+/// shrinks while being read cannot produce a corrupt archive.
+struct ExactReader<'a, R> {
+    inner: R,
+    left: u64,
+    on_bytes: &'a dyn Fn(u64),
+}
+
+impl<R: Read> Read for ExactReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= n as u64;
+        (self.on_bytes)(n as u64);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_sorts_bytewise_and_skips_excluded() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for p in ["a/x", "a-b/y", "B", "a/__pycache__/c.pyc"] {
+            let p = root.join(p);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, "1").unwrap();
+        }
+        let filter = Filter::new(&["**/__pycache__".into()], vec![]).unwrap();
+        let paths: Vec<_> = scan(root, &filter)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(paths, ["B", "a", "a-b", "a-b/y", "a/x"]);
+    }
+
+    #[test]
+    fn bad_glob_names_the_glob() {
+        let err = Filter::new(&["a[".into()], vec![]).err().unwrap();
+        assert!(err.to_string().contains("`a[`"), "{err}");
+    }
+}

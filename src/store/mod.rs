@@ -1,0 +1,248 @@
+//! Where objects live: one narrow trait and its implementations.
+//!
+//! Everything verbatim persists goes through [`Store`]: immutable objects are
+//! written with [`PutMode::CreateOnly`] (the same bytes again is a no-op,
+//! different bytes an error, never an overwrite) and environment pointers with
+//! [`PutMode::ReplaceIfMatch`] (compare-and-swap). Nothing outside this module
+//! touches the store's files or the network. The same conformance suite
+//! (`tests/it/store_conformance.rs`) runs against every implementation.
+
+pub mod local;
+
+use std::fmt;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+pub use local::LocalStore;
+
+use crate::digest::Digest;
+
+/// A validated object key: `/`-separated, relative, no empty, `.` or `..`
+/// segment, no segment starting with `.` at the top level.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(String);
+
+impl Key {
+    pub fn new(key: impl Into<String>) -> Result<Key, StoreError> {
+        let key = key.into();
+        let bad = |why: &str| StoreError::InvalidKey {
+            key: key.clone(),
+            why: why.to_owned(),
+        };
+        if key.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if key.starts_with('.') {
+            return Err(bad("it starts with `.`"));
+        }
+        if key.chars().any(|c| c.is_control() || c == '\\') {
+            return Err(bad("it contains a control character or backslash"));
+        }
+        if key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return Err(bad("it has an empty, `.` or `..` segment"));
+        }
+        Ok(Key(key))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An opaque version tag for compare-and-swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ETag(pub String);
+
+/// How a put treats an existing object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutMode {
+    /// Create the key. If it exists with the same bytes, do nothing; with
+    /// other bytes, fail with [`StoreError::AlreadyExists`].
+    CreateOnly,
+    /// Replace the key only if its current ETag is this one; otherwise fail
+    /// with [`StoreError::PreconditionFailed`].
+    ReplaceIfMatch(ETag),
+}
+
+/// What to write.
+pub enum Data<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+/// Bytes plus their claimed digest and size. A store verifies the claim while
+/// writing and refuses a body that does not match it.
+pub struct Body<'a> {
+    pub data: Data<'a>,
+    pub sha256: Digest,
+    pub size: u64,
+}
+
+impl<'a> Body<'a> {
+    pub fn bytes(bytes: &'a [u8]) -> Body<'a> {
+        Body {
+            sha256: Digest::of(bytes),
+            size: bytes.len() as u64,
+            data: Data::Bytes(bytes),
+        }
+    }
+
+    /// A file whose digest and size the caller already knows.
+    pub fn file(path: &'a Path, sha256: Digest, size: u64) -> Body<'a> {
+        Body {
+            data: Data::File(path),
+            sha256,
+            size,
+        }
+    }
+
+    /// Opens a reader over the body's bytes.
+    pub fn open(&self) -> io::Result<Box<dyn Read + Send + 'a>> {
+        Ok(match self.data {
+            Data::Bytes(b) => Box::new(b),
+            Data::File(p) => Box::new(std::fs::File::open(p)?),
+        })
+    }
+}
+
+/// Object metadata sent with a put.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+}
+
+/// How a put ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The object was written.
+    Written(ETag),
+    /// A create-only put found the same bytes already there; nothing written.
+    Unchanged(ETag),
+}
+
+/// An object's size and version, from [`Store::head`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub etag: ETag,
+    /// The sha256 the store vouches for, when it keeps one.
+    pub sha256: Option<Digest>,
+}
+
+/// An open object: a reader plus its metadata.
+pub struct Object {
+    pub reader: Box<dyn Read + Send>,
+    pub meta: ObjectMeta,
+}
+
+impl Object {
+    /// Reads the whole object into memory (for small objects: manifests, pointers).
+    pub fn into_bytes(mut self) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(self.meta.size.min(1 << 20) as usize);
+        self.reader.read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{key}: not found in the store")]
+    NotFound { key: Key },
+    #[error("{key}: already exists with different content; immutable keys are never overwritten (tampering, or a bug: compare the stored object with what you are publishing)")]
+    AlreadyExists { key: Key },
+    #[error("{key}: changed since it was read (compare-and-swap lost)")]
+    PreconditionFailed { key: Key },
+    #[error("{key}: the bytes to write do not match their expected sha256 {expected} (got {actual}); the source changed while publishing")]
+    BodyMismatch {
+        key: Key,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("invalid object key `{key}`: {why}")]
+    InvalidKey { key: String, why: String },
+    #[error("{op} {key}")]
+    Io {
+        op: &'static str,
+        key: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An object store: create-only immutable objects and compare-and-swap pointers.
+pub trait Store: Send + Sync {
+    /// A human-readable location, for messages (`/path/to/store`, `s3://b/p`).
+    fn location(&self) -> String;
+    fn put(
+        &self,
+        key: &Key,
+        body: Body<'_>,
+        mode: PutMode,
+        opts: &PutOptions,
+    ) -> Result<PutOutcome>;
+    fn get(&self, key: &Key) -> Result<Object>;
+    /// `Ok(None)` when the key does not exist.
+    fn head(&self, key: &Key) -> Result<Option<ObjectMeta>>;
+    /// Every key starting with `prefix` (a plain string prefix), sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<Key>>;
+}
+
+/// Opens the store a URL names: `file:///abs/path`, a plain path, or (later) `s3://`.
+pub fn open(url: &str, base: &Path) -> Result<Box<dyn Store>, OpenError> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        if !rest.starts_with('/') {
+            return Err(OpenError(format!(
+                "store URL `{url}`: file URLs need an absolute path (file:///abs/path)"
+            )));
+        }
+        return Ok(Box::new(LocalStore::new(PathBuf::from(rest))));
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        return Err(OpenError(format!(
+            "store URL `{url}`: unsupported scheme `{scheme}` (use a path, file:///path or s3://bucket/prefix)"
+        )));
+    }
+    if url.is_empty() {
+        return Err(OpenError("store URL is empty".into()));
+    }
+    Ok(Box::new(LocalStore::new(base.join(url))))
+}
+
+/// A store URL that cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OpenError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated() {
+        for ok in [
+            "a",
+            "artifacts/sha256/x.tar.gz",
+            "assets/css/site.1234.css",
+            "envs/prod.json",
+        ] {
+            Key::new(ok).unwrap();
+        }
+        for bad in [
+            "", ".tmp/x", "a//b", "a/./b", "a/../b", "/abs", "a/", "a\\b", "a\nb",
+        ] {
+            assert!(Key::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
