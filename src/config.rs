@@ -187,6 +187,11 @@ impl Config {
     pub fn out_dir(&self) -> PathBuf {
         self.root.join(DEFAULT_OUT)
     }
+
+    /// verbatim's own directory (build output, default store): never packed.
+    pub fn work_dir(&self) -> PathBuf {
+        self.root.join(".verbatim")
+    }
 }
 
 /// Environment names become store keys: keep them short and plain.

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use crate::config::ConfigError;
-use crate::store::StoreError;
+use crate::store::{OpenError, StoreError};
 
 pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
@@ -42,26 +42,27 @@ pub struct CheckFailed(pub String);
 
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
-        let code = if cause.is::<ConfigError>() || cause.is::<UsageError>() {
-            USAGE
-        } else if cause.is::<GateRefused>() {
-            GATE_REFUSED
-        } else if cause.is::<LostRace>() {
-            LOST_RACE
-        } else if cause.is::<IntegrityError>() {
-            INTEGRITY
-        } else if cause.is::<CheckFailed>() {
-            CHECK_FAILED
-        } else {
-            match cause.downcast_ref::<StoreError>() {
-                Some(StoreError::PreconditionFailed { .. }) => LOST_RACE,
-                Some(StoreError::AlreadyExists { .. } | StoreError::BodyMismatch { .. }) => {
-                    INTEGRITY
+        let code =
+            if cause.is::<ConfigError>() || cause.is::<UsageError>() || cause.is::<OpenError>() {
+                USAGE
+            } else if cause.is::<GateRefused>() {
+                GATE_REFUSED
+            } else if cause.is::<LostRace>() {
+                LOST_RACE
+            } else if cause.is::<IntegrityError>() {
+                INTEGRITY
+            } else if cause.is::<CheckFailed>() {
+                CHECK_FAILED
+            } else {
+                match cause.downcast_ref::<StoreError>() {
+                    Some(StoreError::PreconditionFailed { .. }) => LOST_RACE,
+                    Some(StoreError::AlreadyExists { .. } | StoreError::BodyMismatch { .. }) => {
+                        INTEGRITY
+                    }
+                    Some(StoreError::InvalidKey { .. }) => USAGE,
+                    _ => continue,
                 }
-                Some(StoreError::InvalidKey { .. }) => USAGE,
-                _ => continue,
-            }
-        };
+            };
         return ExitCode::from(code);
     }
     ExitCode::from(FAILURE)

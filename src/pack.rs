@@ -176,12 +176,26 @@ fn check_link(path: &Path, canonical_root: &Path) -> Result<String, PackError> {
         path: path.to_owned(),
         target: text.clone(),
     };
-    if target.is_absolute()
-        || target
-            .components()
-            .any(|c| matches!(c, Component::Prefix(_)))
-    {
+    if target.is_absolute() {
         return Err(escaping());
+    }
+    // Lexically first (a link to `../../x` escapes even if `x` does not exist),
+    // then for real (`self/../x`, where `self -> .`, escapes only when resolved).
+    let link_dir = path.parent().unwrap_or(Path::new(""));
+    let rel_dir = fs::canonicalize(link_dir)
+        .ok()
+        .and_then(|d| d.strip_prefix(canonical_root).ok().map(Path::to_owned))
+        .unwrap_or_default();
+    let mut depth = rel_dir.components().count() as i64;
+    for c in target.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return Err(escaping());
+        }
     }
     match fs::canonicalize(path) {
         Ok(resolved) if resolved.starts_with(canonical_root) => Ok(text),

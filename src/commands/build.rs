@@ -160,7 +160,7 @@ fn pack_counted(
     printer: &Printer,
     out: impl io::Write,
 ) -> Result<(pack::Packed, usize)> {
-    let mut skip = vec![cfg.out_dir()];
+    let mut skip = vec![cfg.work_dir(), cfg.out_dir()];
     if !cfg.store_url.contains("://") {
         skip.push(cfg.store_base.join(&cfg.store_url));
     }

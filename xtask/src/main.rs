@@ -1,1 +1,107 @@
-fn main() {}
+//! Development tasks: `cargo xtask ci`, `cargo xtask bench pack`.
+//!
+//! `ci` is the one command that sets up and runs every check; `.ci/run` calls
+//! exactly it. `bench` prints figures and ratios against the named peers on
+//! the same data; nothing here asserts timings.
+
+mod bench;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  ci            fmt --check, clippy -D warnings, and every test
+  bench pack    time `verbatim build` on a ~1 GiB tree vs tar | gzip, hashing vs sha256sum
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["ci"] => ci(),
+        ["bench", "pack"] => bench::pack(),
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository root (the parent of `xtask/`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+/// Runs a command in the repository root, failing on a non-zero exit.
+pub fn run(program: &str, args: &[&str]) -> Result {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn ci() -> Result {
+    // Tools the tests call: GNU tar and gzip read the artifact.
+    for tool in ["tar", "gzip", "mkfifo", "mknod"] {
+        if !have(tool) {
+            return Err(format!(
+                "`{tool}` is needed by the tests; install it (apt-get install tar gzip coreutils)"
+            ));
+        }
+    }
+    run("cargo", &["fmt", "--all", "--check"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--all-targets",
+            "--workspace",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if nextest {
+        run(
+            "cargo",
+            &["nextest", "run", "--workspace", "--no-fail-fast"],
+        )?;
+        // nextest does not run doctests.
+        run("cargo", &["test", "--workspace", "--doc"])
+    } else {
+        run("cargo", &["test", "--workspace", "--no-fail-fast"])
+    }
+}

@@ -1,0 +1,82 @@
+//! CLI conventions: help, exit codes, config errors, `init`, `--json`.
+
+use std::fs;
+
+use crate::util::{Project, BIN};
+
+#[test]
+fn help_documents_commands_and_exit_codes() {
+    let out = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "publish",
+        "verify",
+        "Exit codes",
+        "integrity",
+        "VERBATIM_STORE",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let p = Project::new();
+    p.fails(&["frobnicate"], 2);
+    p.fails(&["build", "--jobs", "0"], 2);
+    let err = p.fails(&["verify", "zz"], 2);
+    assert!(err.contains("zz"), "{err}");
+}
+
+#[test]
+fn config_errors_name_the_key_and_exit_2() {
+    let p = Project::with_config("[app]\ndir = \"app\"\nexclued = []\n");
+    let err = p.fails(&["build"], 2);
+    assert!(
+        err.contains("exclued") && err.contains("verbatim.toml"),
+        "{err}"
+    );
+
+    let p = Project::with_config("[app]\ndir = \"missing\"\n");
+    let err = p.fails(&["build"], 2);
+    assert!(err.contains("app.dir") && err.contains("missing"), "{err}");
+
+    let p = Project::new();
+    fs::remove_file(p.path().join("verbatim.toml")).unwrap();
+    let err = p.fails(&["build"], 2);
+    assert!(err.contains("verbatim init"), "{err}");
+    let err = p.fails(&["build", "--config", "nope.toml"], 2);
+    assert!(err.contains("nope.toml"), "{err}");
+}
+
+#[test]
+fn init_writes_a_working_config_once() {
+    let p = Project::new();
+    fs::remove_file(p.path().join("verbatim.toml")).unwrap();
+    let v = p.json(&["init"]);
+    assert_eq!(v["config"], "verbatim.toml");
+    let text = fs::read_to_string(p.path().join("verbatim.toml")).unwrap();
+    assert!(text.contains("[environments]") && text.contains("# "));
+    p.write("app/x", "x");
+    p.ok(&["publish"]);
+    let err = p.fails(&["init"], 2);
+    assert!(err.contains("--force"), "{err}");
+    p.ok(&["init", "--force"]);
+}
+
+#[test]
+fn json_mode_prints_only_json_on_stdout() {
+    let p = Project::new();
+    p.write("app/x", "x");
+    for args in [&["build", "--json"][..], &["publish", "--json"][..]] {
+        let out = p.run(args);
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+        assert!(v["manifest"].as_str().unwrap().starts_with("sha256:"));
+    }
+}

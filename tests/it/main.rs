@@ -1,0 +1,10 @@
+//! Integration tests: the real `verbatim` binary in temp directories.
+//!
+//! One module per command or contract. `util` is the harness.
+
+mod build;
+mod cli;
+mod publish;
+mod schema;
+mod store_conformance;
+mod util;

@@ -1,0 +1,82 @@
+//! The manifest schema in `manifests/` and the code cannot drift apart.
+
+use std::fs;
+use std::path::Path;
+
+use crate::util::Project;
+
+fn validate(instance: &serde_json::Value, what: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    let schema: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(root.join("manifest.schema.json")).unwrap())
+            .unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler
+        .add_resource("manifest.schema.json", schema)
+        .unwrap();
+    let idx = compiler
+        .compile("manifest.schema.json", &mut schemas)
+        .unwrap();
+    if let Err(e) = schemas.validate(instance, idx) {
+        panic!("{what} does not match manifests/manifest.schema.json:\n{e:#}");
+    }
+}
+
+#[test]
+fn every_manifest_the_tool_writes_matches_the_schema() {
+    let p = Project::new();
+    p.write("app/x.py", "x");
+    let v = p.json(&["publish", "--revision", "deadbeef"]);
+    let key = v["written"][1].as_str().unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(p.store().join(key)).unwrap()).unwrap();
+    validate(&m, key);
+    // Without a revision too (the field is optional).
+    let q = Project::new();
+    q.write("app/x.py", "x");
+    q.ok(&["build"]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(q.path().join(".verbatim/build/manifest.json")).unwrap())
+            .unwrap();
+    validate(&m, "build manifest without revision");
+}
+
+#[test]
+fn examples_match_the_schema_and_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
+    let mut n = 0;
+    for e in fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        let bytes = fs::read(&path).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        validate(&v, &path.display().to_string());
+        verbatim::manifest::Manifest::parse(&bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        n += 1;
+    }
+    assert!(n >= 1, "no examples in {}", dir.display());
+}
+
+#[test]
+fn the_schema_rejects_what_the_code_rejects() {
+    let mut v: serde_json::Value = serde_json::from_slice(
+        &fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples/minimal.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    v["unexpected"] = 1.into();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    let schema: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(root.join("manifest.schema.json")).unwrap())
+            .unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.add_resource("s.json", schema).unwrap();
+    let idx = compiler.compile("s.json", &mut schemas).unwrap();
+    assert!(
+        schemas.validate(&v, idx).is_err(),
+        "schema allows unknown keys"
+    );
+    assert!(verbatim::manifest::Manifest::parse(v.to_string().as_bytes()).is_err());
+}

@@ -1,0 +1,292 @@
+//! The store conformance suite: the contract every `Store` implementation
+//! keeps. Each check takes a fresh, empty store; `local_store` runs them all
+//! against the local-directory store, and an S3 store runs the very same list.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use verbatim::digest::Digest;
+use verbatim::store::{
+    Body, ETag, Key, LocalStore, PutMode, PutOptions, PutOutcome, Store, StoreError,
+};
+
+type Check = fn(&dyn Store);
+
+/// Every check in the suite, by name.
+pub const CHECKS: &[(&str, Check)] = &[
+    ("create_then_read_back", create_then_read_back),
+    ("same_bytes_again_is_a_no_op", same_bytes_again_is_a_no_op),
+    (
+        "different_bytes_never_overwrite",
+        different_bytes_never_overwrite,
+    ),
+    (
+        "body_not_matching_its_digest_is_refused",
+        body_not_matching_its_digest_is_refused,
+    ),
+    ("missing_keys", missing_keys),
+    ("list_by_prefix", list_by_prefix),
+    ("compare_and_swap", compare_and_swap),
+    (
+        "concurrent_creates_have_one_winner",
+        concurrent_creates_have_one_winner,
+    ),
+    (
+        "concurrent_swaps_lose_no_update",
+        concurrent_swaps_lose_no_update,
+    ),
+    ("large_file_body", large_file_body),
+];
+
+fn key(s: &str) -> Key {
+    Key::new(s).unwrap()
+}
+
+fn put(store: &dyn Store, k: &str, bytes: &[u8], mode: PutMode) -> Result<PutOutcome, StoreError> {
+    store.put(&key(k), Body::bytes(bytes), mode, &PutOptions::default())
+}
+
+fn read(store: &dyn Store, k: &str) -> Vec<u8> {
+    store.get(&key(k)).unwrap().into_bytes().unwrap()
+}
+
+fn etag(store: &dyn Store, k: &str) -> ETag {
+    store.head(&key(k)).unwrap().unwrap().etag
+}
+
+fn create_then_read_back(store: &dyn Store) {
+    let out = put(
+        store,
+        "artifacts/sha256/a.tar.gz",
+        b"hello",
+        PutMode::CreateOnly,
+    )
+    .unwrap();
+    assert!(matches!(out, PutOutcome::Written(_)), "{out:?}");
+    assert_eq!(read(store, "artifacts/sha256/a.tar.gz"), b"hello");
+    let meta = store
+        .head(&key("artifacts/sha256/a.tar.gz"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.size, 5);
+    if let Some(d) = meta.sha256 {
+        assert_eq!(d, Digest::of(b"hello"));
+    }
+}
+
+fn same_bytes_again_is_a_no_op(store: &dyn Store) {
+    put(store, "k/x", b"same", PutMode::CreateOnly).unwrap();
+    let before = etag(store, "k/x");
+    let out = put(store, "k/x", b"same", PutMode::CreateOnly).unwrap();
+    assert!(matches!(out, PutOutcome::Unchanged(_)), "{out:?}");
+    assert_eq!(etag(store, "k/x"), before);
+}
+
+fn different_bytes_never_overwrite(store: &dyn Store) {
+    put(store, "k/x", b"first", PutMode::CreateOnly).unwrap();
+    let err = put(store, "k/x", b"second", PutMode::CreateOnly).unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err:?}");
+    assert!(err.to_string().contains("k/x"), "{err}");
+    assert_eq!(read(store, "k/x"), b"first");
+}
+
+fn body_not_matching_its_digest_is_refused(store: &dyn Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("body");
+    std::fs::write(&f, b"actual bytes").unwrap();
+    let claimed = Digest::of(b"claimed bytes");
+    let err = store
+        .put(
+            &key("k/lie"),
+            Body::file(&f, claimed, 12),
+            PutMode::CreateOnly,
+            &PutOptions::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::BodyMismatch { .. }), "{err:?}");
+    assert!(
+        store.head(&key("k/lie")).unwrap().is_none(),
+        "a refused body was stored"
+    );
+}
+
+fn missing_keys(store: &dyn Store) {
+    assert!(store.head(&key("nope/x")).unwrap().is_none());
+    assert!(matches!(
+        store.get(&key("nope/x")),
+        Err(StoreError::NotFound { .. })
+    ));
+    let err = put(
+        store,
+        "nope/x",
+        b"v",
+        PutMode::ReplaceIfMatch(ETag("x".into())),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, StoreError::PreconditionFailed { .. }),
+        "{err:?}"
+    );
+}
+
+fn list_by_prefix(store: &dyn Store) {
+    for k in [
+        "manifests/sha256/ab1.json",
+        "manifests/sha256/ab2.json",
+        "manifests/sha256/cd.json",
+        "envs/prod.json",
+        "envs/prod/events/1.json",
+    ] {
+        put(store, k, k.as_bytes(), PutMode::CreateOnly).unwrap();
+    }
+    let names = |p: &str| -> Vec<String> {
+        store
+            .list(p)
+            .unwrap()
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
+    };
+    assert_eq!(
+        names("manifests/sha256/ab"),
+        ["manifests/sha256/ab1.json", "manifests/sha256/ab2.json"]
+    );
+    assert_eq!(names("manifests/").len(), 3);
+    assert_eq!(names("envs/prod/events/"), ["envs/prod/events/1.json"]);
+    assert_eq!(
+        names("envs/"),
+        ["envs/prod.json", "envs/prod/events/1.json"]
+    );
+    assert!(names("nothing/").is_empty());
+}
+
+fn compare_and_swap(store: &dyn Store) {
+    put(store, "envs/dev.json", b"v1", PutMode::CreateOnly).unwrap();
+    let e1 = etag(store, "envs/dev.json");
+    put(
+        store,
+        "envs/dev.json",
+        b"v2",
+        PutMode::ReplaceIfMatch(e1.clone()),
+    )
+    .unwrap();
+    assert_eq!(read(store, "envs/dev.json"), b"v2");
+    let err = put(store, "envs/dev.json", b"v3", PutMode::ReplaceIfMatch(e1)).unwrap_err();
+    assert!(
+        matches!(err, StoreError::PreconditionFailed { .. }),
+        "{err:?}"
+    );
+    assert_eq!(read(store, "envs/dev.json"), b"v2");
+    let e2 = store.get(&key("envs/dev.json")).unwrap().meta.etag;
+    assert_eq!(
+        e2,
+        etag(store, "envs/dev.json"),
+        "get and head agree on the etag"
+    );
+    put(store, "envs/dev.json", b"v3", PutMode::ReplaceIfMatch(e2)).unwrap();
+    assert_eq!(read(store, "envs/dev.json"), b"v3");
+}
+
+fn concurrent_creates_have_one_winner(store: &dyn Store) {
+    let winners = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let winners = &winners;
+            s.spawn(move || {
+                let body = format!("writer {i}");
+                match put(store, "race/create", body.as_bytes(), PutMode::CreateOnly) {
+                    Ok(PutOutcome::Written(_)) => {
+                        winners.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(StoreError::AlreadyExists { .. }) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            });
+        }
+    });
+    assert_eq!(winners.load(Ordering::SeqCst), 1);
+    assert!(String::from_utf8(read(store, "race/create"))
+        .unwrap()
+        .starts_with("writer "));
+}
+
+/// Each thread increments a counter by compare-and-swap, retrying when it
+/// loses; no increment may be lost.
+fn concurrent_swaps_lose_no_update(store: &dyn Store) {
+    put(store, "race/counter", b"0", PutMode::CreateOnly).unwrap();
+    let lost = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let lost = lost.clone();
+            s.spawn(move || {
+                for _ in 0..10 {
+                    loop {
+                        let obj = store.get(&key("race/counter")).unwrap();
+                        let tag = obj.meta.etag.clone();
+                        let n: u64 = String::from_utf8(obj.into_bytes().unwrap())
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        let next = (n + 1).to_string();
+                        match put(
+                            store,
+                            "race/counter",
+                            next.as_bytes(),
+                            PutMode::ReplaceIfMatch(tag),
+                        ) {
+                            Ok(_) => break,
+                            Err(StoreError::PreconditionFailed { .. }) => {
+                                lost.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(read(store, "race/counter"), b"40");
+}
+
+fn large_file_body(store: &dyn Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big");
+    let bytes: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&f, &bytes).unwrap();
+    let d = Digest::of(&bytes);
+    store
+        .put(
+            &key("artifacts/big"),
+            Body::file(&f, d, bytes.len() as u64),
+            PutMode::CreateOnly,
+            &PutOptions::default(),
+        )
+        .unwrap();
+    let obj = store.get(&key("artifacts/big")).unwrap();
+    assert_eq!(obj.meta.size, bytes.len() as u64);
+    let (got, n) = Digest::of_reader(obj.reader).unwrap();
+    assert_eq!((got, n), (d, bytes.len() as u64));
+}
+
+#[test]
+fn local_store() {
+    for (name, check) in CHECKS {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("store"));
+        eprintln!("conformance: local store: {name}");
+        check(&store);
+    }
+}
+
+#[test]
+fn local_store_leaves_no_temp_files_after_puts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().to_owned());
+    put(&store, "a/b", b"x", PutMode::CreateOnly).unwrap();
+    put(&store, "a/b", b"x", PutMode::CreateOnly).unwrap();
+    let _ = put(&store, "a/b", b"y", PutMode::CreateOnly);
+    let tmp: Vec<_> = std::fs::read_dir(dir.path().join(".tmp"))
+        .unwrap()
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+}

@@ -1,0 +1,127 @@
+//! The test harness: a temp project with a config, and a way to run the binary.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_verbatim");
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A project with `verbatim.toml` pointing at an empty `app/`.
+    pub fn new() -> Project {
+        Project::with_config("[app]\ndir = \"app\"\n")
+    }
+
+    pub fn with_config(config: &str) -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir(dir.path().join("app")).unwrap();
+        fs::write(dir.path().join("verbatim.toml"), config).unwrap();
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn app(&self) -> PathBuf {
+        self.path().join("app")
+    }
+
+    /// Writes a file under the project, creating directories.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// The binary, run in the project with a clean environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.path()).args(args);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("VERBATIM_") || k == "SOURCE_DATE_EPOCH" || k.starts_with("AWS_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("CI", "true");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("running verbatim")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "verbatim {args:?} failed ({:?}):\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs `--json` and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.ok(&a);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {out}"))
+    }
+
+    /// Runs, asserts the exit code, returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "verbatim {args:?}: wrong exit code; stderr:\n{stderr}"
+        );
+        stderr
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path().join(".verbatim/store")
+    }
+
+    /// Every file under `dir`, relative, sorted (empty if `dir` is missing).
+    pub fn files_under(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = fs::read_dir(&d) else { continue };
+            for e in rd {
+                let p = e.unwrap().path();
+                if p.is_dir() && !p.is_symlink() {
+                    stack.push(p);
+                } else {
+                    out.push(p.strip_prefix(dir).unwrap().display().to_string());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// Whether the tests run as root (needed to chown and mknod); says so when not.
+pub fn is_root() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false);
+    if !root {
+        eprintln!("NOTE: not root: skipping the parts of this test that need root (chown, mknod)");
+    }
+    root
+}

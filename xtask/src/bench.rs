@@ -1,0 +1,230 @@
+//! Benchmarks against named peers on the same data. Prints, never asserts.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::{root, run, Result};
+
+/// Wall time and peak RSS of one command (and its waited-for children).
+struct Measured {
+    wall: Duration,
+    max_rss_kib: i64,
+}
+
+fn measure(cmd: &mut Command) -> Result<Measured> {
+    let start = Instant::now();
+    let child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own un-waited child; the pointers are valid for the call.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    if r != pid {
+        return Err(format!("wait4 failed for {cmd:?}"));
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(format!("{cmd:?} failed (status {status})"));
+    }
+    Ok(Measured {
+        wall,
+        max_rss_kib: usage.ru_maxrss,
+    })
+}
+
+/// A small, fast PRNG so the tree is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+const WORDS: &[&str] = &[
+    "fn", "let", "return", "import", "class", "def", "self", "value", "config", "deploy",
+    "manifest", "render", "template", "request", "response", "error", "=", "(", ")", "{", "}",
+    "if", "else", "for", "in", "while", "true", "false", "None", "0", "1", "42", "\"text\"",
+];
+
+/// Source-code-like text: compresses like real app files do.
+fn text(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        let w = WORDS[(rng.next() % WORDS.len() as u64) as usize];
+        out.extend_from_slice(w.as_bytes());
+        out.push(if rng.next().is_multiple_of(9) {
+            b'\n'
+        } else {
+            b' '
+        });
+    }
+    out.truncate(len);
+    out
+}
+
+/// ~1 GiB: 30,000 small text files (~560 MiB) plus four large files mixing
+/// text and incompressible bytes (~440 MiB).
+fn generate(dir: &Path) -> Result<u64> {
+    let marker = dir.join(".complete");
+    if marker.exists() {
+        eprintln!("reusing the tree in {}", dir.display());
+        return Ok(fs::read_to_string(&marker)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0));
+    }
+    let _ = fs::remove_dir_all(dir);
+    eprintln!("generating a ~1 GiB tree in {} …", dir.display());
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut total = 0u64;
+    let io = |e: std::io::Error| e.to_string();
+    for i in 0..30_000u32 {
+        let sub = dir.join(format!("app/pkg{:03}/mod{:02}", i % 300, i % 17));
+        fs::create_dir_all(&sub).map_err(io)?;
+        let len = 1_000 + (rng.next() % 38_000) as usize;
+        fs::write(sub.join(format!("file{i:05}.py")), text(&mut rng, len)).map_err(io)?;
+        total += len as u64;
+    }
+    let big = dir.join("app/data");
+    fs::create_dir_all(&big).map_err(io)?;
+    for i in 0..4 {
+        let mut f = fs::File::create(big.join(format!("blob{i}.bin"))).map_err(io)?;
+        for chunk in 0..110u32 {
+            let block = if chunk.is_multiple_of(2) {
+                text(&mut rng, 1 << 20)
+            } else {
+                (0..(1 << 17))
+                    .flat_map(|_| rng.next().to_le_bytes())
+                    .collect()
+            };
+            f.write_all(&block).map_err(io)?;
+            total += block.len() as u64;
+        }
+    }
+    fs::write(dir.join("verbatim.toml"), "[app]\ndir = \"app\"\n").map_err(io)?;
+    fs::write(&marker, total.to_string()).map_err(io)?;
+    Ok(total)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+pub fn pack() -> Result {
+    run(
+        "cargo",
+        &["build", "--release", "--quiet", "--bin", "verbatim"],
+    )?;
+    let bin = root().join("target/release/verbatim");
+    let base = std::env::var_os("VERBATIM_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("verbatim-bench-pack"));
+    let total = generate(&base)?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!("tree: {:.0} MiB of content, {cores} cores", mib(total));
+
+    // Warm the page cache so the first contender does not pay for the disk.
+    let _ = Command::new("tar")
+        .args(["-cf", "/dev/null", "app"])
+        .current_dir(&base)
+        .status();
+
+    let _ = fs::remove_dir_all(base.join(".verbatim"));
+    let ours = measure(
+        Command::new(&bin)
+            .args(["build", "--quiet", "--no-progress"])
+            .current_dir(&base)
+            .stdout(std::process::Stdio::null()),
+    )?;
+    let artifact = base.join(".verbatim/build/artifact.tar.gz");
+    let artifact_size = fs::metadata(&artifact).map_err(|e| e.to_string())?.len();
+
+    let out = base.join("peer.tar.gz");
+    let peer = measure(Command::new("sh").current_dir(&base).arg("-c").arg(format!(
+        "tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - app | gzip -n > {}",
+        out.display()
+    )))?;
+    let peer_size = fs::metadata(&out).map_err(|e| e.to_string())?.len();
+
+    println!("\npack: verbatim build vs tar --sort=name … | gzip -n");
+    println!(
+        "  verbatim build  {:>7.2} s  peak RSS {:>6.1} MiB  artifact {:>7.1} MiB",
+        ours.wall.as_secs_f64(),
+        ours.max_rss_kib as f64 / 1024.0,
+        mib(artifact_size)
+    );
+    println!(
+        "  tar | gzip      {:>7.2} s  peak RSS {:>6.1} MiB  artifact {:>7.1} MiB",
+        peer.wall.as_secs_f64(),
+        peer.max_rss_kib as f64 / 1024.0,
+        mib(peer_size)
+    );
+    println!(
+        "  time ratio verbatim / tar|gzip = {:.2}  (target <= 0.50)",
+        ours.wall.as_secs_f64() / peer.wall.as_secs_f64()
+    );
+    println!(
+        "  peak RSS {:.1} MiB (target <= 64 MiB)",
+        ours.max_rss_kib as f64 / 1024.0
+    );
+
+    // Hashing: `verbatim verify` re-reads and hashes the stored artifact;
+    // sha256sum hashes the same file.
+    let store = base.join(".verbatim/store");
+    let _ = fs::remove_dir_all(&store);
+    let published = Command::new(&bin)
+        .args(["publish", "--prebuilt", "--quiet"])
+        .current_dir(&base)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let id = String::from_utf8_lossy(&published.stdout).trim().to_owned();
+    let stored = store.join(format!("artifacts/sha256/{}.tar.gz", artifact_hex(&base)?));
+    let _ = Command::new("cat")
+        .arg(&stored)
+        .stdout(std::process::Stdio::null())
+        .status();
+    let ours = measure(
+        Command::new(&bin)
+            .args(["verify", &id, "--quiet", "--no-progress"])
+            .current_dir(&base)
+            .stdout(std::process::Stdio::null()),
+    )?;
+    let peer = measure(
+        Command::new("sha256sum")
+            .arg(&stored)
+            .stdout(std::process::Stdio::null()),
+    )?;
+    let rate = |d: Duration| mib(artifact_size) / d.as_secs_f64();
+    println!(
+        "\nhashing {:.0} MiB: verbatim verify vs sha256sum",
+        mib(artifact_size)
+    );
+    println!("  verbatim  {:>8.0} MiB/s", rate(ours.wall));
+    println!("  sha256sum {:>8.0} MiB/s", rate(peer.wall));
+    println!(
+        "  rate ratio verbatim / sha256sum = {:.2}  (target >= 0.90)",
+        rate(ours.wall) / rate(peer.wall)
+    );
+    let _ = fs::remove_file(out);
+    Ok(())
+}
+
+fn artifact_hex(base: &Path) -> Result<String> {
+    let m = fs::read_to_string(base.join(".verbatim/build/manifest.json"))
+        .map_err(|e| e.to_string())?;
+    let i = m
+        .find("\"sha256\":\"")
+        .ok_or("no sha256 in the build manifest")?
+        + 10;
+    Ok(m[i..i + 64].to_owned())
+}
