@@ -18,7 +18,9 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 /// Uncompressed bytes per independently compressed block.
 pub const BLOCK_SIZE: usize = 1 << 20;
 /// The deflate level. Part of the pack spec: changing it changes every artifact.
-pub const LEVEL: u32 = 6;
+/// Level 3 is ~4× faster than level 6 in miniz_oxide for 2–12% larger output
+/// (measured on source-like text and mixed binaries; see `cargo xtask bench pack`).
+pub const LEVEL: u32 = 3;
 
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
