@@ -67,6 +67,18 @@ pub enum Command {
     Publish(PublishArgs),
     /// Check that every object a manifest names exists and hashes right.
     Verify(VerifyArgs),
+    /// Point an environment at a manifest, after its gates pass.
+    Promote(PromoteArgs),
+    /// Point an environment back at a manifest it ran before.
+    Rollback(RollbackArgs),
+    /// Show which manifest each environment runs.
+    Status(StatusArgs),
+    /// List an environment's promotions and rollbacks, newest first.
+    History(HistoryArgs),
+    /// Download, verify and unpack what an environment runs (run this on the host).
+    Fetch(FetchArgs),
+    /// Show what changed between two manifests.
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,10 +125,101 @@ pub struct PublishArgs {
     /// Publish the output of an earlier `verbatim build` instead of building again.
     #[arg(long)]
     pub prebuilt: bool,
+
+    /// Then promote the manifest to this environment (normally the first, e.g. dev).
+    #[arg(long, env = "VERBATIM_ENV", value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// A manifest: `sha256:<hex>`, a unique hex prefix, or a manifest file.
+    /// A manifest: `sha256:<hex>`, a unique hex prefix, a manifest file, or an environment name.
     pub manifest: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The manifest: `sha256:<hex>`, a unique hex prefix, a manifest file, or the
+    /// environment whose live manifest to take (`verbatim promote preprod --to prod`).
+    pub manifest: String,
+
+    /// The environment to point at it.
+    #[arg(long, value_name = "ENV")]
+    pub to: String,
+
+    /// Promote even though a gate refuses; needs --reason, and is recorded.
+    #[arg(long, requires = "reason")]
+    pub force: bool,
+
+    /// Why: recorded in the history.
+    #[arg(long)]
+    pub reason: Option<String>,
+
+    /// After the pointer moves, run this shell command (it sees VERBATIM_ENV,
+    /// VERBATIM_MANIFEST and VERBATIM_PREVIOUS_MANIFEST); if it fails or times
+    /// out, roll back automatically and exit 6.
+    #[arg(long, value_name = "CMD")]
+    pub check_cmd: Option<String>,
+
+    /// Seconds the check may take.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 300,
+        requires = "check_cmd"
+    )]
+    pub check_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment to roll back.
+    pub env: String,
+
+    /// Where to: a manifest, or an event number from `verbatim history`
+    /// [default: the manifest live before the current one].
+    #[arg(long, value_name = "MANIFEST|N")]
+    pub to: Option<String>,
+
+    /// Roll back to a manifest that was never live there; needs --reason.
+    #[arg(long, requires = "reason")]
+    pub force: bool,
+
+    /// Why: recorded in the history.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this environment [default: all, in configured order].
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    pub env: String,
+
+    /// Show at most this many events.
+    #[arg(long, short = 'n')]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// An environment (its live manifest) or a manifest.
+    #[arg(value_name = "ENV|MANIFEST")]
+    pub target: String,
+
+    /// Deploy root: the release lands in DIR/releases/<manifest-hex>/.
+    #[arg(long, value_name = "DIR")]
+    pub into: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older manifest (or environment).
+    pub a: String,
+    /// The newer manifest (or environment).
+    pub b: String,
 }

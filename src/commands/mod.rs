@@ -5,8 +5,12 @@
 //! are defined beside them and are a stable, documented API.
 
 mod build;
+mod diff;
+mod fetch;
 mod init;
+pub mod promote;
 mod publish;
+mod status;
 mod verify;
 
 use std::path::Path;
@@ -29,6 +33,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(a) => build::run(g, a, &printer),
         Command::Publish(a) => publish::run(g, a, &printer),
         Command::Verify(a) => verify::run(g, a, &printer),
+        Command::Promote(a) => promote::run_promote(g, a, &printer),
+        Command::Rollback(a) => promote::run_rollback(g, a, &printer),
+        Command::Status(a) => status::run_status(g, a, &printer),
+        Command::History(a) => status::run_history(g, a, &printer),
+        Command::Fetch(a) => fetch::run(g, a, &printer),
+        Command::Diff(a) => diff::run(g, a, &printer),
     }
 }
 
@@ -100,6 +110,14 @@ pub fn resolve_manifest(store: &dyn Store, arg: &str) -> Result<Digest> {
     if let Ok(d) = arg.parse::<Digest>() {
         return Ok(d);
     }
+    if crate::config::check_env_name(arg).is_ok() {
+        if let Some((p, _)) = promote::read_pointer(store, arg)? {
+            return p
+                .manifest
+                .parse()
+                .map_err(|e: String| IntegrityError(format!("envs/{arg}.json: {e}")).into());
+        }
+    }
     let hex = arg.strip_prefix("sha256:").unwrap_or(arg);
     if hex.len() >= 4 && hex.len() < 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
         let hex = hex.to_ascii_lowercase();
@@ -129,7 +147,7 @@ pub fn resolve_manifest(store: &dyn Store, arg: &str) -> Result<Digest> {
         };
     }
     Err(UsageError(format!(
-        "`{arg}` is not a manifest: give sha256:<hex>, a hex prefix (4+ digits) or a manifest file"
+        "`{arg}` is not a manifest: give sha256:<hex>, a hex prefix (4+ digits), a manifest file or an environment with a live manifest"
     ))
     .into())
 }

@@ -21,6 +21,9 @@ struct PublishJson {
     store: String,
     written: Vec<String>,
     unchanged: Vec<String>,
+    /// With `--env`: the promotion, as `verbatim promote --json` prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    promoted: Option<super::promote::MoveJson>,
 }
 
 pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
@@ -31,7 +34,22 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
         build::build(&cfg, &args.opts, printer)?
     };
     let store = super::open_store(&cfg)?;
-    let report = publish(store.as_ref(), &built, printer)?;
+    let mut report = publish(store.as_ref(), &built, printer)?;
+    if let Some(env) = &args.env {
+        let req = super::promote::MoveRequest {
+            env,
+            to: built.id,
+            kind: crate::environments::Kind::Promote,
+            reason: None,
+            force: false,
+        };
+        report.promoted = Some(super::promote::move_pointer(
+            store.as_ref(),
+            &cfg,
+            &req,
+            printer,
+        )?);
+    }
     printer.result(built.id)?;
     printer.json(&report)?;
     Ok(())
@@ -44,6 +62,7 @@ fn publish(store: &dyn Store, built: &build::Built, printer: &Printer) -> Result
         store: store.location(),
         written: vec![],
         unchanged: vec![],
+        promoted: None,
     };
     let artifact_digest = Digest::from_hex(&m.artifact.sha256).expect("parsed manifests are valid");
     let key = Key::new(m.artifact.key.clone())?;

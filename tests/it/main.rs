@@ -4,6 +4,7 @@
 
 mod build;
 mod cli;
+mod environments;
 mod publish;
 mod schema;
 mod store_conformance;

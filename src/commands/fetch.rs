@@ -1,0 +1,113 @@
+//! `verbatim fetch ENV --into DIR`: what a host runs to deploy.
+//!
+//! Reads the environment's pointer, downloads and verifies the manifest and
+//! the artifact (hashing while streaming to a temp file), unpacks into a temp
+//! directory and renames it to `DIR/releases/<manifest-hex>/`, so a release
+//! directory is either complete or absent. The manifest is written beside it
+//! as `DIR/releases/<manifest-hex>.json`.
+
+use std::fs;
+use std::io::{self, BufWriter};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cli::{FetchArgs, Global};
+use crate::config::check_env_name;
+use crate::digest::{Digest, HashingWriter};
+use crate::exit::IntegrityError;
+use crate::output::Printer;
+use crate::store::local::write_atomic;
+use crate::store::Key;
+use crate::unpack;
+
+#[derive(Serialize)]
+struct FetchJson {
+    manifest: String,
+    path: PathBuf,
+    /// `fetched`, or `present` when the release was already there.
+    result: &'static str,
+}
+
+pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
+    let store = super::open_store_for(g)?;
+    let pointer = if check_env_name(&args.target).is_ok() {
+        super::promote::read_pointer(store.as_ref(), &args.target)?
+    } else {
+        None
+    };
+    let id: Digest = match pointer {
+        Some((p, _)) => p.manifest.parse().map_err(|e: String| IntegrityError(e))?,
+        None => super::resolve_manifest(store.as_ref(), &args.target)?,
+    };
+    let manifest = super::load_manifest(store.as_ref(), &id)?;
+    let releases = args.into.join("releases");
+    fs::create_dir_all(&releases).with_context(|| format!("creating {}", releases.display()))?;
+    let dest = releases.join(id.hex());
+    let manifest_path = releases.join(format!("{}.json", id.hex()));
+    let bytes = manifest.to_canonical_bytes();
+
+    let mut result = "present";
+    if !dest.is_dir() {
+        result = "fetched";
+        let key = Key::new(manifest.artifact.key.clone())?;
+        let object = store.get(&key)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".download-")
+            .tempfile_in(&releases)
+            .with_context(|| format!("creating a temp file in {}", releases.display()))?;
+        let bar = printer.bytes_bar(manifest.artifact.size, "fetching");
+        let mut w = HashingWriter::new(BufWriter::new(tmp));
+        io::copy(&mut bar.wrap_read(object.reader), &mut w)
+            .with_context(|| format!("downloading {key}"))?;
+        bar.finish_and_clear();
+        let (buf, digest, size) = w.finish();
+        if digest.hex() != manifest.artifact.sha256 || size != manifest.artifact.size {
+            return Err(IntegrityError(format!(
+                "{key}: downloaded {size} bytes hashing to {digest}, but manifest {id} says {} bytes, sha256:{}; the store copy is corrupt or was tampered with",
+                manifest.artifact.size, manifest.artifact.sha256
+            ))
+            .into());
+        }
+        let tmp = buf.into_inner().map_err(|e| e.into_error())?;
+        let staging = tempfile::Builder::new()
+            .prefix(".unpack-")
+            .tempdir_in(&releases)
+            .with_context(|| format!("creating a temp dir in {}", releases.display()))?;
+        let file = tmp.reopen()?;
+        let n = unpack::unpack(io::BufReader::new(file), staging.path()).map_err(|e| match e {
+            unpack::UnpackError::Refused { .. } => {
+                anyhow::Error::new(IntegrityError(format!("{key}: {e}")))
+            }
+            other => anyhow::Error::new(other),
+        })?;
+        let staged = staging.keep();
+        if let Err(e) = fs::rename(&staged, &dest) {
+            let _ = fs::remove_dir_all(&staged);
+            if !dest.is_dir() {
+                return Err(e)
+                    .with_context(|| format!("moving the release into {}", dest.display()));
+            }
+            // Another fetch finished first; its copy is as good as ours.
+        }
+        printer.note(format!(
+            "unpacked {n} entries of {id} into {}",
+            dest.display()
+        ));
+    }
+    if fs::read(&manifest_path).ok().as_deref() != Some(&bytes[..]) {
+        write_atomic(&manifest_path, &bytes)
+            .with_context(|| format!("writing {}", manifest_path.display()))?;
+    }
+    if result == "present" {
+        printer.note(format!("{id} is already in {}", dest.display()));
+    }
+    printer.result(dest.display())?;
+    printer.json(&FetchJson {
+        manifest: id.to_string(),
+        path: dest,
+        result,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! `verbatim status` and `verbatim history`: read-only views of environments.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::cli::{Global, HistoryArgs, StatusArgs};
+use crate::environments::Event;
+use crate::exit::UsageError;
+use crate::output::Printer;
+use crate::store::Store;
+
+use super::promote::{history, read_pointer};
+
+#[derive(Serialize)]
+struct StatusJson {
+    environments: Vec<EnvJson>,
+}
+
+#[derive(Serialize)]
+struct EnvJson {
+    env: String,
+    /// `null` when nothing was ever promoted there.
+    manifest: Option<String>,
+    seq: Option<u64>,
+    time: Option<String>,
+    actor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct HistoryJson<'a> {
+    env: &'a str,
+    /// Newest first.
+    events: Vec<Event>,
+}
+
+pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()> {
+    let store = super::open_store_for(g)?;
+    let names = match &args.env {
+        Some(e) => vec![e.clone()],
+        None => env_names(g, store.as_ref())?,
+    };
+    let mut out = StatusJson {
+        environments: vec![],
+    };
+    for env in names {
+        let p = read_pointer(store.as_ref(), &env)?.map(|(p, _)| p);
+        match &p {
+            Some(p) => printer.result(format!(
+                "{env:<10} {}  #{} {} by {}",
+                p.manifest, p.seq, p.time, p.actor
+            ))?,
+            None => printer.result(format!("{env:<10} (nothing promoted yet)"))?,
+        }
+        out.environments.push(EnvJson {
+            env,
+            manifest: p.as_ref().map(|p| p.manifest.clone()),
+            seq: p.as_ref().map(|p| p.seq),
+            time: p.as_ref().map(|p| p.time.clone()),
+            actor: p.map(|p| p.actor),
+        });
+    }
+    printer.json(&out)?;
+    Ok(())
+}
+
+pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<()> {
+    let store = super::open_store_for(g)?;
+    let mut events = history(store.as_ref(), &args.env)?;
+    if events.is_empty() && read_pointer(store.as_ref(), &args.env)?.is_none() {
+        printer.note(format!("{}: no history (nothing promoted yet)", args.env));
+    }
+    events.reverse();
+    if let Some(n) = args.limit {
+        events.truncate(n);
+    }
+    for e in &events {
+        let from = e.from.as_deref().map_or("nothing".into(), short);
+        let mut line = format!(
+            "#{:<4} {} {:<13} {} → {}  by {}",
+            e.seq,
+            e.time,
+            serde_json::to_value(e.kind)?.as_str().unwrap_or("?"),
+            from,
+            short(&e.to),
+            e.actor
+        );
+        if e.forced {
+            line.push_str("  FORCED");
+        }
+        if let Some(r) = &e.reason {
+            line.push_str(&format!("  ({r})"));
+        }
+        printer.result(line)?;
+    }
+    printer.json(&HistoryJson {
+        env: &args.env,
+        events,
+    })?;
+    Ok(())
+}
+
+/// `sha256:` and the first 12 hex digits.
+fn short(id: &str) -> String {
+    id.chars().take(19).collect()
+}
+
+/// The configured environments, or without a config those found in the store.
+fn env_names(g: &Global, store: &dyn Store) -> Result<Vec<String>> {
+    if let Ok(cfg) = super::load_config(g, Default::default()) {
+        return Ok(cfg.environments);
+    }
+    let mut names: Vec<String> = store
+        .list("envs/")?
+        .iter()
+        .filter_map(|k| {
+            k.as_str()
+                .strip_prefix("envs/")?
+                .strip_suffix(".json")
+                .map(String::from)
+        })
+        .filter(|n| !n.contains('/'))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(UsageError(format!(
+            "no environments in {} and no verbatim.toml to list them from",
+            store.location()
+        ))
+        .into());
+    }
+    Ok(names)
+}

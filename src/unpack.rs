@@ -1,0 +1,170 @@
+//! Safe unpacking of an artifact into a fresh directory.
+//!
+//! Artifacts are verified by digest before they get here, but a digest only
+//! proves the bytes are the ones published, not that they are benign. So every
+//! entry is checked: relative paths only, no `..`, no writing through a
+//! symlink, symlinks that stay inside the tree, and nothing but files,
+//! directories and symlinks. Symlinks are created last, so no file is ever
+//! written through one.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// An entry that cannot be unpacked safely, or an I/O failure.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("artifact entry `{entry}`: {why}; refusing to unpack it")]
+    Refused { entry: String, why: String },
+    #[error("unpacking the artifact")]
+    Io(#[from] io::Error),
+}
+
+fn refused(entry: &str, why: impl Into<String>) -> UnpackError {
+    UnpackError::Refused {
+        entry: entry.to_owned(),
+        why: why.into(),
+    }
+}
+
+/// Splits an entry path into plain components, refusing anything else.
+fn components(entry: &str) -> Result<Vec<&str>, UnpackError> {
+    if entry.starts_with('/') {
+        return Err(refused(entry, "absolute path"));
+    }
+    let trimmed = entry.strip_suffix('/').unwrap_or(entry);
+    let parts: Vec<&str> = trimmed.split('/').collect();
+    for p in &parts {
+        match *p {
+            "" => return Err(refused(entry, "empty path component")),
+            "." | ".." => return Err(refused(entry, "`.` or `..` in the path")),
+            _ => {}
+        }
+    }
+    Ok(parts)
+}
+
+/// Unpacks a gzipped tar from `reader` into `dest`, which must be empty.
+pub fn unpack(reader: impl Read, dest: &Path) -> Result<usize, UnpackError> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
+    let mut links: Vec<(String, String)> = Vec::new();
+    let mut link_paths: BTreeSet<String> = BTreeSet::new();
+    let mut count = 0;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let raw = entry.path_bytes().into_owned();
+        let name =
+            String::from_utf8(raw).map_err(|_| refused("<non-UTF-8>", "name is not UTF-8"))?;
+        let parts = components(&name)?;
+        for i in 1..parts.len() {
+            if link_paths.contains(&parts[..i].join("/")) {
+                return Err(refused(&name, "path goes through a symlink"));
+            }
+        }
+        let rel = parts.join("/");
+        let path = dest.join(&rel);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => fs::create_dir_all(&path)?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                let mut f = File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| match e.kind() {
+                        io::ErrorKind::AlreadyExists => refused(&name, "duplicate entry"),
+                        _ => UnpackError::Io(e),
+                    })?;
+                io::copy(&mut entry, &mut f)?;
+                let exec = entry.header().mode()? & 0o100 != 0;
+                f.set_permissions(fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }))?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| refused(&name, "symlink without a target"))?;
+                let target = String::from_utf8(target.into_owned())
+                    .map_err(|_| refused(&name, "symlink target is not UTF-8"))?;
+                link_paths.insert(rel.clone());
+                links.push((rel, target));
+            }
+            other => {
+                return Err(refused(&name, format!("entry type {other:?} is not allowed (only files, directories and symlinks)")));
+            }
+        }
+        count += 1;
+    }
+    for (rel, target) in &links {
+        check_link_target(rel, target, &link_paths)?;
+        let path = dest.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        std::os::unix::fs::symlink(target, &path).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => refused(rel, "duplicate entry"),
+            _ => UnpackError::Io(e),
+        })?;
+    }
+    Ok(count)
+}
+
+/// A link target must be relative, stay inside the tree when resolved
+/// lexically, and not pass through another symlink (which would make the
+/// lexical answer wrong).
+fn check_link_target(rel: &str, target: &str, links: &BTreeSet<String>) -> Result<(), UnpackError> {
+    if target.starts_with('/') {
+        return Err(refused(rel, format!("symlink to absolute path {target}")));
+    }
+    let mut stack: Vec<&str> = rel.split('/').collect();
+    stack.pop();
+    let parts: Vec<&str> = target
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    for (i, p) in parts.iter().enumerate() {
+        if *p == ".." {
+            if stack.pop().is_none() {
+                return Err(refused(
+                    rel,
+                    format!("symlink to {target} points outside the release"),
+                ));
+            }
+        } else {
+            stack.push(p);
+            if i + 1 < parts.len() && links.contains(&stack.join("/")) {
+                return Err(refused(
+                    rel,
+                    format!("symlink to {target} goes through another symlink"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_paths() {
+        assert_eq!(components("a/b/").unwrap(), ["a", "b"]);
+        for bad in ["/etc/passwd", "a/../../x", "./a", "a//b", ".."] {
+            assert!(components(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn link_targets() {
+        let links: BTreeSet<String> = ["self".to_owned()].into();
+        assert!(check_link_target("a/l", "../b", &links).is_ok());
+        assert!(check_link_target("a/l", "../../b", &links).is_err());
+        assert!(check_link_target("l", "/etc", &links).is_err());
+        assert!(check_link_target("l", "self/../..", &links).is_err());
+        assert!(check_link_target("l2", "self", &links).is_ok());
+    }
+}
