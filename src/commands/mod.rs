@@ -4,6 +4,7 @@
 //! and the `store`, and print through [`Printer`]. Their `--json` output types
 //! are defined beside them and are a stable, documented API.
 
+mod assets;
 mod build;
 mod init;
 mod publish;
