@@ -67,6 +67,8 @@ pub enum Command {
     Publish(PublishArgs),
     /// Check that every object a manifest names exists and hashes right.
     Verify(VerifyArgs),
+    /// Write the manifest's asset names for another tool (Django's staticfiles.json).
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -119,4 +121,25 @@ pub struct PublishArgs {
 pub struct VerifyArgs {
     /// A manifest: `sha256:<hex>`, a unique hex prefix, or a manifest file.
     pub manifest: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+
+    /// File to write [default: stdout].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// A stored manifest (`sha256:<hex>`, a unique hex prefix) or a manifest file [default: the build directory's].
+    #[arg(long)]
+    pub manifest: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// staticfiles.json for Django's ManifestStaticFilesStorage.
+    Django,
 }

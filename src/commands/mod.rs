@@ -6,6 +6,7 @@
 
 mod assets;
 mod build;
+mod export;
 mod init;
 mod publish;
 mod verify;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(a) => build::run(g, a, &printer),
         Command::Publish(a) => publish::run(g, a, &printer),
         Command::Verify(a) => verify::run(g, a, &printer),
+        Command::Export(a) => export::run(g, a, &printer),
     }
 }
 

@@ -5,6 +5,7 @@
 mod assets;
 mod build;
 mod cli;
+mod export;
 mod publish;
 mod schema;
 mod store_conformance;
