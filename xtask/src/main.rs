@@ -5,6 +5,7 @@
 //! the same data; nothing here asserts timings.
 
 mod bench;
+mod bench_assets;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,6 +18,7 @@ usage: cargo xtask <task>
 tasks:
   ci            fmt --check, clippy -D warnings, and every test
   bench pack    time `verbatim build` on a ~1 GiB tree vs tar | gzip, hashing vs sha256sum
+  bench assets  time `verbatim build` on 10,000 assets vs Django collectstatic (Manifest storage)
 ";
 
 fn main() -> ExitCode {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["ci"] => ci(),
         ["bench", "pack"] => bench::pack(),
+        ["bench", "assets"] => bench_assets::assets(),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
