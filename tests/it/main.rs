@@ -3,6 +3,7 @@
 //! One module per command or contract. `util` is the harness.
 
 mod assets;
+mod browser;
 mod build;
 mod cli;
 mod export;

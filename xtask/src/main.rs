@@ -81,6 +81,7 @@ fn ci() -> Result {
             ));
         }
     }
+    ensure_chromium()?;
     run("cargo", &["fmt", "--all", "--check"])?;
     run(
         "cargo",
@@ -107,4 +108,21 @@ fn ci() -> Result {
     } else {
         run("cargo", &["test", "--workspace", "--no-fail-fast"])
     }
+}
+
+/// The browser end-to-end test (tests/it/browser.rs) needs Chromium and fails
+/// in CI without it: install it when missing and we are root.
+fn ensure_chromium() -> Result {
+    if have("chromium") || have("chromium-browser") {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        eprintln!("WARNING: chromium is missing and we are not root: the browser test will fail in CI (apt-get install chromium)");
+        return Ok(());
+    }
+    run("apt-get", &["install", "-y", "-q", "chromium"])
 }
