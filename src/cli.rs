@@ -79,6 +79,8 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Show what changed between two manifests.
     Diff(DiffArgs),
+    /// Write the manifest's asset names for another tool (Django's staticfiles.json).
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -222,4 +224,25 @@ pub struct DiffArgs {
     pub a: String,
     /// The newer manifest (or environment).
     pub b: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+
+    /// File to write [default: stdout].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// A stored manifest (`sha256:<hex>`, a unique hex prefix) or a manifest file [default: the build directory's].
+    #[arg(long)]
+    pub manifest: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// staticfiles.json for Django's ManifestStaticFilesStorage.
+    Django,
 }

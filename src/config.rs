@@ -15,6 +15,8 @@ pub const FILE_NAME: &str = "verbatim.toml";
 pub const DEFAULT_STORE: &str = ".verbatim/store";
 /// Where `build` writes, relative to the project root.
 pub const DEFAULT_OUT: &str = ".verbatim/build";
+/// The URL path assets are served under when `assets.public_prefix` is unset.
+pub const DEFAULT_PUBLIC_PREFIX: &str = "/static/";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +44,16 @@ struct AssetsSection {
     dir: PathBuf,
     #[serde(default)]
     allow_missing: Vec<String>,
+    #[serde(default = "default_public_prefix")]
+    public_prefix: String,
+    #[serde(default)]
+    cdn_base: Option<String>,
+    #[serde(default)]
+    vite_manifest: Option<PathBuf>,
+}
+
+fn default_public_prefix() -> String {
+    DEFAULT_PUBLIC_PREFIX.to_owned()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +98,12 @@ pub struct Config {
     pub exclude: Vec<String>,
     pub assets_dir: Option<PathBuf>,
     pub allow_missing: Vec<String>,
+    /// URL path the assets are served under (`assets.public_prefix`).
+    pub public_prefix: String,
+    /// Absolute URL the assets are also served under (`assets.cdn_base`).
+    pub cdn_base: Option<String>,
+    /// A Vite `manifest.json` whose entries' `file`s are already hashed.
+    pub vite_manifest: Option<PathBuf>,
     /// Store URL, relative paths already resolved against the right base.
     pub store_url: String,
     /// Base directory for a relative local store path.
@@ -158,6 +176,21 @@ impl Config {
                         path.display()
                     )));
                 }
+                if !a.public_prefix.starts_with('/') {
+                    return Err(ConfigError(format!(
+                        "`assets.public_prefix` in {} is `{}`: it must be a URL path starting with `/`, like \"/static/\"",
+                        path.display(),
+                        a.public_prefix
+                    )));
+                }
+                if let Some(cdn) = &a.cdn_base {
+                    if !(cdn.starts_with("https://") || cdn.starts_with("http://")) {
+                        return Err(ConfigError(format!(
+                            "`assets.cdn_base` in {} is `{cdn}`: it must be an absolute http(s) URL, like \"https://cdn.example.com/static/\"",
+                            path.display()
+                        )));
+                    }
+                }
                 Some(d)
             }
             None => None,
@@ -175,6 +208,16 @@ impl Config {
             app_dir,
             exclude: file.app.exclude,
             assets_dir,
+            public_prefix: file
+                .assets
+                .as_ref()
+                .map_or_else(default_public_prefix, |a| a.public_prefix.clone()),
+            cdn_base: file.assets.as_ref().and_then(|a| a.cdn_base.clone()),
+            vite_manifest: file
+                .assets
+                .as_ref()
+                .and_then(|a| a.vite_manifest.as_ref())
+                .map(|v| root.join(v)),
             allow_missing: file.assets.map(|a| a.allow_missing).unwrap_or_default(),
             store_url,
             store_base,
@@ -238,6 +281,12 @@ exclude = ["**/__pycache__", "**/.git", "**/node_modules"]
 # dir = "static"
 # # Globs of references allowed to point at nothing.
 # allow_missing = []
+# # URL path the assets are served under (root-relative references use it).
+# public_prefix = "/static/"
+# # Absolute URL they are also served under; references to it are rewritten.
+# cdn_base = "https://cdn.example.com/static/"
+# # A Vite manifest.json: the `file` of each entry is already hashed, kept as is.
+# vite_manifest = "static/.vite/manifest.json"
 
 [store]
 # Where releases live: a path, file:///abs/path, or s3://bucket/prefix.
@@ -269,6 +318,42 @@ mod tests {
         let c = load(TEMPLATE).unwrap();
         assert_eq!(c.environments, ["dev", "preprod", "prod"]);
         assert_eq!(c.store_url, ".verbatim/store");
+        assert_eq!(c.public_prefix, DEFAULT_PUBLIC_PREFIX);
+    }
+
+    fn is_setting(line: &str) -> bool {
+        line.split_once(" = ")
+            .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+    }
+
+    #[test]
+    fn assets_section_keys() {
+        let c = load(
+            "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\npublic_prefix = \"/s/\"\n\
+             cdn_base = \"https://cdn.example.com/s/\"\nvite_manifest = \"app/manifest.json\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.public_prefix, "/s/");
+        assert_eq!(c.cdn_base.as_deref(), Some("https://cdn.example.com/s/"));
+        assert!(c.vite_manifest.unwrap().ends_with("app/manifest.json"));
+        // The template's commented [assets] section is valid once uncommented.
+        let uncommented: String = TEMPLATE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(r) if r == "[assets]" || is_setting(r) => r,
+                _ => l,
+            })
+            .map(|l| {
+                if l.starts_with("dir = \"static\"") {
+                    "dir = \"app\""
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = load(&uncommented).unwrap();
+        assert_eq!(c.public_prefix, "/static/");
     }
 
     #[test]
@@ -290,6 +375,18 @@ mod tests {
                 "twice",
             ),
             ("[store]\nurl = \"x\"\n", "app"),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\npublic_prefix = \"static\"\n",
+                "assets.public_prefix",
+            ),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\ncdn_base = \"cdn.example.com\"\n",
+                "assets.cdn_base",
+            ),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\nprefix = \"/s/\"\n",
+                "prefix",
+            ),
         ];
         for (text, needle) in cases {
             let err = load(text).unwrap_err().to_string();

@@ -4,6 +4,7 @@
 //! `gzip`, `digest`) does no I/O beyond the streams it is handed; `store` is
 //! the only module that persists anything; `commands` is the CLI edge.
 
+pub mod assets;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -39,6 +39,8 @@ struct BuildJson<'a> {
     entries: usize,
     content_bytes: u64,
     reproducible: Option<bool>,
+    /// Number of fingerprinted assets in the manifest.
+    assets: usize,
 }
 
 #[derive(Serialize)]
@@ -80,6 +82,7 @@ pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
         entries: built.entries,
         content_bytes: built.content_bytes,
         reproducible,
+        assets: built.manifest.assets.len(),
     })?;
     Ok(())
 }
@@ -97,6 +100,12 @@ pub fn config_for(g: &Global, opts: &BuildOpts) -> Result<Config> {
 /// Packs the app into the build directory and writes the manifest after it.
 pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built> {
     let out = cfg.out_dir();
+    // Fingerprint first, in memory: a broken reference fails the build
+    // before anything is written.
+    let fingerprinted = match &cfg.assets_dir {
+        Some(dir) => Some(super::assets::fingerprint(cfg, dir)?),
+        None => None,
+    };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix(".artifact-")
@@ -109,6 +118,10 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
     let artifact_path = out.join(ARTIFACT_FILE);
     tmp.persist(&artifact_path)
         .with_context(|| format!("writing {}", artifact_path.display()))?;
+    let assets = match &fingerprinted {
+        Some(f) => super::assets::write(&out, f, printer)?,
+        None => Default::default(),
+    };
 
     let manifest = Manifest {
         schema: manifest::SCHEMA.into(),
@@ -118,7 +131,7 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
             size: packed.size,
             pack_spec: pack::SPEC.into(),
         },
-        assets: Default::default(),
+        assets,
         provenance: manifest::Provenance {
             revision: revision(cfg, opts),
             source_date_epoch: opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME),

@@ -4,8 +4,10 @@
 //! and the `store`, and print through [`Printer`]. Their `--json` output types
 //! are defined beside them and are a stable, documented API.
 
+mod assets;
 mod build;
 mod diff;
+mod export;
 mod fetch;
 mod init;
 pub mod promote;
@@ -39,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::History(a) => status::run_history(g, a, &printer),
         Command::Fetch(a) => fetch::run(g, a, &printer),
         Command::Diff(a) => diff::run(g, a, &printer),
+        Command::Export(a) => export::run(g, a, &printer),
     }
 }
 

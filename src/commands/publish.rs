@@ -1,8 +1,11 @@
 //! `verbatim publish`: put the artifact, then the manifest, into the store.
 //!
-//! Order is the crash-safety contract: objects first, the manifest that names
+//! Order is the crash-safety contract: objects first (assets leaves-first,
+//! then the artifact), the manifest that names
 //! them last, so a stored manifest always names objects that exist. Every put
 //! is create-only, so republishing an unchanged tree writes nothing.
+
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -64,6 +67,10 @@ fn publish(store: &dyn Store, built: &build::Built, printer: &Printer) -> Result
         unchanged: vec![],
         promoted: None,
     };
+    let out = built.manifest_path.parent().unwrap_or(Path::new("."));
+    super::assets::upload(store, out, m, |key, outcome| {
+        record(&mut report, key, outcome, printer)
+    })?;
     let artifact_digest = Digest::from_hex(&m.artifact.sha256).expect("parsed manifests are valid");
     let key = Key::new(m.artifact.key.clone())?;
     let outcome = store

@@ -2,9 +2,12 @@
 //!
 //! One module per command or contract. `util` is the harness.
 
+mod assets;
+mod browser;
 mod build;
 mod cli;
 mod environments;
+mod export;
 mod publish;
 mod schema;
 mod store_conformance;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::util::Project;
 
-fn validate(instance: &serde_json::Value, what: &str) {
+pub fn validate(instance: &serde_json::Value, what: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     let schema: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(root.join("manifest.schema.json")).unwrap())

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use crate::{root, run, Result};
 
 /// Wall time and peak RSS of one command (and its waited-for children).
-struct Measured {
-    wall: Duration,
-    max_rss_kib: i64,
+pub struct Measured {
+    pub wall: Duration,
+    pub max_rss_kib: i64,
 }
 
-fn measure(cmd: &mut Command) -> Result<Measured> {
+pub fn measure(cmd: &mut Command) -> Result<Measured> {
     let start = Instant::now();
     let child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
     let pid = child.id() as libc::pid_t;

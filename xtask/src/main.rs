@@ -5,6 +5,7 @@
 //! the same data; nothing here asserts timings.
 
 mod bench;
+mod bench_assets;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,6 +18,7 @@ usage: cargo xtask <task>
 tasks:
   ci            fmt --check, clippy -D warnings, and every test
   bench pack    time `verbatim build` on a ~1 GiB tree vs tar | gzip, hashing vs sha256sum
+  bench assets  time `verbatim build` on 10,000 assets vs Django collectstatic (Manifest storage)
 ";
 
 fn main() -> ExitCode {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["ci"] => ci(),
         ["bench", "pack"] => bench::pack(),
+        ["bench", "assets"] => bench_assets::assets(),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
@@ -78,6 +81,7 @@ fn ci() -> Result {
             ));
         }
     }
+    ensure_chromium()?;
     run("cargo", &["fmt", "--all", "--check"])?;
     run(
         "cargo",
@@ -104,4 +108,21 @@ fn ci() -> Result {
     } else {
         run("cargo", &["test", "--workspace", "--no-fail-fast"])
     }
+}
+
+/// The browser end-to-end test (tests/it/browser.rs) needs Chromium and fails
+/// in CI without it: install it when missing and we are root.
+fn ensure_chromium() -> Result {
+    if have("chromium") || have("chromium-browser") {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        eprintln!("WARNING: chromium is missing and we are not root: the browser test will fail in CI (apt-get install chromium)");
+        return Ok(());
+    }
+    run("apt-get", &["install", "-y", "-q", "chromium"])
 }

@@ -1,0 +1,903 @@
+//! The fingerprinting pipeline: scan every text asset for references,
+//! resolve them against the tree, order files leaves-first with Tarjan's SCC
+//! algorithm, and give every file a name derived from the hash of its final
+//! (rewritten) bytes. A change in one file therefore renames exactly the files
+//! that transitively reference it, and nothing else.
+
+use crate::assets::css::css_references;
+use crate::assets::html::html_references;
+use crate::assets::js::js_references;
+use crate::assets::refs::{encode_for, fill_positions, RefKind, Reference};
+use crate::assets::url::{
+    is_bare_specifier, percent_encode_segment, resolve, split_suffix, Target, UrlOptions,
+};
+use crate::digest::Digest;
+use sha2::{Digest as _, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// Minimum number of hex chars of the content hash in file names.
+pub const MIN_HASH_LEN: usize = 12;
+
+/// What to fingerprint.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Logical path (`/`-separated, no leading `/`) to file bytes.
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub url: UrlOptions,
+    /// Glob patterns (`*` within a segment, `**` across segments, `?` one
+    /// char) matched against the reference value and the resolved path; a
+    /// missing file matching one is left unrewritten instead of failing.
+    pub allow_missing: Vec<String>,
+    /// Hex chars of the hash in names; must be in `12..=64`.
+    pub hash_len: usize,
+    /// Paths known to be already content-hashed (e.g. from a Vite manifest):
+    /// kept under their own names, contents untouched.
+    pub prehashed: BTreeSet<String>,
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Input {
+            files: BTreeMap::new(),
+            url: UrlOptions::default(),
+            allow_missing: Vec::new(),
+            hash_len: MIN_HASH_LEN,
+            prehashed: BTreeSet::new(),
+        }
+    }
+}
+
+/// The fingerprinted tree, keyed by original logical path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub files: BTreeMap<String, OutFile>,
+}
+
+impl Output {
+    /// Original logical path to final logical name.
+    pub fn manifest(&self) -> BTreeMap<String, String> {
+        self.files
+            .iter()
+            .map(|(k, v)| (k.clone(), v.name.clone()))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutFile {
+    /// Final logical name, e.g. `css/site.3fa9c1d2e4b5.css`.
+    pub name: String,
+    /// Final bytes (references rewritten).
+    pub bytes: Vec<u8>,
+    /// SHA-256 of `bytes`.
+    pub sha256: Digest,
+    /// Original logical paths of the tree files this file references.
+    pub references: Vec<String>,
+    /// Kept under its original name because it was already hashed.
+    pub prehashed: bool,
+}
+
+/// One problem found while fingerprinting; all are collected and reported
+/// together. `line`/`column` are 1-based, or 0 when not tied to a position.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AssetError {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub reference: String,
+    pub message: String,
+}
+
+impl fmt::Display for AssetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {} (reference {:?})",
+            self.file, self.line, self.column, self.message, self.reference
+        )
+    }
+}
+
+impl std::error::Error for AssetError {}
+
+impl AssetError {
+    fn at(file: &str, r: &Reference, message: String) -> Self {
+        AssetError {
+            file: file.to_string(),
+            line: r.line,
+            column: r.column,
+            reference: r.value.clone(),
+            message,
+        }
+    }
+}
+
+/// A resolved reference to a file of the tree.
+struct Edge {
+    r: Reference,
+    target: usize,
+}
+
+struct Node<'a> {
+    path: &'a str,
+    bytes: &'a [u8],
+    /// Source text, for scanned (rewritable) files only.
+    text: Option<&'a str>,
+    edges: Vec<Edge>,
+    /// Sorted, deduplicated edge targets.
+    adj: Vec<usize>,
+    prehashed: bool,
+}
+
+/// Fingerprints the whole tree. Either every file gets its final name, or all
+/// errors of the build are returned (sorted by file and position).
+pub fn fingerprint(input: &Input) -> Result<Output, Vec<AssetError>> {
+    if !(MIN_HASH_LEN..=64).contains(&input.hash_len) {
+        return Err(vec![AssetError {
+            file: String::new(),
+            line: 0,
+            column: 0,
+            reference: String::new(),
+            message: format!(
+                "hash_len must be between {MIN_HASH_LEN} and 64, got {}",
+                input.hash_len
+            ),
+        }]);
+    }
+    let mut errors = Vec::new();
+    let index: BTreeMap<&str, usize> = input
+        .files
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let mut nodes: Vec<Node> = input
+        .files
+        .iter()
+        .map(|(path, bytes)| scan_node(input, path, bytes, &index, &mut errors))
+        .collect();
+    for node in &mut nodes {
+        node.adj = node.edges.iter().map(|e| e.target).collect();
+        node.adj.sort_unstable();
+        node.adj.dedup();
+    }
+
+    let mut names: Vec<Option<String>> = vec![None; nodes.len()];
+    let mut finals: Vec<Option<Vec<u8>>> = vec![None; nodes.len()];
+    for scc in tarjan(&nodes) {
+        let cyclic = scc.len() > 1 || nodes[scc[0]].adj.binary_search(&scc[0]).is_ok();
+        if !cyclic {
+            let v = scc[0];
+            let node = &nodes[v];
+            let (name, bytes) = if node.prehashed {
+                (node.path.to_string(), node.bytes.to_vec())
+            } else {
+                let bytes = match node.text {
+                    Some(text) => rewrite(text, &node.edges, &names).into_bytes(),
+                    None => node.bytes.to_vec(),
+                };
+                (
+                    hashed_name(node.path, &Digest::of(&bytes).hex(), input.hash_len),
+                    bytes,
+                )
+            };
+            names[v] = Some(name);
+            finals[v] = Some(bytes);
+            continue;
+        }
+        if let Some(err) = css_import_cycle(&nodes, &scc) {
+            errors.push(err);
+            for &v in &scc {
+                names[v] = Some(nodes[v].path.to_string());
+                finals[v] = Some(nodes[v].bytes.to_vec());
+            }
+            continue;
+        }
+        // Group hash over members with references leaving the group rewritten
+        // (`names` has no entry yet for members, so those stay as written).
+        let mut group = Sha256::new();
+        for &v in &scc {
+            let partial = match nodes[v].text {
+                Some(text) => rewrite(text, &nodes[v].edges, &names).into_bytes(),
+                None => nodes[v].bytes.to_vec(),
+            };
+            group.update(nodes[v].path.as_bytes());
+            group.update([0]);
+            group.update((partial.len() as u64).to_be_bytes());
+            group.update(&partial);
+        }
+        let group = group.finalize();
+        for &v in &scc {
+            let mut h = Sha256::new();
+            h.update(group);
+            h.update(nodes[v].path.as_bytes());
+            names[v] = Some(hashed_name(
+                nodes[v].path,
+                &Digest::from_bytes(h.finalize().into()).hex(),
+                input.hash_len,
+            ));
+        }
+        for &v in &scc {
+            finals[v] = Some(match nodes[v].text {
+                Some(text) => rewrite(text, &nodes[v].edges, &names).into_bytes(),
+                None => nodes[v].bytes.to_vec(),
+            });
+        }
+    }
+
+    if !errors.is_empty() {
+        errors.sort();
+        errors.dedup();
+        return Err(errors);
+    }
+    let mut files = BTreeMap::new();
+    for (node, (name, bytes)) in nodes.iter().zip(names.into_iter().zip(finals)) {
+        let (Some(name), Some(bytes)) = (name, bytes) else {
+            continue; // unreachable: Tarjan visits every node
+        };
+        let references = node
+            .adj
+            .iter()
+            .map(|&t| nodes[t].path.to_string())
+            .collect();
+        files.insert(
+            node.path.to_string(),
+            OutFile {
+                name,
+                sha256: Digest::of(&bytes),
+                bytes,
+                references,
+                prehashed: node.prehashed,
+            },
+        );
+    }
+    Ok(Output { files })
+}
+
+fn extension(path: &str) -> Option<&str> {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.rfind('.').filter(|&i| i > 0).map(|i| &file[i + 1..])
+}
+
+fn scan_node<'a>(
+    input: &Input,
+    path: &'a str,
+    bytes: &'a [u8],
+    index: &BTreeMap<&str, usize>,
+    errors: &mut Vec<AssetError>,
+) -> Node<'a> {
+    let mut node = Node {
+        path,
+        bytes,
+        text: None,
+        edges: Vec::new(),
+        adj: Vec::new(),
+        prehashed: input.prehashed.contains(path) || looks_prehashed(path),
+    };
+    let ext = extension(path).map(str::to_ascii_lowercase);
+    let scanner: fn(&str) -> Vec<Reference> = match ext.as_deref() {
+        Some("css") => css_references,
+        Some("js" | "mjs") => js_references,
+        Some("html" | "htm") => html_references,
+        _ => return node,
+    };
+    if node.prehashed {
+        return node;
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let prefix = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("");
+            let mut at = [Reference {
+                range: prefix.len()..prefix.len(),
+                value: String::new(),
+                line: 0,
+                column: 0,
+                kind: RefKind::HtmlAttr,
+                quote: None,
+            }];
+            fill_positions(prefix, &mut at);
+            errors.push(AssetError::at(
+                path,
+                &at[0],
+                "file is not valid UTF-8".to_string(),
+            ));
+            return node;
+        }
+    };
+    node.text = Some(text);
+    for r in scanner(text) {
+        if r.kind.is_js_specifier() && is_bare_specifier(&r.value) {
+            continue;
+        }
+        match resolve(&r.value, path, &input.url) {
+            Err(msg) => errors.push(AssetError::at(path, &r, msg)),
+            Ok(Target::External) => {}
+            Ok(Target::Local { path: target, .. }) => match index.get(target.as_str()) {
+                Some(&t) => node.edges.push(Edge { r, target: t }),
+                None if allowed_missing(&input.allow_missing, &r.value, &target) => {}
+                None => errors.push(AssetError::at(
+                    path,
+                    &r,
+                    format!("referenced file {target:?} does not exist"),
+                )),
+            },
+        }
+    }
+    node
+}
+
+/// Rewrites every edge whose target already has a final name.
+fn rewrite(text: &str, edges: &[Edge], names: &[Option<String>]) -> String {
+    let mut order: Vec<&Edge> = edges.iter().collect();
+    order.sort_by_key(|e| e.r.range.start);
+    let mut out = String::with_capacity(text.len() + edges.len() * 16);
+    let mut pos = 0;
+    for e in order {
+        let Some(name) = &names[e.target] else {
+            continue;
+        };
+        let range = e.r.range.clone();
+        if range.start < pos || text.get(range.clone()).is_none() {
+            continue; // overlapping or invalid range: never corrupt the file
+        }
+        out.push_str(&text[pos..range.start]);
+        out.push_str(&encode_for(&e.r, &new_url(&e.r.value, name)));
+        pos = range.end;
+    }
+    out.push_str(&text[pos..]);
+    out
+}
+
+/// The reference as written, with only its last path segment replaced by the
+/// final file name (directory style, prefix/CDN and `?#` suffix preserved).
+fn new_url(value: &str, final_name: &str) -> String {
+    let value = value.trim_matches(|c: char| c.is_ascii_whitespace());
+    let (path, suffix) = split_suffix(value);
+    let dir = path.rfind('/').map_or("", |i| &path[..=i]);
+    let file = final_name.rsplit('/').next().unwrap_or(final_name);
+    format!("{dir}{}{suffix}", percent_encode_segment(file))
+}
+
+/// `css/site.css` + hash -> `css/site.<hash>.css`; `LICENSE` -> `LICENSE.<hash>`;
+/// `site.css.map` -> `site.css.<hash>.map`.
+pub fn hashed_name(path: &str, hex: &str, hash_len: usize) -> String {
+    let hash = &hex[..hash_len.min(hex.len())];
+    let (dir, file) = match path.rfind('/') {
+        Some(i) => path.split_at(i + 1),
+        None => ("", path),
+    };
+    match file.rfind('.').filter(|&i| i > 0) {
+        Some(i) => format!("{dir}{}.{hash}.{}", &file[..i], &file[i + 1..]),
+        None => format!("{dir}{file}.{hash}"),
+    }
+}
+
+/// Conservative detection of bundler-hashed names: `name-HASH.ext` or
+/// `name.HASH.ext` (also `….ext.map`), HASH being 8+ chars of
+/// `[A-Za-z0-9_]` with at least one digit and one letter.
+pub fn looks_prehashed(path: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let Some(dot) = file.rfind('.').filter(|&i| i > 0) else {
+        return false;
+    };
+    let mut stem = &file[..dot];
+    if file[dot + 1..].eq_ignore_ascii_case("map") {
+        if let Some(i) = stem.rfind('.').filter(|&i| i > 0) {
+            stem = &stem[..i];
+        }
+    }
+    let is_hash = |s: &str| {
+        s.len() >= 8
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && s.chars().any(|c| c.is_ascii_digit())
+            && s.chars().any(|c| c.is_ascii_alphabetic())
+    };
+    [stem.rfind('.'), stem.rfind('-')]
+        .into_iter()
+        .flatten()
+        .any(|i| i > 0 && is_hash(&stem[i + 1..]))
+}
+
+fn allowed_missing(patterns: &[String], value: &str, path: &str) -> bool {
+    patterns.iter().any(|p| {
+        glob_match(p.as_bytes(), value.as_bytes()) || glob_match(p.as_bytes(), path.as_bytes())
+    })
+}
+
+/// `**` matches anything, `*` anything but `/`, `?` one byte but `/`.
+pub fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    match p.first() {
+        None => s.is_empty(),
+        Some(b'*') if p.get(1) == Some(&b'*') => {
+            let rest = &p[2..];
+            // `**/` also matches zero directories.
+            if rest.first() == Some(&b'/') && glob_match(&rest[1..], s) {
+                return true;
+            }
+            (0..=s.len()).any(|i| glob_match(rest, &s[i..]))
+        }
+        Some(b'*') => {
+            let rest = &p[1..];
+            let mut i = 0;
+            loop {
+                if glob_match(rest, &s[i..]) {
+                    return true;
+                }
+                if i >= s.len() || s[i] == b'/' {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+        Some(b'?') => s.first().is_some_and(|&c| c != b'/') && glob_match(&p[1..], &s[1..]),
+        Some(&c) => s.first() == Some(&c) && glob_match(&p[1..], &s[1..]),
+    }
+}
+
+/// If the strongly connected group contains a CSS `@import` edge, an error
+/// naming one such cycle, e.g. `a.css -> b.css -> a.css`.
+fn css_import_cycle(nodes: &[Node], scc: &[usize]) -> Option<AssetError> {
+    let members: BTreeSet<usize> = scc.iter().copied().collect();
+    for &u in scc {
+        for e in &nodes[u].edges {
+            if e.r.kind != RefKind::CssImport || !members.contains(&e.target) {
+                continue;
+            }
+            // Shortest path back from the target to `u` inside the group.
+            let mut prev: BTreeMap<usize, usize> = BTreeMap::new();
+            let mut queue = std::collections::VecDeque::from([e.target]);
+            let mut seen = BTreeSet::from([e.target]);
+            while let Some(x) = queue.pop_front() {
+                if x == u {
+                    break;
+                }
+                for &y in &nodes[x].adj {
+                    if members.contains(&y) && seen.insert(y) {
+                        prev.insert(y, x);
+                        queue.push_back(y);
+                    }
+                }
+            }
+            let mut path = vec![u];
+            let mut x = u;
+            while x != e.target {
+                match prev.get(&x) {
+                    Some(&p) => {
+                        path.push(p);
+                        x = p;
+                    }
+                    None => break,
+                }
+            }
+            path.push(u);
+            path.reverse();
+            let cycle: Vec<&str> = path.iter().map(|&i| nodes[i].path).collect();
+            return Some(AssetError::at(
+                nodes[u].path,
+                &e.r,
+                format!("CSS @import cycle: {}", cycle.join(" -> ")),
+            ));
+        }
+    }
+    None
+}
+
+/// Strongly connected components in reverse topological order (every
+/// component comes after all components it references), members sorted.
+/// Iterative, visiting nodes and edges in sorted order for determinism.
+fn tarjan(nodes: &[Node]) -> Vec<Vec<usize>> {
+    let n = nodes.len();
+    let mut index: Vec<Option<usize>> = vec![None; n];
+    let mut low = vec![0usize; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut sccs = Vec::new();
+    let mut counter = 0;
+    for root in 0..n {
+        if index[root].is_some() {
+            continue;
+        }
+        let mut call: Vec<(usize, usize)> = vec![(root, 0)];
+        index[root] = Some(counter);
+        low[root] = counter;
+        counter += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut next)) = call.last_mut() {
+            if let Some(&w) = nodes[v].adj.get(*next) {
+                *next += 1;
+                match index[w] {
+                    None => {
+                        index[w] = Some(counter);
+                        low[w] = counter;
+                        counter += 1;
+                        stack.push(w);
+                        on_stack[w] = true;
+                        call.push((w, 0));
+                    }
+                    Some(iw) if on_stack[w] => low[v] = low[v].min(iw),
+                    Some(_) => {}
+                }
+                continue;
+            }
+            call.pop();
+            if let Some(&(u, _)) = call.last() {
+                low[u] = low[u].min(low[v]);
+            }
+            if Some(low[v]) == index[v] {
+                let mut scc = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    scc.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                scc.sort_unstable();
+                sccs.push(scc);
+            }
+        }
+    }
+    sccs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(files: &[(&str, &str)]) -> Input {
+        Input {
+            files: files
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+                .collect(),
+            url: UrlOptions {
+                public_prefix: "/static/".into(),
+                cdn_base: Some("https://cdn.example.com/static/".into()),
+            },
+            ..Input::default()
+        }
+    }
+
+    fn run(inp: &Input) -> Output {
+        match fingerprint(inp) {
+            Ok(o) => o,
+            Err(e) => panic!("{}", e.iter().map(|e| format!("{e}\n")).collect::<String>()),
+        }
+    }
+
+    fn text(out: &Output, path: &str) -> String {
+        String::from_utf8(out.files[path].bytes.clone()).expect("utf8")
+    }
+
+    fn errors(inp: &Input) -> Vec<String> {
+        match fingerprint(inp) {
+            Ok(_) => panic!("expected errors"),
+            Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn site() -> Input {
+        input(&[
+            ("img/a.png", "PNG-A"),
+            ("img/b.png", "PNG-B"),
+            ("fonts/f.woff2", "WOFF"),
+            (
+                "css/site.css",
+                "@import 'base.css';\n.a{background:url(../img/a.png)}\n/* url(../img/b.png) */\n\
+                 @font-face{src:url(\"/static/fonts/f.woff2?#iefix\")}",
+            ),
+            ("css/base.css", "body{color:red}"),
+            ("css/other.css", ".b{background:url(https://cdn.example.com/static/img/b.png)}"),
+            ("js/app.js", "import {x} from './util.js';\nimport 'react';\nconst s = \"./util.js\";"),
+            ("js/util.js", "export const x = new URL('../img/b.png', import.meta.url);"),
+            (
+                "index.html",
+                "<link rel=stylesheet href=\"/static/css/site.css\">\n<script type=module src=\"js/app.js\"></script>\n\
+                 <img srcset=\"img/a.png 1x, img/b.png 2x\" src='data:,x'>",
+            ),
+        ])
+    }
+
+    #[test]
+    fn rewrites_and_names() {
+        let out = run(&site());
+        let m = out.manifest();
+        for (path, name) in &m {
+            let f = &out.files[path];
+            assert_eq!(f.sha256, Digest::of(&f.bytes));
+            assert!(!f.prehashed);
+            // Names are derived from the final bytes for acyclic files.
+            let expected = hashed_name(path, &f.sha256.hex(), 12);
+            assert_eq!(name, &expected);
+        }
+        assert!(m["css/site.css"].starts_with("css/site.") && m["css/site.css"].ends_with(".css"));
+        assert_eq!(m["css/site.css"].len(), "css/site.css".len() + 13);
+        let a = m["img/a.png"]
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let b = m["img/b.png"]
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let f = m["fonts/f.woff2"]
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let base = m["css/base.css"]
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            text(&out, "css/site.css"),
+            format!(
+                "@import '{base}';\n.a{{background:url(../img/{a})}}\n/* url(../img/b.png) */\n\
+                 @font-face{{src:url(\"/static/fonts/{f}?#iefix\")}}"
+            )
+        );
+        assert_eq!(
+            text(&out, "css/other.css"),
+            format!(".b{{background:url(https://cdn.example.com/static/img/{b})}}")
+        );
+        let util = m["js/util.js"]
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(
+            text(&out, "js/app.js"),
+            format!("import {{x}} from './{util}';\nimport 'react';\nconst s = \"./util.js\";")
+        );
+        assert_eq!(
+            text(&out, "index.html"),
+            format!(
+                "<link rel=stylesheet href=\"/static/{}\">\n<script type=module src=\"{}\"></script>\n\
+                 <img srcset=\"img/{a} 1x, img/{b} 2x\" src='data:,x'>",
+                m["css/site.css"], m["js/app.js"]
+            )
+        );
+        assert_eq!(
+            out.files["css/site.css"].references,
+            vec!["css/base.css", "fonts/f.woff2", "img/a.png"]
+        );
+        assert_eq!(out, run(&site()), "deterministic");
+    }
+
+    #[test]
+    fn leaf_change_propagates_to_referrers_only() {
+        let before = run(&site()).manifest();
+        let mut changed = site();
+        changed.files.insert("img/a.png".into(), b"PNG-A2".to_vec());
+        let after = run(&changed).manifest();
+        let differ: Vec<&str> = before
+            .keys()
+            .filter(|k| before[*k] != after[*k])
+            .map(String::as_str)
+            .collect();
+        assert_eq!(differ, vec!["css/site.css", "img/a.png", "index.html"]);
+    }
+
+    #[test]
+    fn js_cycle() {
+        let files = [
+            ("a.js", "import {b} from './b.js'; export const a = 1;"),
+            (
+                "b.js",
+                "import {a} from './a.js'; import './leaf.js'; export const b = 2;",
+            ),
+            ("c.js", "import {a} from './a.js';"),
+            ("leaf.js", "export {};"),
+            ("self.js", "import('./self.js');"),
+        ];
+        let out = run(&input(&files));
+        let m = out.manifest();
+        let name = |p: &str| m[p].clone();
+        assert_eq!(
+            text(&out, "a.js"),
+            format!(
+                "import {{b}} from './{}'; export const a = 1;",
+                name("b.js")
+            )
+        );
+        assert_eq!(
+            text(&out, "b.js"),
+            format!(
+                "import {{a}} from './{}'; import './{}'; export const b = 2;",
+                name("a.js"),
+                name("leaf.js")
+            )
+        );
+        assert_eq!(
+            text(&out, "self.js"),
+            format!("import('./{}');", name("self.js"))
+        );
+        for f in out.files.values() {
+            assert_eq!(f.sha256, Digest::of(&f.bytes));
+        }
+        assert_eq!(out, run(&input(&files)), "deterministic");
+
+        // A change below the cycle renames the whole cycle and its referrers.
+        let mut changed = input(&files);
+        changed
+            .files
+            .insert("leaf.js".into(), b"export const z = 0;".to_vec());
+        let m2 = run(&changed).manifest();
+        for p in ["a.js", "b.js", "c.js", "leaf.js"] {
+            assert_ne!(m[p], m2[p], "{p}");
+        }
+        assert_eq!(m["self.js"], m2["self.js"]);
+    }
+
+    #[test]
+    fn css_import_cycle_is_an_error() {
+        let inp = input(&[
+            ("a.css", "@import 'b.css';"),
+            ("b.css", "@import url(c.css);"),
+            ("c.css", "x{}\n  @import \"a.css\";"),
+            ("d.css", "@import 'd.css';"),
+        ]);
+        assert_eq!(
+            errors(&inp),
+            vec![
+                "a.css:1:10: CSS @import cycle: a.css -> b.css -> c.css -> a.css (reference \"b.css\")",
+                "d.css:1:10: CSS @import cycle: d.css -> d.css (reference \"d.css\")",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_references_are_all_reported() {
+        let inp = input(&[
+            (
+                "css/a.css",
+                ".x{}\n.y { background: url(\"../img/nope.png\") }\n.z{background:url(gone.png)}",
+            ),
+            ("js/m.js", "\n\n  import x from './missing.js';"),
+            ("page.html", "<img src=\"../../escape.png\">"),
+        ]);
+        assert_eq!(
+            errors(&inp),
+            vec![
+                "css/a.css:2:23: referenced file \"img/nope.png\" does not exist (reference \"../img/nope.png\")",
+                "css/a.css:3:19: referenced file \"css/gone.png\" does not exist (reference \"gone.png\")",
+                "js/m.js:3:18: referenced file \"js/missing.js\" does not exist (reference \"./missing.js\")",
+                "page.html:1:11: path \"../../escape.png\" escapes the asset root (reference \"../../escape.png\")",
+            ]
+        );
+    }
+
+    #[test]
+    fn allow_missing() {
+        let mut inp = input(&[(
+            "css/a.css",
+            "a{b:url(../fonts/x.woff)} c{d:url(/static/img/missing-1.png)} e{f:url(dyn.png)}",
+        )]);
+        inp.allow_missing = vec![
+            "**/*.woff".into(),
+            "img/missing-*.png".into(),
+            "dyn.png".into(),
+        ];
+        let out = run(&inp);
+        assert_eq!(
+            text(&out, "css/a.css"),
+            "a{b:url(../fonts/x.woff)} c{d:url(/static/img/missing-1.png)} e{f:url(dyn.png)}"
+        );
+        assert!(glob_match(b"**/*.woff", b"x.woff"));
+        assert!(glob_match(b"a/**/b", b"a/x/y/b"));
+        assert!(!glob_match(b"a/*.png", b"a/x/y.png"));
+        assert!(glob_match(b"a/?.png", b"a/x.png"));
+    }
+
+    #[test]
+    fn prehashed_files_are_kept() {
+        let mut inp = input(&[
+            ("assets/index-BxK3a9Zq.js", "import './vendor.js';"),
+            ("assets/chunk.3fa9c1d2.js", "x"),
+            ("assets/index-BxK3a9Zq.js.map", "{}"),
+            ("vendor/jquery-3.7.1.js", "j"),
+            ("css/font-awesome.css", "f"),
+            ("from-manifest.js", "import './nothere.js';"),
+            ("main.js", "import './assets/index-BxK3a9Zq.js';"),
+        ]);
+        inp.prehashed.insert("from-manifest.js".into());
+        let out = run(&inp);
+        for p in [
+            "assets/index-BxK3a9Zq.js",
+            "assets/chunk.3fa9c1d2.js",
+            "assets/index-BxK3a9Zq.js.map",
+            "from-manifest.js",
+        ] {
+            let f = &out.files[p];
+            assert!(f.prehashed, "{p}");
+            assert_eq!(f.name, p);
+            assert_eq!(f.bytes, inp.files[p], "{p} untouched");
+        }
+        for p in ["vendor/jquery-3.7.1.js", "css/font-awesome.css", "main.js"] {
+            assert!(!out.files[p].prehashed, "{p}");
+            assert_ne!(out.files[p].name, p);
+        }
+        assert_eq!(
+            text(&out, "main.js"),
+            "import './index-BxK3a9Zq.js';".replace("./", "./assets/")
+        );
+    }
+
+    #[test]
+    fn prehashed_detection() {
+        for (p, expected) in [
+            ("index-BxK3a9Zq.js", true),
+            ("a/chunk.3fa9c1d2e4b5.css", true),
+            ("x-3fa9c1d2.js.map", true),
+            ("jquery-3.7.1.js", false),
+            ("font-awesome.css", false),
+            ("roboto-v30-latin-regular.woff2", false),
+            ("app.min.js", false),
+            ("deadbeefcafe.js", false),
+            ("-abcdef12.js", false),
+            ("x-12345678.js", false),
+            ("x-abcdefgh.js", false),
+        ] {
+            assert_eq!(looks_prehashed(p), expected, "{p}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        let h = "0123456789abcdef0123456789abcdef";
+        for (p, expected) in [
+            ("css/site.css", "css/site.0123456789ab.css"),
+            ("app.min.js", "app.min.0123456789ab.js"),
+            ("site.css.map", "site.css.0123456789ab.map"),
+            ("LICENSE", "LICENSE.0123456789ab"),
+            ("d.v1/.htaccess", "d.v1/.htaccess.0123456789ab"),
+        ] {
+            assert_eq!(hashed_name(p, h, 12), expected);
+        }
+        assert_eq!(hashed_name("a.js", h, 16), "a.0123456789abcdef.js");
+    }
+
+    #[test]
+    fn special_names_are_encoded() {
+        let out = run(&input(&[
+            ("img/a b.png", "x"),
+            ("a.css", "a{b:url(img/a%20b.png)} c{d:url('img/a b.png')}"),
+            ("a.html", "<img src='img/a%20b.png?x=1&amp;y=2'>"),
+        ]));
+        let n = out.files["img/a b.png"]
+            .name
+            .replace("img/", "")
+            .replace(' ', "%20");
+        assert_eq!(
+            text(&out, "a.css"),
+            format!("a{{b:url(img/{n})}} c{{d:url('img/{n}')}}")
+        );
+        assert_eq!(
+            text(&out, "a.html"),
+            format!("<img src='img/{n}?x=1&amp;y=2'>")
+        );
+    }
+
+    #[test]
+    fn bad_input() {
+        let mut inp = input(&[("a.css", "")]);
+        inp.hash_len = 8;
+        assert_eq!(
+            errors(&inp),
+            vec![":0:0: hash_len must be between 12 and 64, got 8 (reference \"\")"]
+        );
+        let mut inp = input(&[]);
+        inp.files.insert("b.css".into(), b"a{}\nb\xff".to_vec());
+        inp.files.insert("c.png".into(), b"\xff\xfe".to_vec());
+        assert_eq!(
+            errors(&inp),
+            vec!["b.css:2:2: file is not valid UTF-8 (reference \"\")"]
+        );
+    }
+}

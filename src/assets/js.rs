@@ -1,0 +1,657 @@
+//! Finds module references in JavaScript with a real lexer (strings, template
+//! literals with nested `${}`, comments, regex literals told apart from
+//! division by the previous significant token), so that specifiers are only
+//! rewritten where they are actual `import`/`export`/`import()`/`new URL()`
+//! syntax, never inside strings, comments or identifiers that merely contain
+//! the word `import`.
+
+use crate::assets::refs::{fill_positions, RefKind, Reference};
+use std::ops::Range;
+
+/// All references in a JS module: static `import`/`export ... from`, bare
+/// `import "m"`, `import("m")` with one string literal, `new URL("m",
+/// import.meta.url)` and a trailing `//# sourceMappingURL=` comment.
+pub fn js_references(src: &str) -> Vec<Reference> {
+    let (toks, comments) = lex(src);
+    let mut refs = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        if t.kind != Kind::Ident {
+            continue;
+        }
+        if i > 0 && (toks[i - 1].is_punct(".") || toks[i - 1].is_punct("?.")) {
+            continue;
+        }
+        let next = toks.get(i + 1);
+        match t.value.as_str() {
+            "import" => match next {
+                Some(n) if n.is_punct("(") => {
+                    if let (Some(s), Some(close)) = (toks.get(i + 2), toks.get(i + 3)) {
+                        if s.kind == Kind::Str && (close.is_punct(")") || close.is_punct(",")) {
+                            refs.push(s.reference(RefKind::JsDynamicImport));
+                        }
+                    }
+                }
+                Some(n) if n.kind == Kind::Str => refs.push(n.reference(RefKind::JsImport)),
+                Some(_) => {
+                    if let Some(s) = find_from(&toks, i + 1) {
+                        refs.push(s.reference(RefKind::JsImport));
+                    }
+                }
+                None => {}
+            },
+            "export" if next.is_some_and(|n| n.is_punct("*") || n.is_punct("{")) => {
+                if let Some(s) = find_from(&toks, i + 1) {
+                    refs.push(s.reference(RefKind::JsImport));
+                }
+            }
+            "new" => {
+                if let Some(s) = new_url(&toks[i + 1..]) {
+                    refs.push(s.reference(RefKind::JsNewUrl));
+                }
+            }
+            _ => {}
+        }
+    }
+    let last_significant_end = toks.last().map_or(0, |t| t.range.end);
+    if let Some(r) = comments
+        .iter()
+        .rev()
+        .filter(|c| c.start >= last_significant_end)
+        .find_map(|c| source_map_comment(src, c.clone()))
+    {
+        refs.push(r);
+    }
+    refs.sort_by_key(|r| r.range.start);
+    fill_positions(src, &mut refs);
+    refs
+}
+
+/// The module specifier after an import/export clause, e.g. the string in
+/// `import a, {b as c} from "m"` or `export * as ns from "m"`.
+fn find_from(toks: &[Tok], start: usize) -> Option<&Tok> {
+    let mut j = start;
+    let mut saw_clause = false;
+    while let Some(t) = toks.get(j) {
+        match t.kind {
+            Kind::Ident => {
+                if t.value == "from" && saw_clause {
+                    if let Some(s) = toks.get(j + 1).filter(|s| s.kind == Kind::Str) {
+                        return Some(s);
+                    }
+                }
+                saw_clause = true;
+            }
+            Kind::Punct if t.value == "*" || t.value == "," => saw_clause = true,
+            Kind::Punct if t.value == "{" => {
+                j += 1;
+                loop {
+                    let t = toks.get(j)?;
+                    match t.kind {
+                        Kind::Punct if t.value == "}" => break,
+                        Kind::Punct if t.value == "," => {}
+                        Kind::Ident | Kind::Str => {}
+                        _ => return None,
+                    }
+                    j += 1;
+                }
+                saw_clause = true;
+            }
+            _ => return None,
+        }
+        j += 1;
+    }
+    None
+}
+
+/// `URL ( "m" , import . meta . url [,] )` following `new`.
+fn new_url(toks: &[Tok]) -> Option<&Tok> {
+    let is_ident = |i: usize, v: &str| {
+        toks.get(i)
+            .is_some_and(|t| t.kind == Kind::Ident && t.value == v)
+    };
+    let is_punct = |i: usize, v: &str| toks.get(i).is_some_and(|t| t.is_punct(v));
+    let ok = is_ident(0, "URL")
+        && is_punct(1, "(")
+        && toks.get(2).is_some_and(|t| t.kind == Kind::Str)
+        && is_punct(3, ",")
+        && is_ident(4, "import")
+        && is_punct(5, ".")
+        && is_ident(6, "meta")
+        && is_punct(7, ".")
+        && is_ident(8, "url")
+        && (is_punct(9, ")") || (is_punct(9, ",") && is_punct(10, ")")));
+    if ok {
+        toks.get(2)
+    } else {
+        None
+    }
+}
+
+/// `//# sourceMappingURL=url` or the legacy `//@ sourceMappingURL=url`.
+fn source_map_comment(src: &str, range: Range<usize>) -> Option<Reference> {
+    let text = src.get(range.clone())?;
+    let rest = text.strip_prefix("//")?.strip_prefix(['#', '@'])?;
+    let trimmed = rest.trim_start_matches([' ', '\t']);
+    let url_part = trimmed.strip_prefix("sourceMappingURL=")?;
+    let len = url_part
+        .find(|c: char| c.is_whitespace())
+        .unwrap_or(url_part.len());
+    if len == 0 {
+        return None;
+    }
+    let start = range.end - url_part.len();
+    Some(Reference {
+        range: start..start + len,
+        value: url_part[..len].to_string(),
+        line: 0,
+        column: 0,
+        kind: RefKind::SourceMap,
+        quote: None,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ident,
+    Punct,
+    /// String literal; `range` excludes the quotes, `value` is decoded.
+    Str,
+    /// A template literal chunk (up to a `${` or the closing backtick).
+    Template,
+    Number,
+    Regex,
+}
+
+#[derive(Debug)]
+struct Tok {
+    kind: Kind,
+    range: Range<usize>,
+    value: String,
+    quote: Option<char>,
+}
+
+impl Tok {
+    fn is_punct(&self, p: &str) -> bool {
+        self.kind == Kind::Punct && self.value == p
+    }
+
+    fn reference(&self, kind: RefKind) -> Reference {
+        Reference {
+            range: self.range.clone(),
+            value: self.value.clone(),
+            line: 0,
+            column: 0,
+            kind,
+            quote: self.quote,
+        }
+    }
+}
+
+fn is_line_terminator(c: char) -> bool {
+    matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}')
+}
+
+fn is_ident_start(c: char) -> bool {
+    c.is_ascii_alphabetic()
+        || c == '$'
+        || c == '_'
+        || c == '\\'
+        || (!c.is_ascii() && !c.is_whitespace())
+}
+
+fn is_ident_part(c: char) -> bool {
+    is_ident_start(c) || c.is_ascii_digit() || c == '\u{200c}' || c == '\u{200d}'
+}
+
+/// Keywords after which a `/` starts a regular expression.
+const REGEX_AFTER: &[&str] = &[
+    "return",
+    "typeof",
+    "instanceof",
+    "in",
+    "of",
+    "new",
+    "delete",
+    "void",
+    "throw",
+    "case",
+    "do",
+    "else",
+    "yield",
+    "await",
+    "extends",
+];
+
+struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+    /// One entry per open `{`: `true` if it is a template `${`.
+    braces: Vec<bool>,
+    regex_ok: bool,
+    toks: Vec<Tok>,
+    comments: Vec<Range<usize>>,
+}
+
+fn lex(src: &str) -> (Vec<Tok>, Vec<Range<usize>>) {
+    let mut lx = Lexer {
+        src,
+        pos: 0,
+        braces: Vec::new(),
+        regex_ok: true,
+        toks: Vec::new(),
+        comments: Vec::new(),
+    };
+    if src.starts_with("#!") {
+        lx.line_comment();
+    }
+    while lx.step() {}
+    (lx.toks, lx.comments)
+}
+
+impl Lexer<'_> {
+    fn peek_at(&self, n: usize) -> Option<char> {
+        self.src[self.pos..].chars().nth(n)
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.peek_at(0)
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        Some(c)
+    }
+
+    fn push(&mut self, kind: Kind, start: usize, value: String, quote: Option<char>) {
+        self.regex_ok = match kind {
+            Kind::Ident => REGEX_AFTER.contains(&value.as_str()),
+            Kind::Punct => !matches!(value.as_str(), ")" | "]" | "++" | "--"),
+            Kind::Str | Kind::Number | Kind::Regex => false,
+            Kind::Template => value == "${",
+        };
+        self.toks.push(Tok {
+            kind,
+            range: start..self.pos,
+            value,
+            quote,
+        });
+    }
+
+    fn line_comment(&mut self) {
+        let start = self.pos;
+        while self.peek().is_some_and(|c| !is_line_terminator(c)) {
+            self.bump();
+        }
+        self.comments.push(start..self.pos);
+    }
+
+    /// Lexes one token (or comment / whitespace run); false at end of input.
+    fn step(&mut self) -> bool {
+        let Some(c) = self.peek() else {
+            return false;
+        };
+        let start = self.pos;
+        let c1 = self.peek_at(1);
+        match c {
+            c if c.is_whitespace() || c == '\u{feff}' => {
+                self.bump();
+            }
+            '/' if c1 == Some('/') => self.line_comment(),
+            '/' if c1 == Some('*') => {
+                self.pos = self.src[start + 2..]
+                    .find("*/")
+                    .map_or(self.src.len(), |i| start + 2 + i + 2);
+                self.comments.push(start..self.pos);
+            }
+            '/' if self.regex_ok => self.regex(),
+            '\'' | '"' => {
+                self.bump();
+                self.string(c);
+            }
+            '`' => {
+                self.bump();
+                self.template(start);
+            }
+            '{' => {
+                self.bump();
+                self.braces.push(false);
+                self.push(Kind::Punct, start, "{".into(), None);
+            }
+            '}' => {
+                self.bump();
+                if self.braces.pop() == Some(true) {
+                    self.template(start);
+                } else {
+                    self.push(Kind::Punct, start, "}".into(), None);
+                }
+            }
+            c if c.is_ascii_digit() || (c == '.' && c1.is_some_and(|c| c.is_ascii_digit())) => {
+                self.number()
+            }
+            c if is_ident_start(c) || c == '#' => {
+                self.bump();
+                while self.peek().is_some_and(is_ident_part) {
+                    self.bump();
+                }
+                let value = self.src[start..self.pos].to_string();
+                self.push(Kind::Ident, start, value, None);
+            }
+            _ => {
+                let rest = &self.src[self.pos..];
+                let len = if rest.starts_with("...") {
+                    3
+                } else if rest.starts_with("?.")
+                    && !rest[2..].starts_with(|c: char| c.is_ascii_digit())
+                    || rest.starts_with("++")
+                    || rest.starts_with("--")
+                    || rest.starts_with("=>")
+                {
+                    2
+                } else {
+                    c.len_utf8()
+                };
+                self.pos += len;
+                let value = self.src[start..self.pos].to_string();
+                self.push(Kind::Punct, start, value, None);
+            }
+        }
+        true
+    }
+
+    fn number(&mut self) {
+        let start = self.pos;
+        let hex_like = self.src[start..].len() > 1
+            && self.src[start..].starts_with('0')
+            && matches!(self.peek_at(1), Some('x' | 'X' | 'b' | 'B' | 'o' | 'O'));
+        let mut prev = '\0';
+        while let Some(c) = self.peek() {
+            let sign_ok = matches!(c, '+' | '-') && matches!(prev, 'e' | 'E') && !hex_like;
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' || sign_ok {
+                prev = c;
+                self.bump();
+            } else {
+                break;
+            }
+        }
+        let value = self.src[start..self.pos].to_string();
+        self.push(Kind::Number, start, value, None);
+    }
+
+    fn regex(&mut self) {
+        let start = self.pos;
+        self.bump();
+        let mut in_class = false;
+        while let Some(c) = self.peek() {
+            if is_line_terminator(c) {
+                break;
+            }
+            self.bump();
+            match c {
+                '\\' if self.peek().is_some_and(|c| !is_line_terminator(c)) => {
+                    self.bump();
+                }
+                '[' => in_class = true,
+                ']' => in_class = false,
+                '/' if !in_class => break,
+                _ => {}
+            }
+        }
+        while self.peek().is_some_and(is_ident_part) {
+            self.bump();
+        }
+        let value = self.src[start..self.pos].to_string();
+        self.push(Kind::Regex, start, value, None);
+    }
+
+    /// After an opening backtick or the `}` closing a substitution.
+    fn template(&mut self, start: usize) {
+        while let Some(c) = self.bump() {
+            match c {
+                '\\' => {
+                    self.bump();
+                }
+                '`' => break,
+                '$' if self.peek() == Some('{') => {
+                    self.bump();
+                    self.braces.push(true);
+                    self.push(Kind::Template, start, "${".into(), None);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.push(Kind::Template, start, "`".into(), None);
+    }
+
+    fn string(&mut self, quote: char) {
+        let start = self.pos;
+        let mut value = String::new();
+        let end = loop {
+            let Some(c) = self.peek() else {
+                break self.pos;
+            };
+            if c == quote {
+                let end = self.pos;
+                self.bump();
+                break end;
+            }
+            if matches!(c, '\n' | '\r') {
+                break self.pos; // unterminated
+            }
+            self.bump();
+            if c != '\\' {
+                value.push(c);
+                continue;
+            }
+            let Some(e) = self.bump() else {
+                break self.pos;
+            };
+            match e {
+                'n' => value.push('\n'),
+                't' => value.push('\t'),
+                'r' => value.push('\r'),
+                'b' => value.push('\u{8}'),
+                'f' => value.push('\u{c}'),
+                'v' => value.push('\u{b}'),
+                '0' if !self.peek().is_some_and(|c| c.is_ascii_digit()) => value.push('\0'),
+                '\r' => {
+                    if self.peek() == Some('\n') {
+                        self.bump();
+                    }
+                }
+                '\n' | '\u{2028}' | '\u{2029}' => {}
+                'x' => {
+                    let hex = self.take_hex(2);
+                    push_code(&mut value, hex, 'x');
+                }
+                'u' => {
+                    if self.peek() == Some('{') {
+                        self.bump();
+                        let hex = self.take_hex(6);
+                        if self.peek() == Some('}') {
+                            self.bump();
+                        }
+                        push_code(&mut value, hex, 'u');
+                    } else {
+                        let hex = self.take_hex(4);
+                        push_code(&mut value, hex, 'u');
+                    }
+                }
+                other => value.push(other),
+            }
+        };
+        let tok_start = self.toks.len();
+        self.push(Kind::Str, start, value, Some(quote));
+        if let Some(t) = self.toks.get_mut(tok_start) {
+            t.range = start..end;
+        }
+    }
+
+    fn take_hex(&mut self, max: usize) -> Option<u32> {
+        let mut v: u32 = 0;
+        let mut n = 0;
+        while n < max {
+            match self.peek().and_then(|c| c.to_digit(16)) {
+                Some(d) => {
+                    v = v * 16 + d;
+                    n += 1;
+                    self.bump();
+                }
+                None => break,
+            }
+        }
+        (n > 0).then_some(v)
+    }
+}
+
+fn push_code(value: &mut String, code: Option<u32>, escape: char) {
+    match code.and_then(char::from_u32) {
+        Some(c) => value.push(c),
+        None => value.push(escape),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assets::refs::assert_refs;
+
+    fn check(src: &str, expected: &str) {
+        assert_refs(src, &js_references(src), expected);
+    }
+
+    #[test]
+    fn static_imports() {
+        check(
+            r#"import x from "./a.js";
+import {a as b, c} from './b.js'
+import * as ns from "./c.js";
+import d, {e} from "./d.js";
+import "./e.js";
+import {from} from "./f.js";
+import
+  g
+  from
+  "./g.js";
+import json from "./h.json" with { type: "json" };
+"#,
+            r#"
+            JsImport@1:16 "./a.js" = ./a.js
+            JsImport@2:26 './b.js' = ./b.js
+            JsImport@3:22 "./c.js" = ./c.js
+            JsImport@4:21 "./d.js" = ./d.js
+            JsImport@5:9 "./e.js" = ./e.js
+            JsImport@6:21 "./f.js" = ./f.js
+            JsImport@10:4 "./g.js" = ./g.js
+            JsImport@11:19 "./h.json" = ./h.json
+            "#,
+        );
+    }
+
+    #[test]
+    fn exports() {
+        check(
+            r#"export {x} from "./a.js";
+export * from './b.js';
+export * as ns from "./c.js";
+export { default as y, "z-z" as z } from "./d.js";
+export {x};
+export const from = "./no.js";
+export default "./no2.js";
+"#,
+            r#"
+            JsImport@1:18 "./a.js" = ./a.js
+            JsImport@2:16 './b.js' = ./b.js
+            JsImport@3:22 "./c.js" = ./c.js
+            JsImport@4:43 "./d.js" = ./d.js
+            "#,
+        );
+    }
+
+    #[test]
+    fn dynamic_and_new_url() {
+        check(
+            r#"const m = await import("./lazy.js");
+import('./x.js', { with: { type: "json" } });
+import(`./t-${name}.js`); import("./a" + b); import(name);
+const u = new URL("./img/a.png", import.meta.url);
+new Worker(new URL('./w.js', import.meta.url,), { type: "module" });
+new URL("./no.png", location.href); new URL("./no2.png");
+console.log(import.meta.url);
+"#,
+            r#"
+            JsDynamicImport@1:25 "./lazy.js" = ./lazy.js
+            JsDynamicImport@2:9 './x.js' = ./x.js
+            JsNewUrl@4:20 "./img/a.png" = ./img/a.png
+            JsNewUrl@5:21 './w.js' = ./w.js
+            "#,
+        );
+    }
+
+    #[test]
+    fn left_alone() {
+        check(
+            r#"const s = "import('x.js')"; const t = 'import "y.js"';
+// import "z.js"
+/* import x from "w.js" */
+reimport("a.js"); obj.import("b.js"); obj?.import("c.js"); _import("d.js");
+const o = { import: "e.js", from: "f.js" };
+const tpl = `${ "}" + `import("g.js")` } import("h.js") ${ '`' }`;
+const re = /"/g; const re2 = /import("i.js")/; const re3 = /[/"]/;
+const d = a / 2 / "j.js";
+if (x) { y(); } /'/.test(z); import("k.js");
+"#,
+            r#"
+            JsDynamicImport@9:38 "k.js" = k.js
+            "#,
+        );
+    }
+
+    #[test]
+    fn template_with_quotes_and_nesting() {
+        check(
+            "const a = `it's \"${ {b: `c${'}'}`}.b }\" ${x}`;\nimport y from './y.js';",
+            "JsImport@2:16 './y.js' = ./y.js",
+        );
+    }
+
+    #[test]
+    fn string_escapes() {
+        check(
+            r#"import a from "./\x61\u0062\u{63}\'.js";"#,
+            r#"JsImport@1:16 "./\x61\u0062\u{63}\'.js" = ./abc'.js"#,
+        );
+    }
+
+    #[test]
+    fn source_map() {
+        check(
+            "f();\n//# sourceMappingURL=app.js.map\n",
+            "SourceMap@2:22 app.js.map = app.js.map",
+        );
+        check(
+            "f();\n//@ sourceMappingURL=app.js.map",
+            "SourceMap@2:22 app.js.map = app.js.map",
+        );
+        // Not trailing: code follows it.
+        check("//# sourceMappingURL=a.map\nf();\n", "");
+        // Inside a string, not a comment.
+        check("f('\\n//# sourceMappingURL=a.map')", "");
+        // Block comments are not the recognised form.
+        check("f();\n/*# sourceMappingURL=a.map */", "");
+    }
+
+    #[test]
+    fn hashbang_and_empty() {
+        check(
+            "#!/usr/bin/env node\nimport './a.js'",
+            "JsImport@2:9 './a.js' = ./a.js",
+        );
+        check("", "");
+        check(
+            "'unterminated\nimport './b.js'",
+            "JsImport@2:9 './b.js' = ./b.js",
+        );
+    }
+}

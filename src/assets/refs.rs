@@ -1,0 +1,326 @@
+//! The common currency of the scanners: a [`Reference`] is one URL found in a
+//! CSS, JS or HTML source, with the exact byte range to replace and enough
+//! context ([`RefKind`], quote) for [`encode_for`] to produce replacement text
+//! that is valid in that same syntactic position.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+/// One URL reference found in a source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// Byte range in the source of the raw URL text to replace (quotes excluded).
+    pub range: Range<usize>,
+    /// Decoded URL (CSS escapes, JS escapes, HTML entities, JSON escapes resolved).
+    pub value: String,
+    /// 1-based line of `range.start`.
+    pub line: u32,
+    /// 1-based column of `range.start`, counted in chars.
+    pub column: u32,
+    pub kind: RefKind,
+    /// The quote character around the raw text, if any.
+    pub quote: Option<char>,
+}
+
+/// Where a reference was found; decides how a replacement must be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RefKind {
+    /// `url(...)` (quoted or not) or a bare string inside `image-set()`.
+    CssUrl,
+    /// The URL of an `@import` rule (string or `url()` form).
+    CssImport,
+    /// A `sourceMappingURL` comment (CSS `/*# */` or JS `//#`).
+    SourceMap,
+    /// Static `import`/`export ... from` specifier.
+    JsImport,
+    /// `import("...")` with a single string literal.
+    JsDynamicImport,
+    /// `new URL("...", import.meta.url)`.
+    JsNewUrl,
+    /// An HTML attribute holding one URL (`src`, `href`, `poster`).
+    HtmlAttr,
+    /// One candidate URL of an HTML `srcset`/`imagesrcset` attribute.
+    HtmlSrcset,
+    /// A value in a `<script type="importmap">` JSON document.
+    ImportMap,
+}
+
+impl RefKind {
+    /// Whether this reference is a JavaScript module specifier (bare
+    /// specifiers such as `"react"` are resolved by import maps, not by path).
+    pub fn is_js_specifier(self) -> bool {
+        matches!(self, RefKind::JsImport | RefKind::JsDynamicImport)
+    }
+}
+
+/// Returns text that can replace `r.range` so that it decodes to `new_url`
+/// in the same syntactic context as the original reference.
+pub fn encode_for(r: &Reference, new_url: &str) -> String {
+    match (r.kind, r.quote) {
+        (RefKind::CssUrl | RefKind::CssImport, None) => css_unquoted_url(new_url),
+        (RefKind::CssUrl | RefKind::CssImport, Some(q)) => css_string(new_url, q),
+        (RefKind::SourceMap, _) => comment_url(new_url),
+        (RefKind::JsImport | RefKind::JsDynamicImport | RefKind::JsNewUrl, q) => {
+            js_string(new_url, q.unwrap_or('"'))
+        }
+        (RefKind::HtmlAttr, q) => html_attr(new_url, q),
+        (RefKind::HtmlSrcset, q) => {
+            // Whitespace separates descriptors and a trailing comma separates
+            // candidates, so neither may appear raw in a srcset URL.
+            let mut s = String::with_capacity(new_url.len());
+            for c in new_url.chars() {
+                match c {
+                    ',' => s.push_str("%2C"),
+                    c if is_html_space(c) => {
+                        let _ = write!(s, "%{:02X}", c as u32);
+                    }
+                    c => s.push(c),
+                }
+            }
+            html_attr(&s, q)
+        }
+        (RefKind::ImportMap, _) => json_string(new_url),
+    }
+}
+
+fn css_hex_escape(out: &mut String, c: char) {
+    // A trailing space always terminates the hex escape, so the next char can
+    // never be swallowed into it.
+    let _ = write!(out, "\\{:x} ", c as u32);
+}
+
+fn css_unquoted_url(url: &str) -> String {
+    let mut s = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '(' | ')' | '"' | '\'' | '\\' => {
+                s.push('\\');
+                s.push(c);
+            }
+            c if c.is_whitespace() || c.is_control() => css_hex_escape(&mut s, c),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn css_string(url: &str, quote: char) -> String {
+    let mut s = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            c if c == quote => {
+                s.push('\\');
+                s.push(c);
+            }
+            '\n' | '\r' | '\x0c' => css_hex_escape(&mut s, c),
+            c if c.is_control() => css_hex_escape(&mut s, c),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn comment_url(url: &str) -> String {
+    // Inside a comment there are no escapes: percent-encode anything that
+    // could end the comment or the URL.
+    let mut s = String::with_capacity(url.len());
+    for c in url.chars() {
+        if c.is_whitespace() || c.is_control() || c == '*' {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(s, "%{b:02X}");
+            }
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
+fn js_string(url: &str, quote: char) -> String {
+    let mut s = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\u{2028}' => s.push_str("\\u2028"),
+            '\u{2029}' => s.push_str("\\u2029"),
+            // Backtick-quoted (template) specifiers never reach us, but be safe.
+            '$' if quote == '`' => s.push_str("\\$"),
+            c if c == quote => {
+                s.push('\\');
+                s.push(c);
+            }
+            c if c.is_control() => {
+                let _ = write!(s, "\\u{:04x}", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn is_html_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0c' | '\r')
+}
+
+fn html_attr(url: &str, quote: Option<char>) -> String {
+    let mut s = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '&' => s.push_str("&amp;"),
+            '"' if quote != Some('\'') => s.push_str("&quot;"),
+            '\'' if quote != Some('"') => s.push_str("&#39;"),
+            c if quote.is_none() && (is_html_space(c) || matches!(c, '=' | '<' | '>' | '`')) => {
+                let _ = write!(s, "&#{};", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn json_string(url: &str) -> String {
+    let mut s = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            // `<` is escaped so the result can never form `</script`.
+            '<' => s.push_str("\\u003c"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(s, "\\u{:04x}", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// Fills `line` and `column` of every reference from its `range.start`.
+/// Line breaks are `\n`, `\r\n` and a lone `\r`.
+pub(crate) fn fill_positions(src: &str, refs: &mut [Reference]) {
+    let mut line_starts = vec![0usize];
+    let bytes = src.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => line_starts.push(i + 1),
+            b'\r' if bytes.get(i + 1) != Some(&b'\n') => line_starts.push(i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+    for r in refs {
+        let off = r.range.start.min(src.len());
+        let line_idx = line_starts.partition_point(|&s| s <= off) - 1;
+        let start = line_starts[line_idx];
+        let col = src.get(start..off).map_or(0, |t| t.chars().count());
+        r.line = u32::try_from(line_idx + 1).unwrap_or(u32::MAX);
+        r.column = u32::try_from(col + 1).unwrap_or(u32::MAX);
+    }
+}
+
+/// Shifts ranges of references found in a sub-slice starting at `base`.
+pub(crate) fn offset_refs(refs: &mut [Reference], base: usize) {
+    for r in refs {
+        r.range = r.range.start + base..r.range.end + base;
+    }
+}
+
+/// Test helper: one line per reference, `Kind@line:col <raw> = <value>`, with
+/// the raw text wrapped in its quotes.
+#[cfg(test)]
+pub(crate) fn render(src: &str, refs: &[Reference]) -> String {
+    let mut out = String::new();
+    for r in refs {
+        let q = r.quote.map(String::from).unwrap_or_default();
+        let raw = &src[r.range.clone()];
+        let _ = writeln!(
+            out,
+            "{:?}@{}:{} {q}{raw}{q} = {}",
+            r.kind, r.line, r.column, r.value
+        );
+    }
+    out
+}
+
+/// Test helper: compares [`render`] output with an indented expectation.
+#[cfg(test)]
+pub(crate) fn assert_refs(src: &str, refs: &[Reference], expected: &str) {
+    let expected: String = expected
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let got = render(src, refs);
+    assert_eq!(got, expected, "\nsource:\n{src}\n---\ngot:\n{got}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(kind: RefKind, quote: Option<char>) -> Reference {
+        Reference {
+            range: 0..0,
+            value: String::new(),
+            line: 1,
+            column: 1,
+            kind,
+            quote,
+        }
+    }
+
+    fn check(kind: RefKind, quote: Option<char>, url: &str, expected: &str) {
+        assert_eq!(
+            encode_for(&r(kind, quote), url),
+            expected,
+            "{kind:?} {quote:?} {url:?}"
+        );
+    }
+
+    #[test]
+    fn encodings() {
+        use RefKind::*;
+        check(CssUrl, None, "a.png", "a.png");
+        check(CssUrl, None, "a b(1).png", "a\\20 b\\(1\\).png");
+        check(CssUrl, None, "a'\"\\.png", "a\\'\\\"\\\\.png");
+        check(CssImport, Some('"'), "a\"b'.css", "a\\\"b'.css");
+        check(CssUrl, Some('\''), "a\"b'.css", "a\"b\\'.css");
+        check(CssUrl, Some('"'), "a\nb", "a\\a b");
+        check(SourceMap, None, "a b*/.map", "a%20b%2A/.map");
+        check(JsImport, Some('\''), "./a'b\\.js", "./a\\'b\\\\.js");
+        check(JsNewUrl, Some('"'), "./a\"b.js", "./a\\\"b.js");
+        check(
+            HtmlAttr,
+            Some('"'),
+            "a.png?x=1&y=\"'",
+            "a.png?x=1&amp;y=&quot;'",
+        );
+        check(HtmlAttr, Some('\''), "a'\".png", "a&#39;\".png");
+        check(HtmlAttr, None, "a b>.png", "a&#32;b&#62;.png");
+        check(HtmlSrcset, Some('"'), "a b,c.png", "a%20b%2Cc.png");
+        check(
+            ImportMap,
+            None,
+            "/a\"\\</script>.js",
+            "/a\\\"\\\\\\u003c/script>.js",
+        );
+    }
+
+    #[test]
+    fn positions() {
+        let src = "ab\r\ncd\re\néx";
+        let mut refs = vec![r(RefKind::CssUrl, None); 4];
+        for (r, off) in refs.iter_mut().zip([1, 5, 7, src.len() - 1]) {
+            r.range = off..off;
+        }
+        fill_positions(src, &mut refs);
+        let got: Vec<_> = refs.iter().map(|r| (r.line, r.column)).collect();
+        assert_eq!(got, vec![(1, 2), (2, 2), (3, 1), (4, 2)]);
+    }
+}

@@ -1,0 +1,415 @@
+//! The I/O edge of asset fingerprinting, shared by `build` and `publish`.
+//!
+//! `build` reads the assets directory into memory, hands it to the pure
+//! [`crate::assets::fingerprint`], and writes what comes back into
+//! `.verbatim/build/assets/<final name>` plus the manifest's `assets` map.
+//! `publish` asks [`upload_order`] for a leaves-first order, so that an asset
+//! is stored only after everything it references.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest as _, Sha384};
+
+use crate::assets::{self, url::UrlOptions, Input};
+use crate::config::Config;
+use crate::digest::Digest;
+use crate::manifest::{Asset, Manifest};
+use crate::output::Printer;
+use crate::store::{Body, Key, PutMode, PutOptions, PutOutcome, Store};
+
+/// Where fingerprinted assets go inside the build directory (and their key prefix).
+pub const ASSETS_DIR: &str = "assets";
+/// Every asset is immutable under its hashed name: cache it for a year.
+pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+/// Fingerprints `cfg.assets_dir` in memory. Every problem in the tree is
+/// reported in one error; nothing is written.
+pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
+    let mut files = BTreeMap::new();
+    read_tree(dir, dir, &mut files)?;
+    let prehashed = match &cfg.vite_manifest {
+        Some(m) => vite_prehashed(m, dir)?,
+        None => BTreeSet::new(),
+    };
+    let input = Input {
+        files,
+        url: UrlOptions {
+            public_prefix: cfg.public_prefix.clone(),
+            cdn_base: cfg.cdn_base.clone(),
+        },
+        allow_missing: cfg.allow_missing.clone(),
+        prehashed,
+        ..Input::default()
+    };
+    assets::fingerprint(&input).map_err(|errors| {
+        let mut msg = format!(
+            "{} problem{} in the assets under {}; fix them (or list deliberate misses in `assets.allow_missing`):",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" },
+            dir.display()
+        );
+        for e in &errors {
+            let file = dir.join(&e.file);
+            let _ = write!(
+                msg,
+                "\n  {}:{}:{}: {} (reference {:?})",
+                file.display(),
+                e.line,
+                e.column,
+                e.message,
+                e.reference
+            );
+        }
+        anyhow::anyhow!(msg)
+    })
+}
+
+/// Writes every output file to `<out>/assets/<name>` (temp file, then rename;
+/// an identical file already there is left alone), removes stale files from
+/// earlier builds, and returns the manifest's `assets` map.
+pub fn write(
+    out: &Path,
+    fingerprinted: &assets::Output,
+    printer: &Printer,
+) -> Result<BTreeMap<String, Asset>> {
+    let base = out.join(ASSETS_DIR);
+    let total: u64 = fingerprinted
+        .files
+        .values()
+        .map(|f| f.bytes.len() as u64)
+        .sum();
+    let bar = printer.bytes_bar(total, "assets");
+    let mut map = BTreeMap::new();
+    let mut keep = BTreeSet::new();
+    for (logical, f) in &fingerprinted.files {
+        let path = base.join(&f.name);
+        write_if_changed(&path, &f.bytes)?;
+        bar.inc(f.bytes.len() as u64);
+        keep.insert(path);
+        map.insert(
+            logical.clone(),
+            Asset {
+                key: format!("{ASSETS_DIR}/{}", f.name),
+                sha256: f.sha256.hex(),
+                size: f.bytes.len() as u64,
+                content_type: assets::mime::content_type(logical).to_owned(),
+                cache_control: CACHE_CONTROL.to_owned(),
+                integrity: integrity(&f.bytes),
+                references: f.references.clone(),
+            },
+        );
+    }
+    bar.finish_and_clear();
+    prune(&base, &keep)
+        .with_context(|| format!("removing stale assets from {}", base.display()))?;
+    Ok(map)
+}
+
+/// Stores every asset of `manifest` from the build directory `out`,
+/// leaves first, each create-only with its content type and cache control.
+/// `record` hears about every put as it ends.
+pub fn upload(
+    store: &dyn Store,
+    out: &Path,
+    manifest: &Manifest,
+    mut record: impl FnMut(&Key, &PutOutcome),
+) -> Result<()> {
+    for logical in upload_order(&manifest.assets) {
+        let a = &manifest.assets[logical];
+        let path = out.join(&a.key);
+        if !path.is_file() {
+            bail!(
+                "asset {logical} should be at {} but is not; run `verbatim build` again",
+                path.display()
+            );
+        }
+        let digest = Digest::from_hex(&a.sha256)
+            .with_context(|| format!("assets[{logical:?}].sha256 is not a sha256"))?;
+        let key = Key::new(a.key.clone())?;
+        let outcome = store
+            .put(
+                &key,
+                Body::file(&path, digest, a.size),
+                PutMode::CreateOnly,
+                &PutOptions {
+                    content_type: Some(a.content_type.clone()),
+                    cache_control: Some(a.cache_control.clone()),
+                },
+            )
+            .with_context(|| format!("publishing asset {logical} from {}", path.display()))?;
+        record(&key, &outcome);
+    }
+    Ok(())
+}
+
+/// Logical paths ordered so that each comes after everything it references
+/// (depth-first post-order; inside a reference cycle the order is arbitrary
+/// but stable).
+pub fn upload_order(assets: &BTreeMap<String, Asset>) -> Vec<&str> {
+    let mut order = Vec::with_capacity(assets.len());
+    let mut seen = BTreeSet::new();
+    for root in assets.keys() {
+        if !seen.insert(root.as_str()) {
+            continue;
+        }
+        // Iterative DFS: (node, next reference index).
+        let mut stack: Vec<(&str, usize)> = vec![(root.as_str(), 0)];
+        while let Some((node, i)) = stack.pop() {
+            let refs = assets.get(node).map_or(&[][..], |a| &a.references[..]);
+            if let Some(next) = refs.get(i) {
+                stack.push((node, i + 1));
+                if assets.contains_key(next) && seen.insert(next.as_str()) {
+                    stack.push((next.as_str(), 0));
+                }
+            } else {
+                order.push(node);
+            }
+        }
+    }
+    order
+}
+
+/// Subresource integrity of `bytes`: `sha384-<base64>`.
+pub fn integrity(bytes: &[u8]) -> String {
+    format!("sha384-{}", base64(&Sha384::digest(bytes)))
+}
+
+/// Standard base64 with padding. 20 lines instead of a dependency: SRI
+/// values are the only base64 verbatim writes, and it never decodes.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                s.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+/// Reads every regular file under `dir` (dotfiles and dot-directories are
+/// skipped) into `files`, keyed by its `/`-separated path relative to `root`.
+fn read_tree(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> Result<()> {
+    let entries =
+        fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading directory {}", dir.display()))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            bail!(
+                "asset {} has a name that is not UTF-8; rename it (asset names become URLs)",
+                path.display()
+            );
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        // Follows symlinks: a linked file is published under the link's name.
+        let meta = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        if meta.is_dir() {
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                bail!(
+                    "asset directory {} is a symlink; copy it into the assets directory instead",
+                    path.display()
+                );
+            }
+            read_tree(root, &path, files)?;
+        } else if meta.is_file() {
+            let bytes =
+                fs::read(&path).with_context(|| format!("reading asset {}", path.display()))?;
+            let logical = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            files.insert(logical, bytes);
+        } else {
+            bail!(
+                "{} is not a regular file or directory; remove it from the assets directory",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The logical paths a Vite `manifest.json` names as already hashed: every
+/// entry's `file`, `css` and `assets`. They are relative to Vite's `outDir`,
+/// which holds the manifest (Vite 4) or its `.vite/` directory (Vite 5+).
+fn vite_prehashed(manifest: &Path, assets_dir: &Path) -> Result<BTreeSet<String>> {
+    let what = || {
+        format!(
+            "reading the Vite manifest {} (from `assets.vite_manifest`)",
+            manifest.display()
+        )
+    };
+    let bytes = fs::read(manifest).with_context(what)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not JSON; point `assets.vite_manifest` at Vite's manifest.json",
+            manifest.display()
+        )
+    })?;
+    let Some(entries) = value.as_object() else {
+        bail!(
+            "{} is not a Vite manifest (expected a JSON object of entries)",
+            manifest.display()
+        );
+    };
+    let mut out_dir = manifest.parent().unwrap_or(Path::new("."));
+    if out_dir.file_name().is_some_and(|n| n == ".vite") {
+        out_dir = out_dir.parent().unwrap_or(Path::new("."));
+    }
+    let canon =
+        |p: &Path| fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()));
+    let (out_dir, assets_dir) = (canon(out_dir)?, canon(assets_dir)?);
+    let Ok(rel) = out_dir.strip_prefix(&assets_dir) else {
+        bail!(
+            "the Vite output directory {} is not inside the assets directory {}; set `assets.dir` to include it",
+            out_dir.display(),
+            assets_dir.display()
+        );
+    };
+    let prefix: String = rel
+        .components()
+        .map(|c| format!("{}/", c.as_os_str().to_string_lossy()))
+        .collect();
+    let mut set = BTreeSet::new();
+    for entry in entries.values() {
+        let files = entry.get("file").into_iter().chain(
+            ["css", "assets"]
+                .iter()
+                .filter_map(|k| entry.get(*k).and_then(|v| v.as_array()))
+                .flatten(),
+        );
+        for f in files.filter_map(|v| v.as_str()) {
+            set.insert(format!("{prefix}{}", f.trim_start_matches('/')));
+        }
+    }
+    Ok(set)
+}
+
+/// Temp file then rename; a file already holding `bytes` is not rewritten
+/// (names are content hashes, so this is the common case on a rebuild).
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64)
+        && fs::read(path).is_ok_and(|b| b == bytes)
+    {
+        return Ok(());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".asset-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Removes files under `dir` not in `keep`, and directories left empty.
+fn prune(dir: &Path, keep: &BTreeSet<PathBuf>) -> std::io::Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let ft = fs::symlink_metadata(&path)?.file_type();
+        if ft.is_dir() {
+            prune(&path, keep)?;
+            if fs::read_dir(&path)?.next().is_none() {
+                fs::remove_dir(&path)?;
+            }
+        } else if !keep.contains(&path) {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn integrity_of_known_bytes() {
+        // `printf 'alert(1)' | openssl dgst -sha384 -binary | base64`
+        assert_eq!(
+            integrity(b"alert(1)"),
+            "sha384-HT2E9NfWiuQ/w1PRai+hTyqW16NIoCGA/m8VQDUopfAtcz6YQjtsMmQd5uRbVDpW"
+        );
+    }
+
+    fn asset(refs: &[&str]) -> Asset {
+        Asset {
+            key: "assets/x".into(),
+            sha256: String::new(),
+            size: 0,
+            content_type: String::new(),
+            cache_control: String::new(),
+            integrity: String::new(),
+            references: refs.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn upload_order_is_leaves_first() {
+        let m: BTreeMap<String, Asset> = [
+            ("a.html", asset(&["b.css", "c.js"])),
+            ("b.css", asset(&["d.png", "e.css"])),
+            ("c.js", asset(&["f.js"])),
+            ("d.png", asset(&[])),
+            ("e.css", asset(&["d.png"])),
+            ("f.js", asset(&["c.js"])), // a cycle
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let order = upload_order(&m);
+        assert_eq!(order.len(), m.len());
+        let pos = |p: &str| order.iter().position(|x| *x == p).unwrap();
+        for (p, a) in &m {
+            for r in &a.references {
+                if !(p == "f.js" && r == "c.js") {
+                    assert!(pos(r) < pos(p), "{r} before {p}: {order:?}");
+                }
+            }
+        }
+    }
+}

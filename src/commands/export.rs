@@ -1,0 +1,110 @@
+//! `verbatim export`: the manifest's asset names in another tool's format.
+//!
+//! `--format django` writes the `staticfiles.json` that Django's
+//! `ManifestStaticFilesStorage` reads, so `{% static "css/site.css" %}`
+//! renders the fingerprinted name verbatim published. The manifest is the
+//! build directory's, or a stored one named by `--manifest`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::cli::{ExportArgs, ExportFormat, Global};
+use crate::config::Overrides;
+use crate::digest::Digest;
+use crate::manifest::Manifest;
+use crate::output::Printer;
+use crate::store::local::write_atomic;
+
+use super::assets::ASSETS_DIR;
+
+/// Django's `staticfiles.json` (manifest version 1.1).
+#[derive(Serialize)]
+struct Staticfiles<'a> {
+    paths: BTreeMap<&'a str, &'a str>,
+    version: &'static str,
+    hash: String,
+}
+
+#[derive(Serialize)]
+struct ExportJson<'a> {
+    manifest: String,
+    format: &'static str,
+    out: &'a Path,
+    paths: usize,
+}
+
+pub fn run(g: &Global, args: &ExportArgs, printer: &Printer) -> Result<()> {
+    let (manifest, origin) = match &args.manifest {
+        Some(arg) if Path::new(arg).is_file() => {
+            let bytes = std::fs::read(arg).with_context(|| format!("reading {arg}"))?;
+            let m =
+                Manifest::parse(&bytes).with_context(|| format!("parsing manifest file {arg}"))?;
+            (m, arg.clone())
+        }
+        Some(arg) => {
+            let store = super::open_store_for(g)?;
+            let id = super::resolve_manifest(store.as_ref(), arg)?;
+            (super::load_manifest(store.as_ref(), &id)?, id.to_string())
+        }
+        None => {
+            let cfg = super::load_config(g, Overrides::default())?;
+            let built = super::build::load_built(&cfg)?;
+            let origin = built.manifest_path.display().to_string();
+            (built.manifest, origin)
+        }
+    };
+    let id = manifest.id();
+    let ExportFormat::Django = args.format;
+    let doc = django(&manifest);
+    let mut bytes = serde_json::to_vec_pretty(&doc)?;
+    bytes.push(b'\n');
+    match &args.out {
+        Some(out) => {
+            write_atomic(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            printer.note(format!(
+                "wrote {} ({} paths) from manifest {origin}",
+                out.display(),
+                doc.paths.len()
+            ));
+            printer.result(out.display())?;
+            printer.json(&ExportJson {
+                manifest: id.to_string(),
+                format: "django",
+                out,
+                paths: doc.paths.len(),
+            })?;
+        }
+        // The document is the result: it goes to stdout, --json or not.
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().lock().write_all(&bytes)?;
+        }
+    }
+    Ok(())
+}
+
+/// Logical path → hashed name (the store key without `assets/`), plus a
+/// hash of that mapping, as Django's storage expects.
+fn django(m: &Manifest) -> Staticfiles<'_> {
+    let prefix = format!("{ASSETS_DIR}/");
+    let paths: BTreeMap<&str, &str> = m
+        .assets
+        .iter()
+        .map(|(logical, a)| {
+            (
+                logical.as_str(),
+                a.key.strip_prefix(&prefix).unwrap_or(&a.key),
+            )
+        })
+        .collect();
+    let canonical = serde_json::to_vec(&paths).unwrap_or_default();
+    let hash = Digest::of(&canonical).hex()[..12].to_owned();
+    Staticfiles {
+        paths,
+        version: "1.1",
+        hash,
+    }
+}

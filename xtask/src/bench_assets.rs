@@ -1,0 +1,181 @@
+//! `cargo xtask bench assets`: fingerprinting 10,000 generated assets with
+//! `verbatim build` against Django's `collectstatic` with
+//! `ManifestStaticFilesStorage`, in a venv this task creates from PyPI.
+//! Prints figures and the ratio; never asserts.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::bench::measure;
+use crate::{run, Result};
+
+/// Files in the generated tree.
+const ASSETS: usize = 10_000;
+
+/// A tree of `ASSETS` files in directories of 10: 3 CSS (each `url()`s two
+/// images of its directory, one `@import`s a sibling), 3 JS (a source-map
+/// comment; two import a sibling), 3 PNG-ish binaries and 1 source map.
+fn generate(static_dir: &Path) -> Result {
+    let _ = fs::remove_dir_all(static_dir);
+    let w = |p: PathBuf, b: &[u8]| -> Result {
+        fs::create_dir_all(p.parent().unwrap_or(Path::new(".")))
+            .and_then(|()| fs::write(&p, b))
+            .map_err(|e| format!("writing {}: {e}", p.display()))
+    };
+    for d in 0..ASSETS / 10 {
+        let dir = static_dir.join(format!("m{d:04}"));
+        for i in 0..3 {
+            let mut img = b"\x89PNG\r\n\x1a\n".to_vec();
+            img.extend((0..2048).map(|k| ((k * 31 + d * 7 + i) % 251) as u8));
+            w(dir.join(format!("img{i}.png")), &img)?;
+        }
+        for i in 0..3 {
+            let import = if i == 0 { "@import \"c1.css\";\n" } else { "" };
+            let css = format!(
+                "{import}.m{d}-{i} {{ background: url(\"img{i}.png\"); }}\n\
+                 .m{d}-{i}:hover {{ background: url('img{}.png') no-repeat; }}\n{}",
+                (i + 1) % 3,
+                ".x { color: #123456; margin: 0 auto; padding: 4px 8px; }\n".repeat(20)
+            );
+            w(dir.join(format!("c{i}.css")), css.as_bytes())?;
+        }
+        for i in 0..3 {
+            let import = if i < 2 {
+                format!("import {{ f{} }} from \"./j{}.js\";\n", i + 1, i + 1)
+            } else {
+                String::new()
+            };
+            let map = if i == 0 {
+                "//# sourceMappingURL=j0.js.map\n"
+            } else {
+                ""
+            };
+            let js = format!(
+                "{import}export function f{i}(x) {{ return x * {d} + {i}; }}\n{}{map}",
+                "const value = [1, 2, 3].map((v) => v + 1).join(',');\n".repeat(20)
+            );
+            w(dir.join(format!("j{i}.js")), js.as_bytes())?;
+        }
+        w(
+            dir.join("j0.js.map"),
+            b"{\"version\":3,\"sources\":[\"j0.ts\"],\"mappings\":\"AAAA\"}",
+        )?;
+    }
+    Ok(())
+}
+
+const SETTINGS: &str = r#"
+from pathlib import Path
+BASE = Path(__file__).resolve().parent
+SECRET_KEY = "bench"
+INSTALLED_APPS = ["django.contrib.staticfiles"]
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE / "static"]
+STATIC_ROOT = BASE / "collected"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+}
+"#;
+
+pub fn assets() -> Result {
+    run(
+        "cargo",
+        &["build", "--release", "--quiet", "--bin", "verbatim"],
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::root().join("target"));
+    let bin = target.join("release/verbatim");
+    let base = std::env::var_os("VERBATIM_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("verbatim-bench-assets"));
+    fs::create_dir_all(base.join("app")).map_err(|e| e.to_string())?;
+    fs::write(base.join("app/main.py"), "print('bench')\n").map_err(|e| e.to_string())?;
+    fs::write(
+        base.join("verbatim.toml"),
+        "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n",
+    )
+    .map_err(|e| e.to_string())?;
+    fs::write(base.join("benchsettings.py"), SETTINGS).map_err(|e| e.to_string())?;
+    generate(&base.join("static"))?;
+
+    let venv = base.join("venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        eprintln!(
+            "creating a venv with Django from PyPI in {}",
+            venv.display()
+        );
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet", "django"])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = fs::remove_dir_all(&venv);
+            return Err("could not create the Django venv (python3 -m venv, pip install django); is python3-venv installed and PyPI reachable?".into());
+        }
+    }
+    let version = Command::new(&python)
+        .args(["-c", "import django; print(django.get_version())"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+
+    // Warm the page cache for both contenders.
+    let _ = Command::new("tar")
+        .args(["-cf", "/dev/null", "static"])
+        .current_dir(&base)
+        .status();
+
+    let _ = fs::remove_dir_all(base.join(".verbatim"));
+    let ours = measure(
+        Command::new(&bin)
+            .args(["build", "--quiet", "--no-progress"])
+            .current_dir(&base)
+            .stdout(Stdio::null()),
+    )?;
+    let _ = fs::remove_dir_all(base.join("collected"));
+    let peer = measure(
+        Command::new(&python)
+            .args(["-m", "django", "collectstatic", "--noinput", "-v", "0"])
+            .env("DJANGO_SETTINGS_MODULE", "benchsettings")
+            .env("PYTHONPATH", &base)
+            .current_dir(&base)
+            .stdout(Stdio::null()),
+    )?;
+    // A rebuild with nothing changed (files already in place).
+    let again = measure(
+        Command::new(&bin)
+            .args(["build", "--quiet", "--no-progress"])
+            .current_dir(&base)
+            .stdout(Stdio::null()),
+    )?;
+
+    println!("\nassets: {ASSETS} files; verbatim build vs Django {version} collectstatic (ManifestStaticFilesStorage)");
+    println!(
+        "  verbatim build          {:>7.2} s  peak RSS {:>6.1} MiB",
+        ours.wall.as_secs_f64(),
+        ours.max_rss_kib as f64 / 1024.0
+    );
+    println!(
+        "  verbatim build (again)  {:>7.2} s",
+        again.wall.as_secs_f64()
+    );
+    println!(
+        "  django collectstatic    {:>7.2} s  peak RSS {:>6.1} MiB",
+        peer.wall.as_secs_f64(),
+        peer.max_rss_kib as f64 / 1024.0
+    );
+    println!(
+        "  speed-up collectstatic / verbatim = {:.1}x  (target >= 20x)",
+        peer.wall.as_secs_f64() / ours.wall.as_secs_f64()
+    );
+    Ok(())
+}
