@@ -40,6 +40,27 @@ pub struct Global {
     #[arg(long, global = true, env = "VERBATIM_STORE", value_name = "URL")]
     pub store: Option<String>,
 
+    /// S3 endpoint for self-hosted servers [default: store.endpoint_url, AWS_ENDPOINT_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// S3 region [default: store.region, the AWS chain, else us-east-1].
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+
+    /// Address buckets as http://host/bucket (MinIO, Ceph, s3s …) [default: store.path_style].
+    #[arg(long, global = true, env = "VERBATIM_S3_PATH_STYLE")]
+    pub path_style: bool,
+
+    /// Allow an S3 server that ignores conditional writes, with racy HEAD-then-PUT.
+    /// Immutable objects could be overwritten and promotions lost: avoid.
+    #[arg(long, global = true)]
+    pub unsafe_no_conditional_writes: bool,
+
+    /// Uploads in flight at once [default: store.concurrency, else 16].
+    #[arg(long, global = true, env = "VERBATIM_CONCURRENCY", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: Option<u16>,
+
     /// Print one JSON document on stdout and nothing else there.
     #[arg(long, global = true)]
     pub json: bool,
@@ -137,6 +158,11 @@ pub struct PublishArgs {
 pub struct VerifyArgs {
     /// A manifest: `sha256:<hex>`, a unique hex prefix, a manifest file, or an environment name.
     pub manifest: String,
+
+    /// Download and re-hash every object, instead of trusting the sha256 the
+    /// store verified on upload (the local store always re-hashes).
+    #[arg(long)]
+    pub deep: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::store::S3Options;
+
 /// The file name looked for in the current directory.
 pub const FILE_NAME: &str = "verbatim.toml";
 /// The store used when neither the file nor a flag names one.
@@ -60,6 +62,10 @@ fn default_public_prefix() -> String {
 #[serde(deny_unknown_fields)]
 struct StoreSection {
     url: Option<String>,
+    endpoint_url: Option<String>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    concurrency: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,7 +92,27 @@ fn default_envs() -> Vec<String> {
 pub struct Overrides {
     pub app_dir: Option<PathBuf>,
     pub store: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub unsafe_no_conditional_writes: bool,
+    pub concurrency: Option<usize>,
 }
+
+impl Overrides {
+    /// S3 settings from flags alone (no config file).
+    pub fn s3(&self) -> S3Options {
+        S3Options {
+            endpoint_url: self.endpoint_url.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+            allow_unconditional: self.unsafe_no_conditional_writes,
+        }
+    }
+}
+
+/// Concurrent uploads when neither `--concurrency` nor `store.concurrency` says.
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// The resolved configuration every command works from.
 #[derive(Debug, Clone)]
@@ -108,6 +134,10 @@ pub struct Config {
     pub store_url: String,
     /// Base directory for a relative local store path.
     pub store_base: PathBuf,
+    /// How to reach an `s3://` store.
+    pub s3: S3Options,
+    /// Uploads in flight at once.
+    pub concurrency: usize,
     pub environments: Vec<String>,
 }
 
@@ -203,7 +233,25 @@ impl Config {
             (None, Some(url)) => (url, root.clone()),
             (None, None) => (DEFAULT_STORE.to_owned(), root.clone()),
         };
+        let s3 = S3Options {
+            endpoint_url: o.endpoint_url.clone().or(file.store.endpoint_url),
+            region: o.region.clone().or(file.store.region),
+            path_style: o.path_style || file.store.path_style.unwrap_or(false),
+            allow_unconditional: o.unsafe_no_conditional_writes,
+        };
+        let concurrency = o
+            .concurrency
+            .or(file.store.concurrency)
+            .unwrap_or(DEFAULT_CONCURRENCY);
+        if concurrency == 0 {
+            return Err(ConfigError(format!(
+                "`store.concurrency` in {} must be at least 1",
+                path.display()
+            )));
+        }
         Ok(Config {
+            s3,
+            concurrency,
             config_path: path.to_owned(),
             app_dir,
             exclude: file.app.exclude,
@@ -292,6 +340,12 @@ exclude = ["**/__pycache__", "**/.git", "**/node_modules"]
 # Where releases live: a path, file:///abs/path, or s3://bucket/prefix.
 # Override with --store or VERBATIM_STORE.
 url = ".verbatim/store"
+# For s3:// stores. Credentials and region come from the standard AWS chain
+# (AWS_* variables, profiles, SSO, instance roles); these override it.
+# endpoint_url = "http://127.0.0.1:8014"   # self-hosted S3 (or AWS_ENDPOINT_URL)
+# region = "us-east-1"
+# path_style = true                        # MinIO, Ceph, s3s and most self-hosted servers
+# concurrency = 16                         # uploads in flight
 
 [environments]
 # Promotion order: a manifest reaches each only after the one before it.

@@ -3,7 +3,7 @@
 //! `build` reads the assets directory into memory, hands it to the pure
 //! [`crate::assets::fingerprint`], and writes what comes back into
 //! `.verbatim/build/assets/<final name>` plus the manifest's `assets` map.
-//! `publish` asks [`upload_order`] for a leaves-first order, so that an asset
+//! `publish` asks [`upload_waves`] for a leaves-first order, so that an asset
 //! is stored only after everything it references.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,10 +17,8 @@ use sha2::{Digest as _, Sha384};
 
 use crate::assets::{self, url::UrlOptions, Input};
 use crate::config::Config;
-use crate::digest::Digest;
-use crate::manifest::{Asset, Manifest};
+use crate::manifest::Asset;
 use crate::output::Printer;
-use crate::store::{Body, Key, PutMode, PutOptions, PutOutcome, Store};
 
 /// Where fingerprinted assets go inside the build directory (and their key prefix).
 pub const ASSETS_DIR: &str = "assets";
@@ -110,41 +108,27 @@ pub fn write(
     Ok(map)
 }
 
-/// Stores every asset of `manifest` from the build directory `out`,
-/// leaves first, each create-only with its content type and cache control.
-/// `record` hears about every put as it ends.
-pub fn upload(
-    store: &dyn Store,
-    out: &Path,
-    manifest: &Manifest,
-    mut record: impl FnMut(&Key, &PutOutcome),
-) -> Result<()> {
-    for logical in upload_order(&manifest.assets) {
-        let a = &manifest.assets[logical];
-        let path = out.join(&a.key);
-        if !path.is_file() {
-            bail!(
-                "asset {logical} should be at {} but is not; run `verbatim build` again",
-                path.display()
-            );
+/// The assets in upload waves: everything an asset references (outside its
+/// own reference cycle) is in an earlier wave, so each wave can go up in
+/// parallel once the waves before it are stored.
+pub fn upload_waves(assets: &BTreeMap<String, Asset>) -> Vec<Vec<&str>> {
+    let mut wave_of: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut waves: Vec<Vec<&str>> = Vec::new();
+    for logical in upload_order(assets) {
+        let refs = assets.get(logical).map_or(&[][..], |a| &a.references[..]);
+        let wave = refs
+            .iter()
+            .filter_map(|r| wave_of.get(r.as_str()))
+            .map(|w| w + 1)
+            .max()
+            .unwrap_or(0);
+        wave_of.insert(logical, wave);
+        if waves.len() <= wave {
+            waves.resize_with(wave + 1, Vec::new);
         }
-        let digest = Digest::from_hex(&a.sha256)
-            .with_context(|| format!("assets[{logical:?}].sha256 is not a sha256"))?;
-        let key = Key::new(a.key.clone())?;
-        let outcome = store
-            .put(
-                &key,
-                Body::file(&path, digest, a.size),
-                PutMode::CreateOnly,
-                &PutOptions {
-                    content_type: Some(a.content_type.clone()),
-                    cache_control: Some(a.cache_control.clone()),
-                },
-            )
-            .with_context(|| format!("publishing asset {logical} from {}", path.display()))?;
-        record(&key, &outcome);
+        waves[wave].push(logical);
     }
-    Ok(())
+    waves
 }
 
 /// Logical paths ordered so that each comes after everything it references
@@ -176,30 +160,7 @@ pub fn upload_order(assets: &BTreeMap<String, Asset>) -> Vec<&str> {
 
 /// Subresource integrity of `bytes`: `sha384-<base64>`.
 pub fn integrity(bytes: &[u8]) -> String {
-    format!("sha384-{}", base64(&Sha384::digest(bytes)))
-}
-
-/// Standard base64 with padding. 20 lines instead of a dependency: SRI
-/// values are the only base64 verbatim writes, and it never decodes.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                s.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
+    format!("sha384-{}", crate::digest::base64(&Sha384::digest(bytes)))
 }
 
 /// Reads every regular file under `dir` (dotfiles and dot-directories are
@@ -353,21 +314,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_matches_rfc4648() {
-        for (input, expected) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), expected, "{input:?}");
-        }
-    }
-
-    #[test]
     fn integrity_of_known_bytes() {
         // `printf 'alert(1)' | openssl dgst -sha384 -binary | base64`
         assert_eq!(
@@ -386,6 +332,24 @@ mod tests {
             integrity: String::new(),
             references: refs.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn upload_waves_put_references_in_earlier_waves() {
+        let mut m = BTreeMap::new();
+        m.insert("a.png".to_owned(), asset(&[]));
+        m.insert("b.css".to_owned(), asset(&["a.png"]));
+        m.insert("c.html".to_owned(), asset(&["b.css", "a.png"]));
+        m.insert("d.js".to_owned(), asset(&["e.js"]));
+        m.insert("e.js".to_owned(), asset(&["d.js"]));
+        let waves = upload_waves(&m);
+        let wave = |p: &str| waves.iter().position(|w| w.contains(&p)).unwrap();
+        assert_eq!(waves.iter().map(Vec::len).sum::<usize>(), m.len());
+        assert!(wave("a.png") < wave("b.css") && wave("b.css") < wave("c.html"));
+        assert!(
+            wave("d.js") != wave("e.js"),
+            "a cycle is split, in a stable order"
+        );
     }
 
     #[test]

@@ -48,8 +48,8 @@ pub fn run(cli: Cli) -> Result<()> {
 /// Loads the config named by `--config` (or `./verbatim.toml`) with overrides.
 fn load_config(g: &Global, overrides: Overrides) -> Result<Config> {
     let overrides = Overrides {
-        store: g.store.clone(),
-        ..overrides
+        app_dir: overrides.app_dir,
+        ..global_overrides(g)
     };
     Ok(Config::load(g.config.as_deref(), &overrides)?)
 }
@@ -59,7 +59,7 @@ fn load_config(g: &Global, overrides: Overrides) -> Result<Config> {
 fn open_store_for(g: &Global) -> Result<Box<dyn Store>> {
     if let (Some(url), None) = (&g.store, &g.config) {
         if !Path::new(crate::config::FILE_NAME).exists() {
-            return Ok(store::open(url, Path::new("."))?);
+            return Ok(store::open(url, Path::new("."), &global_overrides(g).s3())?);
         }
     }
     let cfg = load_config(g, Overrides::default())?;
@@ -67,7 +67,20 @@ fn open_store_for(g: &Global) -> Result<Box<dyn Store>> {
 }
 
 fn open_store(cfg: &Config) -> Result<Box<dyn Store>> {
-    Ok(store::open(&cfg.store_url, &cfg.store_base)?)
+    Ok(store::open(&cfg.store_url, &cfg.store_base, &cfg.s3)?)
+}
+
+/// The settings every command takes from global flags and variables.
+fn global_overrides(g: &Global) -> Overrides {
+    Overrides {
+        app_dir: None,
+        store: g.store.clone(),
+        endpoint_url: g.endpoint_url.clone(),
+        region: g.region.clone(),
+        path_style: g.path_style,
+        unsafe_no_conditional_writes: g.unsafe_no_conditional_writes,
+        concurrency: g.concurrency.map(usize::from),
+    }
 }
 
 /// Reads a stored manifest and checks its bytes hash to its id.

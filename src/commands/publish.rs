@@ -5,9 +5,12 @@
 //! them last, so a stored manifest always names objects that exist. Every put
 //! is create-only, so republishing an unchanged tree writes nothing.
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::cli::{Global, PublishArgs};
@@ -37,7 +40,7 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
         build::build(&cfg, &args.opts, printer)?
     };
     let store = super::open_store(&cfg)?;
-    let mut report = publish(store.as_ref(), &built, printer)?;
+    let mut report = publish(store.as_ref(), &built, cfg.concurrency, printer)?;
     if let Some(env) = &args.env {
         let req = super::promote::MoveRequest {
             env,
@@ -58,7 +61,23 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
     Ok(())
 }
 
-fn publish(store: &dyn Store, built: &build::Built, printer: &Printer) -> Result<PublishJson> {
+/// One object to store.
+struct Job {
+    /// What it is, for messages: `asset css/site.css`, `the artifact`.
+    what: String,
+    key: Key,
+    path: std::path::PathBuf,
+    sha256: Digest,
+    size: u64,
+    opts: PutOptions,
+}
+
+fn publish(
+    store: &dyn Store,
+    built: &build::Built,
+    concurrency: usize,
+    printer: &Printer,
+) -> Result<PublishJson> {
     let m: &Manifest = &built.manifest;
     let mut report = PublishJson {
         manifest: built.id.to_string(),
@@ -68,23 +87,62 @@ fn publish(store: &dyn Store, built: &build::Built, printer: &Printer) -> Result
         promoted: None,
     };
     let out = built.manifest_path.parent().unwrap_or(Path::new("."));
-    super::assets::upload(store, out, m, |key, outcome| {
-        record(&mut report, key, outcome, printer)
-    })?;
-    let artifact_digest = Digest::from_hex(&m.artifact.sha256).expect("parsed manifests are valid");
-    let key = Key::new(m.artifact.key.clone())?;
-    let outcome = store
-        .put(
-            &key,
-            Body::file(&built.artifact_path, artifact_digest, m.artifact.size),
-            PutMode::CreateOnly,
-            &PutOptions {
-                content_type: Some("application/gzip".into()),
-                cache_control: None,
-            },
-        )
-        .with_context(|| format!("publishing artifact {}", built.artifact_path.display()))?;
-    record(&mut report, &key, &outcome, printer);
+
+    // Assets are content-addressed: one listing tells which are stored
+    // already, instead of a request per asset.
+    let present: BTreeSet<Key> = if m.assets.is_empty() {
+        BTreeSet::new()
+    } else {
+        store.list("assets/")?.into_iter().collect()
+    };
+    let total: u64 = m.assets.values().map(|a| a.size).sum::<u64>() + m.artifact.size;
+    let bar = printer.bytes_bar(total, "uploading");
+    for wave in super::assets::upload_waves(&m.assets) {
+        let mut jobs = Vec::new();
+        for logical in wave {
+            let a = &m.assets[logical];
+            let key = Key::new(a.key.clone())?;
+            if present.contains(&key) {
+                bar.inc(a.size);
+                printer.detail(format!("already there: {key}"));
+                report.unchanged.push(key.to_string());
+                continue;
+            }
+            let path = out.join(&a.key);
+            if !path.is_file() {
+                bail!(
+                    "asset {logical} should be at {} but is not; run `verbatim build` again",
+                    path.display()
+                );
+            }
+            jobs.push(Job {
+                what: format!("asset {logical}"),
+                key,
+                path,
+                sha256: Digest::from_hex(&a.sha256).expect("parsed manifests are valid"),
+                size: a.size,
+                opts: PutOptions {
+                    content_type: Some(a.content_type.clone()),
+                    cache_control: Some(a.cache_control.clone()),
+                },
+            });
+        }
+        put_all(store, &jobs, concurrency, &mut report, &bar, printer)?;
+    }
+
+    let artifact = Job {
+        what: "the artifact".into(),
+        key: Key::new(m.artifact.key.clone())?,
+        path: built.artifact_path.clone(),
+        sha256: Digest::from_hex(&m.artifact.sha256).expect("parsed manifests are valid"),
+        size: m.artifact.size,
+        opts: PutOptions {
+            content_type: Some("application/gzip".into()),
+            cache_control: Some(super::assets::CACHE_CONTROL.into()),
+        },
+    };
+    put_all(store, &[artifact], 1, &mut report, &bar, printer)?;
+    bar.finish_and_clear();
 
     let bytes = m.to_canonical_bytes();
     let key = Key::new(manifest::key_for(&built.id))?;
@@ -95,7 +153,7 @@ fn publish(store: &dyn Store, built: &build::Built, printer: &Printer) -> Result
             PutMode::CreateOnly,
             &PutOptions {
                 content_type: Some("application/json".into()),
-                cache_control: None,
+                cache_control: Some(super::assets::CACHE_CONTROL.into()),
             },
         )
         .context("publishing the manifest")?;
@@ -108,6 +166,59 @@ fn publish(store: &dyn Store, built: &build::Built, printer: &Printer) -> Result
         report.unchanged.len()
     ));
     Ok(report)
+}
+
+/// Stores `jobs` create-only with up to `concurrency` puts in flight; stops
+/// at the first failure. Outcomes are recorded in job order.
+fn put_all(
+    store: &dyn Store,
+    jobs: &[Job],
+    concurrency: usize,
+    report: &mut PublishJson,
+    bar: &indicatif::ProgressBar,
+    printer: &Printer,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<PutOutcome>>>> =
+        Mutex::new(jobs.iter().map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..concurrency.min(jobs.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= jobs.len() || failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let job = &jobs[i];
+                let result = store
+                    .put(
+                        &job.key,
+                        Body::file(&job.path, job.sha256, job.size),
+                        PutMode::CreateOnly,
+                        &job.opts,
+                    )
+                    .with_context(|| {
+                        format!("publishing {} from {}", job.what, job.path.display())
+                    });
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                bar.inc(job.size);
+                if let Ok(mut r) = results.lock() {
+                    r[i] = Some(result);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    for (job, result) in jobs.iter().zip(results) {
+        match result {
+            Some(Ok(outcome)) => record(report, &job.key, &outcome, printer),
+            Some(Err(e)) => return Err(e),
+            None => {} // not attempted after a failure
+        }
+    }
+    Ok(())
 }
 
 fn record(report: &mut PublishJson, key: &Key, outcome: &PutOutcome, printer: &Printer) {

@@ -8,12 +8,14 @@
 //! (`tests/it/store_conformance.rs`) runs against every implementation.
 
 pub mod local;
+mod s3;
 
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 pub use local::LocalStore;
+pub use s3::{S3Options, S3Store};
 
 use crate::digest::Digest;
 
@@ -170,6 +172,14 @@ pub enum StoreError {
     },
     #[error("invalid object key `{key}`: {why}")]
     InvalidKey { key: String, why: String },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{op} {key}: {message}")]
+    Backend {
+        op: &'static str,
+        key: String,
+        message: String,
+    },
     #[error("{op} {key}")]
     Io {
         op: &'static str,
@@ -199,8 +209,12 @@ pub trait Store: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<Key>>;
 }
 
-/// Opens the store a URL names: `file:///abs/path`, a plain path, or (later) `s3://`.
-pub fn open(url: &str, base: &Path) -> Result<Box<dyn Store>, OpenError> {
+/// Opens the store a URL names: `file:///abs/path`, a plain path, or
+/// `s3://bucket/prefix` (with `s3`'s settings).
+pub fn open(url: &str, base: &Path, s3: &S3Options) -> Result<Box<dyn Store>, OpenError> {
+    if url.starts_with("s3://") {
+        return Ok(Box::new(S3Store::open(url, s3).map_err(OpenError)?));
+    }
     if let Some(rest) = url.strip_prefix("file://") {
         if !rest.starts_with('/') {
             return Err(OpenError(format!(

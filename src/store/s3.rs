@@ -1,0 +1,618 @@
+//! An S3-compatible bucket: AWS S3, MinIO, RustFS, Ceph, R2, Garage …
+//!
+//! The trait is synchronous; this store owns a small tokio runtime and one
+//! shared SDK client and blocks on it, so callers may put from many threads
+//! at once. Immutable keys are written with `If-None-Match: *` and a
+//! sha256 checksum the server verifies (`x-amz-checksum-sha256`, computed
+//! here: the SDK's default CRC32/aws-chunked trailers break several servers),
+//! and the hex digest is kept in `x-amz-meta-sha256` so `head` can vouch for
+//! it. Pointers use `If-Match`. Because some servers accept conditional
+//! headers and ignore them, the first write of a run probes the server and
+//! refuses to go on if a second create of the same key succeeds.
+
+use std::io::{self, Read};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+
+use super::{
+    Body, Data, ETag, Key, Object, ObjectMeta, PutMode, PutOptions, PutOutcome, Result, Store,
+    StoreError,
+};
+use crate::digest::{base64, Digest};
+
+/// Objects up to this size are sent in one PutObject (read into memory);
+/// larger ones go up in parts of this size, streamed from disk.
+const PART_SIZE: u64 = 16 << 20;
+/// Objects up to this size are read into memory by `get`.
+const SMALL_OBJECT: u64 = 16 << 20;
+/// Retries of `409 ConditionalRequestConflict` (the SDK retries 5xx itself).
+const CONFLICT_RETRIES: u32 = 8;
+const SHA256_META: &str = "sha256";
+
+/// How to reach the bucket, beyond what the AWS chain provides.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    /// Allow servers that ignore conditional writes (HEAD-then-PUT: racy).
+    pub allow_unconditional: bool,
+}
+
+pub struct S3Store {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    bucket: String,
+    /// "" or "some/prefix/".
+    prefix: String,
+    allow_unconditional: bool,
+    /// Probe result: `Ok(true)` when the server honours conditional writes.
+    conditional: OnceLock<std::result::Result<bool, String>>,
+}
+
+impl S3Store {
+    /// `url` is `s3://bucket[/prefix]`.
+    pub fn open(url: &str, opts: &S3Options) -> std::result::Result<S3Store, String> {
+        let rest = url.strip_prefix("s3://").ok_or("not an s3:// URL")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!(
+                "store URL `{url}` names no bucket (s3://bucket/prefix)"
+            ));
+        }
+        let prefix = prefix.trim_matches('/');
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("verbatim-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("starting the S3 client runtime: {e}"))?;
+        let client = rt.block_on(client(opts));
+        Ok(S3Store {
+            rt,
+            client,
+            bucket: bucket.to_owned(),
+            prefix,
+            allow_unconditional: opts.allow_unconditional,
+            conditional: OnceLock::new(),
+        })
+    }
+
+    fn full(&self, key: &Key) -> String {
+        format!("{}{}", self.prefix, key.as_str())
+    }
+
+    /// Whether conditional writes can be trusted; probes once per run.
+    fn conditional(&self) -> Result<bool> {
+        let probed = self
+            .conditional
+            .get_or_init(|| self.rt.block_on(self.probe()));
+        match probed {
+            Ok(true) => Ok(true),
+            Ok(false) if self.allow_unconditional => Ok(false),
+            Ok(false) => Err(StoreError::Unsupported(format!(
+                "s3://{}/{}: the server accepted a second create of the same key with `If-None-Match: *`, so it ignores conditional writes and could overwrite immutable objects or lose a promotion; use a server that implements them (AWS S3, MinIO, Ceph, R2, s3s), or pass --unsafe-no-conditional-writes to fall back to racy HEAD-then-PUT",
+                self.bucket, self.prefix
+            ))),
+            Err(e) => Err(StoreError::Unsupported(e.clone())),
+        }
+    }
+
+    async fn probe(&self) -> std::result::Result<bool, String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let key = format!(
+            "{}.verbatim-probe/{}-{nanos}",
+            self.prefix,
+            std::process::id()
+        );
+        let put = || {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .body(ByteStream::from_static(b"probe"))
+                .if_none_match("*")
+                .send()
+        };
+        put().await.map_err(|e| {
+            format!(
+                "s3://{}/{}: cannot write to the bucket: {}",
+                self.bucket,
+                self.prefix,
+                DisplayErrorContext(&e)
+            )
+        })?;
+        let second = put().await;
+        let _ = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await;
+        match second {
+            Ok(_) => Ok(false),
+            Err(e) if is_precondition_failed(&e) => Ok(true),
+            Err(e) => Err(format!(
+                "probing conditional writes: {}",
+                DisplayErrorContext(&e)
+            )),
+        }
+    }
+
+    async fn head_async(&self, key: &Key) -> Result<Option<ObjectMeta>> {
+        let res = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(Some(ObjectMeta {
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                etag: ETag(out.e_tag().unwrap_or_default().to_owned()),
+                sha256: out
+                    .metadata()
+                    .and_then(|m| m.get(SHA256_META))
+                    .and_then(|h| Digest::from_hex(h)),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(backend("HEAD", key, &e)),
+        }
+    }
+
+    /// The existing object has the body's bytes (by its recorded sha256).
+    async fn same_as_existing(&self, key: &Key, body: &Body<'_>) -> Result<PutOutcome> {
+        let Some(existing) = self.head_async(key).await? else {
+            return Err(StoreError::Backend {
+                op: "PUT",
+                key: key.to_string(),
+                message: "the server refused the create because the key exists, but then said it does not".into(),
+            });
+        };
+        if existing.sha256 == Some(body.sha256) && existing.size == body.size {
+            Ok(PutOutcome::Unchanged(existing.etag))
+        } else {
+            Err(StoreError::AlreadyExists { key: key.clone() })
+        }
+    }
+
+    async fn put_async(
+        &self,
+        key: &Key,
+        body: Body<'_>,
+        mode: PutMode,
+        opts: &PutOptions,
+        conditional: bool,
+    ) -> Result<PutOutcome> {
+        if !conditional {
+            eprintln!("warning: {key}: server ignores conditional writes; HEAD-then-PUT (racy)");
+            match (&mode, self.head_async(key).await?) {
+                (PutMode::CreateOnly, Some(_)) => return self.same_as_existing(key, &body).await,
+                (PutMode::ReplaceIfMatch(want), Some(m)) if m.etag != *want => {
+                    return Err(StoreError::PreconditionFailed { key: key.clone() })
+                }
+                (PutMode::ReplaceIfMatch(_), None) => {
+                    return Err(StoreError::PreconditionFailed { key: key.clone() })
+                }
+                _ => {}
+            }
+        }
+        if body.size > PART_SIZE {
+            if mode != PutMode::CreateOnly {
+                return Err(StoreError::Unsupported(format!(
+                    "{key}: compare-and-swap of objects over {PART_SIZE} bytes"
+                )));
+            }
+            // Content-addressed: if it is there, only its digest matters.
+            if self.head_async(key).await?.is_some() {
+                return self.same_as_existing(key, &body).await;
+            }
+            return self.multipart(key, &body, opts, conditional).await;
+        }
+        let bytes = match body.data {
+            Data::Bytes(b) => b.to_vec(),
+            Data::File(p) => std::fs::read(p).map_err(|e| StoreError::Io {
+                op: "reading the body for",
+                key: key.to_string(),
+                source: e,
+            })?,
+        };
+        let actual = Digest::of(&bytes);
+        if actual != body.sha256 || bytes.len() as u64 != body.size {
+            return Err(StoreError::BodyMismatch {
+                key: key.clone(),
+                expected: body.sha256,
+                actual,
+            });
+        }
+        let mut attempt = 0;
+        loop {
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .body(ByteStream::from(bytes.clone()))
+                .content_length(bytes.len() as i64)
+                .checksum_sha256(base64(actual.as_bytes()))
+                .metadata(SHA256_META, actual.hex())
+                .set_content_type(opts.content_type.clone())
+                .set_cache_control(opts.cache_control.clone());
+            if conditional {
+                req = match &mode {
+                    PutMode::CreateOnly => req.if_none_match("*"),
+                    PutMode::ReplaceIfMatch(etag) => req.if_match(&etag.0),
+                };
+            }
+            match req.send().await {
+                Ok(out) => {
+                    return Ok(PutOutcome::Written(ETag(
+                        out.e_tag().unwrap_or_default().to_owned(),
+                    )))
+                }
+                Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
+                }
+                Err(e) if is_precondition_failed(&e) || is_not_found(&e) => {
+                    return match mode {
+                        PutMode::CreateOnly => self.same_as_existing(key, &body).await,
+                        PutMode::ReplaceIfMatch(_) => {
+                            Err(StoreError::PreconditionFailed { key: key.clone() })
+                        }
+                    };
+                }
+                Err(e) if is_bad_digest(&e) => {
+                    return Err(StoreError::BodyMismatch {
+                        key: key.clone(),
+                        expected: body.sha256,
+                        actual,
+                    })
+                }
+                Err(e) => return Err(backend("PUT", key, &e)),
+            }
+        }
+    }
+
+    /// Streams a large file up in parts, hashing as it goes; completes only
+    /// if the bytes match the claimed digest.
+    async fn multipart(
+        &self,
+        key: &Key,
+        body: &Body<'_>,
+        opts: &PutOptions,
+        conditional: bool,
+    ) -> Result<PutOutcome> {
+        let Data::File(path) = body.data else {
+            return Err(StoreError::Unsupported(format!(
+                "{key}: in-memory bodies over {PART_SIZE} bytes"
+            )));
+        };
+        let full = self.full(key);
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .metadata(SHA256_META, body.sha256.hex())
+            .set_content_type(opts.content_type.clone())
+            .set_cache_control(opts.cache_control.clone())
+            .send()
+            .await
+            .map_err(|e| backend("CreateMultipartUpload", key, &e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let result = self
+            .upload_parts(key, path, body, &upload_id, conditional)
+            .await;
+        if result.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&full)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &Key,
+        path: &std::path::Path,
+        body: &Body<'_>,
+        upload_id: &str,
+        conditional: bool,
+    ) -> Result<PutOutcome> {
+        let io_err = |e| StoreError::Io {
+            op: "reading the body for",
+            key: key.to_string(),
+            source: e,
+        };
+        let mut file = std::fs::File::open(path).map_err(io_err)?;
+        let mut hasher = crate::digest::HashingWriter::new(io::sink());
+        let mut parts = Vec::new();
+        let mut number = 1;
+        loop {
+            let mut chunk = Vec::with_capacity(PART_SIZE as usize);
+            (&mut file)
+                .take(PART_SIZE)
+                .read_to_end(&mut chunk)
+                .map_err(io_err)?;
+            if chunk.is_empty() {
+                break;
+            }
+            io::Write::write_all(&mut hasher, &chunk).map_err(io_err)?;
+            let out = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .upload_id(upload_id)
+                .part_number(number)
+                .content_length(chunk.len() as i64)
+                .body(ByteStream::from(chunk))
+                .send()
+                .await
+                .map_err(|e| backend("UploadPart", key, &e))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(String::from))
+                    .build(),
+            );
+            number += 1;
+        }
+        let (_, actual, size) = hasher.finish();
+        if actual != body.sha256 || size != body.size {
+            return Err(StoreError::BodyMismatch {
+                key: key.clone(),
+                expected: body.sha256,
+                actual,
+            });
+        }
+        let mut req = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
+        if conditional {
+            req = req.if_none_match("*");
+        }
+        match req.send().await {
+            Ok(out) => Ok(PutOutcome::Written(ETag(
+                out.e_tag().unwrap_or_default().to_owned(),
+            ))),
+            Err(e) if is_precondition_failed(&e) => self.same_as_existing(key, body).await,
+            Err(e) => Err(backend("CompleteMultipartUpload", key, &e)),
+        }
+    }
+}
+
+async fn client(opts: &S3Options) -> Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .operation_attempt_timeout(Duration::from_secs(300))
+        .build();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
+    if let Some(url) = &opts.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(region) = &opts.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    let shared = loader.load().await;
+    let mut b = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(opts.path_style)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    if shared.region().is_none() {
+        // Self-hosted servers rarely care; AWS itself redirects.
+        b = b.region(Region::new("us-east-1"));
+    }
+    Client::from_conf(b.build())
+}
+
+fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(s) => s.err().code(),
+        _ => None,
+    }
+}
+
+fn status<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+fn is_precondition_failed<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    code(e) == Some("PreconditionFailed") || status(e) == Some(412)
+}
+
+fn is_conflict<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    code(e) == Some("ConditionalRequestConflict") || status(e) == Some(409)
+}
+
+fn is_not_found<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    matches!(code(e), Some("NoSuchKey" | "NotFound")) || status(e) == Some(404)
+}
+
+fn is_bad_digest<E: ProvideErrorMetadata>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    matches!(
+        code(e),
+        Some("BadDigest" | "XAmzContentSHA256Mismatch" | "InvalidDigest")
+    )
+}
+
+fn backend<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    op: &'static str,
+    key: &Key,
+    e: &SdkError<E, R>,
+) -> StoreError {
+    StoreError::Backend {
+        op,
+        key: key.to_string(),
+        message: DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// A blocking `Read` over the SDK's async body stream.
+struct StreamReader {
+    handle: tokio::runtime::Handle,
+    stream: ByteStream,
+    /// The last chunk received and how much of it was read.
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.handle.block_on(self.stream.next()) {
+                Some(Ok(bytes)) => {
+                    self.chunk = bytes.to_vec();
+                    self.pos = 0;
+                }
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Store for S3Store {
+    fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    fn put(
+        &self,
+        key: &Key,
+        body: Body<'_>,
+        mode: PutMode,
+        opts: &PutOptions,
+    ) -> Result<PutOutcome> {
+        let conditional = self.conditional()?;
+        self.rt
+            .block_on(self.put_async(key, body, mode, opts, conditional))
+    }
+
+    fn get(&self, key: &Key) -> Result<Object> {
+        let res = self.rt.block_on(
+            self.client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .send(),
+        );
+        let out = match res {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || is_not_found(&e) =>
+            {
+                return Err(StoreError::NotFound { key: key.clone() })
+            }
+            Err(e) => return Err(backend("GET", key, &e)),
+        };
+        let meta = ObjectMeta {
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            etag: ETag(out.e_tag().unwrap_or_default().to_owned()),
+            sha256: out
+                .metadata()
+                .and_then(|m| m.get(SHA256_META))
+                .and_then(|h| Digest::from_hex(h)),
+        };
+        if meta.size <= SMALL_OBJECT {
+            let bytes = self
+                .rt
+                .block_on(out.body.collect())
+                .map_err(|e| StoreError::Io {
+                    op: "reading",
+                    key: key.to_string(),
+                    source: io::Error::other(e),
+                })?
+                .into_bytes();
+            return Ok(Object {
+                reader: Box::new(io::Cursor::new(bytes.to_vec())),
+                meta,
+            });
+        }
+        Ok(Object {
+            reader: Box::new(StreamReader {
+                handle: self.rt.handle().clone(),
+                stream: out.body,
+                chunk: Vec::new(),
+                pos: 0,
+            }),
+            meta,
+        })
+    }
+
+    fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
+        self.rt.block_on(self.head_async(key))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<Key>> {
+        let full = format!("{}{prefix}", self.prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .into_paginator()
+            .send();
+        let mut keys = Vec::new();
+        while let Some(page) = self.rt.block_on(pages.next()) {
+            let page = page.map_err(|e| StoreError::Backend {
+                op: "LIST",
+                key: full.clone(),
+                message: DisplayErrorContext(&e).to_string(),
+            })?;
+            for o in page.contents() {
+                let Some(k) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                if let Ok(k) = Key::new(k) {
+                    keys.push(k);
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
