@@ -107,6 +107,7 @@ impl Overrides {
             region: self.region.clone(),
             path_style: self.path_style,
             allow_unconditional: self.unsafe_no_conditional_writes,
+            static_credentials: None,
         }
     }
 }
@@ -238,6 +239,7 @@ impl Config {
             region: o.region.clone().or(file.store.region),
             path_style: o.path_style || file.store.path_style.unwrap_or(false),
             allow_unconditional: o.unsafe_no_conditional_writes,
+            static_credentials: None,
         };
         let concurrency = o
             .concurrency

@@ -43,6 +43,8 @@ pub struct S3Options {
     pub path_style: bool,
     /// Allow servers that ignore conditional writes (HEAD-then-PUT: racy).
     pub allow_unconditional: bool,
+    /// Access key and secret to use instead of the AWS chain (tests, embedding).
+    pub static_credentials: Option<(String, String)>,
 }
 
 pub struct S3Store {
@@ -424,6 +426,15 @@ async fn client(opts: &S3Options) -> Client {
     }
     if let Some(region) = &opts.region {
         loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some((id, secret)) = &opts.static_credentials {
+        loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+            id.clone(),
+            secret.clone(),
+            None,
+            None,
+            "verbatim-static",
+        ));
     }
     let shared = loader.load().await;
     let mut b = aws_sdk_s3::config::Builder::from(&shared)
