@@ -8,6 +8,7 @@ mod build;
 mod cli;
 mod environments;
 mod export;
+mod proxy;
 mod publish;
 mod schema;
 mod store_conformance;
