@@ -141,22 +141,31 @@ fn publish(
             cache_control: Some(super::assets::CACHE_CONTROL.into()),
         },
     };
-    put_all(store, &[artifact], 1, &mut report, &bar, printer)?;
+    match already_stored(store, &artifact.key, artifact.sha256)? {
+        Some(outcome) => {
+            bar.inc(artifact.size);
+            record(&mut report, &artifact.key, &outcome, printer);
+        }
+        None => put_all(store, &[artifact], 1, &mut report, &bar, printer)?,
+    }
     bar.finish_and_clear();
 
     let bytes = m.to_canonical_bytes();
     let key = Key::new(manifest::key_for(&built.id))?;
-    let outcome = store
-        .put(
-            &key,
-            Body::bytes(&bytes),
-            PutMode::CreateOnly,
-            &PutOptions {
-                content_type: Some("application/json".into()),
-                cache_control: Some(super::assets::CACHE_CONTROL.into()),
-            },
-        )
-        .context("publishing the manifest")?;
+    let outcome = match already_stored(store, &key, Digest::of(&bytes))? {
+        Some(outcome) => outcome,
+        None => store
+            .put(
+                &key,
+                Body::bytes(&bytes),
+                PutMode::CreateOnly,
+                &PutOptions {
+                    content_type: Some("application/json".into()),
+                    cache_control: Some(super::assets::CACHE_CONTROL.into()),
+                },
+            )
+            .context("publishing the manifest")?,
+    };
     record(&mut report, &key, &outcome, printer);
     printer.note(format!(
         "published {} to {} ({} written, {} already there)",
@@ -166,6 +175,19 @@ fn publish(
         report.unchanged.len()
     ));
     Ok(report)
+}
+
+/// `Some(Unchanged)` when `key` is stored with these bytes (by the digest
+/// the store vouches for), `None` when it must be put. Checking first keeps
+/// a republish free of writes, so it never needs the conditional-write probe.
+fn already_stored(store: &dyn Store, key: &Key, sha256: Digest) -> Result<Option<PutOutcome>> {
+    Ok(match store.head(key)? {
+        Some(meta) if meta.sha256 == Some(sha256) => Some(PutOutcome::Unchanged(meta.etag)),
+        Some(meta) if meta.sha256.is_some() => {
+            return Err(crate::store::StoreError::AlreadyExists { key: key.clone() }.into())
+        }
+        _ => None,
+    })
 }
 
 /// Stores `jobs` create-only with up to `concurrency` puts in flight; stops

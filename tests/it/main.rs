@@ -10,6 +10,7 @@ mod environments;
 mod export;
 mod proxy;
 mod publish;
+mod s3;
 mod schema;
 mod store_conformance;
 mod util;

@@ -1000,8 +1000,8 @@ fn amz_date_now() -> String {
     )
 }
 
-const TEST_ACCESS_KEY: &str = "AKIDPROXYTEST";
-const TEST_SECRET_KEY: &str = "proxy-test-secret";
+const TEST_ACCESS_KEY: &str = crate::s3::ACCESS_KEY;
+const TEST_SECRET_KEY: &str = crate::s3::SECRET_KEY;
 
 /// A request signed like the AWS SDK does: every header, `if-none-match` included.
 fn signed_request(
@@ -1046,58 +1046,12 @@ fn signed_request(
     exchange(&mut connect(proxy.addr()), &raw, method == "HEAD").expect("no response")
 }
 
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The s3s-fs binary: `$VERBATIM_TEST_S3S_FS`, else the cached build.
-fn s3s_fs_binary() -> Option<std::path::PathBuf> {
-    if let Some(p) = std::env::var_os("VERBATIM_TEST_S3S_FS") {
-        return Some(p.into());
-    }
-    let home = std::env::var_os("HOME")?;
-    let p = std::path::Path::new(&home).join(".cache/verbatim/s3s-fs-0.14.1/bin/s3s-fs");
-    p.exists().then_some(p)
-}
-
 #[test]
 fn proxy_strip_if_none_match_resigns_for_s3s_fs() {
-    let Some(bin) = s3s_fs_binary() else {
-        eprintln!("NOTE: s3s-fs not found (set VERBATIM_TEST_S3S_FS): skipping");
+    let Some(server) = crate::s3::S3Server::start() else {
         return;
     };
-    let root = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = ChildGuard(
-        std::process::Command::new(bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--access-key",
-                TEST_ACCESS_KEY,
-                "--secret-key",
-                TEST_SECRET_KEY,
-            ])
-            .arg(root.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting s3s-fs"),
-    );
-    let upstream: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(upstream).is_err() {
-        assert!(std::time::Instant::now() < deadline, "s3s-fs did not start");
-        thread::sleep(Duration::from_millis(50));
-    }
+    let upstream = server.addr;
 
     let plain = Proxy::start(upstream, Faults::default());
     let create = &[("if-none-match", "*")];

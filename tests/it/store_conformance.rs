@@ -12,6 +12,13 @@ use verbatim::store::{
 
 type Check = fn(&dyn Store);
 
+/// Checks that race writers against each other: they need a server whose
+/// conditional writes are atomic, not check-then-write.
+pub const RACES: &[&str] = &[
+    "concurrent_creates_have_one_winner",
+    "concurrent_swaps_lose_no_update",
+];
+
 /// Every check in the suite, by name.
 pub const CHECKS: &[(&str, Check)] = &[
     ("create_then_read_back", create_then_read_back),

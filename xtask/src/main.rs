@@ -1,4 +1,4 @@
-//! Development tasks: `cargo xtask ci`, `cargo xtask bench pack`.
+//! Development tasks: `cargo xtask ci`, `cargo xtask bench …`, `cargo xtask s3`.
 //!
 //! `ci` is the one command that sets up and runs every check; `.ci/run` calls
 //! exactly it. `bench` prints figures and ratios against the named peers on
@@ -6,6 +6,8 @@
 
 mod bench;
 mod bench_assets;
+mod bench_s3;
+mod setup;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -19,6 +21,8 @@ tasks:
   ci            fmt --check, clippy -D warnings, and every test
   bench pack    time `verbatim build` on a ~1 GiB tree vs tar | gzip, hashing vs sha256sum
   bench assets  time `verbatim build` on 10,000 assets vs Django collectstatic (Manifest storage)
+  bench s3      publish 10,000 assets + a 200 MiB artifact to s3s-fs vs aws s3 sync
+  s3            run a local S3-compatible server (s3s-fs) on 127.0.0.1:8014
 ";
 
 fn main() -> ExitCode {
@@ -28,6 +32,8 @@ fn main() -> ExitCode {
         ["ci"] => ci(),
         ["bench", "pack"] => bench::pack(),
         ["bench", "assets"] => bench_assets::assets(),
+        ["bench", "s3"] => bench_s3::s3(),
+        ["s3"] => setup::serve(),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
@@ -65,23 +71,18 @@ pub fn run(program: &str, args: &[&str]) -> Result {
     }
 }
 
-fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn ci() -> Result {
     // Tools the tests call: GNU tar and gzip read the artifact.
     for tool in ["tar", "gzip", "mkfifo", "mknod"] {
-        if !have(tool) {
+        if !setup::have(tool) {
             return Err(format!(
                 "`{tool}` is needed by the tests; install it (apt-get install tar gzip coreutils)"
             ));
         }
     }
-    ensure_chromium()?;
+    setup::chromium()?;
+    let s3s_fs = setup::s3s_fs()?;
+    let aws = setup::awscli()?;
     run("cargo", &["fmt", "--all", "--check"])?;
     run(
         "cargo",
@@ -94,11 +95,14 @@ fn ci() -> Result {
             "warnings",
         ],
     )?;
-    let nextest = Command::new("cargo")
+    // The tests start their own s3s-fs servers and read metadata with awscli.
+    std::env::set_var("VERBATIM_TEST_S3S_FS", &s3s_fs);
+    std::env::set_var("VERBATIM_TEST_AWS_CLI", &aws);
+    if Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
-        .is_ok_and(|o| o.status.success());
-    if nextest {
+        .is_ok_and(|o| o.status.success())
+    {
         run(
             "cargo",
             &["nextest", "run", "--workspace", "--no-fail-fast"],
@@ -108,21 +112,4 @@ fn ci() -> Result {
     } else {
         run("cargo", &["test", "--workspace", "--no-fail-fast"])
     }
-}
-
-/// The browser end-to-end test (tests/it/browser.rs) needs Chromium and fails
-/// in CI without it: install it when missing and we are root.
-fn ensure_chromium() -> Result {
-    if have("chromium") || have("chromium-browser") {
-        return Ok(());
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root {
-        eprintln!("WARNING: chromium is missing and we are not root: the browser test will fail in CI (apt-get install chromium)");
-        return Ok(());
-    }
-    run("apt-get", &["install", "-y", "-q", "chromium"])
 }

@@ -1,0 +1,115 @@
+//! Installing what the tests need that the Rust toolchain does not bring:
+//! Chromium (browser test), s3s-fs (the S3-compatible server the S3 tests
+//! start) and awscli (to read object metadata as a third party). Builds are
+//! cached under `~/.cache/verbatim`, outside the clone; nothing depends on
+//! the cache being there.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::{run, Result};
+
+pub const S3S_FS_VERSION: &str = "0.14.1";
+
+fn cache() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    home.join(".cache/verbatim")
+}
+
+pub fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Chromium for tests/it/browser.rs: Debian's package, installed when missing.
+pub fn chromium() -> Result {
+    if have("chromium") || have("chromium-browser") {
+        return Ok(());
+    }
+    if !is_root() {
+        eprintln!("WARNING: chromium is missing and we are not root: the browser test will fail in CI (apt-get install chromium)");
+        return Ok(());
+    }
+    run("apt-get", &["update", "-q"])?;
+    run("apt-get", &["install", "-y", "-q", "chromium"])
+}
+
+/// The s3s-fs binary, built once into the cache.
+pub fn s3s_fs() -> Result<PathBuf> {
+    let root = cache().join(format!("s3s-fs-{S3S_FS_VERSION}"));
+    let bin = root.join("bin/s3s-fs");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    let root_str = root.to_str().ok_or("cache path is not UTF-8")?;
+    run(
+        "cargo",
+        &[
+            "install",
+            &format!("s3s-fs@{S3S_FS_VERSION}"),
+            "--features",
+            "binary",
+            "--locked",
+            "--root",
+            root_str,
+        ],
+    )?;
+    Ok(bin)
+}
+
+/// An `aws` command: the one on PATH, else awscli from PyPI in a cached venv.
+pub fn awscli() -> Result<String> {
+    if have("aws") {
+        return Ok("aws".into());
+    }
+    let venv = cache().join("venv");
+    let aws = venv.join("bin/aws");
+    if !aws.exists() {
+        let venv_str = venv.to_str().ok_or("cache path is not UTF-8")?;
+        run("python3", &["-m", "venv", venv_str])?;
+        let pip = venv.join("bin/pip");
+        run(
+            pip.to_str().ok_or("cache path is not UTF-8")?,
+            &["install", "-q", "awscli"],
+        )?;
+    }
+    Ok(aws.to_string_lossy().into_owned())
+}
+
+/// `cargo xtask s3`: a server in the foreground, for trying the S3 store by hand.
+pub fn serve() -> Result {
+    let bin = s3s_fs()?;
+    let data = cache().join("s3-data");
+    std::fs::create_dir_all(data.join("verbatim")).map_err(|e| e.to_string())?;
+    eprintln!(
+        "s3s-fs on http://127.0.0.1:8014, data in {}, bucket `verbatim`. In another shell:\n\
+         export AWS_ACCESS_KEY_ID=verbatim AWS_SECRET_ACCESS_KEY=verbatim-secret AWS_REGION=us-east-1\n\
+         verbatim publish --store s3://verbatim/releases --endpoint-url http://127.0.0.1:8014 --path-style",
+        data.display()
+    );
+    let status = Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", "8014"])
+        .args([
+            "--access-key",
+            "verbatim",
+            "--secret-key",
+            "verbatim-secret",
+        ])
+        .arg(&data)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("s3s-fs exited with {status}"))
+    }
+}
