@@ -32,6 +32,18 @@ struct PublishJson {
     promoted: Option<super::promote::MoveJson>,
 }
 
+impl PublishJson {
+    fn empty() -> PublishJson {
+        PublishJson {
+            manifest: String::new(),
+            store: String::new(),
+            written: vec![],
+            unchanged: vec![],
+            promoted: None,
+        }
+    }
+}
+
 pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
     let cfg = build::config_for(g, &args.opts)?;
     let built = if args.prebuilt {
@@ -88,15 +100,111 @@ fn publish(
     };
     let out = built.manifest_path.parent().unwrap_or(Path::new("."));
 
-    // Assets are content-addressed: one listing tells which are stored
-    // already, instead of a request per asset.
-    let present: BTreeSet<Key> = if m.assets.is_empty() {
-        BTreeSet::new()
-    } else {
-        store.list("assets/")?.into_iter().collect()
-    };
+    // A stored manifest names only stored objects (it is always written
+    // last), so finding it means there is nothing to upload.
+    let manifest_bytes = m.to_canonical_bytes();
+    let manifest_key = Key::new(manifest::key_for(&built.id))?;
+    if let Some(outcome) = already_stored(store, &manifest_key, Digest::of(&manifest_bytes))? {
+        for key in m.objects().into_iter().map(|o| o.key) {
+            report.unchanged.push(key);
+        }
+        record(&mut report, &manifest_key, &outcome, printer);
+        printer.note(format!(
+            "{} is already published in {}",
+            built.id,
+            store.location()
+        ));
+        return Ok(report);
+    }
+
     let total: u64 = m.assets.values().map(|a| a.size).sum::<u64>() + m.artifact.size;
     let bar = printer.bytes_bar(total, "uploading");
+    let artifact = Job {
+        what: "the artifact".into(),
+        key: Key::new(m.artifact.key.clone())?,
+        path: built.artifact_path.clone(),
+        sha256: Digest::from_hex(&m.artifact.sha256).expect("parsed manifests are valid"),
+        size: m.artifact.size,
+        opts: PutOptions {
+            content_type: Some("application/gzip".into()),
+            cache_control: Some(super::assets::CACHE_CONTROL.into()),
+        },
+    };
+    // The artifact goes up beside the assets; only the manifest must wait.
+    let (artifact_report, assets_result) = std::thread::scope(|s| {
+        let artifact_thread = s.spawn(|| {
+            let mut r = PublishJson::empty();
+            match already_stored(store, &artifact.key, artifact.sha256) {
+                Ok(Some(outcome)) => {
+                    bar.inc(artifact.size);
+                    record(&mut r, &artifact.key, &outcome, printer);
+                    Ok(r)
+                }
+                Ok(None) => put_all(
+                    store,
+                    std::slice::from_ref(&artifact),
+                    1,
+                    &mut r,
+                    &bar,
+                    printer,
+                )
+                .map(|()| r),
+                Err(e) => Err(e),
+            }
+        });
+        let assets = upload_assets(store, out, m, concurrency, &mut report, &bar, printer);
+        (artifact_thread.join(), assets)
+    });
+    assets_result?;
+    let artifact_report =
+        artifact_report.map_err(|_| anyhow::anyhow!("the artifact upload thread panicked"))??;
+    report.written.extend(artifact_report.written);
+    report.unchanged.extend(artifact_report.unchanged);
+    bar.finish_and_clear();
+
+    let key = manifest_key;
+    let outcome = match already_stored(store, &key, Digest::of(&manifest_bytes))? {
+        Some(outcome) => outcome,
+        None => store
+            .put(
+                &key,
+                Body::bytes(&manifest_bytes),
+                PutMode::CreateOnly,
+                &PutOptions {
+                    content_type: Some("application/json".into()),
+                    cache_control: Some(super::assets::CACHE_CONTROL.into()),
+                },
+            )
+            .context("publishing the manifest")?,
+    };
+    record(&mut report, &key, &outcome, printer);
+    printer.note(format!(
+        "published {} to {} ({} written, {} already there)",
+        built.id,
+        store.location(),
+        report.written.len(),
+        report.unchanged.len()
+    ));
+    Ok(report)
+}
+
+/// Stores the assets of `m` from the build directory `out`, in leaves-first
+/// waves; assets the store lists already are skipped.
+fn upload_assets(
+    store: &dyn Store,
+    out: &Path,
+    m: &Manifest,
+    concurrency: usize,
+    report: &mut PublishJson,
+    bar: &indicatif::ProgressBar,
+    printer: &Printer,
+) -> Result<()> {
+    if m.assets.is_empty() {
+        return Ok(());
+    }
+    // Content-addressed: one listing tells which are stored already,
+    // instead of a request per asset.
+    let present: BTreeSet<Key> = store.list("assets/")?.into_iter().collect();
     for wave in super::assets::upload_waves(&m.assets) {
         let mut jobs = Vec::new();
         for logical in wave {
@@ -127,54 +235,9 @@ fn publish(
                 },
             });
         }
-        put_all(store, &jobs, concurrency, &mut report, &bar, printer)?;
+        put_all(store, &jobs, concurrency, report, bar, printer)?;
     }
-
-    let artifact = Job {
-        what: "the artifact".into(),
-        key: Key::new(m.artifact.key.clone())?,
-        path: built.artifact_path.clone(),
-        sha256: Digest::from_hex(&m.artifact.sha256).expect("parsed manifests are valid"),
-        size: m.artifact.size,
-        opts: PutOptions {
-            content_type: Some("application/gzip".into()),
-            cache_control: Some(super::assets::CACHE_CONTROL.into()),
-        },
-    };
-    match already_stored(store, &artifact.key, artifact.sha256)? {
-        Some(outcome) => {
-            bar.inc(artifact.size);
-            record(&mut report, &artifact.key, &outcome, printer);
-        }
-        None => put_all(store, &[artifact], 1, &mut report, &bar, printer)?,
-    }
-    bar.finish_and_clear();
-
-    let bytes = m.to_canonical_bytes();
-    let key = Key::new(manifest::key_for(&built.id))?;
-    let outcome = match already_stored(store, &key, Digest::of(&bytes))? {
-        Some(outcome) => outcome,
-        None => store
-            .put(
-                &key,
-                Body::bytes(&bytes),
-                PutMode::CreateOnly,
-                &PutOptions {
-                    content_type: Some("application/json".into()),
-                    cache_control: Some(super::assets::CACHE_CONTROL.into()),
-                },
-            )
-            .context("publishing the manifest")?,
-    };
-    record(&mut report, &key, &outcome, printer);
-    printer.note(format!(
-        "published {} to {} ({} written, {} already there)",
-        built.id,
-        store.location(),
-        report.written.len(),
-        report.unchanged.len()
-    ));
-    Ok(report)
+    Ok(())
 }
 
 /// `Some(Unchanged)` when `key` is stored with these bytes (by the digest

@@ -28,7 +28,9 @@ use crate::digest::{base64, Digest};
 
 /// Objects up to this size are sent in one PutObject (read into memory);
 /// larger ones go up in parts of this size, streamed from disk.
-const PART_SIZE: u64 = 16 << 20;
+const PART_SIZE: u64 = 8 << 20;
+/// Parts uploaded at once for one large object (memory: this × PART_SIZE).
+const PARTS_IN_FLIGHT: usize = 4;
 /// Objects up to this size are read into memory by `get`.
 const SMALL_OBJECT: u64 = 16 << 20;
 /// Retries of `409 ConditionalRequestConflict` (the SDK retries 5xx itself).
@@ -261,7 +263,9 @@ impl S3Store {
                     PutMode::ReplaceIfMatch(etag) => req.if_match(&etag.0),
                 };
             }
-            match req.send().await {
+            // The payload is covered by the sha256 checksum the server
+            // verifies; signing it too would hash every body a second time.
+            match req.customize().disable_payload_signing().send().await {
                 Ok(out) => {
                     return Ok(PutOutcome::Written(ETag(
                         out.e_tag().unwrap_or_default().to_owned(),
@@ -312,6 +316,7 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(&full)
             .metadata(SHA256_META, body.sha256.hex())
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
             .set_content_type(opts.content_type.clone())
             .set_cache_control(opts.cache_control.clone())
             .send()
@@ -349,6 +354,7 @@ impl S3Store {
         };
         let mut file = std::fs::File::open(path).map_err(io_err)?;
         let mut hasher = crate::digest::HashingWriter::new(io::sink());
+        let mut in_flight = tokio::task::JoinSet::new();
         let mut parts = Vec::new();
         let mut number = 1;
         loop {
@@ -361,7 +367,11 @@ impl S3Store {
                 break;
             }
             io::Write::write_all(&mut hasher, &chunk).map_err(io_err)?;
-            let out = self
+            while in_flight.len() >= PARTS_IN_FLIGHT {
+                parts.push(joined(key, in_flight.join_next().await)?);
+            }
+            let sha = base64(Digest::of(&chunk).as_bytes());
+            let req = self
                 .client
                 .upload_part()
                 .bucket(&self.bucket)
@@ -369,18 +379,18 @@ impl S3Store {
                 .upload_id(upload_id)
                 .part_number(number)
                 .content_length(chunk.len() as i64)
-                .body(ByteStream::from(chunk))
-                .send()
-                .await
-                .map_err(|e| backend("UploadPart", key, &e))?;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(out.e_tag().map(String::from))
-                    .build(),
-            );
+                .checksum_sha256(sha.clone())
+                .body(ByteStream::from(chunk));
+            in_flight.spawn(async move {
+                let out = req.customize().disable_payload_signing().send().await;
+                (number, sha, out)
+            });
             number += 1;
         }
+        while let Some(done) = in_flight.join_next().await {
+            parts.push(joined(key, Some(done))?);
+        }
+        parts.sort_by_key(|p| p.part_number());
         let (_, actual, size) = hasher.finish();
         if actual != body.sha256 || size != body.size {
             return Err(StoreError::BodyMismatch {
@@ -411,6 +421,43 @@ impl S3Store {
             Err(e) => Err(backend("CompleteMultipartUpload", key, &e)),
         }
     }
+}
+
+type PartResult = (
+    i32,
+    String,
+    std::result::Result<
+        aws_sdk_s3::operation::upload_part::UploadPartOutput,
+        SdkError<
+            aws_sdk_s3::operation::upload_part::UploadPartError,
+            aws_sdk_s3::config::http::HttpResponse,
+        >,
+    >,
+);
+
+/// One finished part upload, as the completion request lists it.
+fn joined(
+    key: &Key,
+    done: Option<std::result::Result<PartResult, tokio::task::JoinError>>,
+) -> Result<CompletedPart> {
+    let Some(done) = done else {
+        return Err(StoreError::Backend {
+            op: "UploadPart",
+            key: key.to_string(),
+            message: "no part upload in flight".into(),
+        });
+    };
+    let (number, sha, out) = done.map_err(|e| StoreError::Backend {
+        op: "UploadPart",
+        key: key.to_string(),
+        message: e.to_string(),
+    })?;
+    let out = out.map_err(|e| backend("UploadPart", key, &e))?;
+    Ok(CompletedPart::builder()
+        .part_number(number)
+        .checksum_sha256(sha)
+        .set_e_tag(out.e_tag().map(String::from))
+        .build())
 }
 
 async fn client(opts: &S3Options) -> Client {

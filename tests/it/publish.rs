@@ -123,7 +123,9 @@ fn publish_refuses_to_overwrite_a_tampered_object() {
     let v = published(&p);
     let key = v["written"][0].as_str().unwrap();
     fs::write(p.store().join(key), "tampered").unwrap();
-    let err = p.fails(&["publish"], 5);
+    // The same artifact under a new manifest (another revision) must be
+    // written again, and finds other bytes there.
+    let err = p.fails(&["publish", "--revision", "other"], 5);
     assert!(
         err.contains(key) && err.contains("never overwritten"),
         "{err}"
