@@ -17,12 +17,14 @@ pub const SCHEMA: &str = "verbatim.manifest/v1";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+// Fields are declared in alphabetical order: serializing them directly is
+// then canonical (a unit test holds this), with no intermediate `Value`.
 pub struct Manifest {
-    pub schema: String,
     pub artifact: Artifact,
     /// Logical asset path (as the app names it) → stored asset.
     pub assets: BTreeMap<String, Asset>,
     pub provenance: Provenance,
+    pub schema: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,27 +32,27 @@ pub struct Manifest {
 pub struct Artifact {
     /// Store key: `artifacts/sha256/<hex>.tar.gz`.
     pub key: String,
+    /// The pack spec the artifact was written with (`verbatim.pack/v1`).
+    pub pack_spec: String,
     /// Hex sha256 of the stored bytes.
     pub sha256: String,
     pub size: u64,
-    /// The pack spec the artifact was written with (`verbatim.pack/v1`).
-    pub pack_spec: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Asset {
-    /// Store key: `assets/<dir>/<stem>.<hash>.<ext>`.
-    pub key: String,
-    pub sha256: String,
-    pub size: u64,
-    pub content_type: String,
     pub cache_control: String,
+    pub content_type: String,
     /// Subresource-integrity value (`sha384-<base64>`) of the stored bytes.
     pub integrity: String,
+    /// Store key: `assets/<dir>/<stem>.<hash>.<ext>`.
+    pub key: String,
     /// Logical paths of the assets this one references.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,
+    pub sha256: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,10 +83,9 @@ pub enum ManifestError {
 impl Manifest {
     /// The canonical bytes: sorted keys, compact, UTF-8, no trailing newline.
     pub fn to_canonical_bytes(&self) -> Vec<u8> {
-        // serde_json's `Value` map is a BTreeMap, so going through it sorts keys
-        // at every level, whatever the field order of the structs.
-        let value = serde_json::to_value(self).expect("manifest types always serialize");
-        serde_json::to_vec(&value).expect("a Value always serializes")
+        // Struct fields are in alphabetical order and maps are BTreeMaps, so
+        // the direct encoding has sorted keys at every level.
+        serde_json::to_vec(self).expect("manifest types always serialize")
     }
 
     /// The manifest's id: sha256 of its canonical bytes.
@@ -100,13 +101,27 @@ impl Manifest {
     /// Parses and checks a manifest. Accepts any JSON spelling; the id is
     /// always computed from the canonical form.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
-        let value: serde_json::Value = serde_json::from_slice(bytes)?;
-        match value.get("schema").and_then(|s| s.as_str()) {
-            Some(SCHEMA) => {}
-            Some(other) => return Err(ManifestError::Schema(other.to_owned())),
-            None => return Err(ManifestError::Invalid("missing `schema`".into())),
+        let m: Manifest = match serde_json::from_slice(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                // Say "unsupported schema" rather than "unknown field" when
+                // that is the reason.
+                #[derive(Deserialize)]
+                struct Schema {
+                    schema: Option<String>,
+                }
+                return Err(match serde_json::from_slice::<Schema>(bytes) {
+                    Ok(Schema { schema: Some(s) }) if s != SCHEMA => ManifestError::Schema(s),
+                    Ok(Schema { schema: None }) => {
+                        ManifestError::Invalid("missing `schema`".into())
+                    }
+                    _ => ManifestError::Json(e),
+                });
+            }
+        };
+        if m.schema != SCHEMA {
+            return Err(ManifestError::Schema(m.schema));
         }
-        let m: Manifest = serde_json::from_value(value)?;
         m.check()?;
         Ok(m)
     }
@@ -217,6 +232,29 @@ mod tests {
         let s = text.find("\"schema\"").unwrap();
         assert!(a < b && b < p && p < s, "{text}");
         assert!(text.find("\"key\"").unwrap() < text.find("\"pack_spec\"").unwrap());
+    }
+
+    #[test]
+    fn direct_encoding_is_the_sorted_encoding() {
+        let mut m = sample();
+        m.assets.insert(
+            "css/site.css".into(),
+            Asset {
+                cache_control: "public".into(),
+                content_type: "text/css; charset=utf-8".into(),
+                integrity: "sha384-x".into(),
+                key: "assets/css/site.0123456789ab.css".into(),
+                references: vec!["img/a.png".into()],
+                sha256: Digest::of(b"css").hex(),
+                size: 3,
+            },
+        );
+        let sorted = serde_json::to_vec(&serde_json::to_value(&m).unwrap()).unwrap();
+        assert_eq!(
+            m.to_canonical_bytes(),
+            sorted,
+            "a struct's fields are out of alphabetical order"
+        );
     }
 
     #[test]
