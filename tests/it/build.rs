@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use crate::util::{is_root, Project};
+use crate::util::{is_root, json_out, Project};
 
 /// The fixture tree, written in the given order with the given modes.
 fn fixture(p: &Project, reverse: bool, exec_mode: u32, file_mode: u32) {
@@ -85,19 +85,12 @@ fn same_tree_same_bytes_whatever_the_machine_state() {
         assert!(status.success());
     }
     for jobs in ["2", "7"] {
-        let out = b
-            .cmd(&["build", "--json", "--jobs", jobs])
-            .env("TZ", "Pacific/Kiritimati")
-            .env("LC_ALL", "tr_TR.UTF-8")
-            .env("LANG", "tr_TR.UTF-8")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let v = json_out(
+            b.cmd(&["build", "--json", "--jobs", jobs])
+                .env("TZ", "Pacific/Kiritimati")
+                .env("LC_ALL", "tr_TR.UTF-8")
+                .env("LANG", "tr_TR.UTF-8"),
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["artifact"]["sha256"], reference.as_str(), "jobs={jobs}");
     }
     let umask = Command::new("sh")

@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::util::Project;
+use crate::util::{strings, success, Project};
 
 fn published(p: &Project) -> serde_json::Value {
     p.json(&["publish"])
@@ -14,12 +14,7 @@ fn publish_writes_artifact_then_manifest_and_republish_writes_nothing() {
     p.write("app/main.py", "print(1)\n");
     let first = published(&p);
     let id = first["manifest"].as_str().unwrap().to_owned();
-    let written: Vec<&str> = first["written"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let written = strings(&first["written"]);
     assert_eq!(written.len(), 2);
     assert!(
         written[0].starts_with("artifacts/sha256/"),
@@ -146,15 +141,9 @@ fn store_flag_and_env_and_file_url_pick_the_store() {
         .join(v["written"][1].as_str().unwrap())
         .exists());
     assert!(!p.store().exists());
-    let out = p
-        .cmd(&["verify", id])
-        .env("VERBATIM_STORE", elsewhere.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    success(
+        p.cmd(&["verify", id])
+            .env("VERBATIM_STORE", elsewhere.path()),
     );
     p.fails(&["verify", id], 5);
     let err = p.fails(&["publish", "--store", "ftp://x/y"], 2);

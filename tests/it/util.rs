@@ -59,34 +59,17 @@ impl Project {
 
     /// Runs and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "verbatim {args:?} failed ({:?}):\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        String::from_utf8(success(&mut self.cmd(args))).unwrap()
     }
 
     /// Runs `--json` and parses stdout.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = args.to_vec();
-        a.push("--json");
-        let out = self.ok(&a);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {out}"))
+        json_out(self.cmd(args).arg("--json"))
     }
 
     /// Runs, asserts the exit code, returns stderr.
     pub fn fails(&self, args: &[&str], code: i32) -> String {
-        let out = self.run(args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "verbatim {args:?}: wrong exit code; stderr:\n{stderr}"
-        );
-        stderr
+        exits(&mut self.cmd(args), code)
     }
 
     pub fn store(&self) -> PathBuf {
@@ -111,6 +94,54 @@ impl Project {
         out.sort();
         out
     }
+}
+
+/// Runs `cmd`, asserts it succeeded (showing its stderr if not), returns stdout.
+pub fn success(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({:?}):\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs `cmd`, asserts success, parses stdout as one JSON document.
+pub fn json_out(cmd: &mut Command) -> serde_json::Value {
+    let out = success(cmd);
+    serde_json::from_slice(&out).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out)
+        )
+    })
+}
+
+/// Runs `cmd`, asserts its exit code, returns its stderr.
+pub fn exits(cmd: &mut Command, code: i32) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{cmd:?}: wrong exit code; stderr:\n{stderr}"
+    );
+    stderr
+}
+
+/// The strings of a JSON array.
+pub fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap_or_else(|| panic!("not a string: {s}")))
+        .collect()
 }
 
 /// Whether the tests run as root (needed to chown and mknod); says so when not.
