@@ -82,11 +82,15 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
         }
         printer.note("canary check passed");
     }
+    print_move(printer, &report)
+}
+
+fn print_move(printer: &Printer, report: &MoveJson) -> Result<()> {
     printer.result(format!(
         "{} {} {}",
         report.env, report.result, report.manifest
     ))?;
-    printer.json(&report)?;
+    printer.json(report)?;
     Ok(())
 }
 
@@ -114,12 +118,7 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
         force: args.force,
     };
     let report = move_pointer(store.as_ref(), &cfg, &req, printer)?;
-    printer.result(format!(
-        "{} {} {}",
-        report.env, report.result, report.manifest
-    ))?;
-    printer.json(&report)?;
-    Ok(())
+    print_move(printer, &report)
 }
 
 pub struct MoveRequest<'a> {

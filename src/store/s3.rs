@@ -166,14 +166,11 @@ impl S3Store {
             .send()
             .await;
         match res {
-            Ok(out) => Ok(Some(ObjectMeta {
-                size: out.content_length().unwrap_or(0).max(0) as u64,
-                etag: ETag(out.e_tag().unwrap_or_default().to_owned()),
-                sha256: out
-                    .metadata()
-                    .and_then(|m| m.get(SHA256_META))
-                    .and_then(|h| Digest::from_hex(h)),
-            })),
+            Ok(out) => Ok(Some(object_meta(
+                out.content_length(),
+                out.e_tag(),
+                out.metadata(),
+            ))),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(backend("HEAD", key, &e)),
         }
@@ -460,6 +457,22 @@ fn joined(
         .build())
 }
 
+/// Metadata as HEAD and GET report it; the sha256 is the one verbatim
+/// stored with the object (absent if someone else wrote it).
+fn object_meta(
+    size: Option<i64>,
+    etag: Option<&str>,
+    metadata: Option<&std::collections::HashMap<String, String>>,
+) -> ObjectMeta {
+    ObjectMeta {
+        size: size.unwrap_or(0).max(0) as u64,
+        etag: ETag(etag.unwrap_or_default().to_owned()),
+        sha256: metadata
+            .and_then(|m| m.get(SHA256_META))
+            .and_then(|h| Digest::from_hex(h)),
+    }
+}
+
 async fn client(opts: &S3Options) -> Client {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(10))
@@ -607,14 +620,7 @@ impl Store for S3Store {
             }
             Err(e) => return Err(backend("GET", key, &e)),
         };
-        let meta = ObjectMeta {
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            etag: ETag(out.e_tag().unwrap_or_default().to_owned()),
-            sha256: out
-                .metadata()
-                .and_then(|m| m.get(SHA256_META))
-                .and_then(|h| Digest::from_hex(h)),
-        };
+        let meta = object_meta(out.content_length(), out.e_tag(), out.metadata());
         if meta.size <= SMALL_OBJECT {
             let bytes = self
                 .rt

@@ -118,12 +118,28 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
-pub fn pack() -> Result {
+/// Builds the release binary; returns its path (honouring CARGO_TARGET_DIR).
+pub fn release_binary() -> Result<PathBuf> {
     run(
         "cargo",
         &["build", "--release", "--quiet", "--bin", "verbatim"],
     )?;
-    let bin = root().join("target/release/verbatim");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    Ok(target.join("release/verbatim"))
+}
+
+/// Reads `dir` once, so that no contender pays for the disk.
+pub fn warm_cache(base: &Path, dir: &str) {
+    let _ = Command::new("tar")
+        .args(["-cf", "/dev/null", dir])
+        .current_dir(base)
+        .status();
+}
+
+pub fn pack() -> Result {
+    let bin = release_binary()?;
     let base = std::env::var_os("VERBATIM_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("verbatim-bench-pack"));
@@ -133,11 +149,7 @@ pub fn pack() -> Result {
         .unwrap_or(1);
     println!("tree: {:.0} MiB of content, {cores} cores", mib(total));
 
-    // Warm the page cache so the first contender does not pay for the disk.
-    let _ = Command::new("tar")
-        .args(["-cf", "/dev/null", "app"])
-        .current_dir(&base)
-        .status();
+    warm_cache(&base, "app");
 
     let _ = fs::remove_dir_all(base.join(".verbatim"));
     let ours = measure(

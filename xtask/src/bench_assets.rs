@@ -7,8 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::bench::measure;
-use crate::{run, Result};
+use crate::bench::{measure, release_binary, warm_cache};
+use crate::Result;
 
 /// Files in the generated tree.
 const ASSETS: usize = 10_000;
@@ -80,14 +80,7 @@ STORAGES = {
 "#;
 
 pub fn assets() -> Result {
-    run(
-        "cargo",
-        &["build", "--release", "--quiet", "--bin", "verbatim"],
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::root().join("target"));
-    let bin = target.join("release/verbatim");
+    let bin = release_binary()?;
     let base = std::env::var_os("VERBATIM_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("verbatim-bench-assets"));
@@ -128,11 +121,7 @@ pub fn assets() -> Result {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
 
-    // Warm the page cache for both contenders.
-    let _ = Command::new("tar")
-        .args(["-cf", "/dev/null", "static"])
-        .current_dir(&base)
-        .status();
+    warm_cache(&base, "static");
 
     let _ = fs::remove_dir_all(base.join(".verbatim"));
     let ours = measure(

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::measure;
-use crate::{root, run, setup, Result};
+use crate::bench::{measure, release_binary};
+use crate::{setup, Result};
 
 const ASSETS: usize = 10_000;
 const KEY: &str = "bench";
@@ -68,11 +68,7 @@ fn generate(dir: &Path) -> Result {
 }
 
 pub fn s3() -> Result {
-    run(
-        "cargo",
-        &["build", "--release", "--quiet", "--bin", "verbatim"],
-    )?;
-    let bin = root().join("target/release/verbatim");
+    let bin = release_binary()?;
     let s3s = setup::s3s_fs()?;
     let aws = setup::awscli()?;
     let base = std::env::temp_dir().join("verbatim-bench-s3");
