@@ -16,6 +16,8 @@ mod status;
 mod verify;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 
@@ -70,6 +72,12 @@ fn open_store(cfg: &Config) -> Result<Box<dyn Store>> {
     Ok(store::open(&cfg.store_url, &cfg.store_base, &cfg.s3)?)
 }
 
+/// Requests in flight for commands that may run without a config file.
+fn concurrency(g: &Global) -> usize {
+    g.concurrency
+        .map_or(crate::config::DEFAULT_CONCURRENCY, usize::from)
+}
+
 /// The settings every command takes from global flags and variables.
 fn global_overrides(g: &Global) -> Overrides {
     Overrides {
@@ -81,6 +89,37 @@ fn global_overrides(g: &Global) -> Overrides {
         unsafe_no_conditional_writes: g.unsafe_no_conditional_writes,
         concurrency: g.concurrency.map(usize::from),
     }
+}
+
+/// Runs `f` on every item with up to `threads` at once and returns the
+/// results in item order. After the first error no new item is started
+/// (those come back `None`).
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Vec<Option<Result<R>>> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<R>>>> = Mutex::new(items.iter().map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= items.len() || failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let result = f(&items[i]);
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                if let Ok(mut r) = results.lock() {
+                    r[i] = Some(result);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Reads a stored manifest and checks its bytes hash to its id.
@@ -140,7 +179,7 @@ pub fn resolve_manifest(store: &dyn Store, arg: &str) -> Result<Digest> {
         let keys = store.list(&format!("{}{hex}", manifest::MANIFEST_PREFIX))?;
         let ids: Vec<Digest> = keys
             .iter()
-            .filter_map(|k| k.as_str().strip_prefix(manifest::MANIFEST_PREFIX))
+            .filter_map(|l| l.key.as_str().strip_prefix(manifest::MANIFEST_PREFIX))
             .filter_map(|n| n.strip_suffix(".json"))
             .filter_map(Digest::from_hex)
             .collect();

@@ -9,6 +9,7 @@
 //!    exit with the lost-race code, naming the winner);
 //! 4. compare-and-swap the pointer to what the event says.
 
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +21,7 @@ use crate::config::{check_env_name, Config};
 use crate::digest::Digest;
 use crate::environments::{self as envs, Event, Gate, Kind, Pointer};
 use crate::exit::{CheckFailed, GateRefused, IntegrityError, LostRace, UsageError};
+use crate::manifest::Manifest;
 use crate::output::Printer;
 use crate::store::{Body, ETag, Key, PutMode, PutOptions, Store, StoreError};
 
@@ -158,17 +160,7 @@ pub fn move_pointer(
 
     // Safety, not a gate: a manifest with a missing object never goes live.
     let manifest = super::load_manifest(store, &req.to)?;
-    let mut missing = Vec::new();
-    for o in manifest.objects() {
-        match store.head(&Key::new(o.key.clone())?)? {
-            Some(meta) if meta.size == o.size => {}
-            Some(meta) => missing.push(format!(
-                "{} (size {} instead of {})",
-                o.key, meta.size, o.size
-            )),
-            None => missing.push(format!("{} (missing)", o.key)),
-        }
-    }
+    let missing = missing_objects(store, &manifest)?;
     if !missing.is_empty() {
         return Err(IntegrityError(format!(
             "refusing to point {env} at {to}: {} object(s) are not in the store: {}; publish it again",
@@ -273,6 +265,37 @@ pub fn move_pointer(
     })
 }
 
+/// The objects of `m` that are not stored with their size, described. Many
+/// assets are checked with one listing rather than a request each.
+fn missing_objects(store: &dyn Store, m: &Manifest) -> Result<Vec<String>> {
+    const LIST_ABOVE: usize = 8;
+    let listed: Option<BTreeMap<Key, u64>> = if m.assets.len() > LIST_ABOVE {
+        Some(
+            store
+                .list("assets/")?
+                .into_iter()
+                .map(|l| (l.key, l.size))
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let mut missing = Vec::new();
+    for o in m.objects() {
+        let key = Key::new(o.key.clone())?;
+        let size = match &listed {
+            Some(sizes) if o.key.starts_with("assets/") => sizes.get(&key).copied(),
+            _ => store.head(&key)?.map(|meta| meta.size),
+        };
+        match size {
+            Some(size) if size == o.size => {}
+            Some(size) => missing.push(format!("{} (size {size} instead of {})", o.key, o.size)),
+            None => missing.push(format!("{} (missing)", o.key)),
+        }
+    }
+    Ok(missing)
+}
+
 /// Writes the pointer for an event we created. If the swap loses, someone
 /// completed our move for us (see `settle`); anything else is a lost race.
 fn write_pointer(
@@ -362,7 +385,11 @@ fn read_event(store: &dyn Store, env: &str, seq: u64) -> Result<Event> {
 pub fn history(store: &dyn Store, env: &str) -> Result<Vec<Event>> {
     check_env_name(env).map_err(UsageError)?;
     let mut events = Vec::new();
-    for key in store.list(&envs::events_prefix(env))? {
+    for key in store
+        .list(&envs::events_prefix(env))?
+        .into_iter()
+        .map(|l| l.key)
+    {
         let bytes = store
             .get(&key)?
             .into_bytes()

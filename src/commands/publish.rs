@@ -7,8 +7,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -204,7 +202,7 @@ fn upload_assets(
     }
     // Content-addressed: one listing tells which are stored already,
     // instead of a request per asset.
-    let present: BTreeSet<Key> = store.list("assets/")?.into_iter().collect();
+    let present: BTreeSet<Key> = store.list("assets/")?.into_iter().map(|l| l.key).collect();
     for wave in super::assets::upload_waves(&m.assets) {
         let mut jobs = Vec::new();
         for logical in wave {
@@ -263,39 +261,18 @@ fn put_all(
     bar: &indicatif::ProgressBar,
     printer: &Printer,
 ) -> Result<()> {
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<PutOutcome>>>> =
-        Mutex::new(jobs.iter().map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..concurrency.min(jobs.len()) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= jobs.len() || failed.load(Ordering::Relaxed) {
-                    return;
-                }
-                let job = &jobs[i];
-                let result = store
-                    .put(
-                        &job.key,
-                        Body::file(&job.path, job.sha256, job.size),
-                        PutMode::CreateOnly,
-                        &job.opts,
-                    )
-                    .with_context(|| {
-                        format!("publishing {} from {}", job.what, job.path.display())
-                    });
-                if result.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                bar.inc(job.size);
-                if let Ok(mut r) = results.lock() {
-                    r[i] = Some(result);
-                }
-            });
-        }
+    let results = super::parallel_map(jobs, concurrency, |job| {
+        let outcome = store
+            .put(
+                &job.key,
+                Body::file(&job.path, job.sha256, job.size),
+                PutMode::CreateOnly,
+                &job.opts,
+            )
+            .with_context(|| format!("publishing {} from {}", job.what, job.path.display()));
+        bar.inc(job.size);
+        outcome
     });
-    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     for (job, result) in jobs.iter().zip(results) {
         match result {
             Some(Ok(outcome)) => record(report, &job.key, &outcome, printer),

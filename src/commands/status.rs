@@ -112,8 +112,9 @@ fn env_names(g: &Global, store: &dyn Store) -> Result<Vec<String>> {
     let mut names: Vec<String> = store
         .list("envs/")?
         .iter()
-        .filter_map(|k| {
-            k.as_str()
+        .filter_map(|l| {
+            l.key
+                .as_str()
                 .strip_prefix("envs/")?
                 .strip_suffix(".json")
                 .map(String::from)

@@ -37,9 +37,16 @@ pub fn run(g: &Global, args: &VerifyArgs, printer: &Printer) -> Result<()> {
         ok: true,
         objects: vec![],
     };
-    for o in &objects {
-        let status = check(store.as_ref(), &o.key, o.sha256, o.size, args.deep)?;
+    let statuses = super::parallel_map(&objects, super::concurrency(g), |o| {
+        let status = check(store.as_ref(), &o.key, o.sha256, o.size, args.deep);
         bar.inc(o.size);
+        status
+    });
+    for (o, status) in objects.iter().zip(statuses) {
+        // `None`: not started because an earlier check failed, whose error
+        // comes first in this loop.
+        let Some(status) = status else { continue };
+        let status = status?;
         if status != "ok" {
             report.ok = false;
             printer.note(format!("BAD {}: {status}", o.key));

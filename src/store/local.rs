@@ -13,7 +13,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{
-    Body, ETag, Key, Object, ObjectMeta, PutMode, PutOptions, PutOutcome, Result, Store, StoreError,
+    Body, ETag, Key, Listed, Object, ObjectMeta, PutMode, PutOptions, PutOutcome, Result, Store,
+    StoreError,
 };
 use crate::digest::{Digest, HashingWriter};
 
@@ -195,7 +196,7 @@ impl Store for LocalStore {
         }))
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<Key>> {
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let dir_part = match prefix.rfind('/') {
             Some(i) => &prefix[..i],
             None => "",
@@ -243,8 +244,9 @@ impl Store for LocalStore {
                 if ft.is_dir() {
                     stack.push((dirent.path(), key));
                 } else if key.starts_with(prefix) {
-                    if let Ok(k) = Key::new(key) {
-                        out.push(k);
+                    let size = dirent.metadata().map_or(0, |m| m.len());
+                    if let Ok(key) = Key::new(key) {
+                        out.push(Listed { key, size });
                     }
                 }
             }

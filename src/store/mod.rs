@@ -141,6 +141,13 @@ pub struct ObjectMeta {
     pub sha256: Option<Digest>,
 }
 
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Listed {
+    pub key: Key,
+    pub size: u64,
+}
+
 /// An open object: a reader plus its metadata.
 pub struct Object {
     pub reader: Box<dyn Read + Send>,
@@ -205,8 +212,9 @@ pub trait Store: Send + Sync {
     fn get(&self, key: &Key) -> Result<Object>;
     /// `Ok(None)` when the key does not exist.
     fn head(&self, key: &Key) -> Result<Option<ObjectMeta>>;
-    /// Every key starting with `prefix` (a plain string prefix), sorted.
-    fn list(&self, prefix: &str) -> Result<Vec<Key>>;
+    /// Every object whose key starts with `prefix` (a plain string prefix),
+    /// sorted by key.
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>>;
 }
 
 /// Opens the store a URL names: `file:///abs/path`, a plain path, or

@@ -21,8 +21,8 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 
 use super::{
-    Body, Data, ETag, Key, Object, ObjectMeta, PutMode, PutOptions, PutOutcome, Result, Store,
-    StoreError,
+    Body, Data, ETag, Key, Listed, Object, ObjectMeta, PutMode, PutOptions, PutOutcome, Result,
+    Store, StoreError,
 };
 use crate::digest::{base64, Digest};
 
@@ -651,7 +651,7 @@ impl Store for S3Store {
         self.rt.block_on(self.head_async(key))
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<Key>> {
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let full = format!("{}{prefix}", self.prefix);
         let mut pages = self
             .client
@@ -671,8 +671,9 @@ impl Store for S3Store {
                 let Some(k) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
                     continue;
                 };
-                if let Ok(k) = Key::new(k) {
-                    keys.push(k);
+                if let Ok(key) = Key::new(k) {
+                    let size = o.size().unwrap_or(0).max(0) as u64;
+                    keys.push(Listed { key, size });
                 }
             }
         }

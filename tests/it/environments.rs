@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use verbatim::digest::Digest;
 use verbatim::manifest::{self, Manifest};
 
-use crate::util::{success, Project};
+use crate::util::{strings, success, Project};
 
 /// Publishes the app with `version` in it; returns the manifest id.
 fn release(p: &Project, version: &str) -> String {
@@ -523,4 +523,24 @@ fn diff_reports_artifact_changes() {
     let v = p.json(&["diff", &m1, &m1]);
     assert_eq!(v["artifact_changed"], false);
     assert!(p.ok(&["diff", &m1, &m2]).contains("artifact: changed"));
+}
+
+#[test]
+fn a_missing_asset_blocks_promotion_too() {
+    let p = Project::with_config("[app]\ndir = \"app\"\n\n[assets]\ndir = \"static\"\n");
+    p.write("app/x", "x");
+    for i in 0..12 {
+        p.write(&format!("static/f{i}.txt"), format!("{i}"));
+    }
+    let v = p.json(&["publish"]);
+    let id = v["manifest"].as_str().unwrap();
+    let asset = strings(&v["written"])
+        .into_iter()
+        .find(|k| k.starts_with("assets/f7."))
+        .unwrap()
+        .to_owned();
+    fs::remove_file(p.store().join(&asset)).unwrap();
+    let err = p.fails(&["promote", id, "--to", "dev"], 5);
+    assert!(err.contains(&asset) && err.contains("missing"), "{err}");
+    assert_eq!(live(&p, "dev"), None);
 }

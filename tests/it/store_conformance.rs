@@ -147,12 +147,11 @@ fn list_by_prefix(store: &dyn Store) {
         put(store, k, k.as_bytes(), PutMode::CreateOnly).unwrap();
     }
     let names = |p: &str| -> Vec<String> {
-        store
-            .list(p)
-            .unwrap()
-            .iter()
-            .map(|k| k.to_string())
-            .collect()
+        let listed = store.list(p).unwrap();
+        for l in &listed {
+            assert_eq!(l.size, l.key.as_str().len() as u64, "size of {}", l.key);
+        }
+        listed.iter().map(|l| l.key.to_string()).collect()
     };
     assert_eq!(
         names("manifests/sha256/ab"),
