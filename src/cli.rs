@@ -31,6 +31,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Config file [default: ./verbatim.toml]; relative paths in it are relative to it.
     #[arg(long, global = true, env = "VERBATIM_CONFIG", value_name = "PATH")]
@@ -41,23 +42,28 @@ pub struct Global {
     pub store: Option<String>,
 
     /// S3 endpoint for self-hosted servers [default: store.endpoint_url, AWS_ENDPOINT_URL].
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(help_heading = "S3 options", long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
 
     /// S3 region [default: store.region, the AWS chain, else us-east-1].
-    #[arg(long, global = true)]
+    #[arg(help_heading = "S3 options", long, global = true)]
     pub region: Option<String>,
 
     /// Address buckets as http://host/bucket (MinIO, Ceph, s3s …) [default: store.path_style].
-    #[arg(long, global = true, env = "VERBATIM_S3_PATH_STYLE")]
+    #[arg(
+        help_heading = "S3 options",
+        long,
+        global = true,
+        env = "VERBATIM_S3_PATH_STYLE"
+    )]
     pub path_style: bool,
 
     /// Allow an S3 server that ignores conditional writes, with racy HEAD-then-PUT.
     /// Immutable objects could be overwritten and promotions lost: avoid.
-    #[arg(long, global = true)]
+    #[arg(help_heading = "S3 options", long, global = true)]
     pub unsafe_no_conditional_writes: bool,
 
-    /// Uploads in flight at once [default: store.concurrency, else 16].
+    /// Store requests in flight at once (uploads, verify checks) [default: store.concurrency, else 16].
     #[arg(long, global = true, env = "VERBATIM_CONCURRENCY", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: Option<u16>,
 
@@ -85,18 +91,30 @@ pub enum Command {
     /// Pack the artifact and write the manifest into .verbatim/build (no network).
     Build(BuildArgs),
     /// Build (or reuse the build), upload what the store lacks, store the manifest; prints its id.
+    #[command(
+        after_help = "Examples:\n  verbatim publish                      # build and publish; prints sha256:…\n  verbatim publish --env dev            # … then promote it to dev\n  verbatim publish --prebuilt --store s3://releases/web --endpoint-url http://127.0.0.1:8014 --path-style"
+    )]
     Publish(PublishArgs),
     /// Check that every object a manifest names exists and hashes right.
     Verify(VerifyArgs),
     /// Point an environment at a manifest, after its gates pass.
+    #[command(
+        after_help = "Examples:\n  verbatim promote sha256:3f3a --to dev\n  verbatim promote dev --to preprod                 # what dev runs, verbatim\n  verbatim promote preprod --to prod --check-cmd 'curl -fsS https://example.com/healthz'\n  verbatim promote sha256:3f3a --to prod --force --reason 'hotfix INC-42'"
+    )]
     Promote(PromoteArgs),
     /// Point an environment back at a manifest it ran before.
+    #[command(
+        after_help = "Examples:\n  verbatim rollback prod                 # to what prod ran before\n  verbatim rollback prod --to 3          # to what event 3 of `verbatim history prod` set"
+    )]
     Rollback(RollbackArgs),
     /// Show which manifest each environment runs.
     Status(StatusArgs),
     /// List an environment's promotions and rollbacks, newest first.
     History(HistoryArgs),
     /// Download, verify and unpack what an environment runs (run this on the host).
+    #[command(
+        after_help = "Example:\n  dir=$(verbatim fetch prod --into /srv/app --store s3://releases/web) && ln -sfn \"$dir\" /srv/app/current"
+    )]
     Fetch(FetchArgs),
     /// Show what changed between two manifests.
     Diff(DiffArgs),
