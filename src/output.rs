@@ -5,6 +5,7 @@
 //! not with `--json`, `--quiet` or `--no-progress`.
 
 use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -76,13 +77,49 @@ impl Printer {
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(
-            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
         )
         .map(|s| s.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_message(message);
         bar
+    }
+}
+
+/// Progress over many objects: bytes on the bar, objects in the message.
+pub struct ObjectsBar {
+    bar: ProgressBar,
+    verb: &'static str,
+    done: AtomicUsize,
+    total: usize,
+}
+
+impl ObjectsBar {
+    /// One more object of `bytes` is done.
+    pub fn object_done(&self, bytes: u64) {
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.bar.inc(bytes);
+        if !self.bar.is_hidden() {
+            self.bar
+                .set_message(format!("{} {n}/{}", self.verb, self.total));
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Printer {
+    /// A bar for `objects` objects of `bytes` bytes in all.
+    pub fn objects_bar(&self, bytes: u64, objects: usize, verb: &'static str) -> ObjectsBar {
+        ObjectsBar {
+            bar: self.bytes_bar(bytes, verb),
+            verb,
+            done: AtomicUsize::new(0),
+            total: objects,
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::cli::{Global, PublishArgs};
 use crate::digest::Digest;
 use crate::manifest::{self, Manifest};
-use crate::output::Printer;
+use crate::output::{ObjectsBar, Printer};
 use crate::store::{Body, Key, PutMode, PutOptions, PutOutcome, Store};
 
 use super::build;
@@ -116,7 +116,7 @@ fn publish(
     }
 
     let total: u64 = m.assets.values().map(|a| a.size).sum::<u64>() + m.artifact.size;
-    let bar = printer.bytes_bar(total, "uploading");
+    let bar = printer.objects_bar(total, m.assets.len() + 1, "uploading");
     let artifact = Job {
         what: "the artifact".into(),
         key: Key::new(m.artifact.key.clone())?,
@@ -134,7 +134,7 @@ fn publish(
             let mut r = PublishJson::empty();
             match already_stored(store, &artifact.key, artifact.sha256) {
                 Ok(Some(outcome)) => {
-                    bar.inc(artifact.size);
+                    bar.object_done(artifact.size);
                     record(&mut r, &artifact.key, &outcome, printer);
                     Ok(r)
                 }
@@ -158,7 +158,7 @@ fn publish(
         artifact_report.map_err(|_| anyhow::anyhow!("the artifact upload thread panicked"))??;
     report.written.extend(artifact_report.written);
     report.unchanged.extend(artifact_report.unchanged);
-    bar.finish_and_clear();
+    bar.finish();
 
     let key = manifest_key;
     let outcome = match already_stored(store, &key, Digest::of(&manifest_bytes))? {
@@ -194,7 +194,7 @@ fn upload_assets(
     m: &Manifest,
     concurrency: usize,
     report: &mut PublishJson,
-    bar: &indicatif::ProgressBar,
+    bar: &ObjectsBar,
     printer: &Printer,
 ) -> Result<()> {
     if m.assets.is_empty() {
@@ -209,7 +209,7 @@ fn upload_assets(
             let a = &m.assets[logical];
             let key = Key::new(a.key.clone())?;
             if present.contains(&key) {
-                bar.inc(a.size);
+                bar.object_done(a.size);
                 printer.detail(format!("already there: {key}"));
                 report.unchanged.push(key.to_string());
                 continue;
@@ -258,7 +258,7 @@ fn put_all(
     jobs: &[Job],
     concurrency: usize,
     report: &mut PublishJson,
-    bar: &indicatif::ProgressBar,
+    bar: &ObjectsBar,
     printer: &Printer,
 ) -> Result<()> {
     let results = super::parallel_map(jobs, concurrency, |job| {
@@ -270,7 +270,7 @@ fn put_all(
                 &job.opts,
             )
             .with_context(|| format!("publishing {} from {}", job.what, job.path.display()));
-        bar.inc(job.size);
+        bar.object_done(job.size);
         outcome
     });
     for (job, result) in jobs.iter().zip(results) {

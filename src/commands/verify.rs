@@ -31,7 +31,7 @@ pub fn run(g: &Global, args: &VerifyArgs, printer: &Printer) -> Result<()> {
     let manifest = super::load_manifest(store.as_ref(), &id)?;
     let objects = manifest.objects();
     let total = objects.iter().map(|o| o.size).sum();
-    let bar = printer.bytes_bar(total, "verifying");
+    let bar = printer.objects_bar(total, objects.len(), "verifying");
     let mut report = VerifyJson {
         manifest: id.to_string(),
         ok: true,
@@ -39,7 +39,7 @@ pub fn run(g: &Global, args: &VerifyArgs, printer: &Printer) -> Result<()> {
     };
     let statuses = super::parallel_map(&objects, super::concurrency(g), |o| {
         let status = check(store.as_ref(), &o.key, o.sha256, o.size, args.deep);
-        bar.inc(o.size);
+        bar.object_done(o.size);
         status
     });
     for (o, status) in objects.iter().zip(statuses) {
@@ -58,7 +58,7 @@ pub fn run(g: &Global, args: &VerifyArgs, printer: &Printer) -> Result<()> {
             status,
         });
     }
-    bar.finish_and_clear();
+    bar.finish();
     printer.json(&report)?;
     let bad = report.objects.iter().filter(|o| o.status != "ok").count();
     if bad > 0 {
