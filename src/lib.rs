@@ -15,5 +15,6 @@ pub mod gzip;
 pub mod manifest;
 pub mod output;
 pub mod pack;
+pub mod par;
 pub mod store;
 pub mod unpack;

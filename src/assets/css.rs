@@ -4,6 +4,7 @@
 //! escaped URLs are decoded exactly the way a browser would decode them.
 
 use crate::assets::refs::{fill_positions, RefKind, Reference};
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// All references in a stylesheet: `url()` (quoted, unquoted, escaped),
@@ -211,7 +212,7 @@ struct Lexer<'a> {
     pos: usize,
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
     fn peek_at(&self, n: usize) -> Option<char> {
         self.src[self.pos..].chars().nth(n)
     }
@@ -326,8 +327,16 @@ impl Lexer<'_> {
         }
     }
 
-    fn name(&mut self) -> String {
-        let mut s = String::new();
+    /// Borrowed from the source unless it holds an escape.
+    fn name(&mut self) -> Cow<'a, str> {
+        let start = self.pos;
+        while self.peek().is_some_and(is_name) {
+            self.bump();
+        }
+        if !(self.peek() == Some('\\') && valid_escape(Some('\\'), self.peek_at(1))) {
+            return Cow::Borrowed(&self.src[start..self.pos]);
+        }
+        let mut s = self.src[start..self.pos].to_string();
         loop {
             match self.peek() {
                 Some(c) if is_name(c) => {
@@ -338,7 +347,7 @@ impl Lexer<'_> {
                     self.bump();
                     s.push(self.escape());
                 }
-                _ => return s,
+                _ => return Cow::Owned(s),
             }
         }
     }

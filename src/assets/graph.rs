@@ -128,11 +128,20 @@ struct Node<'a> {
     /// Sorted, deduplicated edge targets.
     adj: Vec<usize>,
     prehashed: bool,
+    /// SHA-256 of `bytes` when they are final already (prehashed, or nothing
+    /// to rewrite), computed during the parallel scan.
+    digest: Option<Digest>,
 }
 
 /// Fingerprints the whole tree. Either every file gets its final name, or all
 /// errors of the build are returned (sorted by file and position).
 pub fn fingerprint(input: &Input) -> Result<Output, Vec<AssetError>> {
+    fingerprint_with(input, crate::par::threads())
+}
+
+/// [`fingerprint`] scanning on `threads` threads; the result never depends
+/// on the thread count.
+fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetError>> {
     if !(MIN_HASH_LEN..=64).contains(&input.hash_len) {
         return Err(vec![AssetError {
             file: String::new(),
@@ -145,54 +154,51 @@ pub fn fingerprint(input: &Input) -> Result<Output, Vec<AssetError>> {
             ),
         }]);
     }
-    let mut errors = Vec::new();
     let index: BTreeMap<&str, usize> = input
         .files
         .keys()
         .enumerate()
         .map(|(i, k)| (k.as_str(), i))
         .collect();
-    let mut nodes: Vec<Node> = input
-        .files
-        .iter()
-        .map(|(path, bytes)| scan_node(input, path, bytes, &index, &mut errors))
-        .collect();
-    for node in &mut nodes {
-        node.adj = node.edges.iter().map(|e| e.target).collect();
-        node.adj.sort_unstable();
-        node.adj.dedup();
+    let files: Vec<(&String, &Vec<u8>)> = input.files.iter().collect();
+    let scanned = crate::par::map(&files, threads, |(path, bytes)| {
+        scan_node(input, path, bytes, &index)
+    });
+    let mut errors = Vec::new();
+    let mut nodes = Vec::with_capacity(scanned.len());
+    for (node, errs) in scanned {
+        nodes.push(node);
+        errors.extend(errs);
     }
 
     let mut names: Vec<Option<String>> = vec![None; nodes.len()];
-    let mut finals: Vec<Option<Vec<u8>>> = vec![None; nodes.len()];
+    // Final bytes and their SHA-256.
+    let mut finals: Vec<Option<(Vec<u8>, Digest)>> = vec![None; nodes.len()];
     for scc in tarjan(&nodes) {
         let cyclic = scc.len() > 1 || nodes[scc[0]].adj.binary_search(&scc[0]).is_ok();
         if !cyclic {
             let v = scc[0];
             let node = &nodes[v];
-            let (name, bytes) = if node.prehashed {
-                (node.path.to_string(), node.bytes.to_vec())
-            } else {
-                let bytes = match node.text {
-                    Some(text) => rewrite(text, &node.edges, &names).into_bytes(),
-                    None => node.bytes.to_vec(),
-                };
-                (
-                    hashed_name(node.path, &Digest::of(&bytes).hex(), input.hash_len),
-                    bytes,
-                )
+            let (bytes, digest) = match (node.digest, node.text) {
+                (Some(digest), _) => (node.bytes.to_vec(), digest),
+                (None, Some(text)) => {
+                    let bytes = rewrite(text, &node.edges, &names).into_bytes();
+                    let digest = Digest::of(&bytes);
+                    (bytes, digest)
+                }
+                (None, None) => (node.bytes.to_vec(), Digest::of(node.bytes)),
             };
-            names[v] = Some(name);
-            finals[v] = Some(bytes);
+            names[v] = Some(if node.prehashed {
+                node.path.to_string()
+            } else {
+                hashed_name(node.path, &digest.hex(), input.hash_len)
+            });
+            finals[v] = Some((bytes, digest));
             continue;
         }
         if let Some(err) = css_import_cycle(&nodes, &scc) {
             errors.push(err);
-            for &v in &scc {
-                names[v] = Some(nodes[v].path.to_string());
-                finals[v] = Some(nodes[v].bytes.to_vec());
-            }
-            continue;
+            continue; // no output when there are errors
         }
         // Group hash over members with references leaving the group rewritten
         // (`names` has no entry yet for members, so those stay as written).
@@ -219,10 +225,12 @@ pub fn fingerprint(input: &Input) -> Result<Output, Vec<AssetError>> {
             ));
         }
         for &v in &scc {
-            finals[v] = Some(match nodes[v].text {
+            let bytes = match nodes[v].text {
                 Some(text) => rewrite(text, &nodes[v].edges, &names).into_bytes(),
                 None => nodes[v].bytes.to_vec(),
-            });
+            };
+            let digest = Digest::of(&bytes);
+            finals[v] = Some((bytes, digest));
         }
     }
 
@@ -232,8 +240,8 @@ pub fn fingerprint(input: &Input) -> Result<Output, Vec<AssetError>> {
         return Err(errors);
     }
     let mut files = BTreeMap::new();
-    for (node, (name, bytes)) in nodes.iter().zip(names.into_iter().zip(finals)) {
-        let (Some(name), Some(bytes)) = (name, bytes) else {
+    for (node, (name, fin)) in nodes.iter().zip(names.into_iter().zip(finals)) {
+        let (Some(name), Some((bytes, sha256))) = (name, fin) else {
             continue; // unreachable: Tarjan visits every node
         };
         let references = node
@@ -245,7 +253,7 @@ pub fn fingerprint(input: &Input) -> Result<Output, Vec<AssetError>> {
             node.path.to_string(),
             OutFile {
                 name,
-                sha256: Digest::of(&bytes),
+                sha256,
                 bytes,
                 references,
                 prehashed: node.prehashed,
@@ -260,13 +268,15 @@ fn extension(path: &str) -> Option<&str> {
     file.rfind('.').filter(|&i| i > 0).map(|i| &file[i + 1..])
 }
 
+/// Scans one file for references and resolves them; pure, so files can be
+/// scanned in parallel.
 fn scan_node<'a>(
     input: &Input,
     path: &'a str,
     bytes: &'a [u8],
     index: &BTreeMap<&str, usize>,
-    errors: &mut Vec<AssetError>,
-) -> Node<'a> {
+) -> (Node<'a>, Vec<AssetError>) {
+    let mut errors = Vec::new();
     let mut node = Node {
         path,
         bytes,
@@ -274,16 +284,35 @@ fn scan_node<'a>(
         edges: Vec::new(),
         adj: Vec::new(),
         prehashed: input.prehashed.contains(path) || looks_prehashed(path),
+        digest: None,
     };
+    scan_references(input, &mut node, index, &mut errors);
+    node.adj = node.edges.iter().map(|e| e.target).collect();
+    node.adj.sort_unstable();
+    node.adj.dedup();
+    if node.edges.is_empty() {
+        // Nothing to rewrite: the bytes are final, hash them here.
+        node.digest = Some(Digest::of(bytes));
+    }
+    (node, errors)
+}
+
+fn scan_references<'a>(
+    input: &Input,
+    node: &mut Node<'a>,
+    index: &BTreeMap<&str, usize>,
+    errors: &mut Vec<AssetError>,
+) {
+    let (path, bytes) = (node.path, node.bytes);
     let ext = extension(path).map(str::to_ascii_lowercase);
     let scanner: fn(&str) -> Vec<Reference> = match ext.as_deref() {
         Some("css") => css_references,
         Some("js" | "mjs") => js_references,
         Some("html" | "htm") => html_references,
-        _ => return node,
+        _ => return,
     };
     if node.prehashed {
-        return node;
+        return;
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
@@ -303,7 +332,7 @@ fn scan_node<'a>(
                 &at[0],
                 "file is not valid UTF-8".to_string(),
             ));
-            return node;
+            return;
         }
     };
     node.text = Some(text);
@@ -325,7 +354,6 @@ fn scan_node<'a>(
             },
         }
     }
-    node
 }
 
 /// Rewrites every edge whose target already has a final name.
@@ -668,6 +696,56 @@ mod tests {
             vec!["css/base.css", "fonts/f.woff2", "img/a.png"]
         );
         assert_eq!(out, run(&site()), "deterministic");
+    }
+
+    #[test]
+    fn output_does_not_depend_on_the_thread_count() {
+        // Many small directories with every kind of edge and a JS cycle,
+        // enough for several scan chunks per thread.
+        let mut files = Vec::new();
+        for d in 0..60 {
+            let dir = |p: &str| format!("d{d}/{p}");
+            files.extend([
+                (dir("img/a.png"), format!("PNG-A{d}")),
+                (dir("img/b.png"), format!("PNG-B{d}")),
+                (
+                    dir("css/site.css"),
+                    "@import 'base.css'; a{b:url(../img/a.png)}".into(),
+                ),
+                (dir("css/base.css"), format!("body{{order:{d}}}")),
+                (dir("js/app.js"), "import {x} from './util.js';".into()),
+                (
+                    dir("js/util.js"),
+                    "new URL('../img/b.png', import.meta.url);".into(),
+                ),
+                (
+                    dir("js/a.js"),
+                    "import './b.js'; import '../../d0/img/a.png';".into(),
+                ),
+                (dir("js/b.js"), "import './a.js';".into()),
+                (
+                    dir("index.html"),
+                    "<link href=css/site.css><script src=js/app.js></script>".into(),
+                ),
+            ]);
+        }
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (&p[..], &c[..])).collect();
+        let good = input(&files);
+        let mut bad = good.clone();
+        for d in [3, 17, 42] {
+            bad.files.insert(
+                format!("d{d}/css/broken.css"),
+                b"a{b:url(nope.png)} @import 'broken.css';".to_vec(),
+            );
+        }
+        for inp in [&good, &bad] {
+            let one = fingerprint_with(inp, 1);
+            for threads in [2, 3, 8] {
+                assert_eq!(fingerprint_with(inp, threads), one, "{threads} threads");
+            }
+        }
+        assert!(fingerprint_with(&good, 1).is_ok());
+        assert_eq!(fingerprint_with(&bad, 4).map(|_| ()).unwrap_err().len(), 6);
     }
 
     #[test]

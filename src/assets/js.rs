@@ -6,6 +6,7 @@
 //! the word `import`.
 
 use crate::assets::refs::{fill_positions, RefKind, Reference};
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// All references in a JS module: static `import`/`export ... from`, bare
@@ -22,7 +23,7 @@ pub fn js_references(src: &str) -> Vec<Reference> {
             continue;
         }
         let next = toks.get(i + 1);
-        match t.value.as_str() {
+        match &*t.value {
             "import" => match next {
                 Some(n) if n.is_punct("(") => {
                     if let (Some(s), Some(close)) = (toks.get(i + 2), toks.get(i + 3)) {
@@ -68,7 +69,7 @@ pub fn js_references(src: &str) -> Vec<Reference> {
 
 /// The module specifier after an import/export clause, e.g. the string in
 /// `import a, {b as c} from "m"` or `export * as ns from "m"`.
-fn find_from(toks: &[Tok], start: usize) -> Option<&Tok> {
+fn find_from<'t, 'a>(toks: &'t [Tok<'a>], start: usize) -> Option<&'t Tok<'a>> {
     let mut j = start;
     let mut saw_clause = false;
     while let Some(t) = toks.get(j) {
@@ -104,7 +105,7 @@ fn find_from(toks: &[Tok], start: usize) -> Option<&Tok> {
 }
 
 /// `URL ( "m" , import . meta . url [,] )` following `new`.
-fn new_url(toks: &[Tok]) -> Option<&Tok> {
+fn new_url<'t, 'a>(toks: &'t [Tok<'a>]) -> Option<&'t Tok<'a>> {
     let is_ident = |i: usize, v: &str| {
         toks.get(i)
             .is_some_and(|t| t.kind == Kind::Ident && t.value == v)
@@ -163,14 +164,15 @@ enum Kind {
 }
 
 #[derive(Debug)]
-struct Tok {
+struct Tok<'a> {
     kind: Kind,
     range: Range<usize>,
-    value: String,
+    /// Borrowed from the source except for decoded string literals.
+    value: Cow<'a, str>,
     quote: Option<char>,
 }
 
-impl Tok {
+impl Tok<'_> {
     fn is_punct(&self, p: &str) -> bool {
         self.kind == Kind::Punct && self.value == p
     }
@@ -178,7 +180,7 @@ impl Tok {
     fn reference(&self, kind: RefKind) -> Reference {
         Reference {
             range: self.range.clone(),
-            value: self.value.clone(),
+            value: self.value.to_string(),
             line: 0,
             column: 0,
             kind,
@@ -228,11 +230,11 @@ struct Lexer<'a> {
     /// One entry per open `{`: `true` if it is a template `${`.
     braces: Vec<bool>,
     regex_ok: bool,
-    toks: Vec<Tok>,
+    toks: Vec<Tok<'a>>,
     comments: Vec<Range<usize>>,
 }
 
-fn lex(src: &str) -> (Vec<Tok>, Vec<Range<usize>>) {
+fn lex(src: &str) -> (Vec<Tok<'_>>, Vec<Range<usize>>) {
     let mut lx = Lexer {
         src,
         pos: 0,
@@ -248,7 +250,7 @@ fn lex(src: &str) -> (Vec<Tok>, Vec<Range<usize>>) {
     (lx.toks, lx.comments)
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
     fn peek_at(&self, n: usize) -> Option<char> {
         self.src[self.pos..].chars().nth(n)
     }
@@ -263,10 +265,17 @@ impl Lexer<'_> {
         Some(c)
     }
 
-    fn push(&mut self, kind: Kind, start: usize, value: String, quote: Option<char>) {
+    fn push(
+        &mut self,
+        kind: Kind,
+        start: usize,
+        value: impl Into<Cow<'a, str>>,
+        quote: Option<char>,
+    ) {
+        let value = value.into();
         self.regex_ok = match kind {
-            Kind::Ident => REGEX_AFTER.contains(&value.as_str()),
-            Kind::Punct => !matches!(value.as_str(), ")" | "]" | "++" | "--"),
+            Kind::Ident => REGEX_AFTER.contains(&&*value),
+            Kind::Punct => !matches!(&*value, ")" | "]" | "++" | "--"),
             Kind::Str | Kind::Number | Kind::Regex => false,
             Kind::Template => value == "${",
         };
@@ -316,14 +325,14 @@ impl Lexer<'_> {
             '{' => {
                 self.bump();
                 self.braces.push(false);
-                self.push(Kind::Punct, start, "{".into(), None);
+                self.push(Kind::Punct, start, "{", None);
             }
             '}' => {
                 self.bump();
                 if self.braces.pop() == Some(true) {
                     self.template(start);
                 } else {
-                    self.push(Kind::Punct, start, "}".into(), None);
+                    self.push(Kind::Punct, start, "}", None);
                 }
             }
             c if c.is_ascii_digit() || (c == '.' && c1.is_some_and(|c| c.is_ascii_digit())) => {
@@ -334,7 +343,7 @@ impl Lexer<'_> {
                 while self.peek().is_some_and(is_ident_part) {
                     self.bump();
                 }
-                let value = self.src[start..self.pos].to_string();
+                let value = &self.src[start..self.pos];
                 self.push(Kind::Ident, start, value, None);
             }
             _ => {
@@ -352,7 +361,7 @@ impl Lexer<'_> {
                     c.len_utf8()
                 };
                 self.pos += len;
-                let value = self.src[start..self.pos].to_string();
+                let value = &self.src[start..self.pos];
                 self.push(Kind::Punct, start, value, None);
             }
         }
@@ -374,7 +383,7 @@ impl Lexer<'_> {
                 break;
             }
         }
-        let value = self.src[start..self.pos].to_string();
+        let value = &self.src[start..self.pos];
         self.push(Kind::Number, start, value, None);
     }
 
@@ -400,7 +409,7 @@ impl Lexer<'_> {
         while self.peek().is_some_and(is_ident_part) {
             self.bump();
         }
-        let value = self.src[start..self.pos].to_string();
+        let value = &self.src[start..self.pos];
         self.push(Kind::Regex, start, value, None);
     }
 
@@ -415,13 +424,13 @@ impl Lexer<'_> {
                 '$' if self.peek() == Some('{') => {
                     self.bump();
                     self.braces.push(true);
-                    self.push(Kind::Template, start, "${".into(), None);
+                    self.push(Kind::Template, start, "${", None);
                     return;
                 }
                 _ => {}
             }
         }
-        self.push(Kind::Template, start, "`".into(), None);
+        self.push(Kind::Template, start, "`", None);
     }
 
     fn string(&mut self, quote: char) {

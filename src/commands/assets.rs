@@ -6,7 +6,7 @@
 //! `publish` asks [`upload_waves`] for a leaves-first order, so that an asset
 //! is stored only after everything it references.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
@@ -28,8 +28,7 @@ pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// Fingerprints `cfg.assets_dir` in memory. Every problem in the tree is
 /// reported in one error; nothing is written.
 pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
-    let mut files = BTreeMap::new();
-    read_tree(dir, dir, &mut files)?;
+    let files = read_tree(dir)?;
     let prehashed = match &cfg.vite_manifest {
         Some(m) => vite_prehashed(m, dir)?,
         None => BTreeSet::new(),
@@ -69,29 +68,34 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
 
 /// Writes every output file to `<out>/assets/<name>` (temp file, then rename;
 /// an identical file already there is left alone), removes stale files from
-/// earlier builds, and returns the manifest's `assets` map.
+/// earlier builds, and returns the manifest's `assets` map. Files are written
+/// and hashed on one thread per CPU.
 pub fn write(
     out: &Path,
     fingerprinted: &assets::Output,
     printer: &Printer,
 ) -> Result<BTreeMap<String, Asset>> {
     let base = out.join(ASSETS_DIR);
-    let total: u64 = fingerprinted
-        .files
-        .values()
-        .map(|f| f.bytes.len() as u64)
-        .sum();
+    // A new directory holds neither stale nor identical files: skip looking.
+    let fresh = !base.exists();
+    let files: Vec<(&String, &assets::OutFile)> = fingerprinted.files.iter().collect();
+    let dirs: BTreeSet<&str> = files
+        .iter()
+        .map(|(_, f)| f.name.rsplit_once('/').map_or("", |(dir, _)| dir))
+        .collect();
+    for dir in dirs {
+        let dir = base.join(dir);
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let total: u64 = files.iter().map(|(_, f)| f.bytes.len() as u64).sum();
     let bar = printer.bytes_bar(total, "assets");
-    let mut map = BTreeMap::new();
-    let mut keep = BTreeSet::new();
-    for (logical, f) in &fingerprinted.files {
-        let path = base.join(&f.name);
-        write_if_changed(&path, &f.bytes)?;
-        bar.inc(f.bytes.len() as u64);
-        keep.insert(path);
-        map.insert(
-            logical.clone(),
-            Asset {
+    let assets = crate::par::map(
+        &files,
+        crate::par::threads(),
+        |(logical, f)| -> Result<Asset> {
+            write_file(&base.join(&f.name), &f.bytes, fresh)?;
+            bar.inc(f.bytes.len() as u64);
+            Ok(Asset {
                 key: format!("{ASSETS_DIR}/{}", f.name),
                 sha256: f.sha256.hex(),
                 size: f.bytes.len() as u64,
@@ -99,12 +103,19 @@ pub fn write(
                 cache_control: CACHE_CONTROL.to_owned(),
                 integrity: integrity(&f.bytes),
                 references: f.references.clone(),
-            },
-        );
-    }
+            })
+        },
+    );
     bar.finish_and_clear();
-    prune(&base, &keep)
-        .with_context(|| format!("removing stale assets from {}", base.display()))?;
+    let mut map = BTreeMap::new();
+    for ((logical, _), asset) in files.iter().zip(assets) {
+        map.insert((*logical).clone(), asset?);
+    }
+    if !fresh {
+        let keep = files.iter().map(|(_, f)| base.join(&f.name)).collect();
+        prune(&base, &keep)
+            .with_context(|| format!("removing stale assets from {}", base.display()))?;
+    }
     Ok(map)
 }
 
@@ -163,9 +174,24 @@ pub fn integrity(bytes: &[u8]) -> String {
     format!("sha384-{}", crate::digest::base64(&Sha384::digest(bytes)))
 }
 
-/// Reads every regular file under `dir` (dotfiles and dot-directories are
-/// skipped) into `files`, keyed by its `/`-separated path relative to `root`.
-fn read_tree(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> Result<()> {
+/// Reads every regular file under `root` (dotfiles and dot-directories are
+/// skipped), keyed by its `/`-separated path relative to `root`. The files
+/// are read on one thread per CPU.
+fn read_tree(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut paths = Vec::new();
+    list_tree(root, root, &mut paths)?;
+    let contents = crate::par::map(&paths, crate::par::threads(), |(_, path)| {
+        fs::read(path).with_context(|| format!("reading asset {}", path.display()))
+    });
+    let mut files = BTreeMap::new();
+    for ((logical, _), bytes) in paths.into_iter().zip(contents) {
+        files.insert(logical, bytes?);
+    }
+    Ok(files)
+}
+
+/// Appends every regular file under `dir` to `files` as (logical path, path).
+fn list_tree(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) -> Result<()> {
     let entries =
         fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))?;
     for entry in entries {
@@ -182,18 +208,26 @@ fn read_tree(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> 
             continue;
         }
         // Follows symlinks: a linked file is published under the link's name.
-        let meta = fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
-        if meta.is_dir() {
-            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+        // The directory entry's type saves a stat for everything else.
+        let entry_type = entry
+            .file_type()
+            .with_context(|| format!("reading {}", path.display()))?;
+        let file_type = if entry_type.is_symlink() {
+            fs::metadata(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .file_type()
+        } else {
+            entry_type
+        };
+        if file_type.is_dir() {
+            if entry_type.is_symlink() {
                 bail!(
                     "asset directory {} is a symlink; copy it into the assets directory instead",
                     path.display()
                 );
             }
-            read_tree(root, &path, files)?;
-        } else if meta.is_file() {
-            let bytes =
-                fs::read(&path).with_context(|| format!("reading asset {}", path.display()))?;
+            list_tree(root, &path, files)?;
+        } else if file_type.is_file() {
             let logical = path
                 .strip_prefix(root)
                 .unwrap_or(&path)
@@ -201,7 +235,7 @@ fn read_tree(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> 
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            files.insert(logical, bytes);
+            files.push((logical, path));
         } else {
             bail!(
                 "{} is not a regular file or directory; remove it from the assets directory",
@@ -268,16 +302,17 @@ fn vite_prehashed(manifest: &Path, assets_dir: &Path) -> Result<BTreeSet<String>
     Ok(set)
 }
 
-/// Temp file then rename; a file already holding `bytes` is not rewritten
-/// (names are content hashes, so this is the common case on a rebuild).
-fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
-    if fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64)
+/// Temp file then rename, into an existing directory; unless `fresh`, a file
+/// already holding `bytes` is not rewritten (names are content hashes, so
+/// this is the common case on a rebuild).
+fn write_file(path: &Path, bytes: &[u8], fresh: bool) -> Result<()> {
+    if !fresh
+        && fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64)
         && fs::read(path).is_ok_and(|b| b == bytes)
     {
         return Ok(());
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".asset-")
         .tempfile_in(dir)
@@ -290,14 +325,14 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Removes files under `dir` not in `keep`, and directories left empty.
-fn prune(dir: &Path, keep: &BTreeSet<PathBuf>) -> std::io::Result<()> {
+fn prune(dir: &Path, keep: &HashSet<PathBuf>) -> std::io::Result<()> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in entries {
-        let path = entry?.path();
-        let ft = fs::symlink_metadata(&path)?.file_type();
-        if ft.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
             prune(&path, keep)?;
             if fs::read_dir(&path)?.next().is_none() {
                 fs::remove_dir(&path)?;
