@@ -1,10 +1,11 @@
-//! A minimal parallel map over a slice: scoped threads take small chunks
-//! from a shared counter (so uneven items balance out) and the results come
-//! back in input order, whatever the thread count. Callers that need
-//! byte-identical output regardless of `threads` get it for free as long as
-//! `f` itself is deterministic.
+//! Minimal parallel maps over a slice, on scoped threads, with results in
+//! input order whatever the thread count. [`map`] is for CPU work (threads
+//! take small chunks; output is byte-identical for any thread count if `f`
+//! is deterministic); [`try_map`] is for store requests (one item at a time,
+//! as many in flight as asked, and nothing new started after a failure).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Items a worker takes at a time: large enough to keep the shared counter
 /// cold, small enough to balance a few thousand uneven files.
@@ -45,6 +46,38 @@ pub fn map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + 
     done.into_iter().flat_map(|(_, r)| r).collect()
 }
 
+/// Runs `f` on every item with up to `threads` in flight and returns the
+/// results in item order. After the first error no new item is started;
+/// those come back `None` (and all follow the failed one in item order).
+pub fn try_map<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Vec<Option<Result<R, E>>> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<R, E>>>> =
+        Mutex::new(items.iter().map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= items.len() || failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let result = f(&items[i]);
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                if let Ok(mut r) = results.lock() {
+                    r[i] = Some(result);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +90,34 @@ mod tests {
             assert_eq!(map(&items, threads, |x| x * x), expected, "{threads}");
         }
         assert!(map(&[] as &[u64], 4, |x| *x).is_empty());
+    }
+
+    #[test]
+    fn try_map_keeps_order_and_stops_starting_work_after_a_failure() {
+        let items: Vec<u32> = (0..200).collect();
+        let ok = try_map(&items, 8, |x| Ok::<_, ()>(x + 1));
+        assert_eq!(
+            ok.into_iter()
+                .map(|r| r.unwrap().unwrap())
+                .collect::<Vec<_>>(),
+            (1..201).collect::<Vec<_>>()
+        );
+
+        let started = AtomicUsize::new(0);
+        let out = try_map(&items, 1, |&x| {
+            started.fetch_add(1, Ordering::Relaxed);
+            if x == 10 {
+                Err(x)
+            } else {
+                Ok(x)
+            }
+        });
+        assert_eq!(
+            started.load(Ordering::Relaxed),
+            11,
+            "nothing starts after the failure"
+        );
+        assert_eq!(out[10], Some(Err(10)));
+        assert!(out[11..].iter().all(Option::is_none));
     }
 }

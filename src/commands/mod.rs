@@ -16,8 +16,6 @@ mod status;
 mod verify;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 
@@ -89,37 +87,6 @@ fn global_overrides(g: &Global) -> Overrides {
         unsafe_no_conditional_writes: g.unsafe_no_conditional_writes,
         concurrency: g.concurrency.map(usize::from),
     }
-}
-
-/// Runs `f` on every item with up to `threads` at once and returns the
-/// results in item order. After the first error no new item is started
-/// (those come back `None`).
-pub fn parallel_map<T: Sync, R: Send>(
-    items: &[T],
-    threads: usize,
-    f: impl Fn(&T) -> Result<R> + Sync,
-) -> Vec<Option<Result<R>>> {
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<R>>>> = Mutex::new(items.iter().map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, items.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= items.len() || failed.load(Ordering::Relaxed) {
-                    return;
-                }
-                let result = f(&items[i]);
-                if result.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                if let Ok(mut r) = results.lock() {
-                    r[i] = Some(result);
-                }
-            });
-        }
-    });
-    results.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Reads a stored manifest and checks its bytes hash to its id.

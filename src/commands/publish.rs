@@ -261,7 +261,7 @@ fn put_all(
     bar: &ObjectsBar,
     printer: &Printer,
 ) -> Result<()> {
-    let results = super::parallel_map(jobs, concurrency, |job| {
+    let results = crate::par::try_map(jobs, concurrency, |job| {
         let outcome = store
             .put(
                 &job.key,

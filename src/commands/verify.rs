@@ -37,7 +37,7 @@ pub fn run(g: &Global, args: &VerifyArgs, printer: &Printer) -> Result<()> {
         ok: true,
         objects: vec![],
     };
-    let statuses = super::parallel_map(&objects, super::concurrency(g), |o| {
+    let statuses = crate::par::try_map(&objects, super::concurrency(g), |o| {
         let status = check(store.as_ref(), &o.key, o.sha256, o.size, args.deep);
         bar.object_done(o.size);
         status
