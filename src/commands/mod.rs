@@ -168,6 +168,13 @@ pub fn resolve_manifest(store: &dyn Store, arg: &str) -> Result<Digest> {
             .into()),
         };
     }
+    if crate::config::check_env_name(arg).is_ok() {
+        return Err(UsageError(format!(
+            "nothing is live in environment `{arg}` in {} (and `{arg}` is no manifest file or digest): promote a manifest there first, or check --store",
+            store.location()
+        ))
+        .into());
+    }
     Err(UsageError(format!(
         "`{arg}` is not a manifest: give sha256:<hex>, a hex prefix (4+ digits), a manifest file or an environment with a live manifest"
     ))
