@@ -1,7 +1,7 @@
 //! Finds URL references in HTML with a small tag/attribute tokenizer:
 //! `src`/`href`/`poster` attributes, `srcset` candidates, import-map JSON
-//! values, and the contents of inline `<style>` and `<script type="module">`
-//! (delegated to the CSS and JS scanners). Comments and other raw text are
+//! values, `style` attributes and the contents of inline `<style>` and
+//! `<script type="module">` (delegated to the CSS and JS scanners). Comments and other raw text are
 //! skipped so that commented-out markup is never rewritten.
 
 use crate::assets::css::css_references;
@@ -163,6 +163,13 @@ fn tag_references(src: &str, tag: &Tag, refs: &mut Vec<Reference>) {
                     RefKind::HtmlAttr,
                     a.quote,
                 ));
+            }
+            // Inline CSS. A value with character references would need
+            // decoding first, which moves offsets: left alone (rare).
+            "style" if !raw.contains('&') => {
+                let mut found = css_references(raw);
+                offset_refs(&mut found, a.value.start);
+                refs.extend(found);
             }
             "srcset" | "imagesrcset" => {
                 for r in srcset_urls(raw) {
@@ -540,6 +547,17 @@ mod tests {
             HtmlAttr@1:60 a.png = a.png
             HtmlSrcset@2:41 "f.png" = f.png
             HtmlSrcset@2:50 "g.png" = g.png
+            "#,
+        );
+    }
+
+    #[test]
+    fn style_attributes() {
+        check(
+            "<div style=\"background: url('img/hero.jpg') no-repeat\"></div>\n\
+             <p style='color: red'></p><i style=\"background: url(&quot;x.png&quot;)\"></i>",
+            r#"
+            CssUrl@1:30 'img/hero.jpg' = img/hero.jpg
             "#,
         );
     }
