@@ -229,6 +229,9 @@ struct Lexer<'a> {
     pos: usize,
     /// One entry per open `{`: `true` if it is a template `${`.
     braces: Vec<bool>,
+    /// One entry per open `(`: `true` if it holds the condition of `if`,
+    /// `while`, `for` or `with`, after which `/` starts a regex.
+    parens: Vec<bool>,
     regex_ok: bool,
     toks: Vec<Tok<'a>>,
     comments: Vec<Range<usize>>,
@@ -239,6 +242,7 @@ fn lex(src: &str) -> (Vec<Tok<'_>>, Vec<Range<usize>>) {
         src,
         pos: 0,
         braces: Vec::new(),
+        parens: Vec::new(),
         regex_ok: true,
         toks: Vec::new(),
         comments: Vec::new(),
@@ -275,7 +279,15 @@ impl<'a> Lexer<'a> {
         let value = value.into();
         self.regex_ok = match kind {
             Kind::Ident => REGEX_AFTER.contains(&&*value),
-            Kind::Punct => !matches!(&*value, ")" | "]" | "++" | "--"),
+            Kind::Punct if value == "(" => {
+                let control = self.toks.last().is_some_and(|t| {
+                    t.kind == Kind::Ident && matches!(&*t.value, "if" | "while" | "for" | "with")
+                });
+                self.parens.push(control);
+                true
+            }
+            Kind::Punct if value == ")" => self.parens.pop().unwrap_or(false),
+            Kind::Punct => !matches!(&*value, "]" | "++" | "--"),
             Kind::Str | Kind::Number | Kind::Regex => false,
             Kind::Template => value == "${",
         };
@@ -610,9 +622,11 @@ const tpl = `${ "}" + `import("g.js")` } import("h.js") ${ '`' }`;
 const re = /"/g; const re2 = /import("i.js")/; const re3 = /[/"]/;
 const d = a / 2 / "j.js";
 if (x) { y(); } /'/.test(z); import("k.js");
+if (x) /'/.test(z); while (f(a)) /"/.exec(b); const q = (a) / 2 / "l.js"; import("m.js");
 "#,
             r#"
             JsDynamicImport@9:38 "k.js" = k.js
+            JsDynamicImport@10:83 "m.js" = m.js
             "#,
         );
     }
