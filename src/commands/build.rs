@@ -66,6 +66,21 @@ pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
                 built.manifest.artifact.sha256
             );
         }
+        if let Some(dir) = &cfg.assets_dir {
+            let again = super::assets::fingerprint(&cfg, dir)?;
+            for (logical, asset) in &built.manifest.assets {
+                let same = again.files.get(logical).is_some_and(|f| {
+                    f.sha256.hex() == asset.sha256
+                        && format!("{}/{}", super::assets::ASSETS_DIR, f.name) == asset.key
+                });
+                if !same {
+                    bail!(
+                        "build is not reproducible: a second fingerprint of {} changed asset {logical}; is something writing to the tree?",
+                        dir.display()
+                    );
+                }
+            }
+        }
         printer.note("reproducible: a second build gave the same bytes");
         reproducible = Some(true);
     }

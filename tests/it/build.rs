@@ -175,6 +175,17 @@ fn build_check_confirms_reproducibility() {
     fixture(&p, false, 0o755, 0o644);
     let v = p.json(&["build", "--check"]);
     assert_eq!(v["reproducible"], true);
+
+    // Assets take part too.
+    let q = Project::with_config("[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n");
+    q.write("app/x", "x");
+    q.write("static/a.css", "b { background: url(i.png) }");
+    q.write("static/i.png", "png");
+    let v = q.json(&["build", "--check"]);
+    assert_eq!(
+        (v["reproducible"].clone(), v["assets"].clone()),
+        (true.into(), 2.into())
+    );
 }
 
 #[test]
