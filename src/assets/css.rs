@@ -3,7 +3,7 @@
 //! that commented-out rules and look-alike strings are never rewritten and
 //! escaped URLs are decoded exactly the way a browser would decode them.
 
-use crate::assets::refs::{fill_positions, RefKind, Reference};
+use crate::assets::refs::{fill_positions, Cursor, RefKind, Reference};
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -212,21 +212,21 @@ struct Lexer<'a> {
     pos: usize,
 }
 
+impl Cursor for Lexer<'_> {
+    fn text(&self) -> &str {
+        self.src
+    }
+
+    fn pos(&self) -> usize {
+        self.pos
+    }
+
+    fn set_pos(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+}
+
 impl<'a> Lexer<'a> {
-    fn peek_at(&self, n: usize) -> Option<char> {
-        self.src[self.pos..].chars().nth(n)
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.peek_at(0)
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        Some(c)
-    }
-
     fn bump_newline(&mut self) {
         if self.bump() == Some('\r') && self.peek() == Some('\n') {
             self.bump();

@@ -5,7 +5,7 @@
 //! syntax, never inside strings, comments or identifiers that merely contain
 //! the word `import`.
 
-use crate::assets::refs::{fill_positions, RefKind, Reference};
+use crate::assets::refs::{fill_positions, Cursor, RefKind, Reference};
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -254,21 +254,21 @@ fn lex(src: &str) -> (Vec<Tok<'_>>, Vec<Range<usize>>) {
     (lx.toks, lx.comments)
 }
 
+impl Cursor for Lexer<'_> {
+    fn text(&self) -> &str {
+        self.src
+    }
+
+    fn pos(&self) -> usize {
+        self.pos
+    }
+
+    fn set_pos(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+}
+
 impl<'a> Lexer<'a> {
-    fn peek_at(&self, n: usize) -> Option<char> {
-        self.src[self.pos..].chars().nth(n)
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.peek_at(0)
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        Some(c)
-    }
-
     fn push(
         &mut self,
         kind: Kind,

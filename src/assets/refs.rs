@@ -55,6 +55,28 @@ impl RefKind {
 
 /// Returns text that can replace `r.range` so that it decodes to `new_url`
 /// in the same syntactic context as the original reference.
+/// Char-at-a-time reading of source text, shared by the CSS and JS lexers:
+/// they only say where the text and their position are.
+pub(crate) trait Cursor {
+    fn text(&self) -> &str;
+    fn pos(&self) -> usize;
+    fn set_pos(&mut self, pos: usize);
+
+    fn peek_at(&self, n: usize) -> Option<char> {
+        self.text()[self.pos()..].chars().nth(n)
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.peek_at(0)
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.set_pos(self.pos() + c.len_utf8());
+        Some(c)
+    }
+}
+
 pub fn encode_for(r: &Reference, new_url: &str) -> String {
     match (r.kind, r.quote) {
         (RefKind::CssUrl | RefKind::CssImport, None) => css_unquoted_url(new_url),
