@@ -14,8 +14,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::cli::{FetchArgs, Global};
-use crate::config::check_env_name;
-use crate::digest::{Digest, HashingWriter};
+use crate::digest::HashingWriter;
 use crate::exit::IntegrityError;
 use crate::output::Printer;
 use crate::store::local::write_atomic;
@@ -32,15 +31,7 @@ struct FetchJson {
 
 pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
-    let pointer = if check_env_name(&args.target).is_ok() {
-        super::promote::read_pointer(store.as_ref(), &args.target)?
-    } else {
-        None
-    };
-    let id: Digest = match pointer {
-        Some((p, _)) => p.manifest.parse().map_err(|e: String| IntegrityError(e))?,
-        None => super::resolve_manifest(store.as_ref(), &args.target)?,
-    };
+    let id = super::resolve_manifest(store.as_ref(), &args.target)?;
     let manifest = super::load_manifest(store.as_ref(), &id)?;
     let releases = args.into.join("releases");
     fs::create_dir_all(&releases).with_context(|| format!("creating {}", releases.display()))?;

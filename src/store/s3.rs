@@ -99,9 +99,17 @@ impl S3Store {
 
     /// Whether conditional writes can be trusted; probes once per run.
     fn conditional(&self) -> Result<bool> {
-        let probed = self
-            .conditional
-            .get_or_init(|| self.rt.block_on(self.probe()));
+        let probed = self.conditional.get_or_init(|| {
+            let probed = self.rt.block_on(self.probe());
+            if probed == Ok(false) && self.allow_unconditional {
+                // Once per run, not once per object.
+                eprintln!(
+                    "warning: {}: the server ignores conditional writes; writing with racy HEAD-then-PUT as --unsafe-no-conditional-writes asks",
+                    self.location()
+                );
+            }
+            probed
+        });
         match probed {
             Ok(true) => Ok(true),
             Ok(false) if self.allow_unconditional => Ok(false),
@@ -201,7 +209,6 @@ impl S3Store {
         conditional: bool,
     ) -> Result<PutOutcome> {
         if !conditional {
-            eprintln!("warning: {key}: server ignores conditional writes; HEAD-then-PUT (racy)");
             match (&mode, self.head_async(key).await?) {
                 (PutMode::CreateOnly, Some(_)) => return self.same_as_existing(key, &body).await,
                 (PutMode::ReplaceIfMatch(want), Some(m)) if m.etag != *want => {

@@ -415,7 +415,12 @@ fn a_server_that_ignores_conditional_writes_is_refused() {
     .output()
     .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: "));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("warning: ").count(),
+        1,
+        "warned once per run: {stderr}"
+    );
 }
 
 #[test]
