@@ -154,17 +154,18 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
         },
     };
     let manifest_path = out.join(MANIFEST_FILE);
-    write_atomic(&manifest_path, &manifest.to_canonical_bytes())
+    let bytes = manifest.to_canonical_bytes();
+    let id = Digest::of(&bytes);
+    write_atomic(&manifest_path, &bytes)
         .with_context(|| format!("writing {}", manifest_path.display()))?;
     printer.note(format!(
-        "built artifact {} ({}, {entries} entries, {} of content) and manifest {}",
+        "built artifact {} ({}, {entries} entries, {} of content) and manifest {id}",
         packed.sha256,
         human_bytes(packed.size),
         human_bytes(packed.content_bytes),
-        manifest.id()
     ));
     Ok(Built {
-        id: manifest.id(),
+        id,
         manifest,
         artifact_path,
         manifest_path,

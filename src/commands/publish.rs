@@ -102,7 +102,7 @@ fn publish(
     // last), so finding it means there is nothing to upload.
     let manifest_bytes = m.to_canonical_bytes();
     let manifest_key = Key::new(manifest::key_for(&built.id))?;
-    if let Some(outcome) = already_stored(store, &manifest_key, Digest::of(&manifest_bytes))? {
+    if let Some(outcome) = already_stored(store, &manifest_key, built.id)? {
         for key in m.objects().into_iter().map(|o| o.key) {
             report.unchanged.push(key);
         }
@@ -160,22 +160,19 @@ fn publish(
     report.unchanged.extend(artifact_report.unchanged);
     bar.finish();
 
-    let key = manifest_key;
-    let outcome = match already_stored(store, &key, Digest::of(&manifest_bytes))? {
-        Some(outcome) => outcome,
-        None => store
-            .put(
-                &key,
-                Body::bytes(&manifest_bytes),
-                PutMode::CreateOnly,
-                &PutOptions {
-                    content_type: Some("application/json".into()),
-                    cache_control: Some(super::assets::CACHE_CONTROL.into()),
-                },
-            )
-            .context("publishing the manifest")?,
-    };
-    record(&mut report, &key, &outcome, printer);
+    // Last, so that a stored manifest only ever names stored objects.
+    let outcome = store
+        .put(
+            &manifest_key,
+            Body::bytes(&manifest_bytes),
+            PutMode::CreateOnly,
+            &PutOptions {
+                content_type: Some("application/json".into()),
+                cache_control: Some(super::assets::CACHE_CONTROL.into()),
+            },
+        )
+        .context("publishing the manifest")?;
+    record(&mut report, &manifest_key, &outcome, printer);
     printer.note(format!(
         "published {} to {} ({} written, {} already there)",
         built.id,
