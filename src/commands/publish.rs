@@ -23,22 +23,24 @@ use super::build;
 struct PublishJson {
     manifest: String,
     store: String,
-    written: Vec<String>,
-    unchanged: Vec<String>,
+    #[serde(flatten)]
+    tally: Tally,
     /// With `--env`: the promotion, as `verbatim promote --json` prints it.
     #[serde(skip_serializing_if = "Option::is_none")]
     promoted: Option<super::promote::MoveJson>,
 }
 
-impl PublishJson {
-    fn empty() -> PublishJson {
-        PublishJson {
-            manifest: String::new(),
-            store: String::new(),
-            written: vec![],
-            unchanged: vec![],
-            promoted: None,
-        }
+/// Which keys a publish wrote and which were stored already, in order.
+#[derive(Serialize, Default)]
+struct Tally {
+    written: Vec<String>,
+    unchanged: Vec<String>,
+}
+
+impl Tally {
+    fn extend(&mut self, other: Tally) {
+        self.written.extend(other.written);
+        self.unchanged.extend(other.unchanged);
     }
 }
 
@@ -92,8 +94,7 @@ fn publish(
     let mut report = PublishJson {
         manifest: built.id.to_string(),
         store: store.location(),
-        written: vec![],
-        unchanged: vec![],
+        tally: Tally::default(),
         promoted: None,
     };
     let out = built.manifest_path.parent().unwrap_or(Path::new("."));
@@ -104,9 +105,9 @@ fn publish(
     let manifest_key = Key::new(manifest::key_for(&built.id))?;
     if let Some(outcome) = already_stored(store, &manifest_key, built.id)? {
         for key in m.objects().into_iter().map(|o| o.key) {
-            report.unchanged.push(key);
+            report.tally.unchanged.push(key);
         }
-        record(&mut report, &manifest_key, &outcome, printer);
+        record(&mut report.tally, &manifest_key, &outcome, printer);
         printer.note(format!(
             "{} is already published in {}",
             built.id,
@@ -131,7 +132,7 @@ fn publish(
     // The artifact goes up beside the assets; only the manifest must wait.
     let (artifact_report, assets_result) = std::thread::scope(|s| {
         let artifact_thread = s.spawn(|| {
-            let mut r = PublishJson::empty();
+            let mut r = Tally::default();
             match already_stored(store, &artifact.key, artifact.sha256) {
                 Ok(Some(outcome)) => {
                     bar.object_done(artifact.size);
@@ -150,14 +151,13 @@ fn publish(
                 Err(e) => Err(e),
             }
         });
-        let assets = upload_assets(store, out, m, concurrency, &mut report, &bar, printer);
+        let assets = upload_assets(store, out, m, concurrency, &mut report.tally, &bar, printer);
         (artifact_thread.join(), assets)
     });
     assets_result?;
     let artifact_report =
         artifact_report.map_err(|_| anyhow::anyhow!("the artifact upload thread panicked"))??;
-    report.written.extend(artifact_report.written);
-    report.unchanged.extend(artifact_report.unchanged);
+    report.tally.extend(artifact_report);
     bar.finish();
 
     // Last, so that a stored manifest only ever names stored objects.
@@ -172,13 +172,13 @@ fn publish(
             },
         )
         .context("publishing the manifest")?;
-    record(&mut report, &manifest_key, &outcome, printer);
+    record(&mut report.tally, &manifest_key, &outcome, printer);
     printer.note(format!(
         "published {} to {} ({} written, {} already there)",
         built.id,
         store.location(),
-        report.written.len(),
-        report.unchanged.len()
+        report.tally.written.len(),
+        report.tally.unchanged.len()
     ));
     Ok(report)
 }
@@ -190,7 +190,7 @@ fn upload_assets(
     out: &Path,
     m: &Manifest,
     concurrency: usize,
-    report: &mut PublishJson,
+    report: &mut Tally,
     bar: &ObjectsBar,
     printer: &Printer,
 ) -> Result<()> {
@@ -254,7 +254,7 @@ fn put_all(
     store: &dyn Store,
     jobs: &[Job],
     concurrency: usize,
-    report: &mut PublishJson,
+    report: &mut Tally,
     bar: &ObjectsBar,
     printer: &Printer,
 ) -> Result<()> {
@@ -280,7 +280,7 @@ fn put_all(
     Ok(())
 }
 
-fn record(report: &mut PublishJson, key: &Key, outcome: &PutOutcome, printer: &Printer) {
+fn record(report: &mut Tally, key: &Key, outcome: &PutOutcome, printer: &Printer) {
     match outcome {
         PutOutcome::Written(_) => {
             printer.detail(format!("wrote {key}"));
