@@ -3,7 +3,7 @@
 //! that commented-out rules and look-alike strings are never rewritten and
 //! escaped URLs are decoded exactly the way a browser would decode them.
 
-use crate::assets::refs::{fill_positions, Cursor, RefKind, Reference};
+use crate::assets::refs::{fill_positions, impl_cursor, Cursor, RefKind, Reference};
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -212,19 +212,7 @@ struct Lexer<'a> {
     pos: usize,
 }
 
-impl Cursor for Lexer<'_> {
-    fn text(&self) -> &str {
-        self.src
-    }
-
-    fn pos(&self) -> usize {
-        self.pos
-    }
-
-    fn set_pos(&mut self, pos: usize) {
-        self.pos = pos;
-    }
-}
+impl_cursor!(Lexer);
 
 impl<'a> Lexer<'a> {
     fn bump_newline(&mut self) {

@@ -5,7 +5,7 @@
 //! syntax, never inside strings, comments or identifiers that merely contain
 //! the word `import`.
 
-use crate::assets::refs::{fill_positions, Cursor, RefKind, Reference};
+use crate::assets::refs::{fill_positions, impl_cursor, Cursor, RefKind, Reference};
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -254,19 +254,7 @@ fn lex(src: &str) -> (Vec<Tok<'_>>, Vec<Range<usize>>) {
     (lx.toks, lx.comments)
 }
 
-impl Cursor for Lexer<'_> {
-    fn text(&self) -> &str {
-        self.src
-    }
-
-    fn pos(&self) -> usize {
-        self.pos
-    }
-
-    fn set_pos(&mut self, pos: usize) {
-        self.pos = pos;
-    }
-}
+impl_cursor!(Lexer);
 
 impl<'a> Lexer<'a> {
     fn push(

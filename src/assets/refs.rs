@@ -77,6 +77,26 @@ pub(crate) trait Cursor {
     }
 }
 
+/// Implements [`Cursor`] for a lexer with `src: &str` and `pos: usize` fields.
+macro_rules! impl_cursor {
+    ($lexer:ident) => {
+        impl $crate::assets::refs::Cursor for $lexer<'_> {
+            fn text(&self) -> &str {
+                self.src
+            }
+
+            fn pos(&self) -> usize {
+                self.pos
+            }
+
+            fn set_pos(&mut self, pos: usize) {
+                self.pos = pos;
+            }
+        }
+    };
+}
+pub(crate) use impl_cursor;
+
 pub fn encode_for(r: &Reference, new_url: &str) -> String {
     match (r.kind, r.quote) {
         (RefKind::CssUrl | RefKind::CssImport, None) => css_unquoted_url(new_url),
