@@ -8,6 +8,7 @@ mod build;
 mod cli;
 mod environments;
 mod export;
+mod hostile;
 mod proxy;
 mod publish;
 mod s3;

@@ -156,3 +156,85 @@ pub fn is_root() -> bool {
     }
     root
 }
+
+/// What [`bounded`] saw: the output, and the child's peak resident memory.
+pub struct Bounded {
+    pub out: Output,
+    pub peak_rss_mib: u64,
+}
+
+/// Runs `cmd` with stdin closed, killing it (and failing the test) if it
+/// outlives `secs`; reports its peak RSS from the kernel (`wait4`). For
+/// hostile inputs, where a hang or a blow-up is the bug being tested.
+// The child is reaped by wait4/waitpid below, which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+pub fn bounded(cmd: &mut Command, secs: u64) -> Bounded {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = so.read_to_end(&mut b);
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = se.read_to_end(&mut b);
+        b
+    });
+    let pid = child.id() as libc::pid_t;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let (status, rusage) = loop {
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is a valid out-parameter for wait4.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is our own child, not yet reaped (we never call
+        // Child::wait); status and ru are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        if r == pid {
+            break (status, ru);
+        }
+        assert!(r == 0, "wait4: {}", std::io::Error::last_os_error());
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            // SAFETY: as above; reap the killed child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            panic!("{cmd:?} did not finish within {secs} s (killed)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    };
+    Bounded {
+        out,
+        peak_rss_mib: u64::try_from(rusage.ru_maxrss).unwrap_or(0) / 1024,
+    }
+}
+
+impl Bounded {
+    /// Asserts the exit code and a memory ceiling; returns stderr.
+    pub fn exits(&self, code: i32, max_rss_mib: u64) -> String {
+        let stderr = String::from_utf8_lossy(&self.out.stderr).into_owned();
+        assert_eq!(
+            self.out.status.code(),
+            Some(code),
+            "wrong exit code; stderr:\n{stderr}"
+        );
+        assert!(
+            self.peak_rss_mib <= max_rss_mib,
+            "peak RSS {} MiB is over the {max_rss_mib} MiB bound; stderr:\n{stderr}",
+            self.peak_rss_mib
+        );
+        stderr
+    }
+}
