@@ -6,6 +6,7 @@
 //! (handled by clap) win over the file; [`Overrides`] carries them in.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -66,6 +67,7 @@ struct StoreSection {
     region: Option<String>,
     path_style: Option<bool>,
     concurrency: Option<usize>,
+    timeout: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +99,8 @@ pub struct Overrides {
     pub path_style: bool,
     pub unsafe_no_conditional_writes: bool,
     pub concurrency: Option<usize>,
+    /// Seconds one store request may take.
+    pub timeout: Option<u64>,
 }
 
 impl Overrides {
@@ -108,6 +112,7 @@ impl Overrides {
             path_style: self.path_style,
             allow_unconditional: self.unsafe_no_conditional_writes,
             static_credentials: None,
+            timeout: self.timeout.map(Duration::from_secs),
         }
     }
 }
@@ -240,7 +245,14 @@ impl Config {
             path_style: o.path_style || file.store.path_style.unwrap_or(false),
             allow_unconditional: o.unsafe_no_conditional_writes,
             static_credentials: None,
+            timeout: o.timeout.or(file.store.timeout).map(Duration::from_secs),
         };
+        if s3.timeout == Some(Duration::ZERO) {
+            return Err(ConfigError(format!(
+                "`store.timeout` in {} must be at least 1 (seconds)",
+                path.display()
+            )));
+        }
         let concurrency = o
             .concurrency
             .or(file.store.concurrency)
@@ -348,6 +360,7 @@ url = ".verbatim/store"
 # region = "us-east-1"
 # path_style = true                        # MinIO, Ceph, s3s and most self-hosted servers
 # concurrency = 16                         # uploads in flight
+# timeout = 60                             # seconds one store request may take, retries included
 
 [environments]
 # Promotion order: a manifest reaches each only after the one before it.

@@ -56,9 +56,11 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             } else {
                 match cause.downcast_ref::<StoreError>() {
                     Some(StoreError::PreconditionFailed { .. }) => LOST_RACE,
-                    Some(StoreError::AlreadyExists { .. } | StoreError::BodyMismatch { .. }) => {
-                        INTEGRITY
-                    }
+                    Some(
+                        StoreError::AlreadyExists { .. }
+                        | StoreError::BodyMismatch { .. }
+                        | StoreError::NotAnObject { .. },
+                    ) => INTEGRITY,
                     Some(StoreError::InvalidKey { .. }) => USAGE,
                     _ => continue,
                 }

@@ -16,5 +16,6 @@ pub mod manifest;
 pub mod output;
 pub mod pack;
 pub mod par;
+pub mod safe_fs;
 pub mod store;
 pub mod unpack;

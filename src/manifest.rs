@@ -30,6 +30,8 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Artifact {
+    /// Number of tar entries (files, directories, symlinks).
+    pub entries: u64,
     /// Store key: `artifacts/sha256/<hex>.tar.gz`.
     pub key: String,
     /// The pack spec the artifact was written with (`verbatim.pack/v1`).
@@ -37,6 +39,8 @@ pub struct Artifact {
     /// Hex sha256 of the stored bytes.
     pub sha256: String,
     pub size: u64,
+    /// Sum of the file sizes inside: unpacking stops beyond it.
+    pub unpacked_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,9 +92,12 @@ impl Manifest {
         serde_json::to_vec(self).expect("manifest types always serialize")
     }
 
-    /// The manifest's id: sha256 of its canonical bytes.
+    /// The manifest's id: sha256 of its canonical bytes (hashed as they are
+    /// encoded, never held in memory).
     pub fn id(&self) -> Digest {
-        Digest::of(&self.to_canonical_bytes())
+        let mut w = crate::digest::HashingWriter::new(std::io::sink());
+        serde_json::to_writer(&mut w, self).expect("manifest types always serialize");
+        w.finish().1
     }
 
     /// Store key of this manifest.
@@ -126,30 +133,86 @@ impl Manifest {
         Ok(m)
     }
 
+    /// Everything a command relies on, checked once on parse: keys are
+    /// store keys under their prefix, logical paths are plain relative
+    /// paths, digests are hex, and text that ends up in headers or on a
+    /// terminal holds no control characters.
+    /// Parses and checks a manifest streamed from `reader`, never holding
+    /// its bytes; returns it with the sha256 and size of the bytes read.
+    /// Errors are plainer than [`Manifest::parse`]'s (no schema hint).
+    pub fn parse_reader(
+        reader: impl std::io::Read,
+    ) -> Result<(Manifest, Digest, u64), ManifestError> {
+        let mut hashing = crate::digest::HashingReader::new(reader);
+        let m: Manifest =
+            serde_json::from_reader(std::io::BufReader::with_capacity(64 << 10, &mut hashing))?;
+        if m.schema != SCHEMA {
+            return Err(ManifestError::Schema(m.schema));
+        }
+        m.check()?;
+        let (digest, size) = hashing.finish();
+        Ok((m, digest, size))
+    }
+
     fn check(&self) -> Result<(), ManifestError> {
         let bad = |what: String| Err(ManifestError::Invalid(what));
-        let Some(d) = Digest::from_hex(&self.artifact.sha256) else {
+        let a = &self.artifact;
+        let Some(d) = Digest::from_hex(&a.sha256) else {
             return bad(format!(
-                "artifact.sha256 `{}` is not 64 hex digits",
-                self.artifact.sha256
+                "artifact.sha256 {:?} is not 64 hex digits",
+                a.sha256
             ));
         };
-        if self.artifact.key != artifact_key(&d) {
+        if a.key != artifact_key(&d) {
             return bad(format!(
-                "artifact.key `{}` does not match its sha256 (expected `{}`)",
-                self.artifact.key,
+                "artifact.key {:?} does not match its sha256 (expected `{}`)",
+                a.key,
                 artifact_key(&d)
             ));
         }
-        for (path, a) in &self.assets {
-            if Digest::from_hex(&a.sha256).is_none() {
-                return bad(format!("assets[{path:?}].sha256 is not 64 hex digits"));
+        if a.pack_spec != crate::pack::SPEC {
+            return bad(format!(
+                "artifact.pack_spec {:?} is not supported (this verbatim reads `{}`); upgrade verbatim",
+                a.pack_spec,
+                crate::pack::SPEC
+            ));
+        }
+        for (path, asset) in &self.assets {
+            check_logical(path).or_else(|why| bad(format!("asset path {path:?}: {why}")))?;
+            let at = |field: &str| format!("assets[{path:?}].{field}");
+            if Digest::from_hex(&asset.sha256).is_none() {
+                return bad(format!("{} is not 64 hex digits", at("sha256")));
             }
-            if !a.key.starts_with("assets/") {
+            match asset.key.strip_prefix("assets/") {
+                Some(rest) if check_logical(rest).is_ok() => {}
+                _ => {
+                    return bad(format!(
+                        "{} {:?} is not a plain key under assets/",
+                        at("key"),
+                        asset.key
+                    ))
+                }
+            }
+            for (field, value) in [
+                ("content_type", &asset.content_type),
+                ("cache_control", &asset.cache_control),
+                ("integrity", &asset.integrity),
+            ] {
+                if value.is_empty() || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                    return bad(format!("{} {value:?} is not printable ASCII", at(field)));
+                }
+            }
+            if let Some(r) = asset.references.iter().find(|r| check_logical(r).is_err()) {
                 return bad(format!(
-                    "assets[{path:?}].key `{}` is not under assets/",
-                    a.key
+                    "{} names {r:?}, not a plain relative path",
+                    at("references")
                 ));
+            }
+        }
+        let p = &self.provenance;
+        for (field, value) in [("revision", p.revision.as_deref()), ("tool", Some(&p.tool))] {
+            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+                return bad(format!("provenance.{field} holds a control character"));
             }
         }
         Ok(())
@@ -174,6 +237,27 @@ impl Manifest {
     }
 }
 
+/// Longest logical path accepted (bytes).
+const MAX_PATH: usize = 1024;
+
+/// A logical asset path: `/`-separated, relative, no empty, `.` or `..`
+/// segment, no backslash or control character.
+pub fn check_logical(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() || path.len() > MAX_PATH {
+        return Err("empty or longer than 1024 bytes");
+    }
+    if path.chars().any(|c| c.is_control() || c == '\\') {
+        return Err("holds a control character or backslash");
+    }
+    if path
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err("has an empty, `.` or `..` segment, or starts with `/`");
+    }
+    Ok(())
+}
+
 /// One object a manifest names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRef {
@@ -192,6 +276,10 @@ pub fn key_for(id: &Digest) -> String {
     format!("manifests/sha256/{}.json", id.hex())
 }
 
+/// The largest manifest any command reads (a 10,000-asset manifest is
+/// about 5 MiB).
+pub const MAX_BYTES: u64 = 256 << 20;
+
 /// The directory all manifest keys live in.
 pub const MANIFEST_PREFIX: &str = "manifests/sha256/";
 
@@ -204,10 +292,12 @@ mod tests {
         Manifest {
             schema: SCHEMA.into(),
             artifact: Artifact {
+                entries: 1,
                 key: artifact_key(&d),
                 sha256: d.hex(),
                 size: 8,
-                pack_spec: "verbatim.pack/v1".into(),
+                pack_spec: crate::pack::SPEC.into(),
+                unpacked_size: 3,
             },
             assets: BTreeMap::new(),
             provenance: Provenance {

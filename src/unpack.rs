@@ -5,7 +5,9 @@
 //! entry is checked: relative paths only, no `..`, no writing through a
 //! symlink, symlinks that stay inside the tree, and nothing but files,
 //! directories and symlinks. Symlinks are created last, so no file is ever
-//! written through one.
+//! written through one. Unpacking also stops at the entry count and unpacked
+//! size the manifest recorded at build time, so a small artifact cannot
+//! expand into a full disk.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -18,8 +20,53 @@ use std::path::Path;
 pub enum UnpackError {
     #[error("artifact entry `{entry}`: {why}; refusing to unpack it")]
     Refused { entry: String, why: String },
+    #[error("artifact entry `{entry}`: {op}")]
+    Entry {
+        entry: String,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
     #[error("unpacking the artifact")]
     Io(#[from] io::Error),
+}
+
+/// What the manifest says the artifact holds: unpacking stops beyond it.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Tar entries (files, directories, symlinks).
+    pub entries: u64,
+    /// Sum of the file sizes.
+    pub bytes: u64,
+}
+
+impl Limits {
+    /// The most tar bytes such an artifact can decompress to: contents, plus
+    /// per entry a header, a GNU long-name record and padding, plus the end.
+    fn stream_bytes(&self) -> u64 {
+        self.bytes
+            .saturating_add(self.entries.saturating_add(1).saturating_mul(8 << 10))
+            .saturating_add(1 << 20)
+    }
+}
+
+/// A reader that fails once more than `left` bytes were asked of it.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the artifact decompresses to more than its manifest allows",
+            )
+        })?;
+        Ok(n)
+    }
 }
 
 fn refused(entry: &str, why: impl Into<String>) -> UnpackError {
@@ -46,12 +93,18 @@ fn components(entry: &str) -> Result<Vec<&str>, UnpackError> {
     Ok(parts)
 }
 
-/// Unpacks a gzipped tar from `reader` into `dest`, which must be empty.
-pub fn unpack(reader: impl Read, dest: &Path) -> Result<usize, UnpackError> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
+/// Unpacks a gzipped tar from `reader` into `dest`, which must be empty,
+/// refusing anything beyond `limits`.
+pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<usize, UnpackError> {
+    let gz = flate2::read::GzDecoder::new(reader);
+    let mut archive = tar::Archive::new(Capped {
+        inner: gz,
+        left: limits.stream_bytes(),
+    });
     let mut links: Vec<(String, String)> = Vec::new();
     let mut link_paths: BTreeSet<String> = BTreeSet::new();
     let mut count = 0;
+    let mut written: u64 = 0;
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = entry.path_bytes().into_owned();
@@ -63,13 +116,43 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<usize, UnpackError> {
                 return Err(refused(&name, "path goes through a symlink"));
             }
         }
+        if count as u64 >= limits.entries {
+            return Err(refused(
+                &name,
+                format!(
+                    "the artifact holds more than the {} entries its manifest records",
+                    limits.entries
+                ),
+            ));
+        }
         let rel = parts.join("/");
         let path = dest.join(&rel);
+        let at = |op| {
+            let name = name.clone();
+            move |source| UnpackError::Entry {
+                entry: name,
+                op,
+                source,
+            }
+        };
         match entry.header().entry_type() {
-            tar::EntryType::Directory => fs::create_dir_all(&path)?,
+            tar::EntryType::Directory => {
+                fs::create_dir_all(&path).map_err(at("creating the directory"))?
+            }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.header().size().map_err(at("reading the header"))?;
+                written = written.saturating_add(size);
+                if written > limits.bytes {
+                    return Err(refused(
+                        &name,
+                        format!(
+                            "the artifact unpacks to more than the {} bytes its manifest records",
+                            limits.bytes
+                        ),
+                    ));
+                }
                 if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent)?;
+                    fs::create_dir_all(parent).map_err(at("creating its directory"))?;
                 }
                 let mut f = File::options()
                     .write(true)
@@ -77,11 +160,18 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<usize, UnpackError> {
                     .open(&path)
                     .map_err(|e| match e.kind() {
                         io::ErrorKind::AlreadyExists => refused(&name, "duplicate entry"),
-                        _ => UnpackError::Io(e),
+                        _ => at("creating the file")(e),
                     })?;
-                io::copy(&mut entry, &mut f)?;
-                let exec = entry.header().mode()? & 0o100 != 0;
-                f.set_permissions(fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }))?;
+                let copied = io::copy(&mut entry, &mut f).map_err(at("writing"))?;
+                if copied != size {
+                    return Err(refused(
+                        &name,
+                        format!("holds {copied} bytes, its header says {size}"),
+                    ));
+                }
+                let exec = entry.header().mode().map_err(at("reading the header"))? & 0o100 != 0;
+                f.set_permissions(fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }))
+                    .map_err(at("setting its mode"))?;
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -101,12 +191,19 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<usize, UnpackError> {
     for (rel, target) in &links {
         check_link_target(rel, target, &link_paths)?;
         let path = dest.join(rel);
+        let at = |op| {
+            move |source| UnpackError::Entry {
+                entry: rel.clone(),
+                op,
+                source,
+            }
+        };
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
+            fs::create_dir_all(parent).map_err(at("creating its directory"))?;
         }
         std::os::unix::fs::symlink(target, &path).map_err(|e| match e.kind() {
             io::ErrorKind::AlreadyExists => refused(rel, "duplicate entry"),
-            _ => UnpackError::Io(e),
+            _ => at("creating the symlink")(e),
         })?;
     }
     Ok(count)

@@ -19,6 +19,7 @@ use crate::assets::{self, url::UrlOptions, Input};
 use crate::config::Config;
 use crate::manifest::Asset;
 use crate::output::Printer;
+use crate::safe_fs;
 
 /// Where fingerprinted assets go inside the build directory (and their key prefix).
 pub const ASSETS_DIR: &str = "assets";
@@ -75,17 +76,18 @@ pub fn write(
     fingerprinted: &assets::Output,
     printer: &Printer,
 ) -> Result<BTreeMap<String, Asset>> {
-    let base = out.join(ASSETS_DIR);
     // A new directory holds neither stale nor identical files: skip looking.
-    let fresh = !base.exists();
+    let fresh = fs::symlink_metadata(out.join(ASSETS_DIR)).is_err();
+    let base = safe_fs::create_dirs(out, Path::new(ASSETS_DIR))
+        .context("creating the assets build directory")?;
     let files: Vec<(&String, &assets::OutFile)> = fingerprinted.files.iter().collect();
     let dirs: BTreeSet<&str> = files
         .iter()
         .map(|(_, f)| f.name.rsplit_once('/').map_or("", |(dir, _)| dir))
         .collect();
     for dir in dirs {
-        let dir = base.join(dir);
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        safe_fs::create_dirs(&base, Path::new(dir))
+            .with_context(|| format!("creating {}", base.join(dir).display()))?;
     }
     let total: u64 = files.iter().map(|(_, f)| f.bytes.len() as u64).sum();
     let bar = printer.bytes_bar(total, "assets");
@@ -307,8 +309,8 @@ fn vite_prehashed(manifest: &Path, assets_dir: &Path) -> Result<BTreeSet<String>
 /// this is the common case on a rebuild).
 fn write_file(path: &Path, bytes: &[u8], fresh: bool) -> Result<()> {
     if !fresh
-        && fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64)
-        && fs::read(path).is_ok_and(|b| b == bytes)
+        && fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+        && safe_fs::read_regular(path).is_ok_and(|b| b == bytes)
     {
         return Ok(());
     }
@@ -325,6 +327,7 @@ fn write_file(path: &Path, bytes: &[u8], fresh: bool) -> Result<()> {
 }
 
 /// Removes files under `dir` not in `keep`, and directories left empty.
+/// Never follows a symlink: a link found here is removed, not its target.
 fn prune(dir: &Path, keep: &HashSet<PathBuf>) -> std::io::Result<()> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());

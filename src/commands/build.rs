@@ -11,11 +11,12 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::cli::{BuildArgs, BuildOpts, Global};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Overrides, DEFAULT_OUT};
 use crate::digest::Digest;
 use crate::manifest::{self, Manifest};
 use crate::output::{human_bytes, Printer};
 use crate::pack;
+use crate::safe_fs;
 use crate::store::local::write_atomic;
 
 pub const ARTIFACT_FILE: &str = "artifact.tar.gz";
@@ -114,14 +115,14 @@ pub fn config_for(g: &Global, opts: &BuildOpts) -> Result<Config> {
 
 /// Packs the app into the build directory and writes the manifest after it.
 pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built> {
-    let out = cfg.out_dir();
     // Fingerprint first, in memory: a broken reference fails the build
     // before anything is written.
     let fingerprinted = match &cfg.assets_dir {
         Some(dir) => Some(super::assets::fingerprint(cfg, dir)?),
         None => None,
     };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let out = safe_fs::create_dirs(&cfg.root, Path::new(DEFAULT_OUT))
+        .context("creating the build directory")?;
     let tmp = tempfile::Builder::new()
         .prefix(".artifact-")
         .tempfile_in(&out)
@@ -141,10 +142,12 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
     let manifest = Manifest {
         schema: manifest::SCHEMA.into(),
         artifact: manifest::Artifact {
+            entries: entries as u64,
             key: manifest::artifact_key(&packed.sha256),
             sha256: packed.sha256.hex(),
             size: packed.size,
             pack_spec: pack::SPEC.into(),
+            unpacked_size: packed.content_bytes,
         },
         assets,
         provenance: manifest::Provenance {
@@ -236,12 +239,14 @@ fn revision(cfg: &Config, opts: &BuildOpts) -> Option<String> {
 pub fn load_built(cfg: &Config) -> Result<Built> {
     let out = cfg.out_dir();
     let manifest_path = out.join(MANIFEST_FILE);
-    let bytes = std::fs::read(&manifest_path).with_context(|| {
-        format!(
-            "reading {} (run `verbatim build` first, or publish without --prebuilt)",
-            manifest_path.display()
-        )
-    })?;
+    let bytes = safe_fs::existing_dirs(&cfg.root, Path::new(DEFAULT_OUT))
+        .and_then(|_| safe_fs::read_regular(&manifest_path))
+        .with_context(|| {
+            format!(
+                "reading {} (run `verbatim build` first, or publish without --prebuilt)",
+                manifest_path.display()
+            )
+        })?;
     let manifest =
         Manifest::parse(&bytes).with_context(|| format!("parsing {}", manifest_path.display()))?;
     let artifact_path = out.join(ARTIFACT_FILE);

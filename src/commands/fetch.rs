@@ -7,18 +7,20 @@
 //! as `DIR/releases/<manifest-hex>.json`.
 
 use std::fs;
-use std::io::{self, BufWriter};
-use std::path::PathBuf;
+use std::io::{self, BufWriter, Read};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::cli::{FetchArgs, Global};
-use crate::digest::HashingWriter;
+use crate::digest::{Digest, HashingWriter};
 use crate::exit::IntegrityError;
+use crate::manifest::Manifest;
 use crate::output::Printer;
+use crate::safe_fs;
 use crate::store::local::write_atomic;
-use crate::store::Key;
+use crate::store::{Key, Store};
 use crate::unpack;
 
 #[derive(Serialize)]
@@ -34,23 +36,58 @@ pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
     let id = super::resolve_manifest(store.as_ref(), &args.target)?;
     let manifest = super::load_manifest(store.as_ref(), &id)?;
     let releases = args.into.join("releases");
-    fs::create_dir_all(&releases).with_context(|| format!("creating {}", releases.display()))?;
+    let had_into = fs::symlink_metadata(&args.into).is_ok();
+    let had_releases = fs::symlink_metadata(&releases).is_ok();
+    fs::create_dir_all(&args.into).with_context(|| format!("creating {}", args.into.display()))?;
+    safe_fs::create_dirs(&args.into, Path::new("releases"))
+        .with_context(|| format!("creating {}", releases.display()))?;
+    let result = fetch(store.as_ref(), &id, &manifest, &releases, printer);
+    if result.is_err() {
+        // Leave the host as it was: remove_dir only removes what is empty.
+        if !had_releases {
+            let _ = fs::remove_dir(&releases);
+        }
+        if !had_into {
+            let _ = fs::remove_dir(&args.into);
+        }
+    }
+    let (dest, result) = result?;
+    printer.result(dest.display())?;
+    printer.json(&FetchJson {
+        manifest: id.to_string(),
+        path: dest,
+        result,
+    })?;
+    Ok(())
+}
+
+/// Downloads, verifies and unpacks `manifest` into `releases/<hex>/` unless
+/// it is there; writes the manifest beside it.
+fn fetch(
+    store: &dyn Store,
+    id: &Digest,
+    manifest: &Manifest,
+    releases: &Path,
+    printer: &Printer,
+) -> Result<(PathBuf, &'static str)> {
     let dest = releases.join(id.hex());
     let manifest_path = releases.join(format!("{}.json", id.hex()));
     let bytes = manifest.to_canonical_bytes();
 
     let mut result = "present";
-    if !dest.is_dir() {
+    if !fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
         result = "fetched";
         let key = Key::new(manifest.artifact.key.clone())?;
         let object = store.get(&key)?;
         let tmp = tempfile::Builder::new()
             .prefix(".download-")
-            .tempfile_in(&releases)
+            .tempfile_in(releases)
             .with_context(|| format!("creating a temp file in {}", releases.display()))?;
         let bar = printer.bytes_bar(manifest.artifact.size, "fetching");
         let mut w = HashingWriter::new(BufWriter::new(tmp));
-        io::copy(&mut bar.wrap_read(object.reader), &mut w)
+        // One byte past the recorded size is enough to know it is wrong.
+        let limited = object.reader.take(manifest.artifact.size.saturating_add(1));
+        io::copy(&mut bar.wrap_read(limited), &mut w)
             .with_context(|| format!("downloading {key}"))?;
         bar.finish_and_clear();
         let (buf, digest, size) = w.finish();
@@ -64,15 +101,22 @@ pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
         let tmp = buf.into_inner().map_err(|e| e.into_error())?;
         let staging = tempfile::Builder::new()
             .prefix(".unpack-")
-            .tempdir_in(&releases)
+            .tempdir_in(releases)
             .with_context(|| format!("creating a temp dir in {}", releases.display()))?;
         let file = tmp.reopen()?;
-        let n = unpack::unpack(io::BufReader::new(file), staging.path()).map_err(|e| match e {
-            unpack::UnpackError::Refused { .. } => {
-                anyhow::Error::new(IntegrityError(format!("{key}: {e}")))
-            }
-            other => anyhow::Error::new(other),
-        })?;
+        let limits = unpack::Limits {
+            entries: manifest.artifact.entries,
+            bytes: manifest.artifact.unpacked_size,
+        };
+        let n =
+            unpack::unpack(io::BufReader::new(file), staging.path(), limits).map_err(
+                |e| match e {
+                    unpack::UnpackError::Refused { .. } => {
+                        anyhow::Error::new(IntegrityError(format!("{key}: {e}")))
+                    }
+                    other => anyhow::Error::new(other),
+                },
+            )?;
         let staged = staging.keep();
         if let Err(e) = fs::rename(&staged, &dest) {
             let _ = fs::remove_dir_all(&staged);
@@ -94,11 +138,5 @@ pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
     if result == "present" {
         printer.note(format!("{id} is already in {}", dest.display()));
     }
-    printer.result(dest.display())?;
-    printer.json(&FetchJson {
-        manifest: id.to_string(),
-        path: dest,
-        result,
-    })?;
-    Ok(())
+    Ok((dest, result))
 }

@@ -15,6 +15,7 @@ mod publish;
 mod status;
 mod verify;
 
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -86,14 +87,16 @@ fn global_overrides(g: &Global) -> Overrides {
         path_style: g.path_style,
         unsafe_no_conditional_writes: g.unsafe_no_conditional_writes,
         concurrency: g.concurrency.map(usize::from),
+        timeout: g.timeout,
     }
 }
 
-/// Reads a stored manifest and checks its bytes hash to its id.
+/// Reads a stored manifest and checks its bytes hash to its id. The bytes
+/// are parsed as they stream in, never held whole.
 pub fn load_manifest(store: &dyn Store, id: &Digest) -> Result<Manifest> {
     let key = Key::new(manifest::key_for(id))?;
-    let bytes = match store.get(&key) {
-        Ok(o) => o.into_bytes().with_context(|| format!("reading {key}"))?,
+    let object = match store.get(&key) {
+        Ok(o) => o,
         Err(StoreError::NotFound { .. }) => {
             return Err(IntegrityError(format!(
                 "manifest {id} is not in the store {} ({key} missing)",
@@ -103,14 +106,47 @@ pub fn load_manifest(store: &dyn Store, id: &Digest) -> Result<Manifest> {
         }
         Err(e) => return Err(e.into()),
     };
-    let actual = Digest::of(&bytes);
+    if object.meta.size > manifest::MAX_BYTES {
+        return Err(IntegrityError(format!(
+            "{key}: {} bytes, more than the {} a manifest may have",
+            object.meta.size,
+            manifest::MAX_BYTES
+        ))
+        .into());
+    }
+    let reader = object.reader.take(manifest::MAX_BYTES + 1);
+    let (m, actual, size) = match Manifest::parse_reader(reader) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            // Read it again whole for the best message (a newer schema, …).
+            let why = match store
+                .get(&key)
+                .map(|o| o.into_bytes_limited(manifest::MAX_BYTES))
+            {
+                Ok(Ok(bytes)) => Manifest::parse(&bytes)
+                    .err()
+                    .map_or(e.to_string(), |e| e.to_string()),
+                _ => e.to_string(),
+            };
+            return Err(IntegrityError(format!(
+                "{key}: {why}; it was not written by this verbatim (or was tampered with)"
+            ))
+            .into());
+        }
+    };
+    if size > manifest::MAX_BYTES {
+        return Err(IntegrityError(format!(
+            "{key}: more than the {} bytes a manifest may have",
+            manifest::MAX_BYTES
+        ))
+        .into());
+    }
     if actual != *id {
         return Err(IntegrityError(format!(
             "{key}: stored manifest hashes to {actual}, not {id}; the store was tampered with"
         ))
         .into());
     }
-    let m = Manifest::parse(&bytes).with_context(|| format!("parsing {key}"))?;
     if m.id() != *id {
         return Err(IntegrityError(format!(
             "{key}: manifest is not in canonical form; it was not written by verbatim"

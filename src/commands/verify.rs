@@ -1,5 +1,7 @@
 //! `verbatim verify`: re-read every object a manifest names and check it.
 
+use std::io::Read;
+
 use anyhow::Result;
 use serde::Serialize;
 
@@ -21,7 +23,8 @@ struct ObjectJson {
     key: String,
     size: u64,
     sha256: String,
-    /// `ok`, `missing`, `size mismatch` or `digest mismatch`.
+    /// `ok`, `missing`, `size mismatch`, `digest mismatch` or `not an object`
+    /// (a symlink, fifo or device where a local store's object should be).
     status: &'static str,
 }
 
@@ -85,25 +88,30 @@ pub fn check(
 ) -> Result<&'static str> {
     let key = Key::new(key)?;
     if !deep {
-        match store.head(&key)? {
-            None => return Ok("missing"),
-            Some(meta) if meta.size != size => return Ok("size mismatch"),
-            Some(meta) if meta.sha256.is_some() => {
-                return Ok(if meta.sha256 == Some(sha256) {
-                    "ok"
-                } else {
-                    "digest mismatch"
-                })
-            }
-            Some(_) => {}
+        match store.head(&key) {
+            Err(StoreError::NotAnObject { .. }) => return Ok("not an object"),
+            r => match r? {
+                None => return Ok("missing"),
+                Some(meta) if meta.size != size => return Ok("size mismatch"),
+                Some(meta) if meta.sha256.is_some() => {
+                    return Ok(if meta.sha256 == Some(sha256) {
+                        "ok"
+                    } else {
+                        "digest mismatch"
+                    })
+                }
+                Some(_) => {}
+            },
         }
     }
     let object = match store.get(&key) {
         Ok(o) => o,
         Err(StoreError::NotFound { .. }) => return Ok("missing"),
+        Err(StoreError::NotAnObject { .. }) => return Ok("not an object"),
         Err(e) => return Err(e.into()),
     };
-    let (actual, actual_size) = Digest::of_reader(object.reader)?;
+    // One byte past the expected size is enough to know it is wrong.
+    let (actual, actual_size) = Digest::of_reader(object.reader.take(size.saturating_add(1)))?;
     Ok(if actual_size != size {
         "size mismatch"
     } else if actual != sha256 {

@@ -7,40 +7,114 @@
 //! writers can race safely. A compare-and-swap put takes an exclusive file lock
 //! (safe between processes), checks the ETag (the content's sha256) and renames
 //! a temp file over the pointer. A crash leaves at worst a stray temp file.
+//! Nothing below the store's anchor is reached through a symlink, and only
+//! regular files are read: a planted link or fifo is an error naming it.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::{
     Body, ETag, Key, Listed, Object, ObjectMeta, PutMode, PutOptions, PutOutcome, Result, Store,
     StoreError,
 };
 use crate::digest::{Digest, HashingWriter};
+use crate::safe_fs;
 
 /// Objects up to this size are read into memory by `get`; larger ones stream.
 const SMALL_OBJECT: u64 = 16 << 20;
 
 pub struct LocalStore {
+    /// Trusted as it is: a path the user named (it may itself be a symlink).
+    anchor: PathBuf,
+    /// The store below the anchor; none of its components may be a symlink.
+    below: PathBuf,
     root: PathBuf,
 }
 
 impl LocalStore {
+    /// A store at `root`, trusted as it is (an absolute path the user gave).
     pub fn new(root: PathBuf) -> LocalStore {
-        LocalStore { root }
+        LocalStore {
+            anchor: root.clone(),
+            below: PathBuf::new(),
+            root,
+        }
+    }
+
+    /// A store at `rel` below `base` (a relative store URL in a project):
+    /// `rel` is folded lexically, and no directory below `base` on the way
+    /// may be a symlink, so a repository cannot redirect the store. An
+    /// absolute `rel` is the user's explicit choice, trusted as [`Self::new`].
+    pub fn within(base: &Path, rel: &Path) -> LocalStore {
+        if rel.is_absolute() {
+            return LocalStore::new(rel.to_owned());
+        }
+        let rel = safe_fs::normalize(rel);
+        let mut anchor = base.to_owned();
+        let mut below = PathBuf::new();
+        for c in rel.components() {
+            match c {
+                Component::ParentDir if below.as_os_str().is_empty() => anchor.push(".."),
+                c => below.push(c),
+            }
+        }
+        LocalStore {
+            root: anchor.join(&below),
+            anchor,
+            below,
+        }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    fn path(&self, key: &Key) -> PathBuf {
-        self.root.join(key.as_str())
+    /// The store directory `rel` (relative to the root), created when
+    /// `create`; `Ok(None)` when it does not exist and `create` is false.
+    /// Never goes through a symlink below the anchor.
+    fn dir(&self, rel: &Path, create: bool) -> io::Result<Option<PathBuf>> {
+        let rel = self.below.join(rel);
+        if create {
+            fs::create_dir_all(&self.anchor)?;
+            safe_fs::create_dirs(&self.anchor, &rel).map(Some)
+        } else {
+            safe_fs::existing_dirs(&self.anchor, &rel)
+        }
+    }
+
+    /// The path of `key`, its directories created when `create`; `None`
+    /// when a directory on the way does not exist (and `create` is false).
+    fn path(&self, key: &Key, create: bool) -> Result<Option<PathBuf>> {
+        let (dir, name) = key.as_str().rsplit_once('/').unwrap_or(("", key.as_str()));
+        let op = if create {
+            "creating the directory of"
+        } else {
+            "reading"
+        };
+        Ok(self
+            .dir(Path::new(dir), create)
+            .map_err(fs_err(op, key))?
+            .map(|d| d.join(name)))
+    }
+
+    /// Opens `key` if it exists, refusing anything but a regular file.
+    fn open(&self, key: &Key) -> Result<Option<File>> {
+        let Some(path) = self.path(key, false)? else {
+            return Ok(None);
+        };
+        match safe_fs::open_regular(&path) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(fs_err("reading", key)(e)),
+        }
     }
 
     fn temp_file(&self, key: &Key) -> Result<tempfile::NamedTempFile> {
-        let dir = self.root.join(".tmp");
-        fs::create_dir_all(&dir).map_err(io_err("creating temp dir for", key))?;
+        let dir = self
+            .dir(Path::new(".tmp"), true)
+            .map_err(fs_err("creating temp dir for", key))?
+            .expect("created");
         tempfile::Builder::new()
             .prefix("put-")
             .tempfile_in(dir)
@@ -69,15 +143,13 @@ impl LocalStore {
     }
 
     fn create_only(&self, key: &Key, body: Body<'_>) -> Result<PutOutcome> {
-        let dest = self.path(key);
         if let Some(existing) = self.head(key)? {
             return same_or_conflict(key, existing, &body);
         }
         let tmp = self.stage(key, &body)?;
-        let parent = dest
-            .parent()
-            .expect("keys are relative, so dest has a parent");
-        fs::create_dir_all(parent).map_err(io_err("creating the directory for", key))?;
+        let dest = self.path(key, true)?.expect("created");
+        let parent = dest.parent().expect("dest is below the root");
+        // link(2) never follows or replaces what is at `dest`.
         match fs::hard_link(tmp.path(), &dest) {
             Ok(()) => {
                 sync_dir(parent).map_err(io_err("syncing the directory of", key))?;
@@ -95,17 +167,20 @@ impl LocalStore {
     }
 
     fn replace_if_match(&self, key: &Key, body: Body<'_>, expected: &ETag) -> Result<PutOutcome> {
-        let dest = self.path(key);
-        let lock_dir = self.root.join(".locks");
-        fs::create_dir_all(&lock_dir).map_err(io_err("creating the lock dir for", key))?;
+        let lock_dir = self
+            .dir(Path::new(".locks"), true)
+            .map_err(fs_err("creating the lock dir for", key))?
+            .expect("created");
         let lock_name = key.as_str().replace('%', "%25").replace('/', "%2F");
-        let lock = File::create(lock_dir.join(lock_name)).map_err(io_err("locking", key))?;
+        let lock = safe_fs::open_lock(&lock_dir.join(lock_name)).map_err(fs_err("locking", key))?;
         lock.lock().map_err(io_err("locking", key))?;
+        let dest = self.path(key, true)?.expect("created");
         match self.head(key)? {
             Some(current) if current.etag == *expected => {}
             _ => return Err(StoreError::PreconditionFailed { key: key.clone() }),
         }
         let tmp = self.stage(key, &body)?;
+        // rename(2) replaces whatever is at `dest`, never following it.
         tmp.persist(&dest)
             .map_err(|e| io_err("replacing", key)(e.error))?;
         let parent = dest.parent().expect("keys are relative");
@@ -120,6 +195,18 @@ fn same_or_conflict(key: &Key, existing: ObjectMeta, body: &Body<'_>) -> Result<
         Ok(PutOutcome::Unchanged(existing.etag))
     } else {
         Err(StoreError::AlreadyExists { key: key.clone() })
+    }
+}
+
+/// Like [`io_err`], but a path `safe_fs` refused (a link, fifo, device) makes
+/// the key [`StoreError::NotAnObject`].
+fn fs_err<'a>(op: &'static str, key: &'a Key) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| match source.kind() {
+        io::ErrorKind::InvalidInput => StoreError::NotAnObject {
+            key: key.clone(),
+            why: source.to_string(),
+        },
+        _ => io_err(op, key)(source),
     }
 }
 
@@ -148,13 +235,8 @@ impl Store for LocalStore {
     }
 
     fn get(&self, key: &Key) -> Result<Object> {
-        let path = self.path(key);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound { key: key.clone() })
-            }
-            Err(e) => return Err(io_err("reading", key)(e)),
+        let Some(mut file) = self.open(key)? else {
+            return Err(StoreError::NotFound { key: key.clone() });
         };
         let size = file.metadata().map_err(io_err("reading", key))?.len();
         if size <= SMALL_OBJECT {
@@ -182,10 +264,8 @@ impl Store for LocalStore {
     }
 
     fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
-        let file = match File::open(self.path(key)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err("reading", key)(e)),
+        let Some(file) = self.open(key)? else {
+            return Ok(None);
         };
         let (sha256, size) = Digest::of_reader(io::BufReader::with_capacity(256 << 10, file))
             .map_err(io_err("hashing", key))?;
@@ -201,7 +281,14 @@ impl Store for LocalStore {
             Some(i) => &prefix[..i],
             None => "",
         };
-        let start = self.root.join(dir_part);
+        let listing = |source| StoreError::Io {
+            op: "listing",
+            key: prefix.to_owned(),
+            source,
+        };
+        let Some(start) = self.dir(Path::new(dir_part), false).map_err(listing)? else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         let mut stack = vec![(start, dir_part.to_owned())];
         while let Some((dir, rel)) = stack.pop() {
@@ -241,9 +328,10 @@ impl Store for LocalStore {
                     key: key.clone(),
                     source,
                 })?;
+                // The entry's own type: a symlink is neither, and not listed.
                 if ft.is_dir() {
                     stack.push((dirent.path(), key));
-                } else if key.starts_with(prefix) {
+                } else if ft.is_file() && key.starts_with(prefix) {
                     let size = dirent.metadata().map_or(0, |m| m.len());
                     if let Ok(key) = Key::new(key) {
                         out.push(Listed { key, size });

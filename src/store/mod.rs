@@ -15,7 +15,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 pub use local::LocalStore;
-pub use s3::{S3Options, S3Store};
+pub use s3::{S3Options, S3Store, DEFAULT_TIMEOUT};
 
 use crate::digest::Digest;
 
@@ -111,7 +111,7 @@ impl<'a> Body<'a> {
     pub fn open(&self) -> io::Result<Box<dyn Read + Send + 'a>> {
         Ok(match self.data {
             Data::Bytes(b) => Box::new(b),
-            Data::File(p) => Box::new(std::fs::File::open(p)?),
+            Data::File(p) => Box::new(crate::safe_fs::open_regular(p)?),
         })
     }
 }
@@ -156,11 +156,32 @@ pub struct Object {
 
 impl Object {
     /// Reads the whole object into memory (for small objects: manifests, pointers).
-    pub fn into_bytes(mut self) -> io::Result<Vec<u8>> {
+    pub fn into_bytes(self) -> io::Result<Vec<u8>> {
+        self.into_bytes_limited(u64::MAX)
+    }
+
+    /// Reads the whole object into memory, failing once it is over `limit`
+    /// bytes (whatever size the store announced).
+    pub fn into_bytes_limited(self, limit: u64) -> io::Result<Vec<u8>> {
+        if self.meta.size > limit {
+            return Err(too_large(limit));
+        }
         let mut buf = Vec::with_capacity(self.meta.size.min(1 << 20) as usize);
-        self.reader.read_to_end(&mut buf)?;
+        self.reader
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut buf)?;
+        if buf.len() as u64 > limit {
+            return Err(too_large(limit));
+        }
         Ok(buf)
     }
+}
+
+fn too_large(limit: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("larger than the {limit} bytes allowed for it"),
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +198,10 @@ pub enum StoreError {
         expected: Digest,
         actual: Digest,
     },
+    /// What is stored under the key is not an object: a symlink, a fifo, a
+    /// device, or a directory on the way that is a link (local store).
+    #[error("{key}: {why}")]
+    NotAnObject { key: Key, why: String },
     #[error("invalid object key `{key}`: {why}")]
     InvalidKey { key: String, why: String },
     #[error("{0}")]
@@ -186,6 +211,14 @@ pub enum StoreError {
         op: &'static str,
         key: String,
         message: String,
+    },
+    /// The server did not answer (a timeout) or could not be connected to.
+    #[error("{op} {key}: {detail}")]
+    Unreachable {
+        op: &'static str,
+        key: String,
+        timed_out: bool,
+        detail: String,
     },
     #[error("{op} {key}")]
     Io {
@@ -239,7 +272,7 @@ pub fn open(url: &str, base: &Path, s3: &S3Options) -> Result<Box<dyn Store>, Op
     if url.is_empty() {
         return Err(OpenError("store URL is empty".into()));
     }
-    Ok(Box::new(LocalStore::new(base.join(url))))
+    Ok(Box::new(LocalStore::within(base, Path::new(url))))
 }
 
 /// A store URL that cannot be opened.

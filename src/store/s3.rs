@@ -47,7 +47,13 @@ pub struct S3Options {
     pub allow_unconditional: bool,
     /// Access key and secret to use instead of the AWS chain (tests, embedding).
     pub static_credentials: Option<(String, String)>,
+    /// The longest one store request may take, retries included
+    /// [default: [`DEFAULT_TIMEOUT`]].
+    pub timeout: Option<Duration>,
 }
+
+/// How long one store request may take, retries included, unless told.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct S3Store {
     rt: tokio::runtime::Runtime,
@@ -56,6 +62,9 @@ pub struct S3Store {
     /// "" or "some/prefix/".
     prefix: String,
     allow_unconditional: bool,
+    /// The endpoint, for messages.
+    endpoint: String,
+    timeout: Duration,
     /// Probe result: `Ok(true)` when the server honours conditional writes.
     conditional: OnceLock<std::result::Result<bool, String>>,
 }
@@ -82,15 +91,52 @@ impl S3Store {
             .enable_all()
             .build()
             .map_err(|e| format!("starting the S3 client runtime: {e}"))?;
-        let client = rt.block_on(client(opts));
+        let timeout = opts.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let (client, endpoint) = rt.block_on(client(opts, timeout));
+        let endpoint = endpoint.unwrap_or_else(|| {
+            format!(
+                "AWS S3 ({})",
+                client.config().region().map_or("us-east-1", |r| r.as_ref())
+            )
+        });
         Ok(S3Store {
             rt,
             client,
             bucket: bucket.to_owned(),
             prefix,
             allow_unconditional: opts.allow_unconditional,
+            endpoint,
+            timeout,
             conditional: OnceLock::new(),
         })
+    }
+
+    /// Says which endpoint failed to answer, and what to do about it.
+    fn explain(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Unreachable {
+                op,
+                key,
+                timed_out,
+                detail,
+            } => StoreError::Backend {
+                op,
+                key,
+                message: if timed_out {
+                    format!(
+                        "endpoint {} did not answer within {} s; check the endpoint URL and the network, or raise --timeout (store.timeout)",
+                        self.endpoint,
+                        self.timeout.as_secs()
+                    )
+                } else {
+                    format!(
+                        "cannot reach endpoint {} ({detail}); check the endpoint URL and that the server is running",
+                        self.endpoint
+                    )
+                },
+            },
+            e => e,
+        }
     }
 
     fn full(&self, key: &Key) -> String {
@@ -144,7 +190,7 @@ impl S3Store {
                 "s3://{}/{}: cannot write to the bucket: {}",
                 self.bucket,
                 self.prefix,
-                DisplayErrorContext(&e)
+                self.explain(backend("PUT", &key, &e))
             )
         })?;
         let second = put().await;
@@ -160,7 +206,7 @@ impl S3Store {
             Err(e) if is_precondition_failed(&e) => Ok(true),
             Err(e) => Err(format!(
                 "probing conditional writes: {}",
-                DisplayErrorContext(&e)
+                self.explain(backend("PUT", &key, &e))
             )),
         }
     }
@@ -480,10 +526,15 @@ fn object_meta(
     }
 }
 
-async fn client(opts: &S3Options) -> Client {
+/// A client whose every request ends within `timeout`, retries included: a
+/// connection and a first byte each get a third of it, so a silent server
+/// is retried before the time runs out.
+async fn client(opts: &S3Options, timeout: Duration) -> (Client, Option<String>) {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .operation_attempt_timeout(Duration::from_secs(300))
+        .connect_timeout(timeout / 3)
+        .read_timeout(timeout / 3)
+        .operation_attempt_timeout(timeout)
+        .operation_timeout(timeout)
         .build();
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)
@@ -512,7 +563,8 @@ async fn client(opts: &S3Options) -> Client {
         // Self-hosted servers rarely care; AWS itself redirects.
         b = b.region(Region::new("us-east-1"));
     }
-    Client::from_conf(b.build())
+    let endpoint = shared.endpoint_url().map(String::from);
+    (Client::from_conf(b.build()), endpoint)
 }
 
 fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
@@ -555,9 +607,21 @@ fn is_bad_digest<E: ProvideErrorMetadata>(
 
 fn backend<E: std::error::Error + 'static, R: std::fmt::Debug>(
     op: &'static str,
-    key: &Key,
+    key: &(impl std::fmt::Display + ?Sized),
     e: &SdkError<E, R>,
 ) -> StoreError {
+    let unreachable = |timed_out| StoreError::Unreachable {
+        op,
+        key: key.to_string(),
+        timed_out,
+        detail: DisplayErrorContext(e).to_string(),
+    };
+    match e {
+        SdkError::TimeoutError(_) => return unreachable(true),
+        SdkError::DispatchFailure(d) if d.is_timeout() => return unreachable(true),
+        SdkError::DispatchFailure(d) if d.is_io() => return unreachable(false),
+        _ => {}
+    }
     StoreError::Backend {
         op,
         key: key.to_string(),
@@ -569,6 +633,8 @@ fn backend<E: std::error::Error + 'static, R: std::fmt::Debug>(
 struct StreamReader {
     handle: tokio::runtime::Handle,
     stream: ByteStream,
+    /// The longest wait for the next chunk.
+    timeout: Duration,
     /// The last chunk received and how much of it was read.
     chunk: Vec<u8>,
     pos: usize,
@@ -577,7 +643,16 @@ struct StreamReader {
 impl Read for StreamReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.chunk.len() {
-            match self.handle.block_on(self.stream.next()) {
+            let next = self
+                .handle
+                .block_on(tokio::time::timeout(self.timeout, self.stream.next()))
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the server sent nothing for {} s", self.timeout.as_secs()),
+                    )
+                })?;
+            match next {
                 Some(Ok(bytes)) => {
                     self.chunk = bytes.to_vec();
                     self.pos = 0;
@@ -608,9 +683,26 @@ impl Store for S3Store {
         let conditional = self.conditional()?;
         self.rt
             .block_on(self.put_async(key, body, mode, opts, conditional))
+            .map_err(|e| self.explain(e))
     }
 
     fn get(&self, key: &Key) -> Result<Object> {
+        self.get_inner(key).map_err(|e| self.explain(e))
+    }
+
+    fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
+        self.rt
+            .block_on(self.head_async(key))
+            .map_err(|e| self.explain(e))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.list_inner(prefix).map_err(|e| self.explain(e))
+    }
+}
+
+impl S3Store {
+    fn get_inner(&self, key: &Key) -> Result<Object> {
         let res = self.rt.block_on(
             self.client
                 .get_object()
@@ -628,15 +720,23 @@ impl Store for S3Store {
             Err(e) => return Err(backend("GET", key, &e)),
         };
         let meta = object_meta(out.content_length(), out.e_tag(), out.metadata());
-        if meta.size <= SMALL_OBJECT {
+        // Without a length the body could be anything: stream it.
+        if out.content_length().is_some() && meta.size <= SMALL_OBJECT {
+            let read_err = |source| StoreError::Io {
+                op: "reading",
+                key: key.to_string(),
+                source,
+            };
             let bytes = self
                 .rt
-                .block_on(out.body.collect())
-                .map_err(|e| StoreError::Io {
-                    op: "reading",
+                .block_on(tokio::time::timeout(self.timeout, out.body.collect()))
+                .map_err(|_| StoreError::Unreachable {
+                    op: "GET",
                     key: key.to_string(),
-                    source: io::Error::other(e),
+                    timed_out: true,
+                    detail: "body".into(),
                 })?
+                .map_err(|e| read_err(io::Error::other(e)))?
                 .into_bytes();
             return Ok(Object {
                 reader: Box::new(io::Cursor::new(bytes.to_vec())),
@@ -647,6 +747,7 @@ impl Store for S3Store {
             reader: Box::new(StreamReader {
                 handle: self.rt.handle().clone(),
                 stream: out.body,
+                timeout: self.timeout,
                 chunk: Vec::new(),
                 pos: 0,
             }),
@@ -654,11 +755,7 @@ impl Store for S3Store {
         })
     }
 
-    fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
-        self.rt.block_on(self.head_async(key))
-    }
-
-    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+    fn list_inner(&self, prefix: &str) -> Result<Vec<Listed>> {
         let full = format!("{}{prefix}", self.prefix);
         let mut pages = self
             .client
@@ -669,11 +766,7 @@ impl Store for S3Store {
             .send();
         let mut keys = Vec::new();
         while let Some(page) = self.rt.block_on(pages.next()) {
-            let page = page.map_err(|e| StoreError::Backend {
-                op: "LIST",
-                key: full.clone(),
-                message: DisplayErrorContext(&e).to_string(),
-            })?;
+            let page = page.map_err(|e| backend("LIST", &full, &e))?;
             for o in page.contents() {
                 let Some(k) = o.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
                     continue;

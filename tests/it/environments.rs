@@ -362,6 +362,12 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 /// Stores a hand-made artifact and a manifest naming it; returns the id.
 fn store_raw_release(p: &Project, tar_gz: &[u8]) -> String {
+    store_release_with(p, tar_gz, |_| {})
+}
+
+/// Like [`store_raw_release`], with the manifest edited first (no validation:
+/// what a hostile publisher could store).
+pub fn store_release_with(p: &Project, tar_gz: &[u8], edit: impl FnOnce(&mut Manifest)) -> String {
     let d = Digest::of(tar_gz);
     let key = manifest::artifact_key(&d);
     fs::create_dir_all(p.store().join("artifacts/sha256")).unwrap();
@@ -369,10 +375,12 @@ fn store_raw_release(p: &Project, tar_gz: &[u8]) -> String {
     let m = Manifest {
         schema: manifest::SCHEMA.into(),
         artifact: manifest::Artifact {
+            entries: 1_000,
             key,
             sha256: d.hex(),
             size: tar_gz.len() as u64,
             pack_spec: "verbatim.pack/v1".into(),
+            unpacked_size: 1 << 20,
         },
         assets: Default::default(),
         provenance: manifest::Provenance {
@@ -381,6 +389,8 @@ fn store_raw_release(p: &Project, tar_gz: &[u8]) -> String {
             tool: "verbatim test".into(),
         },
     };
+    let mut m = m;
+    edit(&mut m);
     fs::create_dir_all(p.store().join("manifests/sha256")).unwrap();
     fs::write(p.store().join(m.key()), m.to_canonical_bytes()).unwrap();
     m.id().to_string()

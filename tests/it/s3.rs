@@ -100,6 +100,7 @@ fn store(endpoint: &str, prefix: &str) -> S3Store {
             path_style: true,
             allow_unconditional: false,
             static_credentials: Some((ACCESS_KEY.into(), SECRET_KEY.into())),
+            timeout: None,
         },
     )
     .unwrap()

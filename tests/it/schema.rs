@@ -74,4 +74,49 @@ fn the_schema_rejects_what_the_code_rejects() {
     v["unexpected"] = 1.into();
     assert!(check(&v).is_err(), "schema allows unknown keys");
     assert!(verbatim::manifest::Manifest::parse(v.to_string().as_bytes()).is_err());
+
+    let asset = |key: &str| {
+        serde_json::json!({
+            "cache_control": "public", "content_type": "text/css", "key": key,
+            "integrity": format!("sha384-{}", "A".repeat(64)),
+            "sha256": "0".repeat(64), "size": 1,
+        })
+    };
+    let good = |v: &mut serde_json::Value| {
+        v.as_object_mut().unwrap().remove("unexpected");
+        v["assets"] = serde_json::json!({"css/a.css": asset("assets/css/a.0123456789ab.css")});
+    };
+    good(&mut v);
+    assert!(check(&v).is_ok());
+    assert!(verbatim::manifest::Manifest::parse(v.to_string().as_bytes()).is_ok());
+    type Edit = fn(&mut serde_json::Value);
+    let bad: [(&str, Edit); 6] = [
+        ("a `..` key", |v| {
+            v["assets"]["css/a.css"]["key"] = "assets/../../etc/passwd".into()
+        }),
+        ("a `..` path", |v| {
+            v["assets"] = serde_json::json!({"../x": v["assets"]["css/a.css"]})
+        }),
+        ("a leading `/`", |v| {
+            v["assets"] = serde_json::json!({"/x": v["assets"]["css/a.css"]})
+        }),
+        ("an ESC in a path", |v| {
+            v["assets"] = serde_json::json!({"a\u{1b}b": v["assets"]["css/a.css"]})
+        }),
+        ("CRLF in a content type", |v| {
+            v["assets"]["css/a.css"]["content_type"] = "text/css\r\nX: y".into()
+        }),
+        ("a `..` reference", |v| {
+            v["assets"]["css/a.css"]["references"] = serde_json::json!(["../b.css"])
+        }),
+    ];
+    for (what, edit) in bad {
+        let mut w = v.clone();
+        edit(&mut w);
+        assert!(check(&w).is_err(), "schema allows {what}");
+        assert!(
+            verbatim::manifest::Manifest::parse(w.to_string().as_bytes()).is_err(),
+            "code allows {what}"
+        );
+    }
 }

@@ -4,6 +4,9 @@
 
 use std::process::Command;
 
+mod fetch;
+mod output;
+
 use crate::util::{bounded, Project};
 
 /// A project with `app/` and `static/` as its assets directory.

@@ -1,0 +1,212 @@
+//! Filesystem access that never follows a symlink verbatim did not create.
+//!
+//! A repository, a store directory or a host root may contain symlinks put
+//! there by someone else: `.verbatim/build/assets -> /home/me`, a store
+//! object linked to `/dev/zero`, a fifo. Everything verbatim writes (build
+//! output, the local store, releases) goes through here: directories are
+//! created one component at a time below a trusted anchor, each existing
+//! component must be a real directory (not a link to one), and files are
+//! opened with `O_NOFOLLOW | O_NONBLOCK` and refused unless they are regular.
+//! Errors name the offending path and say what to do.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+
+const DIR: &str = "directory";
+const FILE: &str = "regular file";
+
+/// Why a path was refused: it is a symlink, or not a directory / regular file.
+fn refused(path: &Path, verb: &str, kind: &str) -> io::Error {
+    let detail = match fs::read_link(path) {
+        Ok(target) => format!(
+            "{} is a symlink (to {}); verbatim never {verb} through a symlink it did not create: remove the link",
+            path.display(),
+            target.display()
+        ),
+        Err(_) => format!("{} is not a {kind}; remove or rename it", path.display()),
+    };
+    io::Error::new(io::ErrorKind::InvalidInput, detail)
+}
+
+/// The plain components of `rel`; anything else (`..`, absolute) is refused.
+fn plain(rel: &Path) -> io::Result<Vec<&std::ffi::OsStr>> {
+    rel.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .map(|c| match c {
+            Component::Normal(n) => Ok(n),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: expected a relative path without `..`", rel.display()),
+            )),
+        })
+        .collect()
+}
+
+/// `anchor/rel`, creating each missing directory of `rel` one at a time.
+/// `anchor` is trusted as it is; every component of `rel` must be a real
+/// directory (a symlink to one is refused).
+pub fn create_dirs(anchor: &Path, rel: &Path) -> io::Result<PathBuf> {
+    let mut path = anchor.to_owned();
+    for part in plain(rel)? {
+        path.push(part);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => return Err(refused(&path, "writes", DIR)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        match fs::create_dir(&path) {
+            Ok(()) => {}
+            // Someone else created it meanwhile: judge what is there now.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if !fs::symlink_metadata(&path)?.is_dir() {
+                    return Err(refused(&path, "writes", DIR));
+                }
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("creating directory {}: {e}", path.display()),
+                ))
+            }
+        }
+    }
+    Ok(path)
+}
+
+/// `anchor/rel` if every existing component of `rel` is a real directory;
+/// `Ok(None)` when one is missing. Nothing is created.
+pub fn existing_dirs(anchor: &Path, rel: &Path) -> io::Result<Option<PathBuf>> {
+    let mut path = anchor.to_owned();
+    for part in plain(rel)? {
+        path.push(part);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(refused(&path, "reads", DIR)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(path))
+}
+
+/// Opens a regular file for reading without following a symlink and without
+/// blocking on a fifo; a device, fifo, socket or link is refused.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refused(path, "reads", FILE),
+            _ => e,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(refused(path, "reads", FILE));
+    }
+    Ok(file)
+}
+
+/// Reads a whole regular file, refusing links, fifos and devices.
+pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_regular(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Opens (creating if needed) a file for writing without following a symlink
+/// and without truncating it: lock files.
+pub fn open_lock(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refused(path, "writes", FILE),
+            _ => e,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(refused(path, "writes", FILE));
+    }
+    Ok(file)
+}
+
+/// `path` with `.` removed and `dir/..` folded, lexically. Leading `..`
+/// stay. Safe only where no component is a symlink, which is what this
+/// module enforces.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir) => {}
+                _ => out.push(c),
+            },
+            c => out.push(c),
+        }
+    }
+    out.iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_folds_lexically() {
+        for (input, want) in [
+            ("../sub/../store", "../store"),
+            ("./a/./b", "a/b"),
+            ("a/../..", ".."),
+            ("/x/../../y", "/y"),
+            (".verbatim/store", ".verbatim/store"),
+        ] {
+            assert_eq!(normalize(Path::new(input)), Path::new(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn create_dirs_refuses_links_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::os::unix::fs::symlink(outside.path(), d.join("link")).unwrap();
+        fs::write(d.join("file"), b"x").unwrap();
+        let e = create_dirs(d, Path::new("link/x")).unwrap_err();
+        assert!(e.to_string().contains("is a symlink"), "{e}");
+        let e = create_dirs(d, Path::new("file/x")).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        assert!(create_dirs(d, Path::new("../x")).is_err());
+        assert_eq!(
+            create_dirs(d, Path::new("a/b")).unwrap(),
+            d.join("a/b"),
+            "missing directories are created"
+        );
+        assert!(fs::read_dir(outside.path()).unwrap().next().is_none());
+        assert_eq!(existing_dirs(d, Path::new("a/zz")).unwrap(), None);
+        assert!(existing_dirs(d, Path::new("link")).is_err());
+    }
+
+    #[test]
+    fn open_regular_refuses_links_and_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink(d.join("f"), d.join("l")).unwrap();
+        assert!(open_regular(&d.join("f")).is_ok());
+        assert!(open_regular(&d.join("l"))
+            .unwrap_err()
+            .to_string()
+            .contains("symlink"));
+        assert!(open_regular(Path::new("/dev/null")).is_err());
+        assert!(open_regular(d).is_err(), "a directory");
+    }
+}
