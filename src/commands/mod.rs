@@ -117,6 +117,9 @@ pub fn load_manifest(store: &dyn Store, id: &Digest) -> Result<Manifest> {
     let reader = object.reader.take(manifest::MAX_BYTES + 1);
     let (m, actual, size) = match Manifest::parse_reader(reader) {
         Ok(parsed) => parsed,
+        Err(manifest::ManifestError::Json(e)) if e.is_io() => {
+            return Err(std::io::Error::from(e)).with_context(|| format!("reading {key}"))
+        }
         Err(e) => {
             // Read it again whole for the best message (a newer schema, …).
             let why = match store

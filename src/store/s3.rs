@@ -645,7 +645,7 @@ impl Read for StreamReader {
         while self.pos == self.chunk.len() {
             let next = self
                 .handle
-                .block_on(tokio::time::timeout(self.timeout, self.stream.next()))
+                .block_on(async { tokio::time::timeout(self.timeout, self.stream.next()).await })
                 .map_err(|_| {
                     io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -729,7 +729,7 @@ impl S3Store {
             };
             let bytes = self
                 .rt
-                .block_on(tokio::time::timeout(self.timeout, out.body.collect()))
+                .block_on(async { tokio::time::timeout(self.timeout, out.body.collect()).await })
                 .map_err(|_| StoreError::Unreachable {
                     op: "GET",
                     key: key.to_string(),

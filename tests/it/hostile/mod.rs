@@ -4,6 +4,7 @@
 
 use std::process::Command;
 
+mod endpoint;
 mod fetch;
 mod output;
 
