@@ -7,6 +7,7 @@ use std::process::Command;
 mod endpoint;
 mod fetch;
 mod output;
+mod perms;
 
 use crate::util::{bounded, Project};
 

@@ -1,0 +1,104 @@
+//! Permissions as a non-root user meets them: an unreadable source file or
+//! an unwritable store is an error naming the path, and nothing is left
+//! half-written. Run as `nobody` (through `setpriv`) when the tests are root,
+//! since root reads and writes through any mode.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::util::{bounded, is_root, Project, BIN};
+
+/// A copy of the binary that `nobody` may run (the target directory may sit
+/// under a home only root can enter).
+fn shared_binary() -> &'static Path {
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("verbatim-bin-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.join("verbatim");
+        fs::copy(BIN, &bin).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    })
+}
+
+/// A project every user may enter and write, in a world-readable temp dir.
+fn open_project(config: &str) -> Project {
+    let p = Project::with_config(config);
+    for d in [p.path().to_owned(), p.app()] {
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    p
+}
+
+/// `verbatim args` in `p` as an unprivileged user.
+fn unprivileged(p: &Project, args: &[&str]) -> Command {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(shared_binary());
+        c
+    } else {
+        Command::new(BIN)
+    };
+    cmd.current_dir(p.path()).args(args).env("CI", "true");
+    cmd.env_remove("VERBATIM_STORE")
+        .env_remove("VERBATIM_CONFIG");
+    cmd
+}
+
+fn world_writable(p: &Path) {
+    fs::set_permissions(p, fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+#[test]
+fn an_unreadable_app_file_is_named_and_nothing_is_written() {
+    let p = open_project("[app]\ndir = \"app\"\n");
+    p.write("app/ok.py", "x");
+    let secret = p.write("app/secret.key", "s");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    let err = bounded(&mut unprivileged(&p, &["build"]), 60).exits(1, 256);
+    assert!(
+        err.contains("secret.key") && err.contains("ermission denied"),
+        "{err}"
+    );
+    assert!(
+        Project::files_under(&p.path().join(".verbatim/build")).is_empty(),
+        "a half build was left"
+    );
+}
+
+#[test]
+fn an_unreadable_asset_is_named_and_nothing_is_written() {
+    let p = open_project("[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n");
+    fs::create_dir(p.path().join("static")).unwrap();
+    world_writable(&p.path().join("static"));
+    p.write("static/site.css", "body{}");
+    let hidden = p.write("static/hidden.css", "a{}");
+    fs::set_permissions(&hidden, fs::Permissions::from_mode(0o000)).unwrap();
+    let err = bounded(&mut unprivileged(&p, &["build"]), 60).exits(1, 256);
+    assert!(err.contains("hidden.css"), "{err}");
+    assert!(!p.path().join(".verbatim").exists());
+}
+
+#[test]
+fn an_unwritable_store_is_named_and_holds_no_partial_release() {
+    let p = open_project("[app]\ndir = \"app\"\n[store]\nurl = \"store\"\n");
+    p.write("app/x.py", "x");
+    let store = p.path().join("store");
+    fs::create_dir(&store).unwrap();
+    fs::set_permissions(&store, fs::Permissions::from_mode(0o555)).unwrap();
+    let err = bounded(&mut unprivileged(&p, &["publish"]), 60).exits(1, 256);
+    assert!(
+        err.contains("store") && err.contains("ermission denied"),
+        "{err}"
+    );
+    assert!(Project::files_under(&store).is_empty());
+}
