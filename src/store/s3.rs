@@ -67,6 +67,9 @@ pub struct S3Store {
     timeout: Duration,
     /// Probe result: `Ok(true)` when the server honours conditional writes.
     conditional: OnceLock<std::result::Result<bool, String>>,
+    /// Set by the probe: the server matches `If-Match` only against the
+    /// bare ETag, without its quotes (Ceph radosgw 16).
+    bare_etags: OnceLock<bool>,
 }
 
 impl S3Store {
@@ -108,6 +111,7 @@ impl S3Store {
             endpoint,
             timeout,
             conditional: OnceLock::new(),
+            bare_etags: OnceLock::new(),
         })
     }
 
@@ -160,13 +164,16 @@ impl S3Store {
             Ok(true) => Ok(true),
             Ok(false) if self.allow_unconditional => Ok(false),
             Ok(false) => Err(StoreError::Unsupported(format!(
-                "s3://{}/{}: the server accepted a second create of the same key with `If-None-Match: *`, so it ignores conditional writes and could overwrite immutable objects or lose a promotion; use a server that implements them (AWS S3, MinIO, Ceph, R2, s3s), or pass --unsafe-no-conditional-writes to fall back to racy HEAD-then-PUT",
+                "s3://{}/{}: the server ignores conditional writes (a second create with `If-None-Match: *`, or a write with a stale `If-Match`, succeeded), so it could overwrite immutable objects or lose a promotion; use a server that implements them (AWS S3, MinIO, Ceph, R2, s3s), or pass --unsafe-no-conditional-writes to fall back to racy HEAD-then-PUT",
                 self.bucket, self.prefix
             ))),
             Err(e) => Err(StoreError::Unsupported(e.clone())),
         }
     }
 
+    /// Whether the server honours `If-None-Match: *` and `If-Match`, and
+    /// which ETag form its `If-Match` wants. Writes and deletes one object
+    /// under `.verbatim-probe/`.
     async fn probe(&self) -> std::result::Result<bool, String> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -182,18 +189,50 @@ impl S3Store {
                 .bucket(&self.bucket)
                 .key(&key)
                 .body(ByteStream::from_static(b"probe"))
-                .if_none_match("*")
-                .send()
         };
-        put().await.map_err(|e| {
+        let failed = |what: &str, e: &SdkError<_, _>| {
             format!(
-                "s3://{}/{}: cannot write to the bucket: {}",
+                "s3://{}/{}: {what}: {}",
                 self.bucket,
                 self.prefix,
-                self.explain(backend("PUT", &key, &e))
+                self.explain(backend("PUT", &key, e))
             )
-        })?;
-        let second = put().await;
+        };
+        let first = put()
+            .if_none_match("*")
+            .send()
+            .await
+            .map_err(|e| failed("cannot write to the bucket", &e))?;
+        let etag = first.e_tag().unwrap_or_default().to_owned();
+        let result = async {
+            match put().if_none_match("*").send().await {
+                Ok(_) => return Ok(false),
+                Err(e) if is_precondition_failed(&e) => {}
+                Err(e) => return Err(failed("probing If-None-Match", &e)),
+            }
+            // A tag that cannot match must be refused, by 412 (or 404).
+            match put().if_match("\"verbatim-probe-no-such-etag\"").send().await {
+                Ok(_) => return Ok(false),
+                Err(e) if is_precondition_failed(&e) || is_not_found(&e) => {}
+                Err(e) => return Err(failed("probing If-Match", &e)),
+            }
+            // The object's own tag must match: as the server sent it, or bare.
+            for (bare, tag) in [(false, etag.clone()), (true, etag.trim_matches('"').to_owned())] {
+                match put().if_match(tag).send().await {
+                    Ok(_) => {
+                        let _ = self.bare_etags.set(bare);
+                        return Ok(true);
+                    }
+                    Err(e) if is_precondition_failed(&e) => {}
+                    Err(e) => return Err(failed("probing If-Match", &e)),
+                }
+            }
+            Err(format!(
+                "s3://{}/{}: the server refuses `If-Match` with the ETag it just returned ({etag}), quoted or bare, so environment pointers cannot be moved by compare-and-swap; use a server that implements conditional writes (AWS S3, MinIO, Ceph, R2, s3s)",
+                self.bucket, self.prefix
+            ))
+        }
+        .await;
         let _ = self
             .client
             .delete_object()
@@ -201,13 +240,15 @@ impl S3Store {
             .key(&key)
             .send()
             .await;
-        match second {
-            Ok(_) => Ok(false),
-            Err(e) if is_precondition_failed(&e) => Ok(true),
-            Err(e) => Err(format!(
-                "probing conditional writes: {}",
-                self.explain(backend("PUT", &key, &e))
-            )),
+        result
+    }
+
+    /// The `If-Match` value for `etag` in the form the server matches.
+    fn if_match(&self, etag: &ETag) -> String {
+        if self.bare_etags.get() == Some(&true) {
+            etag.0.trim_matches('"').to_owned()
+        } else {
+            etag.0.clone()
         }
     }
 
@@ -310,7 +351,7 @@ impl S3Store {
             if conditional {
                 req = match &mode {
                     PutMode::CreateOnly => req.if_none_match("*"),
-                    PutMode::ReplaceIfMatch(etag) => req.if_match(&etag.0),
+                    PutMode::ReplaceIfMatch(etag) => req.if_match(self.if_match(etag)),
                 };
             }
             // The payload is covered by the sha256 checksum the server

@@ -5,6 +5,7 @@
 mod assets;
 mod browser;
 mod build;
+mod ceph;
 mod cli;
 mod environments;
 mod export;

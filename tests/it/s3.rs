@@ -91,7 +91,7 @@ pub fn binary() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-fn store(endpoint: &str, prefix: &str) -> S3Store {
+pub fn store(endpoint: &str, prefix: &str) -> S3Store {
     S3Store::open(
         &format!("s3://{BUCKET}/{prefix}"),
         &S3Options {
@@ -107,7 +107,7 @@ fn store(endpoint: &str, prefix: &str) -> S3Store {
 }
 
 /// `verbatim ARGS` against `s3://verbatim/PREFIX` at `endpoint`.
-fn cli(p: &Project, endpoint: &str, prefix: &str, args: &[&str]) -> Command {
+pub fn cli(p: &Project, endpoint: &str, prefix: &str, args: &[&str]) -> Command {
     let store = format!("s3://{BUCKET}/{prefix}");
     let mut c = p.cmd(args);
     c.args([
@@ -124,7 +124,7 @@ fn cli(p: &Project, endpoint: &str, prefix: &str, args: &[&str]) -> Command {
     c
 }
 
-fn ok_json(c: &mut Command) -> serde_json::Value {
+pub fn ok_json(c: &mut Command) -> serde_json::Value {
     json_out(c.arg("--json"))
 }
 
@@ -166,9 +166,18 @@ fn s3_store_passes_the_conformance_suite() {
 #[test]
 fn publish_promote_verify_fetch_over_s3() {
     let Some(s3) = S3Server::start() else { return };
-    let url = s3.url();
+    pipeline(&s3.url(), "rel", &|k| {
+        s3.object_path(&format!("rel/{k}")).is_file()
+    });
+}
+
+/// publish, promote, diff, the order gate, rollback, status, verify and fetch
+/// against the server at `url`, under `prefix`; `stored(key)` asks the
+/// server (not verbatim) whether an object exists.
+pub fn pipeline(url: &str, prefix: &str, stored: &dyn Fn(&str) -> bool) {
+    let (url, rel) = (url.to_owned(), prefix);
     let p = site();
-    let v = ok_json(&mut cli(&p, &url, "rel", &["publish", "--env", "dev"]));
+    let v = ok_json(&mut cli(&p, &url, rel, &["publish", "--env", "dev"]));
     let m1 = v["manifest"].as_str().unwrap().to_owned();
     let written = strings(&v["written"]);
     assert_eq!(written.len(), 7, "{written:?}");
@@ -178,53 +187,50 @@ fn publish_promote_verify_fetch_over_s3() {
     );
     assert!(written[5].starts_with("artifacts/") && written[6].starts_with("manifests/"));
     for k in &written {
-        assert!(
-            s3.object_path(&format!("rel/{k}")).is_file(),
-            "{k} not in the bucket"
-        );
+        assert!(stored(k), "{k} not in the bucket");
     }
 
-    let again = ok_json(&mut cli(&p, &url, "rel", &["publish"]));
+    let again = ok_json(&mut cli(&p, &url, rel, &["publish"]));
     assert_eq!(again["written"], serde_json::json!([]));
     assert_eq!(again["manifest"], m1.as_str());
 
     ok_json(&mut cli(
         &p,
         &url,
-        "rel",
+        rel,
         &["promote", "dev", "--to", "preprod"],
     ));
     p.write("static/img/bg.png", [0x89u8, b'P', b'N', b'G', 9, 9]);
-    let m2 = ok_json(&mut cli(&p, &url, "rel", &["publish", "--env", "dev"]))["manifest"]
+    let m2 = ok_json(&mut cli(&p, &url, rel, &["publish", "--env", "dev"]))["manifest"]
         .as_str()
         .unwrap()
         .to_owned();
-    let diff = ok_json(&mut cli(&p, &url, "rel", &["diff", &m1, &m2]));
+    let diff = ok_json(&mut cli(&p, &url, rel, &["diff", &m1, &m2]));
     assert_eq!(
         diff["assets"]["changed"],
         serde_json::json!(["css/site.css", "img/bg.png", "index.html"])
     );
     exits(
-        &mut cli(&p, &url, "rel", &["promote", &m2, "--to", "prod"]),
+        &mut cli(&p, &url, rel, &["promote", &m2, "--to", "prod"]),
         3,
     );
     ok_json(&mut cli(
         &p,
         &url,
-        "rel",
+        rel,
         &["promote", "dev", "--to", "preprod"],
     ));
-    ok_json(&mut cli(&p, &url, "rel", &["rollback", "preprod"]));
-    let status = ok_json(&mut cli(&p, &url, "rel", &["status"]));
+    ok_json(&mut cli(&p, &url, rel, &["rollback", "preprod"]));
+    let status = ok_json(&mut cli(&p, &url, rel, &["status"]));
     assert_eq!(status["environments"][0]["manifest"], m2.as_str());
     assert_eq!(status["environments"][1]["manifest"], m1.as_str());
 
-    let report = ok_json(&mut cli(&p, &url, "rel", &["verify", "dev", "--deep"]));
+    let report = ok_json(&mut cli(&p, &url, rel, &["verify", "dev", "--deep"]));
     assert_eq!(report["ok"], true);
     let f = ok_json(&mut cli(
         &p,
         &url,
-        "rel",
+        rel,
         &["fetch", "preprod", "--into", "deploy"],
     ));
     assert_eq!(f["result"], "fetched");

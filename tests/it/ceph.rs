@@ -1,0 +1,222 @@
+//! Ceph radosgw, the second real S3 server. Its conditional writes are
+//! atomic (an `If-None-Match: *` create is an exclusive create in RADOS), so
+//! the race checks that s3s-fs cannot run are run here: the conformance
+//! suite in full, the CLI pipeline, and promoters racing for one pointer.
+//!
+//! One cluster serves every test: the first test that needs it starts it
+//! with `tests/ceph/cluster.sh` (under a file lock, about 12 s), the others
+//! reuse it, and `cargo xtask ci` stops it after the run. Without Ceph's
+//! packages these tests say so loudly and skip, except under CI, where they
+//! fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::s3::{cli, ok_json, pipeline, store, ACCESS_KEY, BUCKET, SECRET_KEY};
+use crate::util::{success, Project};
+
+/// Where the shared cluster lives; `cargo xtask ci` stops the one here.
+pub fn cluster_dir() -> PathBuf {
+    std::env::temp_dir().join("verbatim-test-ceph")
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ceph/cluster.sh")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The radosgw endpoint of the shared cluster (with bucket `verbatim`),
+/// starting it if needed; `None` (after a loud note) without Ceph outside CI.
+pub fn rgw() -> Option<String> {
+    let installed = Command::new("radosgw")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "radosgw not found: apt-get install ceph-mon ceph-osd radosgw ceph-common (`cargo xtask ci` does)"
+        );
+        eprintln!("SKIPPED: Ceph radosgw is not installed (apt-get install ceph-mon ceph-osd radosgw ceph-common, or run `cargo xtask ci`)");
+        return None;
+    }
+    let dir = cluster_dir();
+    let out = success(
+        Command::new("flock")
+            .arg("-o")
+            .arg(dir.with_extension("lock"))
+            .arg("bash")
+            .arg(script())
+            .arg("up")
+            .arg(&dir)
+            .args([free_port().to_string(), free_port().to_string()])
+            .args([ACCESS_KEY, SECRET_KEY]),
+    );
+    let endpoint = String::from_utf8(out).unwrap().trim().to_owned();
+    create_bucket(&endpoint);
+    Some(endpoint)
+}
+
+/// Creates bucket `verbatim` unless the cluster has it already.
+fn create_bucket(endpoint: &str) {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(conf);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if let Err(e) = rt.block_on(client.create_bucket().bucket(BUCKET).send()) {
+        let owned = e
+            .as_service_error()
+            .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists());
+        assert!(
+            owned,
+            "creating bucket {BUCKET}: {}",
+            aws_sdk_s3::error::DisplayErrorContext(&e)
+        );
+    }
+}
+
+/// A prefix no other test (or earlier run on the same cluster) uses.
+fn fresh_prefix(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+#[test]
+fn radosgw_passes_the_whole_conformance_suite() {
+    let Some(url) = rgw() else { return };
+    let base = fresh_prefix("conformance");
+    for (name, check) in crate::store_conformance::CHECKS {
+        eprintln!("conformance: radosgw: {name}");
+        check(&store(&url, &format!("{base}/{name}")));
+    }
+}
+
+#[test]
+fn publish_promote_verify_fetch_over_radosgw() {
+    let Some(url) = rgw() else { return };
+    let prefix = fresh_prefix("pipeline");
+    let s = store(&url, &prefix);
+    pipeline(&url, &prefix, &|k| {
+        verbatim::store::Store::head(&s, &verbatim::store::Key::new(k).unwrap())
+            .unwrap()
+            .is_some()
+    });
+}
+
+#[test]
+fn racing_promoters_on_radosgw_lose_nothing() {
+    const RACERS: usize = 6;
+    const ROUNDS: usize = 6;
+    let Some(url) = rgw() else { return };
+    let prefix = fresh_prefix("race");
+    // One environment per round, each first in its own config's order.
+    let p = Project::new();
+    for r in 0..ROUNDS {
+        p.write(
+            &format!("r{r}.toml"),
+            format!("[app]\ndir = \"app\"\n[environments]\norder = [\"round{r}\"]\n"),
+        );
+    }
+    let manifests: Vec<String> = (0..RACERS)
+        .map(|i| {
+            p.write("app/x.py", format!("racer {i}"));
+            ok_json(&mut cli(&p, &url, &prefix, &["publish"]))["manifest"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for r in 0..ROUNDS {
+        let env = format!("round{r}");
+        let config = format!("r{r}.toml");
+        let children: Vec<(usize, Child)> = manifests
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let child = cli(
+                    &p,
+                    &url,
+                    &prefix,
+                    &["--config", &config, "promote", m, "--to", &env, "-q"],
+                )
+                .env("VERBATIM_ACTOR", format!("racer-{i}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+                (i, child)
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for (i, child) in children {
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            match out.status.code() {
+                Some(0) => winners.push(i),
+                Some(4) => assert!(err.contains("racer-"), "the loser names the winner: {err}"),
+                other => panic!("round {r}: racer {i} exited {other:?}: {err}"),
+            }
+        }
+        assert!(!winners.is_empty(), "round {r}: nobody won");
+        let history = ok_json(&mut cli(
+            &p,
+            &url,
+            &prefix,
+            &["--config", &config, "history", &env],
+        ));
+        let events = history["events"].as_array().unwrap();
+        let mut seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        seqs.reverse();
+        assert_eq!(
+            seqs,
+            (1..=events.len() as u64).collect::<Vec<_>>(),
+            "round {r}: gap"
+        );
+        assert_eq!(
+            events.len(),
+            winners.len(),
+            "round {r}: one event per winner"
+        );
+        for w in &winners {
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e["actor"] == format!("racer-{w}").as_str()
+                        && e["to"] == manifests[*w].as_str()),
+                "round {r}: winner {w} has no event"
+            );
+        }
+        let status = ok_json(&mut cli(
+            &p,
+            &url,
+            &prefix,
+            &["--config", &config, "status", &env],
+        ));
+        let live = &status["environments"][0];
+        assert_eq!(
+            live["seq"], events[0]["seq"],
+            "round {r}: pointer behind the newest event"
+        );
+        assert_eq!(live["manifest"], events[0]["to"], "round {r}");
+    }
+}
