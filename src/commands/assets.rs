@@ -16,9 +16,10 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest as _, Sha384};
 
 use crate::assets::{self, url::UrlOptions, Input};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::manifest::Asset;
 use crate::output::Printer;
+use crate::pack;
 
 /// Where fingerprinted assets go inside the build directory (and their key prefix).
 pub const ASSETS_DIR: &str = "assets";
@@ -28,6 +29,14 @@ pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// Fingerprints `cfg.assets_dir` in memory. Every problem in the tree is
 /// reported in one error; nothing is written.
 pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
+    let allow_missing = pack::glob_set(&cfg.allow_missing).map_err(|e| {
+        ConfigError(format!(
+            "invalid glob `{}` in `assets.allow_missing` ({}): {}",
+            e.glob,
+            cfg.config_path.display(),
+            e.message
+        ))
+    })?;
     let files = read_tree(dir)?;
     let prehashed = match &cfg.vite_manifest {
         Some(m) => vite_prehashed(m, dir)?,
@@ -39,7 +48,7 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
             public_prefix: cfg.public_prefix.clone(),
             cdn_base: cfg.cdn_base.clone(),
         },
-        allow_missing: cfg.allow_missing.clone(),
+        allow_missing,
         prehashed,
         ..Input::default()
     };
