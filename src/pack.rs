@@ -183,9 +183,11 @@ pub fn scan(root: &Path, filter: &Filter) -> Result<Vec<Entry>, PackError> {
     Ok(entries)
 }
 
-/// A symlink is kept only if its target is relative and, fully resolved,
-/// stays inside the tree.
-fn check_link(path: &Path, canonical_root: &Path) -> Result<String, PackError> {
+/// The rule for a symlink in a tree we publish (the app, and the assets
+/// directory): it is kept only if its target is relative and stays inside
+/// the tree both lexically and fully resolved; a dangling link is refused.
+/// Returns the target. `canonical_root` is the tree's canonical path.
+pub fn check_link(path: &Path, canonical_root: &Path) -> Result<String, PackError> {
     let target = fs::read_link(path).map_err(io_err(path))?;
     let text = target
         .to_str()
