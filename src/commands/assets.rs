@@ -25,6 +25,9 @@ use crate::pack::{self, PackError};
 pub const ASSETS_DIR: &str = "assets";
 /// Every asset is immutable under its hashed name: cache it for a year.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// Problems listed when fingerprinting fails; the rest are counted, so a
+/// tree with a million broken references does not print a million lines.
+const MAX_LISTED: usize = 200;
 
 /// Fingerprints `cfg.assets_dir` in memory. Every problem in the tree is
 /// reported in one error; nothing is written.
@@ -59,7 +62,7 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
             if errors.len() == 1 { "" } else { "s" },
             dir.display()
         );
-        for e in &errors {
+        for e in errors.iter().take(MAX_LISTED) {
             let file = dir.join(&e.file);
             let _ = write!(
                 msg,
@@ -70,6 +73,9 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
                 e.message,
                 e.reference
             );
+        }
+        if errors.len() > MAX_LISTED {
+            let _ = write!(msg, "\n  … and {} more", errors.len() - MAX_LISTED);
         }
         anyhow::anyhow!(msg)
     })

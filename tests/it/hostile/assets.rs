@@ -96,6 +96,22 @@ fn a_13_mb_css_of_nested_parentheses() {
     assert_nothing_built(&p);
 }
 
+#[test]
+fn a_hundred_thousand_broken_references_are_counted_not_all_listed() {
+    let p = assets_project();
+    p.write("static/site.css", "a{b:url(x)}".repeat(100_000));
+    let err = build(&p, 1, 128);
+    assert!(err.contains("100000 problems"), "{}", &err[..500]);
+    assert!(err.contains("site.css:1:9: ") && err.contains("(reference \"x\")"));
+    assert!(
+        err.contains("… and 99800 more"),
+        "{}",
+        &err[err.len() - 500..]
+    );
+    assert!(err.len() < 100_000, "{} bytes of errors", err.len());
+    assert_nothing_built(&p);
+}
+
 // ------------------------------------------------------------- allow_missing
 
 #[test]
