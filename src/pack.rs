@@ -81,17 +81,9 @@ impl Filter {
     /// `globs` match `/`-separated paths relative to the app dir (`**/__pycache__`);
     /// `skip_dirs` are directories never packed (the store and build output).
     pub fn new(globs: &[String], skip_dirs: Vec<PathBuf>) -> Result<Filter, PackError> {
-        let mut b = GlobSetBuilder::new();
-        for g in globs {
-            let glob = Glob::new(g).map_err(|e| PackError::BadGlob {
-                glob: g.clone(),
-                message: e.kind().to_string(),
-            })?;
-            b.add(glob);
-        }
-        let globs = b.build().map_err(|e| PackError::BadGlob {
-            glob: globs.join(", "),
-            message: e.to_string(),
+        let globs = glob_set(globs).map_err(|e| PackError::BadGlob {
+            glob: e.glob,
+            message: e.message,
         })?;
         let skip_dirs = skip_dirs
             .into_iter()
@@ -99,6 +91,33 @@ impl Filter {
             .collect();
         Ok(Filter { globs, skip_dirs })
     }
+}
+
+/// A glob the project's glob dialect cannot compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobError {
+    /// The pattern (all of them when only the set as a whole failed).
+    pub glob: String,
+    pub message: String,
+}
+
+/// The one glob dialect of the configuration (`app.exclude`,
+/// `assets.allow_missing`): globset's defaults, so `*` and `?` also match
+/// `/`, `**` any number of directories, `{a,b}` either and `[ab]` a class.
+/// Matching is linear in the name (no backtracking).
+pub fn glob_set(patterns: &[String]) -> Result<GlobSet, GlobError> {
+    let mut b = GlobSetBuilder::new();
+    for g in patterns {
+        let glob = Glob::new(g).map_err(|e| GlobError {
+            glob: g.clone(),
+            message: e.kind().to_string(),
+        })?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| GlobError {
+        glob: patterns.join(", "),
+        message: e.to_string(),
+    })
 }
 
 /// Walks `root` and returns its entries sorted bytewise by path.
@@ -164,9 +183,11 @@ pub fn scan(root: &Path, filter: &Filter) -> Result<Vec<Entry>, PackError> {
     Ok(entries)
 }
 
-/// A symlink is kept only if its target is relative and, fully resolved,
-/// stays inside the tree.
-fn check_link(path: &Path, canonical_root: &Path) -> Result<String, PackError> {
+/// The rule for a symlink in a tree we publish (the app, and the assets
+/// directory): it is kept only if its target is relative and stays inside
+/// the tree both lexically and fully resolved; a dangling link is refused.
+/// Returns the target. `canonical_root` is the tree's canonical path.
+pub fn check_link(path: &Path, canonical_root: &Path) -> Result<String, PackError> {
     let target = fs::read_link(path).map_err(io_err(path))?;
     let text = target
         .to_str()

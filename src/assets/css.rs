@@ -38,10 +38,12 @@ enum Tok {
         range: Range<usize>,
     },
     BadUrl,
-    /// Lower-cased function name, the `(` is consumed.
-    Function(String),
-    /// Lower-cased at-keyword name, without `@`.
-    AtKeyword(String),
+    /// A function token; the `(` is consumed.
+    Function(Func),
+    /// An at-keyword; whether it is `@import`.
+    AtKeyword {
+        import: bool,
+    },
     OpenParen,
     CloseParen,
     /// `;`, `{` or `}`: ends any pending function context.
@@ -49,8 +51,31 @@ enum Tok {
     Other,
 }
 
+/// The functions whose strings are URLs; every other one is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Func {
+    Url,
+    ImageSet,
+    Other,
+}
+
+impl Func {
+    fn of(name: &str) -> Func {
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        if is("url") {
+            Func::Url
+        } else if is("image-set") || is("-webkit-image-set") {
+            Func::ImageSet
+        } else {
+            Func::Other
+        }
+    }
+}
+
+/// One open parenthesis: a function's (`func`) or a plain one. Two bytes,
+/// so that deeply nested input costs little.
 struct Frame {
-    name: Option<String>,
+    func: Option<Func>,
     import: bool,
 }
 
@@ -79,13 +104,13 @@ fn scan(src: &str) -> Vec<Reference> {
                 } else {
                     match stack.last() {
                         Some(Frame {
-                            name: Some(n),
-                            import,
-                        }) => match n.as_str() {
-                            "url" if *import => Some(RefKind::CssImport),
-                            "url" | "image-set" | "-webkit-image-set" => Some(RefKind::CssUrl),
-                            _ => None,
-                        },
+                            func: Some(Func::Url),
+                            import: true,
+                        }) => Some(RefKind::CssImport),
+                        Some(Frame {
+                            func: Some(Func::Url | Func::ImageSet),
+                            ..
+                        }) => Some(RefKind::CssUrl),
                         _ => None,
                     }
                 };
@@ -103,22 +128,22 @@ fn scan(src: &str) -> Vec<Reference> {
                     refs.push(reference(range, value, kind, None));
                 }
             }
-            Tok::Function(name) => {
-                let import = in_import && stack.is_empty() && name == "url";
+            Tok::Function(func) => {
+                let import = in_import && stack.is_empty() && func == Func::Url;
                 stack.push(Frame {
-                    name: Some(name),
+                    func: Some(func),
                     import,
                 });
             }
             Tok::OpenParen => stack.push(Frame {
-                name: None,
+                func: None,
                 import: false,
             }),
             Tok::CloseParen => {
                 stack.pop();
             }
-            Tok::AtKeyword(name) => {
-                in_import = name == "import" && stack.is_empty();
+            Tok::AtKeyword { import } => {
+                in_import = import && stack.is_empty();
                 continue;
             }
             Tok::Boundary => stack.clear(),
@@ -275,7 +300,9 @@ impl<'a> Lexer<'a> {
             }
             '@' if starts_ident(c1, c2, self.peek_at(3)) => {
                 self.bump();
-                Tok::AtKeyword(self.name().to_ascii_lowercase())
+                Tok::AtKeyword {
+                    import: self.name().eq_ignore_ascii_case("import"),
+                }
             }
             '\\' if valid_escape(Some(c), c1) => self.ident_like(),
             c if c.is_ascii_digit() => self.numeric(),
@@ -377,8 +404,9 @@ impl<'a> Lexer<'a> {
             return Tok::Other;
         }
         self.bump();
-        if !name.eq_ignore_ascii_case("url") {
-            return Tok::Function(name.to_ascii_lowercase());
+        let func = Func::of(&name);
+        if func != Func::Url {
+            return Tok::Function(func);
         }
         while self.peek().is_some_and(is_ws) && self.peek_at(1).is_some_and(is_ws) {
             self.bump();
@@ -387,7 +415,7 @@ impl<'a> Lexer<'a> {
         if quote_next(self.peek())
             || (self.peek().is_some_and(is_ws) && quote_next(self.peek_at(1)))
         {
-            return Tok::Function("url".to_string());
+            return Tok::Function(Func::Url);
         }
         self.url()
     }
@@ -619,5 +647,44 @@ d { grid-area: 1 / 2; --x: "e.png"; z: format("f.woff") }
     #[test]
     fn non_ascii_columns() {
         check(".é { b: url(ü.png) }", "CssUrl@1:13 ü.png = ü.png");
+    }
+
+    #[test]
+    fn hostile() {
+        // Unterminated constructs at the end of the file.
+        check("a{b:url(a.png", "CssUrl@1:9 a.png = a.png");
+        check("a{b:url('a.png", "CssUrl@1:10 'a.png' = a.png");
+        check("@import 'a.css", "CssImport@1:10 'a.css' = a.css");
+        check("a{b:url(a\\", "CssUrl@1:9 a\\ = a\u{fffd}");
+        check("/* url(a.png)", "");
+        check("a{b:'url(a.png)", "");
+        // A NUL inside url() makes it a bad url; elsewhere it is one char.
+        check("a{b:url(a\0.png)}", "");
+        check("\0a{b:url(c.png)}", "CssUrl@1:10 c.png = c.png");
+        // CR, CRLF and LF all end lines.
+        check(
+            "a{}\r\nb{c:url(a.png)}\rd{e:url(b.png)}\nf{g:url(c.png)}",
+            r"
+            CssUrl@2:9 a.png = a.png
+            CssUrl@3:9 b.png = b.png
+            CssUrl@4:9 c.png = c.png
+            ",
+        );
+        // Deep nesting: a url() inside is still found, a string inside an
+        // unknown function still is not.
+        let deep = format!("a{{b:{}url(d.png) 'e.png'", "f(".repeat(100_000));
+        let refs = css_references(&deep);
+        assert_eq!(refs.len(), 1);
+        assert_eq!((refs[0].value.as_str(), refs[0].column), ("d.png", 200_009));
+    }
+
+    #[test]
+    fn many_urls_on_one_line() {
+        let src = ".a{b:url(i.png)}".repeat(20_000);
+        let refs = css_references(&src);
+        assert_eq!(refs.len(), 20_000);
+        for (i, r) in refs.iter().enumerate() {
+            assert_eq!((r.line, r.column), (1, i as u32 * 16 + 10));
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::assets::url::{
     is_bare_specifier, percent_encode_segment, resolve, split_suffix, Target, UrlOptions,
 };
 use crate::digest::Digest;
+use globset::GlobSet;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -25,10 +26,10 @@ pub struct Input {
     /// Logical path (`/`-separated, no leading `/`) to file bytes.
     pub files: BTreeMap<String, Vec<u8>>,
     pub url: UrlOptions,
-    /// Glob patterns (`*` within a segment, `**` across segments, `?` one
-    /// char) matched against the reference value and the resolved path; a
+    /// Globs (the configuration's dialect, [`crate::pack::glob_set`])
+    /// matched against the reference value and the resolved path; a
     /// missing file matching one is left unrewritten instead of failing.
-    pub allow_missing: Vec<String>,
+    pub allow_missing: GlobSet,
     /// Hex chars of the hash in names; must be in `12..=64`.
     pub hash_len: usize,
     /// Paths known to be already content-hashed (e.g. from a Vite manifest):
@@ -41,7 +42,7 @@ impl Default for Input {
         Input {
             files: BTreeMap::new(),
             url: UrlOptions::default(),
-            allow_missing: Vec::new(),
+            allow_missing: GlobSet::empty(),
             hash_len: MIN_HASH_LEN,
             prehashed: BTreeSet::new(),
         }
@@ -428,40 +429,8 @@ pub fn looks_prehashed(path: &str) -> bool {
         .any(|i| i > 0 && is_hash(&stem[i + 1..]))
 }
 
-fn allowed_missing(patterns: &[String], value: &str, path: &str) -> bool {
-    patterns.iter().any(|p| {
-        glob_match(p.as_bytes(), value.as_bytes()) || glob_match(p.as_bytes(), path.as_bytes())
-    })
-}
-
-/// `**` matches anything, `*` anything but `/`, `?` one byte but `/`.
-pub fn glob_match(p: &[u8], s: &[u8]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some(b'*') if p.get(1) == Some(&b'*') => {
-            let rest = &p[2..];
-            // `**/` also matches zero directories.
-            if rest.first() == Some(&b'/') && glob_match(&rest[1..], s) {
-                return true;
-            }
-            (0..=s.len()).any(|i| glob_match(rest, &s[i..]))
-        }
-        Some(b'*') => {
-            let rest = &p[1..];
-            let mut i = 0;
-            loop {
-                if glob_match(rest, &s[i..]) {
-                    return true;
-                }
-                if i >= s.len() || s[i] == b'/' {
-                    return false;
-                }
-                i += 1;
-            }
-        }
-        Some(b'?') => s.first().is_some_and(|&c| c != b'/') && glob_match(&p[1..], &s[1..]),
-        Some(&c) => s.first() == Some(&c) && glob_match(&p[1..], &s[1..]),
-    }
+fn allowed_missing(globs: &GlobSet, value: &str, path: &str) -> bool {
+    globs.is_match(value) || globs.is_match(path)
 }
 
 /// If the strongly connected group contains a CSS `@import` edge, an error
@@ -851,26 +820,64 @@ mod tests {
         );
     }
 
+    fn globs(patterns: &[&str]) -> GlobSet {
+        let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        crate::pack::glob_set(&patterns).expect("valid globs")
+    }
+
     #[test]
     fn allow_missing() {
         let mut inp = input(&[(
             "css/a.css",
-            "a{b:url(../fonts/x.woff)} c{d:url(/static/img/missing-1.png)} e{f:url(dyn.png)}",
+            "a{b:url(../fonts/x.woff)} c{d:url(/static/img/missing-1.png)} e{f:url(dyn.png)} \
+             g{h:url(icons/a.svg)} i{j:url(icons/b.svg)}",
         )]);
-        inp.allow_missing = vec![
-            "**/*.woff".into(),
-            "img/missing-*.png".into(),
-            "dyn.png".into(),
-        ];
+        inp.allow_missing = globs(&[
+            "**/*.woff",
+            "img/missing-*.png",
+            "dyn.png",
+            "css/icons/{a,b}.svg",
+        ]);
         let out = run(&inp);
         assert_eq!(
             text(&out, "css/a.css"),
-            "a{b:url(../fonts/x.woff)} c{d:url(/static/img/missing-1.png)} e{f:url(dyn.png)}"
+            "a{b:url(../fonts/x.woff)} c{d:url(/static/img/missing-1.png)} e{f:url(dyn.png)} \
+             g{h:url(icons/a.svg)} i{j:url(icons/b.svg)}"
         );
-        assert!(glob_match(b"**/*.woff", b"x.woff"));
-        assert!(glob_match(b"a/**/b", b"a/x/y/b"));
-        assert!(!glob_match(b"a/*.png", b"a/x/y.png"));
-        assert!(glob_match(b"a/?.png", b"a/x.png"));
+        inp.allow_missing = globs(&["img/missing-?.png", "css/icons/a.svg"]);
+        assert_eq!(
+            errors(&inp),
+            vec![
+                "css/a.css:1:9: referenced file \"fonts/x.woff\" does not exist (reference \"../fonts/x.woff\")",
+                "css/a.css:1:71: referenced file \"css/dyn.png\" does not exist (reference \"dyn.png\")",
+                "css/a.css:1:111: referenced file \"css/icons/b.svg\" does not exist (reference \"icons/b.svg\")",
+            ]
+        );
+    }
+
+    #[test]
+    fn allow_missing_is_the_exclude_dialect_and_linear() {
+        for (pattern, name, expected) in [
+            ("**/*.woff", "x.woff", true),
+            ("**/*.woff", "a/b/x.woff", true),
+            ("a/**/b", "a/x/y/b", true),
+            ("a/?.png", "a/x.png", true),
+            // As in `app.exclude`, `*` also crosses `/`.
+            ("a/*.png", "a/x/y.png", true),
+            ("*.{png,svg}", "i/x.svg", true),
+            ("*.{png,svg}", "x.gif", false),
+            ("[ab].js", "b.js", true),
+            ("[ab].js", "c.js", false),
+        ] {
+            assert_eq!(
+                globs(&[pattern]).is_match(name),
+                expected,
+                "{pattern} {name}"
+            );
+        }
+        // Exponential for a backtracking matcher, linear here.
+        let pattern = format!("{}b", "**a".repeat(20));
+        assert!(!globs(&[&pattern]).is_match("a".repeat(1000)));
     }
 
     #[test]

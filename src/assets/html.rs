@@ -25,9 +25,10 @@ pub fn html_references(src: &str) -> Vec<Reference> {
         } else if rest.starts_with("<!") || rest.starts_with("<?") || rest.starts_with("</") {
             i = rest.find('>').map_or(src.len(), |j| i + j + 1);
         } else if b.get(i + 1).is_some_and(u8::is_ascii_alphabetic) {
-            let tag = parse_tag(src, i + 1);
+            let tag = parse_tag(src, i + 1, |tag, attr| {
+                attr_references(src, tag, attr, &mut refs);
+            });
             i = tag.end;
-            tag_references(src, &tag, &mut refs);
             if let Some(raw_end) = raw_text_end(src, &tag) {
                 raw_text_references(src, &tag, i..raw_end, &mut refs);
                 i = raw_end;
@@ -41,40 +42,38 @@ pub fn html_references(src: &str) -> Vec<Reference> {
     refs
 }
 
+/// One attribute of a start tag, as ranges of the source.
 struct Attr {
-    name: String,
+    name: Range<usize>,
     /// Raw value range (inside the quotes).
     value: Range<usize>,
     quote: Option<char>,
 }
 
 struct Tag {
+    /// Lower-cased.
     name: String,
-    attrs: Vec<Attr>,
+    /// Raw value range of the first `type` attribute.
+    type_attr: Option<Range<usize>>,
     /// Byte offset just past the `>`.
     end: usize,
-}
-
-impl Tag {
-    fn attr(&self, src: &str, name: &str) -> Option<String> {
-        let a = self.attrs.iter().find(|a| a.name == name)?;
-        src.get(a.value.clone()).map(decode_entities)
-    }
 }
 
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c')
 }
 
-/// Parses a start tag whose name begins at `start`.
-fn parse_tag(src: &str, start: usize) -> Tag {
+/// Parses a start tag whose name begins at `start`, handing each attribute
+/// to `on_attr` with the lower-cased tag name as it is found: nothing per
+/// attribute is kept, however many a tag has.
+fn parse_tag(src: &str, start: usize, mut on_attr: impl FnMut(&str, &Attr)) -> Tag {
     let b = src.as_bytes();
     let mut i = start;
     while i < b.len() && !is_space(b[i]) && b[i] != b'/' && b[i] != b'>' {
         i += 1;
     }
     let name = src[start..i].to_ascii_lowercase();
-    let mut attrs = Vec::new();
+    let mut type_attr = None;
     loop {
         while i < b.len() && (is_space(b[i]) || b[i] == b'/') {
             i += 1;
@@ -91,98 +90,95 @@ fn parse_tag(src: &str, start: usize) -> Tag {
         while i < b.len() && !is_space(b[i]) && !matches!(b[i], b'/' | b'>' | b'=') {
             i += 1;
         }
-        let attr_name = src[name_start..i].to_ascii_lowercase();
+        let attr_name = name_start..i;
         let mut j = i;
         while j < b.len() && is_space(b[j]) {
             j += 1;
         }
-        if b.get(j) != Some(&b'=') {
-            attrs.push(Attr {
-                name: attr_name,
-                value: i..i,
-                quote: None,
-            });
-            continue;
-        }
-        j += 1;
-        while j < b.len() && is_space(b[j]) {
+        let (value, quote) = if b.get(j) != Some(&b'=') {
+            (i..i, None)
+        } else {
             j += 1;
-        }
-        let (value, quote) = match b.get(j) {
-            Some(&q @ (b'"' | b'\'')) => {
-                let vstart = j + 1;
-                let vend = src[vstart..]
-                    .find(q as char)
-                    .map_or(src.len(), |k| vstart + k);
-                i = (vend + 1).min(src.len());
-                (vstart..vend, Some(q as char))
+            while j < b.len() && is_space(b[j]) {
+                j += 1;
             }
-            _ => {
-                let vstart = j;
-                while j < b.len() && !is_space(b[j]) && b[j] != b'>' {
-                    j += 1;
+            match b.get(j) {
+                Some(&q @ (b'"' | b'\'')) => {
+                    let vstart = j + 1;
+                    let vend = src[vstart..]
+                        .find(q as char)
+                        .map_or(src.len(), |k| vstart + k);
+                    i = (vend + 1).min(src.len());
+                    (vstart..vend, Some(q as char))
                 }
-                i = j;
-                (vstart..j, None)
+                _ => {
+                    let vstart = j;
+                    while j < b.len() && !is_space(b[j]) && b[j] != b'>' {
+                        j += 1;
+                    }
+                    i = j;
+                    (vstart..j, None)
+                }
             }
         };
-        attrs.push(Attr {
+        let attr = Attr {
             name: attr_name,
             value,
             quote,
-        });
+        };
+        if type_attr.is_none() && src[attr.name.clone()].eq_ignore_ascii_case("type") {
+            type_attr = Some(attr.value.clone());
+        }
+        on_attr(&name, &attr);
     }
     Tag {
         name,
-        attrs,
+        type_attr,
         end: i,
     }
 }
 
-fn tag_references(src: &str, tag: &Tag, refs: &mut Vec<Reference>) {
-    if tag.name == "base" {
+fn attr_references(src: &str, tag: &str, a: &Attr, refs: &mut Vec<Reference>) {
+    if tag == "base" {
         return; // <base href> changes resolution of everything else; not followed.
     }
-    for a in &tag.attrs {
-        let raw = &src[a.value.clone()];
-        match a.name.as_str() {
-            "src" | "href" | "poster" => {
-                // Leading/trailing HTML whitespace is not part of the URL.
-                let lead = raw.len()
-                    - raw
-                        .trim_start_matches(|c: char| is_space(c as u8) && c.is_ascii())
-                        .len();
-                let trimmed = raw.trim_matches(|c: char| c.is_ascii() && is_space(c as u8));
-                if trimmed.is_empty() {
-                    continue;
-                }
-                let start = a.value.start + lead;
-                refs.push(reference(
-                    start..start + trimmed.len(),
-                    decode_entities(trimmed),
-                    RefKind::HtmlAttr,
-                    a.quote,
-                ));
-            }
-            // Inline CSS. A value with character references would need
-            // decoding first, which moves offsets: left alone (rare).
-            "style" if !raw.contains('&') => {
-                let mut found = css_references(raw);
-                offset_refs(&mut found, a.value.start);
-                refs.extend(found);
-            }
-            "srcset" | "imagesrcset" => {
-                for r in srcset_urls(raw) {
-                    let range = a.value.start + r.start..a.value.start + r.end;
-                    refs.push(reference(
-                        range,
-                        decode_entities(&raw[r]),
-                        RefKind::HtmlSrcset,
-                        a.quote,
-                    ));
-                }
-            }
-            _ => {}
+    let raw = &src[a.value.clone()];
+    let name = &src[a.name.clone()];
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    if is("src") || is("href") || is("poster") {
+        // Leading/trailing HTML whitespace is not part of the URL.
+        let lead = raw.len()
+            - raw
+                .trim_start_matches(|c: char| c.is_ascii() && is_space(c as u8))
+                .len();
+        let trimmed = raw.trim_matches(|c: char| c.is_ascii() && is_space(c as u8));
+        if trimmed.is_empty() {
+            return;
+        }
+        let start = a.value.start + lead;
+        refs.push(reference(
+            start..start + trimmed.len(),
+            decode_entities(trimmed),
+            RefKind::HtmlAttr,
+            a.quote,
+        ));
+    } else if is("style") {
+        // Inline CSS. A value with character references would need
+        // decoding first, which moves offsets: left alone (rare).
+        if !raw.contains('&') {
+            let mut found = css_references(raw);
+            offset_refs(&mut found, a.value.start);
+            refs.extend(found);
+        }
+    } else if is("srcset") || is("imagesrcset") {
+        for r in srcset_urls(raw) {
+            let range = a.value.start + r.start..a.value.start + r.end;
+            refs.push(reference(
+                range,
+                decode_entities(&raw[r]),
+                RefKind::HtmlSrcset,
+                a.quote,
+            ));
         }
     }
 }
@@ -206,16 +202,23 @@ fn raw_text_end(src: &str, tag: &Tag) -> Option<usize> {
     ) {
         return None;
     }
-    let needle = format!("</{}", tag.name);
-    let lower = src[tag.end..].to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(k) = lower[from..].find(&needle) {
+    // `</name` in any case, followed by a space, `>`, `/` or the end.
+    let b = src.as_bytes();
+    let name = tag.name.as_bytes();
+    let mut from = tag.end;
+    while let Some(k) = src[from..].find("</") {
         let at = from + k;
-        let after = lower.as_bytes().get(at + needle.len());
-        if after.is_none_or(|&c| is_space(c) || c == b'>' || c == b'/') {
-            return Some(tag.end + at);
+        let name_end = at + 2 + name.len();
+        let named = b
+            .get(at + 2..name_end)
+            .is_some_and(|n| n.eq_ignore_ascii_case(name));
+        if named
+            && b.get(name_end)
+                .is_none_or(|&c| is_space(c) || c == b'>' || c == b'/')
+        {
+            return Some(at);
         }
-        from = at + needle.len();
+        from = at + 2;
     }
     Some(src.len())
 }
@@ -225,7 +228,12 @@ fn raw_text_references(src: &str, tag: &Tag, body: Range<usize>, refs: &mut Vec<
     let mut found = match tag.name.as_str() {
         "style" => css_references(text),
         "script" => {
-            let ty = tag.attr(src, "type").unwrap_or_default();
+            let ty = tag
+                .type_attr
+                .clone()
+                .and_then(|r| src.get(r))
+                .map(decode_entities)
+                .unwrap_or_default();
             match ty.trim().to_ascii_lowercase().as_str() {
                 "module" => js_references(text),
                 "importmap" => import_map_references(text),
@@ -291,7 +299,13 @@ fn decode_entities(s: &str) -> String {
     while let Some(k) = rest.find('&') {
         out.push_str(&rest[..k]);
         rest = &rest[k..];
-        let semi = rest[1..].find(';').map(|j| j + 1).filter(|&j| j <= 12);
+        // A reference is short: look for its `;` nearby only, so a run of
+        // `&` is not a scan to the end of the text for each of them.
+        let semi = rest.as_bytes()[1..]
+            .iter()
+            .take(12)
+            .position(|&c| c == b';')
+            .map(|j| j + 1);
         let decoded = semi.and_then(|j| {
             let name = &rest[1..j];
             let c = match name {
@@ -325,55 +339,42 @@ fn decode_entities(s: &str) -> String {
 }
 
 /// String values of `imports` and of each `scopes` entry in an import map.
-/// Malformed JSON yields no references.
+/// Malformed JSON, or JSON nested deeper than [`MAX_JSON_DEPTH`], yields
+/// no references.
 fn import_map_references(text: &str) -> Vec<Reference> {
-    let mut p = Json { s: text, pos: 0 };
-    let Some(root) = p.value() else {
-        return Vec::new();
+    let mut p = Json {
+        s: text,
+        pos: 0,
+        refs: Vec::new(),
     };
-    let mut refs = Vec::new();
-    let mut add_values = |obj: &JsonValue| {
-        if let JsonValue::Object(entries) = obj {
-            for (_, v) in entries {
-                if let JsonValue::Str(value, range) = v {
-                    refs.push(reference(
-                        range.clone(),
-                        value.clone(),
-                        RefKind::ImportMap,
-                        Some('"'),
-                    ));
-                }
-            }
-        }
-    };
-    if let JsonValue::Object(top) = &root {
-        for (key, v) in top {
-            match key.as_str() {
-                "imports" => add_values(v),
-                "scopes" => {
-                    if let JsonValue::Object(scopes) = v {
-                        for (_, scope) in scopes {
-                            add_values(scope);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
+    match p.value(Role::Root, 0) {
+        Some(()) => p.refs,
+        None => Vec::new(),
     }
-    refs
 }
 
-enum JsonValue {
-    /// Decoded value and raw range inside the quotes.
-    Str(String, Range<usize>),
-    Object(Vec<(String, JsonValue)>),
+/// Import maps are three levels deep; anything much deeper is not one.
+const MAX_JSON_DEPTH: usize = 64;
+
+/// What a JSON value is in an import map, i.e. what its strings mean.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Root,
+    /// `imports`, or one entry of `scopes`: its string values are URLs.
+    Imports,
+    /// `scopes`: each value is an `Imports`.
+    Scopes,
+    /// A value of an `Imports`: a URL if it is a string.
+    Url,
     Other,
 }
 
+/// A JSON parser that keeps nothing but the URLs it finds, so memory does
+/// not grow with the document.
 struct Json<'a> {
     s: &'a str,
     pos: usize,
+    refs: Vec<Reference>,
 }
 
 impl Json<'_> {
@@ -394,15 +395,24 @@ impl Json<'_> {
         }
     }
 
-    fn value(&mut self) -> Option<JsonValue> {
+    /// Parses one value; `None` if it is malformed or too deep.
+    fn value(&mut self, role: Role, depth: usize) -> Option<()> {
+        if depth > MAX_JSON_DEPTH {
+            return None;
+        }
         self.ws();
         match self.s.as_bytes().get(self.pos)? {
-            b'"' => self.string().map(|(v, r)| JsonValue::Str(v, r)),
+            b'"' => {
+                let (value, range) = self.string()?;
+                if role == Role::Url {
+                    self.refs
+                        .push(reference(range, value, RefKind::ImportMap, Some('"')));
+                }
+            }
             b'{' => {
                 self.pos += 1;
-                let mut entries = Vec::new();
                 if self.eat(b'}') {
-                    return Some(JsonValue::Object(entries));
+                    return Some(());
                 }
                 loop {
                     self.ws();
@@ -410,25 +420,30 @@ impl Json<'_> {
                     if !self.eat(b':') {
                         return None;
                     }
-                    let v = self.value()?;
-                    entries.push((key, v));
+                    let inner = match (role, key.as_str()) {
+                        (Role::Root, "imports") | (Role::Scopes, _) => Role::Imports,
+                        (Role::Root, "scopes") => Role::Scopes,
+                        (Role::Imports, _) => Role::Url,
+                        _ => Role::Other,
+                    };
+                    self.value(inner, depth + 1)?;
                     if self.eat(b',') {
                         continue;
                     }
-                    return self.eat(b'}').then_some(JsonValue::Object(entries));
+                    return self.eat(b'}').then_some(());
                 }
             }
             b'[' => {
                 self.pos += 1;
                 if self.eat(b']') {
-                    return Some(JsonValue::Other);
+                    return Some(());
                 }
                 loop {
-                    self.value()?;
+                    self.value(Role::Other, depth + 1)?;
                     if self.eat(b',') {
                         continue;
                     }
-                    return self.eat(b']').then_some(JsonValue::Other);
+                    return self.eat(b']').then_some(());
                 }
             }
             _ => {
@@ -440,9 +455,10 @@ impl Json<'_> {
                 {
                     self.pos += 1;
                 }
-                (self.pos > start).then_some(JsonValue::Other)
+                return (self.pos > start).then_some(());
             }
         }
+        Some(())
     }
 
     fn string(&mut self) -> Option<(String, Range<usize>)> {
@@ -604,5 +620,49 @@ mod tests {
 <img src="yes.png""#,
             r#"HtmlAttr@7:11 "yes.png" = yes.png"#,
         );
+    }
+
+    #[test]
+    fn hostile() {
+        // Unterminated constructs at the end of the file.
+        check("<img src='a.png", "HtmlAttr@1:11 'a.png' = a.png");
+        check("<!-- <img src=a.png>", "");
+        check(
+            "<script type=module>import './a.js'",
+            "JsImport@1:29 './a.js' = ./a.js",
+        );
+        check("<style>a{b:url(c.png", "CssUrl@1:16 c.png = c.png");
+        check("<script type=importmap>{\"imports\": {\"a\": \"b.js\"", "");
+        // CR, CRLF and LF all end lines; a NUL is one char.
+        check(
+            "<p>\r\n<img src=a.png>\r\0<img src=b.png>\n<img\rsrc=c.png>",
+            r"
+            HtmlAttr@2:10 a.png = a.png
+            HtmlAttr@3:11 b.png = b.png
+            HtmlAttr@5:5 c.png = c.png
+            ",
+        );
+        // Thousands of raw-text elements, attributes and ampersands.
+        let src = format!(
+            "{}<img {}src=d.png alt=\"{}\">",
+            "<title>T</TITLE >".repeat(20_000),
+            "a ".repeat(100_000),
+            "&".repeat(100_000)
+        );
+        let refs = html_references(&src);
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].column, 20_000 * 17 + 5 + 200_000 + 5);
+        assert_eq!(decode_entities(&"&".repeat(1000)), "&".repeat(1000));
+        assert_eq!(
+            decode_entities("&&amp;&#x41;&#1234567890123;"),
+            "&&A&#1234567890123;"
+        );
+        // An import map nested deeper than any real one is not one (and
+        // does not overflow the stack).
+        let deep = format!(
+            "<script type=importmap>{{\"imports\": {{\"a\": \"b.js\"}}, \"x\": {}</script>",
+            "[".repeat(100_000)
+        );
+        check(&deep, "");
     }
 }

@@ -7,122 +7,148 @@
 
 use crate::assets::refs::{fill_positions, impl_cursor, Cursor, RefKind, Reference};
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::ops::Range;
+
+/// Tokens the matcher sees past the current one: `new URL("m",
+/// import.meta.url,)` is the longest pattern, `new` and eleven more.
+const LOOKAHEAD: usize = 11;
 
 /// All references in a JS module: static `import`/`export ... from`, bare
 /// `import "m"`, `import("m")` with one string literal, `new URL("m",
 /// import.meta.url)` and a trailing `//# sourceMappingURL=` comment.
+///
+/// One pass over a stream of tokens: only the current token and the few
+/// after it are held, so memory does not grow with the file.
 pub fn js_references(src: &str) -> Vec<Reference> {
-    let (toks, comments) = lex(src);
+    let mut lx = Lexer::new(src);
+    let mut win: VecDeque<Tok> = VecDeque::with_capacity(LOOKAHEAD + 2);
+    let mut after_dot = false;
+    let mut clause = Clause::default();
     let mut refs = Vec::new();
-    for (i, t) in toks.iter().enumerate() {
-        if t.kind != Kind::Ident {
-            continue;
+    loop {
+        while win.len() <= LOOKAHEAD && lx.step() {
+            win.extend(lx.toks.drain(..));
         }
-        if i > 0 && (toks[i - 1].is_punct(".") || toks[i - 1].is_punct("?.")) {
-            continue;
+        let Some(t) = win.front() else {
+            break;
+        };
+        let next = win.get(1);
+        if clause.step(t, next) {
+            if let Some(s) = next {
+                refs.push(s.reference(RefKind::JsImport));
+            }
         }
-        let next = toks.get(i + 1);
-        match &*t.value {
-            "import" => match next {
-                Some(n) if n.is_punct("(") => {
-                    if let (Some(s), Some(close)) = (toks.get(i + 2), toks.get(i + 3)) {
-                        if s.kind == Kind::Str && (close.is_punct(")") || close.is_punct(",")) {
-                            refs.push(s.reference(RefKind::JsDynamicImport));
+        // `obj.import(...)` and `a?.new` are property names, not syntax.
+        if t.kind == Kind::Ident && !after_dot {
+            match &*t.value {
+                "import" => match next {
+                    Some(n) if n.is_punct("(") => {
+                        if let (Some(s), Some(close)) = (win.get(2), win.get(3)) {
+                            if s.kind == Kind::Str && (close.is_punct(")") || close.is_punct(",")) {
+                                refs.push(s.reference(RefKind::JsDynamicImport));
+                            }
                         }
                     }
+                    Some(n) if n.kind == Kind::Str => refs.push(n.reference(RefKind::JsImport)),
+                    Some(_) => clause.start(),
+                    None => {}
+                },
+                "export" if next.is_some_and(|n| n.is_punct("*") || n.is_punct("{")) => {
+                    clause.start();
                 }
-                Some(n) if n.kind == Kind::Str => refs.push(n.reference(RefKind::JsImport)),
-                Some(_) => {
-                    if let Some(s) = find_from(&toks, i + 1) {
-                        refs.push(s.reference(RefKind::JsImport));
+                "new" => {
+                    if let Some(s) = new_url(&win) {
+                        refs.push(s.reference(RefKind::JsNewUrl));
                     }
                 }
-                None => {}
-            },
-            "export" if next.is_some_and(|n| n.is_punct("*") || n.is_punct("{")) => {
-                if let Some(s) = find_from(&toks, i + 1) {
-                    refs.push(s.reference(RefKind::JsImport));
-                }
+                _ => {}
             }
-            "new" => {
-                if let Some(s) = new_url(&toks[i + 1..]) {
-                    refs.push(s.reference(RefKind::JsNewUrl));
-                }
-            }
-            _ => {}
         }
+        after_dot = t.is_punct(".") || t.is_punct("?.");
+        win.pop_front();
     }
-    let last_significant_end = toks.last().map_or(0, |t| t.range.end);
-    if let Some(r) = comments
-        .iter()
-        .rev()
-        .filter(|c| c.start >= last_significant_end)
-        .find_map(|c| source_map_comment(src, c.clone()))
-    {
-        refs.push(r);
-    }
+    refs.extend(lx.source_map);
     refs.sort_by_key(|r| r.range.start);
     fill_positions(src, &mut refs);
     refs
 }
 
-/// The module specifier after an import/export clause, e.g. the string in
-/// `import a, {b as c} from "m"` or `export * as ns from "m"`.
-fn find_from<'t, 'a>(toks: &'t [Tok<'a>], start: usize) -> Option<&'t Tok<'a>> {
-    let mut j = start;
-    let mut saw_clause = false;
-    while let Some(t) = toks.get(j) {
-        match t.kind {
-            Kind::Ident => {
-                if t.value == "from" && saw_clause {
-                    if let Some(s) = toks.get(j + 1).filter(|s| s.kind == Kind::Str) {
-                        return Some(s);
-                    }
-                }
-                saw_clause = true;
-            }
-            Kind::Punct if t.value == "*" || t.value == "," => saw_clause = true,
-            Kind::Punct if t.value == "{" => {
-                j += 1;
-                loop {
-                    let t = toks.get(j)?;
-                    match t.kind {
-                        Kind::Punct if t.value == "}" => break,
-                        Kind::Punct if t.value == "," => {}
-                        Kind::Ident | Kind::Str => {}
-                        _ => return None,
-                    }
-                    j += 1;
-                }
-                saw_clause = true;
-            }
-            _ => return None,
-        }
-        j += 1;
-    }
-    None
+/// The scans for the module specifier after an import/export clause, e.g.
+/// the string in `import a, {b as c} from "m"` or `export * as ns from
+/// "m"`, each started at the token after `import`/`export`. A scan is in
+/// one of three states, and two scans in the same state at the same token
+/// go the same way from there on: a set of states stands for all of them,
+/// so the work stays linear however many scans overlap (`import,import,…`).
+#[derive(Default)]
+struct Clause {
+    /// At the top level, nothing of the clause seen yet.
+    fresh: bool,
+    /// At the top level, after a name, `*`, `,` or `{…}`.
+    seen: bool,
+    /// Inside `{…}`.
+    braces: bool,
 }
 
-/// `URL ( "m" , import . meta . url [,] )` following `new`.
-fn new_url<'t, 'a>(toks: &'t [Tok<'a>]) -> Option<&'t Tok<'a>> {
+impl Clause {
+    /// Starts a scan at the next token.
+    fn start(&mut self) {
+        self.fresh = true;
+    }
+
+    /// Moves every scan past `t`; true when one ends on `from` followed by
+    /// the specifier `next`.
+    fn step(&mut self, t: &Tok, next: Option<&Tok>) -> bool {
+        let mut after = Clause::default();
+        let mut found = false;
+        for (active, seen) in [(self.fresh, false), (self.seen, true)] {
+            if !active {
+                continue;
+            }
+            match t.kind {
+                Kind::Ident
+                    if seen && t.value == "from" && next.is_some_and(|s| s.kind == Kind::Str) =>
+                {
+                    found = true;
+                }
+                Kind::Ident => after.seen = true,
+                Kind::Punct if t.value == "*" || t.value == "," => after.seen = true,
+                Kind::Punct if t.value == "{" => after.braces = true,
+                _ => {} // not a clause: the scan ends
+            }
+        }
+        if self.braces {
+            match t.kind {
+                Kind::Punct if t.value == "}" => after.seen = true,
+                Kind::Punct if t.value == "," => after.braces = true,
+                Kind::Ident | Kind::Str => after.braces = true,
+                _ => {}
+            }
+        }
+        *self = after;
+        found
+    }
+}
+
+/// `URL ( "m" , import . meta . url [,] )` following `new` (`win[0]`).
+fn new_url<'t, 'a>(win: &'t VecDeque<Tok<'a>>) -> Option<&'t Tok<'a>> {
     let is_ident = |i: usize, v: &str| {
-        toks.get(i)
+        win.get(i)
             .is_some_and(|t| t.kind == Kind::Ident && t.value == v)
     };
-    let is_punct = |i: usize, v: &str| toks.get(i).is_some_and(|t| t.is_punct(v));
-    let ok = is_ident(0, "URL")
-        && is_punct(1, "(")
-        && toks.get(2).is_some_and(|t| t.kind == Kind::Str)
-        && is_punct(3, ",")
-        && is_ident(4, "import")
-        && is_punct(5, ".")
-        && is_ident(6, "meta")
-        && is_punct(7, ".")
-        && is_ident(8, "url")
-        && (is_punct(9, ")") || (is_punct(9, ",") && is_punct(10, ")")));
+    let is_punct = |i: usize, v: &str| win.get(i).is_some_and(|t| t.is_punct(v));
+    let ok = is_ident(1, "URL")
+        && is_punct(2, "(")
+        && win.get(3).is_some_and(|t| t.kind == Kind::Str)
+        && is_punct(4, ",")
+        && is_ident(5, "import")
+        && is_punct(6, ".")
+        && is_ident(7, "meta")
+        && is_punct(8, ".")
+        && is_ident(9, "url")
+        && (is_punct(10, ")") || (is_punct(10, ",") && is_punct(11, ")")));
     if ok {
-        toks.get(2)
+        win.get(3)
     } else {
         None
     }
@@ -233,30 +259,34 @@ struct Lexer<'a> {
     /// `while`, `for` or `with`, after which `/` starts a regex.
     parens: Vec<bool>,
     regex_ok: bool,
+    /// The last token is `if`, `while`, `for` or `with`.
+    after_control: bool,
+    /// Tokens lexed and not yet taken by the caller.
     toks: Vec<Tok<'a>>,
-    comments: Vec<Range<usize>>,
-}
-
-fn lex(src: &str) -> (Vec<Tok<'_>>, Vec<Range<usize>>) {
-    let mut lx = Lexer {
-        src,
-        pos: 0,
-        braces: Vec::new(),
-        parens: Vec::new(),
-        regex_ok: true,
-        toks: Vec::new(),
-        comments: Vec::new(),
-    };
-    if src.starts_with("#!") {
-        lx.line_comment();
-    }
-    while lx.step() {}
-    (lx.toks, lx.comments)
+    /// The last `sourceMappingURL` comment after the last token.
+    source_map: Option<Reference>,
 }
 
 impl_cursor!(Lexer);
 
 impl<'a> Lexer<'a> {
+    fn new(src: &'a str) -> Self {
+        let mut lx = Lexer {
+            src,
+            pos: 0,
+            braces: Vec::new(),
+            parens: Vec::new(),
+            regex_ok: true,
+            after_control: false,
+            toks: Vec::new(),
+            source_map: None,
+        };
+        if src.starts_with("#!") {
+            lx.line_comment();
+        }
+        lx
+    }
+
     fn push(
         &mut self,
         kind: Kind,
@@ -268,10 +298,7 @@ impl<'a> Lexer<'a> {
         self.regex_ok = match kind {
             Kind::Ident => REGEX_AFTER.contains(&&*value),
             Kind::Punct if value == "(" => {
-                let control = self.toks.last().is_some_and(|t| {
-                    t.kind == Kind::Ident && matches!(&*t.value, "if" | "while" | "for" | "with")
-                });
-                self.parens.push(control);
+                self.parens.push(self.after_control);
                 true
             }
             Kind::Punct if value == ")" => self.parens.pop().unwrap_or(false),
@@ -279,6 +306,9 @@ impl<'a> Lexer<'a> {
             Kind::Str | Kind::Number | Kind::Regex => false,
             Kind::Template => value == "${",
         };
+        self.after_control =
+            kind == Kind::Ident && matches!(&*value, "if" | "while" | "for" | "with");
+        self.source_map = None;
         self.toks.push(Tok {
             kind,
             range: start..self.pos,
@@ -287,12 +317,18 @@ impl<'a> Lexer<'a> {
         });
     }
 
+    fn comment(&mut self, range: Range<usize>) {
+        if let Some(r) = source_map_comment(self.src, range) {
+            self.source_map = Some(r);
+        }
+    }
+
     fn line_comment(&mut self) {
         let start = self.pos;
         while self.peek().is_some_and(|c| !is_line_terminator(c)) {
             self.bump();
         }
-        self.comments.push(start..self.pos);
+        self.comment(start..self.pos);
     }
 
     /// Lexes one token (or comment / whitespace run); false at end of input.
@@ -311,7 +347,7 @@ impl<'a> Lexer<'a> {
                 self.pos = self.src[start + 2..]
                     .find("*/")
                     .map_or(self.src.len(), |i| start + 2 + i + 2);
-                self.comments.push(start..self.pos);
+                self.comment(start..self.pos);
             }
             '/' if self.regex_ok => self.regex(),
             '\'' | '"' => {
@@ -490,9 +526,8 @@ impl<'a> Lexer<'a> {
                 other => value.push(other),
             }
         };
-        let tok_start = self.toks.len();
         self.push(Kind::Str, start, value, Some(quote));
-        if let Some(t) = self.toks.get_mut(tok_start) {
+        if let Some(t) = self.toks.last_mut() {
             t.range = start..end;
         }
     }
@@ -663,6 +698,67 @@ if (x) /'/.test(z); while (f(a)) /"/.exec(b); const q = (a) / 2 / "l.js"; import
         check(
             "'unterminated\nimport './b.js'",
             "JsImport@2:9 './b.js' = ./b.js",
+        );
+    }
+
+    #[test]
+    fn overlapping_clauses() {
+        check(
+            r#"import {import, export} from "./a.js"; export {from} from './b.js';
+import a, import b from "./c.js"; import import from "./d.js";"#,
+            r#"
+            JsImport@1:31 "./a.js" = ./a.js
+            JsImport@1:60 './b.js' = ./b.js
+            JsImport@2:26 "./c.js" = ./c.js
+            JsImport@2:55 "./d.js" = ./d.js
+            "#,
+        );
+        // Every `import` starts a clause scan that runs to the end: one
+        // reference, found in one pass.
+        let src = format!("{}from './e.js'", "import,".repeat(100_000));
+        let refs = js_references(&src);
+        assert_eq!(refs.len(), 1, "{:?}", refs.first());
+        assert_eq!(refs[0].column, 700_007);
+    }
+
+    #[test]
+    fn hostile() {
+        // Unterminated constructs at the end of the file.
+        check("/* import './a.js'", "");
+        check(
+            "`${import('./a.js')",
+            "JsDynamicImport@1:12 './a.js' = ./a.js",
+        );
+        check("x = /import('./a.js')", "");
+        check("x = '", "");
+        check("import './a.js", "JsImport@1:9 './a.js' = ./a.js");
+        // NUL bytes are tokens like any other; CR, CRLF and LF all end lines.
+        check(
+            "\0import './a.js'\r\n\0import './b.js'\rimport \"./c.js\"\n",
+            r#"
+            JsImport@1:10 './a.js' = ./a.js
+            JsImport@2:10 './b.js' = ./b.js
+            JsImport@3:9 "./c.js" = ./c.js
+            "#,
+        );
+        // Deep nesting of every kind of bracket.
+        let deep = format!(
+            "{}{}{}import('./d.js')",
+            "(".repeat(100_000),
+            "{".repeat(100_000),
+            "`${".repeat(100_000)
+        );
+        let refs = js_references(&deep);
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].column, 500_009);
+        // The last source map comment after the last token wins, whatever
+        // comments come between.
+        check(
+            &format!(
+                "f();\n//# sourceMappingURL=a.map\n//# sourceMappingURL=b.map\n{}//",
+                "/**/".repeat(10_000)
+            ),
+            "SourceMap@3:22 b.map = b.map",
         );
     }
 }

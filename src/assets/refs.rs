@@ -242,26 +242,29 @@ fn json_string(url: &str) -> String {
 }
 
 /// Fills `line` and `column` of every reference from its `range.start`.
-/// Line breaks are `\n`, `\r\n` and a lone `\r`.
+/// Line breaks are `\n`, `\r\n` and a lone `\r`. One forward walk over the
+/// text, visiting references in offset order: linear in the text whatever
+/// the number of references on a line (a minified file is one long line).
 pub(crate) fn fill_positions(src: &str, refs: &mut [Reference]) {
-    let mut line_starts = vec![0usize];
+    let mut order: Vec<usize> = (0..refs.len()).collect();
+    order.sort_by_key(|&i| refs[i].range.start);
     let bytes = src.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\n' => line_starts.push(i + 1),
-            b'\r' if bytes.get(i + 1) != Some(&b'\n') => line_starts.push(i + 1),
-            _ => {}
+    let (mut pos, mut line, mut column) = (0usize, 1u32, 1u32);
+    for i in order {
+        let off = refs[i].range.start.min(bytes.len());
+        for (k, &b) in bytes[pos.min(off)..off].iter().enumerate() {
+            let at = pos + k;
+            if b == b'\n' || (b == b'\r' && bytes.get(at + 1) != Some(&b'\n')) {
+                line = line.saturating_add(1);
+                column = 1;
+            } else if b & 0xc0 != 0x80 {
+                // The first byte of a char (not a UTF-8 continuation byte).
+                column = column.saturating_add(1);
+            }
         }
-        i += 1;
-    }
-    for r in refs {
-        let off = r.range.start.min(src.len());
-        let line_idx = line_starts.partition_point(|&s| s <= off) - 1;
-        let start = line_starts[line_idx];
-        let col = src.get(start..off).map_or(0, |t| t.chars().count());
-        r.line = u32::try_from(line_idx + 1).unwrap_or(u32::MAX);
-        r.column = u32::try_from(col + 1).unwrap_or(u32::MAX);
+        pos = pos.max(off);
+        refs[i].line = line;
+        refs[i].column = column;
     }
 }
 
@@ -354,15 +357,41 @@ mod tests {
         );
     }
 
-    #[test]
-    fn positions() {
-        let src = "ab\r\ncd\re\néx";
-        let mut refs = vec![r(RefKind::CssUrl, None); 4];
-        for (r, off) in refs.iter_mut().zip([1, 5, 7, src.len() - 1]) {
+    /// Line and column of each offset of `src`, as `fill_positions` reports them.
+    fn positions_of(src: &str, offsets: &[usize]) -> Vec<(u32, u32)> {
+        let mut refs = vec![r(RefKind::CssUrl, None); offsets.len()];
+        for (r, &off) in refs.iter_mut().zip(offsets) {
             r.range = off..off;
         }
         fill_positions(src, &mut refs);
-        let got: Vec<_> = refs.iter().map(|r| (r.line, r.column)).collect();
+        refs.iter().map(|r| (r.line, r.column)).collect()
+    }
+
+    #[test]
+    fn positions() {
+        let src = "ab\r\ncd\re\néx";
+        let got = positions_of(src, &[1, 5, 7, src.len() - 1]);
         assert_eq!(got, vec![(1, 2), (2, 2), (3, 1), (4, 2)]);
+        // Given out of order, each still gets its own position.
+        let got = positions_of(src, &[src.len() - 1, 1, 7, 5]);
+        assert_eq!(got, vec![(4, 2), (1, 2), (3, 1), (2, 2)]);
+        // Lone CRs, CRLF and LF mixed; empty lines; an offset past the end.
+        let src = "\r\r\n\n\rx";
+        assert_eq!(
+            positions_of(src, &[0, 1, 3, 4, 5, 99]),
+            vec![(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (5, 2)]
+        );
+        assert_eq!(positions_of("", &[0]), vec![(1, 1)]);
+    }
+
+    #[test]
+    fn many_positions_on_one_line() {
+        // A minified file: one line, a reference every few bytes.
+        let src = "u(é);".repeat(50_000);
+        let offsets: Vec<usize> = (0..50_000).map(|i| i * 6 + 2).collect();
+        let got = positions_of(&src, &offsets);
+        for (i, (line, column)) in got.into_iter().enumerate() {
+            assert_eq!((line, column), (1, i as u32 * 5 + 3));
+        }
     }
 }

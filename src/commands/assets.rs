@@ -16,19 +16,31 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest as _, Sha384};
 
 use crate::assets::{self, url::UrlOptions, Input};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::manifest::Asset;
 use crate::output::Printer;
+use crate::pack::{self, PackError};
 use crate::safe_fs;
 
 /// Where fingerprinted assets go inside the build directory (and their key prefix).
 pub const ASSETS_DIR: &str = "assets";
 /// Every asset is immutable under its hashed name: cache it for a year.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// Problems listed when fingerprinting fails; the rest are counted, so a
+/// tree with a million broken references does not print a million lines.
+const MAX_LISTED: usize = 200;
 
 /// Fingerprints `cfg.assets_dir` in memory. Every problem in the tree is
 /// reported in one error; nothing is written.
 pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
+    let allow_missing = pack::glob_set(&cfg.allow_missing).map_err(|e| {
+        ConfigError(format!(
+            "invalid glob `{}` in `assets.allow_missing` ({}): {}",
+            e.glob,
+            cfg.config_path.display(),
+            e.message
+        ))
+    })?;
     let files = read_tree(dir)?;
     let prehashed = match &cfg.vite_manifest {
         Some(m) => vite_prehashed(m, dir)?,
@@ -40,7 +52,7 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
             public_prefix: cfg.public_prefix.clone(),
             cdn_base: cfg.cdn_base.clone(),
         },
-        allow_missing: cfg.allow_missing.clone(),
+        allow_missing,
         prehashed,
         ..Input::default()
     };
@@ -51,7 +63,7 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
             if errors.len() == 1 { "" } else { "s" },
             dir.display()
         );
-        for e in &errors {
+        for e in errors.iter().take(MAX_LISTED) {
             let file = dir.join(&e.file);
             let _ = write!(
                 msg,
@@ -62,6 +74,9 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
                 e.message,
                 e.reference
             );
+        }
+        if errors.len() > MAX_LISTED {
+            let _ = write!(msg, "\n  … and {} more", errors.len() - MAX_LISTED);
         }
         anyhow::anyhow!(msg)
     })
@@ -180,8 +195,7 @@ pub fn integrity(bytes: &[u8]) -> String {
 /// skipped), keyed by its `/`-separated path relative to `root`. The files
 /// are read on one thread per CPU.
 fn read_tree(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
-    let mut paths = Vec::new();
-    list_tree(root, root, &mut paths)?;
+    let paths = list_tree(root)?;
     let contents = crate::par::map(&paths, crate::par::threads(), |(_, path)| {
         fs::read(path).with_context(|| format!("reading asset {}", path.display()))
     });
@@ -192,60 +206,88 @@ fn read_tree(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     Ok(files)
 }
 
-/// Appends every regular file under `dir` to `files` as (logical path, path).
-fn list_tree(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) -> Result<()> {
-    let entries =
-        fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("reading directory {}", dir.display()))?;
-        let path = entry.path();
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            bail!(
-                "asset {} has a name that is not UTF-8; rename it (asset names become URLs)",
-                path.display()
-            );
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        // Follows symlinks: a linked file is published under the link's name.
-        // The directory entry's type saves a stat for everything else.
-        let entry_type = entry
-            .file_type()
-            .with_context(|| format!("reading {}", path.display()))?;
-        let file_type = if entry_type.is_symlink() {
-            fs::metadata(&path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .file_type()
-        } else {
-            entry_type
-        };
-        if file_type.is_dir() {
-            if entry_type.is_symlink() {
+/// Every regular file under `root` as (logical path, path). A symlink to a
+/// file is published under the link's name if it obeys the app's rule
+/// ([`pack::check_link`]: relative, and inside `root` both as written and
+/// resolved); any other symlink, and anything but files and directories,
+/// is an error.
+fn list_tree(root: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let canonical_root = fs::canonicalize(root)
+        .with_context(|| format!("reading the assets directory {}", root.display()))?;
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let entries =
+            fs::read_dir(&dir).with_context(|| format!("reading directory {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("reading directory {}", dir.display()))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
                 bail!(
-                    "asset directory {} is a symlink; copy it into the assets directory instead",
+                    "asset {} has a name that is not UTF-8; rename it (asset names become URLs)",
+                    path.display()
+                );
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            // The directory entry's type saves a stat for everything but links.
+            let entry_type = entry
+                .file_type()
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file_type = if entry_type.is_symlink() {
+                check_link(&path, &canonical_root)?;
+                fs::metadata(&path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .file_type()
+            } else {
+                entry_type
+            };
+            if file_type.is_dir() {
+                if entry_type.is_symlink() {
+                    bail!(
+                        "asset directory {} is a symlink; copy it into the assets directory instead",
+                        path.display()
+                    );
+                }
+                dirs.push(path);
+            } else if file_type.is_file() {
+                let logical = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                files.push((logical, path));
+            } else {
+                bail!(
+                    "{} is not a regular file or directory; remove it from the assets directory",
                     path.display()
                 );
             }
-            list_tree(root, &path, files)?;
-        } else if file_type.is_file() {
-            let logical = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            files.push((logical, path));
-        } else {
-            bail!(
-                "{} is not a regular file or directory; remove it from the assets directory",
-                path.display()
-            );
         }
     }
-    Ok(())
+    Ok(files)
+}
+
+/// [`pack::check_link`] for a link among the assets, in the assets' words.
+fn check_link(path: &Path, canonical_root: &Path) -> Result<()> {
+    match pack::check_link(path, canonical_root) {
+        Ok(_) => Ok(()),
+        Err(PackError::EscapingLink { path, target }) => bail!(
+            "asset {} is a symlink to {target:?}, outside the assets directory {}; \
+             only links that stay inside it are published (replace it with a copy)",
+            path.display(),
+            canonical_root.display()
+        ),
+        Err(PackError::DanglingLink { path, target }) => bail!(
+            "asset {} is a symlink to {target:?}, which does not exist; fix or remove it",
+            path.display()
+        ),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The logical paths a Vite `manifest.json` names as already hashed: every
