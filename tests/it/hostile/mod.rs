@@ -2,6 +2,8 @@
 //! clear error naming the culprit, and nothing else — nothing written outside
 //! the project, no hang, no unbounded memory. One submodule per attack surface.
 
+mod history;
+
 use std::process::Command;
 
 use crate::util::{bounded, Project};
