@@ -5,8 +5,12 @@
 //! (`envs/<env>.json`, compare-and-swap) is a cache of the newest event,
 //! derived from it byte for byte, so anyone can complete a move a crashed
 //! process left half done. Creating event `n+1` is what wins a race: exactly
-//! one writer can. This module is pure: encoding, the promotion order rule and
-//! the choice of a rollback target; `commands::promote` does the I/O.
+//! one writer can. This module is pure: encoding, the promotion order rule,
+//! the choice of a rollback target, and the checks that a history and its
+//! pointer add up before anything relies on them (`check_*`);
+//! `commands::history` reads and `commands::promote` writes.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +103,231 @@ impl Pointer {
 fn canonical<T: Serialize>(v: &T) -> Vec<u8> {
     let value = serde_json::to_value(v).expect("environment types always serialize");
     serde_json::to_vec(&value).expect("a Value always serializes")
+}
+
+/// Why a stored history or pointer cannot be trusted: the key at fault and
+/// what disagrees. Nothing may act on such a history; the command layer
+/// reports it as an integrity error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inconsistent {
+    pub key: String,
+    pub what: String,
+}
+
+impl std::fmt::Display for Inconsistent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.what)
+    }
+}
+
+impl std::error::Error for Inconsistent {}
+
+fn inconsistent(key: impl Into<String>, what: impl Into<String>) -> Inconsistent {
+    Inconsistent {
+        key: key.into(),
+        what: what.into(),
+    }
+}
+
+/// Parses `sha256:<64 lower-case hex>`, the one spelling events and pointers use.
+pub fn strict_digest(s: &str) -> Option<Digest> {
+    let d: Digest = s.parse().ok()?;
+    (d.to_string() == s).then_some(d)
+}
+
+impl Pointer {
+    /// Parses a stored pointer; `key` names it in the error.
+    pub fn parse(key: &str, bytes: &[u8]) -> Result<Pointer, Inconsistent> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| inconsistent(key, format!("not a valid pointer ({e})")))
+    }
+}
+
+/// The sequence number an event key names, when it is spelt as
+/// [`event_key`] spells it.
+fn seq_of_key(env: &str, key: &str) -> Option<u64> {
+    let digits = key
+        .strip_prefix(&events_prefix(env))?
+        .strip_suffix(".json")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let seq: u64 = digits.parse().ok()?;
+    (event_key(env, seq) == key).then_some(seq)
+}
+
+/// Checks the keys listed under [`events_prefix`] (sorted): they must be
+/// exactly events `1..=n`, gap-free. Returns `n`.
+pub fn check_event_keys<'a>(
+    env: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<u64, Inconsistent> {
+    let mut n: u64 = 0;
+    for key in keys {
+        let want = n
+            .checked_add(1)
+            .ok_or_else(|| inconsistent(key, "more events than a u64 counts"))?;
+        let expected = event_key(env, want);
+        if key == expected {
+            n = want;
+            continue;
+        }
+        return Err(match seq_of_key(env, key) {
+            Some(seq) if seq > want => inconsistent(
+                expected,
+                format!("is missing, but {key} (event {seq}) exists: the history has a gap"),
+            ),
+            _ => inconsistent(
+                key,
+                format!(
+                    "is not an event file of {env} (expected {expected} next; events are named by their 10-digit sequence number)"
+                ),
+            ),
+        });
+    }
+    Ok(n)
+}
+
+/// Checks event `seq` of `env` (read from [`event_key`]`(env, seq)`) on its
+/// own and against the event before it.
+pub fn check_event(
+    env: &str,
+    seq: u64,
+    event: &Event,
+    before: Option<&Event>,
+) -> Result<(), Inconsistent> {
+    let key = event_key(env, seq);
+    let bad = |what: String| Err(inconsistent(&key, what));
+    if event.schema != EVENT_SCHEMA {
+        return bad(format!(
+            "schema is {:?}, not {EVENT_SCHEMA:?}",
+            event.schema
+        ));
+    }
+    if event.seq != seq {
+        return bad(format!(
+            "says it is event {} but its file name says {seq}",
+            event.seq
+        ));
+    }
+    if event.env != env {
+        return bad(format!(
+            "says it belongs to environment {:?} but is in the history of {env}",
+            event.env
+        ));
+    }
+    if strict_digest(&event.to).is_none() {
+        return bad(format!(
+            "`to` is {:?}, not a manifest id (sha256:<64 hex digits>)",
+            event.to
+        ));
+    }
+    if let Some(from) = &event.from {
+        if strict_digest(from).is_none() {
+            return bad(format!(
+                "`from` is {from:?}, not a manifest id (sha256:<64 hex digits>)"
+            ));
+        }
+    }
+    match (before, &event.from) {
+        (None, None) => Ok(()),
+        (None, Some(from)) => bad(format!(
+            "is the first event but says {env} ran {from} before it"
+        )),
+        (Some(b), from) if from.as_deref() != Some(b.to.as_str()) => bad(format!(
+            "says {env} ran {} before it, but event {} ({}) left it on {}",
+            from.as_deref().unwrap_or("nothing"),
+            b.seq,
+            event_key(env, b.seq),
+            b.to
+        )),
+        (Some(_), _) => Ok(()),
+    }
+}
+
+/// Checks a whole history, oldest first, as read from events `1..=n`.
+pub fn check_history(env: &str, events: &[Event]) -> Result<(), Inconsistent> {
+    let mut before = None;
+    for (seq, e) in (1u64..).zip(events) {
+        check_event(env, seq, e, before)?;
+        before = Some(e);
+    }
+    Ok(())
+}
+
+/// Every manifest a checked history names, each with the first event that
+/// names it (`from` is always an earlier `to`, so `to` covers both).
+pub fn manifests_named(history: &[Event]) -> BTreeMap<Digest, u64> {
+    let mut out = BTreeMap::new();
+    for e in history {
+        if let Some(d) = strict_digest(&e.to) {
+            out.entry(d).or_insert(e.seq);
+        }
+    }
+    out
+}
+
+/// Checks the pointer (its stored bytes, `None` if absent) against a checked
+/// history. It must be the pointer the newest event sets, byte for byte, or
+/// the one the event before sets (a move whose pointer write has not
+/// happened yet). Returns how many events it has applied.
+pub fn check_pointer(
+    env: &str,
+    pointer: Option<&[u8]>,
+    history: &[Event],
+) -> Result<usize, Inconsistent> {
+    let key = pointer_key(env);
+    let n = history.len();
+    let newest = n.checked_sub(1).map(|i| &history[i]);
+    let Some(bytes) = pointer else {
+        return match n {
+            0 | 1 => Ok(0),
+            _ => Err(inconsistent(
+                key,
+                format!(
+                    "is missing, but the history has {n} events (newest {})",
+                    event_key(env, n as u64)
+                ),
+            )),
+        };
+    };
+    let Some(newest) = newest else {
+        return Err(inconsistent(
+            key,
+            format!(
+                "exists, but the history of {env} is empty ({} holds no event)",
+                events_prefix(env)
+            ),
+        ));
+    };
+    if bytes == newest.pointer().to_bytes() {
+        return Ok(n);
+    }
+    if let Some(before) = n.checked_sub(2).map(|i| &history[i]) {
+        if bytes == before.pointer().to_bytes() {
+            return Ok(n - 1);
+        }
+    }
+    let newest_key = event_key(env, newest.seq);
+    let p = Pointer::parse(&key, bytes)?;
+    let what = if p.seq > newest.seq {
+        format!(
+            "says seq {}, but the newest event is {newest_key} (seq {})",
+            p.seq, newest.seq
+        )
+    } else if p.seq == 0 || p.seq < newest.seq.saturating_sub(1) {
+        format!(
+            "says seq {}, but the newest event is {newest_key}; a pointer is never more than one move behind",
+            p.seq
+        )
+    } else {
+        format!(
+            "is not what event {} ({}) sets, byte for byte",
+            p.seq,
+            event_key(env, p.seq)
+        )
+    };
+    Err(inconsistent(key, what))
 }
 
 /// `envs/<env>.json`
@@ -263,6 +492,139 @@ mod tests {
         assert_eq!(e.pointer().seq, 3);
         let back: Event = serde_json::from_slice(&e.to_bytes()).unwrap();
         assert_eq!(back, e);
+    }
+
+    fn id(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    /// A consistent history of `n` moves through manifests a, b, c, …
+    fn chain(n: u64) -> Vec<Event> {
+        let m = |i: u64| id(char::from(b'a' + (i % 6) as u8));
+        (1..=n)
+            .map(|seq| ev(seq, (seq > 1).then(|| m(seq - 1)).as_deref(), &m(seq)))
+            .collect()
+    }
+
+    #[test]
+    fn event_keys_must_be_one_to_n_without_gaps() {
+        let keys: Vec<String> = (1..=3).map(|s| event_key("prod", s)).collect();
+        fn refs(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        assert_eq!(check_event_keys("prod", refs(&keys)), Ok(3));
+        assert_eq!(check_event_keys("prod", []), Ok(0));
+
+        // A deleted middle event: the missing key is named.
+        let gap = [keys[0].clone(), keys[2].clone()];
+        let e = check_event_keys("prod", refs(&gap)).unwrap_err();
+        assert_eq!(e.key, event_key("prod", 2));
+        assert!(e.what.contains("gap") && e.what.contains(&keys[2]), "{e}");
+
+        // Not an event name: unpadded, stray suffix, nested, another env.
+        for stray in [
+            "envs/prod/events/2.json",
+            "envs/prod/events/0000000002.json.bak",
+            "envs/prod/events/x/0000000002.json",
+            "envs/prod/events/0000000002.JSON",
+        ] {
+            let v = [keys[0].clone(), stray.to_owned()];
+            let e = check_event_keys("prod", refs(&v)).unwrap_err();
+            assert_eq!(e.key, stray, "{e}");
+        }
+        // No wrap at the top of u64: a huge name is a gap, not an overflow.
+        let huge = [event_key("prod", u64::MAX)];
+        let e = check_event_keys("prod", refs(&huge)).unwrap_err();
+        assert_eq!(e.key, event_key("prod", 1));
+    }
+
+    #[test]
+    fn each_event_agrees_with_its_name_folder_and_predecessor() {
+        let h = chain(3);
+        assert_eq!(check_history("prod", &h), Ok(()));
+        assert_eq!(check_history("prod", &[]), Ok(()));
+
+        let broken = |f: &dyn Fn(&mut Vec<Event>), key_seq: u64, says: &str| {
+            let mut h = chain(3);
+            f(&mut h);
+            let e = check_history("prod", &h).unwrap_err();
+            assert_eq!(e.key, event_key("prod", key_seq), "{e}");
+            assert!(e.what.contains(says), "{says:?} not in {e}");
+        };
+        broken(&|h| h[1].seq = 3, 2, "says it is event 3");
+        broken(&|h| h.swap(1, 2), 2, "says it is event 3");
+        broken(&|h| h[2].seq = u64::MAX, 3, "event 18446744073709551615");
+        broken(&|h| h[1].env = "dev".into(), 2, "\"dev\"");
+        broken(&|h| h[0].to = "sha256:abc".into(), 1, "`to`");
+        broken(&|h| h[0].to = id('A'), 1, "`to`");
+        broken(&|h| h[2].from = Some("main".into()), 3, "`from`");
+        broken(&|h| h[2].from = Some(id('f')), 3, "left it on");
+        broken(&|h| h[2].from = None, 3, "ran nothing");
+        broken(&|h| h[0].from = Some(id('f')), 1, "first event");
+        broken(&|h| h[0].schema = "verbatim.event/v0".into(), 1, "schema");
+        // Reasons and actors are free text: controls there are not integrity
+        // problems (they are escaped when printed).
+        let mut h = chain(2);
+        h[1].reason = Some("ok\n#7 \x1b[31m".into());
+        h[1].actor = "\u{9b}bot".into();
+        assert_eq!(check_history("prod", &h), Ok(()));
+    }
+
+    #[test]
+    fn manifests_named_once_each_with_the_first_event() {
+        let mut h = chain(3);
+        h.push(ev(4, Some(&h[2].to), &h[0].to));
+        let named = manifests_named(&h);
+        assert_eq!(named.len(), 3);
+        assert_eq!(named[&strict_digest(&h[0].to).unwrap()], 1);
+        assert_eq!(named[&strict_digest(&h[2].to).unwrap()], 3);
+    }
+
+    #[test]
+    fn the_pointer_is_the_newest_event_or_one_step_behind() {
+        let h = chain(3);
+        let bytes = |i: usize| h[i].pointer().to_bytes();
+        assert_eq!(check_pointer("prod", Some(&bytes(2)), &h), Ok(3));
+        assert_eq!(check_pointer("prod", Some(&bytes(1)), &h), Ok(2));
+        assert_eq!(check_pointer("prod", None, &[]), Ok(0));
+        assert_eq!(check_pointer("prod", None, &h[..1]), Ok(0));
+
+        let bad = |pointer: Option<&[u8]>, hist: &[Event], says: &str| {
+            let e = check_pointer("prod", pointer, hist).unwrap_err();
+            assert_eq!(e.key, pointer_key("prod"));
+            assert!(e.what.contains(says), "{says:?} not in {e}");
+        };
+        bad(Some(&bytes(0)), &h, "never more than one move behind");
+        bad(None, &h, "is missing");
+        bad(Some(&bytes(2)), &[], "empty");
+        bad(Some(b"{"), &h, "not a valid pointer");
+        for seq in [7, u64::MAX] {
+            let mut p = h[2].pointer();
+            p.seq = seq;
+            bad(
+                Some(&p.to_bytes()),
+                &h,
+                &format!(
+                    "says seq {seq}, but the newest event is {}",
+                    event_key("prod", 3)
+                ),
+            );
+        }
+        let mut p = h[2].pointer();
+        p.manifest = h[0].to.clone();
+        bad(Some(&p.to_bytes()), &h, "is not what event 3");
+        // Same fields, other bytes (reordered keys, whitespace): not byte for byte.
+        let mut spaced = bytes(2);
+        spaced.insert(1, b' ');
+        bad(Some(&spaced), &h, "byte for byte");
+    }
+
+    #[test]
+    fn strict_digests_only() {
+        assert!(strict_digest(&id('a')).is_some());
+        assert!(strict_digest(&id('a')[7..]).is_none());
+        assert!(strict_digest(&id('A')).is_none());
+        assert!(strict_digest(&format!("{} ", id('a'))).is_none());
     }
 
     #[test]

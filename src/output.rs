@@ -3,7 +3,15 @@
 //! With `--json` stdout carries exactly one JSON document and nothing else.
 //! Progress bars are drawn only when stderr is a terminal, outside CI, and
 //! not with `--json`, `--quiet` or `--no-progress`.
+//!
+//! Text from outside (reasons, actors, paths, keys, server messages) may hold
+//! control characters. Every line printed here and every error line passes
+//! through [`escape`], so a value can neither start a line of its own (and
+//! forge a `history` entry) nor drive the terminal. A message the tool itself
+//! composes of several lines is a [`Lines`], printed one escaped line at a
+//! time. JSON output is escaped by `serde_json` and left as it is.
 
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -33,12 +41,12 @@ impl Printer {
         self.json
     }
 
-    /// A result line on stdout (suppressed with `--json`).
-    pub fn result(&self, line: impl std::fmt::Display) -> io::Result<()> {
+    /// A result line on stdout (suppressed with `--json`), escaped.
+    pub fn result(&self, line: impl fmt::Display) -> io::Result<()> {
         if self.json {
             return Ok(());
         }
-        writeln!(io::stdout().lock(), "{line}")
+        writeln!(io::stdout().lock(), "{}", escape(&line.to_string()))
     }
 
     /// The `--json` document (only with `--json`).
@@ -51,23 +59,23 @@ impl Printer {
         writeln!(out)
     }
 
-    /// A diagnostic on stderr, unless `--quiet`.
-    pub fn note(&self, line: impl std::fmt::Display) {
+    /// A diagnostic on stderr, unless `--quiet`; escaped.
+    pub fn note(&self, line: impl fmt::Display) {
         if !self.quiet {
-            eprintln!("{line}");
+            eprintln!("{}", escape(&line.to_string()));
         }
     }
 
-    /// A diagnostic shown only with `--verbose`.
-    pub fn detail(&self, line: impl std::fmt::Display) {
+    /// A diagnostic shown only with `--verbose`; escaped.
+    pub fn detail(&self, line: impl fmt::Display) {
         if self.verbose {
-            eprintln!("{line}");
+            eprintln!("{}", escape(&line.to_string()));
         }
     }
 
-    /// A warning on stderr, even with `--quiet`.
-    pub fn warn(&self, line: impl std::fmt::Display) {
-        eprintln!("warning: {line}");
+    /// A warning on stderr, even with `--quiet`; escaped.
+    pub fn warn(&self, line: impl fmt::Display) {
+        eprintln!("warning: {}", escape(&line.to_string()));
     }
 
     /// A byte-counting progress bar, hidden when progress is off.
@@ -123,7 +131,165 @@ impl Printer {
     }
 }
 
+/// Text from outside, made safe to print on one line of a terminal: see
+/// [`Escaped`].
+pub fn escape(text: &str) -> Escaped<'_> {
+    Escaped(text)
+}
+
+/// Displays a string with every character that could move the cursor, end
+/// the line, drive the terminal or reorder what is shown escaped, Rust-style:
+/// `\n`, `\r`, `\t`, `\x1b` (C0 controls and DEL), `\u{9b}` (C1 controls),
+/// `\u{202e}` (bidirectional overrides and isolates, line and paragraph
+/// separators). Everything else, backslashes included, is shown as it is.
+/// Escaping escaped text changes nothing.
+#[derive(Clone, Copy)]
+pub struct Escaped<'a>(pub &'a str);
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() // C0, DEL and C1
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while let Some(i) = rest.find(needs_escape) {
+            f.write_str(&rest[..i])?;
+            let c = rest[i..].chars().next().unwrap_or_default();
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if u32::from(c) < 0x80 => write!(f, "\\x{:02x}", u32::from(c))?,
+                c => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+            }
+            rest = &rest[i + c.len_utf8()..];
+        }
+        f.write_str(rest)
+    }
+}
+
+impl fmt::Debug for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// An error message the tool composes of several lines: a head, then one
+/// line per item (every problem found in the assets, say). It prints as
+/// separate lines, each escaped on its own, so a newline inside an item
+/// shows as `\n` and never starts a line.
+#[derive(Debug)]
+pub struct Lines {
+    pub head: String,
+    pub items: Vec<String>,
+}
+
+impl fmt::Display for Lines {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", escape(&self.head))?;
+        for item in &self.items {
+            write!(f, "\n  {}", escape(item))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Lines {}
+
+/// What `main` prints for an error: `error: …` and one `  caused by: …` per
+/// cause, every line escaped; a [`Lines`] keeps its own line breaks.
+pub fn error_report(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for (i, cause) in err.chain().enumerate() {
+        let label = if i == 0 { "error: " } else { "  caused by: " };
+        match cause.downcast_ref::<Lines>() {
+            Some(lines) => out.push_str(&format!("{label}{lines}\n")),
+            None => out.push_str(&format!("{label}{}\n", escape(&cause.to_string()))),
+        }
+    }
+    out
+}
+
+/// A command-line error whose quoted values hold control characters,
+/// composed from its parts with each value escaped; `None` for every other
+/// error, which clap prints itself (in colour on a terminal).
+pub fn clap_error_report(err: &clap::Error) -> Option<String> {
+    use clap::error::ContextValue;
+    let hostile = err.context().any(|(_, v)| match v {
+        ContextValue::String(s) => s.contains(needs_escape),
+        ContextValue::Strings(v) => v.iter().any(|s| s.contains(needs_escape)),
+        _ => false,
+    });
+    if !hostile {
+        return None;
+    }
+    let mut out = format!("error: {}\n", err.kind());
+    for (kind, value) in err.context() {
+        if let Some(kind) = kind.as_str() {
+            let value = value.to_string();
+            out.push_str(&format!("  {}: {}\n", kind.to_lowercase(), escape(&value)));
+        }
+    }
+    if let Some(cause) = std::error::Error::source(err) {
+        out.push_str(&format!("  caused by: {}\n", escape(&cause.to_string())));
+    }
+    out.push_str("\nFor more information, try '--help'.\n");
+    Some(out)
+}
+
 /// `12.3 MiB`
 pub fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_could_forge_a_line_or_drive_a_terminal() {
+        let check = |raw: &str, shown: &str| assert_eq!(escape(raw).to_string(), shown);
+        check(
+            "plain text, ünïcode ✓ and a \\ backslash",
+            "plain text, ünïcode ✓ and a \\ backslash",
+        );
+        check("ok\n#7 by release-bot", "ok\\n#7 by release-bot");
+        check("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m");
+        check("a\rb\tc\0d\x7f", "a\\rb\\tc\\x00d\\x7f");
+        check("\u{9b}31m \u{85}", "\\u{9b}31m \\u{85}");
+        check("abc\u{202e}fed \u{2028}", "abc\\u{202e}fed \\u{2028}");
+        check("", "");
+        // Idempotent: escaped text has nothing left to escape.
+        let once = escape("a\nb\x1b\u{9b}").to_string();
+        assert_eq!(escape(&once).to_string(), once);
+    }
+
+    #[test]
+    fn error_reports_keep_the_tools_lines_and_escape_the_values() {
+        let lines = Lines {
+            head: "2 problems:".into(),
+            items: vec![
+                "a.css:1:1: missing".into(),
+                "b\nerror: forged\x1b[2J".into(),
+            ],
+        };
+        let err = anyhow::Error::new(lines).context("building \x1b[31mapp");
+        assert_eq!(
+            error_report(&err),
+            "error: building \\x1b[31mapp\n  caused by: 2 problems:\n  a.css:1:1: missing\n  b\\nerror: forged\\x1b[2J\n"
+        );
+        let err = anyhow::anyhow!("line one\nline two");
+        assert_eq!(error_report(&err), "error: line one\\nline two\n");
+    }
 }

@@ -7,7 +7,6 @@
 //! is stored only after everything it references.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,7 +17,7 @@ use sha2::{Digest as _, Sha384};
 use crate::assets::{self, url::UrlOptions, Input};
 use crate::config::{Config, ConfigError};
 use crate::manifest::Asset;
-use crate::output::Printer;
+use crate::output::{Lines, Printer};
 use crate::pack::{self, PackError};
 use crate::safe_fs;
 
@@ -57,28 +56,28 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
         ..Input::default()
     };
     assets::fingerprint(&input).map_err(|errors| {
-        let mut msg = format!(
+        let head = format!(
             "{} problem{} in the assets under {}; fix them (or list deliberate misses in `assets.allow_missing`):",
             errors.len(),
             if errors.len() == 1 { "" } else { "s" },
             dir.display()
         );
+        let mut items = Vec::new();
         for e in errors.iter().take(MAX_LISTED) {
             let file = dir.join(&e.file);
-            let _ = write!(
-                msg,
-                "\n  {}:{}:{}: {} (reference {:?})",
+            items.push(format!(
+                "{}:{}:{}: {} (reference {:?})",
                 file.display(),
                 e.line,
                 e.column,
                 e.message,
                 e.reference
-            );
+            ));
         }
         if errors.len() > MAX_LISTED {
-            let _ = write!(msg, "\n  … and {} more", errors.len() - MAX_LISTED);
+            items.push(format!("… and {} more", errors.len() - MAX_LISTED));
         }
-        anyhow::anyhow!(msg)
+        anyhow::Error::new(Lines { head, items })
     })
 }
 

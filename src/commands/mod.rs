@@ -9,6 +9,7 @@ mod build;
 mod diff;
 mod export;
 mod fetch;
+mod history;
 mod init;
 pub mod promote;
 mod publish;
@@ -160,8 +161,16 @@ pub fn load_manifest(store: &dyn Store, id: &Digest) -> Result<Manifest> {
 }
 
 /// Turns a `<manifest>` argument into an id: `sha256:<hex>`, 64 hex digits, a
-/// unique hex prefix of a stored manifest, or a manifest file.
+/// unique hex prefix of a stored manifest, a manifest file, or an environment
+/// (what its checked pointer names).
 pub fn resolve_manifest(store: &dyn Store, arg: &str) -> Result<Digest> {
+    let reader = history::Reader::new(store, crate::config::DEFAULT_CONCURRENCY);
+    resolve_manifest_with(&reader, arg)
+}
+
+/// [`resolve_manifest`] with a reader the caller goes on using.
+fn resolve_manifest_with(reader: &history::Reader<'_>, arg: &str) -> Result<Digest> {
+    let store = reader.store();
     let path = Path::new(arg);
     if (arg.contains('/') || arg.ends_with(".json")) && path.is_file() {
         let bytes = std::fs::read(path).with_context(|| format!("reading {arg}"))?;
@@ -172,11 +181,12 @@ pub fn resolve_manifest(store: &dyn Store, arg: &str) -> Result<Digest> {
         return Ok(d);
     }
     if crate::config::check_env_name(arg).is_ok() {
-        if let Some((p, _)) = promote::read_pointer(store, arg)? {
-            return p
-                .manifest
-                .parse()
-                .map_err(|e: String| IntegrityError(format!("envs/{arg}.json: {e}")).into());
+        if let Some(live) = reader.load(arg)?.live() {
+            // Checked: a pointer equals what an event sets, and events name
+            // manifests by strict digests.
+            return live.parse().map_err(|e: String| {
+                IntegrityError(format!("{}: {e}", crate::environments::pointer_key(arg))).into()
+            });
         }
     }
     let hex = arg.strip_prefix("sha256:").unwrap_or(arg);

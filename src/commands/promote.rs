@@ -1,13 +1,16 @@
 //! `verbatim promote` and `verbatim rollback`: move an environment's pointer.
 //!
 //! The protocol (see `environments` for why it is safe):
-//! 1. settle: if the event after the pointer's exists (a crashed or in-flight
-//!    move), complete it by writing the pointer it implies;
-//! 2. check: every object the manifest names exists with the right size, and
+//! 1. read and cross-check the history and the pointer (`history::Reader`;
+//!    anything inconsistent stops here with an integrity error);
+//! 2. settle: if the newest event is one the pointer has not applied (a
+//!    crashed or in-flight move), complete it by writing the pointer it
+//!    implies, once its manifest's objects are checked;
+//! 3. check: every object the manifest names exists with the right size, and
 //!    the gates pass (or `--force --reason`);
-//! 3. create event `seq + 1` (create-only: exactly one racer wins; the others
+//! 4. create event `n + 1` (create-only: exactly one racer wins; the others
 //!    exit with the lost-race code, naming the winner);
-//! 4. compare-and-swap the pointer to what the event says.
+//! 5. compare-and-swap the pointer to what the event says.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -16,13 +19,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use super::history::{self, EnvState, Reader};
 use crate::cli::{Global, PromoteArgs, RollbackArgs};
-use crate::config::{check_env_name, Config};
+use crate::config::Config;
 use crate::digest::Digest;
 use crate::environments::{self as envs, Event, Gate, Kind, Pointer};
 use crate::exit::{CheckFailed, GateRefused, IntegrityError, LostRace, UsageError};
 use crate::manifest::Manifest;
-use crate::output::Printer;
+use crate::output::{escape, Printer};
 use crate::store::{Body, ETag, Key, PutMode, PutOptions, Store, StoreError};
 
 /// What a move did, as `--json` prints it.
@@ -43,7 +47,8 @@ pub struct MoveJson {
 pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<()> {
     let cfg = super::load_config(g, Default::default())?;
     let store = super::open_store(&cfg)?;
-    let id = super::resolve_manifest(store.as_ref(), &args.manifest)?;
+    let reader = Reader::new(store.as_ref(), cfg.concurrency);
+    let id = super::resolve_manifest_with(&reader, &args.manifest)?;
     let req = MoveRequest {
         env: &args.to,
         to: id,
@@ -51,7 +56,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
         reason: args.reason.clone(),
         force: args.force,
     };
-    let mut report = move_pointer(store.as_ref(), &cfg, &req, printer)?;
+    let mut report = move_with(&reader, &cfg, &req, None, printer)?;
     if let (Some(cmd), "moved") = (&args.check_cmd, report.result) {
         if let Err(why) = canary(cmd, args.check_timeout, &report, printer) {
             let Some(previous) = report.previous.clone() else {
@@ -69,7 +74,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
                 reason: Some(format!("canary check failed: {why}")),
                 force: true,
             };
-            let rolled = move_pointer(store.as_ref(), &cfg, &back, printer)?;
+            let rolled = move_with(&reader, &cfg, &back, None, printer)?;
             printer.warn(format!(
                 "canary check failed ({why}); rolled {} back to {previous}",
                 args.to
@@ -100,16 +105,18 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
     let cfg = super::load_config(g, Default::default())?;
     let store = super::open_store(&cfg)?;
     envs::previous(&cfg.environments, &args.env).map_err(UsageError)?;
-    let history = history(store.as_ref(), &args.env)?;
+    let reader = Reader::new(store.as_ref(), cfg.concurrency);
+    let current = settle(&reader, &args.env)?;
+    let history = &current.events;
     let target = match &args.to {
         Some(to) if to.chars().all(|c| c.is_ascii_digit()) => {
             let seq = to
                 .parse()
                 .map_err(|_| UsageError(format!("--to {to}: not a sequence number")))?;
-            envs::rollback_target(&history, Some(seq)).map_err(UsageError)?
+            envs::rollback_target(history, Some(seq)).map_err(UsageError)?
         }
-        Some(to) => super::resolve_manifest(store.as_ref(), to)?.to_string(),
-        None => envs::rollback_target(&history, None)
+        Some(to) => super::resolve_manifest_with(&reader, to)?.to_string(),
+        None => envs::rollback_target(history, None)
             .map_err(|e| UsageError(format!("cannot roll back {}: {e}", args.env)))?,
     };
     let req = MoveRequest {
@@ -119,7 +126,8 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
         reason: args.reason.clone(),
         force: args.force,
     };
-    let report = move_pointer(store.as_ref(), &cfg, &req, printer)?;
+    // The target was chosen from this history: if it moves meanwhile, lose.
+    let report = move_with(&reader, &cfg, &req, Some(current.seq()), printer)?;
     print_move(printer, &report)
 }
 
@@ -138,14 +146,41 @@ pub fn move_pointer(
     req: &MoveRequest<'_>,
     printer: &Printer,
 ) -> Result<MoveJson> {
+    move_with(
+        &Reader::new(store, cfg.concurrency),
+        cfg,
+        req,
+        None,
+        printer,
+    )
+}
+
+/// [`move_pointer`] with a reader shared with the rest of the command and,
+/// when the request was derived from the history at seq `based_on`, a lost
+/// race if the environment has moved since.
+fn move_with(
+    reader: &Reader<'_>,
+    cfg: &Config,
+    req: &MoveRequest<'_>,
+    based_on: Option<u64>,
+    printer: &Printer,
+) -> Result<MoveJson> {
+    let store = reader.store();
     let env = req.env;
     let prev_env = envs::previous(&cfg.environments, env).map_err(UsageError)?;
-    let current = settle(store, env)?;
+    let current = settle(reader, env)?;
+    if let Some(seen) = based_on.filter(|&s| s != current.seq()) {
+        return Err(LostRace(format!(
+            "{env} moved (event {}) while this move was being prepared from event {seen}; check `verbatim history {env}` and run again if still wanted",
+            current.seq()
+        ))
+        .into());
+    }
     let to = req.to.to_string();
-    let previous = current.as_ref().map(|(p, _)| p.manifest.clone());
+    let previous = current.live().map(String::from);
     if previous.as_deref() == Some(to.as_str()) {
         printer.note(format!("{env} already runs {to}; nothing to do"));
-        let seq = current.as_ref().map_or(0, |(p, _)| p.seq);
+        let seq = current.seq();
         return Ok(MoveJson {
             env: env.into(),
             result: "unchanged",
@@ -160,6 +195,7 @@ pub fn move_pointer(
 
     // Safety, not a gate: a manifest with a missing object never goes live.
     let manifest = super::load_manifest(store, &req.to)?;
+    reader.mark_present(req.to);
     let missing = missing_objects(store, &manifest)?;
     if !missing.is_empty() {
         return Err(IntegrityError(format!(
@@ -174,18 +210,16 @@ pub fn move_pointer(
         ok: true,
         detail: format!("{} objects present", manifest.objects().len()),
     }];
-    let history_here;
     let gate = match req.kind {
         Kind::Promote => {
-            let prev_history = match prev_env {
-                Some(p) => history(store, p)?,
-                None => vec![],
-            };
-            envs::order_gate(prev_env, &prev_history, &to)
+            // Only moves the pointer there has applied: a recorded move not
+            // yet applied was never live there.
+            let prev_state = prev_env.map(|p| reader.load(p)).transpose()?;
+            let prev_history = prev_state.as_ref().map_or(&[][..], EnvState::applied);
+            envs::order_gate(prev_env, prev_history, &to)
         }
         Kind::Rollback | Kind::AutoRollback => {
-            history_here = history(store, env)?;
-            let ok = envs::was_live(&history_here, &to);
+            let ok = envs::was_live(current.applied(), &to);
             Gate {
                 gate: "was-live".into(),
                 ok,
@@ -210,11 +244,11 @@ pub fn move_pointer(
     if refused {
         printer.warn(format!(
             "gates overridden with --force: {}",
-            req.reason.as_deref().unwrap_or("")
+            escape(req.reason.as_deref().unwrap_or(""))
         ));
     }
 
-    let seq = current.as_ref().map_or(0, |(p, _)| p.seq) + 1;
+    let seq = current.next_seq()?;
     let event = Event {
         schema: envs::EVENT_SCHEMA.into(),
         env: env.into(),
@@ -231,13 +265,15 @@ pub fn move_pointer(
     let bytes = event.to_bytes();
     let key = Key::new(envs::event_key(env, seq))?;
     match store.put(&key, Body::bytes(&bytes), PutMode::CreateOnly, &json_opts()) {
-        Ok(_) => {}
+        Ok(_) => reader.remember(&event)?,
         Err(StoreError::AlreadyExists { .. }) => {
             let winner = read_event(store, env, seq)
                 .map(|w| {
                     format!(
                         "{} moved {env} to {} at {} (event {seq})",
-                        w.actor, w.to, w.time
+                        escape(&w.actor),
+                        escape(&w.to),
+                        escape(&w.time)
                     )
                 })
                 .unwrap_or_else(|_| format!("another process wrote event {seq} of {env}"));
@@ -248,7 +284,12 @@ pub fn move_pointer(
         }
         Err(e) => return Err(e).with_context(|| format!("recording event {seq} of {env}")),
     }
-    write_pointer(store, env, &event.pointer(), current.map(|(_, e)| e))?;
+    write_pointer(
+        reader,
+        env,
+        &event.pointer(),
+        current.pointer.map(|(_, e)| e),
+    )?;
     printer.note(format!(
         "{env}: {} → {to} (event {seq})",
         previous.as_deref().unwrap_or("nothing")
@@ -299,7 +340,7 @@ fn missing_objects(store: &dyn Store, m: &Manifest) -> Result<Vec<String>> {
 /// Writes the pointer for an event we created. If the swap loses, someone
 /// completed our move for us (see `settle`); anything else is a lost race.
 fn write_pointer(
-    store: &dyn Store,
+    reader: &Reader<'_>,
     env: &str,
     pointer: &Pointer,
     expected: Option<ETag>,
@@ -310,96 +351,75 @@ fn write_pointer(
         Some(etag) => PutMode::ReplaceIfMatch(etag),
         None => PutMode::CreateOnly,
     };
-    match store.put(&key, Body::bytes(&bytes), mode, &json_opts()) {
+    match reader
+        .store()
+        .put(&key, Body::bytes(&bytes), mode, &json_opts())
+    {
         Ok(_) => Ok(()),
         Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {
-            match read_pointer(store, env)? {
-                Some((now, _)) if now.seq >= pointer.seq => Ok(()),
-                _ => Err(LostRace(format!(
+            if reader.load(env)?.seq() >= pointer.seq {
+                Ok(())
+            } else {
+                Err(LostRace(format!(
                     "the pointer of {env} moved while event {} was being applied",
                     pointer.seq
                 ))
-                .into()),
+                .into())
             }
         }
         Err(e) => Err(e).with_context(|| format!("moving the pointer of {env}")),
     }
 }
 
-/// Completes any move whose event exists but whose pointer write did not
-/// happen (a crash between steps 3 and 4). Returns the settled pointer.
-pub fn settle(store: &dyn Store, env: &str) -> Result<Option<(Pointer, ETag)>> {
-    for _ in 0..1000 {
-        let current = read_pointer(store, env)?;
-        let seq = current.as_ref().map_or(0, |(p, _)| p.seq);
-        let next = Key::new(envs::event_key(env, seq + 1))?;
-        if store.head(&next)?.is_none() {
-            return Ok(current);
+/// Reads and checks `env`, completing a move whose event exists but whose
+/// pointer write did not happen (a crash between steps 4 and 5), once the
+/// objects of its manifest are checked. Returns the settled state: the
+/// pointer is the newest event's.
+pub fn settle(reader: &Reader<'_>, env: &str) -> Result<EnvState> {
+    for _ in 0..100 {
+        let state = reader.load(env)?;
+        let Some(pending) = state.pending() else {
+            return Ok(state);
+        };
+        let event_key = envs::event_key(env, pending.seq);
+        let id: Digest = pending.to.parse().map_err(anyhow::Error::msg)?;
+        let manifest = super::load_manifest(reader.store(), &id)
+            .with_context(|| format!("checking {event_key} before completing it"))?;
+        let missing = missing_objects(reader.store(), &manifest)?;
+        if !missing.is_empty() {
+            return Err(IntegrityError(format!(
+                "{event_key}: moves {env} to {id}, but {} of its object(s) are not in the store: {}; refusing to complete it",
+                missing.len(),
+                missing.join(", ")
+            ))
+            .into());
         }
-        let event = read_event(store, env, seq + 1)?;
         let key = Key::new(envs::pointer_key(env))?;
-        let bytes = event.pointer().to_bytes();
-        let mode = match current {
-            Some((_, etag)) => PutMode::ReplaceIfMatch(etag),
+        let bytes = pending.pointer().to_bytes();
+        let mode = match &state.pointer {
+            Some((_, etag)) => PutMode::ReplaceIfMatch(etag.clone()),
             None => PutMode::CreateOnly,
         };
-        match store.put(&key, Body::bytes(&bytes), mode, &json_opts()) {
+        match reader
+            .store()
+            .put(&key, Body::bytes(&bytes), mode, &json_opts())
+        {
             Ok(_)
             | Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {}
-            Err(e) => {
-                return Err(e).with_context(|| format!("completing event {} of {env}", seq + 1))
-            }
+            Err(e) => return Err(e).with_context(|| format!("completing {event_key}")),
         }
     }
     Err(LostRace(format!("{env} keeps moving; try again")).into())
 }
 
-pub fn read_pointer(store: &dyn Store, env: &str) -> Result<Option<(Pointer, ETag)>> {
-    check_env_name(env).map_err(UsageError)?;
-    let key = Key::new(envs::pointer_key(env))?;
-    let object = match store.get(&key) {
-        Ok(o) => o,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let etag = object.meta.etag.clone();
-    let bytes = object
-        .into_bytes()
-        .with_context(|| format!("reading {key}"))?;
-    let pointer: Pointer = serde_json::from_slice(&bytes)
-        .map_err(|e| IntegrityError(format!("{key}: not a valid pointer ({e})")))?;
-    Ok(Some((pointer, etag)))
-}
-
+/// Event `seq` of `env` as stored, unchecked: only for naming the winner
+/// of a race in a message.
 fn read_event(store: &dyn Store, env: &str, seq: u64) -> Result<Event> {
     let key = Key::new(envs::event_key(env, seq))?;
-    let bytes = store
-        .get(&key)?
-        .into_bytes()
-        .with_context(|| format!("reading {key}"))?;
+    let (bytes, _) =
+        history::get_record(store, &key)?.ok_or_else(|| anyhow::anyhow!("{key}: not found"))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| IntegrityError(format!("{key}: not a valid event ({e})")).into())
-}
-
-/// Every event of `env`, oldest first.
-pub fn history(store: &dyn Store, env: &str) -> Result<Vec<Event>> {
-    check_env_name(env).map_err(UsageError)?;
-    let mut events = Vec::new();
-    for key in store
-        .list(&envs::events_prefix(env))?
-        .into_iter()
-        .map(|l| l.key)
-    {
-        let bytes = store
-            .get(&key)?
-            .into_bytes()
-            .with_context(|| format!("reading {key}"))?;
-        let e: Event = serde_json::from_slice(&bytes)
-            .map_err(|e| IntegrityError(format!("{key}: not a valid event ({e})")))?;
-        events.push(e);
-    }
-    events.sort_by_key(|e| e.seq);
-    Ok(events)
 }
 
 fn json_opts() -> PutOptions {

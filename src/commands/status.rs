@@ -4,12 +4,12 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::{Global, HistoryArgs, StatusArgs};
-use crate::environments::Event;
+use crate::environments::{self as envs, Event};
 use crate::exit::UsageError;
-use crate::output::Printer;
+use crate::output::{escape, Printer};
 use crate::store::Store;
 
-use super::promote::{history, read_pointer};
+use super::history::{EnvState, Reader};
 
 #[derive(Serialize)]
 struct StatusJson {
@@ -39,15 +39,21 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
         Some(e) => vec![e.clone()],
         None => env_names(g, store.as_ref())?,
     };
+    let reader = Reader::new(store.as_ref(), super::concurrency(g));
     let mut out = StatusJson {
         environments: vec![],
     };
     for env in names {
-        let p = read_pointer(store.as_ref(), &env)?.map(|(p, _)| p);
+        let state = reader.load(&env)?;
+        note_pending(printer, &state);
+        let p = state.pointer.map(|(p, _)| p);
         match &p {
             Some(p) => printer.result(format!(
                 "{env:<10} {}  #{} {} by {}",
-                p.manifest, p.seq, p.time, p.actor
+                p.manifest,
+                p.seq,
+                escape(&p.time),
+                escape(&p.actor)
             ))?,
             None => printer.result(format!("{env:<10} (nothing promoted yet)"))?,
         }
@@ -65,10 +71,12 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
 
 pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
-    let mut events = history(store.as_ref(), &args.env)?;
-    if events.is_empty() && read_pointer(store.as_ref(), &args.env)?.is_none() {
+    let state = Reader::new(store.as_ref(), super::concurrency(g)).load(&args.env)?;
+    if state.events.is_empty() {
         printer.note(format!("{}: no history (nothing promoted yet)", args.env));
     }
+    note_pending(printer, &state);
+    let mut events = state.events;
     events.reverse();
     if let Some(n) = args.limit {
         events.truncate(n);
@@ -78,17 +86,17 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
         let mut line = format!(
             "#{:<4} {} {:<13} {} → {}  by {}",
             e.seq,
-            e.time,
+            escape(&e.time),
             serde_json::to_value(e.kind)?.as_str().unwrap_or("?"),
             from,
             short(&e.to),
-            e.actor
+            escape(&e.actor)
         );
         if e.forced {
             line.push_str("  FORCED");
         }
         if let Some(r) = &e.reason {
-            line.push_str(&format!("  ({r})"));
+            line.push_str(&format!("  ({})", escape(r)));
         }
         printer.result(line)?;
     }
@@ -97,6 +105,19 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
         events,
     })?;
     Ok(())
+}
+
+/// Says so when the newest event is recorded but not yet applied.
+fn note_pending(printer: &Printer, state: &EnvState) {
+    if let Some(e) = state.pending() {
+        printer.note(format!(
+            "{}: {} (to {}) is recorded but the pointer has not moved yet; the next promote or rollback of {} completes it",
+            state.env,
+            envs::event_key(&state.env, e.seq),
+            e.to,
+            state.env
+        ));
+    }
 }
 
 /// `sha256:` and the first 12 hex digits.

@@ -1,0 +1,331 @@
+//! Reading an environment: its events and pointer, cross-checked before
+//! anything relies on them.
+//!
+//! Every command that reads a history or a pointer (`promote`, `rollback`,
+//! settling a half-done move, the order gate's look at the environment
+//! before, `status`, `history`, an environment named as a `<manifest>`) gets
+//! them from [`Reader::load`]. It fails closed: an event whose file name,
+//! `seq`, position or folder disagree, a gap, a `from` that is not the `to`
+//! before it, a manifest that is not in the store, or a pointer that is
+//! neither the newest event's nor one step behind it, is an integrity error
+//! (exit 5) naming the key at fault, and nothing is written. The checks are
+//! the pure `environments::check_*`; this module only fetches.
+//!
+//! What a load costs: one LIST of the events, one GET of the pointer, one GET
+//! per event not already read in this run and one HEAD per manifest not
+//! already seen in this run, both in parallel. Events are immutable, so a
+//! second load in the same run (after settling, for the gate, after losing a
+//! compare-and-swap) costs the LIST and the pointer only.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+
+use crate::config::check_env_name;
+use crate::digest::Digest;
+use crate::environments::{self as envs, Event, Inconsistent, Pointer};
+use crate::exit::{IntegrityError, LostRace, UsageError};
+use crate::manifest;
+use crate::par;
+use crate::store::{ETag, Key, Store, StoreError};
+
+/// The most an event or a pointer may weigh. Real ones are a few hundred
+/// bytes; `--reason` and the actor are bounded by the OS's argument and
+/// variable limits (128 KiB each on Linux).
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// Times the pointer may be seen ahead of a fresh listing (moves landing
+/// while we read) before giving up.
+const RELIST_ATTEMPTS: usize = 20;
+
+/// An environment as stored, checked.
+#[derive(Debug)]
+pub struct EnvState {
+    pub env: String,
+    /// Every event, oldest first: `events[i].seq == i + 1`.
+    pub events: Vec<Event>,
+    /// The pointer and its ETag; equal to what `events[applied - 1]` sets.
+    pub pointer: Option<(Pointer, ETag)>,
+    /// How many events the pointer has applied: all, or all but the newest
+    /// (a move whose pointer write has not happened yet).
+    pub applied: usize,
+}
+
+impl EnvState {
+    /// The events the pointer has applied: what was live, and when.
+    pub fn applied(&self) -> &[Event] {
+        &self.events[..self.applied]
+    }
+
+    /// The newest event, when the pointer has not caught up with it.
+    pub fn pending(&self) -> Option<&Event> {
+        self.events.get(self.applied)
+    }
+
+    /// The manifest the pointer names.
+    pub fn live(&self) -> Option<&str> {
+        self.pointer.as_ref().map(|(p, _)| p.manifest.as_str())
+    }
+
+    /// The sequence number of the pointer (0 before the first move).
+    pub fn seq(&self) -> u64 {
+        self.pointer.as_ref().map_or(0, |(p, _)| p.seq)
+    }
+
+    /// The sequence number the next event gets.
+    pub fn next_seq(&self) -> Result<u64> {
+        u64::try_from(self.events.len())
+            .ok()
+            .and_then(|n| n.checked_add(1))
+            .ok_or_else(|| {
+                IntegrityError(format!(
+                    "{}: the history of {} is full; no sequence number is left",
+                    envs::events_prefix(&self.env),
+                    self.env
+                ))
+                .into()
+            })
+    }
+}
+
+/// Reads environments from one store, remembering within a run what cannot
+/// change: events (create-only) and the presence of manifests (never deleted).
+pub struct Reader<'a> {
+    store: &'a dyn Store,
+    threads: usize,
+    events: Mutex<HashMap<Key, Event>>,
+    present: Mutex<BTreeSet<Digest>>,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader making up to `threads` requests at once.
+    pub fn new(store: &'a dyn Store, threads: usize) -> Reader<'a> {
+        Reader {
+            store,
+            threads: threads.max(1),
+            events: Mutex::new(HashMap::new()),
+            present: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    pub fn store(&self) -> &'a dyn Store {
+        self.store
+    }
+
+    /// Records a manifest known to be stored (one just read, say).
+    pub fn mark_present(&self, id: Digest) {
+        if let Ok(mut p) = self.present.lock() {
+            p.insert(id);
+        }
+    }
+
+    /// Records an event this run created, so it is not read back.
+    pub fn remember(&self, event: &Event) -> Result<()> {
+        let key = Key::new(envs::event_key(&event.env, event.seq))?;
+        if let Ok(mut cache) = self.events.lock() {
+            cache.insert(key, event.clone());
+        }
+        Ok(())
+    }
+
+    /// Reads and checks `env`'s history and pointer (see the module docs).
+    pub fn load(&self, env: &str) -> Result<EnvState> {
+        check_env_name(env).map_err(UsageError)?;
+        let pointer_key = Key::new(envs::pointer_key(env))?;
+        let refuse = |e: Inconsistent| -> anyhow::Error {
+            IntegrityError(format!(
+                "refusing to rely on the history of {env}: {e} (the store was altered outside verbatim: inspect it)"
+            ))
+            .into()
+        };
+
+        // List first, then read the pointer: a pointer only moves to an
+        // event that exists, so one read after the listing is at most one
+        // step behind it, and one ahead of it means a move landed meanwhile
+        // (list again) or the pointer lies (the new listing does not reach it).
+        let mut listed = self.list_events(env).map_err(|e| e.map(refuse))?;
+        let mut attempts = 0;
+        let pointer = loop {
+            let pointer = match self.get_record(&pointer_key)? {
+                Some((bytes, etag)) => {
+                    let p = Pointer::parse(pointer_key.as_str(), &bytes).map_err(refuse)?;
+                    Some((p, bytes, etag))
+                }
+                None => None,
+            };
+            let seq = pointer.as_ref().map_or(0, |(p, ..)| p.seq);
+            if seq <= listed.len() as u64 {
+                break pointer;
+            }
+            let again = self.list_events(env).map_err(|e| e.map(refuse))?;
+            if (again.len() as u64) < seq {
+                // check_pointer below names what disagrees.
+                listed = again;
+                break pointer;
+            }
+            attempts += 1;
+            if attempts >= RELIST_ATTEMPTS {
+                return Err(
+                    LostRace(format!("{env} keeps moving while being read; try again")).into(),
+                );
+            }
+            listed = again;
+        };
+
+        let events = self.read_events(&listed)?;
+        envs::check_history(env, &events).map_err(refuse)?;
+        let applied = envs::check_pointer(
+            env,
+            pointer.as_ref().map(|(_, bytes, _)| bytes.as_slice()),
+            &events,
+        )
+        .map_err(refuse)?;
+        self.check_manifests(env, &events)
+            .map_err(|e| e.map(refuse))?;
+        Ok(EnvState {
+            env: env.to_owned(),
+            events,
+            pointer: pointer.map(|(p, _, etag)| (p, etag)),
+            applied,
+        })
+    }
+
+    /// The event keys of `env` with their listed sizes, checked to be
+    /// `1..=n` without gaps.
+    fn list_events(&self, env: &str) -> Result<Vec<(Key, u64)>, Fail> {
+        let listed = self
+            .store
+            .list(&envs::events_prefix(env))
+            .with_context(|| format!("listing the history of {env}"))?;
+        envs::check_event_keys(env, listed.iter().map(|l| l.key.as_str()))?;
+        Ok(listed.into_iter().map(|l| (l.key, l.size)).collect())
+    }
+
+    /// The events at `keys`, in order, from the cache or the store.
+    fn read_events(&self, keys: &[(Key, u64)]) -> Result<Vec<Event>> {
+        let cached = |key: &Key| self.events.lock().ok()?.get(key).cloned();
+        let results = par::try_map(keys, self.threads, |(key, size)| {
+            if let Some(e) = cached(key) {
+                return Ok(e);
+            }
+            if *size > MAX_RECORD_BYTES {
+                return Err(IntegrityError(format!(
+                    "{key}: {size} bytes, more than an event ever holds ({MAX_RECORD_BYTES}); refusing to read it"
+                ))
+                .into());
+            }
+            let (bytes, _) = self.get_record(key)?.ok_or_else(|| {
+                IntegrityError(format!(
+                    "{key}: listed but gone; events are never deleted (tampering?)"
+                ))
+            })?;
+            let e: Event = serde_json::from_slice(&bytes)
+                .map_err(|e| IntegrityError(format!("{key}: not a valid event ({e})")))?;
+            Ok::<_, anyhow::Error>(e)
+        });
+        let mut events = Vec::with_capacity(keys.len());
+        for ((key, _), r) in keys.iter().zip(results) {
+            let e =
+                r.ok_or_else(|| anyhow::anyhow!("{key}: not read (an earlier read failed)"))??;
+            events.push(e);
+        }
+        if let Ok(mut cache) = self.events.lock() {
+            for ((key, _), e) in keys.iter().zip(&events) {
+                cache.entry(key.clone()).or_insert_with(|| e.clone());
+            }
+        }
+        Ok(events)
+    }
+
+    /// One HEAD per manifest the history names that this run has not seen.
+    fn check_manifests(&self, env: &str, events: &[Event]) -> Result<(), Fail> {
+        let known = self.present.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut todo: Vec<(Digest, u64)> = envs::manifests_named(events)
+            .into_iter()
+            .filter(|(d, _)| !known.contains(d))
+            .collect();
+        todo.sort_by_key(|&(_, seq)| seq);
+        let results = par::try_map(&todo, self.threads, |(d, _)| {
+            let key = Key::new(manifest::key_for(d))?;
+            self.store
+                .head(&key)
+                .with_context(|| format!("checking that {key} exists"))
+        });
+        for ((d, seq), r) in todo.iter().zip(results) {
+            match r {
+                Some(Ok(Some(_))) => self.mark_present(*d),
+                Some(Ok(None)) => {
+                    return Err(Fail::Bad(Inconsistent {
+                        key: envs::event_key(env, *seq),
+                        what: format!(
+                            "names manifest {d}, which is not in the store ({} is missing)",
+                            manifest::key_for(d)
+                        ),
+                    }))
+                }
+                Some(Err(e)) => return Err(Fail::Io(e)),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A small JSON record (an event or a pointer), read up to
+    /// [`MAX_RECORD_BYTES`]; `None` if absent.
+    fn get_record(&self, key: &Key) -> Result<Option<(Vec<u8>, ETag)>> {
+        get_record(self.store, key)
+    }
+}
+
+/// A small JSON record (an event or a pointer), read up to
+/// [`MAX_RECORD_BYTES`] and refused beyond; `None` if absent.
+pub fn get_record(store: &dyn Store, key: &Key) -> Result<Option<(Vec<u8>, ETag)>> {
+    let object = match store.get(key) {
+        Ok(o) => o,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {key}")),
+    };
+    let etag = object.meta.etag.clone();
+    let mut bytes = Vec::new();
+    object
+        .reader
+        .take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {key}"))?;
+    if bytes.len() as u64 > MAX_RECORD_BYTES {
+        return Err(IntegrityError(format!(
+            "{key}: more than {MAX_RECORD_BYTES} bytes, more than an event or pointer ever holds; refusing it"
+        ))
+        .into());
+    }
+    Ok(Some((bytes, etag)))
+}
+
+/// A failed check, or a failure to look.
+enum Fail {
+    Bad(Inconsistent),
+    Io(anyhow::Error),
+}
+
+impl Fail {
+    fn map(self, refuse: impl Fn(Inconsistent) -> anyhow::Error) -> anyhow::Error {
+        match self {
+            Fail::Bad(e) => refuse(e),
+            Fail::Io(e) => e,
+        }
+    }
+}
+
+impl From<Inconsistent> for Fail {
+    fn from(e: Inconsistent) -> Fail {
+        Fail::Bad(e)
+    }
+}
+
+impl From<anyhow::Error> for Fail {
+    fn from(e: anyhow::Error) -> Fail {
+        Fail::Io(e)
+    }
+}
