@@ -40,6 +40,8 @@ fi
 [ -d "$D" ] && down
 rm -rf "$D"
 mkdir -p "$D"/{run,log,mon,osd}
+# Ceph logs to its own files: show them when a step fails.
+trap 'echo "cluster.sh: line $LINENO failed; logs:" >&2; tail -n 20 "$D"/log/* >&2' ERR
 FSID=$(cat /proc/sys/kernel/random/uuid)
 cat > "$D/ceph.conf" <<EOF
 [global]

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::s3::{cli, ok_json, pipeline, store, ACCESS_KEY, BUCKET, SECRET_KEY};
-use crate::util::{success, Project};
+use crate::util::Project;
 
 /// Where the shared cluster lives; `cargo xtask ci` stops the one here.
 pub fn cluster_dir() -> PathBuf {
@@ -49,7 +49,7 @@ pub fn rgw() -> Option<String> {
         return None;
     }
     let dir = cluster_dir();
-    let out = success(
+    let up = || {
         Command::new("flock")
             .arg("-o")
             .arg(dir.with_extension("lock"))
@@ -58,8 +58,28 @@ pub fn rgw() -> Option<String> {
             .arg("up")
             .arg(&dir)
             .args([free_port().to_string(), free_port().to_string()])
-            .args([ACCESS_KEY, SECRET_KEY]),
+            .args([ACCESS_KEY, SECRET_KEY])
+            .output()
+            .unwrap()
+    };
+    let mut out = up();
+    if !out.status.success() {
+        // A cluster stopped a moment ago can still hold its store: once more.
+        eprintln!(
+            "WARNING: starting Ceph failed ({}), retrying once:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        out = up();
+    }
+    assert!(
+        out.status.success(),
+        "starting Ceph failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
+    let out = out.stdout;
     let endpoint = String::from_utf8(out).unwrap().trim().to_owned();
     create_bucket(&endpoint);
     Some(endpoint)

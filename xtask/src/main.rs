@@ -81,6 +81,7 @@ fn ci() -> Result {
         }
     }
     setup::chromium()?;
+    setup::ceph()?;
     let s3s_fs = setup::s3s_fs()?;
     let aws = setup::awscli()?;
     run("cargo", &["fmt", "--all", "--check"])?;
@@ -98,18 +99,21 @@ fn ci() -> Result {
     // The tests start their own s3s-fs servers and read metadata with awscli.
     std::env::set_var("VERBATIM_TEST_S3S_FS", &s3s_fs);
     std::env::set_var("VERBATIM_TEST_AWS_CLI", &aws);
-    if Command::new("cargo")
+    let tests = if Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success())
     {
+        // nextest does not run doctests.
         run(
             "cargo",
             &["nextest", "run", "--workspace", "--no-fail-fast"],
-        )?;
-        // nextest does not run doctests.
-        run("cargo", &["test", "--workspace", "--doc"])
+        )
+        .and_then(|()| run("cargo", &["test", "--workspace", "--doc"]))
     } else {
         run("cargo", &["test", "--workspace", "--no-fail-fast"])
-    }
+    };
+    // The radosgw tests leave their shared cluster running for each other.
+    setup::stop_ceph();
+    tests
 }

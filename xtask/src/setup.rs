@@ -1,6 +1,6 @@
 //! Installing what the tests need that the Rust toolchain does not bring:
-//! Chromium (browser test), s3s-fs (the S3-compatible server the S3 tests
-//! start) and awscli (to read object metadata as a third party). Builds are
+//! Chromium (browser test), s3s-fs and Ceph (the S3-compatible servers the
+//! S3 tests start) and awscli (to read object metadata as a third party). Builds are
 //! cached under `~/.cache/verbatim`, outside the clone; nothing depends on
 //! the cache being there.
 
@@ -41,6 +41,45 @@ pub fn chromium() -> Result {
     }
     run("apt-get", &["update", "-q"])?;
     run("apt-get", &["install", "-y", "-q", "chromium"])
+}
+
+/// Ceph (monitor, OSD, radosgw) for tests/it/ceph.rs: Debian's packages,
+/// installed when missing. The tests start the cluster themselves.
+pub fn ceph() -> Result {
+    if have("radosgw") && have("ceph-mon") && have("ceph-osd") && have("flock") {
+        return Ok(());
+    }
+    if !is_root() {
+        eprintln!("WARNING: Ceph is missing and we are not root: the radosgw tests will fail in CI (apt-get install ceph-mon ceph-osd radosgw ceph-common)");
+        return Ok(());
+    }
+    run("apt-get", &["update", "-q"])?;
+    run(
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "ceph-mon",
+            "ceph-osd",
+            "radosgw",
+            "ceph-common",
+            "curl",
+            "util-linux",
+        ],
+    )
+}
+
+/// Stops the Ceph cluster the tests started (see tests/it/ceph.rs).
+pub fn stop_ceph() {
+    let dir = std::env::temp_dir().join("verbatim-test-ceph");
+    if dir.exists() {
+        let _ = run(
+            "bash",
+            &["tests/ceph/cluster.sh", "down", &dir.to_string_lossy()],
+        );
+    }
 }
 
 /// The s3s-fs binary, built once into the cache.
