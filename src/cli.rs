@@ -4,7 +4,35 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
+
+/// The boolean settings read from environment variables: each takes
+/// 1/0, true/false, yes/no, on/off.
+pub const BOOL_VARS: &[&str] = &["VERBATIM_NO_PROGRESS", "VERBATIM_S3_PATH_STYLE"];
+
+/// Checks the boolean variables before clap reads them, so that a bad value
+/// is an error naming the variable rather than the flag.
+pub fn check_bool_vars() -> Result<(), String> {
+    for var in BOOL_VARS {
+        let Some(value) = std::env::var_os(var) else {
+            continue;
+        };
+        let ok = value.to_str().is_some_and(|v| {
+            matches!(
+                v.to_ascii_lowercase().as_str(),
+                "1" | "0" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n" | "t" | "f"
+            )
+        });
+        if !ok {
+            return Err(format!(
+                "environment variable {var}={}: expected 1/0, true/false, yes/no or on/off",
+                crate::output::escape(&value.to_string_lossy())
+            ));
+        }
+    }
+    Ok(())
+}
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -55,7 +83,8 @@ pub struct Global {
         help_heading = "S3 options",
         long,
         global = true,
-        env = "VERBATIM_S3_PATH_STYLE"
+        env = "VERBATIM_S3_PATH_STYLE",
+        value_parser = BoolishValueParser::new()
     )]
     pub path_style: bool,
 
@@ -85,7 +114,7 @@ pub struct Global {
     pub verbose: bool,
 
     /// Never draw progress bars (they are only drawn on a terminal, never in CI).
-    #[arg(long, global = true, env = "VERBATIM_NO_PROGRESS")]
+    #[arg(long, global = true, env = "VERBATIM_NO_PROGRESS", value_parser = BoolishValueParser::new())]
     pub no_progress: bool,
 }
 

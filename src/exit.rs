@@ -41,6 +41,26 @@ pub struct LostRace(pub String);
 pub struct CheckFailed(pub String);
 
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
+    ExitCode::from(code_and_kind(err).0)
+}
+
+/// The exit code for `err` and its name in `--json` error documents:
+/// `failure`, `usage`, `gate-refused`, `lost-race`, `integrity` or
+/// `check-failed`.
+pub fn code_and_kind(err: &anyhow::Error) -> (u8, &'static str) {
+    let code = code_of(err);
+    let kind = match code {
+        USAGE => "usage",
+        GATE_REFUSED => "gate-refused",
+        LOST_RACE => "lost-race",
+        INTEGRITY => "integrity",
+        CHECK_FAILED => "check-failed",
+        _ => "failure",
+    };
+    (code, kind)
+}
+
+fn code_of(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         let code =
             if cause.is::<ConfigError>() || cause.is::<UsageError>() || cause.is::<OpenError>() {
@@ -65,9 +85,9 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                     _ => continue,
                 }
             };
-        return ExitCode::from(code);
+        return code;
     }
-    ExitCode::from(FAILURE)
+    FAILURE
 }
 
 /// True when the error is only stdout having gone away (`verbatim … | head`).

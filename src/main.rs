@@ -6,21 +6,47 @@ use clap::Parser;
 use verbatim::{cli::Cli, commands, exit, output};
 
 fn main() -> ExitCode {
+    if let Err(why) = verbatim::cli::check_bool_vars() {
+        let err = anyhow::Error::new(exit::UsageError(why));
+        if std::env::args_os().any(|a| a == "--json") {
+            let doc = output::error_document(&err, None);
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        eprint!("{}", output::error_report(&err, false));
+        return ExitCode::from(exit::USAGE);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => match output::clap_error_report(&err) {
-            Some(report) => {
-                eprint!("{report}");
-                return ExitCode::from(exit::USAGE);
+        Err(err) => {
+            if err.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+                // Even a usage error is one JSON document with --json.
+                // clap's message is the lines before its usage block.
+                let text = err.render().to_string();
+                let lines: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
+                let message = lines
+                    .join(" ")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let message = message.trim_start_matches("error: ").to_owned();
+                let doc = output::error_document(&exit::UsageError(message).into(), None);
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             }
-            None => err.exit(), // help, version, and usage errors as clap prints them
-        },
+            match output::clap_error_report(&err) {
+                Some(report) => {
+                    eprint!("{report}");
+                    return ExitCode::from(exit::USAGE);
+                }
+                None => err.exit(), // help, version, and usage errors as clap prints them
+            }
+        }
     };
+    let verbose = cli.global.verbose;
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if exit::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprint!("{}", output::error_report(&err));
+            eprint!("{}", output::error_report(&err, verbose));
             exit::code_for(&err)
         }
     }

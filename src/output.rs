@@ -13,7 +13,8 @@
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -23,6 +24,10 @@ pub struct Printer {
     quiet: bool,
     verbose: bool,
     progress: bool,
+    /// A `--json` document went to stdout: an error must not add another.
+    printed: AtomicBool,
+    /// What a command knew before it failed, for the `--json` error document.
+    partial: Mutex<Option<serde_json::Value>>,
 }
 
 impl Printer {
@@ -34,7 +39,32 @@ impl Printer {
             quiet,
             verbose,
             progress,
+            printed: AtomicBool::new(false),
+            partial: Mutex::new(None),
         }
+    }
+
+    /// Records what the command knew (an object: its fields join the
+    /// `--json` error document) in case it fails before printing a result.
+    pub fn partial<T: Serialize>(&self, value: &T) {
+        if let Ok(v) = serde_json::to_value(value) {
+            *self.partial.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+        }
+    }
+
+    /// With `--json`, prints the error document for `err` unless the command
+    /// printed its own: `{"error": {"code", "kind", "message", "causes"}}`
+    /// plus the fields of what [`Printer::partial`] recorded.
+    pub fn json_error(&self, err: &anyhow::Error) -> io::Result<()> {
+        if !self.json || self.printed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let partial = self
+            .partial
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.json(&error_document(err, partial))
     }
 
     pub fn is_json(&self) -> bool {
@@ -54,6 +84,7 @@ impl Printer {
         if !self.json {
             return Ok(());
         }
+        self.printed.store(true, Ordering::SeqCst);
         let mut out = io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, value)?;
         writeln!(out)
@@ -209,7 +240,7 @@ impl std::error::Error for Lines {}
 
 /// What `main` prints for an error: `error: …` and one `  caused by: …` per
 /// cause, every line escaped; a [`Lines`] keeps its own line breaks.
-pub fn error_report(err: &anyhow::Error) -> String {
+pub fn error_report(err: &anyhow::Error, verbose: bool) -> String {
     let mut out = String::new();
     for (i, cause) in err.chain().enumerate() {
         let label = if i == 0 { "error: " } else { "  caused by: " };
@@ -217,8 +248,37 @@ pub fn error_report(err: &anyhow::Error) -> String {
             Some(lines) => out.push_str(&format!("{label}{lines}\n")),
             None => out.push_str(&format!("{label}{}\n", escape(&cause.to_string()))),
         }
+        if let (true, Some(crate::store::StoreError::Backend { raw: Some(raw), .. })) =
+            (verbose, cause.downcast_ref::<crate::store::StoreError>())
+        {
+            out.push_str(&format!("  raw: {}\n", escape(raw)));
+        }
     }
     out
+}
+
+/// The `--json` document of a failure: `{"error": {"code", "kind",
+/// "message", "causes"}}`, plus the fields of `partial` (an object) when
+/// the command knew more (a refused promotion's gates).
+pub fn error_document(
+    err: &anyhow::Error,
+    partial: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let (code, kind) = crate::exit::code_and_kind(err);
+    let mut doc = match partial {
+        Some(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    doc.insert(
+        "error".into(),
+        serde_json::json!({
+            "code": code,
+            "kind": kind,
+            "message": err.to_string(),
+            "causes": err.chain().skip(1).map(|c| c.to_string()).collect::<Vec<_>>(),
+        }),
+    );
+    serde_json::Value::Object(doc)
 }
 
 /// A command-line error whose quoted values hold control characters,
@@ -286,10 +346,10 @@ mod tests {
         };
         let err = anyhow::Error::new(lines).context("building \x1b[31mapp");
         assert_eq!(
-            error_report(&err),
+            error_report(&err, false),
             "error: building \\x1b[31mapp\n  caused by: 2 problems:\n  a.css:1:1: missing\n  b\\nerror: forged\\x1b[2J\n"
         );
         let err = anyhow::anyhow!("line one\nline two");
-        assert_eq!(error_report(&err), "error: line one\\nline two\n");
+        assert_eq!(error_report(&err, false), "error: line one\\nline two\n");
     }
 }

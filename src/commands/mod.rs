@@ -32,7 +32,7 @@ use crate::store::{self, Key, Store, StoreError};
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     let printer = Printer::new(g.json, g.quiet, g.verbose, g.no_progress);
-    match &cli.command {
+    let result = match &cli.command {
         Command::Init(a) => init::run(g, a, &printer),
         Command::Build(a) => build::run(g, a, &printer),
         Command::Publish(a) => publish::run(g, a, &printer),
@@ -44,7 +44,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fetch(a) => fetch::run(g, a, &printer),
         Command::Diff(a) => diff::run(g, a, &printer),
         Command::Export(a) => export::run(g, a, &printer),
+    };
+    if let Err(err) = &result {
+        if !crate::exit::is_broken_pipe(err) {
+            let _ = printer.json_error(err);
+        }
     }
+    result
 }
 
 /// Loads the config named by `--config` (or `./verbatim.toml`) with overrides.
@@ -56,16 +62,24 @@ fn load_config(g: &Global, overrides: Overrides) -> Result<Config> {
     Ok(Config::load(g.config.as_deref(), &overrides)?)
 }
 
-/// Opens the store for commands that only need a store, not an app: a
-/// `--store` flag works without any config file.
+/// Opens the store for commands that only read it (and need no app): a
+/// `--store` flag works without any config file. A local store that does not
+/// exist is an error, not an empty store.
 fn open_store_for(g: &Global) -> Result<Box<dyn Store>> {
-    if let (Some(url), None) = (&g.store, &g.config) {
-        if !Path::new(crate::config::FILE_NAME).exists() {
-            return Ok(store::open(url, Path::new("."), &global_overrides(g).s3())?);
+    let store = match (&g.store, &g.config) {
+        (Some(url), None) if !Path::new(crate::config::FILE_NAME).exists() => {
+            store::open(url, Path::new("."), &global_overrides(g).s3())?
         }
+        _ => open_store(&load_config(g, Overrides::default())?)?,
+    };
+    if !store.exists() {
+        return Err(UsageError(format!(
+            "there is no store at {}: nothing was ever published there; check --store, VERBATIM_STORE or store.url",
+            store.location()
+        ))
+        .into());
     }
-    let cfg = load_config(g, Overrides::default())?;
-    open_store(&cfg)
+    Ok(store)
 }
 
 fn open_store(cfg: &Config) -> Result<Box<dyn Store>> {

@@ -276,6 +276,10 @@ impl Store for LocalStore {
         }))
     }
 
+    fn exists(&self) -> bool {
+        self.root.is_dir()
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let dir_part = match prefix.rfind('/') {
             Some(i) => &prefix[..i],

@@ -211,6 +211,8 @@ pub enum StoreError {
         op: &'static str,
         key: String,
         message: String,
+        /// The client library's whole description, shown with `--verbose`.
+        raw: Option<String>,
     },
     /// The server did not answer (a timeout) or could not be connected to.
     #[error("{op} {key}: {detail}")]
@@ -248,11 +250,17 @@ pub trait Store: Send + Sync {
     /// Every object whose key starts with `prefix` (a plain string prefix),
     /// sorted by key.
     fn list(&self, prefix: &str) -> Result<Vec<Listed>>;
+    /// Whether the store is there at all (a local directory can be
+    /// missing; a bucket answers for itself on the first request).
+    fn exists(&self) -> bool {
+        true
+    }
 }
 
 /// Opens the store a URL names: `file:///abs/path`, a plain path, or
 /// `s3://bucket/prefix` (with `s3`'s settings).
 pub fn open(url: &str, base: &Path, s3: &S3Options) -> Result<Box<dyn Store>, OpenError> {
+    check_url(url)?;
     if url.starts_with("s3://") {
         return Ok(Box::new(S3Store::open(url, s3).map_err(OpenError)?));
     }
@@ -275,6 +283,45 @@ pub fn open(url: &str, base: &Path, s3: &S3Options) -> Result<Box<dyn Store>, Op
     Ok(Box::new(LocalStore::within(base, Path::new(url))))
 }
 
+/// Refuses what looks like a mistyped URL rather than taking it for a local
+/// directory: `s3:/bucket`, `s3//bucket`, `s3:bucket`, `file:/x`, and an
+/// `s3://` URL without a valid bucket name.
+fn check_url(url: &str) -> Result<(), OpenError> {
+    let lower = url.to_ascii_lowercase();
+    for scheme in ["s3", "file"] {
+        let typo =
+            lower.starts_with(&format!("{scheme}:")) || lower.starts_with(&format!("{scheme}//"));
+        if typo && !lower.starts_with(&format!("{scheme}://")) {
+            return Err(OpenError(format!(
+                "store URL `{}` looks like a mistyped {scheme}:// URL; write {}",
+                crate::output::escape(url),
+                if scheme == "s3" {
+                    "s3://bucket/prefix"
+                } else {
+                    "file:///absolute/path"
+                }
+            )));
+        }
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let bucket = rest.split('/').next().unwrap_or_default();
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && !bucket.starts_with(['.', '-'])
+            && !bucket.ends_with(['.', '-']);
+        if !valid {
+            return Err(OpenError(format!(
+                "store URL `{}`: `{}` is not a bucket name (3 to 63 lower-case letters, digits, `.` and `-`); write s3://bucket/prefix",
+                crate::output::escape(url),
+                crate::output::escape(bucket)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A store URL that cannot be opened.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -283,6 +330,34 @@ pub struct OpenError(pub String);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mistyped_urls_are_refused() {
+        for bad in [
+            "s3:/bucket",
+            "s3//bucket",
+            "s3:bucket",
+            "S3:/bucket",
+            "s3://",
+            "s3:///p",
+            "s3://B/p",
+            "s3://ab",
+            "file:/abs",
+            "file:rel",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad} accepted");
+        }
+        for ok in [
+            "s3://bucket",
+            "s3://my.bucket-1/a/b",
+            "file:///abs",
+            "./store",
+            "s3store",
+            ".verbatim/store",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok} refused");
+        }
+    }
 
     #[test]
     fn keys_are_validated() {

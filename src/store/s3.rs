@@ -126,6 +126,7 @@ impl S3Store {
             } => StoreError::Backend {
                 op,
                 key,
+                raw: Some(detail.clone()),
                 message: if timed_out {
                     format!(
                         "endpoint {} did not answer within {} s; check the endpoint URL and the network, or raise --timeout (store.timeout)",
@@ -278,6 +279,7 @@ impl S3Store {
                 op: "PUT",
                 key: key.to_string(),
                 message: "the server refused the create because the key exists, but then said it does not".into(),
+                raw: None,
             });
         };
         if existing.sha256 == Some(body.sha256) && existing.size == body.size {
@@ -536,12 +538,14 @@ fn joined(
             op: "UploadPart",
             key: key.to_string(),
             message: "no part upload in flight".into(),
+            raw: None,
         });
     };
     let (number, sha, out) = done.map_err(|e| StoreError::Backend {
         op: "UploadPart",
         key: key.to_string(),
         message: e.to_string(),
+        raw: None,
     })?;
     let out = out.map_err(|e| backend("UploadPart", key, &e))?;
     Ok(CompletedPart::builder()
@@ -646,28 +650,68 @@ fn is_bad_digest<E: ProvideErrorMetadata>(
     )
 }
 
-fn backend<E: std::error::Error + 'static, R: std::fmt::Debug>(
+/// One line a person can act on for an SDK failure; the SDK's whole
+/// description is kept in `raw` for `--verbose`.
+fn backend<E: ProvideErrorMetadata + std::error::Error + 'static>(
     op: &'static str,
     key: &(impl std::fmt::Display + ?Sized),
-    e: &SdkError<E, R>,
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> StoreError {
+    let raw = DisplayErrorContext(e).to_string();
+    let lower = raw.to_ascii_lowercase();
     let unreachable = |timed_out| StoreError::Unreachable {
         op,
         key: key.to_string(),
         timed_out,
-        detail: DisplayErrorContext(e).to_string(),
+        detail: first_line(&raw),
     };
-    match e {
+    let message = match e {
         SdkError::TimeoutError(_) => return unreachable(true),
         SdkError::DispatchFailure(d) if d.is_timeout() => return unreachable(true),
+        SdkError::DispatchFailure(_) if lower.contains("loading credentials") || lower.contains("no credentials") => {
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or use SSO or an instance role".to_owned()
+        }
+        SdkError::DispatchFailure(_) if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") => {
+            format!("the TLS handshake with the endpoint failed ({}); check the endpoint URL and its certificate (a local server may want http://)", first_line(&raw))
+        }
         SdkError::DispatchFailure(d) if d.is_io() => return unreachable(false),
-        _ => {}
-    }
+        _ => match code(e) {
+            Some("SignatureDoesNotMatch") => "the server rejected the request signature: the secret key does not belong to the access key (check AWS_SECRET_ACCESS_KEY or the profile)".to_owned(),
+            Some("InvalidAccessKeyId") => "the server does not know this access key (check AWS_ACCESS_KEY_ID or the profile)".to_owned(),
+            Some("NoSuchBucket") => "the bucket does not exist at this endpoint: create it, or fix the bucket in the store URL".to_owned(),
+            Some("AccessDenied") => "access denied: these credentials may not do this here (check the bucket policy or the IAM permissions)".to_owned(),
+            Some(c) => {
+                let said = match e {
+                    SdkError::ServiceError(s) => s.err().message().unwrap_or_default().to_owned(),
+                    _ => String::new(),
+                };
+                format!("{c}: {said}").trim_end_matches([':', ' ']).to_owned()
+            }
+            None => match status(e) {
+                Some(403) => "the server refused the credentials or their permissions (HTTP 403; a HEAD carries no reason): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket policy".to_owned(),
+                Some(404) if op == "LIST" => "the bucket does not exist at this endpoint (HTTP 404)".to_owned(),
+                Some(s) => format!("the server answered HTTP {s}"),
+                None => first_line(&raw),
+            },
+        },
+    };
     StoreError::Backend {
         op,
         key: key.to_string(),
-        message: DisplayErrorContext(e).to_string(),
+        message,
+        raw: Some(raw),
     }
+}
+
+/// The first line of an SDK description, without its Debug dump.
+fn first_line(raw: &str) -> String {
+    raw.split(" (")
+        .next()
+        .unwrap_or(raw)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A blocking `Read` over the SDK's async body stream.

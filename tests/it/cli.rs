@@ -28,6 +28,8 @@ fn usage_errors_exit_2() {
     let p = Project::new();
     p.fails(&["frobnicate"], 2);
     p.fails(&["build", "--jobs", "0"], 2);
+    p.write("app/x.py", "x");
+    p.ok(&["publish"]);
     let err = p.fails(&["verify", "zz"], 2);
     assert!(err.contains("zz"), "{err}");
 }

@@ -8,6 +8,7 @@ mod build;
 mod ceph;
 mod cli;
 mod environments;
+mod errors;
 mod export;
 mod hostile;
 mod proxy;
