@@ -82,7 +82,10 @@ fn code_of(err: &anyhow::Error) -> u8 {
                         | StoreError::NotAnObject { .. },
                     ) => INTEGRITY,
                     Some(StoreError::InvalidKey { .. }) => USAGE,
-                    _ => continue,
+                    _ => match cause.downcast_ref::<crate::pack::PackError>() {
+                        Some(crate::pack::PackError::BadGlob { .. }) => USAGE,
+                        _ => continue,
+                    },
                 }
             };
         return code;

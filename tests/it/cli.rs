@@ -35,6 +35,13 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn an_invalid_exclude_glob_is_a_config_error() {
+    let p = Project::with_config("[app]\ndir = \"app\"\nexclude = [\"a/{b\"]\n");
+    let err = p.fails(&["build"], 2);
+    assert!(err.contains("app.exclude") && err.contains("a/{b"), "{err}");
+}
+
+#[test]
 fn config_errors_name_the_key_and_exit_2() {
     let p = Project::with_config("[app]\ndir = \"app\"\nexclued = []\n");
     let err = p.fails(&["build"], 2);
