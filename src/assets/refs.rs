@@ -242,7 +242,9 @@ fn json_string(url: &str) -> String {
 }
 
 /// Fills `line` and `column` of every reference from its `range.start`.
-/// Line breaks are `\n`, `\r\n` and a lone `\r`.
+/// Line breaks are `\n`, `\r\n` and a lone `\r`. Linear for references in
+/// source order: the column is counted on from the previous reference when
+/// it is on the same line (a minified file is one long line).
 pub(crate) fn fill_positions(src: &str, refs: &mut [Reference]) {
     let mut line_starts = vec![0usize];
     let bytes = src.as_bytes();
@@ -255,11 +257,22 @@ pub(crate) fn fill_positions(src: &str, refs: &mut [Reference]) {
         }
         i += 1;
     }
+    // Chars from the start of line `line_idx` to byte `at`.
+    let (mut line_idx, mut at, mut chars) = (0, 0, 0);
     for r in refs {
         let off = r.range.start.min(src.len());
-        let line_idx = line_starts.partition_point(|&s| s <= off) - 1;
-        let start = line_starts[line_idx];
-        let col = src.get(start..off).map_or(0, |t| t.chars().count());
+        let idx = line_starts.partition_point(|&s| s <= off) - 1;
+        if idx != line_idx || off < at {
+            (line_idx, at, chars) = (idx, line_starts[idx], 0);
+        }
+        let col = match src.get(at..off) {
+            Some(t) => {
+                chars += t.chars().count();
+                at = off;
+                chars
+            }
+            None => 0,
+        };
         r.line = u32::try_from(line_idx + 1).unwrap_or(u32::MAX);
         r.column = u32::try_from(col + 1).unwrap_or(u32::MAX);
     }
@@ -364,5 +377,33 @@ mod tests {
         fill_positions(src, &mut refs);
         let got: Vec<_> = refs.iter().map(|r| (r.line, r.column)).collect();
         assert_eq!(got, vec![(1, 2), (2, 2), (3, 1), (4, 2)]);
+    }
+
+    #[test]
+    fn positions_on_one_long_line_and_out_of_order() {
+        // Found by `cargo xtask fuzz`: every reference used to recount its
+        // column from the start of the line, quadratic on a minified file.
+        let src = "é".repeat(1000) + "\n" + &"ab".repeat(1000);
+        let offs = [2000, 0, 2, 1000, 1998, 2001, 2003, 2001, 4001];
+        let mut refs = vec![r(RefKind::CssUrl, None); offs.len()];
+        for (r, off) in refs.iter_mut().zip(offs) {
+            r.range = off..off;
+        }
+        fill_positions(&src, &mut refs);
+        let got: Vec<_> = refs.iter().map(|r| (r.line, r.column)).collect();
+        assert_eq!(
+            got,
+            [
+                (1, 1001),
+                (1, 1),
+                (1, 2),
+                (1, 501),
+                (1, 1000),
+                (2, 1),
+                (2, 3),
+                (2, 1),
+                (2, 2001)
+            ]
+        );
     }
 }
