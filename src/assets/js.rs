@@ -74,6 +74,10 @@ fn find_from<'t, 'a>(toks: &'t [Tok<'a>], start: usize) -> Option<&'t Tok<'a>> {
     let mut saw_clause = false;
     while let Some(t) = toks.get(j) {
         match t.kind {
+            // Never part of a clause outside braces; stopping here keeps a
+            // file of `import import …` linear instead of scanning to the
+            // end from every `import`.
+            Kind::Ident if matches!(&*t.value, "import" | "export") => return None,
             Kind::Ident => {
                 if t.value == "from" && saw_clause {
                     if let Some(s) = toks.get(j + 1).filter(|s| s.kind == Kind::Str) {
@@ -596,6 +600,21 @@ console.log(import.meta.url);
             JsNewUrl@5:21 './w.js' = ./w.js
             "#,
         );
+    }
+
+    #[test]
+    fn a_clause_ends_at_the_next_import_or_export() {
+        // The first `import` used to scan on to the second one's `from`:
+        // the same specifier was reported twice, and a file of `import
+        // import …` took quadratic time.
+        check(
+            "import x\nimport y from './b.js'\nexport * export {a} from './c.js'",
+            r#"
+            JsImport@2:16 './b.js' = ./b.js
+            JsImport@3:27 './c.js' = ./c.js
+            "#,
+        );
+        check(&"import ".repeat(1000), "");
     }
 
     #[test]
