@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use verbatim::assets::graph::{rewrite, Edge};
 use verbatim::assets::refs::{RefKind, Reference};
-use verbatim::assets::url::{is_bare_specifier, percent_decode, resolve, Target, UrlOptions};
+use verbatim::assets::url::{is_bare_specifier, resolve, Target, UrlOptions};
 
 pub mod documents;
 pub mod unpack;
@@ -141,9 +141,26 @@ fn classify(refs: &[Reference], from: &str) -> Vec<(RefKind, Resolved)> {
 /// controls and spaces and drops tabs and newlines. Paths are compared
 /// exactly, percent-decoded as `resolve` decodes them.
 fn as_requested(suffix: &str) -> String {
-    percent_decode(suffix)
-        .unwrap_or_else(|| suffix.to_owned())
-        .replace(['\t', '\n', '\r'], "")
+    let b = suffix.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%')
+            .then(|| suffix.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).replace(['\t', '\n', '\r'], "")
 }
 
 /// What `assets::graph` does when no file changes name: every reference to

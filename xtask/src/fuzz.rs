@@ -229,8 +229,14 @@ fn build(cargo_fuzz: &Path, target_dir: &Path, targets: &[&str]) -> Result {
         std::iter::once(bin_dir.to_owned()).chain(std::env::split_paths(&path)),
     )
     .map_err(|e| format!("PATH: {e}"))?;
-    for &t in targets {
-        let args = [
+    // One build for every target, or one per target asked for.
+    let builds: Vec<Option<&str>> = if targets == TARGETS {
+        vec![None]
+    } else {
+        targets.iter().map(|&t| Some(t)).collect()
+    };
+    for t in builds {
+        let mut args = vec![
             "+nightly",
             "fuzz",
             "build",
@@ -239,8 +245,8 @@ fn build(cargo_fuzz: &Path, target_dir: &Path, targets: &[&str]) -> Result {
             "-s",
             "none",
             "-a",
-            t,
         ];
+        args.extend(t);
         eprintln!("$ cargo {}", args.join(" "));
         let status = Command::new("cargo")
             .args(args)
@@ -250,7 +256,10 @@ fn build(cargo_fuzz: &Path, target_dir: &Path, targets: &[&str]) -> Result {
             .status()
             .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
         if !status.success() {
-            return Err(format!("building fuzz target `{t}` failed ({status})"));
+            return Err(format!(
+                "building fuzz target `{}` failed ({status})",
+                t.unwrap_or("(all)")
+            ));
         }
     }
     Ok(())
