@@ -190,6 +190,16 @@ fn source_map_comment(src: &str, range: Range<usize>) -> Option<Reference> {
     ))
 }
 
+/// Browsers read U+0000 as U+FFFD (CSS Syntax 3.3), as they read the
+/// `\0 ` escape a rewrite writes for it.
+fn nul_to_fffd(c: char) -> char {
+    if c == '\0' {
+        '\u{fffd}'
+    } else {
+        c
+    }
+}
+
 fn is_newline(c: char) -> bool {
     matches!(c, '\n' | '\r' | '\x0c')
 }
@@ -321,7 +331,7 @@ impl<'a> Lexer<'a> {
             return '\u{fffd}';
         };
         if !c.is_ascii_hexdigit() {
-            return c;
+            return nul_to_fffd(c);
         }
         let mut value = c.to_digit(16).unwrap_or(0);
         for _ in 0..5 {
@@ -460,7 +470,7 @@ impl<'a> Lexer<'a> {
                     }
                 }
                 Some(c) => {
-                    value.push(c);
+                    value.push(nul_to_fffd(c));
                     self.bump();
                 }
             }
@@ -642,6 +652,17 @@ d { grid-area: 1 / 2; --x: "e.png"; z: format("f.woff") }
         check("", "");
         check("url(", "");
         check("a { b: url() }", "");
+    }
+
+    #[test]
+    fn nul_reads_as_replacement_character() {
+        // Found by `cargo xtask fuzz`: a raw NUL, an escaped one and the
+        // escape `\0 ` (what a rewrite writes) decoded differently.
+        check(
+            "a { b: url('x\0.png') c: url('y\\0 .png') d: url('z\\\0.png') }",
+            "CssUrl@1:13 'x\0.png' = x\u{fffd}.png\nCssUrl@1:30 'y\\0 .png' = y\u{fffd}.png\n\
+             CssUrl@1:49 'z\\\0.png' = z\u{fffd}.png",
+        );
     }
 
     #[test]

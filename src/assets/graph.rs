@@ -115,9 +115,11 @@ impl AssetError {
 }
 
 /// A resolved reference to a file of the tree.
-struct Edge {
-    r: Reference,
-    target: usize,
+#[doc(hidden)] // public for the fuzz targets only
+pub struct Edge {
+    pub r: Reference,
+    /// Index into the `names` given to [`rewrite`].
+    pub target: usize,
 }
 
 struct Node<'a> {
@@ -358,7 +360,8 @@ fn scan_references<'a>(
 }
 
 /// Rewrites every edge whose target already has a final name.
-fn rewrite(text: &str, edges: &[Edge], names: &[Option<String>]) -> String {
+#[doc(hidden)] // public for the fuzz targets only
+pub fn rewrite(text: &str, edges: &[Edge], names: &[Option<String>]) -> String {
     let mut order: Vec<&Edge> = edges.iter().collect();
     order.sort_by_key(|e| e.r.range.start);
     let mut out = String::with_capacity(text.len() + edges.len() * 16);

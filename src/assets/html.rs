@@ -164,9 +164,13 @@ fn attr_references(src: &str, tag: &str, a: &Attr, refs: &mut Vec<Reference>) {
         ));
     } else if is("style") {
         // Inline CSS. A value with character references would need
-        // decoding first, which moves offsets: left alone (rare).
-        if !raw.contains('&') {
+        // decoding first, which moves offsets: left alone (rare). A rewrite
+        // encodes for CSS only, so it could end an unquoted attribute (with
+        // the space after a CSS escape, or a `>`), or a quoted one if the
+        // URL holds its quote: those are left alone too (found by fuzzing).
+        if let (false, Some(q)) = (raw.contains('&'), a.quote) {
             let mut found = css_references(raw);
+            found.retain(|r| !r.value.contains([q, '&']));
             offset_refs(&mut found, a.value.start);
             refs.extend(found);
         }
@@ -576,6 +580,12 @@ mod tests {
             CssUrl@1:30 'img/hero.jpg' = img/hero.jpg
             "#,
         );
+        check(
+            "<p style=background:url(a.png)></p>\n\
+             <p style=\"background:url('b\\22 c.png') url('d\\26 lt;.png')\"></p>\n\
+             <p style='background:url(\"e\\e9 .png\")'></p>",
+            r#"CssUrl@3:27 "e\e9 .png" = eé.png"#,
+        );
     }
 
     #[test]
@@ -606,6 +616,25 @@ mod tests {
             "#,
         );
         check("<script type=importmap>{ not json </script>", "");
+    }
+
+    #[test]
+    fn raw_text_ends_at_its_own_end_tag_in_any_case() {
+        check(
+            "<title>a</b></titlex></TiTlE ><img src=a.png><style></style><img src=b.png>",
+            r#"
+            HtmlAttr@1:40 a.png = a.png
+            HtmlAttr@1:70 b.png = b.png
+            "#,
+        );
+        check("<script></scrip", "");
+    }
+
+    #[test]
+    fn entities_need_their_semicolon_nearby() {
+        assert_eq!(decode_entities("&amp;&#x26;&#0000000038;&&lt"), "&&&&&lt");
+        assert_eq!(decode_entities("&#00000000038;"), "&#00000000038;");
+        assert_eq!(decode_entities(&"&".repeat(5)), "&&&&&");
     }
 
     #[test]

@@ -634,6 +634,21 @@ console.log(import.meta.url);
     }
 
     #[test]
+    fn a_clause_ends_at_the_next_import_or_export() {
+        // The first `import` used to scan on to the second one's `from`:
+        // the same specifier was reported twice, and a file of `import
+        // import …` took quadratic time.
+        check(
+            "import x\nimport y from './b.js'\nexport * export {a} from './c.js'",
+            r#"
+            JsImport@2:16 './b.js' = ./b.js
+            JsImport@3:27 './c.js' = ./c.js
+            "#,
+        );
+        check(&"import ".repeat(1000), "");
+    }
+
+    #[test]
     fn left_alone() {
         check(
             r#"const s = "import('x.js')"; const t = 'import "y.js"';

@@ -394,4 +394,32 @@ mod tests {
             assert_eq!((line, column), (1, i as u32 * 5 + 3));
         }
     }
+
+    #[test]
+    fn positions_on_one_long_line_and_out_of_order() {
+        // Found by `cargo xtask fuzz`: every reference used to recount its
+        // column from the start of the line, quadratic on a minified file.
+        let src = "é".repeat(1000) + "\n" + &"ab".repeat(1000);
+        let offs = [2000, 0, 2, 1000, 1998, 2001, 2003, 2001, 4001];
+        let mut refs = vec![r(RefKind::CssUrl, None); offs.len()];
+        for (r, off) in refs.iter_mut().zip(offs) {
+            r.range = off..off;
+        }
+        fill_positions(&src, &mut refs);
+        let got: Vec<_> = refs.iter().map(|r| (r.line, r.column)).collect();
+        assert_eq!(
+            got,
+            [
+                (1, 1001),
+                (1, 1),
+                (1, 2),
+                (1, 501),
+                (1, 1000),
+                (2, 1),
+                (2, 3),
+                (2, 1),
+                (2, 2001)
+            ]
+        );
+    }
 }

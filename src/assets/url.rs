@@ -70,6 +70,14 @@ pub fn resolve(value: &str, from: &str, opts: &UrlOptions) -> Result<Target, Str
             None => path_part.to_string(),
         }
     };
+    // A rewrite replaces the file name as written, so a name that encodes
+    // a `/` would be rewritten to point at another file.
+    let file = tree_relative.rsplit('/').next().unwrap_or_default();
+    if percent_decode(file).is_some_and(|f| f.contains('/')) {
+        return Err(format!(
+            "file name {file:?} encodes a `/` (%2F); write the `/` itself"
+        ));
+    }
     let decoded = percent_decode(&tree_relative).ok_or_else(|| {
         format!("path {tree_relative:?} is not valid UTF-8 after percent-decoding")
     })?;
@@ -294,6 +302,13 @@ mod tests {
             "x.css",
             "error: path \"%ff.png\" is not valid UTF-8 after percent-decoding",
         );
+        // Found by `cargo xtask fuzz`: rewritten to `b.<hash>.png`, another file.
+        check(
+            "a%2Fb.png",
+            "x.css",
+            "error: file name \"a%2Fb.png\" encodes a `/` (%2F); write the `/` itself",
+        );
+        check("a%2fb/c.png", "x.css", "a/b/c.png");
     }
 
     #[test]

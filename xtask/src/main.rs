@@ -1,12 +1,15 @@
-//! Development tasks: `cargo xtask ci`, `cargo xtask bench …`, `cargo xtask s3`.
+//! Development tasks: `cargo xtask ci`, `cargo xtask bench …`, `cargo xtask s3`,
+//! `cargo xtask fuzz`.
 //!
-//! `ci` is the one command that sets up and runs every check; `.ci/run` calls
-//! exactly it. `bench` prints figures and ratios against the named peers on
+//! `ci` is the one command that sets up and runs every check, a short fuzz
+//! pass included; `.ci/run` calls exactly it. `bench` prints figures and ratios against the named peers on
 //! the same data; nothing here asserts timings.
 
 mod bench;
 mod bench_assets;
 mod bench_s3;
+mod fuzz;
+mod fuzz_seeds;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +21,10 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci            fmt --check, clippy -D warnings, and every test
+  ci            fmt --check, clippy -D warnings, every test, and a short fuzz pass
+  fuzz [--minutes N] [--target NAME]
+                run the fuzz targets (css js html config documents unpack)
+                for N minutes each (default 15), one after another
   bench pack    time `verbatim build` on a ~1 GiB tree vs tar | gzip, hashing vs sha256sum
   bench assets  time `verbatim build` on 10,000 assets vs Django collectstatic (Manifest storage)
   bench s3      publish 10,000 assets + a 200 MiB artifact to s3s-fs vs aws s3 sync
@@ -30,6 +36,7 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["ci"] => ci(),
+        ["fuzz", rest @ ..] => fuzz::main(rest),
         ["bench", "pack"] => bench::pack(),
         ["bench", "assets"] => bench_assets::assets(),
         ["bench", "s3"] => bench_s3::s3(),
@@ -115,5 +122,6 @@ fn ci() -> Result {
     };
     // The radosgw tests leave their shared cluster running for each other.
     setup::stop_ceph();
-    tests
+    tests?;
+    fuzz::ci_pass()
 }

@@ -11,7 +11,7 @@ use crate::{run, Result};
 
 pub const S3S_FS_VERSION: &str = "0.14.1";
 
-fn cache() -> PathBuf {
+pub fn cache() -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
     home.join(".cache/verbatim")
 }
