@@ -11,7 +11,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 const DIR: &str = "directory";
@@ -48,6 +48,16 @@ fn plain(rel: &Path) -> io::Result<Vec<&std::ffi::OsStr>> {
 /// `anchor` is trusted as it is; every component of `rel` must be a real
 /// directory (a symlink to one is refused).
 pub fn create_dirs(anchor: &Path, rel: &Path) -> io::Result<PathBuf> {
+    create_dirs_impl(anchor, rel, None)
+}
+
+/// Like [`create_dirs`], giving the directories it creates `mode` whatever
+/// the umask (a store others must read).
+pub fn create_dirs_with_mode(anchor: &Path, rel: &Path, mode: u32) -> io::Result<PathBuf> {
+    create_dirs_impl(anchor, rel, Some(mode))
+}
+
+fn create_dirs_impl(anchor: &Path, rel: &Path, mode: Option<u32>) -> io::Result<PathBuf> {
     let mut path = anchor.to_owned();
     for part in plain(rel)? {
         path.push(part);
@@ -58,7 +68,11 @@ pub fn create_dirs(anchor: &Path, rel: &Path) -> io::Result<PathBuf> {
             Err(e) => return Err(e),
         }
         match fs::create_dir(&path) {
-            Ok(()) => {}
+            Ok(()) => {
+                if let Some(mode) = mode {
+                    fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+                }
+            }
             // Someone else created it meanwhile: judge what is there now.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 if !fs::symlink_metadata(&path)?.is_dir() {

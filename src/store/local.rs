@@ -12,6 +12,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{
@@ -77,7 +78,7 @@ impl LocalStore {
         let rel = self.below.join(rel);
         if create {
             fs::create_dir_all(&self.anchor)?;
-            safe_fs::create_dirs(&self.anchor, &rel).map(Some)
+            safe_fs::create_dirs_with_mode(&self.anchor, &rel, 0o755).map(Some)
         } else {
             safe_fs::existing_dirs(&self.anchor, &rel)
         }
@@ -138,6 +139,10 @@ impl LocalStore {
                 actual,
             });
         }
+        // Readable by an nginx origin or another user, whatever the umask.
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(io_err("writing", key))?;
         tmp.as_file().sync_all().map_err(io_err("syncing", key))?;
         Ok(tmp)
     }

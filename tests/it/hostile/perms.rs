@@ -102,3 +102,64 @@ fn an_unwritable_store_is_named_and_holds_no_partial_release() {
     );
     assert!(Project::files_under(&store).is_empty());
 }
+
+#[test]
+fn store_objects_are_readable_by_others_whatever_the_umask() {
+    let p = open_project("[app]\ndir = \"app\"\n[store]\nurl = \"store\"\n");
+    p.write("app/x.py", "x");
+    fs::set_permissions(p.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 077 && exec {} publish --json",
+            crate::util::BIN
+        ))
+        .current_dir(p.path())
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let store = p.path().join("store");
+    for key in crate::util::strings(&v["written"]) {
+        let path = store.join(key);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644,
+            "{key}"
+        );
+        let mut dir = path.parent().unwrap();
+        while dir.starts_with(&store) {
+            assert_eq!(
+                fs::metadata(dir).unwrap().permissions().mode() & 0o777,
+                0o755,
+                "{}",
+                dir.display()
+            );
+            dir = dir.parent().unwrap();
+        }
+        // And a real other user can read it (an nginx origin, say).
+        if is_root() {
+            let cat = Command::new("setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--",
+                    "cat",
+                ])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                cat.status.success(),
+                "nobody cannot read {key}: {}",
+                String::from_utf8_lossy(&cat.stderr)
+            );
+        }
+    }
+}
