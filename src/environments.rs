@@ -351,11 +351,49 @@ pub fn previous<'a>(order: &'a [String], env: &str) -> Result<Option<&'a str>, S
     match order.iter().position(|e| e == env) {
         Some(0) => Ok(None),
         Some(i) => Ok(Some(&order[i - 1])),
-        None => Err(format!(
-            "`{env}` is not a declared environment (environments.order: {})",
-            order.join(", ")
-        )),
+        None => Err(undeclared(order, env)),
     }
+}
+
+/// "`prd` is not a declared environment (…); did you mean `prod`?"
+pub fn undeclared(order: &[String], env: &str) -> String {
+    let mut msg = format!(
+        "`{}` is not a declared environment (environments.order: {})",
+        crate::output::escape(env),
+        order.join(", ")
+    );
+    if let Some(near) = closest(env, order) {
+        msg.push_str(&format!("; did you mean `{near}`?"));
+    }
+    msg
+}
+
+/// The candidate nearest to `name` by edit distance, if it is near enough
+/// to be a typo (at most a third of the name's length, at least 1).
+pub fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
+}
+
+/// Levenshtein distance in chars (names are short: O(n·m) is fine).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// The order gate: `manifest` may enter `env` once it was promoted to the
@@ -625,6 +663,17 @@ mod tests {
         assert!(strict_digest(&id('a')[7..]).is_none());
         assert!(strict_digest(&id('A')).is_none());
         assert!(strict_digest(&format!("{} ", id('a'))).is_none());
+    }
+
+    #[test]
+    fn undeclared_environments_suggest_the_nearest() {
+        let order: Vec<String> = ["dev", "preprod", "prod"].map(String::from).to_vec();
+        assert_eq!(closest("prd", &order), Some("prod"));
+        assert_eq!(closest("pre-prod", &order), Some("preprod"));
+        assert_eq!(closest("staging", &order), None);
+        assert!(undeclared(&order, "prd").ends_with("did you mean `prod`?"));
+        assert!(!undeclared(&order, "qa").contains("did you mean"));
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]
