@@ -109,7 +109,7 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Point an environment back at a manifest it ran before.
     #[command(
-        after_help = "Examples:\n  verbatim rollback prod                 # to what prod ran before\n  verbatim rollback prod --to 3          # to what event 3 of `verbatim history prod` set"
+        after_help = "Examples:\n  verbatim rollback prod                 # to what prod ran before (never to what it rolled back from)\n  verbatim rollback prod --to 3          # to what event 3 of `verbatim history prod` set"
     )]
     Rollback(RollbackArgs),
     /// Show which manifest each environment runs.
@@ -227,8 +227,9 @@ pub struct RollbackArgs {
     /// The environment to roll back.
     pub env: String,
 
-    /// Where to: a manifest, or an event number from `verbatim history`
-    /// [default: the manifest live before the current one].
+    /// Where to: a manifest, or an event number from `verbatim history`, even
+    /// one rolled back from [default: the newest manifest live before the
+    /// current one that this environment has not rolled back from].
     #[arg(long, value_name = "MANIFEST|N")]
     pub to: Option<String>,
 

@@ -358,33 +358,66 @@ pub fn previous<'a>(order: &'a [String], env: &str) -> Result<Option<&'a str>, S
     }
 }
 
-/// The order gate: `manifest` may enter `env` once it was promoted to the
-/// environment before it (its `history` given), or anywhere first.
+/// The order gate: `manifest` may enter `env` while it is live, or was live
+/// and not rolled back from, in the environment before it (its applied
+/// `history` given), or anywhere first.
 pub fn order_gate(prev: Option<&str>, prev_history: &[Event], manifest: &str) -> Gate {
-    match prev {
-        None => Gate {
+    let Some(prev) = prev else {
+        return Gate {
             gate: "order".into(),
             ok: true,
             detail: "first environment: any published manifest".into(),
-        },
-        Some(prev) => {
-            let ok = prev_history.iter().any(|e| e.to == manifest);
-            Gate {
-                gate: "order".into(),
-                ok,
-                detail: if ok {
-                    format!("was promoted to {prev}")
-                } else {
-                    format!("has never been promoted to {prev}; promote it there first, or pass --force --reason")
-                },
-            }
-        }
+        };
+    };
+    let live = prev_history.last().map(|e| e.to.as_str());
+    let (ok, detail) = if live == Some(manifest) {
+        (true, format!("is live in {prev}"))
+    } else if let Some(seq) = rolled_back_from(prev_history).get(manifest) {
+        (
+            false,
+            format!(
+                "{prev} rolled back from {manifest} ({}); fix forward, or promote it to {prev} again, or pass --force --reason",
+                event_key(prev, *seq)
+            ),
+        )
+    } else if was_live(prev_history, manifest) {
+        (true, format!("was live in {prev} and not rolled back from"))
+    } else {
+        (
+            false,
+            format!("has never been promoted to {prev}; promote it there first, or pass --force --reason"),
+        )
+    };
+    Gate {
+        gate: "order".into(),
+        ok,
+        detail,
     }
 }
 
-/// Where `rollback` goes: `to_seq` names an event whose manifest to restore;
-/// otherwise the manifest that was live before the current one. `history` is
-/// oldest first.
+/// The manifests an environment rolled back from, each with the event that
+/// did so, as of the end of `history` (oldest first). Rolling back *from* a
+/// manifest marks it: the `from` of every rollback and auto-rollback event
+/// is, by definition, rolled back from; no other field records it. A later
+/// event moving the environment *to* that manifest again (a promote of the
+/// same bytes, or a rollback naming it with `--to`) clears the mark, so the
+/// manifest live is never marked.
+pub fn rolled_back_from(history: &[Event]) -> BTreeMap<&str, u64> {
+    let mut marked = BTreeMap::new();
+    for e in history {
+        if let (Kind::Rollback | Kind::AutoRollback, Some(from)) = (e.kind, &e.from) {
+            marked.insert(from.as_str(), e.seq);
+        }
+        marked.remove(e.to.as_str());
+    }
+    marked
+}
+
+/// Where `rollback` goes: `to_seq` names an event whose manifest to restore
+/// (whatever it is: naming it is choosing it); otherwise the newest manifest
+/// live before the current one that the environment has not rolled back
+/// from ([`rolled_back_from`]). Rolling back twice therefore walks back
+/// (c → b → a), never toggles (c → b → c). `history` is oldest first.
 pub fn rollback_target(history: &[Event], to_seq: Option<u64>) -> Result<String, String> {
     let current = history
         .last()
@@ -396,9 +429,25 @@ pub fn rollback_target(history: &[Event], to_seq: Option<u64>) -> Result<String,
             .map(|e| e.to.clone())
             .ok_or_else(|| format!("no event {seq} in the history (1..={})", current.seq));
     }
-    current.from.clone().ok_or_else(|| {
-        "nothing was live before the current manifest; nothing to roll back to".into()
-    })
+    let marked = rolled_back_from(history);
+    if let Some(e) = history
+        .iter()
+        .rev()
+        .find(|e| e.to != current.to && !marked.contains_key(e.to.as_str()))
+    {
+        return Ok(e.to.clone());
+    }
+    if marked.is_empty() {
+        return Err("nothing was live before the current manifest; nothing to roll back to".into());
+    }
+    Err(format!(
+        "every manifest live before the current one was rolled back from ({}); name one with --to MANIFEST|N to return to it anyway",
+        marked
+            .iter()
+            .map(|(m, seq)| format!("{m} at event {seq}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// Whether `manifest` was ever live in an environment with this history.
@@ -470,6 +519,13 @@ mod tests {
         assert!(!g.ok && g.detail.contains("--force"), "{g:?}");
     }
 
+    fn rb(seq: u64, from: &str, to: &str) -> Event {
+        Event {
+            kind: Kind::Rollback,
+            ..ev(seq, Some(from), to)
+        }
+    }
+
     #[test]
     fn rollback_targets() {
         let hist = [
@@ -483,6 +539,86 @@ mod tests {
         assert!(rollback_target(&hist[..1], None).is_err());
         assert!(rollback_target(&[], None).is_err());
         assert!(was_live(&hist, "a") && !was_live(&hist, "z"));
+        // A manifest promoted again is not "before" itself: a → b → a, back to b.
+        let again = [
+            ev(1, None, "a"),
+            ev(2, Some("a"), "b"),
+            ev(3, Some("b"), "a"),
+        ];
+        assert_eq!(rollback_target(&again, None).unwrap(), "b");
+    }
+
+    #[test]
+    fn rollback_walks_back_and_never_toggles() {
+        let mut h = vec![
+            ev(1, None, "a"),
+            ev(2, Some("a"), "b"),
+            ev(3, Some("b"), "c"),
+        ];
+        h.push(rb(4, "c", &rollback_target(&h, None).unwrap()));
+        assert_eq!(h[3].to, "b");
+        assert_eq!(rolled_back_from(&h), BTreeMap::from([("c", 4)]));
+        // The second rollback walks past c (rolled back from), to a.
+        h.push(rb(5, "b", &rollback_target(&h, None).unwrap()));
+        assert_eq!(h[4].to, "a");
+        assert_eq!(rolled_back_from(&h), BTreeMap::from([("b", 5), ("c", 4)]));
+        // A third has nowhere left to go, and says why and how.
+        let e = rollback_target(&h, None).unwrap_err();
+        assert!(e.contains("b at event 5") && e.contains("--to"), "{e}");
+        // Named explicitly, a manifest rolled back from is still reachable.
+        assert_eq!(rollback_target(&h, Some(3)).unwrap(), "c");
+        // Restoring it by name clears its mark (the live one is never marked);
+        // the one it left (a) is now rolled back from.
+        h.push(rb(6, "a", "c"));
+        assert_eq!(rolled_back_from(&h), BTreeMap::from([("a", 6), ("b", 5)]));
+        assert!(rollback_target(&h, None).is_err());
+    }
+
+    #[test]
+    fn an_auto_rollback_marks_too_and_a_promote_of_the_same_bytes_clears() {
+        let mut h = vec![ev(1, None, "a"), ev(2, Some("a"), "b")];
+        h.push(Event {
+            kind: Kind::AutoRollback,
+            ..ev(3, Some("b"), "a")
+        });
+        assert_eq!(rolled_back_from(&h), BTreeMap::from([("b", 3)]));
+        h.push(ev(4, Some("a"), "c"));
+        // c → a, not c → b: b stays rolled back from.
+        assert_eq!(rollback_target(&h, None).unwrap(), "a");
+        // Promoting b again (a fix-forward of the same bytes) makes it eligible.
+        h.push(ev(5, Some("c"), "b"));
+        assert!(rolled_back_from(&h).is_empty());
+        h.push(ev(6, Some("b"), "d"));
+        assert_eq!(rollback_target(&h, None).unwrap(), "b");
+    }
+
+    #[test]
+    fn the_order_gate_refuses_what_the_previous_environment_rolled_back_from() {
+        let pre = |seq, from: Option<&str>, to: &str| Event {
+            env: "preprod".into(),
+            ..ev(seq, from, to)
+        };
+        let mut h = vec![pre(1, None, "a"), pre(2, Some("a"), "b")];
+        assert!(order_gate(Some("preprod"), &h, "b").ok);
+        let g = order_gate(Some("preprod"), &h, "a");
+        assert!(g.ok && g.detail.contains("not rolled back from"), "{g:?}");
+        h.push(Event {
+            kind: Kind::Rollback,
+            ..pre(3, Some("b"), "a")
+        });
+        let g = order_gate(Some("preprod"), &h, "b");
+        assert!(!g.ok, "{g:?}");
+        assert!(
+            g.detail.contains("rolled back from b")
+                && g.detail.contains(&event_key("preprod", 3))
+                && g.detail.contains("--force"),
+            "{g:?}"
+        );
+        // Live wins: a is live in preprod.
+        assert!(order_gate(Some("preprod"), &h, "a").ok);
+        // Promoted to preprod again: it may go on.
+        h.push(pre(4, Some("a"), "b"));
+        assert!(order_gate(Some("preprod"), &h, "b").ok);
     }
 
     #[test]

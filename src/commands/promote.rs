@@ -220,10 +220,18 @@ fn move_with(
         }
         Kind::Rollback | Kind::AutoRollback => {
             let ok = envs::was_live(current.applied(), &to);
+            let marked = envs::rolled_back_from(current.applied())
+                .get(to.as_str())
+                .copied();
             Gate {
                 gate: "was-live".into(),
                 ok,
-                detail: if ok {
+                detail: if let (true, Some(seq)) = (ok, marked) {
+                    format!(
+                        "was live in {env} before; {env} rolled back from it ({}), restored by name",
+                        envs::event_key(env, seq)
+                    )
+                } else if ok {
                     format!("was live in {env} before")
                 } else {
                     format!("was never live in {env}; promote it instead, or pass --force --reason")
