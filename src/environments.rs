@@ -7,8 +7,9 @@
 //! process left half done. Creating event `n+1` is what wins a race: exactly
 //! one writer can. This module is pure: encoding, the promotion order rule,
 //! the choice of a rollback target, and the checks that a history and its
-//! pointer add up before anything relies on them (`check_*`);
-//! `commands::history` reads and `commands::promote` writes.
+//! pointer add up before anything relies on them (`check_*`, written once
+//! for any [`Log`] of [`Entry`] events); `commands::history` reads and
+//! `commands::promote` writes.
 
 use std::collections::BTreeMap;
 
@@ -100,7 +101,8 @@ impl Pointer {
     }
 }
 
-fn canonical<T: Serialize>(v: &T) -> Vec<u8> {
+/// Canonical JSON: sorted keys, no insignificant whitespace.
+pub fn canonical<T: Serialize>(v: &T) -> Vec<u8> {
     let value = serde_json::to_value(v).expect("environment types always serialize");
     serde_json::to_vec(&value).expect("a Value always serializes")
 }
@@ -122,7 +124,7 @@ impl std::fmt::Display for Inconsistent {
 
 impl std::error::Error for Inconsistent {}
 
-fn inconsistent(key: impl Into<String>, what: impl Into<String>) -> Inconsistent {
+pub fn inconsistent(key: impl Into<String>, what: impl Into<String>) -> Inconsistent {
     Inconsistent {
         key: key.into(),
         what: what.into(),
@@ -143,17 +145,75 @@ impl Pointer {
     }
 }
 
-/// The sequence number an event key names, when it is spelt as
-/// [`event_key`] spells it.
-fn seq_of_key(env: &str, key: &str) -> Option<u64> {
-    let digits = key
-        .strip_prefix(&events_prefix(env))?
-        .strip_suffix(".json")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// An append-only log in the store: create-only events `1..=n` under one
+/// prefix, each moving one pointer, which is derived from the newest event
+/// byte for byte. Every environment is one ([`Log::env`]); so is the policy
+/// (`crate::policy`). What makes a history trustworthy is the same for both,
+/// so the checks below are written once, over any [`Entry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// Its name in messages: an environment (`prod`), or `the policy`.
+    pub name: String,
+    pub pointer_key: String,
+    /// Event keys below it sort in sequence order.
+    pub events_prefix: String,
+}
+
+impl Log {
+    /// The log of environment `env`: `envs/<env>.json` and its events.
+    pub fn env(env: &str) -> Log {
+        Log {
+            name: env.to_owned(),
+            pointer_key: pointer_key(env),
+            events_prefix: events_prefix(env),
+        }
     }
-    let seq: u64 = digits.parse().ok()?;
-    (event_key(env, seq) == key).then_some(seq)
+
+    /// `<events_prefix><seq, zero-padded to 10 digits>.json`
+    pub fn event_key(&self, seq: u64) -> String {
+        format!("{}{seq:010}.json", self.events_prefix)
+    }
+
+    /// The sequence number an event key names, when it is spelt as
+    /// [`Log::event_key`] spells it.
+    fn seq_of_key(&self, key: &str) -> Option<u64> {
+        let digits = key
+            .strip_prefix(&self.events_prefix)?
+            .strip_suffix(".json")?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let seq: u64 = digits.parse().ok()?;
+        (self.event_key(seq) == key).then_some(seq)
+    }
+}
+
+/// One event of a [`Log`], as far as the shared checks need to know it.
+pub trait Entry {
+    /// Checks the event stored as event `seq` of `log` on its own and
+    /// against the event before it (`None` for the first); the error names
+    /// `log.event_key(seq)`.
+    fn check(&self, log: &Log, seq: u64, before: Option<&Self>) -> Result<(), Inconsistent>;
+    /// The canonical bytes of the pointer this event sets.
+    fn pointer_bytes(&self) -> Vec<u8>;
+    /// The `seq` a stored pointer claims, or why it is not a pointer.
+    fn pointer_seq(bytes: &[u8]) -> Result<u64, String>;
+}
+
+impl Entry for Event {
+    fn check(&self, log: &Log, seq: u64, before: Option<&Self>) -> Result<(), Inconsistent> {
+        check_event(&log.name, seq, self, before)
+    }
+
+    fn pointer_bytes(&self) -> Vec<u8> {
+        self.pointer().to_bytes()
+    }
+
+    fn pointer_seq(bytes: &[u8]) -> Result<u64, String> {
+        serde_json::from_slice::<Pointer>(bytes)
+            .map(|p| p.seq)
+            .map_err(|e| format!("not a valid pointer ({e})"))
+    }
 }
 
 /// Checks the keys listed under [`events_prefix`] (sorted): they must be
@@ -162,17 +222,26 @@ pub fn check_event_keys<'a>(
     env: &str,
     keys: impl IntoIterator<Item = &'a str>,
 ) -> Result<u64, Inconsistent> {
+    check_log_keys(&Log::env(env), keys)
+}
+
+/// Checks the keys listed under `log.events_prefix` (sorted): they must be
+/// exactly events `1..=n`, gap-free. Returns `n`.
+pub fn check_log_keys<'a>(
+    log: &Log,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<u64, Inconsistent> {
     let mut n: u64 = 0;
     for key in keys {
         let want = n
             .checked_add(1)
             .ok_or_else(|| inconsistent(key, "more events than a u64 counts"))?;
-        let expected = event_key(env, want);
+        let expected = log.event_key(want);
         if key == expected {
             n = want;
             continue;
         }
-        return Err(match seq_of_key(env, key) {
+        return Err(match log.seq_of_key(key) {
             Some(seq) if seq > want => inconsistent(
                 expected,
                 format!("is missing, but {key} (event {seq}) exists: the history has a gap"),
@@ -180,7 +249,8 @@ pub fn check_event_keys<'a>(
             _ => inconsistent(
                 key,
                 format!(
-                    "is not an event file of {env} (expected {expected} next; events are named by their 10-digit sequence number)"
+                    "is not an event file of {} (expected {expected} next; events are named by their 10-digit sequence number)",
+                    log.name
                 ),
             ),
         });
@@ -247,9 +317,14 @@ pub fn check_event(
 
 /// Checks a whole history, oldest first, as read from events `1..=n`.
 pub fn check_history(env: &str, events: &[Event]) -> Result<(), Inconsistent> {
+    check_log(&Log::env(env), events)
+}
+
+/// Checks the whole history of `log`, oldest first, as read from events `1..=n`.
+pub fn check_log<E: Entry>(log: &Log, events: &[E]) -> Result<(), Inconsistent> {
     let mut before = None;
     for (seq, e) in (1u64..).zip(events) {
-        check_event(env, seq, e, before)?;
+        e.check(log, seq, before)?;
         before = Some(e);
     }
     Ok(())
@@ -276,9 +351,17 @@ pub fn check_pointer(
     pointer: Option<&[u8]>,
     history: &[Event],
 ) -> Result<usize, Inconsistent> {
-    let key = pointer_key(env);
+    check_log_pointer(&Log::env(env), pointer, history)
+}
+
+/// [`check_pointer`] for any log.
+pub fn check_log_pointer<E: Entry>(
+    log: &Log,
+    pointer: Option<&[u8]>,
+    history: &[E],
+) -> Result<usize, Inconsistent> {
+    let key = &log.pointer_key;
     let n = history.len();
-    let newest = n.checked_sub(1).map(|i| &history[i]);
     let Some(bytes) = pointer else {
         return match n {
             0 | 1 => Ok(0),
@@ -286,45 +369,42 @@ pub fn check_pointer(
                 key,
                 format!(
                     "is missing, but the history has {n} events (newest {})",
-                    event_key(env, n as u64)
+                    log.event_key(n as u64)
                 ),
             )),
         };
     };
-    let Some(newest) = newest else {
+    let Some(newest) = history.last() else {
         return Err(inconsistent(
             key,
             format!(
-                "exists, but the history of {env} is empty ({} holds no event)",
-                events_prefix(env)
+                "exists, but the history of {} is empty ({} holds no event)",
+                log.name, log.events_prefix
             ),
         ));
     };
-    if bytes == newest.pointer().to_bytes() {
+    if bytes == newest.pointer_bytes() {
         return Ok(n);
     }
     if let Some(before) = n.checked_sub(2).map(|i| &history[i]) {
-        if bytes == before.pointer().to_bytes() {
+        if bytes == before.pointer_bytes() {
             return Ok(n - 1);
         }
     }
-    let newest_key = event_key(env, newest.seq);
-    let p = Pointer::parse(&key, bytes)?;
-    let what = if p.seq > newest.seq {
+    // A checked history's events are numbered 1..=n.
+    let newest_seq = n as u64;
+    let newest_key = log.event_key(newest_seq);
+    let seq = E::pointer_seq(bytes).map_err(|e| inconsistent(key, e))?;
+    let what = if seq > newest_seq {
+        format!("says seq {seq}, but the newest event is {newest_key} (seq {newest_seq})")
+    } else if seq == 0 || seq < newest_seq.saturating_sub(1) {
         format!(
-            "says seq {}, but the newest event is {newest_key} (seq {})",
-            p.seq, newest.seq
-        )
-    } else if p.seq == 0 || p.seq < newest.seq.saturating_sub(1) {
-        format!(
-            "says seq {}, but the newest event is {newest_key}; a pointer is never more than one move behind",
-            p.seq
+            "says seq {seq}, but the newest event is {newest_key}; a pointer is never more than one move behind"
         )
     } else {
         format!(
-            "is not what event {} ({}) sets, byte for byte",
-            p.seq,
-            event_key(env, p.seq)
+            "is not what event {seq} ({}) sets, byte for byte",
+            log.event_key(seq)
         )
     };
     Err(inconsistent(key, what))
@@ -342,7 +422,7 @@ pub fn events_prefix(env: &str) -> String {
 
 /// `envs/<env>/events/<seq, zero-padded>.json`
 pub fn event_key(env: &str, seq: u64) -> String {
-    format!("envs/{env}/events/{seq:010}.json")
+    Log::env(env).event_key(seq)
 }
 
 /// The environment before `env` in the promotion order, or `None` for the first.

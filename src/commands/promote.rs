@@ -273,7 +273,7 @@ fn move_with(
     let bytes = event.to_bytes();
     let key = Key::new(envs::event_key(env, seq))?;
     match store.put(&key, Body::bytes(&bytes), PutMode::CreateOnly, &json_opts()) {
-        Ok(_) => reader.remember(&event)?,
+        Ok(_) => reader.remember(&envs::Log::env(env), seq, &event)?,
         Err(StoreError::AlreadyExists { .. }) => {
             let winner = read_event(store, env, seq)
                 .map(|w| {
