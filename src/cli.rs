@@ -125,6 +125,11 @@ pub enum Command {
     Diff(DiffArgs),
     /// Write the manifest's asset names for another tool (Django's staticfiles.json).
     Export(ExportArgs),
+    /// Show or change the policy the store holds: the environment order.
+    #[command(
+        after_help = "The first promotion stores verbatim.toml's environments.order (or the default\ndev, preprod, prod) in the store as policy.json; from then on the store's order\nrules for everyone, and a verbatim.toml declaring another is an error (exit 2).\n\nExamples:\n  verbatim policy show\n  verbatim policy set --order dev,qa,preprod,prod --reason 'QA sign-off before preprod'\n  verbatim policy history"
+    )]
+    Policy(PolicyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -252,6 +257,40 @@ pub struct StatusArgs {
 pub struct HistoryArgs {
     pub env: String,
 
+    /// Show at most this many events.
+    #[arg(long, short = 'n')]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show the policy in effect (the environment order) and who set it, when and why.
+    Show,
+    /// Change the environment order for everyone; recorded like a promotion.
+    Set(PolicySetArgs),
+    /// List the policy's changes, newest first.
+    History(PolicyHistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicySetArgs {
+    /// The environments in promotion order, first to last, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true, value_name = "ENV,ENV,…")]
+    pub order: Vec<String>,
+
+    /// Why: recorded in the policy's history.
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyHistoryArgs {
     /// Show at most this many events.
     #[arg(long, short = 'n')]
     pub limit: Option<usize>,

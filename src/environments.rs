@@ -8,8 +8,8 @@
 //! one writer can. This module is pure: encoding, the promotion order rule,
 //! the choice of a rollback target, and the checks that a history and its
 //! pointer add up before anything relies on them (`check_*`, written once
-//! for any [`Log`] of [`Entry`] events); `commands::history` reads and
-//! `commands::promote` writes.
+//! for any [`Log`] of [`Entry`] events: the policy, `crate::policy`, is one
+//! too); `commands::history` reads and `commands::promote` writes.
 
 use std::collections::BTreeMap;
 
@@ -432,7 +432,7 @@ pub fn previous<'a>(order: &'a [String], env: &str) -> Result<Option<&'a str>, S
         Some(0) => Ok(None),
         Some(i) => Ok(Some(&order[i - 1])),
         None => Err(format!(
-            "`{env}` is not a declared environment (environments.order: {})",
+            "`{env}` is not in the environment order ({})",
             order.join(", ")
         )),
     }

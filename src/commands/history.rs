@@ -9,7 +9,9 @@
 //! before it, a manifest that is not in the store, or a pointer that is
 //! neither the newest event's nor one step behind it, is an integrity error
 //! (exit 5) naming the key at fault, and nothing is written. The checks are
-//! the pure `environments::check_*`; this module only fetches.
+//! the pure `environments::check_*`; this module only fetches. The policy
+//! (`commands::policy`) is a log of the same shape, read and checked by the
+//! same [`Reader::load_log`].
 //!
 //! What a load costs: one LIST of the events, one GET of the pointer, one GET
 //! per event not already read in this run and one HEAD per manifest not
@@ -30,6 +32,7 @@ use crate::environments::{self as envs, Entry, Event, Inconsistent, Log, Pointer
 use crate::exit::{IntegrityError, LostRace, UsageError};
 use crate::manifest;
 use crate::par;
+use crate::policy::PolicyEvent;
 use crate::store::{ETag, Key, Store, StoreError};
 
 /// The most an event or a pointer may weigh. Real ones are a few hundred
@@ -91,13 +94,14 @@ impl EnvState {
     }
 }
 
-/// Reads environments from one store, remembering within a run what cannot
-/// change: events (create-only) and the presence of manifests (never
-/// deleted).
+/// Reads environments (and the policy, `commands::policy`) from one store,
+/// remembering within a run what cannot change: events (create-only) and
+/// the presence of manifests (never deleted).
 pub struct Reader<'a> {
     store: &'a dyn Store,
     threads: usize,
     events: Mutex<HashMap<Key, Event>>,
+    policy_events: Mutex<HashMap<Key, PolicyEvent>>,
     present: Mutex<BTreeSet<Digest>>,
 }
 
@@ -111,6 +115,12 @@ pub trait Stored: Entry + DeserializeOwned + Clone + Send + Sync {
 impl Stored for Event {
     fn cache<'r>(reader: &'r Reader<'_>) -> &'r Mutex<HashMap<Key, Self>> {
         &reader.events
+    }
+}
+
+impl Stored for PolicyEvent {
+    fn cache<'r>(reader: &'r Reader<'_>) -> &'r Mutex<HashMap<Key, Self>> {
+        &reader.policy_events
     }
 }
 
@@ -130,6 +140,7 @@ impl<'a> Reader<'a> {
             store,
             threads: threads.max(1),
             events: Mutex::new(HashMap::new()),
+            policy_events: Mutex::new(HashMap::new()),
             present: Mutex::new(BTreeSet::new()),
         }
     }

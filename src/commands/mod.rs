@@ -11,6 +11,7 @@ mod export;
 mod fetch;
 mod history;
 mod init;
+mod policy;
 pub mod promote;
 mod publish;
 mod status;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fetch(a) => fetch::run(g, a, &printer),
         Command::Diff(a) => diff::run(g, a, &printer),
         Command::Export(a) => export::run(g, a, &printer),
+        Command::Policy(a) => policy::run(g, a, &printer),
     }
 }
 

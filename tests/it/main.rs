@@ -10,6 +10,7 @@ mod cli;
 mod environments;
 mod export;
 mod hostile;
+mod policy;
 mod proxy;
 mod publish;
 mod s3;
