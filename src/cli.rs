@@ -13,8 +13,8 @@ Exit codes:
   2  usage or configuration error
   3  a promotion gate refused the manifest
   4  lost a race: an environment pointer moved concurrently
-  5  integrity failure: an object is missing or its bytes do not match, or an
-     environment's history or pointer is inconsistent
+  5  integrity failure: an object is missing or its bytes do not match, or the
+     history or pointer of an environment or of the policy is inconsistent
   6  the canary check failed and the environment was rolled back";
 
 /// Build once, publish immutably, promote the same manifest through every environment.
