@@ -41,8 +41,8 @@ Exit codes:
   2  usage or configuration error
   3  a promotion gate refused the manifest
   4  lost a race: an environment pointer moved concurrently
-  5  integrity failure: an object is missing or its bytes do not match, or an
-     environment's history or pointer is inconsistent
+  5  integrity failure: an object is missing or its bytes do not match, or the
+     history or pointer of an environment or of the policy is inconsistent
   6  the canary check failed and the environment was rolled back";
 
 /// Build once, publish immutably, promote the same manifest through every environment.
@@ -138,7 +138,7 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Point an environment back at a manifest it ran before.
     #[command(
-        after_help = "Examples:\n  verbatim rollback prod                 # to what prod ran before\n  verbatim rollback prod --to 3          # to what event 3 of `verbatim history prod` set"
+        after_help = "Examples:\n  verbatim rollback prod                 # to what prod ran before (never to what it rolled back from)\n  verbatim rollback prod --to 3          # to what event 3 of `verbatim history prod` set"
     )]
     Rollback(RollbackArgs),
     /// Show which manifest each environment runs.
@@ -154,6 +154,11 @@ pub enum Command {
     Diff(DiffArgs),
     /// Write the manifest's asset names for another tool (Django's staticfiles.json).
     Export(ExportArgs),
+    /// Show or change the policy the store holds: the environment order.
+    #[command(
+        after_help = "The first promotion stores verbatim.toml's environments.order (or the default\ndev, preprod, prod) in the store as policy.json; from then on the store's order\nrules for everyone, and a verbatim.toml declaring another is an error (exit 2).\n\nExamples:\n  verbatim policy show\n  verbatim policy set --order dev,qa,preprod,prod --reason 'QA sign-off before preprod'\n  verbatim policy history"
+    )]
+    Policy(PolicyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -256,8 +261,9 @@ pub struct RollbackArgs {
     /// The environment to roll back.
     pub env: String,
 
-    /// Where to: a manifest, or an event number from `verbatim history`
-    /// [default: the manifest live before the current one].
+    /// Where to: a manifest, or an event number from `verbatim history`, even
+    /// one rolled back from [default: the newest manifest live before the
+    /// current one that this environment has not rolled back from].
     #[arg(long, value_name = "MANIFEST|N")]
     pub to: Option<String>,
 
@@ -280,6 +286,40 @@ pub struct StatusArgs {
 pub struct HistoryArgs {
     pub env: String,
 
+    /// Show at most this many events.
+    #[arg(long, short = 'n')]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show the policy in effect (the environment order) and who set it, when and why.
+    Show,
+    /// Change the environment order for everyone; recorded like a promotion.
+    Set(PolicySetArgs),
+    /// List the policy's changes, newest first.
+    History(PolicyHistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicySetArgs {
+    /// The environments in promotion order, first to last, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true, value_name = "ENV,ENV,…")]
+    pub order: Vec<String>,
+
+    /// Why: recorded in the policy's history.
+    #[arg(long)]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyHistoryArgs {
     /// Show at most this many events.
     #[arg(long, short = 'n')]
     pub limit: Option<usize>,

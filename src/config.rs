@@ -70,24 +70,16 @@ struct StoreSection {
     timeout: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EnvSection {
-    #[serde(default = "default_envs")]
-    order: Vec<String>,
+    #[serde(default)]
+    order: Option<Vec<String>>,
 }
 
-impl Default for EnvSection {
-    fn default() -> Self {
-        EnvSection {
-            order: default_envs(),
-        }
-    }
-}
-
-fn default_envs() -> Vec<String> {
-    ["dev", "preprod", "prod"].map(String::from).to_vec()
-}
+/// The environment order when neither the store's policy nor
+/// `environments.order` gives one.
+pub const DEFAULT_ORDER: [&str; 3] = ["dev", "preprod", "prod"];
 
 /// Settings given on the command line or in `VERBATIM_*` variables.
 #[derive(Debug, Default, Clone)]
@@ -144,7 +136,10 @@ pub struct Config {
     pub s3: S3Options,
     /// Uploads in flight at once.
     pub concurrency: usize,
-    pub environments: Vec<String>,
+    /// `environments.order`, `None` when the file declares none. Once the
+    /// store holds a policy its order rules, and this must agree with it
+    /// (`commands::policy`); before, the first move stores [`Config::order`].
+    pub environments: Option<Vec<String>>,
 }
 
 /// A configuration problem: always exit code 2.
@@ -232,8 +227,11 @@ impl Config {
             None => None,
         };
         let envs = file.environments.order;
-        check_env_names(&envs)
-            .map_err(|e| ConfigError(format!("`environments.order` in {}: {e}", path.display())))?;
+        if let Some(envs) = &envs {
+            check_env_names(envs).map_err(|e| {
+                ConfigError(format!("`environments.order` in {}: {e}", path.display()))
+            })?;
+        }
         let (store_url, store_base) = match (&o.store, file.store.url) {
             (Some(flag), _) => (flag.clone(), PathBuf::from(".")),
             (None, Some(url)) => (url, root.clone()),
@@ -286,6 +284,13 @@ impl Config {
             environments: envs,
             root,
         })
+    }
+
+    /// The order this file asks for: `environments.order`, else [`DEFAULT_ORDER`].
+    pub fn order(&self) -> Vec<String> {
+        self.environments
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ORDER.map(String::from).to_vec())
     }
 
     /// The build output directory.
@@ -364,6 +369,9 @@ url = ".verbatim/store"
 
 [environments]
 # Promotion order: a manifest reaches each only after the one before it.
+# The first promotion stores it in the store (policy.json); from then on the
+# store's order rules for everyone, this must agree with it (or be removed),
+# and `verbatim policy set` changes it.
 order = ["dev", "preprod", "prod"]
 "#;
 
@@ -385,7 +393,10 @@ mod tests {
     #[test]
     fn template_is_valid_once_app_exists() {
         let c = load(TEMPLATE).unwrap();
-        assert_eq!(c.environments, ["dev", "preprod", "prod"]);
+        assert_eq!(c.environments.unwrap(), ["dev", "preprod", "prod"]);
+        let bare = load("[app]\ndir = \"app\"\n").unwrap();
+        assert_eq!(bare.environments, None);
+        assert_eq!(bare.order(), ["dev", "preprod", "prod"]);
         assert_eq!(c.store_url, ".verbatim/store");
         assert_eq!(c.public_prefix, DEFAULT_PUBLIC_PREFIX);
     }

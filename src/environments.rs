@@ -7,8 +7,9 @@
 //! process left half done. Creating event `n+1` is what wins a race: exactly
 //! one writer can. This module is pure: encoding, the promotion order rule,
 //! the choice of a rollback target, and the checks that a history and its
-//! pointer add up before anything relies on them (`check_*`);
-//! `commands::history` reads and `commands::promote` writes.
+//! pointer add up before anything relies on them (`check_*`, written once
+//! for any [`Log`] of [`Entry`] events: the policy, `crate::policy`, is one
+//! too); `commands::history` reads and `commands::promote` writes.
 
 use std::collections::BTreeMap;
 
@@ -100,7 +101,8 @@ impl Pointer {
     }
 }
 
-fn canonical<T: Serialize>(v: &T) -> Vec<u8> {
+/// Canonical JSON: sorted keys, no insignificant whitespace.
+pub fn canonical<T: Serialize>(v: &T) -> Vec<u8> {
     let value = serde_json::to_value(v).expect("environment types always serialize");
     serde_json::to_vec(&value).expect("a Value always serializes")
 }
@@ -122,7 +124,7 @@ impl std::fmt::Display for Inconsistent {
 
 impl std::error::Error for Inconsistent {}
 
-fn inconsistent(key: impl Into<String>, what: impl Into<String>) -> Inconsistent {
+pub fn inconsistent(key: impl Into<String>, what: impl Into<String>) -> Inconsistent {
     Inconsistent {
         key: key.into(),
         what: what.into(),
@@ -143,17 +145,75 @@ impl Pointer {
     }
 }
 
-/// The sequence number an event key names, when it is spelt as
-/// [`event_key`] spells it.
-fn seq_of_key(env: &str, key: &str) -> Option<u64> {
-    let digits = key
-        .strip_prefix(&events_prefix(env))?
-        .strip_suffix(".json")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+/// An append-only log in the store: create-only events `1..=n` under one
+/// prefix, each moving one pointer, which is derived from the newest event
+/// byte for byte. Every environment is one ([`Log::env`]); so is the policy
+/// (`crate::policy`). What makes a history trustworthy is the same for both,
+/// so the checks below are written once, over any [`Entry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// Its name in messages: an environment (`prod`), or `the policy`.
+    pub name: String,
+    pub pointer_key: String,
+    /// Event keys below it sort in sequence order.
+    pub events_prefix: String,
+}
+
+impl Log {
+    /// The log of environment `env`: `envs/<env>.json` and its events.
+    pub fn env(env: &str) -> Log {
+        Log {
+            name: env.to_owned(),
+            pointer_key: pointer_key(env),
+            events_prefix: events_prefix(env),
+        }
     }
-    let seq: u64 = digits.parse().ok()?;
-    (event_key(env, seq) == key).then_some(seq)
+
+    /// `<events_prefix><seq, zero-padded to 10 digits>.json`
+    pub fn event_key(&self, seq: u64) -> String {
+        format!("{}{seq:010}.json", self.events_prefix)
+    }
+
+    /// The sequence number an event key names, when it is spelt as
+    /// [`Log::event_key`] spells it.
+    fn seq_of_key(&self, key: &str) -> Option<u64> {
+        let digits = key
+            .strip_prefix(&self.events_prefix)?
+            .strip_suffix(".json")?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let seq: u64 = digits.parse().ok()?;
+        (self.event_key(seq) == key).then_some(seq)
+    }
+}
+
+/// One event of a [`Log`], as far as the shared checks need to know it.
+pub trait Entry {
+    /// Checks the event stored as event `seq` of `log` on its own and
+    /// against the event before it (`None` for the first); the error names
+    /// `log.event_key(seq)`.
+    fn check(&self, log: &Log, seq: u64, before: Option<&Self>) -> Result<(), Inconsistent>;
+    /// The canonical bytes of the pointer this event sets.
+    fn pointer_bytes(&self) -> Vec<u8>;
+    /// The `seq` a stored pointer claims, or why it is not a pointer.
+    fn pointer_seq(bytes: &[u8]) -> Result<u64, String>;
+}
+
+impl Entry for Event {
+    fn check(&self, log: &Log, seq: u64, before: Option<&Self>) -> Result<(), Inconsistent> {
+        check_event(&log.name, seq, self, before)
+    }
+
+    fn pointer_bytes(&self) -> Vec<u8> {
+        self.pointer().to_bytes()
+    }
+
+    fn pointer_seq(bytes: &[u8]) -> Result<u64, String> {
+        serde_json::from_slice::<Pointer>(bytes)
+            .map(|p| p.seq)
+            .map_err(|e| format!("not a valid pointer ({e})"))
+    }
 }
 
 /// Checks the keys listed under [`events_prefix`] (sorted): they must be
@@ -162,17 +222,26 @@ pub fn check_event_keys<'a>(
     env: &str,
     keys: impl IntoIterator<Item = &'a str>,
 ) -> Result<u64, Inconsistent> {
+    check_log_keys(&Log::env(env), keys)
+}
+
+/// Checks the keys listed under `log.events_prefix` (sorted): they must be
+/// exactly events `1..=n`, gap-free. Returns `n`.
+pub fn check_log_keys<'a>(
+    log: &Log,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<u64, Inconsistent> {
     let mut n: u64 = 0;
     for key in keys {
         let want = n
             .checked_add(1)
             .ok_or_else(|| inconsistent(key, "more events than a u64 counts"))?;
-        let expected = event_key(env, want);
+        let expected = log.event_key(want);
         if key == expected {
             n = want;
             continue;
         }
-        return Err(match seq_of_key(env, key) {
+        return Err(match log.seq_of_key(key) {
             Some(seq) if seq > want => inconsistent(
                 expected,
                 format!("is missing, but {key} (event {seq}) exists: the history has a gap"),
@@ -180,7 +249,8 @@ pub fn check_event_keys<'a>(
             _ => inconsistent(
                 key,
                 format!(
-                    "is not an event file of {env} (expected {expected} next; events are named by their 10-digit sequence number)"
+                    "is not an event file of {} (expected {expected} next; events are named by their 10-digit sequence number)",
+                    log.name
                 ),
             ),
         });
@@ -247,9 +317,14 @@ pub fn check_event(
 
 /// Checks a whole history, oldest first, as read from events `1..=n`.
 pub fn check_history(env: &str, events: &[Event]) -> Result<(), Inconsistent> {
+    check_log(&Log::env(env), events)
+}
+
+/// Checks the whole history of `log`, oldest first, as read from events `1..=n`.
+pub fn check_log<E: Entry>(log: &Log, events: &[E]) -> Result<(), Inconsistent> {
     let mut before = None;
     for (seq, e) in (1u64..).zip(events) {
-        check_event(env, seq, e, before)?;
+        e.check(log, seq, before)?;
         before = Some(e);
     }
     Ok(())
@@ -276,9 +351,17 @@ pub fn check_pointer(
     pointer: Option<&[u8]>,
     history: &[Event],
 ) -> Result<usize, Inconsistent> {
-    let key = pointer_key(env);
+    check_log_pointer(&Log::env(env), pointer, history)
+}
+
+/// [`check_pointer`] for any log.
+pub fn check_log_pointer<E: Entry>(
+    log: &Log,
+    pointer: Option<&[u8]>,
+    history: &[E],
+) -> Result<usize, Inconsistent> {
+    let key = &log.pointer_key;
     let n = history.len();
-    let newest = n.checked_sub(1).map(|i| &history[i]);
     let Some(bytes) = pointer else {
         return match n {
             0 | 1 => Ok(0),
@@ -286,45 +369,42 @@ pub fn check_pointer(
                 key,
                 format!(
                     "is missing, but the history has {n} events (newest {})",
-                    event_key(env, n as u64)
+                    log.event_key(n as u64)
                 ),
             )),
         };
     };
-    let Some(newest) = newest else {
+    let Some(newest) = history.last() else {
         return Err(inconsistent(
             key,
             format!(
-                "exists, but the history of {env} is empty ({} holds no event)",
-                events_prefix(env)
+                "exists, but the history of {} is empty ({} holds no event)",
+                log.name, log.events_prefix
             ),
         ));
     };
-    if bytes == newest.pointer().to_bytes() {
+    if bytes == newest.pointer_bytes() {
         return Ok(n);
     }
     if let Some(before) = n.checked_sub(2).map(|i| &history[i]) {
-        if bytes == before.pointer().to_bytes() {
+        if bytes == before.pointer_bytes() {
             return Ok(n - 1);
         }
     }
-    let newest_key = event_key(env, newest.seq);
-    let p = Pointer::parse(&key, bytes)?;
-    let what = if p.seq > newest.seq {
+    // A checked history's events are numbered 1..=n.
+    let newest_seq = n as u64;
+    let newest_key = log.event_key(newest_seq);
+    let seq = E::pointer_seq(bytes).map_err(|e| inconsistent(key, e))?;
+    let what = if seq > newest_seq {
+        format!("says seq {seq}, but the newest event is {newest_key} (seq {newest_seq})")
+    } else if seq == 0 || seq < newest_seq.saturating_sub(1) {
         format!(
-            "says seq {}, but the newest event is {newest_key} (seq {})",
-            p.seq, newest.seq
-        )
-    } else if p.seq == 0 || p.seq < newest.seq.saturating_sub(1) {
-        format!(
-            "says seq {}, but the newest event is {newest_key}; a pointer is never more than one move behind",
-            p.seq
+            "says seq {seq}, but the newest event is {newest_key}; a pointer is never more than one move behind"
         )
     } else {
         format!(
-            "is not what event {} ({}) sets, byte for byte",
-            p.seq,
-            event_key(env, p.seq)
+            "is not what event {seq} ({}) sets, byte for byte",
+            log.event_key(seq)
         )
     };
     Err(inconsistent(key, what))
@@ -342,7 +422,7 @@ pub fn events_prefix(env: &str) -> String {
 
 /// `envs/<env>/events/<seq, zero-padded>.json`
 pub fn event_key(env: &str, seq: u64) -> String {
-    format!("envs/{env}/events/{seq:010}.json")
+    Log::env(env).event_key(seq)
 }
 
 /// The environment before `env` in the promotion order, or `None` for the first.
@@ -355,10 +435,10 @@ pub fn previous<'a>(order: &'a [String], env: &str) -> Result<Option<&'a str>, S
     }
 }
 
-/// "`prd` is not a declared environment (…); did you mean `prod`?"
+/// "`prd` is not in the environment order (…); did you mean `prod`?"
 pub fn undeclared(order: &[String], env: &str) -> String {
     let mut msg = format!(
-        "`{}` is not a declared environment (environments.order: {})",
+        "`{}` is not in the environment order ({})",
         crate::output::escape(env),
         order.join(", ")
     );
@@ -396,33 +476,66 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// The order gate: `manifest` may enter `env` once it was promoted to the
-/// environment before it (its `history` given), or anywhere first.
+/// The order gate: `manifest` may enter `env` while it is live, or was live
+/// and not rolled back from, in the environment before it (its applied
+/// `history` given), or anywhere first.
 pub fn order_gate(prev: Option<&str>, prev_history: &[Event], manifest: &str) -> Gate {
-    match prev {
-        None => Gate {
+    let Some(prev) = prev else {
+        return Gate {
             gate: "order".into(),
             ok: true,
             detail: "first environment: any published manifest".into(),
-        },
-        Some(prev) => {
-            let ok = prev_history.iter().any(|e| e.to == manifest);
-            Gate {
-                gate: "order".into(),
-                ok,
-                detail: if ok {
-                    format!("was promoted to {prev}")
-                } else {
-                    format!("has never been promoted to {prev}; promote it there first, or pass --force --reason")
-                },
-            }
-        }
+        };
+    };
+    let live = prev_history.last().map(|e| e.to.as_str());
+    let (ok, detail) = if live == Some(manifest) {
+        (true, format!("is live in {prev}"))
+    } else if let Some(seq) = rolled_back_from(prev_history).get(manifest) {
+        (
+            false,
+            format!(
+                "{prev} rolled back from {manifest} ({}); fix forward, or promote it to {prev} again, or pass --force --reason",
+                event_key(prev, *seq)
+            ),
+        )
+    } else if was_live(prev_history, manifest) {
+        (true, format!("was live in {prev} and not rolled back from"))
+    } else {
+        (
+            false,
+            format!("has never been promoted to {prev}; promote it there first, or pass --force --reason"),
+        )
+    };
+    Gate {
+        gate: "order".into(),
+        ok,
+        detail,
     }
 }
 
-/// Where `rollback` goes: `to_seq` names an event whose manifest to restore;
-/// otherwise the manifest that was live before the current one. `history` is
-/// oldest first.
+/// The manifests an environment rolled back from, each with the event that
+/// did so, as of the end of `history` (oldest first). Rolling back *from* a
+/// manifest marks it: the `from` of every rollback and auto-rollback event
+/// is, by definition, rolled back from; no other field records it. A later
+/// event moving the environment *to* that manifest again (a promote of the
+/// same bytes, or a rollback naming it with `--to`) clears the mark, so the
+/// manifest live is never marked.
+pub fn rolled_back_from(history: &[Event]) -> BTreeMap<&str, u64> {
+    let mut marked = BTreeMap::new();
+    for e in history {
+        if let (Kind::Rollback | Kind::AutoRollback, Some(from)) = (e.kind, &e.from) {
+            marked.insert(from.as_str(), e.seq);
+        }
+        marked.remove(e.to.as_str());
+    }
+    marked
+}
+
+/// Where `rollback` goes: `to_seq` names an event whose manifest to restore
+/// (whatever it is: naming it is choosing it); otherwise the newest manifest
+/// live before the current one that the environment has not rolled back
+/// from ([`rolled_back_from`]). Rolling back twice therefore walks back
+/// (c → b → a), never toggles (c → b → c). `history` is oldest first.
 pub fn rollback_target(history: &[Event], to_seq: Option<u64>) -> Result<String, String> {
     let current = history
         .last()
@@ -434,9 +547,25 @@ pub fn rollback_target(history: &[Event], to_seq: Option<u64>) -> Result<String,
             .map(|e| e.to.clone())
             .ok_or_else(|| format!("no event {seq} in the history (1..={})", current.seq));
     }
-    current.from.clone().ok_or_else(|| {
-        "nothing was live before the current manifest; nothing to roll back to".into()
-    })
+    let marked = rolled_back_from(history);
+    if let Some(e) = history
+        .iter()
+        .rev()
+        .find(|e| e.to != current.to && !marked.contains_key(e.to.as_str()))
+    {
+        return Ok(e.to.clone());
+    }
+    if marked.is_empty() {
+        return Err("nothing was live before the current manifest; nothing to roll back to".into());
+    }
+    Err(format!(
+        "every manifest live before the current one was rolled back from ({}); name one with --to MANIFEST|N to return to it anyway",
+        marked
+            .iter()
+            .map(|(m, seq)| format!("{m} at event {seq}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// Whether `manifest` was ever live in an environment with this history.
@@ -508,6 +637,13 @@ mod tests {
         assert!(!g.ok && g.detail.contains("--force"), "{g:?}");
     }
 
+    fn rb(seq: u64, from: &str, to: &str) -> Event {
+        Event {
+            kind: Kind::Rollback,
+            ..ev(seq, Some(from), to)
+        }
+    }
+
     #[test]
     fn rollback_targets() {
         let hist = [
@@ -521,6 +657,86 @@ mod tests {
         assert!(rollback_target(&hist[..1], None).is_err());
         assert!(rollback_target(&[], None).is_err());
         assert!(was_live(&hist, "a") && !was_live(&hist, "z"));
+        // A manifest promoted again is not "before" itself: a → b → a, back to b.
+        let again = [
+            ev(1, None, "a"),
+            ev(2, Some("a"), "b"),
+            ev(3, Some("b"), "a"),
+        ];
+        assert_eq!(rollback_target(&again, None).unwrap(), "b");
+    }
+
+    #[test]
+    fn rollback_walks_back_and_never_toggles() {
+        let mut h = vec![
+            ev(1, None, "a"),
+            ev(2, Some("a"), "b"),
+            ev(3, Some("b"), "c"),
+        ];
+        h.push(rb(4, "c", &rollback_target(&h, None).unwrap()));
+        assert_eq!(h[3].to, "b");
+        assert_eq!(rolled_back_from(&h), BTreeMap::from([("c", 4)]));
+        // The second rollback walks past c (rolled back from), to a.
+        h.push(rb(5, "b", &rollback_target(&h, None).unwrap()));
+        assert_eq!(h[4].to, "a");
+        assert_eq!(rolled_back_from(&h), BTreeMap::from([("b", 5), ("c", 4)]));
+        // A third has nowhere left to go, and says why and how.
+        let e = rollback_target(&h, None).unwrap_err();
+        assert!(e.contains("b at event 5") && e.contains("--to"), "{e}");
+        // Named explicitly, a manifest rolled back from is still reachable.
+        assert_eq!(rollback_target(&h, Some(3)).unwrap(), "c");
+        // Restoring it by name clears its mark (the live one is never marked);
+        // the one it left (a) is now rolled back from.
+        h.push(rb(6, "a", "c"));
+        assert_eq!(rolled_back_from(&h), BTreeMap::from([("a", 6), ("b", 5)]));
+        assert!(rollback_target(&h, None).is_err());
+    }
+
+    #[test]
+    fn an_auto_rollback_marks_too_and_a_promote_of_the_same_bytes_clears() {
+        let mut h = vec![ev(1, None, "a"), ev(2, Some("a"), "b")];
+        h.push(Event {
+            kind: Kind::AutoRollback,
+            ..ev(3, Some("b"), "a")
+        });
+        assert_eq!(rolled_back_from(&h), BTreeMap::from([("b", 3)]));
+        h.push(ev(4, Some("a"), "c"));
+        // c → a, not c → b: b stays rolled back from.
+        assert_eq!(rollback_target(&h, None).unwrap(), "a");
+        // Promoting b again (a fix-forward of the same bytes) makes it eligible.
+        h.push(ev(5, Some("c"), "b"));
+        assert!(rolled_back_from(&h).is_empty());
+        h.push(ev(6, Some("b"), "d"));
+        assert_eq!(rollback_target(&h, None).unwrap(), "b");
+    }
+
+    #[test]
+    fn the_order_gate_refuses_what_the_previous_environment_rolled_back_from() {
+        let pre = |seq, from: Option<&str>, to: &str| Event {
+            env: "preprod".into(),
+            ..ev(seq, from, to)
+        };
+        let mut h = vec![pre(1, None, "a"), pre(2, Some("a"), "b")];
+        assert!(order_gate(Some("preprod"), &h, "b").ok);
+        let g = order_gate(Some("preprod"), &h, "a");
+        assert!(g.ok && g.detail.contains("not rolled back from"), "{g:?}");
+        h.push(Event {
+            kind: Kind::Rollback,
+            ..pre(3, Some("b"), "a")
+        });
+        let g = order_gate(Some("preprod"), &h, "b");
+        assert!(!g.ok, "{g:?}");
+        assert!(
+            g.detail.contains("rolled back from b")
+                && g.detail.contains(&event_key("preprod", 3))
+                && g.detail.contains("--force"),
+            "{g:?}"
+        );
+        // Live wins: a is live in preprod.
+        assert!(order_gate(Some("preprod"), &h, "a").ok);
+        // Promoted to preprod again: it may go on.
+        h.push(pre(4, Some("a"), "b"));
+        assert!(order_gate(Some("preprod"), &h, "b").ok);
     }
 
     #[test]

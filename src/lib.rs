@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod output;
 pub mod pack;
 pub mod par;
+pub mod policy;
 pub mod safe_fs;
 pub mod store;
 pub mod unpack;

@@ -9,7 +9,9 @@
 //! before it, a manifest that is not in the store, or a pointer that is
 //! neither the newest event's nor one step behind it, is an integrity error
 //! (exit 5) naming the key at fault, and nothing is written. The checks are
-//! the pure `environments::check_*`; this module only fetches.
+//! the pure `environments::check_*`; this module only fetches. The policy
+//! (`commands::policy`) is a log of the same shape, read and checked by the
+//! same [`Reader::load_log`].
 //!
 //! What a load costs: one LIST of the events, one GET of the pointer, one GET
 //! per event not already read in this run and one HEAD per manifest not
@@ -22,13 +24,15 @@ use std::io::Read;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
 
 use crate::config::check_env_name;
 use crate::digest::Digest;
-use crate::environments::{self as envs, Event, Inconsistent, Pointer};
+use crate::environments::{self as envs, Entry, Event, Inconsistent, Log, Pointer};
 use crate::exit::{IntegrityError, LostRace, UsageError};
 use crate::manifest;
 use crate::par;
+use crate::policy::PolicyEvent;
 use crate::store::{ETag, Key, Store, StoreError};
 
 /// The most an event or a pointer may weigh. Real ones are a few hundred
@@ -90,13 +94,43 @@ impl EnvState {
     }
 }
 
-/// Reads environments from one store, remembering within a run what cannot
-/// change: events (create-only) and the presence of manifests (never deleted).
+/// Reads environments (and the policy, `commands::policy`) from one store,
+/// remembering within a run what cannot change: events (create-only) and
+/// the presence of manifests (never deleted).
 pub struct Reader<'a> {
     store: &'a dyn Store,
     threads: usize,
     events: Mutex<HashMap<Key, Event>>,
+    policy_events: Mutex<HashMap<Key, PolicyEvent>>,
     present: Mutex<BTreeSet<Digest>>,
+}
+
+/// An event type [`Reader::load_log`] can read: parsed from JSON, checked by
+/// the shared [`Entry`] rules, remembered in its own cache.
+pub trait Stored: Entry + DeserializeOwned + Clone + Send + Sync {
+    /// Where the reader remembers events of this type.
+    fn cache<'r>(reader: &'r Reader<'_>) -> &'r Mutex<HashMap<Key, Self>>;
+}
+
+impl Stored for Event {
+    fn cache<'r>(reader: &'r Reader<'_>) -> &'r Mutex<HashMap<Key, Self>> {
+        &reader.events
+    }
+}
+
+impl Stored for PolicyEvent {
+    fn cache<'r>(reader: &'r Reader<'_>) -> &'r Mutex<HashMap<Key, Self>> {
+        &reader.policy_events
+    }
+}
+
+/// A log as stored, checked: every event oldest first (`events[i]` is event
+/// `i + 1`), the pointer's bytes and ETag, and how many events the pointer
+/// has applied.
+pub struct Loaded<E> {
+    pub events: Vec<E>,
+    pub pointer: Option<(Vec<u8>, ETag)>,
+    pub applied: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -106,6 +140,7 @@ impl<'a> Reader<'a> {
             store,
             threads: threads.max(1),
             events: Mutex::new(HashMap::new()),
+            policy_events: Mutex::new(HashMap::new()),
             present: Mutex::new(BTreeSet::new()),
         }
     }
@@ -121,10 +156,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Records an event this run created, so it is not read back.
-    pub fn remember(&self, event: &Event) -> Result<()> {
-        let key = Key::new(envs::event_key(&event.env, event.seq))?;
-        if let Ok(mut cache) = self.events.lock() {
+    /// Records an event this run created in `log`, so it is not read back.
+    pub fn remember<E: Stored>(&self, log: &Log, seq: u64, event: &E) -> Result<()> {
+        let key = Key::new(log.event_key(seq))?;
+        if let Ok(mut cache) = E::cache(self).lock() {
             cache.insert(key, event.clone());
         }
         Ok(())
@@ -133,79 +168,102 @@ impl<'a> Reader<'a> {
     /// Reads and checks `env`'s history and pointer (see the module docs).
     pub fn load(&self, env: &str) -> Result<EnvState> {
         check_env_name(env).map_err(UsageError)?;
-        let pointer_key = Key::new(envs::pointer_key(env))?;
+        let log = Log::env(env);
         let refuse = |e: Inconsistent| -> anyhow::Error {
             IntegrityError(format!(
                 "refusing to rely on the history of {env}: {e} (the store was altered outside verbatim: inspect it)"
             ))
             .into()
         };
+        let loaded = self.load_log::<Event>(&log, &refuse)?;
+        self.check_manifests(env, &loaded.events)
+            .map_err(|e| e.map(refuse))?;
+        let pointer = match loaded.pointer {
+            Some((bytes, etag)) => Some((
+                Pointer::parse(&log.pointer_key, &bytes).map_err(refuse)?,
+                etag,
+            )),
+            None => None,
+        };
+        Ok(EnvState {
+            env: env.to_owned(),
+            events: loaded.events,
+            pointer,
+            applied: loaded.applied,
+        })
+    }
 
+    /// Reads and checks any log: its events and its pointer, by the shared
+    /// rules ([`envs::check_log`], [`envs::check_log_pointer`]); `refuse`
+    /// turns what disagrees into the caller's error.
+    pub fn load_log<E: Stored>(
+        &self,
+        log: &Log,
+        refuse: &dyn Fn(Inconsistent) -> anyhow::Error,
+    ) -> Result<Loaded<E>> {
+        let pointer_key = Key::new(log.pointer_key.clone())?;
         // List first, then read the pointer: a pointer only moves to an
         // event that exists, so one read after the listing is at most one
         // step behind it, and one ahead of it means a move landed meanwhile
         // (list again) or the pointer lies (the new listing does not reach it).
-        let mut listed = self.list_events(env).map_err(|e| e.map(refuse))?;
+        let mut listed = self.list_events(log).map_err(|e| e.map(refuse))?;
         let mut attempts = 0;
         let pointer = loop {
-            let pointer = match self.get_record(&pointer_key)? {
-                Some((bytes, etag)) => {
-                    let p = Pointer::parse(pointer_key.as_str(), &bytes).map_err(refuse)?;
-                    Some((p, bytes, etag))
-                }
-                None => None,
+            let pointer = self.get_record(&pointer_key)?;
+            let seq = match &pointer {
+                Some((bytes, _)) => E::pointer_seq(bytes)
+                    .map_err(|what| refuse(envs::inconsistent(pointer_key.as_str(), what)))?,
+                None => 0,
             };
-            let seq = pointer.as_ref().map_or(0, |(p, ..)| p.seq);
             if seq <= listed.len() as u64 {
                 break pointer;
             }
-            let again = self.list_events(env).map_err(|e| e.map(refuse))?;
+            let again = self.list_events(log).map_err(|e| e.map(refuse))?;
             if (again.len() as u64) < seq {
-                // check_pointer below names what disagrees.
+                // check_log_pointer below names what disagrees.
                 listed = again;
                 break pointer;
             }
             attempts += 1;
             if attempts >= RELIST_ATTEMPTS {
-                return Err(
-                    LostRace(format!("{env} keeps moving while being read; try again")).into(),
-                );
+                return Err(LostRace(format!(
+                    "{} keeps moving while being read; try again",
+                    log.name
+                ))
+                .into());
             }
             listed = again;
         };
 
-        let events = self.read_events(&listed)?;
-        envs::check_history(env, &events).map_err(refuse)?;
-        let applied = envs::check_pointer(
-            env,
-            pointer.as_ref().map(|(_, bytes, _)| bytes.as_slice()),
+        let events = self.read_events::<E>(&listed)?;
+        envs::check_log(log, &events).map_err(refuse)?;
+        let applied = envs::check_log_pointer(
+            log,
+            pointer.as_ref().map(|(bytes, _)| bytes.as_slice()),
             &events,
         )
         .map_err(refuse)?;
-        self.check_manifests(env, &events)
-            .map_err(|e| e.map(refuse))?;
-        Ok(EnvState {
-            env: env.to_owned(),
+        Ok(Loaded {
             events,
-            pointer: pointer.map(|(p, _, etag)| (p, etag)),
+            pointer,
             applied,
         })
     }
 
-    /// The event keys of `env` with their listed sizes, checked to be
+    /// The event keys of `log` with their listed sizes, checked to be
     /// `1..=n` without gaps.
-    fn list_events(&self, env: &str) -> Result<Vec<(Key, u64)>, Fail> {
+    fn list_events(&self, log: &Log) -> Result<Vec<(Key, u64)>, Fail> {
         let listed = self
             .store
-            .list(&envs::events_prefix(env))
-            .with_context(|| format!("listing the history of {env}"))?;
-        envs::check_event_keys(env, listed.iter().map(|l| l.key.as_str()))?;
+            .list(&log.events_prefix)
+            .with_context(|| format!("listing the history of {}", log.name))?;
+        envs::check_log_keys(log, listed.iter().map(|l| l.key.as_str()))?;
         Ok(listed.into_iter().map(|l| (l.key, l.size)).collect())
     }
 
     /// The events at `keys`, in order, from the cache or the store.
-    fn read_events(&self, keys: &[(Key, u64)]) -> Result<Vec<Event>> {
-        let cached = |key: &Key| self.events.lock().ok()?.get(key).cloned();
+    fn read_events<E: Stored>(&self, keys: &[(Key, u64)]) -> Result<Vec<E>> {
+        let cached = |key: &Key| E::cache(self).lock().ok()?.get(key).cloned();
         let results = par::try_map(keys, self.threads, |(key, size)| {
             if let Some(e) = cached(key) {
                 return Ok(e);
@@ -221,7 +279,7 @@ impl<'a> Reader<'a> {
                     "{key}: listed but gone; events are never deleted (tampering?)"
                 ))
             })?;
-            let e: Event = serde_json::from_slice(&bytes)
+            let e: E = serde_json::from_slice(&bytes)
                 .map_err(|e| IntegrityError(format!("{key}: not a valid event ({e})")))?;
             Ok::<_, anyhow::Error>(e)
         });
@@ -231,7 +289,7 @@ impl<'a> Reader<'a> {
                 r.ok_or_else(|| anyhow::anyhow!("{key}: not read (an earlier read failed)"))??;
             events.push(e);
         }
-        if let Ok(mut cache) = self.events.lock() {
+        if let Ok(mut cache) = E::cache(self).lock() {
             for ((key, _), e) in keys.iter().zip(&events) {
                 cache.entry(key.clone()).or_insert_with(|| e.clone());
             }

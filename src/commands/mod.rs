@@ -11,6 +11,7 @@ mod export;
 mod fetch;
 mod history;
 mod init;
+mod policy;
 pub mod promote;
 mod publish;
 mod status;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fetch(a) => fetch::run(g, a, &printer),
         Command::Diff(a) => diff::run(g, a, &printer),
         Command::Export(a) => export::run(g, a, &printer),
+        Command::Policy(a) => policy::run(g, a, &printer),
     };
     if let Err(err) = &result {
         if !crate::exit::is_broken_pipe(err) {
@@ -66,12 +68,7 @@ fn load_config(g: &Global, overrides: Overrides) -> Result<Config> {
 /// `--store` flag works without any config file. A local store that does not
 /// exist is an error, not an empty store.
 fn open_store_for(g: &Global) -> Result<Box<dyn Store>> {
-    let store = match (&g.store, &g.config) {
-        (Some(url), None) if !Path::new(crate::config::FILE_NAME).exists() => {
-            store::open(url, Path::new("."), &global_overrides(g).s3())?
-        }
-        _ => open_store(&load_config(g, Overrides::default())?)?,
-    };
+    let store = open_store_any(g)?;
     if !store.exists() {
         return Err(UsageError(format!(
             "there is no store at {}: nothing was ever published there; check --store, VERBATIM_STORE or store.url",
@@ -80,6 +77,16 @@ fn open_store_for(g: &Global) -> Result<Box<dyn Store>> {
         .into());
     }
     Ok(store)
+}
+
+/// Opens the store named by `--store`, else the config's, existing or not.
+fn open_store_any(g: &Global) -> Result<Box<dyn Store>> {
+    Ok(match (&g.store, &g.config) {
+        (Some(url), None) if !Path::new(crate::config::FILE_NAME).exists() => {
+            store::open(url, Path::new("."), &global_overrides(g).s3())?
+        }
+        _ => open_store(&load_config(g, Overrides::default())?)?,
+    })
 }
 
 fn open_store(cfg: &Config) -> Result<Box<dyn Store>> {

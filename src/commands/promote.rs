@@ -104,8 +104,8 @@ fn print_move(printer: &Printer, report: &MoveJson) -> Result<()> {
 pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Result<()> {
     let cfg = super::load_config(g, Default::default())?;
     let store = super::open_store(&cfg)?;
-    envs::previous(&cfg.environments, &args.env).map_err(UsageError)?;
     let reader = Reader::new(store.as_ref(), cfg.concurrency);
+    super::policy::order(&reader, &cfg)?.previous(&args.env)?;
     let current = settle(&reader, &args.env)?;
     let history = &current.events;
     let target = match &args.to {
@@ -167,7 +167,8 @@ fn move_with(
 ) -> Result<MoveJson> {
     let store = reader.store();
     let env = req.env;
-    let prev_env = envs::previous(&cfg.environments, env).map_err(UsageError)?;
+    let order = super::policy::order(reader, cfg)?;
+    let prev_env = order.previous(env)?;
     let current = settle(reader, env)?;
     if let Some(seen) = based_on.filter(|&s| s != current.seq()) {
         return Err(LostRace(format!(
@@ -220,10 +221,18 @@ fn move_with(
         }
         Kind::Rollback | Kind::AutoRollback => {
             let ok = envs::was_live(current.applied(), &to);
+            let marked = envs::rolled_back_from(current.applied())
+                .get(to.as_str())
+                .copied();
             Gate {
                 gate: "was-live".into(),
                 ok,
-                detail: if ok {
+                detail: if let (true, Some(seq)) = (ok, marked) {
+                    format!(
+                        "was live in {env} before; {env} rolled back from it ({}), restored by name",
+                        envs::event_key(env, seq)
+                    )
+                } else if ok {
                     format!("was live in {env} before")
                 } else {
                     format!("was never live in {env}; promote it instead, or pass --force --reason")
@@ -248,6 +257,8 @@ fn move_with(
         ));
     }
 
+    // The first move of all stores the order it was checked against.
+    super::policy::settle_for_move(reader, cfg, &order, printer)?;
     let seq = current.next_seq()?;
     let event = Event {
         schema: envs::EVENT_SCHEMA.into(),
@@ -265,7 +276,7 @@ fn move_with(
     let bytes = event.to_bytes();
     let key = Key::new(envs::event_key(env, seq))?;
     match store.put(&key, Body::bytes(&bytes), PutMode::CreateOnly, &json_opts()) {
-        Ok(_) => reader.remember(&event)?,
+        Ok(_) => reader.remember(&envs::Log::env(env), seq, &event)?,
         Err(StoreError::AlreadyExists { .. }) => {
             let winner = read_event(store, env, seq)
                 .map(|w| {
@@ -422,14 +433,14 @@ fn read_event(store: &dyn Store, env: &str, seq: u64) -> Result<Event> {
         .map_err(|e| IntegrityError(format!("{key}: not a valid event ({e})")).into())
 }
 
-fn json_opts() -> PutOptions {
+pub(super) fn json_opts() -> PutOptions {
     PutOptions {
         content_type: Some("application/json".into()),
         cache_control: Some("no-cache".into()),
     }
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -4,12 +4,14 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::{Global, HistoryArgs, StatusArgs};
+use crate::config::Config;
 use crate::environments::{self as envs, Event};
 use crate::exit::UsageError;
 use crate::output::{escape, Printer};
 use crate::store::Store;
 
 use super::history::{EnvState, Reader};
+use super::policy::Order;
 
 #[derive(Serialize)]
 struct StatusJson {
@@ -35,11 +37,15 @@ struct HistoryJson<'a> {
 
 pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
+    let reader = Reader::new(store.as_ref(), super::concurrency(g));
+    // A verbatim.toml disagreeing with the store's order is refused even
+    // when one environment is asked for.
+    let cfg = super::load_config(g, Default::default()).ok();
+    let stored = super::policy::stored_order(&reader, cfg.as_ref())?;
     let names = match &args.env {
         Some(e) => vec![e.clone()],
-        None => env_names(g, store.as_ref())?,
+        None => env_names(stored, cfg, store.as_ref())?,
     };
-    let reader = Reader::new(store.as_ref(), super::concurrency(g));
     let mut out = StatusJson {
         environments: vec![],
     };
@@ -71,7 +77,11 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
 
 pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
-    let state = Reader::new(store.as_ref(), super::concurrency(g)).load(&args.env)?;
+    let reader = Reader::new(store.as_ref(), super::concurrency(g));
+    // A verbatim.toml disagreeing with the store's order is refused here too.
+    let cfg = super::load_config(g, Default::default()).ok();
+    super::policy::stored_order(&reader, cfg.as_ref())?;
+    let state = reader.load(&args.env)?;
     if state.events.is_empty() {
         printer.note(format!("{}: no history (nothing promoted yet)", args.env));
     }
@@ -125,10 +135,14 @@ fn short(id: &str) -> String {
     id.chars().take(19).collect()
 }
 
-/// The configured environments, or without a config those found in the store.
-fn env_names(g: &Global, store: &dyn Store) -> Result<Vec<String>> {
-    if let Ok(cfg) = super::load_config(g, Default::default()) {
-        return Ok(cfg.environments);
+/// The environments in order: the store's policy, else the config's order,
+/// else, with neither, those found in the store.
+fn env_names(stored: Option<Order>, cfg: Option<Config>, store: &dyn Store) -> Result<Vec<String>> {
+    if let Some(order) = stored {
+        return Ok(order.names);
+    }
+    if let Some(cfg) = cfg {
+        return Ok(cfg.order());
     }
     let mut names: Vec<String> = store
         .list("envs/")?

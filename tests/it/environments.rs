@@ -554,3 +554,129 @@ fn a_missing_asset_blocks_promotion_too() {
     assert!(err.contains(&asset) && err.contains("missing"), "{err}");
     assert_eq!(live(&p, "dev"), None);
 }
+
+/// a → b → c; `rollback` goes to b, then a, never back to c; with nowhere
+/// left it says so; `--to c` still restores c by name.
+#[test]
+fn rollback_twice_walks_back_and_never_toggles() {
+    let p = Project::new();
+    let [a, b, c] = ["a", "b", "c"].map(|v| release(&p, v));
+    for m in [&a, &b, &c] {
+        p.ok(&["promote", m, "--to", "dev"]);
+    }
+    let v = p.json(&["rollback", "dev", "--reason", "c is bad"]);
+    assert_eq!(
+        (v["previous"].as_str(), v["manifest"].as_str()),
+        (Some(&*c), Some(&*b))
+    );
+    let v = p.json(&["rollback", "dev", "--reason", "b is bad too"]);
+    assert_eq!(
+        (v["previous"].as_str(), v["manifest"].as_str()),
+        (Some(&*b), Some(&*a))
+    );
+    assert_eq!(live(&p, "dev").unwrap(), a);
+
+    // Both manifests rolled back from are named; nothing moves.
+    let err = p.fails(&["rollback", "dev"], 2);
+    assert!(
+        err.contains(&format!("{b} at event 5"))
+            && err.contains(&format!("{c} at event 4"))
+            && err.contains("--to"),
+        "{err}"
+    );
+    assert_eq!(live(&p, "dev").unwrap(), a);
+
+    // Named explicitly, c is still reachable, and the gate says what it is.
+    let v = p.json(&["rollback", "dev", "--to", &c, "--reason", "c was fine"]);
+    assert_eq!(v["manifest"], c.as_str());
+    let gate = &v["gates"][1];
+    assert_eq!(gate["gate"], "was-live");
+    assert!(
+        gate["detail"]
+            .as_str()
+            .unwrap()
+            .contains("restored by name"),
+        "{gate}"
+    );
+    // Rolling back from c now walks past b (rolled back from) and a (just
+    // left by a rollback): nothing is left but naming one.
+    p.fails(&["rollback", "dev"], 2);
+    let h = history(&p, "dev");
+    let kinds: Vec<&str> = h.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["rollback", "rollback", "rollback", "promote", "promote", "promote"]
+    );
+}
+
+/// preprod rolled back from b: prod refuses b (exit 3) until --force
+/// --reason (recorded), or until preprod runs b again.
+#[test]
+fn the_order_gate_refuses_what_the_previous_environment_rolled_back_from() {
+    let p = Project::new();
+    let [a, b] = ["a", "b"].map(|v| release(&p, v));
+    for m in [&a, &b] {
+        p.ok(&["promote", m, "--to", "dev"]);
+        p.ok(&["promote", m, "--to", "preprod"]);
+    }
+    p.ok(&["rollback", "preprod", "--reason", "b breaks checkout"]);
+    assert_eq!(live(&p, "preprod").unwrap(), a);
+
+    let err = p.fails(&["promote", &b, "--to", "prod"], 3);
+    assert!(
+        err.contains(&format!("preprod rolled back from {b}"))
+            && err.contains("envs/preprod/events/0000000003.json")
+            && err.contains("--force --reason"),
+        "{err}"
+    );
+    assert_eq!(live(&p, "prod"), None);
+    // a, live in preprod, may go.
+    p.ok(&["promote", &a, "--to", "prod"]);
+
+    success(
+        p.cmd(&[
+            "promote",
+            &b,
+            "--to",
+            "prod",
+            "--force",
+            "--reason",
+            "INC-7 hotfix",
+        ])
+        .env("VERBATIM_ACTOR", "bob"),
+    );
+    let e = &history(&p, "prod")[0];
+    assert_eq!(e["to"], b.as_str());
+    assert_eq!(e["forced"], true);
+    assert_eq!(e["reason"], "INC-7 hotfix");
+    assert_eq!(e["actor"], "bob");
+    let gate = e["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "order")
+        .unwrap();
+    assert_eq!(gate["ok"], false);
+    assert!(
+        gate["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back from"),
+        "{gate}"
+    );
+
+    // A fix-forward of the same bytes: preprod runs b again, so prod may
+    // take it without --force.
+    p.ok(&["rollback", "prod", "--to", &a]);
+    p.ok(&[
+        "promote",
+        &b,
+        "--to",
+        "preprod",
+        "--reason",
+        "the bug was in the data",
+    ]);
+    let v = p.json(&["promote", &b, "--to", "prod"]);
+    assert_eq!(v["result"], "moved");
+    assert_eq!(v["gates"][1]["ok"], true);
+}

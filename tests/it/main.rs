@@ -11,6 +11,7 @@ mod environments;
 mod errors;
 mod export;
 mod hostile;
+mod policy;
 mod proxy;
 mod publish;
 mod s3;

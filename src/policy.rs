@@ -1,0 +1,349 @@
+//! The policy: the rules every environment follows, held in the store so
+//! that no one's local `verbatim.toml` can change them.
+//!
+//! Today a policy is the environment order (`dev → preprod → prod`); a later
+//! version adds per-environment rules (required signers), which is why each
+//! environment is an object with a `name` rather than a bare string. It is
+//! stored like an environment: an append-only log ([`crate::environments::Log`])
+//! of create-only events `policy/events/<seq>.json`, each recording who
+//! changed it, when, from what, to what and why, and the pointer
+//! `policy.json`, derived from the newest event byte for byte and moved by
+//! compare-and-swap. The same checks guard both logs. This module is pure:
+//! the types, their keys and canonical bytes, the event checks, and the rule
+//! for a `verbatim.toml` that disagrees; `commands::policy` reads and writes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::check_env_names;
+use crate::environments::{canonical, inconsistent, Entry, Inconsistent, Log};
+
+/// The schema of `policy.json`.
+pub const POLICY_SCHEMA: &str = "verbatim.policy/v1";
+/// The schema of a policy event.
+pub const EVENT_SCHEMA: &str = "verbatim.policy-event/v1";
+/// The pointer: the policy in effect.
+pub const POINTER_KEY: &str = "policy.json";
+/// Where its events live.
+pub const EVENTS_PREFIX: &str = "policy/events/";
+
+/// The rules themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The environments in promotion order, first to last.
+    pub environments: Vec<EnvRules>,
+}
+
+/// One environment's place and rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvRules {
+    pub name: String,
+}
+
+/// How a policy event came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Written from `verbatim.toml` (or its default order) by the first move
+    /// of any environment; only ever event 1.
+    Init,
+    /// Written by `verbatim policy set`.
+    Set,
+}
+
+/// One change of the policy: `policy/events/<seq>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyEvent {
+    pub schema: String,
+    pub seq: u64,
+    pub kind: Kind,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub actor: String,
+    /// The policy before, if any.
+    pub from: Option<Policy>,
+    pub to: Policy,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `policy.json`: the policy in effect, and the event that set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPointer {
+    pub schema: String,
+    pub seq: u64,
+    pub time: String,
+    pub actor: String,
+    pub policy: Policy,
+}
+
+/// The policy's log: `policy.json` and `policy/events/`.
+pub fn log() -> Log {
+    Log {
+        name: "the policy".into(),
+        pointer_key: POINTER_KEY.into(),
+        events_prefix: EVENTS_PREFIX.into(),
+    }
+}
+
+impl Policy {
+    /// The policy of an environment order.
+    pub fn from_order(order: &[String]) -> Policy {
+        Policy {
+            environments: order
+                .iter()
+                .map(|name| EnvRules { name: name.clone() })
+                .collect(),
+        }
+    }
+
+    /// The environment names, first to last.
+    pub fn order(&self) -> Vec<String> {
+        self.environments.iter().map(|e| e.name.clone()).collect()
+    }
+
+    /// The order as people write it: `dev, preprod, prod`.
+    pub fn describe(&self) -> String {
+        self.order().join(", ")
+    }
+
+    /// Why this is not a policy anyone may follow, if it is not.
+    pub fn check(&self) -> Result<(), String> {
+        check_env_names(&self.order())
+    }
+}
+
+impl PolicyEvent {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical(self)
+    }
+
+    /// The pointer this event sets.
+    pub fn pointer(&self) -> PolicyPointer {
+        PolicyPointer {
+            schema: POLICY_SCHEMA.into(),
+            seq: self.seq,
+            time: self.time.clone(),
+            actor: self.actor.clone(),
+            policy: self.to.clone(),
+        }
+    }
+}
+
+impl PolicyPointer {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical(self)
+    }
+
+    /// Parses a stored pointer; `key` names it in the error.
+    pub fn parse(key: &str, bytes: &[u8]) -> Result<PolicyPointer, Inconsistent> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| inconsistent(key, format!("not a valid policy pointer ({e})")))
+    }
+}
+
+impl Entry for PolicyEvent {
+    fn check(&self, log: &Log, seq: u64, before: Option<&Self>) -> Result<(), Inconsistent> {
+        let key = log.event_key(seq);
+        let bad = |what: String| Err(inconsistent(&key, what));
+        if self.schema != EVENT_SCHEMA {
+            return bad(format!("schema is {:?}, not {EVENT_SCHEMA:?}", self.schema));
+        }
+        if self.seq != seq {
+            return bad(format!(
+                "says it is event {} but its file name says {seq}",
+                self.seq
+            ));
+        }
+        if let Err(e) = self.to.check() {
+            return bad(format!("`to` is not a policy anyone may follow: {e}"));
+        }
+        if let Some(Err(e)) = self.from.as_ref().map(Policy::check) {
+            return bad(format!("`from` is not a policy anyone may follow: {e}"));
+        }
+        if self.kind == Kind::Init && seq != 1 {
+            return bad("is an `init` event, which only the first event may be".into());
+        }
+        match (before, &self.from) {
+            (None, None) => Ok(()),
+            (None, Some(from)) => bad(format!(
+                "is the first event but says the policy was ({}) before it",
+                from.describe()
+            )),
+            (Some(b), from) if from.as_ref() != Some(&b.to) => bad(format!(
+                "says the policy was ({}) before it, but event {} ({}) left it at ({})",
+                from.as_ref().map_or("nothing".into(), Policy::describe),
+                b.seq,
+                log.event_key(b.seq),
+                b.to.describe()
+            )),
+            (Some(_), _) => Ok(()),
+        }
+    }
+
+    fn pointer_bytes(&self) -> Vec<u8> {
+        self.pointer().to_bytes()
+    }
+
+    fn pointer_seq(bytes: &[u8]) -> Result<u64, String> {
+        serde_json::from_slice::<PolicyPointer>(bytes)
+            .map(|p| p.seq)
+            .map_err(|e| format!("not a valid policy pointer ({e})"))
+    }
+}
+
+/// Whether a `verbatim.toml` agrees with the store's policy. `declared` is
+/// its `environments.order`, `None` when it declares none (it then simply
+/// follows the store). Otherwise it must name the same order; the error
+/// names both, and how to settle it either way.
+pub fn check_declared(
+    config: &str,
+    declared: Option<&[String]>,
+    stored: &Policy,
+    seq: u64,
+) -> Result<(), String> {
+    let Some(declared) = declared else {
+        return Ok(());
+    };
+    if declared == stored.order().as_slice() {
+        return Ok(());
+    }
+    let wanted = declared.join(",");
+    Err(format!(
+        "`environments.order` in {config} is [{}], but the store's policy (policy.json, event {seq}) is [{}]; \
+         the store's order rules. To change it for everyone: `verbatim policy set --order {wanted} --reason \"…\"`; \
+         to follow it: set environments.order to [{}] in {config}, or remove [environments] from it",
+        declared.join(", "),
+        stored.describe(),
+        stored.describe()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::environments::{check_log, check_log_keys, check_log_pointer, rfc3339};
+
+    fn order(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn event(seq: u64, from: Option<&[&str]>, to: &[&str]) -> PolicyEvent {
+        PolicyEvent {
+            schema: EVENT_SCHEMA.into(),
+            seq,
+            kind: if seq == 1 { Kind::Init } else { Kind::Set },
+            time: rfc3339(0),
+            actor: "ci".into(),
+            from: from.map(|f| Policy::from_order(&order(f))),
+            to: Policy::from_order(&order(to)),
+            reason: None,
+        }
+    }
+
+    fn chain() -> Vec<PolicyEvent> {
+        vec![
+            event(1, None, &["dev", "preprod", "prod"]),
+            event(2, Some(&["dev", "preprod", "prod"]), &["dev", "qa", "prod"]),
+        ]
+    }
+
+    #[test]
+    fn keys_and_canonical_bytes() {
+        let log = log();
+        assert_eq!(log.event_key(1), "policy/events/0000000001.json");
+        assert_eq!(
+            check_log_keys(&log, ["policy/events/0000000001.json"]),
+            Ok(1)
+        );
+        let e = check_log_keys(&log, ["policy/events/1.json"]).unwrap_err();
+        assert!(e.what.contains("the policy"), "{e}");
+        let p = chain()[0].pointer();
+        assert_eq!(
+            String::from_utf8(p.to_bytes()).unwrap(),
+            r#"{"actor":"ci","policy":{"environments":[{"name":"dev"},{"name":"preprod"},{"name":"prod"}]},"schema":"verbatim.policy/v1","seq":1,"time":"1970-01-01T00:00:00Z"}"#
+        );
+        let back: PolicyEvent = serde_json::from_slice(&chain()[1].to_bytes()).unwrap();
+        assert_eq!(back, chain()[1]);
+        assert_eq!(Policy::from_order(&order(&["a", "b"])).order(), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_policy_history_is_checked_like_an_environments() {
+        let log = log();
+        let h = chain();
+        assert_eq!(check_log(&log, &h), Ok(()));
+        let bytes = |i: usize| h[i].pointer_bytes();
+        assert_eq!(check_log_pointer(&log, Some(&bytes(1)), &h), Ok(2));
+        assert_eq!(check_log_pointer(&log, Some(&bytes(0)), &h), Ok(1));
+        assert_eq!(check_log_pointer(&log, None, &h[..1]), Ok(0));
+
+        let broken = |f: &dyn Fn(&mut Vec<PolicyEvent>), seq: u64, says: &str| {
+            let mut h = chain();
+            f(&mut h);
+            let e = check_log(&log, &h).unwrap_err();
+            assert_eq!(e.key, log.event_key(seq), "{e}");
+            assert!(e.what.contains(says), "{says:?} not in {e}");
+        };
+        broken(&|h| h[1].seq = 3, 2, "says it is event 3");
+        broken(&|h| h[0].schema = "verbatim.event/v1".into(), 1, "schema");
+        broken(&|h| h[1].kind = Kind::Init, 2, "`init`");
+        broken(&|h| h[1].from = None, 2, "was (nothing) before it");
+        broken(
+            &|h| h[1].from = Some(Policy::from_order(&order(&["dev", "prod"]))),
+            2,
+            "left it at (dev, preprod, prod)",
+        );
+        broken(&|h| h[0].from = h[1].from.clone(), 1, "first event");
+        broken(
+            &|h| h[1].to = Policy::from_order(&order(&["Prod"])),
+            2,
+            "`to` is not a policy",
+        );
+        broken(&|h| h[1].to.environments.clear(), 2, "at least one");
+        broken(
+            &|h| h[1].to = Policy::from_order(&order(&["dev", "dev"])),
+            2,
+            "twice",
+        );
+
+        let bad = |pointer: &[u8], says: &str| {
+            let e = check_log_pointer(&log, Some(pointer), &h).unwrap_err();
+            assert_eq!(e.key, POINTER_KEY);
+            assert!(e.what.contains(says), "{says:?} not in {e}");
+        };
+        let mut p = h[1].pointer();
+        p.policy = Policy::from_order(&order(&["prod"]));
+        bad(&p.to_bytes(), "is not what event 2");
+        p.seq = 9;
+        bad(&p.to_bytes(), "says seq 9");
+        bad(b"{\"seq\":2}", "not a valid policy pointer");
+        let e = check_log_pointer(&log, None, &h).unwrap_err();
+        assert!(e.what.contains("is missing"), "{e}");
+    }
+
+    #[test]
+    fn a_config_follows_or_agrees_or_is_told_both_orders() {
+        let stored = Policy::from_order(&order(&["dev", "preprod", "prod"]));
+        assert_eq!(check_declared("verbatim.toml", None, &stored, 1), Ok(()));
+        let same = order(&["dev", "preprod", "prod"]);
+        assert_eq!(
+            check_declared("verbatim.toml", Some(&same), &stored, 1),
+            Ok(())
+        );
+        let skip = order(&["dev", "prod"]);
+        let e = check_declared("verbatim.toml", Some(&skip), &stored, 3).unwrap_err();
+        for needle in [
+            "[dev, prod]",
+            "[dev, preprod, prod]",
+            "event 3",
+            "verbatim policy set --order dev,prod",
+            "remove [environments]",
+        ] {
+            assert!(e.contains(needle), "{needle:?} not in {e}");
+        }
+    }
+}
