@@ -243,6 +243,7 @@ fn move_with(
     let refused = !gate.ok;
     gates.push(gate);
     if refused && !req.force {
+        printer.partial(&serde_json::json!({"env": env, "manifest": to, "gates": gates}));
         let g = gates.last().expect("just pushed");
         return Err(GateRefused(format!(
             "gate `{}` refused {to} for {env}: {}",

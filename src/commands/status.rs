@@ -43,7 +43,10 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
     let cfg = super::load_config(g, Default::default()).ok();
     let stored = super::policy::stored_order(&reader, cfg.as_ref())?;
     let names = match &args.env {
-        Some(e) => vec![e.clone()],
+        Some(e) => {
+            check_declared(e, stored, cfg, store.as_ref())?;
+            vec![e.clone()]
+        }
         None => env_names(stored, cfg, store.as_ref())?,
     };
     let mut out = StatusJson {
@@ -80,7 +83,8 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
     let reader = Reader::new(store.as_ref(), super::concurrency(g));
     // A verbatim.toml disagreeing with the store's order is refused here too.
     let cfg = super::load_config(g, Default::default()).ok();
-    super::policy::stored_order(&reader, cfg.as_ref())?;
+    let stored = super::policy::stored_order(&reader, cfg.as_ref())?;
+    check_declared(&args.env, stored, cfg, store.as_ref())?;
     let state = reader.load(&args.env)?;
     if state.events.is_empty() {
         printer.note(format!("{}: no history (nothing promoted yet)", args.env));
@@ -137,6 +141,24 @@ fn short(id: &str) -> String {
 
 /// The environments in order: the store's policy, else the config's order,
 /// else, with neither, those found in the store.
+/// An environment asked for by name must be one of the known ones (the
+/// store's order, else the config's, else those with a pointer), with a
+/// did-you-mean; when nothing names any environment, any name is looked up.
+fn check_declared(
+    env: &str,
+    stored: Option<Order>,
+    cfg: Option<Config>,
+    store: &dyn Store,
+) -> Result<()> {
+    crate::config::check_env_name(env).map_err(UsageError)?;
+    match env_names(stored, cfg, store) {
+        Ok(known) if !known.iter().any(|k| k == env) => {
+            Err(UsageError(crate::environments::undeclared(&known, env)).into())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn env_names(stored: Option<Order>, cfg: Option<Config>, store: &dyn Store) -> Result<Vec<String>> {
     if let Some(order) = stored {
         return Ok(order.names);

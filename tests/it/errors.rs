@@ -182,3 +182,39 @@ fn a_wrong_secret_says_so_against_radosgw() {
     };
     wrong_secret(&url);
 }
+
+#[test]
+fn a_refused_promotion_is_one_document_with_its_gates() {
+    let p = Project::new();
+    p.write("app/x.py", "x");
+    let id = p.ok(&["publish"]).trim().to_owned();
+    let doc = json_error(&mut p.cmd(&["promote", &id, "--to", "prod"]), 3);
+    assert_eq!(doc["error"]["kind"], "gate-refused");
+    assert_eq!(doc["env"], "prod");
+    let gates = doc["gates"].as_array().unwrap();
+    assert!(
+        gates
+            .iter()
+            .any(|g| g["gate"] == "order" && g["ok"] == false),
+        "{doc}"
+    );
+}
+
+#[test]
+fn status_and_history_of_an_undeclared_environment_suggest_one() {
+    let p = Project::new();
+    p.write("app/x.py", "x");
+    p.ok(&["publish", "--env", "dev"]);
+    for args in [["status", "prd"], ["history", "prd"]] {
+        let err = crate::util::exits(&mut p.cmd(&args), 2);
+        assert!(
+            err.contains("`prd`") && err.contains("did you mean `prod`?"),
+            "{err}"
+        );
+    }
+    let err = crate::util::exits(&mut p.cmd(&["history", "staging"]), 2);
+    assert!(
+        err.contains("`staging`") && !err.contains("did you mean"),
+        "{err}"
+    );
+}
