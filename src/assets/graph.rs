@@ -388,8 +388,15 @@ fn new_url(value: &str, final_name: &str) -> String {
     let value = value.trim_matches(|c: char| c.is_ascii_whitespace());
     let (path, suffix) = split_suffix(value);
     let dir = path.rfind('/').map_or("", |i| &path[..=i]);
-    let file = final_name.rsplit('/').next().unwrap_or(final_name);
-    format!("{dir}{}{suffix}", percent_encode_segment(file))
+    let file = percent_encode_segment(final_name.rsplit('/').next().unwrap_or(final_name));
+    // `a:b.png` on its own would read as a URL with scheme `a:` (found by
+    // fuzzing: `%61:b.png` was rewritten to an external URL).
+    let dot = if dir.is_empty() && file.contains(':') {
+        "./"
+    } else {
+        ""
+    };
+    format!("{dot}{dir}{file}{suffix}")
 }
 
 /// `css/site.css` + hash -> `css/site.<hash>.css`; `LICENSE` -> `LICENSE.<hash>`;
@@ -599,6 +606,18 @@ mod tests {
                  <img srcset=\"img/a.png 1x, img/b.png 2x\" src='data:,x'>",
             ),
         ])
+    }
+
+    #[test]
+    fn a_rewritten_name_with_a_colon_never_reads_as_a_scheme() {
+        // Found by `cargo xtask fuzz`: `%6Fa-.:x` is a local file `oa-.:x`;
+        // written back plainly it would be a URL with scheme `oa-.:`.
+        assert_eq!(new_url("%6Fa-.:x", "oa-.:x.0123"), "./oa-.:x.0123");
+        assert_eq!(
+            new_url("img/a:b.png", "img/a:b.0123.png"),
+            "img/a:b.0123.png"
+        );
+        assert_eq!(new_url("a.png?v=1", "a.0123.png"), "a.0123.png?v=1");
     }
 
     #[test]
