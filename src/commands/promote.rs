@@ -261,6 +261,7 @@ fn move_with(
         reason: req.reason.clone(),
         forced: req.force && refused,
         gates: gates.clone(),
+        check: None,
     };
     let bytes = event.to_bytes();
     let key = Key::new(envs::event_key(env, seq))?;
