@@ -14,6 +14,8 @@ pub const GATE_REFUSED: u8 = 3;
 pub const LOST_RACE: u8 = 4;
 pub const INTEGRITY: u8 = 5;
 pub const CHECK_FAILED: u8 = 6;
+/// Added to the signal's number: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
+pub const SIGNALLED: u8 = 128;
 
 /// Bad input the user can fix (a flag, an argument): exit 2.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,16 @@ pub struct LostRace(pub String);
 #[error("{0}")]
 pub struct CheckFailed(pub String);
 
+/// SIGINT, SIGTERM or SIGHUP stopped a canary check (the environment was
+/// rolled back, unless the message says why not): exit 128 + `signal`, as a
+/// shell reports a process a signal ended.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Interrupted {
+    pub signal: i32,
+    pub message: String,
+}
+
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
         let code =
@@ -53,6 +65,11 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 INTEGRITY
             } else if cause.is::<CheckFailed>() {
                 CHECK_FAILED
+            } else if let Some(i) = cause.downcast_ref::<Interrupted>() {
+                u8::try_from(i.signal)
+                    .ok()
+                    .and_then(|s| SIGNALLED.checked_add(s))
+                    .unwrap_or(FAILURE)
             } else {
                 match cause.downcast_ref::<StoreError>() {
                     Some(StoreError::PreconditionFailed { .. }) => LOST_RACE,
