@@ -17,7 +17,8 @@
 //! never finished (see `environments`), and a move whose event was written
 //! but whose pointer was not is completed by the next writer.
 //!
-//! This is the only module that starts processes or handles signals.
+//! This is the only module that handles signals (and, besides `build`'s
+//! `git rev-parse`, the only one that starts a process).
 
 use std::io;
 use std::process::{Child, Command, Stdio};
