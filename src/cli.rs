@@ -43,7 +43,9 @@ Exit codes:
   4  lost a race: an environment pointer moved concurrently
   5  integrity failure: an object is missing or its bytes do not match, or the
      history or pointer of an environment or of the policy is inconsistent
-  6  the canary check failed and the environment was rolled back";
+  6  the canary check failed and the environment was rolled back
+  130, 143, 129  SIGINT, SIGTERM or SIGHUP stopped a canary check (128 + the signal);
+     the environment was rolled back";
 
 /// Build once, publish immutably, promote the same manifest through every environment.
 ///
@@ -241,17 +243,24 @@ pub struct PromoteArgs {
     pub reason: Option<String>,
 
     /// After the pointer moves, run this shell command (it sees VERBATIM_ENV,
-    /// VERBATIM_MANIFEST and VERBATIM_PREVIOUS_MANIFEST); if it fails or times
-    /// out, roll back automatically and exit 6.
+    /// VERBATIM_MANIFEST and VERBATIM_PREVIOUS_MANIFEST) in a process group of
+    /// its own; if it fails or times out, roll back automatically and exit 6.
+    /// SIGINT, SIGTERM or SIGHUP during the check end it and roll back too
+    /// (exit 128 + the signal). The promote event records the check and its
+    /// deadline before it starts: if verbatim is killed, `status` shows the
+    /// environment unchecked and further promotes there are refused until
+    /// it is rolled back.
     #[arg(long, value_name = "CMD")]
     pub check_cmd: Option<String>,
 
-    /// Seconds the check may take.
+    /// Seconds from the move until the check must have passed; then its
+    /// whole process group is ended (SIGTERM, 3 s, SIGKILL).
     #[arg(
         long,
         value_name = "SECONDS",
         default_value_t = 300,
-        requires = "check_cmd"
+        requires = "check_cmd",
+        value_parser = clap::value_parser!(u64).range(1..=604_800)
     )]
     pub check_timeout: u64,
 }

@@ -10,6 +10,15 @@
 //! pointer add up before anything relies on them (`check_*`, written once
 //! for any [`Log`] of [`Entry`] events: the policy, `crate::policy`, is one
 //! too); `commands::history` reads and `commands::promote` writes.
+//!
+//! A canary check is part of the move it checks: the promote event carries
+//! the check (command and deadline) before the check starts, so a promoter
+//! killed mid-check leaves a record that the check never finished. Events
+//! are immutable, so how the check ended goes elsewhere: a create-only
+//! [`CheckRecord`] at `envs/<env>/checks/<seq>.json` (and, on failure, the
+//! auto-rollback event after it). [`check_status`] turns these, and the
+//! clock, into what the check's state is; [`canary_gate`] refuses a promote
+//! on top of a manifest whose check did not pass.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +28,7 @@ use crate::digest::Digest;
 
 pub const POINTER_SCHEMA: &str = "verbatim.pointer/v1";
 pub const EVENT_SCHEMA: &str = "verbatim.event/v1";
+pub const CHECK_SCHEMA: &str = "verbatim.check/v1";
 
 /// What moved a pointer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +69,71 @@ pub struct Event {
     pub forced: bool,
     #[serde(default)]
     pub gates: Vec<Gate>,
+    /// The canary check this move starts, recorded before it starts; absent
+    /// (not `null`) when there is none, so events without one keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
+}
+
+/// A canary check, as the promote event that starts it records it. It must
+/// have ended by `deadline`; an outcome is recorded by a [`CheckRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// The shell command (`sh -c`).
+    pub cmd: String,
+    pub timeout_secs: u64,
+    /// RFC 3339, UTC: when the check is ended at the latest.
+    pub deadline: String,
+}
+
+/// How a check ended. Written once, create-only, by the process that ran
+/// it, at [`check_key`]`(env, seq)` where `seq` is the event that started it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRecord {
+    pub schema: String,
+    pub env: String,
+    pub seq: u64,
+    /// The manifest checked: the `to` of event `seq`.
+    pub manifest: String,
+    pub outcome: Outcome,
+    /// What happened: an exit status, a timeout, a signal.
+    pub detail: String,
+    /// RFC 3339, UTC: when the check ended.
+    pub time: String,
+}
+
+/// The end of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Passed,
+    Failed,
+}
+
+/// Where a check stands, as far as the store tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckStatus {
+    /// No outcome yet and the deadline has not passed: it may still be running.
+    Pending,
+    /// No outcome and the deadline has passed: the check never finished
+    /// (its promoter was killed, or lost the store).
+    Expired,
+    Passed,
+    Failed,
+}
+
+/// Where a check stands, and what is known of why (its record's detail, or
+/// the reason of the auto-rollback that followed it).
+pub type CheckState = (CheckStatus, Option<String>);
+
+impl CheckStatus {
+    /// Whether the manifest this check is about counts as verified.
+    pub fn passed(self) -> bool {
+        self == CheckStatus::Passed
+    }
 }
 
 /// What an environment runs: a copy of its newest event's essentials.
@@ -98,6 +173,18 @@ impl Event {
 impl Pointer {
     pub fn to_bytes(&self) -> Vec<u8> {
         canonical(self)
+    }
+}
+
+impl CheckRecord {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical(self)
+    }
+
+    /// Parses a stored record; `key` names it in the error.
+    pub fn parse(key: &str, bytes: &[u8]) -> Result<CheckRecord, Inconsistent> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| inconsistent(key, format!("not a valid check record ({e})")))
     }
 }
 
@@ -177,14 +264,7 @@ impl Log {
     /// The sequence number an event key names, when it is spelt as
     /// [`Log::event_key`] spells it.
     fn seq_of_key(&self, key: &str) -> Option<u64> {
-        let digits = key
-            .strip_prefix(&self.events_prefix)?
-            .strip_suffix(".json")?;
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let seq: u64 = digits.parse().ok()?;
-        (self.event_key(seq) == key).then_some(seq)
+        seq_in(&self.events_prefix, key).filter(|&seq| self.event_key(seq) == key)
     }
 }
 
@@ -214,6 +294,15 @@ impl Entry for Event {
             .map(|p| p.seq)
             .map_err(|e| format!("not a valid pointer ({e})"))
     }
+}
+
+/// The number in `<prefix><digits>.json`, if `key` is spelt so.
+fn seq_in(prefix: &str, key: &str) -> Option<u64> {
+    let digits = key.strip_prefix(prefix)?.strip_suffix(".json")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// Checks the keys listed under [`events_prefix`] (sorted): they must be
@@ -299,6 +388,20 @@ pub fn check_event(
             ));
         }
     }
+    if let Some(check) = &event.check {
+        if event.kind != Kind::Promote {
+            return bad(format!(
+                "is a {} but carries a canary check; only a promote starts one",
+                kind_name(event.kind)
+            ));
+        }
+        if parse_rfc3339(&check.deadline).is_none() {
+            return bad(format!(
+                "check.deadline is {:?}, not an RFC 3339 UTC time (YYYY-MM-DDTHH:MM:SSZ)",
+                check.deadline
+            ));
+        }
+    }
     match (before, &event.from) {
         (None, None) => Ok(()),
         (None, Some(from)) => bad(format!(
@@ -328,6 +431,162 @@ pub fn check_log<E: Entry>(log: &Log, events: &[E]) -> Result<(), Inconsistent> 
         before = Some(e);
     }
     Ok(())
+}
+
+/// Checks a stored check record read from [`check_key`]`(env, seq)` against
+/// event `seq` of the history (`None` if there is no such event).
+pub fn check_record(
+    env: &str,
+    seq: u64,
+    record: &CheckRecord,
+    event: Option<&Event>,
+) -> Result<(), Inconsistent> {
+    let key = check_key(env, seq);
+    let bad = |what: String| Err(inconsistent(&key, what));
+    if record.schema != CHECK_SCHEMA {
+        return bad(format!(
+            "schema is {:?}, not {CHECK_SCHEMA:?}",
+            record.schema
+        ));
+    }
+    if record.seq != seq {
+        return bad(format!(
+            "says it is the check of event {} but its file name says {seq}",
+            record.seq
+        ));
+    }
+    if record.env != env {
+        return bad(format!(
+            "says it belongs to environment {:?} but is in the checks of {env}",
+            record.env
+        ));
+    }
+    let Some(event) = event else {
+        return bad(format!(
+            "records a check of event {seq}, which does not exist"
+        ));
+    };
+    if event.check.is_none() {
+        return bad(format!(
+            "records a check of event {seq} ({}), which started none",
+            event_key(env, seq)
+        ));
+    }
+    if record.manifest != event.to {
+        return bad(format!(
+            "records a check of {}, but event {seq} moved {env} to {}",
+            record.manifest, event.to
+        ));
+    }
+    Ok(())
+}
+
+/// The sequence numbers of the check record keys listed under
+/// [`checks_prefix`]; a key not spelt as [`check_key`] spells it is an error.
+pub fn check_record_seqs<'a>(
+    env: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<u64>, Inconsistent> {
+    keys.into_iter()
+        .map(|key| {
+            seq_in(&checks_prefix(env), key)
+                .filter(|&seq| check_key(env, seq) == key)
+                .ok_or_else(|| {
+                    inconsistent(
+                        key,
+                        format!(
+                            "is not a check record of {env} (they are named by the 10-digit sequence number of the event that started the check)"
+                        ),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Where the check started by `history[i]` stands (`None` if that event
+/// started none), given its record if one is stored and the time `now`
+/// (seconds since the epoch). Without a record, an auto-rollback right
+/// after it means it failed (the rollback is made before the record is
+/// written); otherwise it is pending until its deadline, expired after.
+pub fn check_status(
+    history: &[Event],
+    i: usize,
+    record: Option<&CheckRecord>,
+    now: u64,
+) -> Option<CheckState> {
+    let event = history.get(i)?;
+    let check = event.check.as_ref()?;
+    if let Some(r) = record {
+        let status = match r.outcome {
+            Outcome::Passed => CheckStatus::Passed,
+            Outcome::Failed => CheckStatus::Failed,
+        };
+        return Some((status, Some(r.detail.clone())));
+    }
+    if let Some(next) = history.get(i + 1) {
+        if next.kind == Kind::AutoRollback && next.from.as_deref() == Some(event.to.as_str()) {
+            return Some((CheckStatus::Failed, next.reason.clone()));
+        }
+    }
+    // A deadline that does not parse was refused by `check_event`; should
+    // one get here, it counts as passed long ago: expired, never "passed".
+    let deadline = parse_rfc3339(&check.deadline).unwrap_or(0);
+    Some(if now < deadline {
+        (CheckStatus::Pending, None)
+    } else {
+        (CheckStatus::Expired, None)
+    })
+}
+
+/// The canary gate of a promote to `env`: when the move that made the live
+/// manifest started a canary check (`live` is that event and where its
+/// check stands), a manifest may go on top only once that check passed.
+/// Otherwise the unverified manifest would become the one a rollback (or
+/// the next failed check) goes back to. `None` when the live manifest came
+/// with no check. Rollbacks are not gated by it: they are the way out.
+pub fn canary_gate(env: &str, live: &Event, status: Option<CheckStatus>) -> Option<Gate> {
+    let check = live.check.as_ref()?;
+    let status = status?;
+    let seq = live.seq;
+    let way_out = format!("roll it back with `verbatim rollback {env}`, or pass --force --reason");
+    let (ok, detail) = match status {
+        CheckStatus::Passed => (true, format!("the canary check of event {seq} passed")),
+        CheckStatus::Pending => (
+            false,
+            format!(
+                "{env} runs {} and its canary check (event {seq}) has not finished; it may still be running, until {}: wait for it, or {way_out}",
+                live.to, check.deadline
+            ),
+        ),
+        CheckStatus::Expired => (
+            false,
+            format!(
+                "{env} runs {} unchecked: its canary check (event {seq}) never finished (deadline {} passed); {way_out}",
+                live.to, check.deadline
+            ),
+        ),
+        CheckStatus::Failed => (
+            false,
+            format!(
+                "{env} runs {} although its canary check (event {seq}) failed; {way_out}",
+                live.to
+            ),
+        ),
+    };
+    Some(Gate {
+        gate: "canary".into(),
+        ok,
+        detail,
+    })
+}
+
+/// `promote`, `rollback`, `auto-rollback`
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Promote => "promote",
+        Kind::Rollback => "rollback",
+        Kind::AutoRollback => "auto-rollback",
+    }
 }
 
 /// Every manifest a checked history names, each with the first event that
@@ -423,6 +682,16 @@ pub fn events_prefix(env: &str) -> String {
 /// `envs/<env>/events/<seq, zero-padded>.json`
 pub fn event_key(env: &str, seq: u64) -> String {
     Log::env(env).event_key(seq)
+}
+
+/// `envs/<env>/checks/` — how each canary check ended.
+pub fn checks_prefix(env: &str) -> String {
+    format!("envs/{env}/checks/")
+}
+
+/// `envs/<env>/checks/<seq of the event that started it, zero-padded>.json`
+pub fn check_key(env: &str, seq: u64) -> String {
+    format!("envs/{env}/checks/{seq:010}.json")
 }
 
 /// The environment before `env` in the promotion order, or `None` for the first.
@@ -595,6 +864,40 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// Parses RFC 3339 UTC as [`rfc3339`] writes it (`2026-11-26T13:33:54Z`)
+/// into seconds since the epoch; `None` for any other spelling or an
+/// impossible date.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 20 || &b[4..5] != b"-" || &b[7..8] != b"-" || &b[10..11] != b"T" {
+        return None;
+    }
+    if &b[13..14] != b":" || &b[16..17] != b":" || &b[19..20] != b"Z" {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || d < 1 || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()?;
+    // Refuses 2026-02-30 and the like: the date must round-trip.
+    (rfc3339(secs) == s).then_some(secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,6 +915,7 @@ mod tests {
             reason: None,
             forced: false,
             gates: vec![],
+            check: None,
         }
     }
 
@@ -879,6 +1183,195 @@ mod tests {
         assert!(strict_digest(&id('a')[7..]).is_none());
         assert!(strict_digest(&id('A')).is_none());
         assert!(strict_digest(&format!("{} ", id('a'))).is_none());
+    }
+
+    fn checked(seq: u64, from: Option<&str>, to: &str, deadline: u64) -> Event {
+        let mut e = ev(seq, from, to);
+        e.check = Some(Check {
+            cmd: "./smoke".into(),
+            timeout_secs: 60,
+            deadline: rfc3339(deadline),
+        });
+        e
+    }
+
+    fn record(e: &Event, outcome: Outcome) -> CheckRecord {
+        CheckRecord {
+            schema: CHECK_SCHEMA.into(),
+            env: e.env.clone(),
+            seq: e.seq,
+            manifest: e.to.clone(),
+            outcome,
+            detail: "`./smoke` exited 0".into(),
+            time: rfc3339(1),
+        }
+    }
+
+    #[test]
+    fn an_event_without_a_check_keeps_its_bytes() {
+        let e = ev(1, None, &id('a'));
+        let text = String::from_utf8(e.to_bytes()).unwrap();
+        assert!(!text.contains("check"), "{text}");
+        let c = checked(1, None, &id('a'), 100);
+        let back: Event = serde_json::from_slice(&c.to_bytes()).unwrap();
+        assert_eq!(back, c);
+        // The pointer does not carry the check.
+        assert_eq!(c.pointer(), e.pointer());
+    }
+
+    #[test]
+    fn only_promotes_carry_a_check_with_a_valid_deadline() {
+        let mut h = chain(2);
+        h[1].check = checked(2, None, "x", 100).check;
+        assert_eq!(check_history("prod", &h), Ok(()));
+        h[1].kind = Kind::Rollback;
+        let e = check_history("prod", &h).unwrap_err();
+        assert!(e.what.contains("only a promote"), "{e}");
+        h[1].kind = Kind::Promote;
+        for bad in [
+            "2026-02-30T00:00:00Z",
+            "tomorrow",
+            "2026-01-01 00:00:00Z",
+            "",
+        ] {
+            h[1].check.as_mut().unwrap().deadline = bad.into();
+            let e = check_history("prod", &h).unwrap_err();
+            assert!(e.what.contains("check.deadline"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn check_status_from_record_rollback_or_clock() {
+        let (a, b) = (id('a'), id('b'));
+        let h = [ev(1, None, &a), checked(2, Some(&a), &b, 100)];
+        // No check: no status.
+        assert_eq!(check_status(&h, 0, None, 0), None);
+        assert_eq!(check_status(&h, 7, None, 0), None);
+        // No outcome: pending until the deadline, expired from it on.
+        assert_eq!(
+            check_status(&h, 1, None, 99),
+            Some((CheckStatus::Pending, None))
+        );
+        assert_eq!(
+            check_status(&h, 1, None, 100),
+            Some((CheckStatus::Expired, None))
+        );
+        // A record decides, whatever the clock says.
+        let passed = record(&h[1], Outcome::Passed);
+        let (s, detail) = check_status(&h, 1, Some(&passed), 1_000).unwrap();
+        assert!(s.passed() && detail.unwrap().contains("exited 0"));
+        let failed = record(&h[1], Outcome::Failed);
+        assert_eq!(
+            check_status(&h, 1, Some(&failed), 0).unwrap().0,
+            CheckStatus::Failed
+        );
+        // An auto-rollback right after it, without a record: failed.
+        let mut back = ev(3, Some(&b), &a);
+        back.kind = Kind::AutoRollback;
+        back.reason = Some("canary check failed: interrupted by SIGINT".into());
+        let mut h2 = h.to_vec();
+        h2.push(back.clone());
+        let (s, detail) = check_status(&h2, 1, None, 0).unwrap();
+        assert_eq!(s, CheckStatus::Failed);
+        assert!(detail.unwrap().contains("SIGINT"));
+        // A plain rollback after it says nothing about the check.
+        back.kind = Kind::Rollback;
+        h2[2] = back;
+        assert_eq!(
+            check_status(&h2, 1, None, 100).unwrap().0,
+            CheckStatus::Expired
+        );
+    }
+
+    #[test]
+    fn the_canary_gate_lets_only_passed_checks_be_built_upon() {
+        let (a, b) = (id('a'), id('b'));
+        let plain = ev(1, None, &a);
+        assert_eq!(canary_gate("prod", &plain, None), None);
+        let live = checked(2, Some(&a), &b, 100);
+        let g = canary_gate("prod", &live, Some(CheckStatus::Passed)).unwrap();
+        assert!(g.ok && g.gate == "canary", "{g:?}");
+        for (status, says) in [
+            (CheckStatus::Pending, "may still be running"),
+            (CheckStatus::Expired, "never finished"),
+            (CheckStatus::Failed, "failed"),
+        ] {
+            let g = canary_gate("prod", &live, Some(status)).unwrap();
+            assert!(!g.ok, "{g:?}");
+            assert!(
+                g.detail.contains(says)
+                    && g.detail.contains("verbatim rollback prod")
+                    && g.detail.contains("--force")
+                    && g.detail.contains(&b),
+                "{g:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn check_records_agree_with_their_key_and_event() {
+        let (a, b) = (id('a'), id('b'));
+        let h = [ev(1, None, &a), checked(2, Some(&a), &b, 100)];
+        let good = record(&h[1], Outcome::Passed);
+        assert_eq!(check_record("prod", 2, &good, Some(&h[1])), Ok(()));
+        let back = CheckRecord::parse("k", &good.to_bytes()).unwrap();
+        assert_eq!(back, good);
+        assert!(CheckRecord::parse("k", b"{}").is_err());
+
+        let bad = |f: &dyn Fn(&mut CheckRecord), seq: u64, event: Option<&Event>, says: &str| {
+            let mut r = good.clone();
+            f(&mut r);
+            let e = check_record("prod", seq, &r, event).unwrap_err();
+            assert_eq!(e.key, check_key("prod", seq));
+            assert!(e.what.contains(says), "{says:?} not in {e}");
+        };
+        bad(&|r| r.schema = "x".into(), 2, Some(&h[1]), "schema");
+        bad(&|r| r.seq = 3, 2, Some(&h[1]), "file name says 2");
+        bad(&|r| r.env = "dev".into(), 2, Some(&h[1]), "\"dev\"");
+        bad(&|r| r.manifest = a.clone(), 2, Some(&h[1]), "moved prod to");
+        bad(&|r| r.seq = 1, 1, Some(&h[0]), "started none");
+        bad(&|r| r.seq = 9, 9, None, "does not exist");
+
+        let keys = [check_key("prod", 2), check_key("prod", 10)];
+        assert_eq!(
+            check_record_seqs("prod", keys.iter().map(String::as_str)),
+            Ok(vec![2, 10])
+        );
+        for stray in [
+            "envs/prod/checks/2.json",
+            "envs/prod/checks/0000000002.json.tmp",
+            "envs/prod/checks/x/0000000002.json",
+        ] {
+            let e = check_record_seqs("prod", [stray]).unwrap_err();
+            assert_eq!(e.key, stray);
+        }
+    }
+
+    #[test]
+    fn rfc3339_round_trips() {
+        for secs in [
+            0,
+            59,
+            951_782_400,
+            1_700_000_000,
+            4_102_444_800,
+            253_402_300_799,
+        ] {
+            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs), "{secs}");
+        }
+        for bad in [
+            "2023-11-14T22:13:20",
+            "2023-11-14T22:13:20+00:00",
+            "2023-11-14 22:13:20Z",
+            "2023-13-14T22:13:20Z",
+            "2023-02-29T00:00:00Z",
+            "2023-11-14T24:00:00Z",
+            "2023-11-14T22:60:00Z",
+            "+023-11-14T22:13:20Z",
+            "2023-11-14T22:13:2\u{e9}",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

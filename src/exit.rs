@@ -14,6 +14,8 @@ pub const GATE_REFUSED: u8 = 3;
 pub const LOST_RACE: u8 = 4;
 pub const INTEGRITY: u8 = 5;
 pub const CHECK_FAILED: u8 = 6;
+/// Added to the signal's number: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
+pub const SIGNALLED: u8 = 128;
 
 /// Bad input the user can fix (a flag, an argument): exit 2.
 #[derive(Debug, thiserror::Error)]
@@ -40,13 +42,23 @@ pub struct LostRace(pub String);
 #[error("{0}")]
 pub struct CheckFailed(pub String);
 
+/// SIGINT, SIGTERM or SIGHUP stopped a canary check (the environment was
+/// rolled back, unless the message says why not): exit 128 + `signal`, as a
+/// shell reports a process a signal ended.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Interrupted {
+    pub signal: i32,
+    pub message: String,
+}
+
 pub fn code_for(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(code_and_kind(err).0)
 }
 
 /// The exit code for `err` and its name in `--json` error documents:
-/// `failure`, `usage`, `gate-refused`, `lost-race`, `integrity` or
-/// `check-failed`.
+/// `failure`, `usage`, `gate-refused`, `lost-race`, `integrity`,
+/// `check-failed` or `interrupted` (128 + a signal).
 pub fn code_and_kind(err: &anyhow::Error) -> (u8, &'static str) {
     let code = code_of(err);
     let kind = match code {
@@ -55,6 +67,7 @@ pub fn code_and_kind(err: &anyhow::Error) -> (u8, &'static str) {
         LOST_RACE => "lost-race",
         INTEGRITY => "integrity",
         CHECK_FAILED => "check-failed",
+        c if c > SIGNALLED => "interrupted",
         _ => "failure",
     };
     (code, kind)
@@ -73,6 +86,11 @@ fn code_of(err: &anyhow::Error) -> u8 {
                 INTEGRITY
             } else if cause.is::<CheckFailed>() {
                 CHECK_FAILED
+            } else if let Some(i) = cause.downcast_ref::<Interrupted>() {
+                u8::try_from(i.signal)
+                    .ok()
+                    .and_then(|s| SIGNALLED.checked_add(s))
+                    .unwrap_or(FAILURE)
             } else {
                 match cause.downcast_ref::<StoreError>() {
                     Some(StoreError::PreconditionFailed { .. }) => LOST_RACE,

@@ -93,20 +93,20 @@ impl Printer {
     /// A diagnostic on stderr, unless `--quiet`; escaped.
     pub fn note(&self, line: impl fmt::Display) {
         if !self.quiet {
-            eprintln!("{}", escape(&line.to_string()));
+            diagnostic(format_args!("{}", escape(&line.to_string())));
         }
     }
 
     /// A diagnostic shown only with `--verbose`; escaped.
     pub fn detail(&self, line: impl fmt::Display) {
         if self.verbose {
-            eprintln!("{}", escape(&line.to_string()));
+            diagnostic(format_args!("{}", escape(&line.to_string())));
         }
     }
 
     /// A warning on stderr, even with `--quiet`; escaped.
     pub fn warn(&self, line: impl fmt::Display) {
-        eprintln!("warning: {}", escape(&line.to_string()));
+        diagnostic(format_args!("warning: {}", escape(&line.to_string())));
     }
 
     /// A byte-counting progress bar, hidden when progress is off.
@@ -124,6 +124,13 @@ impl Printer {
         bar.set_message(message);
         bar
     }
+}
+
+/// Writes one diagnostic line to stderr, ignoring failure: a closed stderr
+/// (a cancelled CI job's log, a hung-up terminal) must not stop a rollback
+/// half way, as `eprintln!`'s panic would.
+fn diagnostic(args: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{args}");
 }
 
 /// Progress over many objects: bytes on the bar, objects in the message.

@@ -13,13 +13,19 @@
 //! (`commands::policy`) is a log of the same shape, read and checked by the
 //! same [`Reader::load_log`].
 //!
+//! When the move that made the live manifest started a canary check, the
+//! load also reads how that check ended (`envs/<env>/checks/<seq>.json`, if
+//! it is there) and checks it against its event; [`Reader::check_records`]
+//! reads them all for `history`.
+//!
 //! What a load costs: one LIST of the events, one GET of the pointer, one GET
 //! per event not already read in this run and one HEAD per manifest not
-//! already seen in this run, both in parallel. Events are immutable, so a
+//! already seen in this run, both in parallel, and one GET of the live
+//! move's check record when it started a check and none was found yet. Events are immutable, so a
 //! second load in the same run (after settling, for the gate, after losing a
 //! compare-and-swap) costs the LIST and the pointer only.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::Mutex;
 
@@ -28,7 +34,9 @@ use serde::de::DeserializeOwned;
 
 use crate::config::check_env_name;
 use crate::digest::Digest;
-use crate::environments::{self as envs, Entry, Event, Inconsistent, Log, Pointer};
+use crate::environments::{
+    self as envs, CheckRecord, CheckState, Entry, Event, Inconsistent, Log, Pointer,
+};
 use crate::exit::{IntegrityError, LostRace, UsageError};
 use crate::manifest;
 use crate::par;
@@ -55,6 +63,9 @@ pub struct EnvState {
     /// How many events the pointer has applied: all, or all but the newest
     /// (a move whose pointer write has not happened yet).
     pub applied: usize,
+    /// How the canary check of the live move ended, when it started one and
+    /// its record is stored.
+    pub check: Option<CheckRecord>,
 }
 
 impl EnvState {
@@ -71,6 +82,18 @@ impl EnvState {
     /// The manifest the pointer names.
     pub fn live(&self) -> Option<&str> {
         self.pointer.as_ref().map(|(p, _)| p.manifest.as_str())
+    }
+
+    /// The move that made the live manifest live, if any.
+    pub fn live_event(&self) -> Option<&Event> {
+        self.applied.checked_sub(1).map(|i| &self.events[i])
+    }
+
+    /// Where the canary check of the live move stands at `now` (seconds
+    /// since the epoch), with its detail; `None` when it started none.
+    pub fn live_check(&self, now: u64) -> Option<CheckState> {
+        let i = self.applied.checked_sub(1)?;
+        envs::check_status(&self.events, i, self.check.as_ref(), now)
     }
 
     /// The sequence number of the pointer (0 before the first move).
@@ -103,6 +126,8 @@ pub struct Reader<'a> {
     events: Mutex<HashMap<Key, Event>>,
     policy_events: Mutex<HashMap<Key, PolicyEvent>>,
     present: Mutex<BTreeSet<Digest>>,
+    /// Check records read (create-only, so they never change once there).
+    checks: Mutex<HashMap<Key, CheckRecord>>,
 }
 
 /// An event type [`Reader::load_log`] can read: parsed from JSON, checked by
@@ -142,6 +167,7 @@ impl<'a> Reader<'a> {
             events: Mutex::new(HashMap::new()),
             policy_events: Mutex::new(HashMap::new()),
             present: Mutex::new(BTreeSet::new()),
+            checks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -185,11 +211,19 @@ impl<'a> Reader<'a> {
             )),
             None => None,
         };
+        let (events, applied) = (loaded.events, loaded.applied);
+        let check = match applied.checked_sub(1).map(|i| &events[i]) {
+            Some(live) if live.check.is_some() => self
+                .read_check(env, live.seq, Some(live))
+                .map_err(|e| e.map(refuse))?,
+            _ => None,
+        };
         Ok(EnvState {
             env: env.to_owned(),
-            events: loaded.events,
+            events,
             pointer,
-            applied: loaded.applied,
+            applied,
+            check,
         })
     }
 
@@ -248,6 +282,68 @@ impl<'a> Reader<'a> {
             pointer,
             applied,
         })
+    }
+
+    /// Every check record of a loaded environment, by the sequence number
+    /// of the event that started the check; each is checked against it.
+    pub fn check_records(&self, state: &EnvState) -> Result<BTreeMap<u64, CheckRecord>> {
+        let env = &state.env;
+        let refuse = |e: Inconsistent| -> anyhow::Error {
+            IntegrityError(format!(
+                "refusing to rely on the canary checks of {env}: {e} (the store was altered outside verbatim: inspect it)"
+            ))
+            .into()
+        };
+        let listed = self
+            .store
+            .list(&envs::checks_prefix(env))
+            .with_context(|| format!("listing the canary checks of {env}"))?;
+        let seqs =
+            envs::check_record_seqs(env, listed.iter().map(|l| l.key.as_str())).map_err(refuse)?;
+        let event = |seq: u64| {
+            usize::try_from(seq)
+                .ok()
+                .and_then(|s| s.checked_sub(1))
+                .and_then(|i| state.events.get(i))
+        };
+        let results = par::try_map(&seqs, self.threads, |&seq| {
+            self.read_check(env, seq, event(seq))
+                .map_err(|e| e.map(refuse))
+        });
+        let mut out = BTreeMap::new();
+        for (&seq, r) in seqs.iter().zip(results) {
+            let r = r.ok_or_else(|| anyhow::anyhow!("check record {seq} of {env}: not read"))??;
+            if let Some(record) = r {
+                out.insert(seq, record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The check record of event `seq` (`event`, if it exists), checked
+    /// against it; `None` if absent.
+    fn read_check(
+        &self,
+        env: &str,
+        seq: u64,
+        event: Option<&Event>,
+    ) -> Result<Option<CheckRecord>, Fail> {
+        let key = Key::new(envs::check_key(env, seq)).map_err(anyhow::Error::from)?;
+        let cached = self.checks.lock().ok().and_then(|c| c.get(&key).cloned());
+        let record = match cached {
+            Some(r) => r,
+            None => {
+                let Some((bytes, _)) = self.get_record(&key)? else {
+                    return Ok(None);
+                };
+                CheckRecord::parse(key.as_str(), &bytes)?
+            }
+        };
+        envs::check_record(env, seq, &record, event)?;
+        if let Ok(mut c) = self.checks.lock() {
+            c.insert(key, record.clone());
+        }
+        Ok(Some(record))
     }
 
     /// The event keys of `log` with their listed sizes, checked to be

@@ -6,6 +6,7 @@
 
 mod assets;
 mod build;
+mod canary;
 mod diff;
 mod export;
 mod fetch;

@@ -11,20 +11,31 @@
 //! 4. create event `n + 1` (create-only: exactly one racer wins; the others
 //!    exit with the lost-race code, naming the winner);
 //! 5. compare-and-swap the pointer to what the event says.
+//!
+//! With `--check-cmd`, the event of step 4 also records the canary check
+//! (command, deadline) before it starts; SIGINT, SIGTERM and SIGHUP are only
+//! noted from before the move until the check's outcome is recorded. A
+//! check that fails, times out or is interrupted is followed by an
+//! auto-rollback event, made from the promote event only (never over a move
+//! someone else made meanwhile); then its outcome is recorded, create-only,
+//! in `envs/<env>/checks/<seq>.json`. A promote on top of a manifest whose
+//! check did not pass is refused by the `canary` gate.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use super::canary::{self, Ended};
 use super::history::{self, EnvState, Reader};
 use crate::cli::{Global, PromoteArgs, RollbackArgs};
 use crate::config::Config;
 use crate::digest::Digest;
-use crate::environments::{self as envs, Event, Gate, Kind, Pointer};
-use crate::exit::{CheckFailed, GateRefused, IntegrityError, LostRace, UsageError};
+use crate::environments::{
+    self as envs, Check, CheckRecord, CheckStatus, Event, Gate, Kind, Outcome, Pointer,
+};
+use crate::exit::{CheckFailed, GateRefused, IntegrityError, Interrupted, LostRace, UsageError};
 use crate::manifest::Manifest;
 use crate::output::{escape, Printer};
 use crate::store::{Body, ETag, Key, PutMode, PutOptions, Store, StoreError};
@@ -33,7 +44,8 @@ use crate::store::{Body, ETag, Key, PutMode, PutOptions, Store, StoreError};
 #[derive(Debug, Serialize)]
 pub struct MoveJson {
     pub env: String,
-    /// `moved`, or `unchanged` when the manifest was already live.
+    /// `moved`; `unchanged` when the manifest was already live; `refused`
+    /// when a gate refused (printed with the error, exit 3).
     pub result: &'static str,
     pub manifest: String,
     pub previous: Option<String>,
@@ -42,6 +54,45 @@ pub struct MoveJson {
     pub gates: Vec<Gate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rolled_back: Option<Box<MoveJson>>,
+    /// The canary check this move started, and how it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckJson>,
+}
+
+/// A canary check as `promote --json` reports it.
+#[derive(Debug, Serialize)]
+pub struct CheckJson {
+    pub cmd: String,
+    pub timeout_secs: u64,
+    /// RFC 3339: when it is ended at the latest.
+    pub deadline: String,
+    /// `passed` or `failed` once it ran (`pending` only if it never did).
+    pub status: CheckStatus,
+    pub detail: Option<String>,
+}
+
+/// A move a gate refused: what `--json` prints for it. Carried as the
+/// context of the [`GateRefused`] error, so the exit code stays 3.
+#[derive(Debug)]
+pub struct Refused(pub Box<MoveJson>);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (env, m) = (&self.0.env, &self.0.manifest);
+        match self.0.kind {
+            Kind::Promote => write!(f, "refused to promote {m} to {env}"),
+            Kind::Rollback | Kind::AutoRollback => write!(f, "refused to roll {env} back to {m}"),
+        }
+    }
+}
+
+/// Records a refused move's report for the `--json` error document (its
+/// fields stand beside `error`), if `err` is one.
+fn print_refused(printer: &Printer, err: anyhow::Error) -> anyhow::Error {
+    if let Some(r) = err.downcast_ref::<Refused>() {
+        printer.partial(&r.0);
+    }
+    err
 }
 
 pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<()> {
@@ -49,47 +100,165 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     let store = super::open_store(&cfg)?;
     let reader = Reader::new(store.as_ref(), cfg.concurrency);
     let id = super::resolve_manifest_with(&reader, &args.manifest)?;
+    let check = args.check_cmd.clone().map(|cmd| CheckSpec {
+        cmd,
+        timeout_secs: args.check_timeout,
+    });
+    // From before the move until the check's outcome is recorded, SIGINT,
+    // SIGTERM and SIGHUP are only noted: they stop the check, never the
+    // rollback that follows.
+    let signals = check
+        .is_some()
+        .then(canary::Signals::install)
+        .transpose()
+        .context("installing the signal handlers of the canary check")?;
     let req = MoveRequest {
         env: &args.to,
         to: id,
         kind: Kind::Promote,
         reason: args.reason.clone(),
         force: args.force,
+        check,
     };
-    let mut report = move_with(&reader, &cfg, &req, None, printer)?;
-    if let (Some(cmd), "moved") = (&args.check_cmd, report.result) {
-        if let Err(why) = canary(cmd, args.check_timeout, &report, printer) {
-            let Some(previous) = report.previous.clone() else {
-                printer.json(&report)?;
-                return Err(CheckFailed(format!(
-                    "canary check failed ({why}) and {} had no earlier manifest to roll back to; it stays on {}",
-                    args.to, report.manifest
-                ))
-                .into());
-            };
-            let back = MoveRequest {
-                env: &args.to,
-                to: previous.parse().map_err(anyhow::Error::msg)?,
-                kind: Kind::AutoRollback,
-                reason: Some(format!("canary check failed: {why}")),
-                force: true,
-            };
-            let rolled = move_with(&reader, &cfg, &back, None, printer)?;
+    let mut report =
+        move_with(&reader, &cfg, &req, None, printer).map_err(|e| print_refused(printer, e))?;
+    let result = match (&report.check, report.result) {
+        (Some(_), "moved") => finish_check(&reader, &cfg, &mut report, printer),
+        _ => print_move(printer, &report),
+    };
+    drop(signals);
+    result
+}
+
+/// Runs the check `report`'s move started, then records its outcome: on
+/// success in its check record; on failure by an auto-rollback (unless the
+/// environment moved on meanwhile, or nothing was live before) and then its
+/// check record. Prints the one `--json` document.
+fn finish_check(
+    reader: &Reader<'_>,
+    cfg: &Config,
+    report: &mut MoveJson,
+    printer: &Printer,
+) -> Result<()> {
+    let Some(check) = report.check.as_mut() else {
+        return print_move(printer, report);
+    };
+    let env = report.env.clone();
+    let manifest = report.manifest.clone();
+    let previous = report.previous.clone();
+    // The check must end by the deadline recorded in the event (the
+    // timeout, less the time the move took).
+    let left = envs::parse_rfc3339(&check.deadline)
+        .map(|d| Duration::from_secs(d).saturating_sub(since_epoch()))
+        .unwrap_or_default()
+        .min(Duration::from_secs(check.timeout_secs));
+    let vars = [
+        ("VERBATIM_ENV", env.as_str()),
+        ("VERBATIM_MANIFEST", manifest.as_str()),
+        (
+            "VERBATIM_PREVIOUS_MANIFEST",
+            previous.as_deref().unwrap_or(""),
+        ),
+    ];
+    let ended = canary::run(&check.cmd, &vars, left, printer);
+    let (outcome, detail) = match &ended {
+        Ended::Passed(d) => (Outcome::Passed, d.clone()),
+        Ended::Failed(why) => (Outcome::Failed, why.clone()),
+        Ended::Interrupted(sig) => (
+            Outcome::Failed,
+            format!("interrupted by {}", canary::signal_name(*sig)),
+        ),
+    };
+    check.status = match outcome {
+        Outcome::Passed => CheckStatus::Passed,
+        Outcome::Failed => CheckStatus::Failed,
+    };
+    check.detail = Some(detail.clone());
+    let record = CheckRecord {
+        schema: envs::CHECK_SCHEMA.into(),
+        env: env.clone(),
+        seq: report.seq,
+        manifest: manifest.clone(),
+        outcome,
+        detail: detail.clone(),
+        time: envs::rfc3339(now()),
+    };
+
+    if outcome == Outcome::Passed {
+        record_check(reader.store(), &record).with_context(|| {
+            format!(
+                "the canary check of {manifest} on {env} passed, but recording that failed; {env} shows as unchecked until it is rolled back or promoted over with --force"
+            )
+        })?;
+        printer.note(format!("canary check passed: {detail}"));
+        return print_move(printer, report);
+    }
+
+    // Failed: the unchecked release goes first, the record after.
+    let failure = |message: String| -> anyhow::Error {
+        match ended {
+            Ended::Interrupted(signal) => Interrupted { signal, message }.into(),
+            _ => CheckFailed(message).into(),
+        }
+    };
+    let record_it = || {
+        if let Err(e) = record_check(reader.store(), &record) {
             printer.warn(format!(
-                "canary check failed ({why}); rolled {} back to {previous}",
-                args.to
+                "could not record the canary check's outcome ({e:#}); the history records it"
+            ));
+        }
+    };
+    let Some(previous) = previous else {
+        record_it();
+        let _ = printer.json(report);
+        return Err(failure(format!(
+            "canary check failed ({detail}) and {env} had no earlier manifest to roll back to; it stays on {manifest}, marked as failed (`verbatim status` shows it unchecked)"
+        )));
+    };
+    let back = MoveRequest {
+        env: &env,
+        to: previous.parse().map_err(anyhow::Error::msg)?,
+        kind: Kind::AutoRollback,
+        reason: Some(format!("canary check failed: {detail}")),
+        force: true,
+        check: None,
+    };
+    // Only from our own move: if someone moved the environment meanwhile,
+    // their move stands and ours is no longer live.
+    match move_with(reader, cfg, &back, Some(report.seq), printer) {
+        Ok(rolled) => {
+            record_it();
+            printer.warn(format!(
+                "canary check failed ({detail}); rolled {env} back to {previous}"
             ));
             report.rolled_back = Some(Box::new(rolled));
-            printer.json(&report)?;
-            return Err(CheckFailed(format!(
-                "canary check failed for {} on {}: {why}; rolled back to {previous}",
-                report.manifest, args.to
-            ))
-            .into());
+            let _ = printer.json(report); // the failure, not stdout, is the error
+            Err(failure(format!(
+                "canary check failed for {manifest} on {env}: {detail}; rolled back to {previous}"
+            )))
         }
-        printer.note("canary check passed");
+        Err(e) => {
+            record_it();
+            let _ = printer.json(report); // the failure, not stdout, is the error
+            Err(e.context(format!(
+                "canary check failed for {manifest} on {env} ({detail}), and {env} was not rolled back to {previous}; see `verbatim status {env}`"
+            )))
+        }
     }
-    print_move(printer, &report)
+}
+
+/// Records how the check of `record.seq` ended (create-only).
+fn record_check(store: &dyn Store, record: &CheckRecord) -> Result<()> {
+    let key = Key::new(envs::check_key(&record.env, record.seq))?;
+    store
+        .put(
+            &key,
+            Body::bytes(&record.to_bytes()),
+            PutMode::CreateOnly,
+            &json_opts(),
+        )
+        .with_context(|| format!("recording the canary check's outcome in {key}"))?;
+    Ok(())
 }
 
 fn print_move(printer: &Printer, report: &MoveJson) -> Result<()> {
@@ -119,15 +288,28 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
         None => envs::rollback_target(history, None)
             .map_err(|e| UsageError(format!("cannot roll back {}: {e}", args.env)))?,
     };
+    if let (Some(live), Some((status, _))) = (current.live_event(), current.live_check(now())) {
+        if !status.passed() {
+            printer.note(format!(
+                "{} runs {} with its canary check (event {}) {}; rolling back",
+                args.env,
+                live.to,
+                live.seq,
+                status_words(status)
+            ));
+        }
+    }
     let req = MoveRequest {
         env: &args.env,
         to: target.parse().map_err(anyhow::Error::msg)?,
         kind: Kind::Rollback,
         reason: args.reason.clone(),
         force: args.force,
+        check: None,
     };
     // The target was chosen from this history: if it moves meanwhile, lose.
-    let report = move_with(&reader, &cfg, &req, Some(current.seq()), printer)?;
+    let report = move_with(&reader, &cfg, &req, Some(current.seq()), printer)
+        .map_err(|e| print_refused(printer, e))?;
     print_move(printer, &report)
 }
 
@@ -137,6 +319,24 @@ pub struct MoveRequest<'a> {
     pub kind: Kind,
     pub reason: Option<String>,
     pub force: bool,
+    /// A canary check the move starts (a promote only): recorded in its event.
+    pub check: Option<CheckSpec>,
+}
+
+/// A canary check to start: `sh -c cmd`, ended after `timeout_secs`.
+pub struct CheckSpec {
+    pub cmd: String,
+    pub timeout_secs: u64,
+}
+
+/// How a check's state reads in a sentence.
+pub fn status_words(status: CheckStatus) -> &'static str {
+    match status {
+        CheckStatus::Pending => "not finished (it may still be running)",
+        CheckStatus::Expired => "never finished (its deadline passed)",
+        CheckStatus::Passed => "passed",
+        CheckStatus::Failed => "failed",
+    }
 }
 
 /// Moves `req.env` to `req.to` by the protocol in the module docs.
@@ -179,19 +379,47 @@ fn move_with(
     }
     let to = req.to.to_string();
     let previous = current.live().map(String::from);
+    let report = |result: &'static str, seq: u64, gates: Vec<Gate>| MoveJson {
+        env: env.into(),
+        result,
+        manifest: to.clone(),
+        previous: previous.clone(),
+        seq,
+        kind: req.kind,
+        gates,
+        rolled_back: None,
+        check: None,
+    };
+    // Nothing goes on top of a manifest whose canary check did not pass,
+    // not even itself again: it would stay live unchecked.
+    let canary_gate = match (req.kind, current.live_event()) {
+        (Kind::Promote, Some(live)) => {
+            envs::canary_gate(env, live, current.live_check(now()).map(|(s, _)| s))
+        }
+        _ => None,
+    };
+    let unchecked = canary_gate.as_ref().is_some_and(|g| !g.ok);
+    if unchecked && !req.force {
+        let gates: Vec<Gate> = canary_gate.into_iter().collect();
+        let detail = &gates[0].detail;
+        let message = format!("gate `canary` refused {to} for {env}: {detail}");
+        return Err(
+            anyhow::Error::new(GateRefused(message)).context(Refused(Box::new(report(
+                "refused",
+                current.seq(),
+                gates,
+            )))),
+        );
+    }
     if previous.as_deref() == Some(to.as_str()) {
-        printer.note(format!("{env} already runs {to}; nothing to do"));
-        let seq = current.seq();
-        return Ok(MoveJson {
-            env: env.into(),
-            result: "unchanged",
-            manifest: to,
-            previous,
-            seq,
-            kind: req.kind,
-            gates: vec![],
-            rolled_back: None,
-        });
+        if unchecked {
+            printer.warn(format!(
+                "{env} already runs {to}, and it stays unchecked: --force does not make a check pass; roll it back with `verbatim rollback {env}`"
+            ));
+        } else {
+            printer.note(format!("{env} already runs {to}; nothing to do"));
+        }
+        return Ok(report("unchanged", current.seq(), vec![]));
     }
 
     // Safety, not a gate: a manifest with a missing object never goes live.
@@ -240,16 +468,23 @@ fn move_with(
             }
         }
     };
-    let refused = !gate.ok;
     gates.push(gate);
+    gates.extend(canary_gate);
+    let refused = gates.iter().any(|g| !g.ok);
     if refused && !req.force {
-        printer.partial(&serde_json::json!({"env": env, "manifest": to, "gates": gates}));
-        let g = gates.last().expect("just pushed");
-        return Err(GateRefused(format!(
-            "gate `{}` refused {to} for {env}: {}",
-            g.gate, g.detail
-        ))
-        .into());
+        let message = gates
+            .iter()
+            .filter(|g| !g.ok)
+            .map(|g| format!("gate `{}` refused {to} for {env}: {}", g.gate, g.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(
+            anyhow::Error::new(GateRefused(message)).context(Refused(Box::new(report(
+                "refused",
+                current.seq(),
+                gates,
+            )))),
+        );
     }
     if refused {
         printer.warn(format!(
@@ -258,9 +493,25 @@ fn move_with(
         ));
     }
 
+    // A signal that came while the gates were checked: nothing moved yet.
+    if let (Some(_), Some(signal)) = (&req.check, canary::caught()) {
+        return Err(Interrupted {
+            signal,
+            message: format!(
+                "interrupted by {} before {env} moved; nothing changed",
+                canary::signal_name(signal)
+            ),
+        }
+        .into());
+    }
     // The first move of all stores the order it was checked against.
     super::policy::settle_for_move(reader, cfg, &order, printer)?;
     let seq = current.next_seq()?;
+    let check = req.check.as_ref().map(|c| Check {
+        cmd: c.cmd.clone(),
+        timeout_secs: c.timeout_secs,
+        deadline: envs::rfc3339(deadline(c.timeout_secs)),
+    });
     let event = Event {
         schema: envs::EVENT_SCHEMA.into(),
         env: env.into(),
@@ -273,6 +524,7 @@ fn move_with(
         reason: req.reason.clone(),
         forced: req.force && refused,
         gates: gates.clone(),
+        check: check.clone(),
     };
     let bytes = event.to_bytes();
     let key = Key::new(envs::event_key(env, seq))?;
@@ -306,16 +558,15 @@ fn move_with(
         "{env}: {} → {to} (event {seq})",
         previous.as_deref().unwrap_or("nothing")
     ));
-    Ok(MoveJson {
-        env: env.into(),
-        result: "moved",
-        manifest: to,
-        previous,
-        seq,
-        kind: req.kind,
-        gates,
-        rolled_back: None,
-    })
+    let mut moved = report("moved", seq, gates);
+    moved.check = check.map(|c| CheckJson {
+        cmd: c.cmd,
+        timeout_secs: c.timeout_secs,
+        deadline: c.deadline,
+        status: CheckStatus::Pending,
+        detail: None,
+    });
+    Ok(moved)
 }
 
 /// The objects of `m` that are not stored with their size, described. Many
@@ -442,9 +693,20 @@ pub(super) fn json_opts() -> PutOptions {
 }
 
 pub(super) fn now() -> u64 {
+    since_epoch().as_secs()
+}
+
+fn since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// When a check started now with `timeout_secs` must have ended: now plus
+/// the timeout, rounded up to the second.
+fn deadline(timeout_secs: u64) -> u64 {
+    let t = since_epoch();
+    (t.as_secs() + u64::from(t.subsec_nanos() > 0)).saturating_add(timeout_secs)
 }
 
 /// Who is acting: `VERBATIM_ACTOR`, the CI's user variable, else the OS user.
@@ -476,36 +738,4 @@ fn os_user() -> Option<String> {
         let name = f.next()?;
         (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
     })
-}
-
-/// Runs the canary command; `Err` says why it failed.
-fn canary(cmd: &str, timeout_secs: u64, moved: &MoveJson, printer: &Printer) -> Result<(), String> {
-    printer.note(format!("running canary check: {cmd}"));
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .env("VERBATIM_ENV", &moved.env)
-        .env("VERBATIM_MANIFEST", &moved.manifest)
-        .env(
-            "VERBATIM_PREVIOUS_MANIFEST",
-            moved.previous.as_deref().unwrap_or(""),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(std::io::stderr())) // stdout is for results only
-        .spawn()
-        .map_err(|e| format!("cannot start `{cmd}`: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("`{cmd}` exited with {status}")),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("`{cmd}` timed out after {timeout_secs}s"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(format!("waiting for `{cmd}`: {e}")),
-        }
-    }
 }

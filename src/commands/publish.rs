@@ -60,6 +60,7 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
             kind: crate::environments::Kind::Promote,
             reason: None,
             force: false,
+            check: None,
         };
         report.promoted = Some(super::promote::move_pointer(
             store.as_ref(),

@@ -1,11 +1,18 @@
 //! `verbatim status` and `verbatim history`: read-only views of environments.
+//!
+//! Both say where canary checks stand: `status` marks an environment whose
+//! live manifest came with a check that has not passed (pending, expired or
+//! failed) as unchecked; `history` shows each check's status beside the
+//! move that started it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::{Global, HistoryArgs, StatusArgs};
 use crate::config::Config;
-use crate::environments::{self as envs, Event};
+use crate::environments::{self as envs, CheckState, CheckStatus, Event};
 use crate::exit::UsageError;
 use crate::output::{escape, Printer};
 use crate::store::Store;
@@ -26,13 +33,35 @@ struct EnvJson {
     seq: Option<u64>,
     time: Option<String>,
     actor: Option<String>,
+    /// The canary check of the move that made `manifest` live; `null` when
+    /// that move started none.
+    check: Option<EnvCheckJson>,
+    /// True when that check has not passed: `manifest` is live unverified.
+    unchecked: bool,
+}
+
+#[derive(Serialize)]
+struct EnvCheckJson {
+    /// The event that started it.
+    seq: u64,
+    cmd: String,
+    deadline: String,
+    /// `pending` (may still run), `expired` (never finished), `passed`, `failed`.
+    status: CheckStatus,
+    detail: Option<String>,
 }
 
 #[derive(Serialize)]
 struct HistoryJson<'a> {
     env: &'a str,
-    /// Newest first.
-    events: Vec<Event>,
+    /// Newest first; an event's `check` carries its `status` and `detail`.
+    events: Vec<serde_json::Value>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()> {
@@ -55,14 +84,26 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
     for env in names {
         let state = reader.load(&env)?;
         note_pending(printer, &state);
+        let check = match (state.live_event(), state.live_check(now())) {
+            (Some(live), Some((status, detail))) => live.check.as_ref().map(|c| EnvCheckJson {
+                seq: live.seq,
+                cmd: c.cmd.clone(),
+                deadline: c.deadline.clone(),
+                status,
+                detail,
+            }),
+            _ => None,
+        };
+        let unchecked = check.as_ref().is_some_and(|c| !c.status.passed());
         let p = state.pointer.map(|(p, _)| p);
         match &p {
             Some(p) => printer.result(format!(
-                "{env:<10} {}  #{} {} by {}",
+                "{env:<10} {}  #{} {} by {}{}",
                 p.manifest,
                 p.seq,
                 escape(&p.time),
-                escape(&p.actor)
+                escape(&p.actor),
+                check.as_ref().map_or(String::new(), check_words)
             ))?,
             None => printer.result(format!("{env:<10} (nothing promoted yet)"))?,
         }
@@ -72,6 +113,8 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
             seq: p.as_ref().map(|p| p.seq),
             time: p.as_ref().map(|p| p.time.clone()),
             actor: p.map(|p| p.actor),
+            check,
+            unchecked,
         });
     }
     printer.json(&out)?;
@@ -90,18 +133,28 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
         printer.note(format!("{}: no history (nothing promoted yet)", args.env));
     }
     note_pending(printer, &state);
-    let mut events = state.events;
+    let records = reader.check_records(&state)?;
+    let now = now();
+    let checks: Vec<Option<CheckState>> = (0..state.events.len())
+        .map(|i| {
+            let seq = state.events[i].seq;
+            envs::check_status(&state.events, i, records.get(&seq), now)
+        })
+        .collect();
+    let mut events: Vec<(Event, Option<CheckState>)> =
+        state.events.into_iter().zip(checks).collect();
     events.reverse();
     if let Some(n) = args.limit {
         events.truncate(n);
     }
-    for e in &events {
+    let mut json = Vec::with_capacity(events.len());
+    for (e, check) in &events {
         let from = e.from.as_deref().map_or("nothing".into(), short);
         let mut line = format!(
             "#{:<4} {} {:<13} {} → {}  by {}",
             e.seq,
             escape(&e.time),
-            serde_json::to_value(e.kind)?.as_str().unwrap_or("?"),
+            envs::kind_name(e.kind),
             from,
             short(&e.to),
             escape(&e.actor)
@@ -112,13 +165,47 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
         if let Some(r) = &e.reason {
             line.push_str(&format!("  ({})", escape(r)));
         }
+        let mut value = serde_json::to_value(e)?;
+        if let Some((status, detail)) = check {
+            line.push_str(&format!(
+                "  check {}",
+                serde_json::to_value(status)?.as_str().unwrap_or("?")
+            ));
+            if let Some(c) = value.get_mut("check").and_then(|c| c.as_object_mut()) {
+                c.insert("status".into(), serde_json::to_value(status)?);
+                c.insert("detail".into(), serde_json::to_value(detail)?);
+            }
+        }
         printer.result(line)?;
+        json.push(value);
     }
     printer.json(&HistoryJson {
         env: &args.env,
-        events,
+        events: json,
     })?;
     Ok(())
+}
+
+/// `  UNCHECKED: …` or `  check passed`, for the end of a status line.
+fn check_words(c: &EnvCheckJson) -> String {
+    let detail = c
+        .detail
+        .as_deref()
+        .map_or(String::new(), |d| format!(" ({})", escape(d)));
+    match c.status {
+        CheckStatus::Passed => "  check passed".into(),
+        CheckStatus::Pending => format!(
+            "  UNCHECKED: canary check (#{}) not finished, may still be running until {}",
+            c.seq,
+            escape(&c.deadline)
+        ),
+        CheckStatus::Expired => format!(
+            "  UNCHECKED: canary check (#{}) never finished (deadline {} passed)",
+            c.seq,
+            escape(&c.deadline)
+        ),
+        CheckStatus::Failed => format!("  UNCHECKED: canary check (#{}) failed{detail}", c.seq),
+    }
 }
 
 /// Says so when the newest event is recorded but not yet applied.

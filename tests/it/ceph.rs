@@ -146,44 +146,32 @@ fn publish_promote_verify_fetch_over_radosgw() {
 #[test]
 fn racing_promoters_on_radosgw_lose_nothing() {
     const RACERS: usize = 6;
-    const ROUNDS: usize = 6;
+    const ROUNDS: usize = 5;
     let Some(url) = rgw() else { return };
-    let prefix = fresh_prefix("race");
-    // One environment per round, each first in its own config's order.
+    let base = fresh_prefix("race");
     let p = Project::new();
     for r in 0..ROUNDS {
-        p.write(
-            &format!("r{r}.toml"),
-            format!("[app]\ndir = \"app\"\n[environments]\norder = [\"round{r}\"]\n"),
-        );
-    }
-    let manifests: Vec<String> = (0..RACERS)
-        .map(|i| {
-            p.write("app/x.py", format!("racer {i}"));
-            ok_json(&mut cli(&p, &url, &prefix, &["publish"]))["manifest"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    for r in 0..ROUNDS {
-        let env = format!("round{r}");
-        let config = format!("r{r}.toml");
+        // A fresh store per round: the same manifests, a fresh `dev`.
+        let prefix = format!("{base}/round{r}");
+        let manifests: Vec<String> = (0..RACERS)
+            .map(|i| {
+                p.write("app/x.py", format!("racer {i}"));
+                ok_json(&mut cli(&p, &url, &prefix, &["publish"]))["manifest"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
         let children: Vec<(usize, Child)> = manifests
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let child = cli(
-                    &p,
-                    &url,
-                    &prefix,
-                    &["--config", &config, "promote", m, "--to", &env, "-q"],
-                )
-                .env("VERBATIM_ACTOR", format!("racer-{i}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+                let child = cli(&p, &url, &prefix, &["promote", m, "--to", "dev", "-q"])
+                    .env("VERBATIM_ACTOR", format!("racer-{i}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
                 (i, child)
             })
             .collect();
@@ -198,12 +186,7 @@ fn racing_promoters_on_radosgw_lose_nothing() {
             }
         }
         assert!(!winners.is_empty(), "round {r}: nobody won");
-        let history = ok_json(&mut cli(
-            &p,
-            &url,
-            &prefix,
-            &["--config", &config, "history", &env],
-        ));
+        let history = ok_json(&mut cli(&p, &url, &prefix, &["history", "dev"]));
         let events = history["events"].as_array().unwrap();
         let mut seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
         seqs.reverse();
@@ -226,12 +209,7 @@ fn racing_promoters_on_radosgw_lose_nothing() {
                 "round {r}: winner {w} has no event"
             );
         }
-        let status = ok_json(&mut cli(
-            &p,
-            &url,
-            &prefix,
-            &["--config", &config, "status", &env],
-        ));
+        let status = ok_json(&mut cli(&p, &url, &prefix, &["status", "dev"]));
         let live = &status["environments"][0];
         assert_eq!(
             live["seq"], events[0]["seq"],

@@ -10,7 +10,7 @@ use verbatim::manifest::{self, Manifest};
 use crate::util::{strings, success, Project};
 
 /// Publishes the app with `version` in it; returns the manifest id.
-fn release(p: &Project, version: &str) -> String {
+pub fn release(p: &Project, version: &str) -> String {
     p.write("app/version.txt", version);
     p.json(&["publish"])["manifest"]
         .as_str()
@@ -18,12 +18,12 @@ fn release(p: &Project, version: &str) -> String {
         .to_owned()
 }
 
-fn live(p: &Project, env: &str) -> Option<String> {
+pub fn live(p: &Project, env: &str) -> Option<String> {
     let v = p.json(&["status", env]);
     v["environments"][0]["manifest"].as_str().map(String::from)
 }
 
-fn history(p: &Project, env: &str) -> Vec<serde_json::Value> {
+pub fn history(p: &Project, env: &str) -> Vec<serde_json::Value> {
     p.json(&["history", env])["events"]
         .as_array()
         .unwrap()

@@ -5,6 +5,7 @@
 mod assets;
 mod browser;
 mod build;
+mod canary;
 mod ceph;
 mod cli;
 mod environments;
