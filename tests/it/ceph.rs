@@ -10,11 +10,11 @@
 //! fail.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::s3::{cli, ok_json, pipeline, store, ACCESS_KEY, BUCKET, SECRET_KEY};
-use crate::util::Project;
+use crate::util::{race, Project};
 
 /// Where the shared cluster lives; `cargo xtask ci` stops the one here.
 pub fn cluster_dir() -> PathBuf {
@@ -162,22 +162,13 @@ fn racing_promoters_on_radosgw_lose_nothing() {
                     .to_owned()
             })
             .collect();
-        let children: Vec<(usize, Child)> = manifests
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let child = cli(&p, &url, &prefix, &["promote", m, "--to", "dev", "-q"])
-                    .env("VERBATIM_ACTOR", format!("racer-{i}"))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                (i, child)
-            })
-            .collect();
+        let outs = race(
+            manifests
+                .iter()
+                .map(|m| cli(&p, &url, &prefix, &["promote", m, "--to", "dev", "-q"])),
+        );
         let mut winners = Vec::new();
-        for (i, child) in children {
-            let out = child.wait_with_output().unwrap();
+        for (i, out) in outs.into_iter().enumerate() {
             let err = String::from_utf8_lossy(&out.stderr);
             match out.status.code() {
                 Some(0) => winners.push(i),

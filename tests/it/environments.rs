@@ -2,7 +2,7 @@
 //! guarantees under races and crashes.
 
 use std::fs;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use verbatim::digest::Digest;
 use verbatim::manifest::{self, Manifest};
@@ -223,31 +223,14 @@ fn concurrent_promotions_never_lose_an_update() {
     for round in 0..20 {
         let store = seed.path().join(format!("round{round}"));
         copy_dir(&seed_store, &store);
-        let children: Vec<(usize, Child)> = manifests
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let child = p
-                    .cmd(&[
-                        "promote",
-                        m,
-                        "--to",
-                        "dev",
-                        "--store",
-                        store.to_str().unwrap(),
-                        "-q",
-                    ])
-                    .env("VERBATIM_ACTOR", format!("racer-{i}"))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                (i, child)
-            })
-            .collect();
+        let store_arg = store.to_str().unwrap();
+        let outs = crate::util::race(
+            manifests
+                .iter()
+                .map(|m| p.cmd(&["promote", m, "--to", "dev", "--store", store_arg, "-q"])),
+        );
         let mut winners = Vec::new();
-        for (i, child) in children {
-            let out = child.wait_with_output().unwrap();
+        for (i, out) in outs.into_iter().enumerate() {
             match out.status.code() {
                 Some(0) => winners.push(i),
                 Some(4) => {

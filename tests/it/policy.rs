@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Stdio};
 
 use serde_json::{json, Value};
 
@@ -336,32 +335,15 @@ fn concurrent_policy_sets_have_one_winner_per_event() {
             .status()
             .unwrap();
         assert!(st.success());
-        let children: Vec<(usize, Child)> = (0..8)
-            .map(|i| {
-                let order = format!("dev,r{i},prod");
-                let child = p
-                    .cmd(&[
-                        "policy",
-                        "set",
-                        "--order",
-                        &order,
-                        "--reason",
-                        &format!("racer {i}"),
-                        "--store",
-                        store.to_str().unwrap(),
-                        "-q",
-                    ])
-                    .env("VERBATIM_ACTOR", format!("racer-{i}"))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                (i, child)
-            })
-            .collect();
+        let store_arg = store.to_str().unwrap();
+        let outs = crate::util::race((0..8).map(|i| {
+            let (order, reason) = (format!("dev,r{i},prod"), format!("racer {i}"));
+            p.cmd(&[
+                "policy", "set", "--order", &order, "--reason", &reason, "--store", store_arg, "-q",
+            ])
+        }));
         let mut winners = Vec::new();
-        for (i, child) in children {
-            let out = child.wait_with_output().unwrap();
+        for (i, out) in outs.into_iter().enumerate() {
             let err = String::from_utf8_lossy(&out.stderr);
             match out.status.code() {
                 Some(0) => winners.push(i),

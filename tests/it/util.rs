@@ -238,3 +238,24 @@ impl Bounded {
         stderr
     }
 }
+
+/// Starts every command at once, racer `i` acting as `racer-i` (stdout
+/// discarded, stderr kept), and waits for all: each racer's output, in order.
+pub fn race(cmds: impl IntoIterator<Item = Command>) -> Vec<Output> {
+    use std::process::Stdio;
+    let children: Vec<std::process::Child> = cmds
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            c.env("VERBATIM_ACTOR", format!("racer-{i}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {c:?}: {e}"))
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
