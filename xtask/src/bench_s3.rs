@@ -206,7 +206,8 @@ fn bench_one(server: &Endpoint, bin: &Path, aws: &str, rclone: &str, base: &Path
     let build = || {
         let mut c = Command::new(bin);
         c.args(["build", "--quiet", "--no-progress"])
-            .current_dir(base);
+            .current_dir(base)
+            .stdout(Stdio::null());
         measure(&mut c)
     };
     let built = build()?;
@@ -245,6 +246,7 @@ fn bench_one(server: &Endpoint, bin: &Path, aws: &str, rclone: &str, base: &Path
         let mut c = Command::new(rclone);
         c.args([
             "copy",
+            "-q",
             "--transfers",
             "16",
             "--checkers",
