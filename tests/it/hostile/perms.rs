@@ -108,22 +108,16 @@ fn store_objects_are_readable_by_others_whatever_the_umask() {
     let p = open_project("[app]\ndir = \"app\"\n[store]\nurl = \"store\"\n");
     p.write("app/x.py", "x");
     fs::set_permissions(p.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "umask 077 && exec {} publish --json",
-            crate::util::BIN
-        ))
-        .current_dir(p.path())
-        .env("CI", "true")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = crate::util::json_out(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask 077 && exec {} publish --json",
+                crate::util::BIN
+            ))
+            .current_dir(p.path())
+            .env("CI", "true"),
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let store = p.path().join("store");
     for key in crate::util::strings(&v["written"]) {
         let path = store.join(key);
