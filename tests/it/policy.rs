@@ -9,20 +9,12 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use crate::environments::release;
 use crate::util::{json_out, success, Project};
 
 const PREPROD_FIRST: &str =
     "[app]\ndir = \"app\"\n[environments]\norder = [\"dev\", \"preprod\", \"prod\"]\n";
 const SKIP_PREPROD: &str = "[app]\ndir = \"app\"\n[environments]\norder = [\"dev\", \"prod\"]\n";
-
-/// Publishes the app with `version` in it; returns the manifest id.
-fn release(p: &Project, version: &str) -> String {
-    p.write("app/version.txt", version);
-    p.json(&["publish"])["manifest"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&fs::read(path).unwrap()).unwrap()

@@ -8,16 +8,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::environments::release;
 use crate::util::{exits, json_out, success, Project};
-
-/// Publishes the app with `version` in it; returns the manifest id.
-fn release(p: &Project, version: &str) -> String {
-    p.write("app/version.txt", version);
-    p.json(&["publish"])["manifest"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 fn event_path(p: &Project, env: &str, seq: u64) -> std::path::PathBuf {
     p.store().join(format!("envs/{env}/events/{seq:010}.json"))
