@@ -43,9 +43,11 @@ Exit codes:
   4  lost a race: an environment pointer moved concurrently
   5  integrity failure: an object is missing or its bytes do not match, or the
      history or pointer of an environment or of the policy is inconsistent
-  6  the canary check failed and the environment was rolled back
-  130, 143, 129  SIGINT, SIGTERM or SIGHUP stopped a canary check (128 + the signal);
-     the environment was rolled back";
+  6  the canary check failed and the environment was rolled back; or, on a host,
+     a deploy hook or check failed and `current` was left or flipped back
+  7  another deploy or agent holds the host's lock (deploy --no-wait, a second agent)
+  130, 143, 129  SIGINT, SIGTERM or SIGHUP stopped a canary check or a deploy (128 + the
+     signal); the environment was rolled back, or the host left on its previous release";
 
 /// Build once, publish immutably, promote the same manifest through every environment.
 ///
@@ -152,6 +154,14 @@ pub enum Command {
         after_help = "Example:\n  dir=$(verbatim fetch prod --into /srv/app --store s3://releases/web) && ln -sfn \"$dir\" /srv/app/current"
     )]
     Fetch(FetchArgs),
+    /// Make this host run a release: fetch, verify, hooks, atomic flip of DIR/current, check, report.
+    #[command(after_help = DEPLOY_HELP)]
+    Deploy(DeployArgs),
+    /// Keep this host on an environment: deploy whenever its pointer moves (run it as a service).
+    #[command(
+        after_help = "Runs until SIGTERM or SIGINT (then exits 0, after finishing or abandoning the\ncurrent step). Every --interval (±10 %) it HEADs the environment's pointer; when\nit changed (a promotion or a rollback) it deploys it, as `verbatim deploy ENV`\nwould. Store errors are retried with backoff; a release whose hooks failed is\nnot retried until the pointer moves again. One agent per root (exit 7 otherwise).\n\nExample:\n  verbatim agent prod --root /srv/app --store s3://releases/web --interval 15s"
+    )]
+    Agent(AgentArgs),
     /// Show what changed between two manifests.
     Diff(DiffArgs),
     /// Write the manifest's asset names for another tool (Django's staticfiles.json).
@@ -263,6 +273,17 @@ pub struct PromoteArgs {
         value_parser = clap::value_parser!(u64).range(1..=604_800)
     )]
     pub check_timeout: u64,
+
+    /// After the pointer moves, wait until N hosts report the manifest
+    /// active (`verbatim deploy` or `agent` on each); if a host reports it
+    /// failed, or --wait-timeout passes first, roll back automatically and
+    /// exit 6. Recorded in the event like --check-cmd.
+    #[arg(long, value_name = "N", conflicts_with = "check_cmd", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub wait_hosts: Option<u64>,
+
+    /// How long --wait-hosts waits: 90s, 10m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "10m", requires = "wait_hosts", value_parser = parse_duration)]
+    pub wait_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -289,6 +310,10 @@ pub struct RollbackArgs {
 pub struct StatusArgs {
     /// Only this environment [default: all, in configured order].
     pub env: Option<String>,
+
+    /// List every host that reports to the environment: what it runs, its state, how long ago.
+    #[arg(long)]
+    pub hosts: bool,
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +368,115 @@ pub struct FetchArgs {
     /// Deploy root: the release lands in DIR/releases/<manifest-hex>/.
     #[arg(long, value_name = "DIR")]
     pub into: PathBuf,
+}
+
+const DEPLOY_HELP: &str = "\
+Layout of DIR:
+  releases/<manifest-hex>/   one verified, unpacked release each
+  current -> releases/<hex>  the live release, flipped by renaming a new link over it
+  shared/                    paths that survive releases ([deploy] shared), linked into each
+  .verbatim/                 host lock, history (history.jsonl), file records
+
+Steps: lock DIR (waits; --no-wait exits 7), clean what a crash left, fetch and
+verify the release (or re-check the one on disk, re-fetched if modified), link
+shared paths, run pre_activate (on failure `current` is untouched), flip
+`current`, run post_activate and check (on failure flip back, run post_activate
+again, exit 6), keep the newest [deploy] keep releases, report to the store.
+Hooks run in the release directory with VERBATIM_ENV, VERBATIM_MANIFEST,
+VERBATIM_PREVIOUS_MANIFEST, VERBATIM_RELEASE_DIR and VERBATIM_ROOT set.
+
+Examples:
+  verbatim deploy prod --root /srv/app --store s3://releases/web
+  verbatim deploy sha256:3f3a --root /srv/app
+  verbatim deploy --to previous --root /srv/app      # flip back on this host only";
+
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// Deploy root: releases/, current, shared/ and .verbatim/ live here.
+    #[arg(long, env = "VERBATIM_ROOT", value_name = "DIR")]
+    pub root: PathBuf,
+
+    /// This host's name in its reports to the store [default: the hostname].
+    #[arg(long, env = "VERBATIM_HOST_ID", value_name = "ID")]
+    pub host_id: Option<String>,
+
+    /// A variable for the hooks, NAME=VALUE; repeat for more. Hooks also
+    /// inherit verbatim's own environment.
+    #[arg(long = "hook-env", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub hook_env: Vec<(String, String)>,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value))
+            if !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit()) =>
+        {
+            Ok((name.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!(
+            "`{s}` is not NAME=VALUE with NAME made of letters, digits and `_`"
+        )),
+    }
+}
+
+/// Parses `90`, `90s`, `500ms`, `10m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 30s, 10m, 1h or 500ms"))?;
+    let d = match unit {
+        "" | "s" => std::time::Duration::from_secs(n),
+        "ms" => std::time::Duration::from_millis(n),
+        "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        "h" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("`{s}`: unknown unit `{unit}`; use ms, s, m or h")),
+    };
+    if d.is_zero() {
+        return Err(format!("`{s}`: a duration must be more than zero"));
+    }
+    Ok(d)
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// An environment (its live manifest; the host reports to it) or a manifest.
+    #[arg(value_name = "ENV|MANIFEST", required_unless_present = "to")]
+    pub target: Option<String>,
+
+    /// Flip back to the release that was current before, on this host only.
+    #[arg(long, value_enum, conflicts_with = "target")]
+    pub to: Option<DeployTo>,
+
+    #[command(flatten)]
+    pub host: HostArgs,
+
+    /// Exit 7 at once when another deploy or agent holds the host lock, instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DeployTo {
+    /// The release `current` named before the current one.
+    Previous,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The environment to follow.
+    pub env: String,
+
+    #[command(flatten)]
+    pub host: HostArgs,
+
+    /// How often to look at the pointer, ±10 %: 30s, 2m, 500ms.
+    #[arg(long, env = "VERBATIM_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

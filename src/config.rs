@@ -31,6 +31,30 @@ struct File {
     store: StoreSection,
     #[serde(default)]
     environments: EnvSection,
+    #[serde(default)]
+    deploy: Option<DeploySection>,
+}
+
+/// `[deploy]`: what a host does with a release; `build` copies it into the
+/// manifest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeploySection {
+    #[serde(default)]
+    shared: Vec<String>,
+    keep: Option<u32>,
+    check_timeout: Option<u64>,
+    hook_timeout: Option<u64>,
+    #[serde(default)]
+    hooks: HooksSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HooksSection {
+    pre_activate: Option<String>,
+    post_activate: Option<String>,
+    check: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +164,8 @@ pub struct Config {
     /// store holds a policy its order rules, and this must agree with it
     /// (`commands::policy`); before, the first move stores [`Config::order`].
     pub environments: Option<Vec<String>>,
+    /// `[deploy]`, as the manifest carries it; `None` when the file has none.
+    pub deploy: Option<crate::manifest::Deploy>,
 }
 
 /// A configuration problem: always exit code 2.
@@ -261,7 +287,29 @@ impl Config {
                 path.display()
             )));
         }
+        let deploy = match file.deploy {
+            None => None,
+            Some(d) => {
+                let defaults = crate::manifest::Deploy::default();
+                let deploy = crate::manifest::Deploy {
+                    check_timeout: d.check_timeout.unwrap_or(defaults.check_timeout),
+                    hook_timeout: d.hook_timeout.unwrap_or(defaults.hook_timeout),
+                    hooks: crate::manifest::Hooks {
+                        check: d.hooks.check,
+                        post_activate: d.hooks.post_activate,
+                        pre_activate: d.hooks.pre_activate,
+                    },
+                    keep: d.keep.unwrap_or(defaults.keep),
+                    shared: d.shared,
+                };
+                deploy.check().map_err(|why| {
+                    ConfigError(format!("`[deploy]` in {}: {why}", path.display()))
+                })?;
+                Some(deploy)
+            }
+        };
         Ok(Config {
+            deploy,
             s3,
             concurrency,
             config_path: path.to_owned(),

@@ -14,6 +14,9 @@ pub const GATE_REFUSED: u8 = 3;
 pub const LOST_RACE: u8 = 4;
 pub const INTEGRITY: u8 = 5;
 pub const CHECK_FAILED: u8 = 6;
+/// Another deploy or agent holds the host's lock (`--no-wait`, or a
+/// second agent).
+pub const BUSY: u8 = 7;
 /// Added to the signal's number: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
 pub const SIGNALLED: u8 = 128;
 
@@ -37,7 +40,8 @@ pub struct GateRefused(pub String);
 #[error("{0}")]
 pub struct LostRace(pub String);
 
-/// A canary check failed (after an automatic rollback): exit 6.
+/// A canary check failed (after an automatic rollback), or a deploy hook
+/// or check failed on a host (after it flipped back): exit 6.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct CheckFailed(pub String);
@@ -58,7 +62,7 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
 
 /// The exit code for `err` and its name in `--json` error documents:
 /// `failure`, `usage`, `gate-refused`, `lost-race`, `integrity`,
-/// `check-failed` or `interrupted` (128 + a signal).
+/// `check-failed`, `busy` or `interrupted` (128 + a signal).
 pub fn code_and_kind(err: &anyhow::Error) -> (u8, &'static str) {
     let code = code_of(err);
     let kind = match code {
@@ -67,6 +71,7 @@ pub fn code_and_kind(err: &anyhow::Error) -> (u8, &'static str) {
         LOST_RACE => "lost-race",
         INTEGRITY => "integrity",
         CHECK_FAILED => "check-failed",
+        BUSY => "busy",
         c if c > SIGNALLED => "interrupted",
         _ => "failure",
     };
@@ -86,6 +91,8 @@ fn code_of(err: &anyhow::Error) -> u8 {
                 INTEGRITY
             } else if cause.is::<CheckFailed>() {
                 CHECK_FAILED
+            } else if cause.is::<crate::host::Busy>() {
+                BUSY
             } else if let Some(i) = cause.downcast_ref::<Interrupted>() {
                 u8::try_from(i.signal)
                     .ok()

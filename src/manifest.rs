@@ -23,8 +23,123 @@ pub struct Manifest {
     pub artifact: Artifact,
     /// Logical asset path (as the app names it) → stored asset.
     pub assets: BTreeMap<String, Asset>,
+    /// How a host runs the release (`[deploy]` of `verbatim.toml`); absent
+    /// when the config has none, so older manifests keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<Deploy>,
     pub provenance: Provenance,
     pub schema: String,
+}
+
+/// The app's deploy settings, carried in the manifest so that a host needs
+/// only the store and its root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// Seconds `hooks.check` may take.
+    pub check_timeout: u64,
+    /// Seconds `hooks.pre_activate` and `hooks.post_activate` may each take.
+    pub hook_timeout: u64,
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
+    /// Releases a host keeps (besides the current and the previous one).
+    pub keep: u32,
+    /// Paths in the release that are links into `DIR/shared/`, so they
+    /// survive releases (uploads, `.env`, sockets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<String>,
+}
+
+/// Shell commands (`sh -c`) a host runs in the release directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// After `post_activate`: the release is healthy when it exits 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// After `current` points at the release (reload the app server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_activate: Option<String>,
+    /// Before `current` moves (migrations, cache warm-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_activate: Option<String>,
+}
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        self.check.is_none() && self.post_activate.is_none() && self.pre_activate.is_none()
+    }
+}
+
+impl Default for Deploy {
+    fn default() -> Deploy {
+        Deploy {
+            check_timeout: 60,
+            hook_timeout: 600,
+            hooks: Hooks::default(),
+            keep: 5,
+            shared: Vec::new(),
+        }
+    }
+}
+
+/// The longest a hook may be given.
+pub const MAX_HOOK_SECS: u64 = 86_400;
+
+impl Deploy {
+    /// The rules `[deploy]` and a manifest's `deploy` share; the message
+    /// names the field as `[deploy]` spells it.
+    pub fn check(&self) -> Result<(), String> {
+        for (field, secs) in [
+            ("check_timeout", self.check_timeout),
+            ("hook_timeout", self.hook_timeout),
+        ] {
+            if !(1..=MAX_HOOK_SECS).contains(&secs) {
+                return Err(format!(
+                    "{field} is {secs}: give seconds from 1 to {MAX_HOOK_SECS}"
+                ));
+            }
+        }
+        if self.keep == 0 || self.keep > 1000 {
+            return Err(format!(
+                "keep is {}: give how many releases a host keeps, from 1 to 1000",
+                self.keep
+            ));
+        }
+        for (name, hook) in [
+            ("pre_activate", &self.hooks.pre_activate),
+            ("post_activate", &self.hooks.post_activate),
+            ("check", &self.hooks.check),
+        ] {
+            let Some(cmd) = hook else { continue };
+            if cmd.trim().is_empty() {
+                return Err(format!(
+                    "hooks.{name} is empty: remove it or give a command"
+                ));
+            }
+            if cmd
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+            {
+                return Err(format!(
+                    "hooks.{name} holds a control character other than a newline or tab"
+                ));
+            }
+        }
+        for (i, path) in self.shared.iter().enumerate() {
+            check_logical(path).map_err(|why| format!("shared path {path:?}: {why}"))?;
+            if let Some(other) = self.shared[..i].iter().find(|o| {
+                *o == path
+                    || path.starts_with(&format!("{o}/"))
+                    || o.starts_with(&format!("{path}/"))
+            }) {
+                return Err(format!(
+                    "shared paths {other:?} and {path:?} overlap: list each path once, and no path inside another"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +324,9 @@ impl Manifest {
                 ));
             }
         }
+        if let Some(d) = &self.deploy {
+            d.check().or_else(|why| bad(format!("deploy: {why}")))?;
+        }
         let p = &self.provenance;
         for (field, value) in [("revision", p.revision.as_deref()), ("tool", Some(&p.tool))] {
             if value.is_some_and(|v| v.chars().any(char::is_control)) {
@@ -300,6 +418,7 @@ mod tests {
                 unpacked_size: 3,
             },
             assets: BTreeMap::new(),
+            deploy: None,
             provenance: Provenance {
                 revision: Some("abc123".into()),
                 source_date_epoch: 0,

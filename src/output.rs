@@ -90,6 +90,19 @@ impl Printer {
         writeln!(out)
     }
 
+    /// One line of a JSON Lines stream (only with `--json`): what a
+    /// long-running command prints per step.
+    pub fn json_line<T: Serialize>(&self, value: &T) -> io::Result<()> {
+        if !self.json {
+            return Ok(());
+        }
+        self.printed.store(true, Ordering::SeqCst);
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(&mut out, value)?;
+        writeln!(out)?;
+        out.flush()
+    }
+
     /// A diagnostic on stderr, unless `--quiet`; escaped.
     pub fn note(&self, line: impl fmt::Display) {
         if !self.quiet {

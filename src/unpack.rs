@@ -8,6 +8,9 @@
 //! written through one. Unpacking also stops at the entry count and unpacked
 //! size the manifest recorded at build time, so a small artifact cannot
 //! expand into a full disk.
+//!
+//! Every file is hashed as it is written: the [`Entry`] list returned is
+//! what a host keeps to tell later whether a release was modified.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -29,6 +32,30 @@ pub enum UnpackError {
     },
     #[error("unpacking the artifact")]
     Io(#[from] io::Error),
+}
+
+/// One unpacked entry, as a host records it to re-check the release later.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    /// `/`-separated, relative to the release.
+    pub path: String,
+    #[serde(flatten)]
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum EntryKind {
+    Dir,
+    File {
+        /// Hex.
+        sha256: String,
+        size: u64,
+        exec: bool,
+    },
+    Symlink {
+        target: String,
+    },
 }
 
 /// What the manifest says the artifact holds: unpacking stops beyond it.
@@ -94,8 +121,9 @@ fn components(entry: &str) -> Result<Vec<&str>, UnpackError> {
 }
 
 /// Unpacks a gzipped tar from `reader` into `dest`, which must be empty,
-/// refusing anything beyond `limits`.
-pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<usize, UnpackError> {
+/// refusing anything beyond `limits`. Returns every entry, in archive order
+/// (symlinks last).
+pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<Vec<Entry>, UnpackError> {
     let gz = flate2::read::GzDecoder::new(reader);
     let mut archive = tar::Archive::new(Capped {
         inner: gz,
@@ -103,7 +131,7 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<usize, U
     });
     let mut links: Vec<(String, String)> = Vec::new();
     let mut link_paths: BTreeSet<String> = BTreeSet::new();
-    let mut count = 0;
+    let mut out = Vec::new();
     let mut written: u64 = 0;
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -116,7 +144,7 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<usize, U
                 return Err(refused(&name, "path goes through a symlink"));
             }
         }
-        if count as u64 >= limits.entries {
+        if out.len() as u64 + links.len() as u64 >= limits.entries {
             return Err(refused(
                 &name,
                 format!(
@@ -137,7 +165,11 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<usize, U
         };
         match entry.header().entry_type() {
             tar::EntryType::Directory => {
-                fs::create_dir_all(&path).map_err(at("creating the directory"))?
+                fs::create_dir_all(&path).map_err(at("creating the directory"))?;
+                out.push(Entry {
+                    path: rel,
+                    kind: EntryKind::Dir,
+                });
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.header().size().map_err(at("reading the header"))?;
@@ -162,7 +194,9 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<usize, U
                         io::ErrorKind::AlreadyExists => refused(&name, "duplicate entry"),
                         _ => at("creating the file")(e),
                     })?;
-                let copied = io::copy(&mut entry, &mut f).map_err(at("writing"))?;
+                let mut w = crate::digest::HashingWriter::new(&mut f);
+                io::copy(&mut entry, &mut w).map_err(at("writing"))?;
+                let (_, sha256, copied) = w.finish();
                 if copied != size {
                     return Err(refused(
                         &name,
@@ -172,6 +206,14 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<usize, U
                 let exec = entry.header().mode().map_err(at("reading the header"))? & 0o100 != 0;
                 f.set_permissions(fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }))
                     .map_err(at("setting its mode"))?;
+                out.push(Entry {
+                    path: rel,
+                    kind: EntryKind::File {
+                        sha256: sha256.hex(),
+                        size,
+                        exec,
+                    },
+                });
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -186,7 +228,6 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<usize, U
                 return Err(refused(&name, format!("entry type {other:?} is not allowed (only files, directories and symlinks)")));
             }
         }
-        count += 1;
     }
     for (rel, target) in &links {
         check_link_target(rel, target, &link_paths)?;
@@ -206,7 +247,11 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<usize, U
             _ => at("creating the symlink")(e),
         })?;
     }
-    Ok(count)
+    out.extend(links.into_iter().map(|(path, target)| Entry {
+        path,
+        kind: EntryKind::Symlink { target },
+    }));
+    Ok(out)
 }
 
 /// A link target must be relative, stay inside the tree when resolved

@@ -150,6 +150,7 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
             unpacked_size: packed.content_bytes,
         },
         assets,
+        deploy: cfg.deploy.clone(),
         provenance: manifest::Provenance {
             revision: revision(cfg, opts),
             source_date_epoch: opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME),

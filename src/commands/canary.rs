@@ -1,5 +1,6 @@
-//! Running a canary check: a shell command in a process group of its own,
-//! ended as a whole on a timeout, on a signal, and when it exits.
+//! Running a canary check or a deploy hook: a shell command in a process
+//! group of its own, ended as a whole on a timeout, on a signal, and when
+//! it exits.
 //!
 //! `sh -c CMD` starts as the leader of a new process group, so everything it
 //! starts (unless it leaves the group on purpose, as a daemon does) is
@@ -21,6 +22,7 @@
 //! `git rev-parse`, the only one that starts a process).
 
 use std::io;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -129,23 +131,44 @@ pub enum Ended {
     Interrupted(libc::c_int),
 }
 
+/// A shell command to run as a check or a deploy hook.
+pub struct Job<'a> {
+    pub cmd: &'a str,
+    /// What it is, for messages: `canary check`, `pre_activate hook`.
+    pub label: &'a str,
+    /// Where it runs [default: verbatim's own working directory].
+    pub cwd: Option<&'a Path>,
+    pub vars: &'a [(&'a str, &'a str)],
+    pub timeout: Duration,
+}
+
 /// Runs `sh -c cmd` with `vars` set, stdin closed and stdout sent to stderr
 /// (stdout carries results only), for at most `timeout`, in a process group
-/// of its own that is ended when the check ends, however it ends.
-pub fn run(cmd: &str, vars: &[(&str, &str)], timeout: Duration, printer: &Printer) -> Ended {
+/// of its own that is ended when the job ends, however it ends.
+pub fn run(job: &Job<'_>, printer: &Printer) -> Ended {
+    let Job {
+        cmd,
+        label,
+        timeout,
+        ..
+    } = *job;
     if let Some(sig) = caught() {
         return Ended::Interrupted(sig);
     }
     printer.note(format!(
-        "running canary check (up to {}s): {cmd}",
+        "running {label} (up to {}s): {cmd}",
         timeout.as_secs_f64().ceil()
     ));
     let spawned = {
         use std::os::unix::process::CommandExt;
-        Command::new("sh")
+        let mut command = Command::new("sh");
+        if let Some(dir) = job.cwd {
+            command.current_dir(dir);
+        }
+        command
             .arg("-c")
             .arg(cmd)
-            .envs(vars.iter().copied())
+            .envs(job.vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::from(io::stderr()))
             .process_group(0)
@@ -163,7 +186,7 @@ pub fn run(cmd: &str, vars: &[(&str, &str)], timeout: Duration, printer: &Printe
     let started = Instant::now();
     let ended = loop {
         if let Some(sig) = caught() {
-            printer.warn(format!("{}: stopping the canary check", signal_name(sig)));
+            printer.warn(format!("{}: stopping the {label}", signal_name(sig)));
             break Ended::Interrupted(sig);
         }
         // Watch for the exit without reaping: the leader's pid is the
@@ -181,7 +204,7 @@ pub fn run(cmd: &str, vars: &[(&str, &str)], timeout: Duration, printer: &Printe
         }
     };
     let took = started.elapsed().as_secs_f64();
-    let status = end_group(&mut child, pgid, printer);
+    let status = end_group(&mut child, pgid, label, printer);
     match (ended, status) {
         (Ended::Passed(_), Some(s)) if s.success() => {
             Ended::Passed(format!("`{cmd}` exited 0 after {took:.1}s"))
@@ -225,6 +248,7 @@ fn has_exited(pid: libc::pid_t) -> io::Result<bool> {
 fn end_group(
     leader: &mut Child,
     pgid: libc::pid_t,
+    label: &str,
     printer: &Printer,
 ) -> Option<std::process::ExitStatus> {
     // The leader is not reaped yet (see `run`), so its pid, the group's id,
@@ -239,7 +263,7 @@ fn end_group(
         }
         if !killed && start.elapsed() >= GRACE {
             printer.warn(format!(
-                "the canary check's processes outlived SIGTERM by {}s; sending SIGKILL",
+                "the {label}'s processes outlived SIGTERM by {}s; sending SIGKILL",
                 GRACE.as_secs()
             ));
             signal_group(pgid, libc::SIGKILL);
@@ -254,7 +278,7 @@ fn end_group(
                 }
             };
             printer.warn(format!(
-                "process group {pgid} of the canary check still has processes after SIGKILL (in uninterruptible sleep?); not waiting for them"
+                "process group {pgid} of the {label} still has processes after SIGKILL (in uninterruptible sleep?); not waiting for them"
             ));
             return status;
         }

@@ -77,46 +77,7 @@ fn fetch(
     let mut result = "present";
     if !fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
         result = "fetched";
-        let key = Key::new(manifest.artifact.key.clone())?;
-        let object = store.get(&key)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".download-")
-            .tempfile_in(releases)
-            .with_context(|| format!("creating a temp file in {}", releases.display()))?;
-        let bar = printer.bytes_bar(manifest.artifact.size, "fetching");
-        let mut w = HashingWriter::new(BufWriter::new(tmp));
-        // One byte past the recorded size is enough to know it is wrong.
-        let limited = object.reader.take(manifest.artifact.size.saturating_add(1));
-        io::copy(&mut bar.wrap_read(limited), &mut w)
-            .with_context(|| format!("downloading {key}"))?;
-        bar.finish_and_clear();
-        let (buf, digest, size) = w.finish();
-        if digest.hex() != manifest.artifact.sha256 || size != manifest.artifact.size {
-            return Err(IntegrityError(format!(
-                "{key}: downloaded {size} bytes hashing to {digest}, but manifest {id} says {} bytes, sha256:{}; the store copy is corrupt or was tampered with",
-                manifest.artifact.size, manifest.artifact.sha256
-            ))
-            .into());
-        }
-        let tmp = buf.into_inner().map_err(|e| e.into_error())?;
-        let staging = tempfile::Builder::new()
-            .prefix(".unpack-")
-            .tempdir_in(releases)
-            .with_context(|| format!("creating a temp dir in {}", releases.display()))?;
-        let file = tmp.reopen()?;
-        let limits = unpack::Limits {
-            entries: manifest.artifact.entries,
-            bytes: manifest.artifact.unpacked_size,
-        };
-        let n =
-            unpack::unpack(io::BufReader::new(file), staging.path(), limits).map_err(
-                |e| match e {
-                    unpack::UnpackError::Refused { .. } => {
-                        anyhow::Error::new(IntegrityError(format!("{key}: {e}")))
-                    }
-                    other => anyhow::Error::new(other),
-                },
-            )?;
+        let (staging, entries) = stage(store, id, manifest, releases, printer)?;
         let staged = staging.keep();
         if let Err(e) = fs::rename(&staged, &dest) {
             let _ = fs::remove_dir_all(&staged);
@@ -127,7 +88,8 @@ fn fetch(
             // Another fetch finished first; its copy is as good as ours.
         }
         printer.note(format!(
-            "unpacked {n} entries of {id} into {}",
+            "unpacked {} entries of {id} into {}",
+            entries.len(),
             dest.display()
         ));
     }
@@ -139,4 +101,72 @@ fn fetch(
         printer.note(format!("{id} is already in {}", dest.display()));
     }
     Ok((dest, result))
+}
+
+/// Downloads the artifact of `manifest` (`id`) into a temp file in `dir`,
+/// hashing as it streams, and unpacks it, once verified, into a temp
+/// directory there (`.download-*`, `.unpack-*`: what a crash leaves behind
+/// carries those names). Returns the directory and what it holds.
+pub(super) fn stage(
+    store: &dyn Store,
+    id: &Digest,
+    manifest: &Manifest,
+    dir: &Path,
+    printer: &Printer,
+) -> Result<(tempfile::TempDir, Vec<unpack::Entry>)> {
+    let key = Key::new(manifest.artifact.key.clone())?;
+    let object = store.get(&key)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    let bar = printer.bytes_bar(manifest.artifact.size, "fetching");
+    let mut w = HashingWriter::new(BufWriter::new(tmp));
+    // One byte past the recorded size is enough to know it is wrong.
+    let limited = Interruptible(object.reader.take(manifest.artifact.size.saturating_add(1)));
+    io::copy(&mut bar.wrap_read(limited), &mut w).with_context(|| format!("downloading {key}"))?;
+    bar.finish_and_clear();
+    let (buf, digest, size) = w.finish();
+    if digest.hex() != manifest.artifact.sha256 || size != manifest.artifact.size {
+        return Err(IntegrityError(format!(
+            "{key}: downloaded {size} bytes hashing to {digest}, but manifest {id} says {} bytes, sha256:{}; the store copy is corrupt or was tampered with",
+            manifest.artifact.size, manifest.artifact.sha256
+        ))
+        .into());
+    }
+    let tmp = buf.into_inner().map_err(|e| e.into_error())?;
+    let staging = tempfile::Builder::new()
+        .prefix(".unpack-")
+        .tempdir_in(dir)
+        .with_context(|| format!("creating a temp dir in {}", dir.display()))?;
+    let file = Interruptible(tmp.reopen()?);
+    let limits = unpack::Limits {
+        entries: manifest.artifact.entries,
+        bytes: manifest.artifact.unpacked_size,
+    };
+    let entries =
+        unpack::unpack(io::BufReader::new(file), staging.path(), limits).map_err(|e| match e {
+            unpack::UnpackError::Refused { .. } => {
+                anyhow::Error::new(IntegrityError(format!("{key}: {e}")))
+            }
+            other => anyhow::Error::new(other),
+        })?;
+    Ok((staging, entries))
+}
+
+/// A reader that fails once SIGINT, SIGTERM or SIGHUP was caught (while a
+/// deploy or agent has its handlers installed), so a long download or
+/// unpack is abandoned, its temp files removed, rather than finished.
+struct Interruptible<R>(R);
+
+impl<R: Read> Read for Interruptible<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(sig) = super::canary::caught() {
+            return Err(io::Error::other(format!(
+                "stopped by {}",
+                super::canary::signal_name(sig)
+            )));
+        }
+        self.0.read(buf)
+    }
 }

@@ -4,9 +4,11 @@
 //! and the `store`, and print through [`Printer`]. Their `--json` output types
 //! are defined beside them and are a stable, documented API.
 
+mod agent;
 mod assets;
 mod build;
 mod canary;
+mod deploy;
 mod diff;
 mod export;
 mod fetch;
@@ -44,6 +46,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => status::run_status(g, a, &printer),
         Command::History(a) => status::run_history(g, a, &printer),
         Command::Fetch(a) => fetch::run(g, a, &printer),
+        Command::Deploy(a) => deploy::run(g, a, &printer),
+        Command::Agent(a) => agent::run(g, a, &printer),
         Command::Diff(a) => diff::run(g, a, &printer),
         Command::Export(a) => export::run(g, a, &printer),
         Command::Policy(a) => policy::run(g, a, &printer),

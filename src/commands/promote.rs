@@ -160,7 +160,16 @@ fn finish_check(
             previous.as_deref().unwrap_or(""),
         ),
     ];
-    let ended = canary::run(&check.cmd, &vars, left, printer);
+    let ended = canary::run(
+        &canary::Job {
+            cmd: &check.cmd,
+            label: "canary check",
+            cwd: None,
+            vars: &vars,
+            timeout: left,
+        },
+        printer,
+    );
     let (outcome, detail) = match &ended {
         Ended::Passed(d) => (Outcome::Passed, d.clone()),
         Ended::Failed(why) => (Outcome::Failed, why.clone()),

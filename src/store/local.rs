@@ -171,7 +171,14 @@ impl LocalStore {
         }
     }
 
-    fn replace_if_match(&self, key: &Key, body: Body<'_>, expected: &ETag) -> Result<PutOutcome> {
+    /// Replaces `key` if its ETag is `expected`, or whatever it holds when
+    /// `expected` is `None`.
+    fn replace_if_match(
+        &self,
+        key: &Key,
+        body: Body<'_>,
+        expected: Option<&ETag>,
+    ) -> Result<PutOutcome> {
         let lock_dir = self
             .dir(Path::new(".locks"), true)
             .map_err(fs_err("creating the lock dir for", key))?
@@ -180,9 +187,11 @@ impl LocalStore {
         let lock = safe_fs::open_lock(&lock_dir.join(lock_name)).map_err(fs_err("locking", key))?;
         lock.lock().map_err(io_err("locking", key))?;
         let dest = self.path(key, true)?.expect("created");
-        match self.head(key)? {
-            Some(current) if current.etag == *expected => {}
-            _ => return Err(StoreError::PreconditionFailed { key: key.clone() }),
+        if let Some(expected) = expected {
+            match self.head(key)? {
+                Some(current) if current.etag == *expected => {}
+                _ => return Err(StoreError::PreconditionFailed { key: key.clone() }),
+            }
         }
         let tmp = self.stage(key, &body)?;
         // rename(2) replaces whatever is at `dest`, never following it.
@@ -235,7 +244,8 @@ impl Store for LocalStore {
     fn put(&self, key: &Key, body: Body<'_>, mode: PutMode, _: &PutOptions) -> Result<PutOutcome> {
         match mode {
             PutMode::CreateOnly => self.create_only(key, body),
-            PutMode::ReplaceIfMatch(etag) => self.replace_if_match(key, body, &etag),
+            PutMode::ReplaceIfMatch(etag) => self.replace_if_match(key, body, Some(&etag)),
+            PutMode::Overwrite => self.replace_if_match(key, body, None),
         }
     }
 
@@ -358,6 +368,9 @@ impl Store for LocalStore {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // Readable by the app and other users, whatever the umask.
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

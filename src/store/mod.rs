@@ -3,7 +3,8 @@
 //! Everything verbatim persists goes through [`Store`]: immutable objects are
 //! written with [`PutMode::CreateOnly`] (the same bytes again is a no-op,
 //! different bytes an error, never an overwrite) and environment pointers with
-//! [`PutMode::ReplaceIfMatch`] (compare-and-swap). Nothing outside this module
+//! [`PutMode::ReplaceIfMatch`] (compare-and-swap); a host's own report with
+//! [`PutMode::Overwrite`]. Nothing outside this module
 //! touches the store's files or the network. The same conformance suite
 //! (`tests/it/store_conformance.rs`) runs against every implementation.
 
@@ -73,6 +74,9 @@ pub enum PutMode {
     /// Replace the key only if its current ETag is this one; otherwise fail
     /// with [`StoreError::PreconditionFailed`].
     ReplaceIfMatch(ETag),
+    /// Write the key whatever is there: only for keys one writer owns (a
+    /// host's own report), never for immutable objects or pointers.
+    Overwrite,
 }
 
 /// What to write.

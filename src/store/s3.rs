@@ -354,6 +354,7 @@ impl S3Store {
                 req = match &mode {
                     PutMode::CreateOnly => req.if_none_match("*"),
                     PutMode::ReplaceIfMatch(etag) => req.if_match(self.if_match(etag)),
+                    PutMode::Overwrite => req,
                 };
             }
             // The payload is covered by the sha256 checksum the server
@@ -371,7 +372,7 @@ impl S3Store {
                 Err(e) if is_precondition_failed(&e) || is_not_found(&e) => {
                     return match mode {
                         PutMode::CreateOnly => self.same_as_existing(key, &body).await,
-                        PutMode::ReplaceIfMatch(_) => {
+                        PutMode::ReplaceIfMatch(_) | PutMode::Overwrite => {
                             Err(StoreError::PreconditionFailed { key: key.clone() })
                         }
                     };

@@ -366,6 +366,7 @@ pub fn store_release_with(p: &Project, tar_gz: &[u8], edit: impl FnOnce(&mut Man
             unpacked_size: 1 << 20,
         },
         assets: Default::default(),
+        deploy: None,
         provenance: manifest::Provenance {
             revision: None,
             source_date_epoch: 0,

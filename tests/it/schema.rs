@@ -90,7 +90,21 @@ fn the_schema_rejects_what_the_code_rejects() {
     assert!(check(&v).is_ok());
     assert!(verbatim::manifest::Manifest::parse(v.to_string().as_bytes()).is_ok());
     type Edit = fn(&mut serde_json::Value);
-    let bad: [(&str, Edit); 6] = [
+    let deploy = serde_json::json!({"check_timeout": 30, "hook_timeout": 600, "keep": 5});
+    v["deploy"] = deploy;
+    assert!(check(&v).is_ok());
+    assert!(verbatim::manifest::Manifest::parse(v.to_string().as_bytes()).is_ok());
+    let bad: [(&str, Edit); 10] = [
+        ("a `..` shared path", |v| {
+            v["deploy"]["shared"] = serde_json::json!(["../etc"])
+        }),
+        ("keep 0", |v| v["deploy"]["keep"] = 0.into()),
+        ("an ESC in a hook", |v| {
+            v["deploy"]["hooks"] = serde_json::json!({"check": "curl \u{1b}[2J"})
+        }),
+        ("an unknown hook", |v| {
+            v["deploy"]["hooks"] = serde_json::json!({"pre_deploy": "true"})
+        }),
         ("a `..` key", |v| {
             v["assets"]["css/a.css"]["key"] = "assets/../../etc/passwd".into()
         }),

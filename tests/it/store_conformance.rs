@@ -35,6 +35,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("list_by_prefix", list_by_prefix),
     ("compare_and_swap", compare_and_swap),
     (
+        "overwrite_replaces_whatever_is_there",
+        overwrite_replaces_whatever_is_there,
+    ),
+    (
         "concurrent_creates_have_one_winner",
         concurrent_creates_have_one_winner,
     ),
@@ -191,6 +195,16 @@ fn compare_and_swap(store: &dyn Store) {
     );
     put(store, "envs/dev.json", b"v3", PutMode::ReplaceIfMatch(e2)).unwrap();
     assert_eq!(read(store, "envs/dev.json"), b"v3");
+}
+
+fn overwrite_replaces_whatever_is_there(store: &dyn Store) {
+    let k = "envs/dev/hosts/web-1.json";
+    put(store, k, b"first", PutMode::Overwrite).unwrap();
+    assert_eq!(read(store, k), b"first");
+    put(store, k, b"second report", PutMode::Overwrite).unwrap();
+    assert_eq!(read(store, k), b"second report");
+    let meta = store.head(&key(k)).unwrap().unwrap();
+    assert_eq!(meta.size, 13);
 }
 
 fn concurrent_creates_have_one_winner(store: &dyn Store) {

@@ -1,0 +1,523 @@
+//! A host's deploy root, on disk: what `deploy` and `agent` read and write.
+//!
+//! ```text
+//! DIR/releases/<hex>/        one verified, unpacked release each (the rename is the "finished" mark)
+//! DIR/releases/<hex>.json    its manifest
+//! DIR/current -> releases/<hex>   flipped by renaming a new link over it, never removed first
+//! DIR/shared/                paths that survive releases, linked into each one
+//! DIR/.verbatim/lock         the host lock (flock), holding the holder's pid
+//! DIR/.verbatim/history.jsonl     one line per deploy attempt, appended
+//! DIR/.verbatim/releases/<hex>.json   each release's files as unpacked, to re-check it
+//! ```
+//!
+//! Every change is made so that a crash (kill -9) at any point leaves
+//! `current` naming a complete release: a release is unpacked under a
+//! temp name and renamed into place whole; `current` moves by `rename`;
+//! deletions go through a rename to `.trash-*` first. What a crash leaves
+//! behind carries a temp name and is removed by [`Root::cleanup`].
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::safe_fs;
+use crate::unpack::{Entry, EntryKind};
+
+/// The link the app is served from.
+pub const CURRENT: &str = "current";
+const CURRENT_TMP: &str = "current.tmp";
+pub const RELEASES: &str = "releases";
+pub const SHARED: &str = "shared";
+const STATE: &str = ".verbatim";
+const HISTORY: &str = "history.jsonl";
+/// Temp names in `releases/`: what a crash leaves behind.
+const TEMP_PREFIXES: [&str; 3] = [".download-", ".unpack-", ".trash-"];
+
+/// Another process holds the lock and we were asked not to wait.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Busy(pub String);
+
+/// A host's deploy root, locked for as long as the value lives.
+pub struct Root {
+    dir: PathBuf,
+    _lock: File,
+}
+
+/// How a deploy attempt ended, as the host history records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// `current` names the manifest and its check passed.
+    Activated,
+    /// A hook failed; `current` was left as it was or flipped back.
+    Failed,
+}
+
+/// One line of `.verbatim/history.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEvent {
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// The manifest deployed (or attempted).
+    pub manifest: String,
+    pub outcome: Outcome,
+    /// What `current` names after the attempt.
+    pub current: Option<String>,
+    /// The environment followed, and the event of its pointer.
+    pub env: Option<String>,
+    pub seq: Option<u64>,
+    pub detail: Option<String>,
+}
+
+/// What a release directory holds, as unpacked (`.verbatim/releases/<hex>.json`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    manifest: String,
+    entries: Vec<Entry>,
+}
+
+/// Opens `path` for writing without following a symlink at its end.
+fn open_nofollow(opts: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    opts.custom_flags(libc::O_NOFOLLOW).open(path)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Root {
+    /// Creates the layout under `dir` where missing and takes the host lock:
+    /// waits for it (saying who holds it through `waiting`), or with
+    /// `wait == false` fails with [`Busy`].
+    /// While it waits, `stop` is asked every 100 ms whether to give up.
+    pub fn lock(
+        dir: &Path,
+        wait: bool,
+        waiting: impl Fn(&str),
+        stop: impl Fn() -> bool,
+    ) -> anyhow::Result<Root> {
+        let dir = layout(dir)?;
+        let lock = hold(&dir.join(STATE).join("lock"), wait, waiting, stop)?;
+        Ok(Root { dir, _lock: lock })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn releases(&self) -> PathBuf {
+        self.dir.join(RELEASES)
+    }
+
+    pub fn release_dir(&self, id: &Digest) -> PathBuf {
+        self.releases().join(id.hex())
+    }
+
+    /// The manifest kept beside a release.
+    pub fn manifest_path(&self, id: &Digest) -> PathBuf {
+        self.releases().join(format!("{}.json", id.hex()))
+    }
+
+    fn record_path(&self, id: &Digest) -> PathBuf {
+        self.dir
+            .join(STATE)
+            .join(RELEASES)
+            .join(format!("{}.json", id.hex()))
+    }
+
+    /// Removes what an interrupted deploy left: temp downloads, unpacks,
+    /// half-deleted releases and a `current.tmp` link. Returns their names.
+    pub fn cleanup(&self) -> io::Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for dirent in fs::read_dir(self.releases())? {
+            let dirent = dirent?;
+            let name = dirent.file_name().to_string_lossy().into_owned();
+            if TEMP_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                remove_any(&dirent.path())?;
+                removed.push(format!("{RELEASES}/{name}"));
+            }
+        }
+        match fs::remove_file(self.dir.join(CURRENT_TMP)) {
+            Ok(()) => removed.push(CURRENT_TMP.into()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(removed)
+    }
+
+    /// The release `current` names, `None` when there is no `current`. A
+    /// `current` verbatim did not make (a directory, a link elsewhere) is an
+    /// error saying so.
+    pub fn current(&self) -> Result<Option<Digest>, String> {
+        let path = self.dir.join(CURRENT);
+        let target = match fs::read_link(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(_) => {
+                return Err(format!(
+                    "{} is not a symlink: verbatim flips `current` by renaming a new link over it; move it away first",
+                    path.display()
+                ))
+            }
+        };
+        target
+            .to_str()
+            .and_then(|t| t.strip_prefix("releases/"))
+            .and_then(Digest::from_hex)
+            .filter(|d| target.to_str() == Some(&format!("releases/{}", d.hex())))
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "{} points at {}, not at releases/<manifest-hex>: it was not made by verbatim; remove it, or point it at a release verbatim deployed",
+                    path.display(),
+                    target.display()
+                )
+            })
+    }
+
+    /// Points `current` at `id`'s release (or removes it, for `None`): a new
+    /// link renamed over the old one, so there is never a moment without
+    /// one; then the root is synced.
+    pub fn flip(&self, id: Option<&Digest>) -> io::Result<()> {
+        let current = self.dir.join(CURRENT);
+        match id {
+            Some(id) => {
+                let tmp = self.dir.join(CURRENT_TMP);
+                match fs::remove_file(&tmp) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+                std::os::unix::fs::symlink(format!("{RELEASES}/{}", id.hex()), &tmp)?;
+                fs::rename(&tmp, &current)?;
+            }
+            None => match fs::remove_file(&current) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            },
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Writes what `staged` (a release about to be renamed into place)
+    /// holds, for [`Root::modified`] to check it against later.
+    pub fn write_record(&self, id: &Digest, entries: Vec<Entry>) -> io::Result<()> {
+        let record = Record {
+            manifest: id.to_string(),
+            entries,
+        };
+        let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
+        crate::store::local::write_atomic(&self.record_path(id), &bytes)
+    }
+
+    /// Why `id`'s release no longer holds what was unpacked, `None` when it
+    /// does. Only what the artifact held is checked (paths at or under a
+    /// shared path aside): files the app writes beside it, like
+    /// `__pycache__`, do not count.
+    pub fn modified(&self, id: &Digest, shared: &[String]) -> Option<String> {
+        let record: Record = match fs::read(self.record_path(id)) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(r) => r,
+                Err(e) => return Some(format!("its file record is unreadable ({e})")),
+            },
+            Err(e) => return Some(format!("it has no file record ({e})")),
+        };
+        let dir = self.release_dir(id);
+        let under_shared = |path: &str| {
+            shared
+                .iter()
+                .any(|s| path == s || path.starts_with(&format!("{s}/")))
+        };
+        let entries: Vec<&Entry> = record
+            .entries
+            .iter()
+            .filter(|e| !under_shared(&e.path))
+            .collect();
+        let problems = crate::par::map(&entries, crate::par::threads(), |e| {
+            check_entry(&dir, e)
+                .err()
+                .map(|why| format!("{}: {why}", e.path))
+        });
+        problems.into_iter().flatten().next()
+    }
+
+    /// Links every shared path of `release` (a directory under
+    /// `releases/`) to `DIR/shared/<path>` with a relative symlink. A
+    /// shared path missing from `shared/` is seeded with what the release
+    /// holds there, else created as an empty directory.
+    pub fn link_shared(&self, release: &Path, shared: &[String]) -> io::Result<()> {
+        for path in shared {
+            let target = self.dir.join(SHARED).join(path);
+            let inside = release.join(path);
+            let parent = Path::new(path).parent().unwrap_or(Path::new(""));
+            let depth = Path::new(path).components().count() + 1;
+            let link = format!("{}{SHARED}/{path}", "../".repeat(depth));
+            if fs::read_link(&inside).is_ok_and(|t| t == Path::new(&link)) {
+                continue;
+            }
+            safe_fs::create_dirs(release, parent)?;
+            if fs::symlink_metadata(&target).is_err() {
+                if let Some(p) = target.parent() {
+                    fs::create_dir_all(p)?;
+                }
+                match fs::symlink_metadata(&inside) {
+                    Ok(m) if !m.file_type().is_symlink() => fs::rename(&inside, &target)?,
+                    _ => fs::create_dir_all(&target)?,
+                }
+            }
+            if fs::symlink_metadata(&inside).is_ok() {
+                remove_any(&inside)?;
+            }
+            std::os::unix::fs::symlink(&link, &inside)?;
+        }
+        Ok(())
+    }
+
+    /// The host history, oldest first. A last line cut short by a crash is
+    /// skipped; so is any other line that does not parse, with its number
+    /// handed to `bad_line`.
+    pub fn history(&self, bad_line: impl Fn(usize)) -> io::Result<Vec<HostEvent>> {
+        let file = match File::open(self.dir.join(STATE).join(HISTORY)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        let mut reader = io::BufReader::new(file);
+        let mut line = String::new();
+        let mut n = 0;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(out);
+            }
+            n += 1;
+            match serde_json::from_str(&line) {
+                Ok(e) => out.push(e),
+                Err(_) if !line.ends_with('\n') => return Ok(out), // torn by a crash
+                Err(_) => bad_line(n),
+            }
+        }
+    }
+
+    /// Appends one event to the host history and syncs it.
+    pub fn append(&self, event: &HostEvent) -> io::Result<()> {
+        let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
+        line.push(b'\n');
+        let path = self.dir.join(STATE).join(HISTORY);
+        let mut file = open_nofollow(OpenOptions::new().append(true).create(true), &path)?;
+        // A line torn by a crash would otherwise glue onto this one.
+        if file.metadata()?.len() > 0 && !ends_with_newline(&path)? {
+            file.write_all(b"\n")?;
+        }
+        file.write_all(&line)?;
+        file.sync_data()
+    }
+
+    /// The release `current` named before it named `current` (per the
+    /// history), if it is still on disk.
+    pub fn previous(&self, history: &[HostEvent], current: Option<&Digest>) -> Option<Digest> {
+        let now = current.map(Digest::to_string);
+        history
+            .iter()
+            .rev()
+            .filter_map(|e| e.current.as_ref())
+            .find(|c| Some(*c) != now.as_ref())
+            .and_then(|c| c.parse::<Digest>().ok())
+            .filter(|d| self.release_dir(d).is_dir())
+    }
+
+    /// Removes every release but the newest `keep` that went live (by the
+    /// history, never by mtime) and `keep_too` (current and previous).
+    /// Failed releases do not count. Returns the manifests removed.
+    pub fn prune(
+        &self,
+        history: &[HostEvent],
+        keep: usize,
+        keep_too: &[Digest],
+    ) -> io::Result<Vec<Digest>> {
+        let mut kept: BTreeSet<Digest> = keep_too.iter().copied().collect();
+        let mut live = BTreeSet::new();
+        for e in history.iter().rev() {
+            if live.len() >= keep {
+                break;
+            }
+            if e.outcome == Outcome::Activated {
+                if let Ok(d) = e.manifest.parse::<Digest>() {
+                    live.insert(d);
+                }
+            }
+        }
+        kept.extend(live);
+        let mut removed = Vec::new();
+        for dirent in fs::read_dir(self.releases())? {
+            let name = dirent?.file_name().to_string_lossy().into_owned();
+            let hex = name.strip_suffix(".json").unwrap_or(&name);
+            let Some(id) = Digest::from_hex(hex).filter(|d| d.hex() == hex) else {
+                continue; // not ours
+            };
+            if kept.contains(&id) {
+                continue;
+            }
+            if hex == name {
+                // Out of sight first: a crash leaves a `.trash-*` to clean.
+                let trash = self.releases().join(format!(".trash-{hex}"));
+                fs::rename(self.release_dir(&id), &trash)?;
+                remove_any(&trash)?;
+                removed.push(id);
+            } else {
+                fs::remove_file(self.releases().join(&name))?;
+                match fs::remove_file(self.record_path(&id)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
+    /// Moves a release found modified out of the way (and removes it).
+    pub fn discard(&self, id: &Digest) -> io::Result<()> {
+        let trash = self.releases().join(format!(".trash-{}", id.hex()));
+        fs::rename(self.release_dir(id), &trash)?;
+        remove_any(&trash)
+    }
+}
+
+/// Creates the layout under `dir` where missing; returns `dir` absolute.
+fn layout(dir: &Path) -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    let dir = std::path::absolute(dir)
+        .with_context(|| format!("resolving the deploy root {}", dir.display()))?;
+    fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the deploy root {}", dir.display()))?;
+    for sub in [STATE, RELEASES, ".verbatim/releases"] {
+        safe_fs::create_dirs(&dir, Path::new(sub))
+            .with_context(|| format!("creating {}", dir.join(sub).display()))?;
+    }
+    // `shared` may be a link to a volume: only created when missing.
+    if fs::metadata(dir.join(SHARED)).is_err() {
+        fs::create_dir_all(dir.join(SHARED))
+            .with_context(|| format!("creating {}", dir.join(SHARED).display()))?;
+    }
+    Ok(dir)
+}
+
+/// The agent's lock on `dir`, held for as long as it runs: a second agent
+/// on the same root fails with [`Busy`].
+pub fn agent_lock(dir: &Path) -> anyhow::Result<File> {
+    let dir = layout(dir)?;
+    hold(&dir.join(STATE).join("agent.lock"), false, |_| {}, || true)
+}
+
+/// Takes an exclusive `flock` on `path`, writing our pid into it.
+fn hold(
+    path: &Path,
+    wait: bool,
+    waiting: impl Fn(&str),
+    stop: impl Fn() -> bool,
+) -> anyhow::Result<File> {
+    use anyhow::Context;
+    let mut lock =
+        safe_fs::open_lock(path).with_context(|| format!("opening the lock {}", path.display()))?;
+    let mut said = false;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = holder(path);
+                let busy = Busy(format!(
+                    "{} is held by {holder}: another deploy or agent is at work on this root",
+                    path.display()
+                ));
+                if !wait || stop() {
+                    return Err(busy.into());
+                }
+                if !said {
+                    waiting(&format!(
+                        "waiting for {holder} to release {}",
+                        path.display()
+                    ));
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+    // Say who holds it, for the next one to wait.
+    lock.set_len(0)?;
+    writeln!(lock, "{}", std::process::id())?;
+    Ok(lock)
+}
+
+/// Who holds a lock file: `pid N` as it wrote, else `another process`.
+fn holder(path: &Path) -> String {
+    let mut text = String::new();
+    let _ = safe_fs::open_regular(path).and_then(|mut f| f.read_to_string(&mut text));
+    match text.trim().parse::<u32>() {
+        Ok(pid) => format!("pid {pid}"),
+        Err(_) => "another process".into(),
+    }
+}
+
+fn ends_with_newline(path: &Path) -> io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::End(-1))?;
+    let mut b = [0u8];
+    f.read_exact(&mut b)?;
+    Ok(b[0] == b'\n')
+}
+
+/// Removes a file, a link or a whole directory, never following a link.
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether one recorded entry is still what was unpacked.
+fn check_entry(dir: &Path, e: &Entry) -> Result<(), String> {
+    let path = dir.join(&e.path);
+    let meta = fs::symlink_metadata(&path).map_err(|err| err.to_string())?;
+    match &e.kind {
+        EntryKind::Dir if meta.is_dir() => Ok(()),
+        EntryKind::Dir => Err("no longer a directory".into()),
+        EntryKind::Symlink { target } => match fs::read_link(&path) {
+            Ok(t) if t == Path::new(target) => Ok(()),
+            Ok(t) => Err(format!("links to {} instead of {target}", t.display())),
+            Err(_) => Err("no longer a symlink".into()),
+        },
+        EntryKind::File { sha256, size, exec } => {
+            if !meta.is_file() {
+                return Err("no longer a regular file".into());
+            }
+            if meta.len() != *size {
+                return Err(format!("{} bytes instead of {size}", meta.len()));
+            }
+            if (meta.permissions().mode() & 0o100 != 0) != *exec {
+                return Err("its executable bit changed".into());
+            }
+            let file = safe_fs::open_regular(&path).map_err(|err| err.to_string())?;
+            let (digest, _) = Digest::of_reader(io::BufReader::with_capacity(256 << 10, file))
+                .map_err(|err| err.to_string())?;
+            if digest.hex() != *sha256 {
+                return Err("its content changed".into());
+            }
+            Ok(())
+        }
+    }
+}

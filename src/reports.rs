@@ -1,0 +1,152 @@
+//! Hosts report back: `envs/<env>/hosts/<host-id>.json`, each overwritten
+//! by its own host after every deploy attempt. Reports never move a
+//! pointer; `status` counts them and `promote --wait-hosts` waits on them.
+//! Pure: no I/O.
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "verbatim.host/v1";
+
+/// The most bytes a report may have; a bigger one is not read.
+pub const MAX_BYTES: u64 = 64 << 10;
+
+/// Where a host stands with the manifest its report names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Fetching, unpacking or running hooks.
+    Deploying,
+    /// `current` names the manifest and its check passed.
+    Active,
+    /// A hook or the check failed; the host runs `running`.
+    Failed,
+}
+
+/// One host's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    pub schema: String,
+    pub env: String,
+    pub host: String,
+    /// The manifest the report is about: the one deployed, or attempted.
+    pub manifest: String,
+    /// The event of the environment's pointer the host followed; `None`
+    /// when it was deployed by manifest or flipped back by hand.
+    pub seq: Option<u64>,
+    pub state: State,
+    /// What the host's `current` names now.
+    pub running: Option<String>,
+    /// The check hook's outcome, or why the attempt failed.
+    pub detail: Option<String>,
+    /// RFC 3339, UTC, by the host's clock.
+    pub time: String,
+    /// `verbatim <version>` on the host.
+    pub tool: String,
+}
+
+impl Report {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        crate::environments::canonical(self)
+    }
+}
+
+pub fn hosts_prefix(env: &str) -> String {
+    format!("envs/{env}/hosts/")
+}
+
+pub fn report_key(env: &str, host: &str) -> String {
+    format!("{}{host}.json", hosts_prefix(env))
+}
+
+/// A host id becomes a store key: letters, digits, `.`, `_`, `-`, at most
+/// 64, not starting with `.` or `-`.
+pub fn check_host_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with(['.', '-'])
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "host id `{}` is not usable: use letters, digits, `.`, `_` and `-` (at most 64, not starting with `.` or `-`)",
+            crate::output::escape(id)
+        ))
+    }
+}
+
+/// How the hosts stand with one move of an environment, for
+/// `promote --wait-hosts`: reports about `manifest` that followed event
+/// `seq` or a later one.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Hosts that run it, checked.
+    pub active: Vec<String>,
+    /// Hosts whose deploy of it failed, each with why.
+    pub failed: Vec<(String, String)>,
+}
+
+pub fn tally(reports: &[Report], manifest: &str, seq: u64) -> Tally {
+    let mut t = Tally::default();
+    for r in reports {
+        if r.manifest != manifest || r.seq.is_none_or(|s| s < seq) {
+            continue;
+        }
+        match r.state {
+            State::Active => t.active.push(r.host.clone()),
+            State::Failed => t
+                .failed
+                .push((r.host.clone(), r.detail.clone().unwrap_or_default())),
+            State::Deploying => {}
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(host: &str, manifest: &str, seq: Option<u64>, state: State) -> Report {
+        Report {
+            schema: SCHEMA.into(),
+            env: "prod".into(),
+            host: host.into(),
+            manifest: manifest.into(),
+            seq,
+            state,
+            running: Some(manifest.into()),
+            detail: Some("why".into()),
+            time: "2026-11-29T00:00:00Z".into(),
+            tool: "verbatim 0".into(),
+        }
+    }
+
+    #[test]
+    fn tally_counts_reports_of_this_move_only() {
+        let reports = [
+            report("a", "m2", Some(7), State::Active),
+            report("b", "m2", Some(6), State::Active), // an older move of m2
+            report("c", "m2", None, State::Active),    // by hand
+            report("d", "m1", Some(7), State::Active), // another manifest
+            report("e", "m2", Some(8), State::Failed),
+            report("f", "m2", Some(7), State::Deploying),
+        ];
+        let t = tally(&reports, "m2", 7);
+        assert_eq!(t.active, ["a"]);
+        assert_eq!(t.failed, [("e".to_owned(), "why".to_owned())]);
+    }
+
+    #[test]
+    fn host_ids() {
+        for ok in ["web-1", "ip-10-0-0-1.ec2.internal", "A_b"] {
+            assert!(check_host_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a b", "é", &"x".repeat(65)] {
+            assert!(check_host_id(bad).is_err(), "{bad}");
+        }
+    }
+}
