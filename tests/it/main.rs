@@ -12,6 +12,7 @@ mod environments;
 mod errors;
 mod export;
 mod hostile;
+mod nginx;
 mod policy;
 mod proxy;
 mod publish;

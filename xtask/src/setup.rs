@@ -1,6 +1,7 @@
 //! Installing what the tests need that the Rust toolchain does not bring:
 //! Chromium (browser test), s3s-fs and Ceph (the S3-compatible servers the
-//! S3 tests start) and awscli (to read object metadata as a third party). Builds are
+//! S3 tests start), nginx (the server the deploy flip is tested under) and
+//! awscli (to read object metadata as a third party). Builds are
 //! cached under `~/.cache/verbatim`, outside the clone; nothing depends on
 //! the cache being there.
 
@@ -69,6 +70,32 @@ pub fn ceph() -> Result {
             "util-linux",
         ],
     )
+}
+
+/// nginx for tests/it/nginx.rs: Debian's package, installed when missing.
+/// The tests start their own nginx on a free loopback port with their own
+/// config and prefix; the service the package starts on port 80 is stopped.
+pub fn nginx() -> Result {
+    if std::env::var_os("VERBATIM_TEST_NGINX").is_some()
+        || Command::new("/usr/sbin/nginx")
+            .arg("-v")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        return Ok(());
+    }
+    if !is_root() {
+        eprintln!("WARNING: nginx is missing and we are not root: the nginx deploy test will fail (apt-get install nginx)");
+        return Ok(());
+    }
+    run("apt-get", &["update", "-q"])?;
+    run(
+        "apt-get",
+        &["install", "-y", "-q", "--no-install-recommends", "nginx"],
+    )?;
+    // Debian's postinst may have started the service; the tests never use it.
+    let _ = run("sh", &["-c", "service nginx stop >/dev/null 2>&1 || true"]);
+    Ok(())
 }
 
 /// Stops the Ceph cluster the tests started (see tests/it/ceph.rs).
