@@ -80,8 +80,12 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
-    /// The shell command (`sh -c`).
-    pub cmd: String,
+    /// The shell command (`sh -c`), for `--check-cmd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<String>,
+    /// How many hosts must report the manifest active, for `--wait-hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<u64>,
     pub timeout_secs: u64,
     /// RFC 3339, UTC: when the check is ended at the latest.
     pub deadline: String,
@@ -394,6 +398,11 @@ pub fn check_event(
                 "is a {} but carries a canary check; only a promote starts one",
                 kind_name(event.kind)
             ));
+        }
+        if check.cmd.is_some() == check.hosts.is_some() {
+            return bad(
+                "check must name either a command (`cmd`) or a number of hosts (`hosts`)".into(),
+            );
         }
         if parse_rfc3339(&check.deadline).is_none() {
             return bad(format!(
@@ -1188,7 +1197,8 @@ mod tests {
     fn checked(seq: u64, from: Option<&str>, to: &str, deadline: u64) -> Event {
         let mut e = ev(seq, from, to);
         e.check = Some(Check {
-            cmd: "./smoke".into(),
+            cmd: Some("./smoke".into()),
+            hosts: None,
             timeout_secs: 60,
             deadline: rfc3339(deadline),
         });

@@ -62,7 +62,12 @@ pub struct MoveJson {
 /// A canary check as `promote --json` reports it.
 #[derive(Debug, Serialize)]
 pub struct CheckJson {
-    pub cmd: String,
+    /// The command of `--check-cmd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<String>,
+    /// The hosts `--wait-hosts` waits for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<u64>,
     pub timeout_secs: u64,
     /// RFC 3339: when it is ended at the latest.
     pub deadline: String,
@@ -100,10 +105,19 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     let store = super::open_store(&cfg)?;
     let reader = Reader::new(store.as_ref(), cfg.concurrency);
     let id = super::resolve_manifest_with(&reader, &args.manifest)?;
-    let check = args.check_cmd.clone().map(|cmd| CheckSpec {
-        cmd,
-        timeout_secs: args.check_timeout,
-    });
+    let check = match (&args.check_cmd, args.wait_hosts) {
+        (Some(cmd), _) => Some(CheckSpec {
+            cmd: Some(cmd.clone()),
+            hosts: None,
+            timeout_secs: args.check_timeout,
+        }),
+        (None, Some(n)) => Some(CheckSpec {
+            cmd: None,
+            hosts: Some(n),
+            timeout_secs: args.wait_timeout.as_secs().max(1),
+        }),
+        (None, None) => None,
+    };
     // From before the move until the check's outcome is recorded, SIGINT,
     // SIGTERM and SIGHUP are only noted: they stop the check, never the
     // rollback that follows.
@@ -160,16 +174,28 @@ fn finish_check(
             previous.as_deref().unwrap_or(""),
         ),
     ];
-    let ended = canary::run(
-        &canary::Job {
-            cmd: &check.cmd,
-            label: "canary check",
-            cwd: None,
-            vars: &vars,
-            timeout: left,
-        },
-        printer,
-    );
+    let ended = match (&check.cmd, check.hosts) {
+        (Some(cmd), _) => canary::run(
+            &canary::Job {
+                cmd,
+                label: "canary check",
+                cwd: None,
+                vars: &vars,
+                timeout: left,
+            },
+            printer,
+        ),
+        (None, Some(n)) => wait_hosts(
+            reader.store(),
+            &env,
+            &manifest,
+            report.seq,
+            n,
+            left,
+            printer,
+        ),
+        (None, None) => Ended::Failed("the check names neither a command nor hosts".into()),
+    };
     let (outcome, detail) = match &ended {
         Ended::Passed(d) => (Outcome::Passed, d.clone()),
         Ended::Failed(why) => (Outcome::Failed, why.clone()),
@@ -256,6 +282,112 @@ fn finish_check(
     }
 }
 
+/// How often `--wait-hosts` reads the hosts' reports.
+const HOSTS_POLL: Duration = Duration::from_secs(1);
+
+/// Waits until `n` hosts report `manifest` active after event `seq`, any
+/// host reports it failed, the time is up, or a signal comes.
+fn wait_hosts(
+    store: &dyn Store,
+    env: &str,
+    manifest: &str,
+    seq: u64,
+    n: u64,
+    left: Duration,
+    printer: &Printer,
+) -> Ended {
+    printer.note(format!(
+        "waiting up to {}s for {n} host(s) to report {manifest} active on {env}",
+        left.as_secs()
+    ));
+    let start = std::time::Instant::now();
+    let mut last = usize::MAX;
+    let mut errors = 0;
+    loop {
+        if let Some(sig) = canary::caught() {
+            return Ended::Interrupted(sig);
+        }
+        match read_reports(store, env, printer) {
+            Ok(reports) => {
+                errors = 0;
+                let t = crate::reports::tally(&reports, manifest, seq);
+                if let Some((host, why)) = t.failed.first() {
+                    return Ended::Failed(format!("host {host} failed to run it: {why}"));
+                }
+                if t.active.len() as u64 >= n {
+                    return Ended::Passed(format!(
+                        "{} host(s) run it after {:.1}s: {}",
+                        t.active.len(),
+                        start.elapsed().as_secs_f64(),
+                        t.active.join(", ")
+                    ));
+                }
+                if t.active.len() != last {
+                    last = t.active.len();
+                    printer.note(format!("{last}/{n} hosts run {manifest}"));
+                }
+                if start.elapsed() >= left {
+                    return Ended::Failed(format!(
+                        "only {}/{n} hosts reported it active within {}s{}",
+                        t.active.len(),
+                        left.as_secs(),
+                        if t.active.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", t.active.join(", "))
+                        }
+                    ));
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                printer.warn(format!("reading the hosts' reports: {e:#}"));
+                if start.elapsed() >= left {
+                    return Ended::Failed(format!(
+                        "the hosts' reports could not be read before the {}s were up: {e:#}",
+                        left.as_secs()
+                    ));
+                }
+            }
+        }
+        std::thread::sleep(
+            HOSTS_POLL.saturating_mul(errors + 1).min(
+                left.saturating_sub(start.elapsed())
+                    .max(Duration::from_millis(10)),
+            ),
+        );
+    }
+}
+
+/// Every readable report under `envs/<env>/hosts/`; one that does not
+/// parse is skipped (said with `--verbose`).
+pub fn read_reports(
+    store: &dyn Store,
+    env: &str,
+    printer: &Printer,
+) -> Result<Vec<crate::reports::Report>> {
+    let mut out = Vec::new();
+    for listed in store.list(&crate::reports::hosts_prefix(env))? {
+        if listed.size > crate::reports::MAX_BYTES {
+            printer.detail(format!(
+                "{}: too large for a host report; skipped",
+                listed.key
+            ));
+            continue;
+        }
+        let bytes = match store.get(&listed.key) {
+            Ok(o) => o.into_bytes_limited(crate::reports::MAX_BYTES)?,
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match serde_json::from_slice::<crate::reports::Report>(&bytes) {
+            Ok(r) if listed.key.as_str() == crate::reports::report_key(env, &r.host) => out.push(r),
+            _ => printer.detail(format!("{}: not a host report; skipped", listed.key)),
+        }
+    }
+    Ok(out)
+}
+
 /// Records how the check of `record.seq` ended (create-only).
 fn record_check(store: &dyn Store, record: &CheckRecord) -> Result<()> {
     let key = Key::new(envs::check_key(&record.env, record.seq))?;
@@ -332,9 +464,11 @@ pub struct MoveRequest<'a> {
     pub check: Option<CheckSpec>,
 }
 
-/// A canary check to start: `sh -c cmd`, ended after `timeout_secs`.
+/// A canary check to start: `sh -c cmd`, or waiting until `hosts` hosts
+/// report the manifest active; ended after `timeout_secs`.
 pub struct CheckSpec {
-    pub cmd: String,
+    pub cmd: Option<String>,
+    pub hosts: Option<u64>,
     pub timeout_secs: u64,
 }
 
@@ -518,6 +652,7 @@ fn move_with(
     let seq = current.next_seq()?;
     let check = req.check.as_ref().map(|c| Check {
         cmd: c.cmd.clone(),
+        hosts: c.hosts,
         timeout_secs: c.timeout_secs,
         deadline: envs::rfc3339(deadline(c.timeout_secs)),
     });
@@ -570,6 +705,7 @@ fn move_with(
     let mut moved = report("moved", seq, gates);
     moved.check = check.map(|c| CheckJson {
         cmd: c.cmd,
+        hosts: c.hosts,
         timeout_secs: c.timeout_secs,
         deadline: c.deadline,
         status: CheckStatus::Pending,

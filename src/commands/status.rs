@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::environments::{self as envs, CheckState, CheckStatus, Event};
 use crate::exit::UsageError;
 use crate::output::{escape, Printer};
+use crate::reports::{Report, State};
 use crate::store::Store;
 
 use super::history::{EnvState, Reader};
@@ -38,13 +39,29 @@ struct EnvJson {
     check: Option<EnvCheckJson>,
     /// True when that check has not passed: `manifest` is live unverified.
     unchecked: bool,
+    /// Hosts whose report says they run `manifest`, checked (`active`).
+    hosts_on_manifest: usize,
+    /// Every host that reports to the environment, by id.
+    hosts: Vec<HostJson>,
+}
+
+/// A host's report, as `status --json` shows it.
+#[derive(Serialize)]
+struct HostJson {
+    #[serde(flatten)]
+    report: Report,
+    /// Seconds since the report was written, by this machine's clock.
+    age_secs: Option<u64>,
 }
 
 #[derive(Serialize)]
 struct EnvCheckJson {
     /// The event that started it.
     seq: u64,
-    cmd: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cmd: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hosts: Option<u64>,
     deadline: String,
     /// `pending` (may still run), `expired` (never finished), `passed`, `failed`.
     status: CheckStatus,
@@ -88,6 +105,7 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
             (Some(live), Some((status, detail))) => live.check.as_ref().map(|c| EnvCheckJson {
                 seq: live.seq,
                 cmd: c.cmd.clone(),
+                hosts: c.hosts,
                 deadline: c.deadline.clone(),
                 status,
                 detail,
@@ -96,16 +114,58 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
         };
         let unchecked = check.as_ref().is_some_and(|c| !c.status.passed());
         let p = state.pointer.map(|(p, _)| p);
+        let reports = super::promote::read_reports(store.as_ref(), &env, printer)?;
+        let on_manifest = reports
+            .iter()
+            .filter(|r| {
+                r.state == State::Active && Some(&r.manifest) == p.as_ref().map(|p| &p.manifest)
+            })
+            .count();
+        let hosts_words = match reports.len() {
+            0 => String::new(),
+            n => format!("  {on_manifest}/{n} hosts"),
+        };
         match &p {
             Some(p) => printer.result(format!(
-                "{env:<10} {}  #{} {} by {}{}",
+                "{env:<10} {}  #{} {} by {}{hosts_words}{}",
                 p.manifest,
                 p.seq,
                 escape(&p.time),
                 escape(&p.actor),
                 check.as_ref().map_or(String::new(), check_words)
             ))?,
-            None => printer.result(format!("{env:<10} (nothing promoted yet)"))?,
+            None => printer.result(format!("{env:<10} (nothing promoted yet){hosts_words}"))?,
+        }
+        let now = now();
+        let hosts: Vec<HostJson> = reports
+            .into_iter()
+            .map(|r| HostJson {
+                age_secs: envs::parse_rfc3339(&r.time).map(|t| now.saturating_sub(t)),
+                report: r,
+            })
+            .collect();
+        if args.hosts {
+            for h in &hosts {
+                let r = &h.report;
+                let runs = match r.state {
+                    State::Active => r.manifest.clone(),
+                    _ => r.running.clone().unwrap_or_else(|| "nothing".into()),
+                };
+                let state = match r.state {
+                    State::Active => "active".to_owned(),
+                    State::Deploying => format!("deploying {}", short(&r.manifest)),
+                    State::Failed => format!("failed {}", short(&r.manifest)),
+                };
+                printer.result(format!(
+                    "  {:<20} {runs}  {state}  {}{}",
+                    escape(&r.host).to_string(),
+                    h.age_secs.map_or("?".into(), age),
+                    r.detail
+                        .as_deref()
+                        .filter(|_| r.state == State::Failed)
+                        .map_or(String::new(), |d| format!("  ({})", escape(d)))
+                ))?;
+            }
         }
         out.environments.push(EnvJson {
             env,
@@ -115,6 +175,8 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
             actor: p.map(|p| p.actor),
             check,
             unchecked,
+            hosts_on_manifest: on_manifest,
+            hosts,
         });
     }
     printer.json(&out)?;
@@ -184,6 +246,16 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
         events: json,
     })?;
     Ok(())
+}
+
+/// `12s ago`, `5m ago`, `3h ago`, `2d ago`.
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s ago"),
+        s if s < 7200 => format!("{}m ago", s / 60),
+        s if s < 172_800 => format!("{}h ago", s / 3600),
+        s => format!("{}d ago", s / 86_400),
+    }
 }
 
 /// `  UNCHECKED: …` or `  check passed`, for the end of a status line.

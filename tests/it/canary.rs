@@ -84,7 +84,7 @@ fn pid_in(p: &Project, file: &str) -> libc::pid_t {
 
 /// Whether `pid` still runs: it exists and is not a zombie (an orphan whose
 /// new parent does not reap it stays a zombie, but runs no more).
-fn running(pid: libc::pid_t) -> bool {
+pub fn running(pid: libc::pid_t) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start());

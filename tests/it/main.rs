@@ -2,6 +2,7 @@
 //!
 //! One module per command or contract. `util` is the harness.
 
+mod agents;
 mod assets;
 mod browser;
 mod build;
