@@ -149,9 +149,9 @@ pub enum Command {
     Status(StatusArgs),
     /// List an environment's promotions and rollbacks, newest first.
     History(HistoryArgs),
-    /// Download, verify and unpack what an environment runs (run this on the host).
+    /// Download, verify and unpack what an environment runs, without activating it (`deploy` does both).
     #[command(
-        after_help = "Example:\n  dir=$(verbatim fetch prod --into /srv/app --store s3://releases/web) && ln -sfn \"$dir\" /srv/app/current"
+        after_help = "Example:\n  verbatim fetch prod --into /srv/app --store s3://releases/web   # prints /srv/app/releases/<hex>"
     )]
     Fetch(FetchArgs),
     /// Make this host run a release: fetch, verify, hooks, atomic flip of DIR/current, check, report.
