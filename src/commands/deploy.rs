@@ -246,162 +246,181 @@ pub fn deploy(
     };
     let settings = manifest.deploy.clone().unwrap_or_default();
     reporter.send(State::Deploying, current.as_ref(), None);
-
-    // The release, verified, with its shared links.
-    let dir = root.release_dir(&id);
-    if dir.is_dir() {
-        if let Some(why) = root.modified(&id, &settings.shared) {
-            printer.warn(format!(
-                "release {} was modified since it was unpacked ({why}); fetching it again",
-                dir.display()
-            ));
-            root.discard(&id)
-                .with_context(|| format!("removing the modified release {}", dir.display()))?;
-        }
-    }
-    if !dir.is_dir() {
-        let Some(store) = store else {
-            return Err(UsageError(format!(
-                "release {} is gone or was modified, and no store is given to fetch it again: pass --store",
-                dir.display()
-            ))
-            .into());
-        };
-        let (staging, entries) =
-            super::fetch::stage(store, &id, &manifest, &root.releases(), printer)?;
-        let n = entries.len();
-        root.write_record(&id, entries)
-            .context("recording the release's files")?;
-        root.link_shared(staging.path(), &settings.shared)
-            .context("linking the shared paths")?;
-        // The rename is the "finished" mark.
-        let staged = staging.keep();
-        if let Err(e) = std::fs::rename(&staged, &dir) {
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(e).with_context(|| format!("moving the release into {}", dir.display()));
-        }
-        out.fetched = true;
-        printer.note(format!(
-            "unpacked {n} entries of {id} into {}",
-            dir.display()
-        ));
-    }
-    root.link_shared(&dir, &settings.shared)
-        .with_context(|| format!("linking the shared paths of {}", dir.display()))?;
-    let manifest_path = root.manifest_path(&id);
-    let bytes = manifest.to_canonical_bytes();
-    if std::fs::read(&manifest_path).ok().as_deref() != Some(&bytes[..]) {
-        crate::store::local::write_atomic(&manifest_path, &bytes)
-            .with_context(|| format!("writing {}", manifest_path.display()))?;
-    }
-
     let hooks = Hooks {
         settings: &settings,
         root: root.dir(),
         env: env.as_deref().unwrap_or(""),
         extra: req.hook_env,
         printer,
+        check_passed: Default::default(),
     };
-    let failed = |detail: String, now: Option<&Digest>, ended: &Ended, out: &mut DeployJson| {
-        let _ = root.append(&HostEvent {
-            time: envs::rfc3339(super::promote::now()),
-            manifest: id.to_string(),
-            outcome: Outcome::Failed,
-            current: now.map(Digest::to_string),
-            env: env.clone(),
-            seq,
-            detail: Some(detail.clone()),
-        });
-        out.result = "failed";
-        printer.partial(&*out);
-        match ended {
-            // Not the release's fault: the next deploy tries it again.
-            Ended::Interrupted(signal) => anyhow::Error::new(Interrupted {
-                signal: *signal,
-                message: detail,
-            }),
-            _ => {
-                out.reported = reporter.send(State::Failed, now, Some(detail.clone()));
-                printer.partial(&*out);
-                CheckFailed(detail).into()
+    // Any failure from here on is reported (`failed`), unless a signal
+    // cut it short: that is not the release's fault, and the next deploy
+    // tries again.
+    let result = (|| -> Result<()> {
+        // The release, verified, with its shared links.
+        let dir = root.release_dir(&id);
+        if dir.is_dir() {
+            if let Some(why) = root.modified(&id, &settings.shared) {
+                printer.warn(format!(
+                    "release {} was modified since it was unpacked ({why}); fetching it again",
+                    dir.display()
+                ));
+                root.discard(&id)
+                    .with_context(|| format!("removing the modified release {}", dir.display()))?;
             }
         }
-    };
+        if !dir.is_dir() {
+            let Some(store) = store else {
+                return Err(UsageError(format!(
+                    "release {} is gone or was modified, and no store is given to fetch it again: pass --store",
+                    dir.display()
+                ))
+                .into());
+            };
+            let (staging, entries) =
+                super::fetch::stage(store, &id, &manifest, &root.releases(), printer)?;
+            let n = entries.len();
+            root.write_record(&id, entries)
+                .context("recording the release's files")?;
+            root.link_shared(staging.path(), &settings.shared)
+                .context("linking the shared paths")?;
+            crate::host::sync_tree(staging.path()).context("syncing the unpacked release")?;
+            // The rename is the "finished" mark.
+            let staged = staging.keep();
+            if let Err(e) = std::fs::rename(&staged, &dir) {
+                let _ = std::fs::remove_dir_all(&staged);
+                return Err(e)
+                    .with_context(|| format!("moving the release into {}", dir.display()));
+            }
+            std::fs::File::open(root.releases())
+                .and_then(|d| d.sync_all())
+                .context("syncing the releases directory")?;
+            out.fetched = true;
+            printer.note(format!(
+                "unpacked {n} entries of {id} into {}",
+                dir.display()
+            ));
+        }
+        root.link_shared(&dir, &settings.shared)
+            .with_context(|| format!("linking the shared paths of {}", dir.display()))?;
+        let manifest_path = root.manifest_path(&id);
+        let bytes = manifest.to_canonical_bytes();
+        if std::fs::read(&manifest_path).ok().as_deref() != Some(&bytes[..]) {
+            crate::store::local::write_atomic(&manifest_path, &bytes)
+                .with_context(|| format!("writing {}", manifest_path.display()))?;
+        }
 
-    if let Some(ended) = hooks.run("pre_activate", &id, current.as_ref(), &dir) {
-        let detail = format!(
-            "pre_activate hook failed ({}); current still names {}",
-            describe(&ended),
-            current.map_or("nothing".into(), |c| c.to_string())
-        );
-        return Err(failed(detail, current.as_ref(), &ended, &mut out));
-    }
-    root.flip(Some(&id)).with_context(|| {
-        format!(
-            "pointing {} at {}",
-            root.dir().join("current").display(),
-            dir.display()
-        )
-    })?;
-    printer.note(format!("current -> releases/{}", id.hex()));
+        let failed = |detail: String, now: Option<&Digest>, ended: &Ended| {
+            let _ = root.append(&HostEvent {
+                time: envs::rfc3339(super::promote::now()),
+                manifest: id.to_string(),
+                outcome: Outcome::Failed,
+                current: now.map(Digest::to_string),
+                env: env.clone(),
+                seq,
+                detail: Some(detail.clone()),
+            });
+            match ended {
+                Ended::Interrupted(signal) => anyhow::Error::new(Interrupted {
+                    signal: *signal,
+                    message: detail,
+                }),
+                _ => CheckFailed(detail).into(),
+            }
+        };
 
-    let ended = hooks
-        .run("post_activate", &id, current.as_ref(), &dir)
-        .map(|e| ("post_activate hook", e))
-        .or_else(|| {
-            hooks
-                .run("check", &id, current.as_ref(), &dir)
-                .map(|e| ("check", e))
-        });
-    if let Some((what, ended)) = ended {
-        root.flip(current.as_ref()).with_context(|| {
+        if let Some(ended) = hooks.run("pre_activate", &id, current.as_ref(), &dir) {
+            let detail = format!(
+                "pre_activate hook failed ({}); current still names {}",
+                describe(&ended),
+                current.map_or("nothing".into(), |c| c.to_string())
+            );
+            return Err(failed(detail, current.as_ref(), &ended));
+        }
+        root.flip(Some(&id)).with_context(|| {
             format!(
-                "{what} failed ({}), and flipping current back failed",
-                describe(&ended)
+                "pointing {} at {}",
+                root.dir().join("current").display(),
+                dir.display()
             )
         })?;
-        if let Some(prev) = &current {
-            // The app server goes back to the previous release too.
-            let prev_dir = root.release_dir(prev);
-            if let Some(again) = hooks.run("post_activate", prev, Some(&id), &prev_dir) {
-                printer.warn(format!(
-                    "post_activate for the previous release {prev} failed too ({})",
-                    describe(&again)
-                ));
-            }
-        }
-        let detail = format!(
-            "{what} failed ({}); current flipped back to {}",
-            describe(&ended),
-            current.map_or("nothing (removed)".into(), |c| c.to_string())
-        );
-        return Err(failed(detail, current.as_ref(), &ended, &mut out));
-    }
+        printer.note(format!("current -> releases/{}", id.hex()));
 
-    root.append(&HostEvent {
-        time: envs::rfc3339(super::promote::now()),
-        manifest: id.to_string(),
-        outcome: Outcome::Activated,
-        current: Some(id.to_string()),
-        env: env.clone(),
-        seq,
-        detail: None,
-    })
-    .context("appending to the host history")?;
-    out.result = "activated";
-    let history = root.history(|_| {}).context("reading the host history")?;
-    let keep_too: Vec<Digest> = std::iter::once(id).chain(current).collect();
-    match root.prune(&history, settings.keep as usize, &keep_too) {
-        Ok(removed) => {
-            for r in &removed {
-                printer.note(format!("removed release {r} (keep = {})", settings.keep));
+        let ended = hooks
+            .run("post_activate", &id, current.as_ref(), &dir)
+            .map(|e| ("post_activate hook", e))
+            .or_else(|| {
+                hooks
+                    .run("check", &id, current.as_ref(), &dir)
+                    .map(|e| ("check", e))
+            });
+        if let Some((what, ended)) = ended {
+            root.flip(current.as_ref()).with_context(|| {
+                format!(
+                    "{what} failed ({}), and flipping current back failed",
+                    describe(&ended)
+                )
+            })?;
+            if let Some(prev) = &current {
+                // The app server goes back to the previous release too.
+                let prev_dir = root.release_dir(prev);
+                if let Some(again) = hooks.run("post_activate", prev, Some(&id), &prev_dir) {
+                    printer.warn(format!(
+                        "post_activate for the previous release {prev} failed too ({})",
+                        describe(&again)
+                    ));
+                }
             }
-            out.removed = removed.iter().map(Digest::to_string).collect();
+            let detail = format!(
+                "{what} failed ({}); current flipped back to {}",
+                describe(&ended),
+                current.map_or("nothing (removed)".into(), |c| c.to_string())
+            );
+            return Err(failed(detail, current.as_ref(), &ended));
         }
-        Err(e) => printer.warn(format!("could not remove old releases: {e}")),
+
+        root.append(&HostEvent {
+            time: envs::rfc3339(super::promote::now()),
+            manifest: id.to_string(),
+            outcome: Outcome::Activated,
+            current: Some(id.to_string()),
+            env: env.clone(),
+            seq,
+            detail: None,
+        })
+        .context("appending to the host history")?;
+        out.result = "activated";
+        let history = root.history(|_| {}).context("reading the host history")?;
+        let keep_too: Vec<Digest> = std::iter::once(id).chain(current).collect();
+        match root.prune(&history, settings.keep as usize, &keep_too) {
+            Ok(removed) => {
+                for r in &removed {
+                    printer.note(format!("removed release {r} (keep = {})", settings.keep));
+                }
+                out.removed = removed.iter().map(Digest::to_string).collect();
+            }
+            Err(e) => printer.warn(format!("could not remove old releases: {e}")),
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            out.reported = reporter.send(State::Active, Some(&id), hooks.check_passed.take());
+            Ok(out)
+        }
+        Err(e) => {
+            out.result = "failed";
+            let interrupted =
+                canary::caught().is_some() || e.chain().any(|c| c.is::<Interrupted>());
+            if !interrupted {
+                let now = root.current().ok().flatten();
+                out.reported = reporter.send(State::Failed, now.as_ref(), Some(format!("{e:#}")));
+            }
+            printer.partial(&out);
+            Err(e)
+        }
     }
-    out.reported = reporter.send(State::Active, Some(&id), None);
-    Ok(out)
 }
 
 /// A manifest kept beside its release, checked against its id.
@@ -434,6 +453,8 @@ struct Hooks<'a> {
     env: &'a str,
     extra: &'a [(String, String)],
     printer: &'a Printer,
+    /// How the check hook passed, for the report.
+    check_passed: std::cell::RefCell<Option<String>>,
 }
 
 impl Hooks<'_> {
@@ -483,7 +504,12 @@ impl Hooks<'_> {
             },
             self.printer,
         ) {
-            Ended::Passed(_) => None,
+            Ended::Passed(detail) => {
+                if name == "check" {
+                    *self.check_passed.borrow_mut() = Some(format!("check passed: {detail}"));
+                }
+                None
+            }
             other => Some(other),
         }
     }
