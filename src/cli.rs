@@ -166,11 +166,86 @@ pub enum Command {
     Diff(DiffArgs),
     /// Write the manifest's asset names for another tool (Django's staticfiles.json).
     Export(ExportArgs),
+    /// Create a signing key (an ed25519 OpenSSH key pair).
+    Key(KeyArgs),
+    /// Sign a stored manifest (a QA approval), or add a signature made with ssh-keygen.
+    #[command(after_help = SIGN_HELP)]
+    Sign(SignArgs),
     /// Show or change the policy the store holds: the environment order.
     #[command(
         after_help = "The first promotion stores verbatim.toml's environments.order (or the default\ndev, preprod, prod) in the store as policy.json; from then on the store's order\nrules for everyone, and a verbatim.toml declaring another is an error (exit 2).\n\nExamples:\n  verbatim policy show\n  verbatim policy set --order dev,qa,preprod,prod --reason 'QA sign-off before preprod'\n  verbatim policy history"
     )]
     Policy(PolicyArgs),
+}
+
+const SIGN_HELP: &str = "\
+A signature is an OpenSSH signature (SSHSIG) over the manifest's stored bytes,
+namespace verbatim-manifest@v1, stored under signatures/sha256/<hex>/. Hosts
+refuse manifests without the signatures they require (deploy --allowed-signers
+FILE --require PRINCIPAL).
+
+Examples:
+  verbatim key generate --out ci-signing-key
+  verbatim sign sha256:3f3a --key qa-key                     # QA approves this release
+  ssh-keygen -Y sign -n verbatim-manifest@v1 -f ~/.ssh/id_ed25519 manifest.json
+  verbatim sign sha256:3f3a --signature manifest.json.sig    # a signature made elsewhere";
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    pub command: KeyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write an ed25519 key pair in OpenSSH format: FILE (private, 0600) and FILE.pub.
+    Generate {
+        /// Where to write the private key; the public key goes to FILE.pub.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The key's comment [default: verbatim].
+        #[arg(long)]
+        comment: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The manifest: `sha256:<hex>`, a unique hex prefix, a manifest file, or an environment.
+    pub manifest: String,
+
+    /// Sign with this unencrypted OpenSSH private key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "VERBATIM_SIGNING_KEY",
+        required_unless_present = "signature",
+        conflicts_with = "signature"
+    )]
+    pub key: Option<PathBuf>,
+
+    /// Add this armored signature (from `ssh-keygen -Y sign -n verbatim-manifest@v1`), once it verifies.
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+}
+
+/// What a host trusts: who must have signed a manifest before it runs it.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Signatures")]
+pub struct TrustArgs {
+    /// OpenSSH allowed_signers file: principals and their keys. With it, a
+    /// manifest needs a valid signature by a key it lists (exit 5 otherwise).
+    #[arg(long, env = "VERBATIM_ALLOWED_SIGNERS", value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+
+    /// A principal whose signature every manifest needs; repeat for more.
+    #[arg(
+        long,
+        env = "VERBATIM_REQUIRE",
+        value_name = "PRINCIPAL",
+        value_delimiter = ','
+    )]
+    pub require: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +296,10 @@ pub struct PublishArgs {
     /// Then promote the manifest to this environment (normally the first, e.g. dev).
     #[arg(long, env = "VERBATIM_ENV", value_name = "ENV")]
     pub env: Option<String>,
+
+    /// Sign the manifest with this OpenSSH private key (see `verbatim sign`).
+    #[arg(long, env = "VERBATIM_SIGNING_KEY", value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +311,10 @@ pub struct VerifyArgs {
     /// store verified on upload (the local store always re-hashes).
     #[arg(long)]
     pub deep: bool,
+
+    /// Show which principals of this allowed_signers file each signature satisfies.
+    #[arg(long, env = "VERBATIM_ALLOWED_SIGNERS", value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -368,6 +451,9 @@ pub struct FetchArgs {
     /// Deploy root: the release lands in DIR/releases/<manifest-hex>/.
     #[arg(long, value_name = "DIR")]
     pub into: PathBuf,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 const DEPLOY_HELP: &str = "\
@@ -455,6 +541,9 @@ pub struct DeployArgs {
     #[command(flatten)]
     pub host: HostArgs,
 
+    #[command(flatten)]
+    pub trust: TrustArgs,
+
     /// Exit 7 at once when another deploy or agent holds the host lock, instead of waiting.
     #[arg(long)]
     pub no_wait: bool,
@@ -473,6 +562,9 @@ pub struct AgentArgs {
 
     #[command(flatten)]
     pub host: HostArgs,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
 
     /// How often to look at the pointer, ±10 %: 30s, 2m, 500ms.
     #[arg(long, env = "VERBATIM_INTERVAL", default_value = "30s", value_parser = parse_duration)]

@@ -20,5 +20,6 @@ pub mod par;
 pub mod policy;
 pub mod reports;
 pub mod safe_fs;
+pub mod signing;
 pub mod store;
 pub mod unpack;

@@ -40,6 +40,7 @@ pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
     crate::config::check_env_name(&args.env).map_err(UsageError)?;
     let host = deploy::host_id(&args.host)?;
     let store = super::open_store_for(g)?;
+    let trust = super::sign::Trust::from_args(&args.trust)?;
     let _agent = crate::host::agent_lock(&args.host.root)?;
     let _signals = canary::Signals::install().context("installing signal handlers")?;
     let key = Key::new(envs::pointer_key(&args.env))?;
@@ -71,6 +72,7 @@ pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
                     host: &host,
                     hook_env: &args.host.hook_env,
                     wait: true,
+                    trust: trust.as_ref(),
                 };
                 let attempt = deploy::deploy(Some(store.as_ref()), &req, printer);
                 let time = envs::rfc3339(super::promote::now());

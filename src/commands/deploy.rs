@@ -67,6 +67,9 @@ pub struct Request<'a> {
     pub host: &'a str,
     pub hook_env: &'a [(String, String)],
     pub wait: bool,
+    /// Whose signatures a manifest needs (not checked when going back to
+    /// the previous release, which was checked when it was deployed).
+    pub trust: Option<&'a super::sign::Trust>,
 }
 
 pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
@@ -82,6 +85,7 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
         Target::Previous => super::open_store_for(g).ok(),
         _ => Some(super::open_store_for(g)?),
     };
+    let trust = super::sign::Trust::from_args(&args.trust)?;
     let signals = canary::Signals::install().context("installing signal handlers")?;
     let req = Request {
         target,
@@ -89,6 +93,7 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
         host: &host,
         hook_env: &args.host.hook_env,
         wait: !args.no_wait,
+        trust: trust.as_ref(),
     };
     let result = deploy(store.as_deref(), &req, printer);
     drop(signals);
@@ -242,7 +247,14 @@ pub fn deploy(
 
     let manifest = match (&req.target, store) {
         (Target::Previous, _) | (_, None) => local_manifest(&root, &id)?,
-        (_, Some(store)) => super::load_manifest(store, &id)?,
+        (_, Some(store)) => {
+            let m = super::load_manifest(store, &id)?;
+            if let Some(trust) = req.trust {
+                // Before anything else is downloaded.
+                trust.check(store, &id, &m.to_canonical_bytes())?;
+            }
+            m
+        }
     };
     let settings = manifest.deploy.clone().unwrap_or_default();
     reporter.send(State::Deploying, current.as_ref(), None);

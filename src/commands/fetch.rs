@@ -33,8 +33,12 @@ struct FetchJson {
 
 pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
+    let trust = super::sign::Trust::from_args(&args.trust)?;
     let id = super::resolve_manifest(store.as_ref(), &args.target)?;
     let manifest = super::load_manifest(store.as_ref(), &id)?;
+    if let Some(trust) = &trust {
+        trust.check(store.as_ref(), &id, &manifest.to_canonical_bytes())?;
+    }
     let releases = args.into.join("releases");
     let had_into = fs::symlink_metadata(&args.into).is_ok();
     let had_releases = fs::symlink_metadata(&releases).is_ok();

@@ -17,6 +17,7 @@ mod init;
 mod policy;
 pub mod promote;
 mod publish;
+mod sign;
 mod status;
 mod verify;
 
@@ -51,6 +52,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Diff(a) => diff::run(g, a, &printer),
         Command::Export(a) => export::run(g, a, &printer),
         Command::Policy(a) => policy::run(g, a, &printer),
+        Command::Key(a) => sign::run_key(g, a, &printer),
+        Command::Sign(a) => sign::run_sign(g, a, &printer),
     };
     if let Err(err) = &result {
         if !crate::exit::is_broken_pipe(err) {

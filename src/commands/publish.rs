@@ -28,6 +28,9 @@ struct PublishJson {
     /// With `--env`: the promotion, as `verbatim promote --json` prints it.
     #[serde(skip_serializing_if = "Option::is_none")]
     promoted: Option<super::promote::MoveJson>,
+    /// With `--sign-key`: the signature's key in the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
 }
 
 /// Which keys a publish wrote and which were stored already, in order.
@@ -46,6 +49,12 @@ impl Tally {
 
 pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
     let cfg = build::config_for(g, &args.opts)?;
+    // A bad key fails before anything is built or uploaded.
+    let sign_key = args
+        .sign_key
+        .as_deref()
+        .map(super::sign::load_key)
+        .transpose()?;
     let built = if args.prebuilt {
         build::load_built(&cfg)?
     } else {
@@ -53,6 +62,17 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
     };
     let store = super::open_store(&cfg)?;
     let mut report = publish(store.as_ref(), &built, cfg.concurrency, printer)?;
+    if let Some(key) = &sign_key {
+        let bytes = built.manifest.to_canonical_bytes();
+        let armored = super::sign::sign_bytes(key, crate::signing::MANIFEST_NAMESPACE, &bytes)?;
+        let (k, _) =
+            super::sign::store_signature(store.as_ref(), &built.id, key.public_key(), &armored)?;
+        printer.note(format!(
+            "signed by {}: {k}",
+            crate::signing::fingerprint(key.public_key())
+        ));
+        report.signature = Some(k);
+    }
     if let Some(env) = &args.env {
         let req = super::promote::MoveRequest {
             env,
@@ -97,6 +117,7 @@ fn publish(
         store: store.location(),
         tally: Tally::default(),
         promoted: None,
+        signature: None,
     };
     let out = built.manifest_path.parent().unwrap_or(Path::new("."));
 

@@ -16,6 +16,8 @@ struct VerifyJson {
     manifest: String,
     ok: bool,
     objects: Vec<ObjectJson>,
+    /// Every stored signature of the manifest, checked.
+    signatures: Vec<super::sign::SignatureJson>,
 }
 
 #[derive(Serialize)]
@@ -35,10 +37,35 @@ pub fn run(g: &Global, args: &VerifyArgs, printer: &Printer) -> Result<()> {
     let objects = manifest.objects();
     let total = objects.iter().map(|o| o.size).sum();
     let bar = printer.objects_bar(total, objects.len(), "verifying");
+    let signers = args
+        .allowed_signers
+        .as_deref()
+        .map(super::sign::read_allowed_signers)
+        .transpose()?;
+    let bytes = manifest.to_canonical_bytes();
+    let signatures: Vec<_> =
+        super::sign::signatures(store.as_ref(), &id, &bytes, signers.as_ref())?
+            .into_iter()
+            .map(|c| c.json)
+            .collect();
+    for s in &signatures {
+        match (&s.fingerprint, &s.error) {
+            (Some(fp), _) if signers.is_some() && s.principals.is_empty() => {
+                printer.note(format!("signed by {fp} (not in the allowed signers)"))
+            }
+            (Some(fp), _) if signers.is_some() => {
+                printer.note(format!("signed by {fp} as {}", s.principals.join(", ")))
+            }
+            (Some(fp), _) => printer.note(format!("signed by {fp}")),
+            (None, Some(e)) => printer.warn(format!("BAD signature {}: {e}", s.key)),
+            (None, None) => {}
+        }
+    }
     let mut report = VerifyJson {
         manifest: id.to_string(),
         ok: true,
         objects: vec![],
+        signatures,
     };
     let statuses = crate::par::try_map(&objects, super::concurrency(g), |o| {
         let status = check(store.as_ref(), &o.key, o.sha256, o.size, args.deep);

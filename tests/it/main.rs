@@ -19,5 +19,6 @@ mod proxy;
 mod publish;
 mod s3;
 mod schema;
+mod signing;
 mod store_conformance;
 mod util;

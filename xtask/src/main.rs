@@ -90,6 +90,7 @@ fn ci() -> Result {
     setup::chromium()?;
     setup::ceph()?;
     setup::nginx()?;
+    setup::openssh()?;
     let s3s_fs = setup::s3s_fs()?;
     let aws = setup::awscli()?;
     run("cargo", &["fmt", "--all", "--check"])?;

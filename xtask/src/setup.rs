@@ -98,6 +98,33 @@ pub fn nginx() -> Result {
     Ok(())
 }
 
+/// OpenSSH's `ssh-keygen` for tests/it/signing.rs (round trips of
+/// signatures with the real tool): Debian's openssh-client.
+pub fn openssh() -> Result {
+    if Command::new("ssh-keygen")
+        .arg("-?")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stderr).contains("usage"))
+    {
+        return Ok(());
+    }
+    if !is_root() {
+        eprintln!("WARNING: ssh-keygen is missing and we are not root: the signing tests will fail (apt-get install openssh-client)");
+        return Ok(());
+    }
+    run("apt-get", &["update", "-q"])?;
+    run(
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "openssh-client",
+        ],
+    )
+}
+
 /// Stops the Ceph cluster the tests started (see tests/it/ceph.rs).
 pub fn stop_ceph() {
     let dir = std::env::temp_dir().join("verbatim-test-ceph");
