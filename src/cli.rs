@@ -426,9 +426,19 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Args)]
 pub struct PolicySetArgs {
-    /// The environments in promotion order, first to last, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true, value_name = "ENV,ENV,…")]
+    /// The environments in promotion order, first to last, comma-separated [default: as it is].
+    #[arg(long, value_delimiter = ',', value_name = "ENV,ENV,…", required_unless_present_any = ["require", "allowed_signers"])]
     pub order: Vec<String>,
+
+    /// ENV=PRINCIPAL[,PRINCIPAL…]: signatures a manifest needs before it may be
+    /// promoted to ENV (`ENV=` requires none); repeat for more environments.
+    #[arg(long, value_name = "ENV=PRINCIPALS", value_parser = parse_require)]
+    pub require: Vec<(String, Vec<String>)>,
+
+    /// The OpenSSH allowed_signers file naming the keys of those principals;
+    /// its text is stored in the policy.
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
 
     /// Why: recorded in the policy's history.
     #[arg(long)]
@@ -490,6 +500,20 @@ pub struct HostArgs {
     /// inherit verbatim's own environment.
     #[arg(long = "hook-env", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub hook_env: Vec<(String, String)>,
+}
+
+fn parse_require(s: &str) -> Result<(String, Vec<String>), String> {
+    let (env, principals) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not ENV=PRINCIPAL[,PRINCIPAL…]"))?;
+    Ok((
+        env.to_owned(),
+        principals
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    ))
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

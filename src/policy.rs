@@ -30,6 +30,10 @@ pub const EVENTS_PREFIX: &str = "policy/events/";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// An OpenSSH `allowed_signers` file's text: the keys the principals of
+    /// `require` sign with. Absent when no environment requires signatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_signers: Option<String>,
     /// The environments in promotion order, first to last.
     pub environments: Vec<EnvRules>,
 }
@@ -39,6 +43,10 @@ pub struct Policy {
 #[serde(deny_unknown_fields)]
 pub struct EnvRules {
     pub name: String,
+    /// Principals whose signatures a manifest needs before it may be
+    /// promoted here (the `signatures` gate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub require: Vec<String>,
 }
 
 /// How a policy event came about.
@@ -93,9 +101,13 @@ impl Policy {
     /// The policy of an environment order.
     pub fn from_order(order: &[String]) -> Policy {
         Policy {
+            allowed_signers: None,
             environments: order
                 .iter()
-                .map(|name| EnvRules { name: name.clone() })
+                .map(|name| EnvRules {
+                    name: name.clone(),
+                    require: Vec::new(),
+                })
                 .collect(),
         }
     }
@@ -105,14 +117,54 @@ impl Policy {
         self.environments.iter().map(|e| e.name.clone()).collect()
     }
 
-    /// The order as people write it: `dev, preprod, prod`.
+    /// The order as people write it, with what each environment requires:
+    /// `dev, preprod, prod (signed by qa@acme)`.
     pub fn describe(&self) -> String {
-        self.order().join(", ")
+        self.environments
+            .iter()
+            .map(|e| match e.require.as_slice() {
+                [] => e.name.clone(),
+                r => format!("{} (signed by {})", e.name, r.join(", ")),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The rules of environment `env`, if the policy names it.
+    pub fn rules(&self, env: &str) -> Option<&EnvRules> {
+        self.environments.iter().find(|e| e.name == env)
     }
 
     /// Why this is not a policy anyone may follow, if it is not.
     pub fn check(&self) -> Result<(), String> {
-        check_env_names(&self.order())
+        check_env_names(&self.order())?;
+        let signers = match &self.allowed_signers {
+            Some(text) => Some(
+                crate::signing::AllowedSigners::parse(text)
+                    .map_err(|e| format!("allowed_signers: {e}"))?,
+            ),
+            None => None,
+        };
+        for e in &self.environments {
+            if let Some(p) = e
+                .require
+                .iter()
+                .find(|p| p.is_empty() || p.chars().any(|c| c.is_whitespace() || c.is_control()))
+            {
+                return Err(format!(
+                    "{}: required principal {p:?} is empty or holds spaces",
+                    e.name
+                ));
+            }
+            if !e.require.is_empty() && signers.as_ref().is_none_or(|s| s.is_empty()) {
+                return Err(format!(
+                    "{} requires signatures by {}, but the policy has no allowed signers naming their keys",
+                    e.name,
+                    e.require.join(", ")
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

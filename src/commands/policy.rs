@@ -96,6 +96,9 @@ pub fn load(reader: &Reader<'_>) -> Result<PolicyState> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     pub names: Vec<String>,
+    /// The store's policy it comes from (its per-environment rules);
+    /// `None` before the store holds one.
+    pub policy: Option<Policy>,
     /// The policy event it comes from; `None` before the store holds one.
     pub seq: Option<u64>,
     /// Before the store holds one: whether `verbatim.toml` declares it.
@@ -127,6 +130,7 @@ pub fn order(reader: &Reader<'_>, cfg: &Config) -> Result<Order> {
     Ok(match stored_order(reader, Some(cfg))? {
         Some(order) => order,
         None => Order {
+            policy: None,
             names: cfg.order(),
             seq: None,
             declared: cfg.environments.is_some(),
@@ -145,6 +149,7 @@ pub fn stored_order(reader: &Reader<'_>, cfg: Option<&Config>) -> Result<Option<
         agrees(cfg, current)?;
     }
     Ok(Some(Order {
+        policy: Some(current.to.clone()),
         names: current.to.order(),
         seq: Some(current.seq),
         declared: false,
@@ -397,6 +402,25 @@ fn run_show(g: &Global, printer: &Printer) -> Result<()> {
         }
     };
     printer.result(format!("order  {}", out.policy.order().join(" → ")))?;
+    for e in out
+        .policy
+        .environments
+        .iter()
+        .filter(|e| !e.require.is_empty())
+    {
+        printer.result(format!(
+            "signed {}: {}",
+            e.name,
+            escape(&e.require.join(", "))
+        ))?;
+    }
+    if let Some(text) = &out.policy.allowed_signers {
+        let n = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .count();
+        printer.result(format!("signers {n} allowed_signers line(s)"))?;
+    }
     if let (Some(seq), Some(time), Some(actor)) = (out.seq, &out.time, &out.actor) {
         let mut line = format!(
             "set    policy event {seq}, {} by {}",
@@ -424,12 +448,14 @@ struct SetJson {
 }
 
 fn run_set(g: &Global, args: &PolicySetArgs, printer: &Printer) -> Result<()> {
-    check_env_names(&args.order).map_err(|e| UsageError(format!("--order: {e}")))?;
+    if !args.order.is_empty() {
+        check_env_names(&args.order).map_err(|e| UsageError(format!("--order: {e}")))?;
+    }
     let store = super::open_store_any(g)?;
     let reader = Reader::new(store.as_ref(), super::concurrency(g));
     let state = settled(&reader)?;
-    let to = Policy::from_order(&args.order);
     let from = state.current().map(|e| e.to.clone());
+    let to = edited(g, args, from.as_ref())?;
     let out = if let Some(current) = state.current().filter(|e| e.to == to) {
         printer.note(format!(
             "the policy already is ({}) (policy event {}); nothing to do",
@@ -479,12 +505,12 @@ fn run_set(g: &Global, args: &PolicySetArgs, printer: &Printer) -> Result<()> {
         }
     };
     if let Ok(cfg) = super::load_config(g, Default::default()) {
-        if let Some(declared) = cfg.environments.as_ref().filter(|d| **d != args.order) {
+        if let Some(declared) = cfg.environments.as_ref().filter(|d| **d != out.to.order()) {
             printer.warn(format!(
                 "{} still declares environments.order = [{}]: set it to [{}] or remove [environments], or commands that read the order will refuse it",
                 cfg.config_path.display(),
                 declared.join(", "),
-                args.order.join(", ")
+                out.to.order().join(", ")
             ));
         }
     }
@@ -495,6 +521,51 @@ fn run_set(g: &Global, args: &PolicySetArgs, printer: &Printer) -> Result<()> {
     ))?;
     printer.json(&out)?;
     Ok(())
+}
+
+/// The policy `policy set` asks for: `from` (or, before the store holds
+/// one, the config's order) with the flags applied, checked.
+fn edited(g: &Global, args: &PolicySetArgs, from: Option<&Policy>) -> Result<Policy> {
+    let base = match from {
+        Some(p) => p.clone(),
+        None => Policy::from_order(
+            &super::load_config(g, Default::default())
+                .map(|c| c.order())
+                .unwrap_or_else(|_| crate::config::DEFAULT_ORDER.map(String::from).to_vec()),
+        ),
+    };
+    let mut to = if args.order.is_empty() {
+        base.clone()
+    } else {
+        // Environments keep their rules across a reorder.
+        let mut p = Policy::from_order(&args.order);
+        p.allowed_signers = base.allowed_signers.clone();
+        for e in &mut p.environments {
+            if let Some(old) = base.rules(&e.name) {
+                e.require = old.require.clone();
+            }
+        }
+        p
+    };
+    for (env, principals) in &args.require {
+        let Some(rules) = to.environments.iter_mut().find(|e| &e.name == env) else {
+            return Err(UsageError(format!(
+                "--require {env}=…: {}",
+                crate::environments::undeclared(&to.order(), env)
+            ))
+            .into());
+        };
+        rules.require = principals.clone();
+    }
+    if let Some(path) = &args.allowed_signers {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        super::sign::read_allowed_signers(path)?; // says what is wrong, by line
+        to.allowed_signers = Some(text);
+    }
+    to.check()
+        .map_err(|e| UsageError(format!("the policy would not hold: {e}")))?;
+    Ok(to)
 }
 
 /// `policy history --json`.

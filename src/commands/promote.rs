@@ -612,6 +612,15 @@ fn move_with(
         }
     };
     gates.push(gate);
+    if req.kind == Kind::Promote {
+        gates.extend(signature_gate(
+            store,
+            order.policy.as_ref(),
+            env,
+            &req.to,
+            &manifest,
+        )?);
+    }
     gates.extend(canary_gate);
     let refused = gates.iter().any(|g| !g.ok);
     if refused && !req.force {
@@ -712,6 +721,60 @@ fn move_with(
         detail: None,
     });
     Ok(moved)
+}
+
+/// The `signatures` gate of a promote to `env`, when the store's policy
+/// requires principals there: each must have signed the manifest with a key
+/// the policy's allowed signers list for it.
+fn signature_gate(
+    store: &dyn Store,
+    policy: Option<&crate::policy::Policy>,
+    env: &str,
+    id: &Digest,
+    manifest: &Manifest,
+) -> Result<Option<Gate>> {
+    let Some(policy) = policy else {
+        return Ok(None);
+    };
+    let Some(rules) = policy.rules(env).filter(|r| !r.require.is_empty()) else {
+        return Ok(None);
+    };
+    let signers = crate::signing::AllowedSigners::parse(
+        policy.allowed_signers.as_deref().unwrap_or_default(),
+    )
+    .map_err(|e| {
+        IntegrityError(format!(
+            "{}: allowed_signers {e}",
+            crate::policy::POINTER_KEY
+        ))
+    })?;
+    let sigs = super::sign::signatures(store, id, &manifest.to_canonical_bytes(), Some(&signers))?;
+    let now = now();
+    let missing: Vec<&str> = rules
+        .require
+        .iter()
+        .map(String::as_str)
+        .filter(|p| {
+            !sigs.iter().any(|s| {
+                s.key
+                    .as_ref()
+                    .is_some_and(|k| signers.allows(k, p, crate::signing::MANIFEST_NAMESPACE, now))
+            })
+        })
+        .collect();
+    Ok(Some(Gate {
+        gate: "signatures".into(),
+        ok: missing.is_empty(),
+        detail: if missing.is_empty() {
+            format!("signed by {}", rules.require.join(", "))
+        } else {
+            format!(
+                "{env} needs signatures by {}; missing: {} (add one with `verbatim sign {id} --key FILE`)",
+                rules.require.join(", "),
+                missing.join(", ")
+            )
+        },
+    }))
 }
 
 /// The objects of `m` that are not stored with their size, described. Many

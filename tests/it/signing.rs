@@ -297,3 +297,76 @@ fn deploy_refuses_unsigned_unknown_tampered_misnamespaced_and_truncated_signatur
         Path::new(&format!("releases/{hex}"))
     );
 }
+
+#[test]
+fn a_policy_requiring_qa_refuses_promotion_until_qa_signs() {
+    let (p, m) = published();
+    p.ok(&["promote", &m, "--to", "dev"]);
+    p.ok(&["promote", "dev", "--to", "preprod"]);
+    p.ok(&["key", "generate", "--out", "qa.key"]);
+    let qa = public(&p.path().join("qa.key"));
+    // No signers, no requirement: refused, and the policy is unchanged.
+    let err = p.fails(
+        &[
+            "policy",
+            "set",
+            "--require",
+            "prod=qa@acme",
+            "--reason",
+            "r",
+        ],
+        2,
+    );
+    assert!(err.contains("no allowed signers"), "{err}");
+    p.write("allowed_signers", format!("qa@acme {qa}\n"));
+    p.ok(&[
+        "policy",
+        "set",
+        "--require",
+        "prod=qa@acme",
+        "--allowed-signers",
+        "allowed_signers",
+        "--reason",
+        "QA signs what goes to prod",
+    ]);
+    let shown = p.json(&["policy", "show"]);
+    assert_eq!(
+        shown["policy"]["environments"][2]["require"][0], "qa@acme",
+        "{shown}"
+    );
+    // preprod needs nothing; prod refuses, naming the principal.
+    let out = p.run(&["--json", "promote", "preprod", "--to", "prod"]);
+    assert_eq!(out.status.code(), Some(3));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gate = doc["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["gate"] == "signatures")
+        .unwrap_or_else(|| panic!("no signatures gate: {doc}"))
+        .clone();
+    assert_eq!(gate["ok"], false, "{gate}");
+    assert!(
+        gate["detail"]
+            .as_str()
+            .unwrap()
+            .contains("missing: qa@acme"),
+        "{gate}"
+    );
+    // A key the policy does not list does not count.
+    p.ok(&["key", "generate", "--out", "other.key"]);
+    p.ok(&["sign", &m, "--key", "other.key"]);
+    p.fails(&["promote", "preprod", "--to", "prod"], 3);
+    // QA signs: the gate passes.
+    p.ok(&["sign", &m, "--key", "qa.key"]);
+    let moved = p.json(&["promote", "preprod", "--to", "prod"]);
+    assert_eq!(moved["result"], "moved", "{moved}");
+    assert!(
+        moved["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["gate"] == "signatures" && g["ok"] == true),
+        "{moved}"
+    );
+}
