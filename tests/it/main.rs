@@ -8,6 +8,7 @@ mod build;
 mod canary;
 mod ceph;
 mod cli;
+mod deploy;
 mod environments;
 mod errors;
 mod export;
