@@ -249,8 +249,16 @@ pub fn deploy(
 
     // The release, verified, with its shared links.
     let dir = root.release_dir(&id);
-    if dir.is_dir() {
-        if let Some(why) = root.modified(&id, &settings.shared) {
+    // Only a real directory can be what was unpacked: a symlink there (even
+    // to an identical copy) is replaced, never followed.
+    let real_dir = |d: &Path| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir());
+    if let Ok(meta) = std::fs::symlink_metadata(&dir) {
+        let why = if meta.is_dir() {
+            root.modified(&id, &settings.shared)
+        } else {
+            Some("it is no longer a directory".to_owned())
+        };
+        if let Some(why) = why {
             printer.warn(format!(
                 "release {} was modified since it was unpacked ({why}); fetching it again",
                 dir.display()
@@ -259,7 +267,7 @@ pub fn deploy(
                 .with_context(|| format!("removing the modified release {}", dir.display()))?;
         }
     }
-    if !dir.is_dir() {
+    if !real_dir(&dir) {
         let Some(store) = store else {
             return Err(UsageError(format!(
                 "release {} is gone or was modified, and no store is given to fetch it again: pass --store",

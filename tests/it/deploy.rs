@@ -820,6 +820,19 @@ fn deploy_refetches_a_release_modified_after_unpack() {
         h.assert_live(&a, &ta);
     }
 
+    // The release directory made a symlink to an identical copy elsewhere:
+    // not the directory verbatim unpacked; fetched again, the copy unused.
+    h.ok(&[&b]);
+    let copy = h.tmp.path().join("copy");
+    fs::rename(&dir, &copy).unwrap();
+    std::os::unix::fs::symlink(&copy, &dir).unwrap();
+    let (v, err) = h.expect(&[&a], 0);
+    assert_eq!(v["fetched"], true, "a symlinked release was used:\n{err}");
+    assert!(err.contains("was modified since it was unpacked"), "{err}");
+    assert!(fs::symlink_metadata(&dir).unwrap().is_dir());
+    h.assert_live(&a, &ta);
+    assert_eq!(read_tree(&copy), ta, "the copy was written to");
+
     // A file added beside the release's own is not a modification.
     h.ok(&[&b]);
     fs::create_dir(dir.join("__pycache__")).unwrap();
