@@ -526,11 +526,11 @@ fn deploy_killed_at_random_points_leaves_a_complete_release_and_reruns() {
         .map(|(i, name)| {
             let seed = i as u64 * 2;
             let mut t = small(name);
-            // 3 MiB that gzip cannot shrink: downloading and unpacking
+            // 2 MiB that gzip cannot shrink: downloading and unpacking
             // them takes a while.
             t.insert("big".into(), Node::Dir);
-            t.insert("big/0.bin".into(), file(noise(seed, 3 << 19)));
-            t.insert("big/1.bin".into(), file(noise(seed + 1, 3 << 19)));
+            t.insert("big/0.bin".into(), file(noise(seed, 1 << 20)));
+            t.insert("big/1.bin".into(), file(noise(seed + 1, 1 << 20)));
             let m = h.publish(&t);
             (m, t)
         })
@@ -953,6 +953,10 @@ fn deploy_hook_failures_leave_or_flip_back_current_and_report_failed() {
     assert_eq!(last["manifest"], b.as_str());
     assert_eq!(last["current"], a.as_str());
     assert_eq!(last["detail"], detail);
+    assert_eq!(
+        (last["env"].as_str(), last["seq"].as_u64()),
+        (Some("dev"), Some(2))
+    );
 
     // check fails, then post_activate does: flipped back, and the previous
     // release gets its post_activate again.
@@ -1013,6 +1017,34 @@ fn deploy_hook_failures_leave_or_flip_back_current_and_report_failed() {
         h.take_log(),
         hook_runs(&b, &ALL),
         "post_activate ran for nothing"
+    );
+}
+
+#[test]
+fn deploy_check_timeout_ends_the_check_and_flips_back() {
+    let h = Host::new(&format!("check_timeout = 1\n{HOOKS}"));
+    let (a, b) = (h.publish(&small("A")), h.publish(&small("B")));
+    h.ok(&[&a]);
+    // The check never ends by itself.
+    h.set("hold-check");
+    let (v, err) = h.expect(&[&b], 6);
+    assert_eq!(v["result"], "failed");
+    assert!(err.contains("timed out after 1s"), "{err}");
+    h.assert_live(&a, &small("A"));
+    // It was ended (its whole group, by verbatim).
+    let pid = held_pid(&h.ctl("held-check"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the check ({pid}) outlived its timeout"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let last = h.history().pop().unwrap();
+    assert_eq!(
+        (last["outcome"].as_str(), last["current"].as_str()),
+        (Some("failed"), Some(a.as_str()))
     );
 }
 
