@@ -35,6 +35,9 @@ pub const RELEASES: &str = "releases";
 pub const SHARED: &str = "shared";
 const STATE: &str = ".verbatim";
 const HISTORY: &str = "history.jsonl";
+/// Written just before `current` moves, removed once the attempt is
+/// recorded: if it is there, an activation was interrupted.
+const ACTIVATING: &str = "activating.json";
 /// Temp names in `releases/`: what a crash leaves behind.
 const TEMP_PREFIXES: [&str; 3] = [".download-", ".unpack-", ".trash-"];
 
@@ -73,6 +76,14 @@ pub struct HostEvent {
     pub env: Option<String>,
     pub seq: Option<u64>,
     pub detail: Option<String>,
+}
+
+/// An activation in flight: `current` is moving from `from` to `to`, and
+/// `to` is not checked yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activating {
+    pub from: Option<String>,
+    pub to: String,
 }
 
 /// What a release directory holds, as unpacked (`.verbatim/releases/<hex>.json`).
@@ -203,6 +214,40 @@ impl Root {
             },
         }
         sync_dir(&self.dir)
+    }
+
+    /// Records that `current` is about to move from `from` to `to` (synced
+    /// before the flip), so a deploy killed before the outcome is recorded
+    /// is noticed by the next one.
+    pub fn begin_activation(&self, from: Option<&Digest>, to: &Digest) -> io::Result<()> {
+        let a = Activating {
+            from: from.map(Digest::to_string),
+            to: to.to_string(),
+        };
+        let bytes = serde_json::to_vec(&a).map_err(io::Error::other)?;
+        crate::store::local::write_atomic(&self.dir.join(STATE).join(ACTIVATING), &bytes)?;
+        sync_dir(&self.dir.join(STATE))
+    }
+
+    /// The outcome is recorded: the activation is over.
+    pub fn end_activation(&self) -> io::Result<()> {
+        match fs::remove_file(self.dir.join(STATE).join(ACTIVATING)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// An activation a crash interrupted, if any. One that does not parse
+    /// counts as interrupted from nothing known.
+    pub fn interrupted(&self) -> io::Result<Option<Activating>> {
+        match fs::read(self.dir.join(STATE).join(ACTIVATING)) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or(Activating {
+                from: None,
+                to: String::new(),
+            }))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes what `staged` (a release about to be renamed into place)

@@ -175,6 +175,12 @@ pub fn deploy(
     {
         printer.note(format!("removed {name}, left by an interrupted deploy"));
     }
+    if let Some(a) = root
+        .interrupted()
+        .context("reading the host's activation marker")?
+    {
+        recover(&root, &a, req.hook_env, printer)?;
+    }
     let current = root.current().map_err(UsageError)?;
     let history = root
         .history(|n| {
@@ -272,8 +278,16 @@ pub fn deploy(
     let result = (|| -> Result<()> {
         // The release, verified, with its shared links.
         let dir = root.release_dir(&id);
-        if dir.is_dir() {
-            if let Some(why) = root.modified(&id, &settings.shared) {
+        // Only a real directory can be what was unpacked: a symlink there
+        // (even to an identical copy) is replaced, never followed.
+        let real_dir = |d: &Path| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir());
+        if let Ok(meta) = std::fs::symlink_metadata(&dir) {
+            let why = if meta.is_dir() {
+                root.modified(&id, &settings.shared)
+            } else {
+                Some("it is no longer a directory".to_owned())
+            };
+            if let Some(why) = why {
                 printer.warn(format!(
                     "release {} was modified since it was unpacked ({why}); fetching it again",
                     dir.display()
@@ -282,7 +296,7 @@ pub fn deploy(
                     .with_context(|| format!("removing the modified release {}", dir.display()))?;
             }
         }
-        if !dir.is_dir() {
+        if !real_dir(&dir) {
             let Some(store) = store else {
                 return Err(UsageError(format!(
                     "release {} is gone or was modified, and no store is given to fetch it again: pass --store",
@@ -333,6 +347,7 @@ pub fn deploy(
                 seq,
                 detail: Some(detail.clone()),
             });
+            let _ = root.end_activation();
             match ended {
                 Ended::Interrupted(signal) => anyhow::Error::new(Interrupted {
                     signal: *signal,
@@ -350,6 +365,8 @@ pub fn deploy(
             );
             return Err(failed(detail, current.as_ref(), &ended));
         }
+        root.begin_activation(current.as_ref(), &id)
+            .context("recording the activation about to start")?;
         root.flip(Some(&id)).with_context(|| {
             format!(
                 "pointing {} at {}",
@@ -402,6 +419,8 @@ pub fn deploy(
             detail: None,
         })
         .context("appending to the host history")?;
+        root.end_activation()
+            .context("clearing the host's activation marker")?;
         out.result = "activated";
         let history = root.history(|_| {}).context("reading the host history")?;
         let keep_too: Vec<Digest> = std::iter::once(id).chain(current).collect();
@@ -433,6 +452,58 @@ pub fn deploy(
             Err(e)
         }
     }
+}
+
+/// Puts `current` back where an interrupted activation (a deploy killed
+/// after its flip, before its check passed) found it, runs that release's
+/// `post_activate` again (the app server may run the unchecked one), and
+/// records the attempt as failed.
+fn recover(
+    root: &Root,
+    a: &crate::host::Activating,
+    hook_env: &[(String, String)],
+    printer: &Printer,
+) -> Result<()> {
+    let from = a
+        .from
+        .as_deref()
+        .and_then(|f| f.parse::<Digest>().ok())
+        .filter(|d| std::fs::symlink_metadata(root.release_dir(d)).is_ok_and(|m| m.is_dir()));
+    printer.warn(format!(
+        "a deploy of {} was interrupted before its check passed; putting current back on {}",
+        if a.to.is_empty() { "a release" } else { &a.to },
+        from.map_or("nothing".into(), |f| f.to_string())
+    ));
+    root.flip(from.as_ref())
+        .context("putting current back after an interrupted deploy")?;
+    if let Some(f) = &from {
+        let settings = local_manifest(root, f)?.deploy.unwrap_or_default();
+        let hooks = Hooks {
+            settings: &settings,
+            root: root.dir(),
+            env: "",
+            extra: hook_env,
+            printer,
+            check_passed: Default::default(),
+        };
+        let to = a.to.parse::<Digest>().ok();
+        if let Some(e) = hooks.run("post_activate", f, to.as_ref(), &root.release_dir(f)) {
+            printer.warn(format!("post_activate for {f} failed ({})", describe(&e)));
+        }
+    }
+    root.append(&HostEvent {
+        time: envs::rfc3339(super::promote::now()),
+        manifest: a.to.clone(),
+        outcome: Outcome::Failed,
+        current: from.map(|f| f.to_string()),
+        env: None,
+        seq: None,
+        detail: Some("interrupted before its check passed; current put back".into()),
+    })
+    .context("appending to the host history")?;
+    root.end_activation()
+        .context("clearing the host's activation marker")?;
+    Ok(())
 }
 
 /// A manifest kept beside its release, checked against its id.

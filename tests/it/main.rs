@@ -9,6 +9,7 @@ mod build;
 mod canary;
 mod ceph;
 mod cli;
+mod deploy;
 mod environments;
 mod errors;
 mod export;
