@@ -8,6 +8,7 @@
 //! DIR/.verbatim/lock         the host lock (flock), holding the holder's pid
 //! DIR/.verbatim/history.jsonl     one line per deploy attempt, appended
 //! DIR/.verbatim/releases/<hex>.json   each release's files as unpacked, to re-check it
+//! DIR/.verbatim/activating.json  while `current` moves and the new release is unchecked
 //! ```
 //!
 //! Every change is made so that a crash (kill -9) at any point leaves
