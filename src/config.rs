@@ -143,6 +143,8 @@ pub struct Config {
     pub root: PathBuf,
     pub config_path: PathBuf,
     pub app_dir: PathBuf,
+    /// Whether `app_dir` came from `--app-dir` / `VERBATIM_APP_DIR`.
+    app_dir_from_flag: bool,
     pub exclude: Vec<String>,
     pub assets_dir: Option<PathBuf>,
     pub allow_missing: Vec<String>,
@@ -178,7 +180,10 @@ impl Config {
     pub fn load(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError> {
         let (path, explicit) = match path {
             Some(p) => (p.to_owned(), true),
-            None => (PathBuf::from(FILE_NAME), false),
+            None => (
+                discover().unwrap_or_else(|| PathBuf::from(FILE_NAME)),
+                false,
+            ),
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound && !explicit {
@@ -212,46 +217,24 @@ impl Config {
             Some(d) => d.clone(),
             None => root.join(&file.app.dir),
         };
-        if !app_dir.is_dir() {
-            let source = if o.app_dir.is_some() {
-                "--app-dir / VERBATIM_APP_DIR".to_owned()
-            } else {
-                format!("`app.dir` in {}", path.display())
-            };
-            return Err(ConfigError(format!(
-                "app directory {} (from {source}) does not exist or is not a directory",
-                app_dir.display()
-            )));
-        }
-        let assets_dir = match &file.assets {
-            Some(a) => {
-                let d = root.join(&a.dir);
-                if !d.is_dir() {
+        if let Some(a) = &file.assets {
+            if !a.public_prefix.starts_with('/') {
+                return Err(ConfigError(format!(
+                    "`assets.public_prefix` in {} is `{}`: it must be a URL path starting with `/`, like \"/static/\"",
+                    path.display(),
+                    a.public_prefix
+                )));
+            }
+            if let Some(cdn) = &a.cdn_base {
+                if !(cdn.starts_with("https://") || cdn.starts_with("http://")) {
                     return Err(ConfigError(format!(
-                        "assets directory {} (from `assets.dir` in {}) does not exist or is not a directory",
-                        d.display(),
+                        "`assets.cdn_base` in {} is `{cdn}`: it must be an absolute http(s) URL, like \"https://cdn.example.com/static/\"",
                         path.display()
                     )));
                 }
-                if !a.public_prefix.starts_with('/') {
-                    return Err(ConfigError(format!(
-                        "`assets.public_prefix` in {} is `{}`: it must be a URL path starting with `/`, like \"/static/\"",
-                        path.display(),
-                        a.public_prefix
-                    )));
-                }
-                if let Some(cdn) = &a.cdn_base {
-                    if !(cdn.starts_with("https://") || cdn.starts_with("http://")) {
-                        return Err(ConfigError(format!(
-                            "`assets.cdn_base` in {} is `{cdn}`: it must be an absolute http(s) URL, like \"https://cdn.example.com/static/\"",
-                            path.display()
-                        )));
-                    }
-                }
-                Some(d)
             }
-            None => None,
-        };
+        }
+        let assets_dir = file.assets.as_ref().map(|a| root.join(&a.dir));
         let envs = file.environments.order;
         if let Some(envs) = &envs {
             check_env_names(envs).map_err(|e| {
@@ -309,6 +292,7 @@ impl Config {
             }
         };
         Ok(Config {
+            app_dir_from_flag: o.app_dir.is_some(),
             deploy,
             s3,
             concurrency,
@@ -334,6 +318,30 @@ impl Config {
         })
     }
 
+    /// Checks that the directories packing reads exist: only commands that
+    /// pack ask (a promotion box may hold nothing but the config).
+    pub fn check_dirs(&self) -> Result<(), ConfigError> {
+        if !self.app_dir.is_dir() {
+            let source = if self.app_dir_from_flag {
+                "--app-dir / VERBATIM_APP_DIR".to_owned()
+            } else {
+                format!("`app.dir` in {}", self.config_path.display())
+            };
+            return Err(ConfigError(format!(
+                "app directory {} (from {source}) does not exist or is not a directory",
+                self.app_dir.display()
+            )));
+        }
+        if let Some(d) = self.assets_dir.as_ref().filter(|d| !d.is_dir()) {
+            return Err(ConfigError(format!(
+                "assets directory {} (from `assets.dir` in {}) does not exist or is not a directory",
+                d.display(),
+                self.config_path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// The order this file asks for: `environments.order`, else [`DEFAULT_ORDER`].
     pub fn order(&self) -> Vec<String> {
         self.environments
@@ -350,6 +358,20 @@ impl Config {
     pub fn work_dir(&self) -> PathBuf {
         self.root.join(".verbatim")
     }
+}
+
+/// The nearest `verbatim.toml`: in the current directory or the first
+/// parent that has one (as cargo finds `Cargo.toml`). Relative when found
+/// in the current directory, so messages stay short.
+pub fn discover() -> Option<PathBuf> {
+    if Path::new(FILE_NAME).is_file() {
+        return Some(PathBuf::from(FILE_NAME));
+    }
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .skip(1)
+        .map(|d| d.join(FILE_NAME))
+        .find(|p| p.is_file())
 }
 
 /// Environment names become store keys: keep them short and plain.

@@ -104,13 +104,15 @@ pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
 }
 
 pub fn config_for(g: &Global, opts: &BuildOpts) -> Result<Config> {
-    super::load_config(
+    let cfg = super::load_config(
         g,
         Overrides {
             app_dir: opts.app_dir.clone(),
             ..Overrides::default()
         },
-    )
+    )?;
+    cfg.check_dirs()?;
+    Ok(cfg)
 }
 
 /// Packs the app into the build directory and writes the manifest after it.

@@ -90,7 +90,7 @@ fn open_store_for(g: &Global) -> Result<Box<dyn Store>> {
 /// Opens the store named by `--store`, else the config's, existing or not.
 fn open_store_any(g: &Global) -> Result<Box<dyn Store>> {
     Ok(match (&g.store, &g.config) {
-        (Some(url), None) if !Path::new(crate::config::FILE_NAME).exists() => {
+        (Some(url), None) if crate::config::discover().is_none() => {
             store::open(url, Path::new("."), &global_overrides(g).s3())?
         }
         _ => open_store(&load_config(g, Overrides::default())?)?,

@@ -89,3 +89,59 @@ fn json_mode_prints_only_json_on_stdout() {
         assert!(v["manifest"].as_str().unwrap().starts_with("sha256:"));
     }
 }
+
+#[test]
+fn the_config_is_found_from_any_subdirectory() {
+    let p = Project::new();
+    p.write("app/deep/er/x.py", "x");
+    let m = p.json(&["publish"])["manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // From a subdirectory, the store and paths resolve against the
+    // config's directory, not the current one.
+    let sub = p.app().join("deep/er");
+    let run = |args: &[&str]| {
+        let mut c = p.cmd(args);
+        c.current_dir(&sub);
+        crate::util::json_out(c.arg("--json"))
+    };
+    let moved = run(&["promote", &m, "--to", "dev"]);
+    assert_eq!(moved["result"], "moved", "{moved}");
+    let status = run(&["status", "dev"]);
+    assert_eq!(status["environments"][0]["manifest"], m.as_str());
+    let again = run(&["publish"]);
+    assert_eq!(
+        again["manifest"],
+        m.as_str(),
+        "built from the config's app.dir"
+    );
+    assert!(
+        !sub.join(".verbatim").exists(),
+        "nothing written beside the cwd"
+    );
+}
+
+#[test]
+fn commands_that_do_not_pack_need_no_app_dir() {
+    let p = Project::new();
+    p.write("app/x.py", "x");
+    let m = p.json(&["publish"])["manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A promotion box: the config and the store, no app.
+    fs::remove_dir_all(p.app()).unwrap();
+    p.ok(&["promote", &m, "--to", "dev"]);
+    p.ok(&["status"]);
+    p.ok(&["history", "dev"]);
+    p.ok(&["verify", "dev"]);
+    p.ok(&["diff", &m, "dev"]);
+    p.ok(&["rollback", "dev", "--to", &m, "--force", "--reason", "test"]);
+    // Packing still says what is missing.
+    let err = p.fails(&["build"], 2);
+    assert!(
+        err.contains("app directory") && err.contains("`app.dir`"),
+        "{err}"
+    );
+}
