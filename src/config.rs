@@ -403,7 +403,27 @@ pub fn check_env_name(e: &str) -> Result<(), String> {
     }
 }
 
-/// What `verbatim init` writes.
+/// What `verbatim init` writes for `app_dir` and, when the project has
+/// one, an assets directory (and a Vite manifest inside it).
+pub fn template(app_dir: &str, assets: Option<(&str, Option<&str>)>) -> String {
+    let mut t = TEMPLATE.replacen("dir = \"app\"", &format!("dir = {app_dir:?}"), 1);
+    if let Some((dir, vite)) = assets {
+        t = t
+            .replacen("# [assets]\n", "[assets]\n", 1)
+            .replacen("# # Front-end files", "# Front-end files", 1)
+            .replacen("# dir = \"static\"", &format!("dir = {dir:?}"), 1);
+        if let Some(v) = vite {
+            t = t.replacen(
+                "# vite_manifest = \"static/.vite/manifest.json\"",
+                &format!("vite_manifest = {v:?}"),
+                1,
+            );
+        }
+    }
+    t
+}
+
+/// What `verbatim init` writes, before [`template`] fills it in.
 pub const TEMPLATE: &str = r#"# verbatim.toml: how verbatim builds, publishes and promotes this project.
 # Every path is relative to this file. Flags and VERBATIM_* variables override.
 
@@ -511,11 +531,6 @@ mod tests {
         let cases = [
             ("[app]\ndir = \"app\"\ncolour = 1\n", "colour"),
             ("[app]\ndir = 3\n", "dir"),
-            ("[app]\ndir = \"nope\"\n", "app.dir"),
-            (
-                "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n",
-                "assets.dir",
-            ),
             (
                 "[app]\ndir = \"app\"\n[environments]\norder = [\"Prod\"]\n",
                 "environments.order",
@@ -542,5 +557,22 @@ mod tests {
             let err = load(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?}: {err}");
         }
+        // A missing app.dir is an error only where packing needs it.
+        let c = load("[app]\ndir = \"nope\"\n").unwrap();
+        assert!(c.check_dirs().unwrap_err().to_string().contains("app.dir"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("app")).unwrap();
+        let c = Config::from_toml(
+            "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n",
+            Path::new("verbatim.toml"),
+            dir.path().to_owned(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(c
+            .check_dirs()
+            .unwrap_err()
+            .to_string()
+            .contains("assets.dir"));
     }
 }

@@ -145,3 +145,51 @@ fn commands_that_do_not_pack_need_no_app_dir() {
         "{err}"
     );
 }
+
+#[test]
+fn init_looks_at_the_project_and_keeps_verbatim_out_of_git() {
+    // A Django project: pack the project, publish static/.
+    let p = Project::new();
+    fs::remove_file(p.path().join("verbatim.toml")).unwrap();
+    p.write("manage.py", "#!/usr/bin/env python\n");
+    p.write("static/css/site.css", "body{}");
+    p.write(".gitignore", "*.pyc");
+    let v = p.json(&["init"]);
+    assert_eq!(v["app_dir"], ".", "{v}");
+    assert_eq!(v["assets_dir"], "static", "{v}");
+    assert_eq!(v["gitignore_updated"], true, "{v}");
+    let ignore = fs::read_to_string(p.path().join(".gitignore")).unwrap();
+    assert_eq!(
+        ignore,
+        "*.pyc\n# verbatim: build output and the local store\n/.verbatim/\n"
+    );
+    let m = p.json(&["publish"]);
+    assert!(
+        m["manifest"].as_str().unwrap().starts_with("sha256:"),
+        "{m}"
+    );
+    // Once is enough.
+    let again = p.json(&["init", "--force"]);
+    assert_eq!(again["gitignore_updated"], false, "{again}");
+    assert_eq!(
+        fs::read_to_string(p.path().join(".gitignore")).unwrap(),
+        ignore
+    );
+
+    // A Vite build: publish dist/ with its manifest; no .gitignore yet.
+    let q = Project::new();
+    fs::remove_file(q.path().join("verbatim.toml")).unwrap();
+    q.write("dist/.vite/manifest.json", "{}");
+    q.write("dist/index.html", "<!doctype html>");
+    let v = q.json(&["init"]);
+    assert_eq!(v["assets_dir"], "dist", "{v}");
+    let text = fs::read_to_string(q.path().join("verbatim.toml")).unwrap();
+    assert!(
+        text.contains("vite_manifest = \"dist/.vite/manifest.json\""),
+        "{text}"
+    );
+    assert_eq!(
+        fs::read_to_string(q.path().join(".gitignore")).unwrap(),
+        "# verbatim: build output and the local store\n/.verbatim/\n"
+    );
+}
