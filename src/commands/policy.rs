@@ -24,6 +24,7 @@ use super::history::Reader;
 use super::promote::{actor, json_opts, now};
 use crate::cli::{Global, PolicyArgs, PolicyCommand, PolicyHistoryArgs, PolicySetArgs};
 use crate::config::{check_env_names, Config};
+use crate::digest::Digest;
 use crate::environments::{self as envs, Inconsistent};
 use crate::exit::{IntegrityError, LostRace, UsageError};
 use crate::output::{escape, Printer};
@@ -35,6 +36,8 @@ use crate::store::{Body, ETag, Key, PutMode, StoreError};
 pub struct PolicyState {
     /// Every event, oldest first: `events[i].seq == i + 1`.
     pub events: Vec<PolicyEvent>,
+    /// The sha256 of each event's stored bytes: `digests[i]` of `events[i]`.
+    pub digests: Vec<Digest>,
     /// `policy.json` and its ETag; what `events[applied - 1]` sets.
     pub pointer: Option<(PolicyPointer, ETag)>,
     /// How many events `policy.json` has applied: all, or all but the newest.
@@ -87,6 +90,7 @@ pub fn load(reader: &Reader<'_>) -> Result<PolicyState> {
     };
     Ok(PolicyState {
         events: loaded.events,
+        digests: loaded.digests,
         pointer,
         applied: loaded.applied,
     })
@@ -281,15 +285,12 @@ fn append(
         from: state.current().map(|e| e.to.clone()),
         to,
         reason,
+        prev: state.digests.last().map(ToString::to_string),
     };
     let key = Key::new(log.event_key(seq))?;
-    match store.put(
-        &key,
-        Body::bytes(&event.to_bytes()),
-        PutMode::CreateOnly,
-        &json_opts(),
-    ) {
-        Ok(_) => reader.remember(&log, seq, &event)?,
+    let bytes = event.to_bytes();
+    match store.put(&key, Body::bytes(&bytes), PutMode::CreateOnly, &json_opts()) {
+        Ok(_) => reader.remember(&log, seq, &event, &bytes)?,
         Err(StoreError::AlreadyExists { .. }) => {
             let winner = super::history::get_record(store, &key)
                 .ok()
