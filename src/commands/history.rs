@@ -34,6 +34,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::config::check_env_name;
 use crate::digest::Digest;
@@ -452,6 +453,62 @@ impl<'a> Reader<'a> {
     /// [`MAX_RECORD_BYTES`]; `None` if absent.
     fn get_record(&self, key: &Key) -> Result<Option<(Vec<u8>, ETag)>> {
         get_record(self.store, key)
+    }
+}
+
+/// What `history --verify` (and `policy history --verify`) found in a log
+/// that loaded, i.e. whose chain held: printed as `verified` with `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verified {
+    /// How many events the log holds.
+    pub events: u64,
+    /// Always true: a broken chain exits 5 instead.
+    pub intact: bool,
+    /// The first event the hash chain covers (the one the oldest `prev`
+    /// names); `null` when no event carries a `prev` (a history written
+    /// before chaining, or a single event).
+    pub chained_from: Option<u64>,
+    /// The sha256 of the newest event as stored: the `prev` of the next.
+    /// Kept elsewhere, it anchors the chain's head.
+    pub head: Option<String>,
+}
+
+impl Verified {
+    /// The verdict on a loaded log's events and their stored digests.
+    pub fn of<E: Entry>(events: &[E], digests: &[Digest]) -> Verified {
+        Verified {
+            events: events.len() as u64,
+            intact: true,
+            chained_from: envs::chain_start(events),
+            head: digests.last().map(Digest::to_string),
+        }
+    }
+
+    /// One line: `prod: 12 events, hash chain intact over events 1–12; newest sha256:…`.
+    pub fn verdict(&self, name: &str) -> String {
+        let n = self.events;
+        let head = self.head.as_deref().unwrap_or("");
+        match (n, self.chained_from) {
+            (0, _) => format!("{name}: no events, nothing to verify"),
+            (1, _) => format!(
+                "{name}: 1 event, hash chain intact (the first event; the next links to it); newest {head}"
+            ),
+            (_, None) => format!(
+                "{name}: {n} events, written before hash chaining (none carries `prev`): nothing to verify; the next event starts the chain; newest {head}"
+            ),
+            (_, Some(1)) => {
+                format!("{name}: {n} events, hash chain intact over events 1–{n}; newest {head}")
+            }
+            (_, Some(s)) => {
+                let before = match s - 1 {
+                    1 => "event 1".to_owned(),
+                    b => format!("events 1–{b}"),
+                };
+                format!(
+                    "{name}: {n} events, hash chain intact over events {s}–{n} ({before} written before chaining, not covered); newest {head}"
+                )
+            }
+        }
     }
 }
 

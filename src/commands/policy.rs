@@ -20,7 +20,7 @@
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::history::Reader;
+use super::history::{Reader, Verified};
 use super::promote::{actor, json_opts, now};
 use crate::cli::{Global, PolicyArgs, PolicyCommand, PolicyHistoryArgs, PolicySetArgs};
 use crate::config::{check_env_names, Config};
@@ -503,12 +503,20 @@ fn run_set(g: &Global, args: &PolicySetArgs, printer: &Printer) -> Result<()> {
 struct HistoryJson {
     /// Newest first.
     events: Vec<PolicyEvent>,
+    /// With `--verify`: what the walk of the hash chain found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified: Option<Verified>,
 }
 
 fn run_history(g: &Global, args: &PolicyHistoryArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
     let reader = Reader::new(store.as_ref(), super::concurrency(g));
-    let mut events = load(&reader)?.events;
+    let state = load(&reader)?;
+    // The load walked the chain and refused a broken one (exit 5).
+    let verified = args
+        .verify
+        .then(|| Verified::of(&state.events, &state.digests));
+    let mut events = state.events;
     if events.is_empty() {
         printer.note("the store holds no policy yet (nothing promoted yet)");
     }
@@ -533,8 +541,13 @@ fn run_history(g: &Global, args: &PolicyHistoryArgs, printer: &Printer) -> Resul
         if let Some(r) = &e.reason {
             line.push_str(&format!("  ({})", escape(r)));
         }
-        printer.result(line)?;
+        if verified.is_none() {
+            printer.result(line)?;
+        }
     }
-    printer.json(&HistoryJson { events })?;
+    if let Some(v) = &verified {
+        printer.result(v.verdict(&policy::log().name))?;
+    }
+    printer.json(&HistoryJson { events, verified })?;
     Ok(())
 }
