@@ -406,6 +406,12 @@ pub struct HistoryArgs {
     /// Show at most this many events.
     #[arg(long, short = 'n')]
     pub limit: Option<usize>,
+
+    /// Check the hash chain and print a one-line verdict instead of the
+    /// events (exit 5, naming the first event at fault, if any was changed,
+    /// removed or inserted).
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -450,6 +456,11 @@ pub struct PolicyHistoryArgs {
     /// Show at most this many events.
     #[arg(long, short = 'n')]
     pub limit: Option<usize>,
+
+    /// Check the hash chain and print a one-line verdict instead of the
+    /// events (exit 5, naming the first event at fault).
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,11 +5,14 @@
 //! (`envs/<env>.json`, compare-and-swap) is a cache of the newest event,
 //! derived from it byte for byte, so anyone can complete a move a crashed
 //! process left half done. Creating event `n+1` is what wins a race: exactly
-//! one writer can. This module is pure: encoding, the promotion order rule,
-//! the choice of a rollback target, and the checks that a history and its
-//! pointer add up before anything relies on them (`check_*`, written once
-//! for any [`Log`] of [`Entry`] events: the policy, `crate::policy`, is one
-//! too); `commands::history` reads and `commands::promote` writes.
+//! one writer can. Event `n+1` records the sha256 of event `n`'s stored
+//! bytes (`prev`), so the history is a hash chain: an event changed,
+//! removed or inserted breaks the link after it ([`check_link`]). This
+//! module is pure: encoding, the promotion order rule, the choice of a
+//! rollback target, and the checks that a history and its pointer add up
+//! before anything relies on them (`check_*`, written once for any [`Log`]
+//! of [`Entry`] events: the policy, `crate::policy`, is one too);
+//! `commands::history` reads and `commands::promote` writes.
 //!
 //! A canary check is part of the move it checks: the promote event carries
 //! the check (command and deadline) before the check starts, so a promoter
@@ -73,6 +76,11 @@ pub struct Event {
     /// (not `null`) when there is none, so events without one keep their bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<Check>,
+    /// `sha256:<hex>` of the stored bytes of event `seq - 1`: the history is
+    /// a hash chain ([`check_log`]). Absent on the first event and on events
+    /// written before chaining (so they keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
 }
 
 /// A canary check, as the promote event that starts it records it. It must
@@ -278,6 +286,9 @@ pub trait Entry {
     /// against the event before it (`None` for the first); the error names
     /// `log.event_key(seq)`.
     fn check(&self, log: &Log, seq: u64, before: Option<&Self>) -> Result<(), Inconsistent>;
+    /// Its `prev`: the digest of the stored bytes of the event before it,
+    /// if it carries one.
+    fn prev(&self) -> Option<&str>;
     /// The canonical bytes of the pointer this event sets.
     fn pointer_bytes(&self) -> Vec<u8>;
     /// The `seq` a stored pointer claims, or why it is not a pointer.
@@ -287,6 +298,10 @@ pub trait Entry {
 impl Entry for Event {
     fn check(&self, log: &Log, seq: u64, before: Option<&Self>) -> Result<(), Inconsistent> {
         check_event(&log.name, seq, self, before)
+    }
+
+    fn prev(&self) -> Option<&str> {
+        self.prev.as_deref()
     }
 
     fn pointer_bytes(&self) -> Vec<u8> {
@@ -427,19 +442,102 @@ pub fn check_event(
     }
 }
 
-/// Checks a whole history, oldest first, as read from events `1..=n`.
-pub fn check_history(env: &str, events: &[Event]) -> Result<(), Inconsistent> {
-    check_log(&Log::env(env), events)
+/// Checks a whole history, oldest first, as read from events `1..=n`, with
+/// the sha256 of each one's stored bytes (see [`check_log`]).
+pub fn check_history(env: &str, events: &[Event], digests: &[Digest]) -> Result<(), Inconsistent> {
+    check_log(&Log::env(env), events, digests)
 }
 
-/// Checks the whole history of `log`, oldest first, as read from events `1..=n`.
-pub fn check_log<E: Entry>(log: &Log, events: &[E]) -> Result<(), Inconsistent> {
-    let mut before = None;
-    for (seq, e) in (1u64..).zip(events) {
-        e.check(log, seq, before)?;
-        before = Some(e);
+/// Checks the whole history of `log`, oldest first, as read from events
+/// `1..=n`; `digests[i]` is the sha256 of the stored bytes of `events[i]`
+/// (one each). Each event is checked on its own, against the one before
+/// ([`Entry::check`]) and by the hash chain ([`check_link`]), in order, so
+/// the error names the first event at fault.
+pub fn check_log<E: Entry>(
+    log: &Log,
+    events: &[E],
+    digests: &[Digest],
+) -> Result<(), Inconsistent> {
+    assert_eq!(events.len(), digests.len(), "one digest per event");
+    let mut chained = false;
+    for (i, (seq, e)) in (1u64..).zip(events).enumerate() {
+        e.check(log, seq, i.checked_sub(1).map(|b| &events[b]))?;
+        check_link(log, seq, e.prev(), &digests[..i], chained)?;
+        chained |= e.prev().is_some();
     }
     Ok(())
+}
+
+/// The hash chain rule for event `seq` of `log`, whose `prev` is `prev`:
+/// `earlier` holds the sha256 of the stored bytes of events `1..seq`
+/// (empty for the first event, which has no `prev`), and `chained` says
+/// whether an earlier event carries a `prev`. A history may start its
+/// chain late (events written before chaining have none), but once an
+/// event has a `prev`, every later one has, and each is the digest of the
+/// event before it as stored: an event changed, removed or inserted breaks
+/// the link after it. The error says which it was where the digests tell.
+pub fn check_link(
+    log: &Log,
+    seq: u64,
+    prev: Option<&str>,
+    earlier: &[Digest],
+    chained: bool,
+) -> Result<(), Inconsistent> {
+    let key = log.event_key(seq);
+    let bad = |what: String| Err(inconsistent(&key, what));
+    let last = seq.saturating_sub(1);
+    match (prev, earlier.last()) {
+        (None, None) => Ok(()),
+        (Some(p), None) => bad(format!(
+            "is the first event, but its `prev` ({p}) names an event before it"
+        )),
+        (None, Some(_)) if chained => bad(format!(
+            "has no `prev`, but event {last} before it has one (once a history is hash-chained, every later event is): an event was inserted, or this one's `prev` removed"
+        )),
+        (None, Some(_)) => Ok(()),
+        (Some(p), Some(d)) => {
+            let Some(p) = strict_digest(p) else {
+                return bad(format!(
+                    "`prev` is {p:?}, not an event digest (sha256:<64 hex digits>)"
+                ));
+            };
+            if p == *d {
+                return Ok(());
+            }
+            let last_key = log.event_key(last);
+            let head = format!("its `prev` does not match event {last}: `prev` is {p}");
+            // Naming an event further back: what lies between was inserted.
+            let named = earlier.iter().rposition(|e| *e == p).map(|i| i as u64 + 1);
+            match named {
+                Some(named) => {
+                    let what = if named + 1 == last {
+                        format!("event {last} was")
+                    } else {
+                        format!("events {}–{last} were", named + 1)
+                    };
+                    bad(format!(
+                        "{head}, the sha256 of event {named} ({}), not of {last_key} ({d}); {what} inserted after event {named}",
+                        log.event_key(named)
+                    ))
+                }
+                None => bad(format!(
+                    "{head}, but {last_key} as stored is {d}; event {last} was changed, or an event was removed or inserted before event {seq}"
+                )),
+            }
+        }
+    }
+}
+
+/// The first event the hash chain of a checked history covers: the one
+/// the first `prev` names (every event from there on is sealed by the
+/// `prev` of the one after it, all but the newest). `None` when no event
+/// carries a `prev`.
+pub fn chain_start<E: Entry>(events: &[E]) -> Option<u64> {
+    // A checked history's events are numbered 1..=n; event 1 has no `prev`.
+    (0u64..)
+        .zip(events)
+        .find(|(_, e)| e.prev().is_some())
+        .map(|(i, _)| i)
 }
 
 /// Checks a stored check record read from [`check_key`]`(env, seq)` against
@@ -925,7 +1023,13 @@ mod tests {
             forced: false,
             gates: vec![],
             check: None,
+            prev: None,
         }
+    }
+
+    /// The sha256 of each event's bytes, as a store holds them.
+    fn digests<E: Entry + Serialize>(h: &[E]) -> Vec<Digest> {
+        h.iter().map(|e| Digest::of(&canonical(e))).collect()
     }
 
     #[test]
@@ -1108,13 +1212,13 @@ mod tests {
     #[test]
     fn each_event_agrees_with_its_name_folder_and_predecessor() {
         let h = chain(3);
-        assert_eq!(check_history("prod", &h), Ok(()));
-        assert_eq!(check_history("prod", &[]), Ok(()));
+        assert_eq!(check_history("prod", &h, &digests(&h)), Ok(()));
+        assert_eq!(check_history("prod", &[], &[]), Ok(()));
 
         let broken = |f: &dyn Fn(&mut Vec<Event>), key_seq: u64, says: &str| {
             let mut h = chain(3);
             f(&mut h);
-            let e = check_history("prod", &h).unwrap_err();
+            let e = check_history("prod", &h, &digests(&h)).unwrap_err();
             assert_eq!(e.key, event_key("prod", key_seq), "{e}");
             assert!(e.what.contains(says), "{says:?} not in {e}");
         };
@@ -1134,7 +1238,159 @@ mod tests {
         let mut h = chain(2);
         h[1].reason = Some("ok\n#7 \x1b[31m".into());
         h[1].actor = "\u{9b}bot".into();
-        assert_eq!(check_history("prod", &h), Ok(()));
+        assert_eq!(check_history("prod", &h, &digests(&h)), Ok(()));
+    }
+
+    /// Sets each event's `prev` (from `from` on, 0-based) to the digest of
+    /// the one before it, as a writer does.
+    fn link(h: &mut [Event], from: usize) {
+        for i in from.max(1)..h.len() {
+            h[i].prev = Some(Digest::of(&h[i - 1].to_bytes()).to_string());
+        }
+    }
+
+    #[test]
+    fn an_event_without_prev_keeps_its_bytes() {
+        let mut e = ev(2, Some(&id('a')), &id('b'));
+        let old = e.to_bytes();
+        assert!(!String::from_utf8_lossy(&old).contains("prev"));
+        e.prev = Some(Digest::of(b"event 1").to_string());
+        let back: Event = serde_json::from_slice(&e.to_bytes()).unwrap();
+        assert_eq!(back, e);
+        e.prev = None;
+        assert_eq!(e.to_bytes(), old);
+        // The pointer does not carry it.
+        let mut c = e.clone();
+        c.prev = Some(id('f'));
+        assert_eq!(c.pointer(), e.pointer());
+    }
+
+    #[test]
+    fn a_history_is_a_hash_chain_which_may_start_late() {
+        let mut h = chain(4);
+        // Written before chaining: no `prev` anywhere.
+        assert_eq!(check_history("prod", &h, &digests(&h)), Ok(()));
+        assert_eq!(chain_start(&h), None);
+        // Chained from event 3 on: events 2..=4 are covered.
+        link(&mut h, 2);
+        assert_eq!(check_history("prod", &h, &digests(&h)), Ok(()));
+        assert_eq!(chain_start(&h), Some(2));
+        // Chained throughout.
+        let mut h = chain(4);
+        link(&mut h, 1);
+        assert_eq!(check_history("prod", &h, &digests(&h)), Ok(()));
+        assert_eq!(chain_start(&h), Some(1));
+        assert_eq!(chain_start(&h[..1]), None);
+        // What is hashed is the bytes as stored, whatever their spelling.
+        let mut h = chain(2);
+        let stored = serde_json::to_vec_pretty(&h[0]).unwrap();
+        h[1].prev = Some(Digest::of(&stored).to_string());
+        let d = vec![Digest::of(&stored), Digest::of(&h[1].to_bytes())];
+        assert_eq!(check_history("prod", &h, &d), Ok(()));
+        let e = check_history("prod", &h, &digests(&h)).unwrap_err();
+        assert_eq!(e.key, event_key("prod", 2), "{e}");
+    }
+
+    #[test]
+    fn a_changed_removed_or_inserted_event_breaks_the_chain_after_it() {
+        let linked = |n| {
+            let mut h = chain(n);
+            link(&mut h, 1);
+            h
+        };
+        let broken = |h: &[Event], seq: u64, says: &[&str]| {
+            let e = check_history("prod", h, &digests(h)).unwrap_err();
+            assert_eq!(e.key, event_key("prod", seq), "{e}");
+            for s in says {
+                assert!(e.what.contains(s), "{s:?} not in {e}");
+            }
+        };
+        // Changed: a free-text field of event 2, every other check passes.
+        let mut h = linked(4);
+        h[1].reason = Some("nothing to see".into());
+        let was = Digest::of(&linked(4)[1].to_bytes()).to_string();
+        let now = Digest::of(&h[1].to_bytes()).to_string();
+        broken(
+            &h,
+            3,
+            &[
+                "its `prev` does not match event 2",
+                &was,
+                &now,
+                &event_key("prod", 2),
+                "event 2 was changed",
+            ],
+        );
+        // Removed, the rest renumbered and re-linked by `from`.
+        let mut h = linked(4);
+        h.remove(1);
+        for (i, e) in h.iter_mut().enumerate() {
+            e.seq = i as u64 + 1;
+        }
+        h[1].from = Some(h[0].to.clone());
+        broken(&h, 2, &["does not match event 1", "removed or inserted"]);
+        // Inserted, with a `prev` linking it to the event before it.
+        let mut h = linked(3);
+        let mut planted = ev(2, Some(&h[0].to), &h[0].to);
+        planted.prev = Some(Digest::of(&h[0].to_bytes()).to_string());
+        h.insert(1, planted);
+        for (i, e) in h.iter_mut().enumerate() {
+            e.seq = i as u64 + 1;
+        }
+        broken(
+            &h,
+            3,
+            &[
+                "does not match event 2",
+                "the sha256 of event 1",
+                "event 2 was inserted after event 1",
+            ],
+        );
+        // Two of them.
+        let mut h = linked(3);
+        let mut second = ev(3, Some(&h[0].to), &h[0].to);
+        h.insert(1, h[1].clone());
+        h[1].to = h[0].to.clone();
+        link(&mut h[..2], 1);
+        second.prev = Some(Digest::of(&h[1].to_bytes()).to_string());
+        h.insert(2, second);
+        for (i, e) in h.iter_mut().enumerate() {
+            e.seq = i as u64 + 1;
+        }
+        h[3].from = Some(h[0].to.clone());
+        broken(&h, 4, &["events 2–3 were inserted after event 1"]);
+        // Inserted without one: after the first event, it looks written
+        // before chaining, but the next link breaks; later, it cannot hide.
+        let mut h = linked(3);
+        h.insert(1, ev(2, Some(&h[0].to), &h[0].to));
+        for (i, e) in h.iter_mut().enumerate() {
+            e.seq = i as u64 + 1;
+        }
+        broken(&h, 3, &["does not match event 2"]);
+        let mut h = linked(3);
+        h.insert(2, ev(3, Some(&h[1].to), &h[1].to));
+        for (i, e) in h.iter_mut().enumerate() {
+            e.seq = i as u64 + 1;
+        }
+        broken(&h, 3, &["has no `prev`, but event 2 before it has one"]);
+        // A `prev` removed once the chain started.
+        let mut h = linked(4);
+        h[3].prev = None;
+        broken(&h, 4, &["has no `prev`, but event 3 before it has one"]);
+        // The first event has nothing before it.
+        let mut h = linked(2);
+        h[0].prev = Some(id('a'));
+        broken(&h, 1, &["is the first event, but its `prev`"]);
+        // Not a digest.
+        let mut h = linked(2);
+        h[1].prev = Some(id('A'));
+        broken(&h, 2, &["`prev` is", "not an event digest"]);
+        // The first event at fault is named: the break at 3 (event 2
+        // changed) before event 4's own fault.
+        let mut h = linked(4);
+        h[1].reason = Some("x".into());
+        h[3].env = "dev".into();
+        broken(&h, 3, &["does not match event 2"]);
     }
 
     #[test]
@@ -1233,9 +1489,9 @@ mod tests {
     fn only_promotes_carry_a_check_with_a_valid_deadline() {
         let mut h = chain(2);
         h[1].check = checked(2, None, "x", 100).check;
-        assert_eq!(check_history("prod", &h), Ok(()));
+        assert_eq!(check_history("prod", &h, &digests(&h)), Ok(()));
         h[1].kind = Kind::Rollback;
-        let e = check_history("prod", &h).unwrap_err();
+        let e = check_history("prod", &h, &digests(&h)).unwrap_err();
         assert!(e.what.contains("only a promote"), "{e}");
         h[1].kind = Kind::Promote;
         for bad in [
@@ -1245,7 +1501,7 @@ mod tests {
             "",
         ] {
             h[1].check.as_mut().unwrap().deadline = bad.into();
-            let e = check_history("prod", &h).unwrap_err();
+            let e = check_history("prod", &h, &digests(&h)).unwrap_err();
             assert!(e.what.contains("check.deadline"), "{bad}: {e}");
         }
     }

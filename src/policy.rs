@@ -75,6 +75,11 @@ pub struct PolicyEvent {
     pub to: Policy,
     #[serde(default)]
     pub reason: Option<String>,
+    /// `sha256:<hex>` of the stored bytes of the event before it, as an
+    /// environment's events carry it (`crate::environments::check_link`);
+    /// absent on the first event and on events written before chaining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
 }
 
 /// `policy.json`: the policy in effect, and the event that set it.
@@ -236,6 +241,10 @@ impl Entry for PolicyEvent {
         }
     }
 
+    fn prev(&self) -> Option<&str> {
+        self.prev.as_deref()
+    }
+
     fn pointer_bytes(&self) -> Vec<u8> {
         self.pointer().to_bytes()
     }
@@ -277,6 +286,7 @@ pub fn check_declared(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Digest;
     use crate::environments::{check_log, check_log_keys, check_log_pointer, rfc3339};
 
     fn order(names: &[&str]) -> Vec<String> {
@@ -293,14 +303,20 @@ mod tests {
             from: from.map(|f| Policy::from_order(&order(f))),
             to: Policy::from_order(&order(to)),
             reason: None,
+            prev: None,
         }
     }
 
+    /// Two events, the second linked to the first.
     fn chain() -> Vec<PolicyEvent> {
-        vec![
-            event(1, None, &["dev", "preprod", "prod"]),
-            event(2, Some(&["dev", "preprod", "prod"]), &["dev", "qa", "prod"]),
-        ]
+        let first = event(1, None, &["dev", "preprod", "prod"]);
+        let mut second = event(2, Some(&["dev", "preprod", "prod"]), &["dev", "qa", "prod"]);
+        second.prev = Some(Digest::of(&first.to_bytes()).to_string());
+        vec![first, second]
+    }
+
+    fn digests(h: &[PolicyEvent]) -> Vec<Digest> {
+        h.iter().map(|e| Digest::of(&e.to_bytes())).collect()
     }
 
     #[test]
@@ -327,7 +343,7 @@ mod tests {
     fn a_policy_history_is_checked_like_an_environments() {
         let log = log();
         let h = chain();
-        assert_eq!(check_log(&log, &h), Ok(()));
+        assert_eq!(check_log(&log, &h, &digests(&h)), Ok(()));
         let bytes = |i: usize| h[i].pointer_bytes();
         assert_eq!(check_log_pointer(&log, Some(&bytes(1)), &h), Ok(2));
         assert_eq!(check_log_pointer(&log, Some(&bytes(0)), &h), Ok(1));
@@ -336,7 +352,7 @@ mod tests {
         let broken = |f: &dyn Fn(&mut Vec<PolicyEvent>), seq: u64, says: &str| {
             let mut h = chain();
             f(&mut h);
-            let e = check_log(&log, &h).unwrap_err();
+            let e = check_log(&log, &h, &digests(&h)).unwrap_err();
             assert_eq!(e.key, log.event_key(seq), "{e}");
             assert!(e.what.contains(says), "{says:?} not in {e}");
         };
@@ -356,11 +372,34 @@ mod tests {
             "`to` is not a policy",
         );
         broken(&|h| h[1].to.environments.clear(), 2, "at least one");
+        // The hash chain: the same rule as an environment's.
+        broken(
+            &|h| h[0].reason = Some("edited".into()),
+            2,
+            "its `prev` does not match event 1",
+        );
+        broken(
+            &|h| {
+                let third = PolicyEvent {
+                    seq: 3,
+                    from: Some(h[1].to.clone()),
+                    ..h[1].clone()
+                };
+                h.push(third);
+            },
+            3,
+            "does not match event 2",
+        );
         broken(
             &|h| h[1].to = Policy::from_order(&order(&["dev", "dev"])),
             2,
             "twice",
         );
+
+        // Written before chaining: no `prev` at all, still a history.
+        let mut old = chain();
+        old[1].prev = None;
+        assert_eq!(check_log(&log, &old, &digests(&old)), Ok(()));
 
         let bad = |pointer: &[u8], says: &str| {
             let e = check_log_pointer(&log, Some(pointer), &h).unwrap_err();

@@ -6,10 +6,13 @@
 //! before, `status`, `history`, an environment named as a `<manifest>`) gets
 //! them from [`Reader::load`]. It fails closed: an event whose file name,
 //! `seq`, position or folder disagree, a gap, a `from` that is not the `to`
-//! before it, a manifest that is not in the store, or a pointer that is
-//! neither the newest event's nor one step behind it, is an integrity error
-//! (exit 5) naming the key at fault, and nothing is written. The checks are
-//! the pure `environments::check_*`; this module only fetches. The policy
+//! before it, a `prev` that is not the sha256 of the event before it as
+//! stored (the hash chain: an event changed, removed or inserted), a
+//! manifest that is not in the store, or a pointer that is neither the
+//! newest event's nor one step behind it, is an integrity error (exit 5)
+//! naming the first key at fault, and nothing is written. The checks are
+//! the pure `environments::check_*`; this module only fetches, and hashes
+//! each event's bytes exactly as read. The policy
 //! (`commands::policy`) is a log of the same shape, read and checked by the
 //! same [`Reader::load_log`].
 //!
@@ -31,6 +34,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::config::check_env_name;
 use crate::digest::Digest;
@@ -58,6 +62,8 @@ pub struct EnvState {
     pub env: String,
     /// Every event, oldest first: `events[i].seq == i + 1`.
     pub events: Vec<Event>,
+    /// The sha256 of each event's stored bytes: `digests[i]` of `events[i]`.
+    pub digests: Vec<Digest>,
     /// The pointer and its ETag; equal to what `events[applied - 1]` sets.
     pub pointer: Option<(Pointer, ETag)>,
     /// How many events the pointer has applied: all, or all but the newest
@@ -96,6 +102,11 @@ impl EnvState {
         envs::check_status(&self.events, i, self.check.as_ref(), now)
     }
 
+    /// The `prev` of the next event: the digest of the newest one as stored.
+    pub fn head(&self) -> Option<String> {
+        self.digests.last().map(Digest::to_string)
+    }
+
     /// The sequence number of the pointer (0 before the first move).
     pub fn seq(&self) -> u64 {
         self.pointer.as_ref().map_or(0, |(p, _)| p.seq)
@@ -123,37 +134,43 @@ impl EnvState {
 pub struct Reader<'a> {
     store: &'a dyn Store,
     threads: usize,
-    events: Mutex<HashMap<Key, Event>>,
-    policy_events: Mutex<HashMap<Key, PolicyEvent>>,
+    /// Events read or written, with the sha256 of their stored bytes.
+    events: Mutex<HashMap<Key, (Event, Digest)>>,
+    policy_events: Mutex<HashMap<Key, (PolicyEvent, Digest)>>,
     present: Mutex<BTreeSet<Digest>>,
     /// Check records read (create-only, so they never change once there).
     checks: Mutex<HashMap<Key, CheckRecord>>,
 }
 
+/// Where a [`Reader`] remembers the events of one type, each with the
+/// sha256 of its stored bytes.
+pub type Cache<E> = Mutex<HashMap<Key, (E, Digest)>>;
+
 /// An event type [`Reader::load_log`] can read: parsed from JSON, checked by
 /// the shared [`Entry`] rules, remembered in its own cache.
 pub trait Stored: Entry + DeserializeOwned + Clone + Send + Sync {
     /// Where the reader remembers events of this type.
-    fn cache<'r>(reader: &'r Reader<'_>) -> &'r Mutex<HashMap<Key, Self>>;
+    fn cache<'r>(reader: &'r Reader<'_>) -> &'r Cache<Self>;
 }
 
 impl Stored for Event {
-    fn cache<'r>(reader: &'r Reader<'_>) -> &'r Mutex<HashMap<Key, Self>> {
+    fn cache<'r>(reader: &'r Reader<'_>) -> &'r Cache<Self> {
         &reader.events
     }
 }
 
 impl Stored for PolicyEvent {
-    fn cache<'r>(reader: &'r Reader<'_>) -> &'r Mutex<HashMap<Key, Self>> {
+    fn cache<'r>(reader: &'r Reader<'_>) -> &'r Cache<Self> {
         &reader.policy_events
     }
 }
 
 /// A log as stored, checked: every event oldest first (`events[i]` is event
-/// `i + 1`), the pointer's bytes and ETag, and how many events the pointer
-/// has applied.
+/// `i + 1`) and the sha256 of its stored bytes (`digests[i]`), the
+/// pointer's bytes and ETag, and how many events the pointer has applied.
 pub struct Loaded<E> {
     pub events: Vec<E>,
+    pub digests: Vec<Digest>,
     pub pointer: Option<(Vec<u8>, ETag)>,
     pub applied: usize,
 }
@@ -182,11 +199,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Records an event this run created in `log`, so it is not read back.
-    pub fn remember<E: Stored>(&self, log: &Log, seq: u64, event: &E) -> Result<()> {
+    /// Records an event this run created in `log` (`bytes`, exactly as
+    /// stored), so it is not read back.
+    pub fn remember<E: Stored>(&self, log: &Log, seq: u64, event: &E, bytes: &[u8]) -> Result<()> {
         let key = Key::new(log.event_key(seq))?;
         if let Ok(mut cache) = E::cache(self).lock() {
-            cache.insert(key, event.clone());
+            cache.insert(key, (event.clone(), Digest::of(bytes)));
         }
         Ok(())
     }
@@ -211,7 +229,7 @@ impl<'a> Reader<'a> {
             )),
             None => None,
         };
-        let (events, applied) = (loaded.events, loaded.applied);
+        let (events, digests, applied) = (loaded.events, loaded.digests, loaded.applied);
         let check = match applied.checked_sub(1).map(|i| &events[i]) {
             Some(live) if live.check.is_some() => self
                 .read_check(env, live.seq, Some(live))
@@ -221,15 +239,17 @@ impl<'a> Reader<'a> {
         Ok(EnvState {
             env: env.to_owned(),
             events,
+            digests,
             pointer,
             applied,
             check,
         })
     }
 
-    /// Reads and checks any log: its events and its pointer, by the shared
-    /// rules ([`envs::check_log`], [`envs::check_log_pointer`]); `refuse`
-    /// turns what disagrees into the caller's error.
+    /// Reads and checks any log: its events, their hash chain and its
+    /// pointer, by the shared rules ([`envs::check_log`],
+    /// [`envs::check_log_pointer`]); `refuse` turns what disagrees into the
+    /// caller's error.
     pub fn load_log<E: Stored>(
         &self,
         log: &Log,
@@ -269,8 +289,8 @@ impl<'a> Reader<'a> {
             listed = again;
         };
 
-        let events = self.read_events::<E>(&listed)?;
-        envs::check_log(log, &events).map_err(refuse)?;
+        let (events, digests) = self.read_events::<E>(&listed)?;
+        envs::check_log(log, &events, &digests).map_err(refuse)?;
         let applied = envs::check_log_pointer(
             log,
             pointer.as_ref().map(|(bytes, _)| bytes.as_slice()),
@@ -279,6 +299,7 @@ impl<'a> Reader<'a> {
         .map_err(refuse)?;
         Ok(Loaded {
             events,
+            digests,
             pointer,
             applied,
         })
@@ -357,8 +378,10 @@ impl<'a> Reader<'a> {
         Ok(listed.into_iter().map(|l| (l.key, l.size)).collect())
     }
 
-    /// The events at `keys`, in order, from the cache or the store.
-    fn read_events<E: Stored>(&self, keys: &[(Key, u64)]) -> Result<Vec<E>> {
+    /// The events at `keys`, in order, from the cache or the store, each
+    /// with the sha256 of its bytes exactly as stored (what the next
+    /// event's `prev` names).
+    fn read_events<E: Stored>(&self, keys: &[(Key, u64)]) -> Result<(Vec<E>, Vec<Digest>)> {
         let cached = |key: &Key| E::cache(self).lock().ok()?.get(key).cloned();
         let results = par::try_map(keys, self.threads, |(key, size)| {
             if let Some(e) = cached(key) {
@@ -377,20 +400,20 @@ impl<'a> Reader<'a> {
             })?;
             let e: E = serde_json::from_slice(&bytes)
                 .map_err(|e| IntegrityError(format!("{key}: not a valid event ({e})")))?;
-            Ok::<_, anyhow::Error>(e)
+            Ok::<_, anyhow::Error>((e, Digest::of(&bytes)))
         });
-        let mut events = Vec::with_capacity(keys.len());
+        let mut read = Vec::with_capacity(keys.len());
         for ((key, _), r) in keys.iter().zip(results) {
             let e =
                 r.ok_or_else(|| anyhow::anyhow!("{key}: not read (an earlier read failed)"))??;
-            events.push(e);
+            read.push(e);
         }
         if let Ok(mut cache) = E::cache(self).lock() {
-            for ((key, _), e) in keys.iter().zip(&events) {
+            for ((key, _), e) in keys.iter().zip(&read) {
                 cache.entry(key.clone()).or_insert_with(|| e.clone());
             }
         }
-        Ok(events)
+        Ok(read.into_iter().unzip())
     }
 
     /// One HEAD per manifest the history names that this run has not seen.
@@ -430,6 +453,62 @@ impl<'a> Reader<'a> {
     /// [`MAX_RECORD_BYTES`]; `None` if absent.
     fn get_record(&self, key: &Key) -> Result<Option<(Vec<u8>, ETag)>> {
         get_record(self.store, key)
+    }
+}
+
+/// What `history --verify` (and `policy history --verify`) found in a log
+/// that loaded, i.e. whose chain held: printed as `verified` with `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verified {
+    /// How many events the log holds.
+    pub events: u64,
+    /// Always true: a broken chain exits 5 instead.
+    pub intact: bool,
+    /// The first event the hash chain covers (the one the oldest `prev`
+    /// names); `null` when no event carries a `prev` (a history written
+    /// before chaining, or a single event).
+    pub chained_from: Option<u64>,
+    /// The sha256 of the newest event as stored: the `prev` of the next.
+    /// Kept elsewhere, it anchors the chain's head.
+    pub head: Option<String>,
+}
+
+impl Verified {
+    /// The verdict on a loaded log's events and their stored digests.
+    pub fn of<E: Entry>(events: &[E], digests: &[Digest]) -> Verified {
+        Verified {
+            events: events.len() as u64,
+            intact: true,
+            chained_from: envs::chain_start(events),
+            head: digests.last().map(Digest::to_string),
+        }
+    }
+
+    /// One line: `prod: 12 events, hash chain intact over events 1–12; newest sha256:…`.
+    pub fn verdict(&self, name: &str) -> String {
+        let n = self.events;
+        let head = self.head.as_deref().unwrap_or("");
+        match (n, self.chained_from) {
+            (0, _) => format!("{name}: no events, nothing to verify"),
+            (1, _) => format!(
+                "{name}: 1 event, hash chain intact (the first event; the next links to it); newest {head}"
+            ),
+            (_, None) => format!(
+                "{name}: {n} events, written before hash chaining (none carries `prev`): nothing to verify; the next event starts the chain; newest {head}"
+            ),
+            (_, Some(1)) => {
+                format!("{name}: {n} events, hash chain intact over events 1–{n}; newest {head}")
+            }
+            (_, Some(s)) => {
+                let before = match s - 1 {
+                    1 => "event 1".to_owned(),
+                    b => format!("events 1–{b}"),
+                };
+                format!(
+                    "{name}: {n} events, hash chain intact over events {s}–{n} ({before} written before chaining, not covered); newest {head}"
+                )
+            }
+        }
     }
 }
 

@@ -20,10 +20,11 @@
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::history::Reader;
+use super::history::{Reader, Verified};
 use super::promote::{actor, json_opts, now};
 use crate::cli::{Global, PolicyArgs, PolicyCommand, PolicyHistoryArgs, PolicySetArgs};
 use crate::config::{check_env_names, Config};
+use crate::digest::Digest;
 use crate::environments::{self as envs, Inconsistent};
 use crate::exit::{IntegrityError, LostRace, UsageError};
 use crate::output::{escape, Printer};
@@ -35,6 +36,8 @@ use crate::store::{Body, ETag, Key, PutMode, StoreError};
 pub struct PolicyState {
     /// Every event, oldest first: `events[i].seq == i + 1`.
     pub events: Vec<PolicyEvent>,
+    /// The sha256 of each event's stored bytes: `digests[i]` of `events[i]`.
+    pub digests: Vec<Digest>,
     /// `policy.json` and its ETag; what `events[applied - 1]` sets.
     pub pointer: Option<(PolicyPointer, ETag)>,
     /// How many events `policy.json` has applied: all, or all but the newest.
@@ -87,6 +90,7 @@ pub fn load(reader: &Reader<'_>) -> Result<PolicyState> {
     };
     Ok(PolicyState {
         events: loaded.events,
+        digests: loaded.digests,
         pointer,
         applied: loaded.applied,
     })
@@ -286,15 +290,12 @@ fn append(
         from: state.current().map(|e| e.to.clone()),
         to,
         reason,
+        prev: state.digests.last().map(ToString::to_string),
     };
     let key = Key::new(log.event_key(seq))?;
-    match store.put(
-        &key,
-        Body::bytes(&event.to_bytes()),
-        PutMode::CreateOnly,
-        &json_opts(),
-    ) {
-        Ok(_) => reader.remember(&log, seq, &event)?,
+    let bytes = event.to_bytes();
+    match store.put(&key, Body::bytes(&bytes), PutMode::CreateOnly, &json_opts()) {
+        Ok(_) => reader.remember(&log, seq, &event, &bytes)?,
         Err(StoreError::AlreadyExists { .. }) => {
             let winner = super::history::get_record(store, &key)
                 .ok()
@@ -573,12 +574,20 @@ fn edited(g: &Global, args: &PolicySetArgs, from: Option<&Policy>) -> Result<Pol
 struct HistoryJson {
     /// Newest first.
     events: Vec<PolicyEvent>,
+    /// With `--verify`: what the walk of the hash chain found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified: Option<Verified>,
 }
 
 fn run_history(g: &Global, args: &PolicyHistoryArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
     let reader = Reader::new(store.as_ref(), super::concurrency(g));
-    let mut events = load(&reader)?.events;
+    let state = load(&reader)?;
+    // The load walked the chain and refused a broken one (exit 5).
+    let verified = args
+        .verify
+        .then(|| Verified::of(&state.events, &state.digests));
+    let mut events = state.events;
     if events.is_empty() {
         printer.note("the store holds no policy yet (nothing promoted yet)");
     }
@@ -603,8 +612,13 @@ fn run_history(g: &Global, args: &PolicyHistoryArgs, printer: &Printer) -> Resul
         if let Some(r) = &e.reason {
             line.push_str(&format!("  ({})", escape(r)));
         }
-        printer.result(line)?;
+        if verified.is_none() {
+            printer.result(line)?;
+        }
     }
-    printer.json(&HistoryJson { events })?;
+    if let Some(v) = &verified {
+        printer.result(v.verdict(&policy::log().name))?;
+    }
+    printer.json(&HistoryJson { events, verified })?;
     Ok(())
 }

@@ -8,8 +8,9 @@
 //!    implies, once its manifest's objects are checked;
 //! 3. check: every object the manifest names exists with the right size, and
 //!    the gates pass (or `--force --reason`);
-//! 4. create event `n + 1` (create-only: exactly one racer wins; the others
-//!    exit with the lost-race code, naming the winner);
+//! 4. create event `n + 1`, its `prev` the sha256 of event `n` as read
+//!    (create-only: exactly one racer wins; the others exit with the
+//!    lost-race code, naming the winner);
 //! 5. compare-and-swap the pointer to what the event says.
 //!
 //! With `--check-cmd`, the event of step 4 also records the canary check
@@ -678,11 +679,13 @@ fn move_with(
         forced: req.force && refused,
         gates: gates.clone(),
         check: check.clone(),
+        // The newest event as read (settled: the pointer applies it).
+        prev: current.head(),
     };
     let bytes = event.to_bytes();
     let key = Key::new(envs::event_key(env, seq))?;
     match store.put(&key, Body::bytes(&bytes), PutMode::CreateOnly, &json_opts()) {
-        Ok(_) => reader.remember(&envs::Log::env(env), seq, &event)?,
+        Ok(_) => reader.remember(&envs::Log::env(env), seq, &event, &bytes)?,
         Err(StoreError::AlreadyExists { .. }) => {
             let winner = read_event(store, env, seq)
                 .map(|w| {

@@ -3,7 +3,8 @@
 //! Both say where canary checks stand: `status` marks an environment whose
 //! live manifest came with a check that has not passed (pending, expired or
 //! failed) as unchecked; `history` shows each check's status beside the
-//! move that started it.
+//! move that started it. `history --verify` prints the verdict on the hash
+//! chain instead of the events (the load already refused a broken one).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,7 +19,7 @@ use crate::output::{escape, Printer};
 use crate::reports::{Report, State};
 use crate::store::Store;
 
-use super::history::{EnvState, Reader};
+use super::history::{EnvState, Reader, Verified};
 use super::policy::Order;
 
 #[derive(Serialize)]
@@ -73,6 +74,9 @@ struct HistoryJson<'a> {
     env: &'a str,
     /// Newest first; an event's `check` carries its `status` and `detail`.
     events: Vec<serde_json::Value>,
+    /// With `--verify`: what the walk of the hash chain found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verified: Option<Verified>,
 }
 
 fn now() -> u64 {
@@ -196,6 +200,10 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
     }
     note_pending(printer, &state);
     let records = reader.check_records(&state)?;
+    // The load walked the chain and refused a broken one (exit 5).
+    let verified = args
+        .verify
+        .then(|| Verified::of(&state.events, &state.digests));
     let now = now();
     let checks: Vec<Option<CheckState>> = (0..state.events.len())
         .map(|i| {
@@ -238,12 +246,18 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
                 c.insert("detail".into(), serde_json::to_value(detail)?);
             }
         }
-        printer.result(line)?;
+        if verified.is_none() {
+            printer.result(line)?;
+        }
         json.push(value);
+    }
+    if let Some(v) = &verified {
+        printer.result(v.verdict(&args.env))?;
     }
     printer.json(&HistoryJson {
         env: &args.env,
         events: json,
+        verified,
     })?;
     Ok(())
 }

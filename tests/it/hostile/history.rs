@@ -7,6 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::Value;
+use verbatim::digest::Digest;
 
 use crate::environments::release;
 use crate::util::{exits, json_out, success, Project};
@@ -227,10 +228,13 @@ fn a_planted_event_naming_an_absent_manifest_is_never_completed() {
     let absent = format!("sha256:{}", "ab".repeat(32));
     let planted = event_path(&p, "dev", 4);
     fs::copy(event_path(&p, "dev", 3), &planted).unwrap();
+    // Linked to event 3 as verbatim would: only the manifest is wrong.
+    let prev = Digest::of(&fs::read(event_path(&p, "dev", 3)).unwrap()).to_string();
     edit_json(&planted, |v| {
         v["seq"] = 4.into();
         v["from"] = ids[2].as_str().into();
         v["to"] = absent.as_str().into();
+        v["prev"] = prev.into();
     });
     let pointer = fs::read(p.store().join("envs/dev.json")).unwrap();
     refused_everywhere(

@@ -3,6 +3,7 @@
 //! the project, no hang, no unbounded memory. One submodule per attack surface.
 
 mod assets;
+mod chain;
 mod history;
 
 use std::process::Command;
