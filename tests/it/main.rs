@@ -9,6 +9,7 @@ mod build;
 mod canary;
 mod ceph;
 mod cli;
+mod django;
 mod environments;
 mod errors;
 mod export;
