@@ -10,6 +10,7 @@ mod canary;
 mod ceph;
 mod cli;
 mod deploy;
+mod django;
 mod environments;
 mod errors;
 mod export;

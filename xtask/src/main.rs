@@ -93,6 +93,7 @@ fn ci() -> Result {
     setup::openssh()?;
     let s3s_fs = setup::s3s_fs()?;
     let aws = setup::awscli()?;
+    let django = setup::django_venv()?;
     run("cargo", &["fmt", "--all", "--check"])?;
     run(
         "cargo",
@@ -108,6 +109,8 @@ fn ci() -> Result {
     // The tests start their own s3s-fs servers and read metadata with awscli.
     std::env::set_var("VERBATIM_TEST_S3S_FS", &s3s_fs);
     std::env::set_var("VERBATIM_TEST_AWS_CLI", &aws);
+    // tests/it/django.rs runs gunicorn and manage.py from this venv.
+    std::env::set_var("VERBATIM_TEST_DJANGO_VENV", &django);
     let tests = if Command::new("cargo")
         .args(["nextest", "--version"])
         .output()

