@@ -296,7 +296,8 @@ impl Root {
     /// Links every shared path of `release` (a directory under
     /// `releases/`) to `DIR/shared/<path>` with a relative symlink. A
     /// shared path missing from `shared/` is seeded with what the release
-    /// holds there, else created as an empty directory.
+    /// holds there, else created empty: a file (0600) when its name has a
+    /// dot (`.env`, `settings.yml`), else a directory (`media`).
     pub fn link_shared(&self, release: &Path, shared: &[String]) -> io::Result<()> {
         for path in shared {
             let target = self.dir.join(SHARED).join(path);
@@ -312,8 +313,22 @@ impl Root {
                 if let Some(p) = target.parent() {
                     fs::create_dir_all(p)?;
                 }
+                let is_file = path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|name| name.contains('.'));
                 match fs::symlink_metadata(&inside) {
                     Ok(m) if !m.file_type().is_symlink() => fs::rename(&inside, &target)?,
+                    // `.env`, `settings.yml`: an empty file for the
+                    // operator to fill, readable by its owner only.
+                    _ if is_file => drop(
+                        OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .mode(0o600)
+                            .custom_flags(libc::O_NOFOLLOW)
+                            .open(&target)?,
+                    ),
                     _ => fs::create_dir_all(&target)?,
                 }
             }

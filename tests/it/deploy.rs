@@ -1255,3 +1255,27 @@ fn deploy_refuses_a_current_it_did_not_make() {
         assert_eq!(h.take_log(), Vec::<String>::new(), "{what}: hooks ran");
     }
 }
+
+#[test]
+fn deploy_creates_missing_shared_paths_as_files_or_directories() {
+    let h = Host::new("shared = [\"uploads\", \".env\", \"conf/app.yml\"]\n");
+    let a = h.publish(&small("A"));
+    h.ok(&[&a]);
+    let shared = h.root().join("shared");
+    assert!(fs::symlink_metadata(shared.join("uploads"))
+        .unwrap()
+        .is_dir());
+    for f in [".env", "conf/app.yml"] {
+        let meta = fs::symlink_metadata(shared.join(f)).unwrap();
+        assert!(meta.is_file(), "{f}");
+        assert_eq!(meta.len(), 0, "{f}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{f}");
+    }
+    // Written through current, read back from shared.
+    fs::write(h.root().join("current/.env"), "SECRET=x\n").unwrap();
+    assert_eq!(
+        fs::read_to_string(shared.join(".env")).unwrap(),
+        "SECRET=x\n"
+    );
+}
