@@ -364,6 +364,11 @@ pub struct PromoteArgs {
     #[arg(long, value_name = "N", conflicts_with = "check_cmd", value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub wait_hosts: Option<u64>,
 
+    /// Sign the promote event (and an auto-rollback) with this OpenSSH key;
+    /// `history` shows who signed each event.
+    #[arg(long, env = "VERBATIM_EVENT_SIGNING_KEY", value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+
     /// How long --wait-hosts waits: 90s, 10m, 1h.
     #[arg(long, value_name = "DURATION", default_value = "10m", requires = "wait_hosts", value_parser = parse_duration)]
     pub wait_timeout: std::time::Duration,
@@ -383,6 +388,10 @@ pub struct RollbackArgs {
     /// Roll back to a manifest that was never live there; needs --reason.
     #[arg(long, requires = "reason")]
     pub force: bool,
+
+    /// Sign the rollback event with this OpenSSH key.
+    #[arg(long, env = "VERBATIM_EVENT_SIGNING_KEY", value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
 
     /// Why: recorded in the history.
     #[arg(long)]
@@ -409,9 +418,13 @@ pub struct HistoryArgs {
 
     /// Check the hash chain and print a one-line verdict instead of the
     /// events (exit 5, naming the first event at fault, if any was changed,
-    /// removed or inserted).
+    /// removed or inserted, or an event signature does not verify).
     #[arg(long)]
     pub verify: bool,
+
+    /// Show which principals of this allowed_signers file signed each event.
+    #[arg(long, env = "VERBATIM_ALLOWED_SIGNERS", value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

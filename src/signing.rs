@@ -27,6 +27,16 @@ pub fn signature_key(id: &Digest, key: &PublicKey) -> String {
     format!("{}{}.sig", signatures_prefix(id), file_name(key))
 }
 
+/// `envs/<env>/signatures/<seq>/`: the signatures of one event.
+pub fn event_signatures_prefix(env: &str, seq: u64) -> String {
+    format!("envs/{env}/signatures/{seq}/")
+}
+
+/// `envs/<env>/signatures/`: the signatures of every event of `env`.
+pub fn env_signatures_prefix(env: &str) -> String {
+    format!("envs/{env}/signatures/")
+}
+
 /// `SHA256:<base64>` as ssh-keygen prints it.
 pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()

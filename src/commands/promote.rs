@@ -106,6 +106,11 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     let store = super::open_store(&cfg)?;
     let reader = Reader::new(store.as_ref(), cfg.concurrency);
     let id = super::resolve_manifest_with(&reader, &args.manifest)?;
+    let key = args
+        .sign_key
+        .as_deref()
+        .map(super::sign::load_key)
+        .transpose()?;
     let check = match (&args.check_cmd, args.wait_hosts) {
         (Some(cmd), _) => Some(CheckSpec {
             cmd: Some(cmd.clone()),
@@ -134,11 +139,12 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
         reason: args.reason.clone(),
         force: args.force,
         check,
+        sign: key.as_ref(),
     };
     let mut report =
         move_with(&reader, &cfg, &req, None, printer).map_err(|e| print_refused(printer, e))?;
     let result = match (&report.check, report.result) {
-        (Some(_), "moved") => finish_check(&reader, &cfg, &mut report, printer),
+        (Some(_), "moved") => finish_check(&reader, &cfg, &mut report, key.as_ref(), printer),
         _ => print_move(printer, &report),
     };
     drop(signals);
@@ -153,6 +159,7 @@ fn finish_check(
     reader: &Reader<'_>,
     cfg: &Config,
     report: &mut MoveJson,
+    sign: Option<&ssh_key::PrivateKey>,
     printer: &Printer,
 ) -> Result<()> {
     let Some(check) = report.check.as_mut() else {
@@ -258,6 +265,7 @@ fn finish_check(
         reason: Some(format!("canary check failed: {detail}")),
         force: true,
         check: None,
+        sign,
     };
     // Only from our own move: if someone moved the environment meanwhile,
     // their move stands and ours is no longer live.
@@ -389,6 +397,25 @@ pub fn read_reports(
     Ok(out)
 }
 
+/// Signs event `seq` of `env` (its stored `bytes`) in namespace
+/// `verbatim-event@v1`, stored create-only beside the history.
+fn sign_event(
+    store: &dyn Store,
+    env: &str,
+    seq: u64,
+    bytes: &[u8],
+    key: &ssh_key::PrivateKey,
+) -> Result<()> {
+    let armored = super::sign::sign_bytes(key, crate::signing::EVENT_NAMESPACE, bytes)?;
+    let k = Key::new(format!(
+        "{}{}.sig",
+        crate::signing::event_signatures_prefix(env, seq),
+        crate::signing::file_name(key.public_key())
+    ))?;
+    store.put(&k, Body::bytes(&armored), PutMode::CreateOnly, &json_opts())?;
+    Ok(())
+}
+
 /// Records how the check of `record.seq` ended (create-only).
 fn record_check(store: &dyn Store, record: &CheckRecord) -> Result<()> {
     let key = Key::new(envs::check_key(&record.env, record.seq))?;
@@ -414,6 +441,11 @@ fn print_move(printer: &Printer, report: &MoveJson) -> Result<()> {
 
 pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Result<()> {
     let cfg = super::load_config(g, Default::default())?;
+    let key = args
+        .sign_key
+        .as_deref()
+        .map(super::sign::load_key)
+        .transpose()?;
     let store = super::open_store(&cfg)?;
     let reader = Reader::new(store.as_ref(), cfg.concurrency);
     super::policy::order(&reader, &cfg)?.previous(&args.env)?;
@@ -448,6 +480,7 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
         reason: args.reason.clone(),
         force: args.force,
         check: None,
+        sign: key.as_ref(),
     };
     // The target was chosen from this history: if it moves meanwhile, lose.
     let report = move_with(&reader, &cfg, &req, Some(current.seq()), printer)
@@ -463,6 +496,8 @@ pub struct MoveRequest<'a> {
     pub force: bool,
     /// A canary check the move starts (a promote only): recorded in its event.
     pub check: Option<CheckSpec>,
+    /// Sign the event with this key (`--sign-key`).
+    pub sign: Option<&'a ssh_key::PrivateKey>,
 }
 
 /// A canary check to start: `sh -c cmd`, or waiting until `hosts` hosts
@@ -685,7 +720,16 @@ fn move_with(
     let bytes = event.to_bytes();
     let key = Key::new(envs::event_key(env, seq))?;
     match store.put(&key, Body::bytes(&bytes), PutMode::CreateOnly, &json_opts()) {
-        Ok(_) => reader.remember(&envs::Log::env(env), seq, &event, &bytes)?,
+        Ok(_) => {
+            reader.remember(&envs::Log::env(env), seq, &event, &bytes)?;
+            if let Some(key) = req.sign {
+                // The move stands either way; a missing signature shows in
+                // `history`.
+                if let Err(e) = sign_event(store, env, seq, &bytes, key) {
+                    printer.warn(format!("could not sign event {seq} of {env}: {e:#}"));
+                }
+            }
+        }
         Err(StoreError::AlreadyExists { .. }) => {
             let winner = read_event(store, env, seq)
                 .map(|w| {

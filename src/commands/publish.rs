@@ -81,6 +81,7 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
             reason: None,
             force: false,
             check: None,
+            sign: sign_key.as_ref(),
         };
         report.promoted = Some(super::promote::move_pointer(
             store.as_ref(),

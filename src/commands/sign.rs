@@ -360,3 +360,71 @@ pub fn read_allowed_signers(path: &Path) -> Result<AllowedSigners> {
     }
     Ok(signers)
 }
+
+/// Every event signature of `env` (`promote --sign-key`), by event, each
+/// checked against the event's stored bytes.
+pub fn event_signatures(
+    store: &dyn Store,
+    env: &str,
+    signers: Option<&AllowedSigners>,
+) -> Result<std::collections::BTreeMap<u64, Vec<SignatureJson>>> {
+    let prefix = signing::env_signatures_prefix(env);
+    let now = super::promote::now();
+    let mut out: std::collections::BTreeMap<u64, Vec<SignatureJson>> = Default::default();
+    let mut events: std::collections::BTreeMap<u64, Option<Vec<u8>>> = Default::default();
+    for listed in store.list(&prefix)? {
+        let Some(seq) = listed
+            .key
+            .as_str()
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split_once('/'))
+            .and_then(|(seq, _)| seq.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let event = match events.entry(seq) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let key = Key::new(crate::environments::event_key(env, seq))?;
+                v.insert(match store.get(&key) {
+                    Ok(o) => Some(o.into_bytes_limited(crate::manifest::MAX_BYTES)?),
+                    Err(StoreError::NotFound { .. }) => None,
+                    Err(e) => return Err(e.into()),
+                })
+            }
+        };
+        let checked = match event {
+            None => Err(format!("event {seq} does not exist")),
+            Some(bytes) if listed.size <= signing::MAX_SIGNATURE_BYTES => {
+                match store.get(&listed.key) {
+                    Ok(o) => o
+                        .into_bytes_limited(signing::MAX_SIGNATURE_BYTES)
+                        .map_err(|e| format!("unreadable: {e}"))
+                        .and_then(|a| signing::check(&a, bytes, signing::EVENT_NAMESPACE)),
+                    Err(StoreError::NotFound { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some(_) => Err(format!("{} bytes: too large for a signature", listed.size)),
+        };
+        out.entry(seq).or_default().push(match checked {
+            Ok(key) => SignatureJson {
+                key: listed.key.to_string(),
+                fingerprint: Some(signing::fingerprint(&key)),
+                valid: true,
+                error: None,
+                principals: signers
+                    .map(|s| s.principals(&key, signing::EVENT_NAMESPACE, now))
+                    .unwrap_or_default(),
+            },
+            Err(why) => SignatureJson {
+                key: listed.key.to_string(),
+                fingerprint: None,
+                valid: false,
+                error: Some(why),
+                principals: Vec::new(),
+            },
+        });
+    }
+    Ok(out)
+}

@@ -204,6 +204,26 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
     let verified = args
         .verify
         .then(|| Verified::of(&state.events, &state.digests));
+    let signers = args
+        .allowed_signers
+        .as_deref()
+        .map(super::sign::read_allowed_signers)
+        .transpose()?;
+    let mut signatures =
+        super::sign::event_signatures(store.as_ref(), &args.env, signers.as_ref())?;
+    let signed = signatures.len();
+    if args.verify {
+        for (seq, sigs) in &signatures {
+            if let Some(bad) = sigs.iter().find(|s| !s.valid) {
+                return Err(crate::exit::IntegrityError(format!(
+                    "{}: {}; event {seq} was changed after it was signed, or the signature was planted",
+                    bad.key,
+                    bad.error.as_deref().unwrap_or("does not verify")
+                ))
+                .into());
+            }
+        }
+    }
     let now = now();
     let checks: Vec<Option<CheckState>> = (0..state.events.len())
         .map(|i| {
@@ -236,6 +256,16 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
             line.push_str(&format!("  ({})", escape(r)));
         }
         let mut value = serde_json::to_value(e)?;
+        if let Some(sigs) = signatures.remove(&e.seq) {
+            for s in &sigs {
+                line.push_str(&match (&s.fingerprint, s.principals.as_slice()) {
+                    (None, _) => "  BAD SIGNATURE".to_owned(),
+                    (Some(fp), []) => format!("  signed by {fp}"),
+                    (Some(_), p) => format!("  signed by {}", escape(&p.join(", "))),
+                });
+            }
+            value["signatures"] = serde_json::to_value(sigs)?;
+        }
         if let Some((status, detail)) = check {
             line.push_str(&format!(
                 "  check {}",
@@ -253,6 +283,12 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
     }
     if let Some(v) = &verified {
         printer.result(v.verdict(&args.env))?;
+        if signed > 0 {
+            printer.result(format!(
+                "{}: {signed} signed event(s), every signature verifies",
+                args.env
+            ))?;
+        }
     }
     printer.json(&HistoryJson {
         env: &args.env,

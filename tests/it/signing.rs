@@ -370,3 +370,66 @@ fn a_policy_requiring_qa_refuses_promotion_until_qa_signs() {
         "{moved}"
     );
 }
+
+#[test]
+fn signed_events_verify_with_ssh_keygen_and_an_edited_one_is_caught() {
+    let (p, m) = published();
+    p.ok(&["key", "generate", "--out", "ops.key"]);
+    p.write(
+        "allowed_signers",
+        format!("ops@acme {}\n", public(&p.path().join("ops.key"))),
+    );
+    p.ok(&[
+        "promote",
+        &m,
+        "--to",
+        "dev",
+        "--sign-key",
+        "ops.key",
+        "--reason",
+        "ship it",
+    ]);
+    let event = p.store().join("envs/dev/events");
+    let event = fs::read_dir(&event)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let sig_dir = p.store().join("envs/dev/signatures/1");
+    let sig = fs::read_dir(&sig_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // OpenSSH agrees the event is signed by ops@acme.
+    util::success(
+        ssh_keygen()
+            .args(["-Y", "verify", "-f"])
+            .arg(p.path().join("allowed_signers"))
+            .args(["-I", "ops@acme", "-n", "verbatim-event@v1", "-s"])
+            .arg(&sig)
+            .stdin(fs::File::open(&event).unwrap()),
+    );
+    let h = p.json(&["history", "dev", "--allowed-signers", "allowed_signers"]);
+    let sigs = &h["events"][0]["signatures"];
+    assert_eq!(sigs[0]["valid"], true, "{h}");
+    assert_eq!(sigs[0]["principals"][0], "ops@acme", "{h}");
+    let text = p.ok(&["history", "dev", "--allowed-signers", "allowed_signers"]);
+    assert!(text.contains("signed by ops@acme"), "{text}");
+    let v = p.ok(&["history", "dev", "--verify"]);
+    assert!(v.contains("1 signed event(s)"), "{v}");
+
+    // The newest event's reason is not covered by the hash chain (nothing
+    // comes after it) nor by the pointer; its signature covers it.
+    let text = fs::read_to_string(&event).unwrap();
+    fs::write(&event, text.replace("ship it", "shipped by mistake")).unwrap();
+    let err = p.fails(&["history", "dev", "--verify"], 5);
+    assert!(
+        err.contains("event 1 was changed after it was signed"),
+        "{err}"
+    );
+    let listed = p.ok(&["history", "dev"]);
+    assert!(listed.contains("BAD SIGNATURE"), "{listed}");
+}
