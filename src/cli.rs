@@ -280,8 +280,13 @@ pub struct BuildArgs {
     pub opts: BuildOpts,
 
     /// Build twice and fail if the two artifacts differ by a single byte.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "list")]
     pub check: bool,
+
+    /// List every entry that would be packed (mode, size, path) and write
+    /// nothing; -v adds what is excluded and why.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

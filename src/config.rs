@@ -63,6 +63,14 @@ struct AppSection {
     dir: PathBuf,
     #[serde(default)]
     exclude: Vec<String>,
+    #[serde(default = "yes")]
+    default_excludes: bool,
+    #[serde(default = "yes")]
+    respect_gitignore: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +151,10 @@ pub struct Config {
     pub root: PathBuf,
     pub config_path: PathBuf,
     pub app_dir: PathBuf,
+    /// `app.default_excludes`: leave out `.git`, `node_modules`, … (default true).
+    pub default_excludes: bool,
+    /// `app.respect_gitignore`: honour `.gitignore` and `.ignore` (default true).
+    pub respect_gitignore: bool,
     /// Whether `app_dir` came from `--app-dir` / `VERBATIM_APP_DIR`.
     app_dir_from_flag: bool,
     pub exclude: Vec<String>,
@@ -293,6 +305,8 @@ impl Config {
         };
         Ok(Config {
             app_dir_from_flag: o.app_dir.is_some(),
+            default_excludes: file.app.default_excludes,
+            respect_gitignore: file.app.respect_gitignore,
             deploy,
             s3,
             concurrency,
@@ -430,8 +444,12 @@ pub const TEMPLATE: &str = r#"# verbatim.toml: how verbatim builds, publishes an
 [app]
 # Packed into the artifact: a reproducible tar.gz named by its sha256.
 dir = "app"
-# Globs (relative to app.dir) left out of the artifact.
-exclude = ["**/__pycache__", "**/.git", "**/node_modules"]
+# Globs (relative to app.dir) left out of the artifact, besides .gitignore'd
+# files and the default excludes (.git, .hg, .svn, .verbatim, .DS_Store,
+# __pycache__, node_modules).
+exclude = []
+# default_excludes = true        # false packs .git, node_modules, … too
+# respect_gitignore = true       # false ignores .gitignore and .ignore files
 
 # [assets]
 # # Front-end files, fingerprinted and published under assets/.

@@ -14,6 +14,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use crate::digest::{Digest, HashingWriter};
 use crate::gzip::GzWriter;
@@ -56,6 +57,8 @@ pub enum PackError {
     Changed { path: PathBuf },
     #[error("invalid exclude glob `{glob}` in `app.exclude`: {message}")]
     BadGlob { glob: String, message: String },
+    #[error("{path}: {message}; fix it, or set `app.respect_gitignore = false`")]
+    BadIgnoreFile { path: PathBuf, message: String },
     #[error("reading {path}")]
     Io {
         path: PathBuf,
@@ -75,11 +78,32 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PackError + '_ {
 pub struct Filter {
     globs: GlobSet,
     skip_dirs: Vec<PathBuf>,
+    /// Leave out [`DEFAULT_EXCLUDES`] (`app.default_excludes`).
+    pub default_excludes: bool,
+    /// Honour `.gitignore` and `.ignore` files (`app.respect_gitignore`).
+    pub ignore_files: bool,
 }
+
+/// Names left out wherever they appear, unless `app.default_excludes =
+/// false`: version control, verbatim's own directory, OS litter, caches.
+pub const DEFAULT_EXCLUDES: &[&str] = &[
+    ".git",
+    ".hg",
+    ".svn",
+    ".verbatim",
+    ".DS_Store",
+    "__pycache__",
+    "node_modules",
+];
+
+/// The ignore files honoured, in each directory of the tree (and of its
+/// ancestors up to the git repository's root).
+const IGNORE_FILES: [&str; 2] = [".gitignore", ".ignore"];
 
 impl Filter {
     /// `globs` match `/`-separated paths relative to the app dir (`**/__pycache__`);
     /// `skip_dirs` are directories never packed (the store and build output).
+    /// Default excludes and ignore files are off; set the fields to use them.
     pub fn new(globs: &[String], skip_dirs: Vec<PathBuf>) -> Result<Filter, PackError> {
         let globs = glob_set(globs).map_err(|e| PackError::BadGlob {
             glob: e.glob,
@@ -89,8 +113,77 @@ impl Filter {
             .into_iter()
             .filter_map(|d| fs::canonicalize(d).ok())
             .collect();
-        Ok(Filter { globs, skip_dirs })
+        Ok(Filter {
+            globs,
+            skip_dirs,
+            default_excludes: false,
+            ignore_files: false,
+        })
     }
+}
+
+/// The ignore files of `dir` (absolute), as one matcher rooted there.
+fn ignore_matcher(dir: &Path) -> Result<Option<Gitignore>, PackError> {
+    let present: Vec<PathBuf> = IGNORE_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.is_file())
+        .collect();
+    if present.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GitignoreBuilder::new(dir);
+    for p in &present {
+        if let Some(e) = b.add(p) {
+            return Err(PackError::BadIgnoreFile {
+                path: p.clone(),
+                message: e.to_string(),
+            });
+        }
+    }
+    b.build().map(Some).map_err(|e| PackError::BadIgnoreFile {
+        path: present[0].clone(),
+        message: e.to_string(),
+    })
+}
+
+/// The matchers of the ancestors of `root` (canonical) up to the git
+/// repository's root, outermost first; none outside a repository.
+fn ancestor_matchers(root: &Path) -> Result<Vec<Gitignore>, PackError> {
+    let Some(repo) = root.ancestors().find(|d| d.join(".git").exists()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for dir in root.ancestors().skip(1) {
+        if !dir.starts_with(repo) {
+            break;
+        }
+        out.extend(ignore_matcher(dir)?);
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Why the ignore files leave `path` out, if they do: the deepest
+/// matcher with an opinion decides (a `!pattern` there keeps it).
+fn ignored_by(matchers: &[Gitignore], path: &Path, is_dir: bool) -> Option<String> {
+    for m in matchers.iter().rev() {
+        match m.matched(path, is_dir) {
+            ignore::Match::Ignore(glob) => {
+                return Some(format!(
+                    "{} ({})",
+                    glob.from().map_or_else(
+                        || m.path().display().to_string(),
+                        |f| f.display().to_string()
+                    ),
+                    glob.original()
+                ))
+            }
+            ignore::Match::Whitelist(_) => return None,
+            ignore::Match::None => {}
+        }
+    }
+    None
 }
 
 /// A glob the project's glob dialect cannot compile.
@@ -122,14 +215,39 @@ pub fn glob_set(patterns: &[String]) -> Result<GlobSet, GlobError> {
 
 /// Walks `root` and returns its entries sorted bytewise by path.
 pub fn scan(root: &Path, filter: &Filter) -> Result<Vec<Entry>, PackError> {
+    scan_explained(root, filter, &mut |_, _| {})
+}
+
+/// [`scan`], telling `excluded` every path left out and why.
+pub fn scan_explained(
+    root: &Path,
+    filter: &Filter,
+    excluded: &mut dyn FnMut(&str, &str),
+) -> Result<Vec<Entry>, PackError> {
     let meta = fs::metadata(root).map_err(|_| PackError::MissingRoot(root.to_owned()))?;
     if !meta.is_dir() {
         return Err(PackError::MissingRoot(root.to_owned()));
     }
     let canonical_root = fs::canonicalize(root).map_err(io_err(root))?;
     let mut entries = Vec::new();
-    let mut stack = vec![(root.to_owned(), String::new())];
-    while let Some((dir, rel_dir)) = stack.pop() {
+    let outer = if filter.ignore_files {
+        ancestor_matchers(&canonical_root)?
+    } else {
+        Vec::new()
+    };
+    let mut stack = vec![(root.to_owned(), String::new(), std::rc::Rc::new(outer))];
+    while let Some((dir, rel_dir, parent_matchers)) = stack.pop() {
+        let matchers = match filter.ignore_files {
+            true => match ignore_matcher(&canonical_root.join(&rel_dir))? {
+                Some(m) => {
+                    let mut v = (*parent_matchers).clone();
+                    v.push(m);
+                    std::rc::Rc::new(v)
+                }
+                None => parent_matchers,
+            },
+            false => parent_matchers,
+        };
         for dirent in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let dirent = dirent.map_err(io_err(&dir))?;
             let path = dirent.path();
@@ -143,16 +261,28 @@ pub fn scan(root: &Path, filter: &Filter) -> Result<Vec<Entry>, PackError> {
                 format!("{rel_dir}/{name}")
             };
             if filter.globs.is_match(&rel) {
+                excluded(&rel, "app.exclude");
+                continue;
+            }
+            if filter.default_excludes
+                && DEFAULT_EXCLUDES.contains(&rel.rsplit('/').next().unwrap_or(""))
+            {
+                excluded(&rel, "a default exclude (app.default_excludes)");
                 continue;
             }
             let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
             let ft = meta.file_type();
+            if let Some(why) = ignored_by(&matchers, &canonical_root.join(&rel), ft.is_dir()) {
+                excluded(&rel, &format!("ignored by {why}"));
+                continue;
+            }
             let kind = if ft.is_dir() {
                 let canonical = fs::canonicalize(&path).map_err(io_err(&path))?;
                 if filter.skip_dirs.contains(&canonical) {
+                    excluded(&rel, "verbatim's own output or store");
                     continue;
                 }
-                stack.push((path, rel.clone()));
+                stack.push((path, rel.clone(), matchers.clone()));
                 EntryKind::Dir
             } else if ft.is_file() {
                 EntryKind::File {

@@ -52,8 +52,85 @@ pub struct ArtifactJson<'a> {
     pub path: &'a Path,
 }
 
+/// One line of `build --list`.
+#[derive(Serialize)]
+struct ListedJson {
+    path: String,
+    /// `file`, `dir` or `symlink`.
+    r#type: &'static str,
+    size: u64,
+    /// As packed: `0644`, `0755` (files), `0755` (dirs), `0777` (links).
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ExcludedJson {
+    path: String,
+    why: String,
+}
+
+#[derive(Serialize)]
+struct ListJson {
+    entries: Vec<ListedJson>,
+    excluded: Vec<ExcludedJson>,
+}
+
+/// `build --list`: what would be packed, and what is left out and why;
+/// nothing is written.
+fn list(cfg: &Config, printer: &Printer) -> Result<()> {
+    let mut excluded = Vec::new();
+    let entries = scan(cfg, &mut |path, why| {
+        excluded.push(ExcludedJson {
+            path: path.to_owned(),
+            why: why.to_owned(),
+        })
+    })?;
+    let mut out = ListJson {
+        entries: Vec::with_capacity(entries.len()),
+        excluded,
+    };
+    for e in entries {
+        let (t, size, mode, target) = match e.kind {
+            pack::EntryKind::Dir => ("dir", 0, "0755", None),
+            pack::EntryKind::File { size, executable } => {
+                ("file", size, if executable { "0755" } else { "0644" }, None)
+            }
+            pack::EntryKind::Symlink { target } => ("symlink", 0, "0777", Some(target)),
+        };
+        printer.result(format!(
+            "{mode} {size:>12}  {}{}",
+            e.path,
+            target
+                .as_ref()
+                .map_or(String::new(), |t| format!(" -> {t}"))
+        ))?;
+        out.entries.push(ListedJson {
+            path: e.path,
+            r#type: t,
+            size,
+            mode,
+            target,
+        });
+    }
+    for x in &out.excluded {
+        printer.detail(format!("excluded {}: {}", x.path, x.why));
+    }
+    printer.note(format!(
+        "{} entries would be packed, {} excluded (-v lists them)",
+        out.entries.len(),
+        out.excluded.len()
+    ));
+    printer.json(&out)?;
+    Ok(())
+}
+
 pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
     let cfg = config_for(g, &args.opts)?;
+    if args.list {
+        return list(&cfg, printer);
+    }
     let built = build(&cfg, &args.opts, printer)?;
     let mut reproducible = None;
     if args.check {
@@ -195,13 +272,9 @@ fn pack_counted(
     printer: &Printer,
     out: impl io::Write,
 ) -> Result<(pack::Packed, usize)> {
-    let mut skip = vec![cfg.work_dir(), cfg.out_dir()];
-    if !cfg.store_url.contains("://") {
-        skip.push(cfg.store_base.join(&cfg.store_url));
-    }
-    let filter = pack::Filter::new(&cfg.exclude, skip)?;
-    let entries = pack::scan(&cfg.app_dir, &filter)
-        .with_context(|| format!("scanning app directory {}", cfg.app_dir.display()))?;
+    let entries = scan(cfg, &mut |path, why| {
+        printer.detail(format!("excluded {path}: {why}"))
+    })?;
     let total: u64 = entries
         .iter()
         .map(|e| match e.kind {
@@ -220,6 +293,20 @@ fn pack_counted(
         .with_context(|| format!("packing {}", cfg.app_dir.display()))?;
     bar.finish_and_clear();
     Ok((packed, entries.len()))
+}
+
+/// The entries of the app directory the config packs, telling `excluded`
+/// what is left out and why.
+fn scan(cfg: &Config, excluded: &mut dyn FnMut(&str, &str)) -> Result<Vec<pack::Entry>> {
+    let mut skip = vec![cfg.work_dir(), cfg.out_dir()];
+    if !cfg.store_url.contains("://") {
+        skip.push(cfg.store_base.join(&cfg.store_url));
+    }
+    let mut filter = pack::Filter::new(&cfg.exclude, skip)?;
+    filter.default_excludes = cfg.default_excludes;
+    filter.ignore_files = cfg.respect_gitignore;
+    pack::scan_explained(&cfg.app_dir, &filter, excluded)
+        .with_context(|| format!("scanning app directory {}", cfg.app_dir.display()))
 }
 
 /// `--revision`, else the git commit of the project root, else none.

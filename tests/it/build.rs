@@ -317,3 +317,93 @@ fn excluded_paths_and_the_output_dir_are_not_packed() {
     assert!(!listing.contains(".log"), "{listing}");
     assert!(!listing.contains(".verbatim"), "{listing}");
 }
+
+/// What an artifact holds, by `tar tzf`.
+fn artifact_paths(p: &Project) -> Vec<String> {
+    let out = std::process::Command::new("tar")
+        .arg("tzf")
+        .arg(p.path().join(".verbatim/build/artifact.tar.gz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim_end_matches('/').to_owned())
+        .collect()
+}
+
+#[test]
+fn default_excludes_and_gitignore_files_keep_litter_out() {
+    let p = Project::new();
+    // A repository whose root .gitignore applies to the app below it.
+    std::fs::create_dir(p.path().join(".git")).unwrap();
+    p.write(".gitignore", "*.pyc\n");
+    p.write("app/main.py", "print()");
+    p.write("app/main.pyc", "bytecode");
+    p.write("app/.DS_Store", "finder");
+    p.write("app/.hg/requires", "store");
+    p.write("app/node_modules/x/index.js", "x");
+    p.write("app/pkg/__pycache__/m.cpython-311.pyc", "x");
+    p.write("app/logs/.gitignore", "*.log\n!keep.log\n");
+    p.write("app/logs/keep.log", "keep");
+    p.write("app/logs/drop.log", "drop");
+    p.write("app/.ignore", "secret.txt\n");
+    p.write("app/secret.txt", "s");
+    let listed = p.json(&["build", "--list"]);
+    assert!(
+        !p.path().join(".verbatim/build").exists(),
+        "--list wrote something"
+    );
+    let paths: Vec<&str> = listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    let want = [
+        ".ignore",
+        "logs",
+        "logs/.gitignore",
+        "logs/keep.log",
+        "main.py",
+        "pkg",
+    ];
+    assert_eq!(paths, want, "{listed}");
+    let why = |path: &str| -> String {
+        listed["excluded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["path"] == path)
+            .unwrap_or_else(|| panic!("{path} not listed as excluded: {listed}"))["why"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(why("main.pyc").contains(".gitignore (*.pyc)"));
+    assert!(why("logs/drop.log").contains("logs/.gitignore (*.log)"));
+    assert!(why("secret.txt").contains(".ignore (secret.txt)"));
+    assert!(why("node_modules").contains("default exclude"));
+    assert!(why(".hg").contains("default exclude"));
+    // The artifact holds exactly what --list said.
+    p.ok(&["build"]);
+    assert_eq!(artifact_paths(&p), want);
+
+    // Both rules can be turned off.
+    p.write(
+        "verbatim.toml",
+        "[app]\ndir = \"app\"\ndefault_excludes = false\nrespect_gitignore = false\n",
+    );
+    p.ok(&["build"]);
+    let all = artifact_paths(&p);
+    for path in [
+        "main.pyc",
+        ".DS_Store",
+        ".hg/requires",
+        "node_modules/x/index.js",
+        "logs/drop.log",
+    ] {
+        assert!(all.iter().any(|a| a == path), "{path} not packed: {all:?}");
+    }
+}
