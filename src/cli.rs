@@ -171,6 +171,17 @@ pub enum Command {
     /// Sign a stored manifest (a QA approval), or add a signature made with ssh-keygen.
     #[command(after_help = SIGN_HELP)]
     Sign(SignArgs),
+    /// Print a shell completion script: `verbatim completions bash > /etc/bash_completion.d/verbatim`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one per command into --out DIR.
+    Man {
+        /// Write verbatim.1 and verbatim-<command>.1 into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Show or change the policy the store holds: the environment order.
     #[command(
         after_help = "The first promotion stores verbatim.toml's environments.order (or the default\ndev, preprod, prod) in the store as policy.json; from then on the store's order\nrules for everyone, and a verbatim.toml declaring another is an error (exit 2).\n\nExamples:\n  verbatim policy show\n  verbatim policy set --order dev,qa,preprod,prod --reason 'QA sign-off before preprod'\n  verbatim policy history"

@@ -53,6 +53,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export::run(g, a, &printer),
         Command::Policy(a) => policy::run(g, a, &printer),
         Command::Key(a) => sign::run_key(g, a, &printer),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            // Into memory first: clap_complete panics on a closed stdout.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "verbatim", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(Into::into)
+        }
+        Command::Man { out } => man(out.as_deref(), &printer),
         Command::Sign(a) => sign::run_sign(g, a, &printer),
     };
     if let Err(err) = &result {
@@ -61,6 +69,31 @@ pub fn run(cli: Cli) -> Result<()> {
         }
     }
     result
+}
+
+/// `verbatim man`: the page of the whole command on stdout, or one page
+/// per command (`verbatim-promote.1`, …) into `out`.
+fn man(out: Option<&Path>, printer: &Printer) -> Result<()> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let Some(dir) = out else {
+        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut pages = vec![("verbatim".to_owned(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        pages.push((format!("verbatim-{}", sub.get_name()), sub.clone()));
+    }
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut bytes = Vec::new();
+        clap_mangen::Man::new(page)
+            .title(&name)
+            .render(&mut bytes)?;
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+        printer.result(path.display())?;
+    }
+    Ok(())
 }
 
 /// Loads the config named by `--config` (or `./verbatim.toml`) with overrides.

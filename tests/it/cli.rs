@@ -193,3 +193,36 @@ fn init_looks_at_the_project_and_keeps_verbatim_out_of_git() {
         "# verbatim: build output and the local store\n/.verbatim/\n"
     );
 }
+
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    let p = Project::new();
+    let bash = p.ok(&["completions", "bash"]);
+    for cmd in ["deploy", "agent", "promote", "sign", "key"] {
+        assert!(bash.contains(cmd), "bash completion lacks {cmd}");
+    }
+    // bash itself accepts the script.
+    let script = p.write("completion.bash", &bash);
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p verbatim",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        assert!(!p.ok(&["completions", shell]).is_empty());
+    }
+    let dir = p.path().join("man");
+    p.ok(&["man", "--out", "man"]);
+    let page = fs::read_to_string(dir.join("verbatim-deploy.1")).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+    assert!(page.contains("allowed\\-signers"), "{page}");
+    assert!(dir.join("verbatim.1").exists());
+}

@@ -29,6 +29,8 @@ tasks:
   bench assets  time `verbatim build` on 10,000 assets vs Django collectstatic (Manifest storage)
   bench s3      publish 10,000 assets + a 200 MiB artifact to s3s-fs and radosgw vs aws s3 sync and rclone
   s3            run a local S3-compatible server (s3s-fs) on 127.0.0.1:8014
+  man [DIR]     write the man pages (verbatim.1, verbatim-<command>.1) into DIR
+                (default target/man)
 ";
 
 fn main() -> ExitCode {
@@ -41,6 +43,8 @@ fn main() -> ExitCode {
         ["bench", "assets"] => bench_assets::assets(),
         ["bench", "s3"] => bench_s3::s3(),
         ["s3"] => setup::serve(),
+        ["man"] => man("target/man"),
+        ["man", dir] => man(dir),
         _ => {
             eprint!("{USAGE}");
             return ExitCode::from(2);
@@ -53,6 +57,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `verbatim man --out DIR`, from a fresh build.
+fn man(dir: &str) -> Result {
+    let root = root();
+    run(
+        "cargo",
+        &[
+            "run",
+            "--quiet",
+            "--manifest-path",
+            &root.join("Cargo.toml").to_string_lossy(),
+            "--",
+            "man",
+            "--out",
+            dir,
+        ],
+    )
 }
 
 /// The repository root (the parent of `xtask/`).
