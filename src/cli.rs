@@ -117,6 +117,10 @@ pub struct Global {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
+    /// Colour `error:` and `warning:`: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: clap::ColorChoice,
+
     /// Never draw progress bars (they are only drawn on a terminal, never in CI).
     #[arg(long, global = true, env = "VERBATIM_NO_PROGRESS", value_parser = BoolishValueParser::new())]
     pub no_progress: bool,

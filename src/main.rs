@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use verbatim::{cli::Cli, commands, exit, output};
 
 fn main() -> ExitCode {
@@ -15,7 +15,14 @@ fn main() -> ExitCode {
         eprint!("{}", output::error_report(&err, false));
         return ExitCode::from(exit::USAGE);
     }
-    let cli = match Cli::try_parse() {
+    // Colour is decided before parsing, so clap's own messages follow it.
+    let color = color_choice();
+    output::set_color(color);
+    let parsed = Cli::command()
+        .color(color)
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => {
             if err.use_stderr() && std::env::args_os().any(|a| a == "--json") {
@@ -49,5 +56,23 @@ fn main() -> ExitCode {
             eprint!("{}", output::error_report(&err, verbose));
             exit::code_for(&err)
         }
+    }
+}
+
+/// `--color WHEN` (or `--color=WHEN`) from the raw arguments, else auto.
+fn color_choice() -> clap::ColorChoice {
+    let args: Vec<String> = std::env::args().collect();
+    let value = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--color") {
+            Some("") => args.get(i + 1).map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        });
+    match value {
+        Some("always") => clap::ColorChoice::Always,
+        Some("never") => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
     }
 }

@@ -119,7 +119,11 @@ impl Printer {
 
     /// A warning on stderr, even with `--quiet`; escaped.
     pub fn warn(&self, line: impl fmt::Display) {
-        diagnostic(format_args!("warning: {}", escape(&line.to_string())));
+        diagnostic(format_args!(
+            "{} {}",
+            paint("warning:", YELLOW),
+            escape(&line.to_string())
+        ));
     }
 
     /// A byte-counting progress bar, hidden when progress is off.
@@ -142,6 +146,39 @@ impl Printer {
 /// Writes one diagnostic line to stderr, ignoring failure: a closed stderr
 /// (a cancelled CI job's log, a hung-up terminal) must not stop a rollback
 /// half way, as `eprintln!`'s panic would.
+/// Whether `error:` and `warning:` are coloured (decided once by `main`).
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+const RED: &str = "\x1b[1;31m";
+const YELLOW: &str = "\x1b[1;33m";
+
+/// Decides colour for this run: `--color always|never`, else (`auto`) only
+/// on a terminal, unless `NO_COLOR` is set (or `CLICOLOR_FORCE` forces it).
+pub fn set_color(choice: clap::ColorChoice) {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let on = match choice {
+        clap::ColorChoice::Always => true,
+        clap::ColorChoice::Never => false,
+        clap::ColorChoice::Auto => {
+            !set("NO_COLOR")
+                && (set("CLICOLOR_FORCE")
+                    || (io::stderr().is_terminal()
+                        && std::env::var("TERM").map_or(true, |t| t != "dumb")))
+        }
+    };
+    COLOR.store(on, Ordering::Relaxed);
+}
+
+/// `label` in `style` when colour is on; only labels verbatim writes are
+/// painted, never outside text.
+fn paint(label: &str, style: &str) -> String {
+    if COLOR.load(Ordering::Relaxed) {
+        format!("{style}{label}\x1b[0m")
+    } else {
+        label.to_owned()
+    }
+}
+
 fn diagnostic(args: fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr().lock(), "{args}");
 }
@@ -263,7 +300,11 @@ impl std::error::Error for Lines {}
 pub fn error_report(err: &anyhow::Error, verbose: bool) -> String {
     let mut out = String::new();
     for (i, cause) in err.chain().enumerate() {
-        let label = if i == 0 { "error: " } else { "  caused by: " };
+        let label = if i == 0 {
+            format!("{} ", paint("error:", RED))
+        } else {
+            "  caused by: ".to_owned()
+        };
         match cause.downcast_ref::<Lines>() {
             Some(lines) => out.push_str(&format!("{label}{lines}\n")),
             None => out.push_str(&format!("{label}{}\n", escape(&cause.to_string()))),
@@ -314,7 +355,7 @@ pub fn clap_error_report(err: &clap::Error) -> Option<String> {
     if !hostile {
         return None;
     }
-    let mut out = format!("error: {}\n", err.kind());
+    let mut out = format!("{} {}\n", paint("error:", RED), err.kind());
     for (kind, value) in err.context() {
         if let Some(kind) = kind.as_str() {
             let value = value.to_string();

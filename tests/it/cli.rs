@@ -226,3 +226,32 @@ fn completions_and_man_pages_cover_every_command() {
     assert!(page.contains("allowed\\-signers"), "{page}");
     assert!(dir.join("verbatim.1").exists());
 }
+
+#[test]
+fn colour_follows_color_and_no_color() {
+    let p = Project::new();
+    let stderr = |args: &[&str], no_color: bool| {
+        let mut c = p.cmd(args);
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let missing = ["verify", "sha256:0000"];
+    let always = stderr(&[&["--color", "always"][..], &missing].concat(), false);
+    assert!(always.starts_with("\x1b[1;31merror:\x1b[0m "), "{always:?}");
+    for (args, no_color) in [
+        (vec!["--color=never"], false),
+        (vec![], true),  // NO_COLOR, auto
+        (vec![], false), // auto, not a terminal
+    ] {
+        let text = stderr(&[&args[..], &missing].concat(), no_color);
+        assert!(
+            text.starts_with("error: ") && !text.contains('\x1b'),
+            "{args:?}: {text:?}"
+        );
+    }
+    p.fails(&["--color", "sometimes", "status"], 2);
+}
