@@ -320,6 +320,10 @@ pub struct PublishArgs {
     /// Sign the manifest with this OpenSSH private key (see `verbatim sign`).
     #[arg(long, env = "VERBATIM_SIGNING_KEY", value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+
+    /// Build, then say what the store lacks (-v: each key); upload, sign and promote nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -384,6 +388,10 @@ pub struct PromoteArgs {
     #[arg(long, value_name = "N", conflicts_with = "check_cmd", value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub wait_hosts: Option<u64>,
 
+    /// Check the manifest and the gates, say what would move, write nothing.
+    #[arg(long, conflicts_with_all = ["check_cmd", "wait_hosts"])]
+    pub dry_run: bool,
+
     /// Sign the promote event (and an auto-rollback) with this OpenSSH key;
     /// `history` shows who signed each event.
     #[arg(long, env = "VERBATIM_EVENT_SIGNING_KEY", value_name = "FILE")]
@@ -408,6 +416,10 @@ pub struct RollbackArgs {
     /// Roll back to a manifest that was never live there; needs --reason.
     #[arg(long, requires = "reason")]
     pub force: bool,
+
+    /// Check the target and the gates, say what would move, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// Sign the rollback event with this OpenSSH key.
     #[arg(long, env = "VERBATIM_EVENT_SIGNING_KEY", value_name = "FILE")]
@@ -615,6 +627,10 @@ pub struct DeployArgs {
     /// Exit 7 at once when another deploy or agent holds the host lock, instead of waiting.
     #[arg(long)]
     pub no_wait: bool,
+
+    /// Say what would be fetched, run, flipped and removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -50,7 +50,8 @@ pub struct Busy(pub String);
 /// A host's deploy root, locked for as long as the value lives.
 pub struct Root {
     dir: PathBuf,
-    _lock: File,
+    /// `None` for a read-only [`Root::view`].
+    _lock: Option<File>,
 }
 
 /// How a deploy attempt ended, as the host history records it.
@@ -117,7 +118,19 @@ impl Root {
     ) -> anyhow::Result<Root> {
         let dir = layout(dir)?;
         let lock = hold(&dir.join(STATE).join("lock"), wait, waiting, stop)?;
-        Ok(Root { dir, _lock: lock })
+        Ok(Root {
+            dir,
+            _lock: Some(lock),
+        })
+    }
+
+    /// The root as it is, to read only (`deploy --dry-run`): nothing is
+    /// created and no lock is taken, so what it reads may be changing.
+    pub fn view(dir: &Path) -> io::Result<Root> {
+        Ok(Root {
+            dir: std::path::absolute(dir)?,
+            _lock: None,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -396,12 +409,14 @@ impl Root {
 
     /// Removes every release but the newest `keep` that went live (by the
     /// history, never by mtime) and `keep_too` (current and previous).
-    /// Failed releases do not count. Returns the manifests removed.
+    /// Failed releases do not count. Returns the manifests removed; with
+    /// `dry`, those it would remove, touching nothing.
     pub fn prune(
         &self,
         history: &[HostEvent],
         keep: usize,
         keep_too: &[Digest],
+        dry: bool,
     ) -> io::Result<Vec<Digest>> {
         let mut kept: BTreeSet<Digest> = keep_too.iter().copied().collect();
         let mut live = BTreeSet::new();
@@ -417,13 +432,23 @@ impl Root {
         }
         kept.extend(live);
         let mut removed = Vec::new();
-        for dirent in fs::read_dir(self.releases())? {
+        let listing = match fs::read_dir(self.releases()) {
+            Err(e) if dry && e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+            other => other?,
+        };
+        for dirent in listing {
             let name = dirent?.file_name().to_string_lossy().into_owned();
             let hex = name.strip_suffix(".json").unwrap_or(&name);
             let Some(id) = Digest::from_hex(hex).filter(|d| d.hex() == hex) else {
                 continue; // not ours
             };
             if kept.contains(&id) {
+                continue;
+            }
+            if dry {
+                if hex == name {
+                    removed.push(id);
+                }
                 continue;
             }
             if hex == name {

@@ -95,7 +95,11 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
         wait: !args.no_wait,
         trust: trust.as_ref(),
     };
-    let result = deploy(store.as_deref(), &req, printer);
+    let result = if args.dry_run {
+        plan(store.as_deref(), &req, printer)
+    } else {
+        deploy(store.as_deref(), &req, printer)
+    };
     drop(signals);
     let report = result.map_err(|e| match canary::caught() {
         // A download or unpack the signal cut short: say so, exit 128 + it.
@@ -191,37 +195,7 @@ pub fn deploy(
         })
         .context("reading the host history")?;
 
-    let (id, env, seq) = match req.target {
-        Target::Env(env) => {
-            let store = store.expect("an environment needs the store");
-            let state = Reader::new(store, crate::config::DEFAULT_CONCURRENCY).load(env)?;
-            let Some((pointer, _)) = state.pointer else {
-                return Err(UsageError(format!(
-                    "nothing is live in environment `{env}` in {}: promote a manifest there first, or check the environment's name and --store",
-                    store.location()
-                ))
-                .into());
-            };
-            let id: Digest = pointer.manifest.parse().map_err(anyhow::Error::msg)?;
-            (id, Some(env.to_owned()), Some(pointer.seq))
-        }
-        Target::Manifest(arg) => {
-            let store = store.expect("a manifest needs the store");
-            (super::resolve_manifest(store, arg)?, None, None)
-        }
-        Target::Previous => {
-            let Some(prev) = root.previous(&history, current.as_ref()) else {
-                return Err(UsageError(format!(
-                    "{} has no previous release to go back to (its history names none still on disk)",
-                    root.dir().display()
-                ))
-                .into());
-            };
-            // Report to the environment the host followed last, if any.
-            let env = history.iter().rev().find_map(|e| e.env.clone());
-            (prev, env, None)
-        }
-    };
+    let (id, env, seq) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
     let mut out = DeployJson {
         root: root.dir().to_owned(),
         host: req.host.to_owned(),
@@ -424,7 +398,7 @@ pub fn deploy(
         out.result = "activated";
         let history = root.history(|_| {}).context("reading the host history")?;
         let keep_too: Vec<Digest> = std::iter::once(id).chain(current).collect();
-        match root.prune(&history, settings.keep as usize, &keep_too) {
+        match root.prune(&history, settings.keep as usize, &keep_too, false) {
             Ok(removed) => {
                 for r in &removed {
                     printer.note(format!("removed release {r} (keep = {})", settings.keep));
@@ -504,6 +478,157 @@ fn recover(
     root.end_activation()
         .context("clearing the host's activation marker")?;
     Ok(())
+}
+
+/// `deploy --dry-run`: what a deploy would do, from the root as it is,
+/// without a lock and without writing anything (the manifest and its
+/// signatures are read; the artifact is not).
+fn plan(store: Option<&dyn Store>, req: &Request<'_>, printer: &Printer) -> Result<DeployJson> {
+    let root = Root::view(req.root).context("resolving the deploy root")?;
+    let current = root.current().map_err(UsageError)?;
+    let history = root.history(|_| {}).context("reading the host history")?;
+    let interrupted = root
+        .interrupted()
+        .context("reading the host's activation marker")?;
+    if let Some(a) = &interrupted {
+        printer.note(format!(
+            "would first put current back where an interrupted deploy of {} found it",
+            a.to
+        ));
+    }
+    let current = match &interrupted {
+        Some(a) => a.from.as_deref().and_then(|f| f.parse().ok()),
+        None => current,
+    };
+    let (id, env, _) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
+    let mut out = DeployJson {
+        root: root.dir().to_owned(),
+        host: req.host.to_owned(),
+        env: env.clone(),
+        manifest: id.to_string(),
+        previous: current.map(|c| c.to_string()),
+        result: "unchanged",
+        release: root.release_dir(&id),
+        fetched: false,
+        removed: Vec::new(),
+        reported: false,
+    };
+    if current == Some(id) && interrupted.is_none() {
+        printer.note(format!(
+            "dry run: {id} is already current; nothing would change"
+        ));
+        return Ok(out);
+    }
+    let manifest = match (&req.target, store) {
+        (Target::Previous, _) | (_, None) => local_manifest(&root, &id)?,
+        (_, Some(store)) => {
+            let m = super::load_manifest(store, &id)?;
+            if let Some(trust) = req.trust {
+                trust.check(store, &id, &m.to_canonical_bytes())?;
+            }
+            m
+        }
+    };
+    let settings = manifest.deploy.clone().unwrap_or_default();
+    let dir = root.release_dir(&id);
+    let on_disk = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+    let why_fetch = if !on_disk {
+        Some("it is not on this host".to_owned())
+    } else {
+        root.modified(&id, &settings.shared)
+            .map(|why| format!("it was modified ({why})"))
+    };
+    out.fetched = why_fetch.is_some();
+    match &why_fetch {
+        Some(why) => printer.note(format!(
+            "would fetch {} ({}) into {}: {why}",
+            manifest.artifact.key,
+            crate::output::human_bytes(manifest.artifact.size),
+            dir.display()
+        )),
+        None => printer.note(format!("{} is on this host, unmodified", dir.display())),
+    }
+    let hooks = &settings.hooks;
+    for (name, cmd) in [
+        ("pre_activate", &hooks.pre_activate),
+        ("post_activate", &hooks.post_activate),
+        ("check", &hooks.check),
+    ] {
+        if let Some(cmd) = cmd {
+            printer.note(format!("would run {name}: {cmd}"));
+        }
+        if name == "pre_activate" {
+            printer.note(format!(
+                "would point current at releases/{} (now: {})",
+                id.hex(),
+                current.map_or("nothing".into(), |c| c.to_string())
+            ));
+        }
+    }
+    let mut after = history.clone();
+    after.push(HostEvent {
+        time: String::new(),
+        manifest: id.to_string(),
+        outcome: Outcome::Activated,
+        current: Some(id.to_string()),
+        env,
+        seq: None,
+        detail: None,
+    });
+    let keep_too: Vec<Digest> = std::iter::once(id).chain(current).collect();
+    let removed = root.prune(&after, settings.keep as usize, &keep_too, true)?;
+    for r in &removed {
+        printer.note(format!(
+            "would remove release {r} (keep = {})",
+            settings.keep
+        ));
+    }
+    out.removed = removed.iter().map(Digest::to_string).collect();
+    out.result = "would-activate";
+    printer.note("dry run: nothing written");
+    Ok(out)
+}
+
+/// What `target` names: the manifest, the environment to report to, and
+/// the event of its pointer.
+fn resolve(
+    store: Option<&dyn Store>,
+    root: &Root,
+    current: Option<&Digest>,
+    history: &[HostEvent],
+    target: &Target<'_>,
+) -> Result<(Digest, Option<String>, Option<u64>)> {
+    Ok(match *target {
+        Target::Env(env) => {
+            let store = store.expect("an environment needs the store");
+            let state = Reader::new(store, crate::config::DEFAULT_CONCURRENCY).load(env)?;
+            let Some((pointer, _)) = state.pointer else {
+                return Err(UsageError(format!(
+                    "nothing is live in environment `{env}` in {}: promote a manifest there first, or check the environment's name and --store",
+                    store.location()
+                ))
+                .into());
+            };
+            let id: Digest = pointer.manifest.parse().map_err(anyhow::Error::msg)?;
+            (id, Some(env.to_owned()), Some(pointer.seq))
+        }
+        Target::Manifest(arg) => {
+            let store = store.expect("a manifest needs the store");
+            (super::resolve_manifest(store, arg)?, None, None)
+        }
+        Target::Previous => {
+            let Some(prev) = root.previous(history, current) else {
+                return Err(UsageError(format!(
+                    "{} has no previous release to go back to (its history names none still on disk)",
+                    root.dir().display()
+                ))
+                .into());
+            };
+            // Report to the environment the host followed last, if any.
+            let env = history.iter().rev().find_map(|e| e.env.clone());
+            (prev, env, None)
+        }
+    })
 }
 
 /// A manifest kept beside its release, checked against its id.

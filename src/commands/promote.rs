@@ -140,6 +140,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
         force: args.force,
         check,
         sign: key.as_ref(),
+        dry_run: args.dry_run,
     };
     let mut report =
         move_with(&reader, &cfg, &req, None, printer).map_err(|e| print_refused(printer, e))?;
@@ -266,6 +267,7 @@ fn finish_check(
         force: true,
         check: None,
         sign,
+        dry_run: false,
     };
     // Only from our own move: if someone moved the environment meanwhile,
     // their move stands and ours is no longer live.
@@ -449,7 +451,11 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
     let store = super::open_store(&cfg)?;
     let reader = Reader::new(store.as_ref(), cfg.concurrency);
     super::policy::order(&reader, &cfg)?.previous(&args.env)?;
-    let current = settle(&reader, &args.env)?;
+    let current = if args.dry_run {
+        reader.load(&args.env)?
+    } else {
+        settle(&reader, &args.env)?
+    };
     let history = &current.events;
     let target = match &args.to {
         Some(to) if to.chars().all(|c| c.is_ascii_digit()) => {
@@ -481,6 +487,7 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
         force: args.force,
         check: None,
         sign: key.as_ref(),
+        dry_run: args.dry_run,
     };
     // The target was chosen from this history: if it moves meanwhile, lose.
     let report = move_with(&reader, &cfg, &req, Some(current.seq()), printer)
@@ -498,6 +505,9 @@ pub struct MoveRequest<'a> {
     pub check: Option<CheckSpec>,
     /// Sign the event with this key (`--sign-key`).
     pub sign: Option<&'a ssh_key::PrivateKey>,
+    /// Check everything, write nothing (`--dry-run`): `result` is
+    /// `would-move`.
+    pub dry_run: bool,
 }
 
 /// A canary check to start: `sh -c cmd`, or waiting until `hosts` hosts
@@ -548,7 +558,12 @@ fn move_with(
     let env = req.env;
     let order = super::policy::order(reader, cfg)?;
     let prev_env = order.previous(env)?;
-    let current = settle(reader, env)?;
+    // A dry run reads as it is: completing a half-done move is a write.
+    let current = if req.dry_run {
+        reader.load(env)?
+    } else {
+        settle(reader, env)?
+    };
     if let Some(seen) = based_on.filter(|&s| s != current.seq()) {
         return Err(LostRace(format!(
             "{env} moved (event {}) while this move was being prepared from event {seen}; check `verbatim history {env}` and run again if still wanted",
@@ -691,6 +706,13 @@ fn move_with(
             ),
         }
         .into());
+    }
+    if req.dry_run {
+        let seq = current.next_seq()?;
+        printer.note(format!(
+            "dry run: would move {env} to {to} as event {seq}; nothing written"
+        ));
+        return Ok(report("would-move", seq, gates));
     }
     // The first move of all stores the order it was checked against.
     super::policy::settle_for_move(reader, cfg, &order, printer)?;

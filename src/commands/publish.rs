@@ -31,6 +31,9 @@ struct PublishJson {
     /// With `--sign-key`: the signature's key in the store.
     #[serde(skip_serializing_if = "Option::is_none")]
     signature: Option<String>,
+    /// `--dry-run`: `written` lists what would be written; nothing was.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dry_run: bool,
 }
 
 /// Which keys a publish wrote and which were stored already, in order.
@@ -61,6 +64,12 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
         build::build(&cfg, &args.opts, printer)?
     };
     let store = super::open_store(&cfg)?;
+    if args.dry_run {
+        let report = plan(store.as_ref(), &built, printer)?;
+        printer.result(built.id)?;
+        printer.json(&report)?;
+        return Ok(());
+    }
     let mut report = publish(store.as_ref(), &built, cfg.concurrency, printer)?;
     if let Some(key) = &sign_key {
         let bytes = built.manifest.to_canonical_bytes();
@@ -82,6 +91,7 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
             force: false,
             check: None,
             sign: sign_key.as_ref(),
+            dry_run: false,
         };
         report.promoted = Some(super::promote::move_pointer(
             store.as_ref(),
@@ -93,6 +103,53 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
     printer.result(built.id)?;
     printer.json(&report)?;
     Ok(())
+}
+
+/// `publish --dry-run`: what the store lacks, found as `publish` would
+/// (one HEAD of the manifest, else one listing of `assets/` and a HEAD of
+/// the artifact); nothing is written.
+fn plan(store: &dyn Store, built: &build::Built, printer: &Printer) -> Result<PublishJson> {
+    let m = &built.manifest;
+    let mut report = PublishJson {
+        manifest: built.id.to_string(),
+        store: store.location(),
+        tally: Tally::default(),
+        promoted: None,
+        signature: None,
+        dry_run: true,
+    };
+    let manifest_key = Key::new(manifest::key_for(&built.id))?;
+    if store.head(&manifest_key)?.is_some() {
+        report.tally.unchanged = m.objects().into_iter().map(|o| o.key).collect();
+        report.tally.unchanged.push(manifest_key.to_string());
+    } else {
+        let present: BTreeSet<Key> = store.list("assets/")?.into_iter().map(|l| l.key).collect();
+        for a in m.assets.values() {
+            let key = Key::new(a.key.clone())?;
+            let list = if present.contains(&key) {
+                &mut report.tally.unchanged
+            } else {
+                &mut report.tally.written
+            };
+            list.push(key.to_string());
+        }
+        let artifact = Key::new(m.artifact.key.clone())?;
+        match store.head(&artifact)? {
+            Some(_) => report.tally.unchanged.push(artifact.to_string()),
+            None => report.tally.written.push(artifact.to_string()),
+        }
+        report.tally.written.push(manifest_key.to_string());
+    }
+    printer.note(format!(
+        "dry run: would write {} object(s) to {} ({} already there); nothing written",
+        report.tally.written.len(),
+        store.location(),
+        report.tally.unchanged.len()
+    ));
+    for k in &report.tally.written {
+        printer.detail(format!("would write {k}"));
+    }
+    Ok(report)
 }
 
 /// One object to store.
@@ -119,6 +176,7 @@ fn publish(
         tally: Tally::default(),
         promoted: None,
         signature: None,
+        dry_run: false,
     };
     let out = built.manifest_path.parent().unwrap_or(Path::new("."));
 

@@ -11,6 +11,7 @@ mod ceph;
 mod cli;
 mod deploy;
 mod django;
+mod dry_run;
 mod environments;
 mod errors;
 mod export;
