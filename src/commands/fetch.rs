@@ -78,10 +78,40 @@ fn fetch(
     let manifest_path = releases.join(format!("{}.json", id.hex()));
     let bytes = manifest.to_canonical_bytes();
 
+    // The release's files are re-checked against the digests recorded when
+    // it was unpacked (by fetch or deploy); a modified one is fetched again.
+    let into = releases.parent().unwrap_or(Path::new("."));
+    let root = crate::host::Root::view(into)?;
+    let shared = manifest
+        .deploy
+        .as_ref()
+        .map(|d| d.shared.clone())
+        .unwrap_or_default();
+    let real_dir = |d: &Path| fs::symlink_metadata(d).is_ok_and(|m| m.is_dir());
+    if fs::symlink_metadata(&dest).is_ok() {
+        let why = match real_dir(&dest) {
+            true => root.modified(id, &shared),
+            false => Some("it is no longer a directory".into()),
+        };
+        if let Some(why) = why {
+            printer.warn(format!(
+                "{} was modified since it was unpacked ({why}); fetching it again",
+                dest.display()
+            ));
+            root.discard(id)
+                .with_context(|| format!("removing the modified release {}", dest.display()))?;
+        }
+    }
     let mut result = "present";
-    if !fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+    if !real_dir(&dest) {
         result = "fetched";
         let (staging, entries) = stage(store, id, manifest, releases, printer)?;
+        let n = entries.len();
+        safe_fs::create_dirs(into, Path::new(".verbatim/releases"))
+            .with_context(|| format!("creating {}", into.join(".verbatim/releases").display()))?;
+        root.write_record(id, entries)
+            .context("recording the release's files")?;
+        crate::host::sync_tree(staging.path()).context("syncing the unpacked release")?;
         let staged = staging.keep();
         if let Err(e) = fs::rename(&staged, &dest) {
             let _ = fs::remove_dir_all(&staged);
@@ -92,8 +122,7 @@ fn fetch(
             // Another fetch finished first; its copy is as good as ours.
         }
         printer.note(format!(
-            "unpacked {} entries of {id} into {}",
-            entries.len(),
+            "unpacked {n} entries of {id} into {}",
             dest.display()
         ));
     }
@@ -102,7 +131,10 @@ fn fetch(
             .with_context(|| format!("writing {}", manifest_path.display()))?;
     }
     if result == "present" {
-        printer.note(format!("{id} is already in {}", dest.display()));
+        printer.note(format!(
+            "{id} is already in {}, every file as unpacked",
+            dest.display()
+        ));
     }
     Ok((dest, result))
 }

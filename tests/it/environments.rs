@@ -479,6 +479,22 @@ fn fetch_deploys_verified_releases_once() {
         p.json(&["fetch", "dev", "--into", "deploy"])["result"],
         "present"
     );
+    // A file changed on the host is noticed and fetched again; a file
+    // added beside the release is not a change.
+    fs::write(dir.join("__added"), "x").unwrap();
+    assert_eq!(
+        p.json(&["fetch", "dev", "--into", "deploy"])["result"],
+        "present"
+    );
+    fs::write(dir.join("version.txt"), "9").unwrap();
+    let out = p.run(&["fetch", "dev", "--into", "deploy"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("version.txt") && err.contains("fetching it again"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(dir.join("version.txt")).unwrap(), "1");
 
     // A flipped byte in the stored artifact: fetch and verify refuse, naming it.
     let m2 = release(&p, "2");
