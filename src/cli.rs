@@ -276,9 +276,17 @@ pub struct BuildOpts {
     #[arg(long, env = "VERBATIM_APP_DIR", value_name = "DIR")]
     pub app_dir: Option<PathBuf>,
 
-    /// Source revision to record [default: `git rev-parse HEAD` when in a git checkout].
+    /// Source revision to record [default: `git rev-parse HEAD`, else GITHUB_SHA, CI_COMMIT_SHA, BUILDKITE_COMMIT].
     #[arg(long, env = "VERBATIM_REVISION")]
     pub revision: Option<String>,
+
+    /// Branch to record [default: GITHUB_HEAD_REF/GITHUB_REF_NAME, CI_COMMIT_REF_NAME, BUILDKITE_BRANCH, else git's branch].
+    #[arg(long, env = "VERBATIM_BRANCH")]
+    pub branch: Option<String>,
+
+    /// URL of the CI run to record [default: from GitHub Actions, GitLab CI (CI_JOB_URL) or Buildkite variables].
+    #[arg(long, env = "VERBATIM_CI_URL", value_name = "URL")]
+    pub ci_url: Option<String>,
 
     /// Seconds since the epoch recorded as every entry's mtime and in the manifest [default: 0].
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]

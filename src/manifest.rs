@@ -177,6 +177,13 @@ pub struct Asset {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provenance {
+    /// The branch built (CI variables, `git`, or `--branch`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// The CI run that built it (`--ci-url`, or GitHub Actions, GitLab CI,
+    /// Buildkite variables), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_url: Option<String>,
     /// Source revision (git commit or `--revision`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
@@ -328,7 +335,12 @@ impl Manifest {
             d.check().or_else(|why| bad(format!("deploy: {why}")))?;
         }
         let p = &self.provenance;
-        for (field, value) in [("revision", p.revision.as_deref()), ("tool", Some(&p.tool))] {
+        for (field, value) in [
+            ("branch", p.branch.as_deref()),
+            ("ci_url", p.ci_url.as_deref()),
+            ("revision", p.revision.as_deref()),
+            ("tool", Some(&p.tool)),
+        ] {
             if value.is_some_and(|v| v.chars().any(char::is_control)) {
                 return bad(format!("provenance.{field} holds a control character"));
             }
@@ -420,6 +432,8 @@ mod tests {
             assets: BTreeMap::new(),
             deploy: None,
             provenance: Provenance {
+                branch: None,
+                ci_url: None,
                 revision: Some("abc123".into()),
                 source_date_epoch: 0,
                 tool: "verbatim 0.1.0".into(),

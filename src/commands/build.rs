@@ -231,6 +231,8 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
         assets,
         deploy: cfg.deploy.clone(),
         provenance: manifest::Provenance {
+            branch: branch(cfg, opts),
+            ci_url: ci_url(opts),
             revision: revision(cfg, opts),
             source_date_epoch: opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME),
             tool: format!("verbatim {}", env!("CARGO_PKG_VERSION")),
@@ -309,20 +311,67 @@ fn scan(cfg: &Config, excluded: &mut dyn FnMut(&str, &str)) -> Result<Vec<pack::
         .with_context(|| format!("scanning app directory {}", cfg.app_dir.display()))
 }
 
-/// `--revision`, else the git commit of the project root, else none.
+/// The first of these environment variables that is set and not empty.
+fn first_var(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// `git -C root ARGS`'s output, trimmed, when it succeeds.
+fn git(cfg: &Config, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(&cfg.root)
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// `--branch`, else the CI's branch variable, else git's current branch.
+fn branch(cfg: &Config, opts: &BuildOpts) -> Option<String> {
+    opts.branch
+        .clone()
+        .or_else(|| {
+            first_var(&[
+                "GITHUB_HEAD_REF",
+                "GITHUB_REF_NAME",
+                "CI_COMMIT_REF_NAME",
+                "BUILDKITE_BRANCH",
+            ])
+        })
+        .or_else(|| git(cfg, &["rev-parse", "--abbrev-ref", "HEAD"]).filter(|b| b != "HEAD"))
+}
+
+/// `--ci-url`, else the run's URL from GitHub Actions, GitLab CI or
+/// Buildkite variables.
+fn ci_url(opts: &BuildOpts) -> Option<String> {
+    if let Some(u) = &opts.ci_url {
+        return Some(u.clone());
+    }
+    if let (Some(server), Some(repo), Some(run)) = (
+        first_var(&["GITHUB_SERVER_URL"]),
+        first_var(&["GITHUB_REPOSITORY"]),
+        first_var(&["GITHUB_RUN_ID"]),
+    ) {
+        return Some(format!("{server}/{repo}/actions/runs/{run}"));
+    }
+    first_var(&["CI_JOB_URL", "CI_PIPELINE_URL", "BUILDKITE_BUILD_URL"])
+}
+
+/// `--revision`, else the git commit of the project root, else the CI's
+/// commit variable, else none.
 fn revision(cfg: &Config, opts: &BuildOpts) -> Option<String> {
     if let Some(r) = &opts.revision {
         return Some(r.clone());
     }
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(&cfg.root)
-        .args(["rev-parse", "--verify", "--quiet", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let rev = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (out.status.success() && !rev.is_empty()).then_some(rev)
+    if let Some(r) = git(cfg, &["rev-parse", "--verify", "--quiet", "HEAD"]) {
+        return Some(r);
+    }
+    first_var(&["GITHUB_SHA", "CI_COMMIT_SHA", "BUILDKITE_COMMIT"])
 }
 
 /// Reads the build directory's manifest and checks the artifact beside it.

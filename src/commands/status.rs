@@ -40,6 +40,10 @@ struct EnvJson {
     check: Option<EnvCheckJson>,
     /// True when that check has not passed: `manifest` is live unverified.
     unchecked: bool,
+    /// Where `manifest` was built from, as its provenance records it.
+    revision: Option<String>,
+    branch: Option<String>,
+    ci_url: Option<String>,
     /// Hosts whose report says they run `manifest`, checked (`active`).
     hosts_on_manifest: usize,
     /// Every host that reports to the environment, by id.
@@ -125,13 +129,29 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
                 r.state == State::Active && Some(&r.manifest) == p.as_ref().map(|p| &p.manifest)
             })
             .count();
+        let provenance = match &p {
+            Some(p) => {
+                let id = p.manifest.parse().map_err(anyhow::Error::msg)?;
+                Some(super::load_manifest(store.as_ref(), &id)?.provenance)
+            }
+            None => None,
+        };
+        let built_from = provenance.as_ref().map_or(String::new(), |pv| {
+            let rev = pv.revision.as_deref().map(|r| &r[..r.len().min(12)]);
+            match (rev, pv.branch.as_deref()) {
+                (Some(r), Some(b)) => format!("  rev {} ({})", escape(r), escape(b)),
+                (Some(r), None) => format!("  rev {}", escape(r)),
+                (None, Some(b)) => format!("  ({})", escape(b)),
+                (None, None) => String::new(),
+            }
+        });
         let hosts_words = match reports.len() {
             0 => String::new(),
             n => format!("  {on_manifest}/{n} hosts"),
         };
         match &p {
             Some(p) => printer.result(format!(
-                "{env:<10} {}  #{} {} by {}{hosts_words}{}",
+                "{env:<10} {}  #{} {} by {}{built_from}{hosts_words}{}",
                 p.manifest,
                 p.seq,
                 escape(&p.time),
@@ -139,6 +159,9 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
                 check.as_ref().map_or(String::new(), check_words)
             ))?,
             None => printer.result(format!("{env:<10} (nothing promoted yet){hosts_words}"))?,
+        }
+        if let Some(url) = provenance.as_ref().and_then(|pv| pv.ci_url.as_deref()) {
+            printer.result(format!("{:<10} built by {}", "", escape(url)))?;
         }
         let now = now();
         let hosts: Vec<HostJson> = reports
@@ -179,6 +202,9 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
             actor: p.map(|p| p.actor),
             check,
             unchecked,
+            revision: provenance.as_ref().and_then(|pv| pv.revision.clone()),
+            branch: provenance.as_ref().and_then(|pv| pv.branch.clone()),
+            ci_url: provenance.and_then(|pv| pv.ci_url),
             hosts_on_manifest: on_manifest,
             hosts,
         });

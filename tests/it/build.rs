@@ -407,3 +407,67 @@ fn default_excludes_and_gitignore_files_keep_litter_out() {
         assert!(all.iter().any(|a| a == path), "{path} not packed: {all:?}");
     }
 }
+
+#[test]
+fn provenance_records_revision_branch_and_ci_run_and_status_shows_them() {
+    let p = Project::new();
+    p.write("app/x.py", "x");
+    let m = crate::util::json_out(
+        p.cmd(&["publish", "--json"])
+            .env("GITHUB_SHA", "1f2e3d4c5b6a79881726354453627181909a0b1c")
+            .env("GITHUB_REF_NAME", "main")
+            .env("GITHUB_SERVER_URL", "https://github.com")
+            .env("GITHUB_REPOSITORY", "acme/web")
+            .env("GITHUB_RUN_ID", "42"),
+    )["manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    p.ok(&["promote", &m, "--to", "dev"]);
+    let env = &p.json(&["status", "dev"])["environments"][0];
+    assert_eq!(
+        env["revision"], "1f2e3d4c5b6a79881726354453627181909a0b1c",
+        "{env}"
+    );
+    assert_eq!(env["branch"], "main", "{env}");
+    assert_eq!(
+        env["ci_url"], "https://github.com/acme/web/actions/runs/42",
+        "{env}"
+    );
+    let text = p.ok(&["status", "dev"]);
+    assert!(text.contains("rev 1f2e3d4c5b6a (main)"), "{text}");
+    assert!(
+        text.contains("built by https://github.com/acme/web/actions/runs/42"),
+        "{text}"
+    );
+    // Flags win over CI variables (GitLab's here).
+    p.write("app/x.py", "y");
+    let built = crate::util::json_out(
+        p.cmd(&[
+            "build",
+            "--json",
+            "--branch",
+            "release/2",
+            "--revision",
+            "abc",
+        ])
+        .env("CI_COMMIT_REF_NAME", "feature")
+        .env("CI_JOB_URL", "https://gitlab.example.com/acme/web/-/jobs/7"),
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            built["manifest_path"]
+                .as_str()
+                .map(std::path::PathBuf::from)
+                .unwrap(),
+        )
+        .unwrap_or_else(|_| std::fs::read(p.path().join(".verbatim/build/manifest.json")).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(manifest["provenance"]["branch"], "release/2", "{manifest}");
+    assert_eq!(manifest["provenance"]["revision"], "abc", "{manifest}");
+    assert_eq!(
+        manifest["provenance"]["ci_url"], "https://gitlab.example.com/acme/web/-/jobs/7",
+        "{manifest}"
+    );
+}

@@ -368,6 +368,8 @@ pub fn store_release_with(p: &Project, tar_gz: &[u8], edit: impl FnOnce(&mut Man
         assets: Default::default(),
         deploy: None,
         provenance: manifest::Provenance {
+            branch: None,
+            ci_url: None,
             revision: None,
             source_date_epoch: 0,
             tool: "verbatim test".into(),

@@ -45,7 +45,12 @@ impl Project {
         c.current_dir(self.path()).args(args);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
-            if k.starts_with("VERBATIM_") || k == "SOURCE_DATE_EPOCH" || k.starts_with("AWS_") {
+            // Hermetic: no settings, credentials or CI provenance leak in.
+            let ci = ["GITHUB_", "CI_", "BUILDKITE_"]
+                .iter()
+                .any(|p| k.starts_with(p));
+            if k.starts_with("VERBATIM_") || k == "SOURCE_DATE_EPOCH" || k.starts_with("AWS_") || ci
+            {
                 c.env_remove(k);
             }
         }
