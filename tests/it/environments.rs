@@ -526,15 +526,44 @@ fn fetch_deploys_verified_releases_once() {
 }
 
 #[test]
-fn diff_reports_artifact_changes() {
+fn diff_lists_the_files_that_changed_inside_the_artifact() {
     let p = Project::new();
+    p.write("app/keep.txt", "same");
+    p.write("app/old.txt", "going");
+    p.write("app/bin/run", "#!/bin/sh\n");
     let m1 = release(&p, "1");
-    let m2 = release(&p, "2");
+    fs::remove_file(p.app().join("old.txt")).unwrap();
+    p.write("app/new/file.txt", "arriving");
+    std::fs::set_permissions(
+        p.app().join("bin/run"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let m2 = release(&p, "22");
     let v = p.json(&["diff", &m1, &m2]);
     assert_eq!(v["artifact_changed"], true);
+    let paths = |k: &str| -> Vec<String> {
+        v["artifact"][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(paths("added"), ["new", "new/file.txt"], "{v}");
+    assert_eq!(paths("removed"), ["old.txt"], "{v}");
+    // Content (version.txt) and mode (bin/run) changes both count.
+    assert_eq!(paths("changed"), ["bin/run", "version.txt"], "{v}");
+    assert_eq!(v["artifact"]["changed"][1]["size_before"], 1, "{v}");
+    assert_eq!(v["artifact"]["changed"][1]["size_after"], 2, "{v}");
+    let text = p.ok(&["diff", &m1, &m2]);
+    assert!(
+        text.contains("artifact: changed") && text.contains("  - old.txt (5 B)"),
+        "{text}"
+    );
     let v = p.json(&["diff", &m1, &m1]);
     assert_eq!(v["artifact_changed"], false);
-    assert!(p.ok(&["diff", &m1, &m2]).contains("artifact: changed"));
+    assert!(v["artifact"]["changed"].as_array().unwrap().is_empty());
 }
 
 #[test]
