@@ -202,13 +202,38 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
     };
     let out = safe_fs::create_dirs(&cfg.root, Path::new(DEFAULT_OUT))
         .context("creating the build directory")?;
+    // One build at a time in this directory (a lock on the directory
+    // itself: no lock file is left); what a killed one left goes.
+    let lock = std::fs::File::open(&out).with_context(|| format!("opening {}", out.display()))?;
+    if lock.try_lock().is_err() {
+        printer.note(format!(
+            "waiting for another build in {} to finish",
+            out.display()
+        ));
+        lock.lock()
+            .with_context(|| format!("locking {}", out.display()))?;
+    }
+    for dirent in std::fs::read_dir(&out).with_context(|| format!("reading {}", out.display()))? {
+        let dirent = dirent?;
+        if dirent
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".artifact-")
+        {
+            let _ = std::fs::remove_file(dirent.path());
+            printer.note(format!(
+                "removed {}, left by an interrupted build",
+                dirent.path().display()
+            ));
+        }
+    }
     let tmp = tempfile::Builder::new()
         .prefix(".artifact-")
         .tempfile_in(&out)
         .with_context(|| format!("creating a temp file in {}", out.display()))?;
-    let mut writer = BufWriter::with_capacity(1 << 20, tmp);
+    let mut writer = super::fetch::Interruptible(BufWriter::with_capacity(1 << 20, tmp));
     let (packed, entries) = pack_counted(cfg, opts, printer, &mut writer)?;
-    let tmp = writer.into_inner().map_err(|e| e.into_error())?;
+    let tmp = writer.0.into_inner().map_err(|e| e.into_error())?;
     tmp.as_file().sync_all()?;
     let artifact_path = out.join(ARTIFACT_FILE);
     tmp.persist(&artifact_path)

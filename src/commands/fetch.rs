@@ -190,19 +190,36 @@ pub(super) fn stage(
     Ok((staging, entries))
 }
 
-/// A reader that fails once SIGINT, SIGTERM or SIGHUP was caught (while a
-/// deploy or agent has its handlers installed), so a long download or
-/// unpack is abandoned, its temp files removed, rather than finished.
-struct Interruptible<R>(R);
+/// A reader or writer that fails once SIGINT, SIGTERM or SIGHUP was caught
+/// (while a command has its handlers installed), so a long download,
+/// unpack or pack is abandoned, its temp files removed, rather than
+/// finished.
+pub(super) struct Interruptible<T>(pub T);
+
+fn stopped() -> io::Result<()> {
+    match super::canary::caught() {
+        Some(sig) => Err(io::Error::other(format!(
+            "stopped by {}",
+            super::canary::signal_name(sig)
+        ))),
+        None => Ok(()),
+    }
+}
 
 impl<R: Read> Read for Interruptible<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(sig) = super::canary::caught() {
-            return Err(io::Error::other(format!(
-                "stopped by {}",
-                super::canary::signal_name(sig)
-            )));
-        }
+        stopped()?;
         self.0.read(buf)
+    }
+}
+
+impl<W: io::Write> io::Write for Interruptible<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        stopped()?;
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }

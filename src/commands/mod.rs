@@ -37,6 +37,14 @@ use crate::store::{self, Key, Store, StoreError};
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     let printer = Printer::new(g.json, g.quiet, g.verbose, g.no_progress);
+    // Commands that write big temp files stop at a signal's next check and
+    // remove them (exit 128 + the signal) rather than die leaving them.
+    let signals = matches!(
+        cli.command,
+        Command::Build(_) | Command::Publish(_) | Command::Fetch(_)
+    )
+    .then(canary::Signals::install)
+    .transpose()?;
     let result = match &cli.command {
         Command::Init(a) => init::run(g, a, &printer),
         Command::Build(a) => build::run(g, a, &printer),
@@ -63,6 +71,20 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Man { out } => man(out.as_deref(), &printer),
         Command::Sign(a) => sign::run_sign(g, a, &printer),
     };
+    drop(signals);
+    let result = result.map_err(|e| match canary::caught() {
+        Some(signal) if !e.chain().any(|c| c.is::<crate::exit::Interrupted>()) => {
+            crate::exit::Interrupted {
+                signal,
+                message: format!(
+                    "stopped by {} ({e:#}); temporary files removed",
+                    canary::signal_name(signal)
+                ),
+            }
+            .into()
+        }
+        _ => e,
+    });
     if let Err(err) = &result {
         if !crate::exit::is_broken_pipe(err) {
             let _ = printer.json_error(err);

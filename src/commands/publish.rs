@@ -340,6 +340,10 @@ fn put_all(
     printer: &Printer,
 ) -> Result<()> {
     let results = crate::par::try_map(jobs, concurrency, |job| {
+        if let Some(sig) = super::canary::caught() {
+            // Nothing new starts after a signal; what runs finishes.
+            anyhow::bail!("stopped by {}", super::canary::signal_name(sig));
+        }
         let outcome = store
             .put(
                 &job.key,

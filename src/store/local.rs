@@ -31,6 +31,9 @@ pub struct LocalStore {
     /// The store below the anchor; none of its components may be a symlink.
     below: PathBuf,
     root: PathBuf,
+    /// A shared lock on `.tmp/.lock`, held from the first put on: while any
+    /// process holds one, nobody sweeps `.tmp/`.
+    tmp_lock: std::sync::OnceLock<File>,
 }
 
 impl LocalStore {
@@ -40,6 +43,7 @@ impl LocalStore {
             anchor: root.clone(),
             below: PathBuf::new(),
             root,
+            tmp_lock: std::sync::OnceLock::new(),
         }
     }
 
@@ -64,6 +68,7 @@ impl LocalStore {
             root: anchor.join(&below),
             anchor,
             below,
+            tmp_lock: std::sync::OnceLock::new(),
         }
     }
 
@@ -116,6 +121,10 @@ impl LocalStore {
             .dir(Path::new(".tmp"), true)
             .map_err(fs_err("creating temp dir for", key))?
             .expect("created");
+        if self.tmp_lock.get().is_none() {
+            let lock = sweep(&dir).map_err(fs_err("sweeping the temp dir for", key))?;
+            let _ = self.tmp_lock.set(lock);
+        }
         tempfile::Builder::new()
             .prefix("put-")
             .tempfile_in(dir)
@@ -210,6 +219,23 @@ fn same_or_conflict(key: &Key, existing: ObjectMeta, body: &Body<'_>) -> Result<
     } else {
         Err(StoreError::AlreadyExists { key: key.clone() })
     }
+}
+
+/// Removes what writers killed mid-put left in `.tmp/` — only when no
+/// other process is writing (none holds the lock) — and returns a shared
+/// lock on it for this process to hold while it writes.
+fn sweep(tmp: &Path) -> io::Result<File> {
+    let lock = safe_fs::open_lock(&tmp.join(".lock"))?;
+    if lock.try_lock().is_ok() {
+        for dirent in fs::read_dir(tmp)? {
+            let dirent = dirent?;
+            if dirent.file_name().to_string_lossy().starts_with("put-") {
+                let _ = fs::remove_file(dirent.path());
+            }
+        }
+    }
+    lock.lock_shared()?;
+    Ok(lock)
 }
 
 /// Like [`io_err`], but a path `safe_fs` refused (a link, fifo, device) makes

@@ -16,6 +16,7 @@ mod environments;
 mod errors;
 mod export;
 mod hostile;
+mod interrupt;
 mod nginx;
 mod policy;
 mod proxy;

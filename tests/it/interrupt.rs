@@ -1,0 +1,109 @@
+//! Ctrl-C leaves no temp files: real SIGINTs to real `build` and `fetch`
+//! runs, and the next run sweeps what a harder kill left.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::Project;
+
+/// `n` bytes that do not compress (xorshift), so packing takes a while.
+fn noise(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// Names in `dir` starting with `prefix`.
+fn temps(dir: &Path, prefix: &str) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `verbatim args…`, sends SIGINT once `ready()` holds, and returns
+/// its exit code and stderr.
+fn interrupt(p: &Project, args: &[&str], ready: impl Fn() -> bool) -> (Option<i32>, String) {
+    let mut cmd = p.cmd(args);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs there.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    while !ready() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("verbatim {args:?} ended ({status}) before it could be interrupted");
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "never got ready");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sigint_during_build_and_fetch_removes_their_temp_files() {
+    let p = Project::new();
+    p.write("app/big.bin", noise(96 << 20));
+    let out = p.path().join(".verbatim/build");
+    let (code, err) = interrupt(&p, &["build", "--jobs", "1"], || {
+        !temps(&out, ".artifact-").is_empty()
+    });
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("stopped by SIGINT"), "{err}");
+    assert_eq!(temps(&out, ".artifact-"), Vec::<String>::new());
+    assert!(!out.join("artifact.tar.gz").exists());
+
+    let m = p.json(&["publish"])["manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let releases = p.path().join("host/releases");
+    let (code, err) = interrupt(&p, &["fetch", &m, "--into", "host"], || {
+        !temps(&releases, ".download-").is_empty() || !temps(&releases, ".unpack-").is_empty()
+    });
+    assert_eq!(code, Some(130), "{err}");
+    for prefix in [".download-", ".unpack-"] {
+        assert_eq!(temps(&releases, prefix), Vec::<String>::new(), "{prefix}");
+    }
+    assert!(!releases.join(&m[7..]).exists());
+}
+
+#[test]
+fn the_next_run_sweeps_what_a_killed_one_left() {
+    let p = Project::new();
+    p.write("app/x", "x");
+    p.ok(&["publish"]);
+    // What SIGKILL leaves: a half-written artifact and a half-staged put.
+    let stale_build = p.write(".verbatim/build/.artifact-Ab12Cd", "half");
+    let stale_put = p.write(".verbatim/store/.tmp/put-Ef34Gh", "half");
+    p.write("app/x", "y");
+    let err = String::from_utf8(p.run(&["publish"]).stderr).unwrap();
+    assert!(!stale_build.exists(), "{err}");
+    assert!(!stale_put.exists(), "{err}");
+    assert!(err.contains("left by an interrupted build"), "{err}");
+}
