@@ -143,9 +143,6 @@ impl Printer {
     }
 }
 
-/// Writes one diagnostic line to stderr, ignoring failure: a closed stderr
-/// (a cancelled CI job's log, a hung-up terminal) must not stop a rollback
-/// half way, as `eprintln!`'s panic would.
 /// Whether `error:` and `warning:` are coloured (decided once by `main`).
 static COLOR: AtomicBool = AtomicBool::new(false);
 
@@ -179,26 +176,44 @@ fn paint(label: &str, style: &str) -> String {
     }
 }
 
+/// Writes one diagnostic line to stderr, ignoring failure: a closed stderr
+/// (a cancelled CI job's log, a hung-up terminal) must not stop a rollback
+/// half way, as `eprintln!`'s panic would.
 fn diagnostic(args: fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr().lock(), "{args}");
 }
 
-/// Progress over many objects: bytes on the bar, objects in the message.
+/// What one object costs on the bar besides its bytes: a request's worth
+/// of time, so that 10,000 small assets and one big artifact each take
+/// their share of the bar (bytes alone showed it nearly full with half the
+/// objects to go).
+const OBJECT_WEIGHT: u64 = 256 << 10;
+
+/// Progress over many objects: the bar advances by bytes plus a fixed
+/// weight per object; the message counts objects and bytes.
 pub struct ObjectsBar {
     bar: ProgressBar,
     verb: &'static str,
     done: AtomicUsize,
     total: usize,
+    bytes_done: std::sync::atomic::AtomicU64,
+    bytes_total: u64,
 }
 
 impl ObjectsBar {
     /// One more object of `bytes` is done.
     pub fn object_done(&self, bytes: u64) {
         let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-        self.bar.inc(bytes);
+        let b = self.bytes_done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.bar.inc(bytes.saturating_add(OBJECT_WEIGHT));
         if !self.bar.is_hidden() {
-            self.bar
-                .set_message(format!("{} {n}/{}", self.verb, self.total));
+            self.bar.set_message(format!(
+                "{} {n}/{} objects, {}/{}",
+                self.verb,
+                self.total,
+                human_bytes(b),
+                human_bytes(self.bytes_total)
+            ));
         }
     }
 
@@ -210,11 +225,25 @@ impl ObjectsBar {
 impl Printer {
     /// A bar for `objects` objects of `bytes` bytes in all.
     pub fn objects_bar(&self, bytes: u64, objects: usize, verb: &'static str) -> ObjectsBar {
+        let weight = bytes.saturating_add((objects as u64).saturating_mul(OBJECT_WEIGHT));
+        let bar = if self.progress {
+            let bar = ProgressBar::with_draw_target(Some(weight), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("[{bar:30}] {percent:>3}% {msg} {eta}")
+                .map(|s| s.progress_chars("=> "))
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message(format!("{verb} 0/{objects} objects"));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
         ObjectsBar {
-            bar: self.bytes_bar(bytes, verb),
+            bar,
             verb,
             done: AtomicUsize::new(0),
             total: objects,
+            bytes_done: std::sync::atomic::AtomicU64::new(0),
+            bytes_total: bytes,
         }
     }
 }

@@ -175,7 +175,8 @@ pub(super) fn stage(
         .prefix(".unpack-")
         .tempdir_in(dir)
         .with_context(|| format!("creating a temp dir in {}", dir.display()))?;
-    let file = Interruptible(tmp.reopen()?);
+    let unpacking = printer.bytes_bar(manifest.artifact.size, "unpacking");
+    let file = unpacking.wrap_read(Interruptible(tmp.reopen()?));
     let limits = unpack::Limits {
         entries: manifest.artifact.entries,
         bytes: manifest.artifact.unpacked_size,
