@@ -394,6 +394,7 @@ fn deploy_flips_under_nginx_load_without_a_failed_request() {
     load.wait_for(20);
     let flips = 60;
     let mut last = &a;
+    let started = std::time::Instant::now();
     for i in 0..flips {
         last = if i % 2 == 0 { &b } else { &a };
         deploy(&p, last, root.path());
@@ -401,6 +402,11 @@ fn deploy_flips_under_nginx_load_without_a_failed_request() {
         load.wait_for(10);
     }
     let responses = load.stop();
+    eprintln!(
+        "{flips} deploys in {:.1}s under {} requests",
+        started.elapsed().as_secs_f64(),
+        responses.len()
+    );
 
     let mut failures = Vec::new();
     let mut seen = BTreeSet::new();
