@@ -121,8 +121,8 @@ pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
                     .saturating_mul(1 << errors.min(10))
                     .min(MAX_BACKOFF.max(args.interval));
                 printer.warn(format!(
-                    "{e:#}; trying again in {}s",
-                    backoff.as_secs_f64().ceil()
+                    "{e:#}; trying again in {:.1}s",
+                    backoff.as_secs_f64()
                 ));
                 jitter(backoff)
             }

@@ -335,3 +335,51 @@ fn a_second_agent_on_one_root_exits_7_and_sigterm_stops_an_agent_with_0() {
     assert!(err.contains("held by pid"), "{err}");
     assert!(first.stop().success());
 }
+
+#[test]
+fn an_agent_backs_off_while_the_store_is_unreachable_and_still_stops_with_0() {
+    let p = Project::with_config(CONFIG);
+    let hosts = tempfile::tempdir().unwrap();
+    let root = hosts.path().join("web");
+    // Nothing listens on a port just released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = p.cmd(&[]);
+    cmd.args([
+        "--store",
+        "s3://nowhere/app",
+        "--path-style",
+        "--timeout",
+        "1",
+    ])
+    .args(["--endpoint-url", &format!("http://127.0.0.1:{port}")])
+    .env("AWS_ACCESS_KEY_ID", "x")
+    .env("AWS_SECRET_ACCESS_KEY", "y")
+    .env("AWS_REGION", "us-east-1")
+    .env("AWS_EC2_METADATA_DISABLED", "true");
+    let mut agent = Agent::start(cmd, &root, "web");
+    let start = Instant::now();
+    let log = loop {
+        let log = fs::read_to_string(&agent.log).unwrap_or_default();
+        if log.matches("trying again in").count() >= 2 {
+            break log;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the agent did not retry:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Backing off: the second pause is longer than the first.
+    let pauses: Vec<f64> = log
+        .lines()
+        .filter_map(|l| l.split("trying again in ").nth(1))
+        .filter_map(|r| r.trim_end_matches('s').parse().ok())
+        .collect();
+    assert!(pauses.len() >= 2 && pauses[1] > pauses[0], "{log}");
+    assert!(agent.current().is_none());
+    assert!(agent.stop().success(), "{log}");
+}
