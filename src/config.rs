@@ -85,6 +85,8 @@ struct AssetsSection {
     cdn_base: Option<String>,
     #[serde(default)]
     vite_manifest: Option<PathBuf>,
+    #[serde(default)]
+    django_manifest: Option<PathBuf>,
 }
 
 fn default_public_prefix() -> String {
@@ -166,6 +168,10 @@ pub struct Config {
     pub cdn_base: Option<String>,
     /// A Vite `manifest.json` whose entries' `file`s are already hashed.
     pub vite_manifest: Option<PathBuf>,
+    /// `assets.django_manifest` as written: where, relative to the root and
+    /// inside `app_dir`, `build` puts Django's `staticfiles.json` in the
+    /// artifact ([`Config::django_manifest_entry`] resolves it).
+    pub django_manifest: Option<PathBuf>,
     /// Store URL, relative paths already resolved against the right base.
     pub store_url: String,
     /// Base directory for a relative local store path.
@@ -236,6 +242,16 @@ impl Config {
                     path.display(),
                     a.public_prefix
                 )));
+            }
+            if let Some(p) = &a.django_manifest {
+                if !is_plain_relative(p) {
+                    return Err(ConfigError(format!(
+                        "`assets.django_manifest` in {} is `{}`: it must be a relative path to a file \
+                         inside app.dir, without `..`, like \"app/mysite/static/staticfiles.json\"",
+                        path.display(),
+                        p.display()
+                    )));
+                }
             }
             if let Some(cdn) = &a.cdn_base {
                 if !(cdn.starts_with("https://") || cdn.starts_with("http://")) {
@@ -324,6 +340,7 @@ impl Config {
                 .as_ref()
                 .and_then(|a| a.vite_manifest.as_ref())
                 .map(|v| root.join(v)),
+            django_manifest: file.assets.as_ref().and_then(|a| a.django_manifest.clone()),
             allow_missing: file.assets.map(|a| a.allow_missing).unwrap_or_default(),
             store_url,
             store_base,
@@ -356,6 +373,52 @@ impl Config {
         Ok(())
     }
 
+    /// Where `assets.django_manifest` goes in the artifact: its
+    /// `/`-separated path relative to the app directory, `None` when unset.
+    /// It must lie inside the app directory (as it resolves now, links
+    /// included, so `app.dir = "."` and `--app-dir` both work) and outside
+    /// the assets directory, whose files are published (a `staticfiles.json`
+    /// there would become an asset). Reads the disk: call after
+    /// [`Config::check_dirs`].
+    pub fn django_manifest_entry(&self) -> Result<Option<String>, ConfigError> {
+        let Some(p) = &self.django_manifest else {
+            return Ok(None);
+        };
+        let names: Vec<&str> = p
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => n.to_str(),
+                _ => None,
+            })
+            .collect();
+        let key = || {
+            format!(
+                "`assets.django_manifest` (`{}`) in {}",
+                p.display(),
+                self.config_path.display()
+            )
+        };
+        if let Some(dir) = &self.assets_dir {
+            if below(&self.root, &names, dir).is_some() {
+                return Err(ConfigError(format!(
+                    "{} lies inside the assets directory {}, whose files are published as assets; \
+                     put it in the app directory, outside assets.dir",
+                    key(),
+                    dir.display()
+                )));
+            }
+        }
+        match below(&self.root, &names, &self.app_dir) {
+            Some(rest) => Ok(Some(rest.join("/"))),
+            None => Err(ConfigError(format!(
+                "{} is not inside the app directory {}: it names a file in the artifact, \
+                 so it must lie under app.dir",
+                key(),
+                self.app_dir.display(),
+            ))),
+        }
+    }
+
     /// The order this file asks for: `environments.order`, else [`DEFAULT_ORDER`].
     pub fn order(&self) -> Vec<String> {
         self.environments
@@ -386,6 +449,29 @@ pub fn discover() -> Option<PathBuf> {
         .skip(1)
         .map(|d| d.join(FILE_NAME))
         .find(|p| p.is_file())
+}
+
+/// A relative path of plain names (`.` allowed, `..` not), naming a file.
+fn is_plain_relative(p: &Path) -> bool {
+    use std::path::Component;
+    p.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        && matches!(p.components().next_back(), Some(Component::Normal(_)))
+        && p.to_str().is_some()
+}
+
+/// The names of `root/names…` below `dir`, if one of its proper prefixes
+/// (`root` itself included) resolves to the same directory as `dir`.
+fn below<'a>(root: &Path, names: &'a [&'a str], dir: &Path) -> Option<&'a [&'a str]> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let mut at = root.to_owned();
+    for (i, name) in names.iter().enumerate() {
+        if std::fs::canonicalize(&at).is_ok_and(|c| c == dir) {
+            return Some(&names[i..]);
+        }
+        at.push(name);
+    }
+    None
 }
 
 /// Environment names become store keys: keep them short and plain.
@@ -421,6 +507,15 @@ pub fn check_env_name(e: &str) -> Result<(), String> {
 /// one, an assets directory (and a Vite manifest inside it).
 pub fn template(app_dir: &str, assets: Option<(&str, Option<&str>)>) -> String {
     let mut t = TEMPLATE.replacen("dir = \"app\"", &format!("dir = {app_dir:?}"), 1);
+    let django = match app_dir {
+        "." => "mysite/static/staticfiles.json".to_owned(),
+        dir => format!("{dir}/mysite/static/staticfiles.json"),
+    };
+    t = t.replacen(
+        "# django_manifest = \"app/mysite/static/staticfiles.json\"",
+        &format!("# django_manifest = {django:?}"),
+        1,
+    );
     if let Some((dir, vite)) = assets {
         t = t
             .replacen("# [assets]\n", "[assets]\n", 1)
@@ -462,6 +557,9 @@ exclude = []
 # cdn_base = "https://cdn.example.com/static/"
 # # A Vite manifest.json: the `file` of each entry is already hashed, kept as is.
 # vite_manifest = "static/.vite/manifest.json"
+# # Django's staticfiles.json for this build, written into the artifact (not
+# # the tree) at this path inside app.dir, so {% static %} needs no extra step.
+# django_manifest = "app/mysite/static/staticfiles.json"
 
 [store]
 # Where releases live: a path, file:///abs/path, or s3://bucket/prefix.
@@ -542,6 +640,68 @@ mod tests {
             .join("\n");
         let c = load(&uncommented).unwrap();
         assert_eq!(c.public_prefix, "/static/");
+    }
+
+    #[test]
+    fn django_manifest_lies_inside_the_app_and_outside_the_assets() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["app", "static", "app/mysite"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let cfg = |app: &str, manifest: &str| {
+            Config::from_toml(
+                &format!(
+                    "[app]\ndir = {app:?}\n[assets]\ndir = \"static\"\ndjango_manifest = {manifest:?}\n"
+                ),
+                Path::new("verbatim.toml"),
+                dir.path().to_owned(),
+                &Overrides::default(),
+            )
+        };
+        let entry = |app: &str, manifest: &str| cfg(app, manifest).unwrap().django_manifest_entry();
+        let ok = [
+            (
+                "app",
+                "app/mysite/static/staticfiles.json",
+                "mysite/static/staticfiles.json",
+            ),
+            ("app", "./app/staticfiles.json", "staticfiles.json"),
+            (".", "mysite/staticfiles.json", "mysite/staticfiles.json"),
+            (".", "staticfiles.json", "staticfiles.json"),
+        ];
+        for (app, manifest, want) in ok {
+            assert_eq!(
+                entry(app, manifest).unwrap().as_deref(),
+                Some(want),
+                "{app} {manifest}"
+            );
+        }
+        let inside_assets = entry(".", "static/staticfiles.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            inside_assets.contains("inside the assets directory"),
+            "{inside_assets}"
+        );
+        for outside in ["staticfiles.json", "app", "static2/x.json"] {
+            let err = entry("app", outside).unwrap_err().to_string();
+            assert!(
+                err.contains("not inside the app directory"),
+                "{outside}: {err}"
+            );
+            assert!(err.contains("assets.django_manifest"), "{err}");
+        }
+        for bad in [
+            "../staticfiles.json",
+            "/srv/app/staticfiles.json",
+            "app/../x.json",
+            ".",
+        ] {
+            let err = cfg("app", bad).unwrap_err().to_string();
+            assert!(err.contains("assets.django_manifest"), "{bad}: {err}");
+        }
+        let unset = load("[app]\ndir = \"app\"\n").unwrap();
+        assert_eq!(unset.django_manifest_entry().unwrap(), None);
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! list of [`Entry`] values, refusing anything the spec cannot represent
 //! (devices, fifos, sockets, symlinks that leave the tree, non-UTF-8 names).
 //! [`write`] streams those entries as a tar with normalised headers into the
-//! deterministic gzip of [`crate::gzip`], hashing the output as it goes. The
+//! deterministic gzip of [`crate::gzip`], hashing the output as it goes.
+//! [`insert_generated`] adds a file the build made (Django's
+//! `staticfiles.json`) to the list, in sorted position; it is packed exactly
+//! as a file of the tree with the same bytes would be. The
 //! spec itself is `manifests/pack-spec-v1.md`; every rule there is enforced
 //! here and pinned by the golden-digest test.
 
@@ -36,8 +39,18 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
-    File { size: u64, executable: bool },
-    Symlink { target: String },
+    File {
+        size: u64,
+        executable: bool,
+    },
+    Symlink {
+        target: String,
+    },
+    /// A regular file (0644) whose bytes the build made, not read from the
+    /// tree: added by [`insert_generated`].
+    Generated {
+        bytes: Vec<u8>,
+    },
 }
 
 /// Why a tree cannot be packed.
@@ -59,6 +72,8 @@ pub enum PackError {
     BadGlob { glob: String, message: String },
     #[error("{path}: {message}; fix it, or set `app.respect_gitignore = false`")]
     BadIgnoreFile { path: PathBuf, message: String },
+    #[error("cannot add {path} to the artifact: {why}")]
+    CannotInsert { path: String, why: String },
     #[error("reading {path}")]
     Io {
         path: PathBuf,
@@ -313,6 +328,83 @@ pub fn scan_explained(
     Ok(entries)
 }
 
+/// What [`insert_generated`] did besides adding the file.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    /// The tree's entry the generated file replaced, if the tree had one.
+    pub replaced: Option<EntryKind>,
+    /// Directories added because the tree had none there (outermost first).
+    pub added_dirs: Vec<String>,
+}
+
+/// Puts a generated file at `path` (`/`-separated, relative to the app dir)
+/// into `entries` (sorted, as [`scan`] returns them), keeping them sorted:
+/// it replaces a file or symlink the tree has there, and directories the
+/// tree lacks on the way are added (packed like every directory). Refused
+/// when `path` is not a plain relative path, is a directory in the tree, or
+/// lies below something that is not a directory there (a symlink would make
+/// the unpacker write through it, which it refuses).
+pub fn insert_generated(
+    entries: &mut Vec<Entry>,
+    path: &str,
+    bytes: Vec<u8>,
+) -> Result<Inserted, PackError> {
+    let refuse = |why: String| PackError::CannotInsert {
+        path: path.to_owned(),
+        why,
+    };
+    let names: Vec<&str> = path.split('/').collect();
+    if names
+        .iter()
+        .any(|n| n.is_empty() || *n == "." || *n == "..")
+    {
+        return Err(refuse("not a plain relative path".into()));
+    }
+    let find = |entries: &[Entry], p: &str| {
+        entries.binary_search_by(|e| e.path.as_bytes().cmp(p.as_bytes()))
+    };
+    let mut inserted = Inserted::default();
+    for end in 1..names.len() {
+        let dir = names[..end].join("/");
+        match find(entries, &dir) {
+            Ok(i) => match &entries[i].kind {
+                EntryKind::Dir => {}
+                EntryKind::Symlink { target } => {
+                    return Err(refuse(format!(
+                        "{dir} is a symlink (to {target}) in the app directory; \
+                         name a path through real directories"
+                    )))
+                }
+                _ => return Err(refuse(format!("{dir} is a file in the app directory"))),
+            },
+            Err(i) => {
+                entries.insert(
+                    i,
+                    Entry {
+                        path: dir.clone(),
+                        kind: EntryKind::Dir,
+                    },
+                );
+                inserted.added_dirs.push(dir);
+            }
+        }
+    }
+    let entry = Entry {
+        path: path.to_owned(),
+        kind: EntryKind::Generated { bytes },
+    };
+    match find(entries, path) {
+        Ok(i) if entries[i].kind == EntryKind::Dir => {
+            return Err(refuse("it is a directory in the app directory".into()))
+        }
+        Ok(i) => {
+            inserted.replaced = Some(std::mem::replace(&mut entries[i], entry).kind);
+        }
+        Err(i) => entries.insert(i, entry),
+    }
+    Ok(inserted)
+}
+
 /// The rule for a symlink in a tree we publish (the app, and the assets
 /// directory): it is kept only if its target is relative and stays inside
 /// the tree both lexically and fully resolved; a dangling link is refused.
@@ -409,6 +501,15 @@ pub fn write(
                 tar.append_link(&mut h, &entry.path, target)
                     .map_err(out_err)?;
             }
+            EntryKind::Generated { bytes } => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(bytes.len() as u64);
+                tar.append_data(&mut h, &entry.path, bytes.as_slice())
+                    .map_err(out_err)?;
+                on_bytes(bytes.len() as u64);
+                content_bytes += bytes.len() as u64;
+            }
             EntryKind::File { size, executable } => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(if *executable { 0o755 } else { 0o644 });
@@ -497,6 +598,98 @@ mod tests {
             .map(|e| e.path)
             .collect();
         assert_eq!(paths, ["B", "a", "a-b", "a-b/y", "a/x"]);
+    }
+
+    fn paths(entries: &[Entry]) -> Vec<&str> {
+        entries.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    fn dir(p: &str) -> Entry {
+        Entry {
+            path: p.into(),
+            kind: EntryKind::Dir,
+        }
+    }
+
+    fn file(p: &str) -> Entry {
+        Entry {
+            path: p.into(),
+            kind: EntryKind::File {
+                size: 1,
+                executable: false,
+            },
+        }
+    }
+
+    #[test]
+    fn a_generated_file_goes_in_sorted_position_with_its_directories() {
+        let mut entries = vec![dir("a"), file("a-b"), file("a/x"), file("b")];
+        let done = insert_generated(&mut entries, "a/s/t/f.json", b"{}".to_vec()).unwrap();
+        assert_eq!(
+            paths(&entries),
+            ["a", "a-b", "a/s", "a/s/t", "a/s/t/f.json", "a/x", "b"]
+        );
+        assert_eq!(done.added_dirs, ["a/s", "a/s/t"]);
+        assert_eq!(done.replaced, None);
+        let mut sorted = entries.clone();
+        sorted.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        assert_eq!(entries, sorted);
+
+        // The tree's own file there is replaced, nothing else moves.
+        let done = insert_generated(&mut entries, "a/x", b"new".to_vec()).unwrap();
+        assert_eq!(done.replaced, Some(file("a/x").kind));
+        assert!(done.added_dirs.is_empty());
+        assert_eq!(entries.len(), 7);
+        assert_eq!(
+            entries[5].kind,
+            EntryKind::Generated {
+                bytes: b"new".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn a_generated_file_never_goes_below_a_link_or_over_a_directory() {
+        let link = Entry {
+            path: "l".into(),
+            kind: EntryKind::Symlink { target: "a".into() },
+        };
+        let mut entries = vec![dir("a"), file("f"), link];
+        for (path, why) in [
+            ("l/x.json", "symlink"),
+            ("f/x.json", "is a file"),
+            ("a", "is a directory"),
+            ("a/../x", "plain relative"),
+            ("/x", "plain relative"),
+            ("a//x", "plain relative"),
+        ] {
+            let err = insert_generated(&mut entries, path, vec![]).unwrap_err();
+            assert!(err.to_string().contains(why), "{path}: {err}");
+        }
+        assert_eq!(paths(&entries), ["a", "f", "l"]);
+    }
+
+    #[test]
+    fn a_generated_file_is_packed_like_a_tree_file() {
+        // The same bytes from the tree or from memory: the same archive.
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("d")).unwrap();
+        fs::write(dir.path().join("d/f.json"), b"{\"a\": 1}\n").unwrap();
+        let filter = Filter::new(&[], vec![]).unwrap();
+        let from_tree = scan(dir.path(), &filter).unwrap();
+        let empty = tempfile::tempdir().unwrap();
+        let mut generated = Vec::new();
+        insert_generated(&mut generated, "d/f.json", b"{\"a\": 1}\n".to_vec()).unwrap();
+        let pack = |root: &Path, entries: &[Entry]| {
+            let mut out = Vec::new();
+            let packed = write(root, entries, 7, 1, &mut out, &|_| {}).unwrap();
+            (out, packed)
+        };
+        let (a, pa) = pack(dir.path(), &from_tree);
+        let (b, pb) = pack(empty.path(), &generated);
+        assert_eq!(a, b);
+        assert_eq!(pa, pb);
+        assert_eq!(pa.content_bytes, 9);
     }
 
     #[test]

@@ -2,6 +2,13 @@
 //!
 //! Output goes to `<root>/.verbatim/build/`: `artifact.tar.gz` (written to a
 //! temp file and renamed, so never half there) and then `manifest.json`.
+//!
+//! The assets are fingerprinted first, in memory, so everything made from
+//! their names is known before packing: with `assets.django_manifest`,
+//! Django's `staticfiles.json` (the bytes `export --format django` writes
+//! for this manifest) is packed into the artifact at that path, never
+//! written to the tree. The artifact's digest, which the manifest records,
+//! then covers it; nothing in it depends on the artifact.
 
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
@@ -63,6 +70,9 @@ struct ListedJson {
     mode: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<String>,
+    /// Made by the build, not read from the tree (`assets.django_manifest`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    generated: bool,
 }
 
 #[derive(Serialize)]
@@ -81,30 +91,42 @@ struct ListJson {
 /// nothing is written.
 fn list(cfg: &Config, printer: &Printer) -> Result<()> {
     let mut excluded = Vec::new();
-    let entries = scan(cfg, &mut |path, why| {
+    let mut entries = scan(cfg, &mut |path, why| {
         excluded.push(ExcludedJson {
             path: path.to_owned(),
             why: why.to_owned(),
         })
     })?;
+    if cfg.django_manifest.is_some() {
+        let fingerprinted = fingerprint(cfg)?;
+        let made = generated(cfg, fingerprinted.as_ref())?;
+        add_generated(&mut entries, made.as_ref(), printer)?;
+    }
     let mut out = ListJson {
         entries: Vec::with_capacity(entries.len()),
         excluded,
     };
     for e in entries {
+        let generated = matches!(e.kind, pack::EntryKind::Generated { .. });
         let (t, size, mode, target) = match e.kind {
             pack::EntryKind::Dir => ("dir", 0, "0755", None),
             pack::EntryKind::File { size, executable } => {
                 ("file", size, if executable { "0755" } else { "0644" }, None)
             }
+            pack::EntryKind::Generated { bytes } => ("file", bytes.len() as u64, "0644", None),
             pack::EntryKind::Symlink { target } => ("symlink", 0, "0777", Some(target)),
         };
         printer.result(format!(
-            "{mode} {size:>12}  {}{}",
+            "{mode} {size:>12}  {}{}{}",
             e.path,
             target
                 .as_ref()
-                .map_or(String::new(), |t| format!(" -> {t}"))
+                .map_or(String::new(), |t| format!(" -> {t}")),
+            if generated {
+                "  (generated: assets.django_manifest)"
+            } else {
+                ""
+            }
         ))?;
         out.entries.push(ListedJson {
             path: e.path,
@@ -112,6 +134,7 @@ fn list(cfg: &Config, printer: &Printer) -> Result<()> {
             size,
             mode,
             target,
+            generated,
         });
     }
     for x in &out.excluded {
@@ -134,18 +157,10 @@ pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
     let built = build(&cfg, &args.opts, printer)?;
     let mut reproducible = None;
     if args.check {
-        let again = pack_to(&cfg, &args.opts, printer, io::sink())?;
-        if again.sha256.hex() != built.manifest.artifact.sha256 {
-            bail!(
-                "build is not reproducible: a second pack of {} gave {} instead of sha256:{}; \
-                 is something writing to the tree?",
-                cfg.app_dir.display(),
-                again.sha256,
-                built.manifest.artifact.sha256
-            );
-        }
-        if let Some(dir) = &cfg.assets_dir {
-            let again = super::assets::fingerprint(&cfg, dir)?;
+        // A second build from scratch: fingerprint, then pack (the assets
+        // first: with assets.django_manifest, the artifact depends on them).
+        let assets_again = fingerprint(&cfg)?;
+        if let (Some(dir), Some(again)) = (&cfg.assets_dir, &assets_again) {
             for (logical, asset) in &built.manifest.assets {
                 let same = again.files.get(logical).is_some_and(|f| {
                     f.sha256.hex() == asset.sha256
@@ -158,6 +173,17 @@ pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
                     );
                 }
             }
+        }
+        let made = generated(&cfg, assets_again.as_ref())?;
+        let again = pack_to(&cfg, &args.opts, printer, made.as_ref(), io::sink())?;
+        if again.sha256.hex() != built.manifest.artifact.sha256 {
+            bail!(
+                "build is not reproducible: a second pack of {} gave {} instead of sha256:{}; \
+                 is something writing to the tree?",
+                cfg.app_dir.display(),
+                again.sha256,
+                built.manifest.artifact.sha256
+            );
         }
         printer.note("reproducible: a second build gave the same bytes");
         reproducible = Some(true);
@@ -195,11 +221,9 @@ pub fn config_for(g: &Global, opts: &BuildOpts) -> Result<Config> {
 /// Packs the app into the build directory and writes the manifest after it.
 pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built> {
     // Fingerprint first, in memory: a broken reference fails the build
-    // before anything is written.
-    let fingerprinted = match &cfg.assets_dir {
-        Some(dir) => Some(super::assets::fingerprint(cfg, dir)?),
-        None => None,
-    };
+    // before anything is written, and the names are known before packing.
+    let fingerprinted = fingerprint(cfg)?;
+    let made = generated(cfg, fingerprinted.as_ref())?;
     let out = safe_fs::create_dirs(&cfg.root, Path::new(DEFAULT_OUT))
         .context("creating the build directory")?;
     // One build at a time in this directory (a lock on the directory
@@ -232,7 +256,7 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
         .tempfile_in(&out)
         .with_context(|| format!("creating a temp file in {}", out.display()))?;
     let mut writer = super::fetch::Interruptible(BufWriter::with_capacity(1 << 20, tmp));
-    let (packed, entries) = pack_counted(cfg, opts, printer, &mut writer)?;
+    let (packed, entries) = pack_counted(cfg, opts, printer, made.as_ref(), &mut writer)?;
     let tmp = writer.0.into_inner().map_err(|e| e.into_error())?;
     tmp.as_file().sync_all()?;
     let artifact_path = out.join(ARTIFACT_FILE);
@@ -288,24 +312,28 @@ fn pack_to(
     cfg: &Config,
     opts: &BuildOpts,
     printer: &Printer,
+    made: Option<&Generated>,
     out: impl io::Write,
 ) -> Result<pack::Packed> {
-    Ok(pack_counted(cfg, opts, printer, out)?.0)
+    Ok(pack_counted(cfg, opts, printer, made, out)?.0)
 }
 
 fn pack_counted(
     cfg: &Config,
     opts: &BuildOpts,
     printer: &Printer,
+    made: Option<&Generated>,
     out: impl io::Write,
 ) -> Result<(pack::Packed, usize)> {
-    let entries = scan(cfg, &mut |path, why| {
+    let mut entries = scan(cfg, &mut |path, why| {
         printer.detail(format!("excluded {path}: {why}"))
     })?;
+    add_generated(&mut entries, made, printer)?;
     let total: u64 = entries
         .iter()
-        .map(|e| match e.kind {
-            pack::EntryKind::File { size, .. } => size,
+        .map(|e| match &e.kind {
+            pack::EntryKind::File { size, .. } => *size,
+            pack::EntryKind::Generated { bytes } => bytes.len() as u64,
             _ => 0,
         })
         .sum();
@@ -320,6 +348,75 @@ fn pack_counted(
         .with_context(|| format!("packing {}", cfg.app_dir.display()))?;
     bar.finish_and_clear();
     Ok((packed, entries.len()))
+}
+
+/// The assets directory fingerprinted in memory, if the config has one.
+fn fingerprint(cfg: &Config) -> Result<Option<crate::assets::Output>> {
+    cfg.assets_dir
+        .as_ref()
+        .map(|dir| super::assets::fingerprint(cfg, dir))
+        .transpose()
+}
+
+/// A file the build makes and packs at `path` (relative to the app
+/// directory), in place of anything the tree holds there.
+struct Generated {
+    path: String,
+    bytes: Vec<u8>,
+}
+
+/// `assets.django_manifest`: Django's `staticfiles.json` for the
+/// fingerprinted assets, the very bytes `export --format django` writes for
+/// the manifest these assets go into.
+fn generated(
+    cfg: &Config,
+    fingerprinted: Option<&crate::assets::Output>,
+) -> Result<Option<Generated>> {
+    let Some(path) = cfg.django_manifest_entry()? else {
+        return Ok(None);
+    };
+    let keys: Vec<(&str, String)> = fingerprinted
+        .map(|f| &f.files)
+        .into_iter()
+        .flatten()
+        .map(|(logical, f)| {
+            (
+                logical.as_str(),
+                format!("{}/{}", super::assets::ASSETS_DIR, f.name),
+            )
+        })
+        .collect();
+    let bytes = super::export::django_staticfiles(keys.iter().map(|(l, k)| (*l, k.as_str())));
+    Ok(Some(Generated { path, bytes }))
+}
+
+/// Puts `made` into the scanned entries; says (with -v) when it replaces
+/// a file of the tree.
+fn add_generated(
+    entries: &mut Vec<pack::Entry>,
+    made: Option<&Generated>,
+    printer: &Printer,
+) -> Result<()> {
+    let Some(made) = made else { return Ok(()) };
+    let done = pack::insert_generated(entries, &made.path, made.bytes.clone())
+        .context("placing Django's staticfiles.json (`assets.django_manifest`)")?;
+    if let Some(old) = done.replaced {
+        let what = match old {
+            pack::EntryKind::Symlink { .. } => "symlink",
+            _ => "file",
+        };
+        printer.detail(format!(
+            "replaced {}: the app directory's {what} is packed as this build's staticfiles.json \
+             (assets.django_manifest); the tree is left as it is",
+            made.path
+        ));
+    }
+    for dir in done.added_dirs {
+        printer.detail(format!(
+            "added directory {dir}: the app directory has none, and assets.django_manifest lies below it"
+        ));
+    }
+    Ok(())
 }
 
 /// The entries of the app directory the config packs, telling `excluded`

@@ -4,6 +4,8 @@
 //! `ManifestStaticFilesStorage` reads, so `{% static "css/site.css" %}`
 //! renders the fingerprinted name verbatim published. The manifest is the
 //! build directory's, or a stored one named by `--manifest`.
+//! [`django_staticfiles`] is also what `build` packs into the artifact at
+//! `assets.django_manifest`, so both are the same bytes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -58,23 +60,27 @@ pub fn run(g: &Global, args: &ExportArgs, printer: &Printer) -> Result<()> {
     };
     let id = manifest.id();
     let ExportFormat::Django = args.format;
-    let doc = django(&manifest);
-    let mut bytes = serde_json::to_vec_pretty(&doc)?;
-    bytes.push(b'\n');
+    let bytes = django_staticfiles(
+        manifest
+            .assets
+            .iter()
+            .map(|(logical, a)| (logical.as_str(), a.key.as_str())),
+    );
+    let paths = manifest.assets.len();
     match &args.out {
         Some(out) => {
             write_atomic(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
             printer.note(format!(
                 "wrote {} ({} paths) from manifest {origin}",
                 out.display(),
-                doc.paths.len()
+                paths
             ));
             printer.result(out.display())?;
             printer.json(&ExportJson {
                 manifest: id.to_string(),
                 format: "django",
                 out,
-                paths: doc.paths.len(),
+                paths,
             })?;
         }
         // The document is the result: it goes to stdout, --json or not.
@@ -86,25 +92,25 @@ pub fn run(g: &Global, args: &ExportArgs, printer: &Printer) -> Result<()> {
     Ok(())
 }
 
-/// Logical path → hashed name (the store key without `assets/`), plus a
-/// hash of that mapping, as Django's storage expects.
-fn django(m: &Manifest) -> Staticfiles<'_> {
+/// Django's `staticfiles.json` for `assets` (logical path, store key):
+/// each logical path → its hashed name (the key without `assets/`), plus a
+/// hash of that mapping, as Django's storage expects; pretty-printed, with
+/// a final newline. The same assets give the same bytes.
+pub fn django_staticfiles<'a>(assets: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
     let prefix = format!("{ASSETS_DIR}/");
-    let paths: BTreeMap<&str, &str> = m
-        .assets
-        .iter()
-        .map(|(logical, a)| {
-            (
-                logical.as_str(),
-                a.key.strip_prefix(&prefix).unwrap_or(&a.key),
-            )
-        })
+    let paths: BTreeMap<&str, &str> = assets
+        .into_iter()
+        .map(|(logical, key)| (logical, key.strip_prefix(&prefix).unwrap_or(key)))
         .collect();
     let canonical = serde_json::to_vec(&paths).unwrap_or_default();
     let hash = Digest::of(&canonical).hex()[..12].to_owned();
-    Staticfiles {
+    let doc = Staticfiles {
         paths,
         version: "1.1",
         hash,
-    }
+    };
+    // A map of strings always serializes.
+    let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
 }

@@ -18,7 +18,9 @@ use std::{fs, thread};
 
 use crate::assets::site;
 
-fn chromium() -> Option<PathBuf> {
+/// The Chromium binary, or `None` (said loudly) when it is not installed;
+/// with `CI` set, a missing Chromium fails the test instead.
+pub fn chromium() -> Option<PathBuf> {
     for name in ["chromium", "chromium-browser"] {
         let found = Command::new(name)
             .arg("--version")
@@ -41,22 +43,43 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// Requests seen by the server: (path, status).
-type Log = Arc<Mutex<Vec<(String, u16)>>>;
+pub type Log = Arc<Mutex<Vec<(String, u16)>>>;
+
+/// What a test server answers for a path (query and fragment removed):
+/// the body and its content type, or `None` for a 404.
+pub type Route = dyn Fn(&str) -> Option<(Vec<u8>, String)> + Send + Sync;
 
 /// Serves `<store>/assets/…` at `/static/…` on 127.0.0.1; returns the base URL.
 fn serve(store: PathBuf, log: Log) -> String {
+    serve_with(
+        Arc::new(move |path: &str| {
+            let file = path
+                .strip_prefix("/static/")
+                .filter(|p| !p.split('/').any(|s| s == ".." || s.is_empty()))
+                .map(|p| store.join("assets").join(p))?;
+            let body = fs::read(&file).ok()?;
+            Some((body, content_type(&file).to_owned()))
+        }),
+        log,
+    )
+}
+
+/// Serves what `route` answers on 127.0.0.1, logging every request, with
+/// `X-Content-Type-Options: nosniff` (so a browser uses a stylesheet or a
+/// script only when its content type is right); returns the base URL.
+pub fn serve_with(route: Arc<Route>, log: Log) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1");
     let addr = listener.local_addr().expect("local addr");
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (store, log) = (store.clone(), log.clone());
-            thread::spawn(move || respond(stream, &store, &log));
+            let (route, log) = (route.clone(), log.clone());
+            thread::spawn(move || respond(stream, &*route, &log));
         }
     });
     format!("http://{addr}")
 }
 
-fn respond(mut stream: TcpStream, store: &Path, log: &Log) {
+fn respond(mut stream: TcpStream, route: &Route, log: &Log) {
     let mut line = String::new();
     let mut reader = BufReader::new(match stream.try_clone() {
         Ok(s) => s,
@@ -72,17 +95,14 @@ fn respond(mut stream: TcpStream, store: &Path, log: &Log) {
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
     let path = path.split(['?', '#']).next().unwrap_or("").to_owned();
-    let file = path
-        .strip_prefix("/static/")
-        .filter(|p| !p.split('/').any(|s| s == ".." || s.is_empty()))
-        .map(|p| store.join("assets").join(p));
-    let (status, body, ctype) = match file.and_then(|f| fs::read(&f).ok().map(|b| (f, b))) {
-        Some((f, body)) => (200, body, content_type(&f)),
-        None => (404, b"not found".to_vec(), "text/plain"),
+    let (status, body, ctype) = match route(&path) {
+        Some((body, ctype)) => (200, body, ctype),
+        None => (404, b"not found".to_vec(), "text/plain".to_owned()),
     };
     log.lock().unwrap().push((path, status));
     let head = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\
+         X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let _ = stream.write_all(head.as_bytes());
@@ -101,7 +121,7 @@ fn content_type(f: &Path) -> &'static str {
 }
 
 /// Loads `url` headless and returns the DOM after scripts ran.
-fn dump_dom(chromium: &Path, url: &str) -> String {
+pub fn dump_dom(chromium: &Path, url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut child = Command::new(chromium)
         .args([

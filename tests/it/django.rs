@@ -62,7 +62,7 @@ fn readme_block(name: &str) -> &'static str {
 }
 
 /// The venv with Django and gunicorn; panics (the test fails) without it.
-fn venv() -> PathBuf {
+pub fn venv() -> PathBuf {
     let venv = std::env::var_os("VERBATIM_TEST_DJANGO_VENV").map_or_else(
         || {
             let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());

@@ -11,6 +11,7 @@ mod ceph;
 mod cli;
 mod deploy;
 mod django;
+mod django_example;
 mod dry_run;
 mod environments;
 mod errors;
