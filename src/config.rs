@@ -85,6 +85,8 @@ struct AssetsSection {
     cdn_base: Option<String>,
     #[serde(default)]
     vite_manifest: Option<PathBuf>,
+    #[serde(default)]
+    keep_names: Vec<String>,
 }
 
 fn default_public_prefix() -> String {
@@ -164,8 +166,12 @@ pub struct Config {
     pub public_prefix: String,
     /// Absolute URL the assets are also served under (`assets.cdn_base`).
     pub cdn_base: Option<String>,
-    /// A Vite `manifest.json` whose entries' `file`s are already hashed.
+    /// A Vite `manifest.json`: the files of Vite's output directory (the
+    /// one holding it, or its `.vite/`) keep their names.
     pub vite_manifest: Option<PathBuf>,
+    /// `assets.keep_names`: globs of asset paths that keep their names
+    /// (content-hashed by their own bundler).
+    pub keep_names: Vec<String>,
     /// Store URL, relative paths already resolved against the right base.
     pub store_url: String,
     /// Base directory for a relative local store path.
@@ -324,6 +330,11 @@ impl Config {
                 .as_ref()
                 .and_then(|a| a.vite_manifest.as_ref())
                 .map(|v| root.join(v)),
+            keep_names: file
+                .assets
+                .as_ref()
+                .map(|a| a.keep_names.clone())
+                .unwrap_or_default(),
             allow_missing: file.assets.map(|a| a.allow_missing).unwrap_or_default(),
             store_url,
             store_base,
@@ -460,8 +471,13 @@ exclude = []
 # public_prefix = "/static/"
 # # Absolute URL they are also served under; references to it are rewritten.
 # cdn_base = "https://cdn.example.com/static/"
-# # A Vite manifest.json: the `file` of each entry is already hashed, kept as is.
+# # A Vite manifest.json: every file in Vite's output directory keeps its name
+# # (Vite hashed the ones its manifest lists; the rest are its copies of public/).
 # vite_manifest = "static/.vite/manifest.json"
+# # Globs of files that keep their names (and their .map files): names their
+# # bundler hashed, or versioned ones. Stored assets are immutable: other
+# # bytes under a kept name already published fail `verbatim publish`.
+# keep_names = []
 
 [store]
 # Where releases live: a path, file:///abs/path, or s3://bucket/prefix.
@@ -518,9 +534,11 @@ mod tests {
     fn assets_section_keys() {
         let c = load(
             "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\npublic_prefix = \"/s/\"\n\
-             cdn_base = \"https://cdn.example.com/s/\"\nvite_manifest = \"app/manifest.json\"\n",
+             cdn_base = \"https://cdn.example.com/s/\"\nvite_manifest = \"app/manifest.json\"\n\
+             keep_names = [\"vendor/**/*.min.js\"]\n",
         )
         .unwrap();
+        assert_eq!(c.keep_names, ["vendor/**/*.min.js"]);
         assert_eq!(c.public_prefix, "/s/");
         assert_eq!(c.cdn_base.as_deref(), Some("https://cdn.example.com/s/"));
         assert!(c.vite_manifest.unwrap().ends_with("app/manifest.json"));
@@ -540,8 +558,10 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n");
+        assert!(uncommented.contains("\nkeep_names = []\n"), "{uncommented}");
         let c = load(&uncommented).unwrap();
         assert_eq!(c.public_prefix, "/static/");
+        assert!(c.keep_names.is_empty());
     }
 
     #[test]
@@ -569,6 +589,10 @@ mod tests {
             (
                 "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\nprefix = \"/s/\"\n",
                 "prefix",
+            ),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\nkeep_names = \"vendor/**\"\n",
+                "keep_names",
             ),
         ];
         for (text, needle) in cases {

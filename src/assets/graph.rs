@@ -2,7 +2,8 @@
 //! resolve them against the tree, order files leaves-first with Tarjan's SCC
 //! algorithm, and give every file a name derived from the hash of its final
 //! (rewritten) bytes. A change in one file therefore renames exactly the files
-//! that transitively reference it, and nothing else.
+//! that transitively reference it, and nothing else. Files that keep their
+//! names ([`crate::assets::keep`]) are scanned and rewritten all the same.
 
 use crate::assets::css::css_references;
 use crate::assets::html::html_references;
@@ -32,9 +33,11 @@ pub struct Input {
     pub allow_missing: GlobSet,
     /// Hex chars of the hash in names; must be in `12..=64`.
     pub hash_len: usize,
-    /// Paths known to be already content-hashed (e.g. from a Vite manifest):
-    /// kept under their own names, contents untouched.
-    pub prehashed: BTreeSet<String>,
+    /// Paths that keep their own names ([`crate::assets::keep::kept`]).
+    /// They are scanned like any other file: references from them to
+    /// renamed files are rewritten (so their bytes may differ from the
+    /// tree's), references to them are left as written.
+    pub keep: BTreeSet<String>,
 }
 
 impl Default for Input {
@@ -44,7 +47,7 @@ impl Default for Input {
             url: UrlOptions::default(),
             allow_missing: GlobSet::empty(),
             hash_len: MIN_HASH_LEN,
-            prehashed: BTreeSet::new(),
+            keep: BTreeSet::new(),
         }
     }
 }
@@ -75,8 +78,8 @@ pub struct OutFile {
     pub sha256: Digest,
     /// Original logical paths of the tree files this file references.
     pub references: Vec<String>,
-    /// Kept under its original name because it was already hashed.
-    pub prehashed: bool,
+    /// Kept under its original name ([`Input::keep`]).
+    pub kept: bool,
 }
 
 /// One problem found while fingerprinting; all are collected and reported
@@ -130,9 +133,9 @@ struct Node<'a> {
     edges: Vec<Edge>,
     /// Sorted, deduplicated edge targets.
     adj: Vec<usize>,
-    prehashed: bool,
-    /// SHA-256 of `bytes` when they are final already (prehashed, or nothing
-    /// to rewrite), computed during the parallel scan.
+    kept: bool,
+    /// SHA-256 of `bytes` when they are final already (nothing to
+    /// rewrite), computed during the parallel scan.
     digest: Option<Digest>,
 }
 
@@ -174,66 +177,60 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         errors.extend(errs);
     }
 
-    let mut names: Vec<Option<String>> = vec![None; nodes.len()];
-    // Final bytes and their SHA-256.
-    let mut finals: Vec<Option<(Vec<u8>, Digest)>> = vec![None; nodes.len()];
+    let mut done = Finals::new(&nodes);
     for scc in tarjan(&nodes) {
         let cyclic = scc.len() > 1 || nodes[scc[0]].adj.binary_search(&scc[0]).is_ok();
         if !cyclic {
             let v = scc[0];
             let node = &nodes[v];
-            let (bytes, digest) = match (node.digest, node.text) {
-                (Some(digest), _) => (node.bytes.to_vec(), digest),
-                (None, Some(text)) => {
-                    let bytes = rewrite(text, &node.edges, &names).into_bytes();
+            let (bytes, digest) = match node.digest {
+                Some(digest) => (node.bytes.to_vec(), digest),
+                None => {
+                    let bytes = done.final_bytes(&nodes, v);
                     let digest = Digest::of(&bytes);
                     (bytes, digest)
                 }
-                (None, None) => (node.bytes.to_vec(), Digest::of(node.bytes)),
             };
-            names[v] = Some(if node.prehashed {
-                node.path.to_string()
-            } else {
-                hashed_name(node.path, &digest.hex(), input.hash_len)
-            });
-            finals[v] = Some((bytes, digest));
+            if !node.kept {
+                done.names[v] = Some(hashed_name(node.path, &digest.hex(), input.hash_len));
+            }
+            done.finals[v] = Some((bytes, digest));
             continue;
         }
         if let Some(err) = css_import_cycle(&nodes, &scc) {
             errors.push(err);
             continue; // no output when there are errors
         }
-        // Group hash over members with references leaving the group rewritten
-        // (`names` has no entry yet for members, so those stay as written).
-        let mut group = Sha256::new();
-        for &v in &scc {
-            let partial = match nodes[v].text {
-                Some(text) => rewrite(text, &nodes[v].edges, &names).into_bytes(),
-                None => nodes[v].bytes.to_vec(),
-            };
-            group.update(nodes[v].path.as_bytes());
-            group.update([0]);
-            group.update((partial.len() as u64).to_be_bytes());
-            group.update(&partial);
+        // Group hash over the members as they are with every reference
+        // leaving the group rewritten (`names` has no entry yet for
+        // members, nor ever for kept files, so those stay as written).
+        // Kept members are hashed too, so that the group's names follow
+        // every byte of it.
+        if scc.iter().any(|&v| !nodes[v].kept) {
+            let mut group = Sha256::new();
+            for &v in &scc {
+                let partial = done.final_bytes(&nodes, v);
+                group.update(nodes[v].path.as_bytes());
+                group.update([0]);
+                group.update((partial.len() as u64).to_be_bytes());
+                group.update(&partial);
+            }
+            let group = group.finalize();
+            for &v in scc.iter().filter(|&&v| !nodes[v].kept) {
+                let mut h = Sha256::new();
+                h.update(group);
+                h.update(nodes[v].path.as_bytes());
+                done.names[v] = Some(hashed_name(
+                    nodes[v].path,
+                    &Digest::from_bytes(h.finalize().into()).hex(),
+                    input.hash_len,
+                ));
+            }
         }
-        let group = group.finalize();
         for &v in &scc {
-            let mut h = Sha256::new();
-            h.update(group);
-            h.update(nodes[v].path.as_bytes());
-            names[v] = Some(hashed_name(
-                nodes[v].path,
-                &Digest::from_bytes(h.finalize().into()).hex(),
-                input.hash_len,
-            ));
-        }
-        for &v in &scc {
-            let bytes = match nodes[v].text {
-                Some(text) => rewrite(text, &nodes[v].edges, &names).into_bytes(),
-                None => nodes[v].bytes.to_vec(),
-            };
+            let bytes = done.final_bytes(&nodes, v);
             let digest = Digest::of(&bytes);
-            finals[v] = Some((bytes, digest));
+            done.finals[v] = Some((bytes, digest));
         }
     }
 
@@ -243,7 +240,12 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         return Err(errors);
     }
     let mut files = BTreeMap::new();
-    for (node, (name, fin)) in nodes.iter().zip(names.into_iter().zip(finals)) {
+    for (node, (name, fin)) in nodes.iter().zip(done.names.into_iter().zip(done.finals)) {
+        let name = if node.kept {
+            Some(node.path.to_string())
+        } else {
+            name
+        };
         let (Some(name), Some((bytes, sha256))) = (name, fin) else {
             continue; // unreachable: Tarjan visits every node
         };
@@ -259,11 +261,39 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
                 sha256,
                 bytes,
                 references,
-                prehashed: node.prehashed,
+                kept: node.kept,
             },
         );
     }
     Ok(Output { files })
+}
+
+/// What is known of each file so far, leaves first.
+struct Finals {
+    /// The name references to a file are rewritten to: its hashed name once
+    /// known; never one for a kept file (references to it stay as written).
+    names: Vec<Option<String>>,
+    /// Final bytes and their SHA-256.
+    finals: Vec<Option<(Vec<u8>, Digest)>>,
+}
+
+impl Finals {
+    fn new(nodes: &[Node]) -> Finals {
+        Finals {
+            names: vec![None; nodes.len()],
+            finals: vec![None; nodes.len()],
+        }
+    }
+
+    /// The bytes of file `v` with every reference to a file already named
+    /// rewritten.
+    fn final_bytes(&self, nodes: &[Node], v: usize) -> Vec<u8> {
+        let node = &nodes[v];
+        match node.text {
+            Some(text) => rewrite(text, &node.edges, &self.names).into_bytes(),
+            None => node.bytes.to_vec(),
+        }
+    }
 }
 
 fn extension(path: &str) -> Option<&str> {
@@ -286,7 +316,7 @@ fn scan_node<'a>(
         text: None,
         edges: Vec::new(),
         adj: Vec::new(),
-        prehashed: input.prehashed.contains(path) || looks_prehashed(path),
+        kept: input.keep.contains(path),
         digest: None,
     };
     scan_references(input, &mut node, index, &mut errors);
@@ -300,6 +330,13 @@ fn scan_node<'a>(
     (node, errors)
 }
 
+#[derive(Clone, Copy)]
+enum Syntax {
+    Css,
+    Js,
+    Html,
+}
+
 fn scan_references<'a>(
     input: &Input,
     node: &mut Node<'a>,
@@ -308,15 +345,12 @@ fn scan_references<'a>(
 ) {
     let (path, bytes) = (node.path, node.bytes);
     let ext = extension(path).map(str::to_ascii_lowercase);
-    let scanner: fn(&str) -> Vec<Reference> = match ext.as_deref() {
-        Some("css") => css_references,
-        Some("js" | "mjs") => js_references,
-        Some("html" | "htm") => html_references,
+    let syntax = match ext.as_deref() {
+        Some("css") => Syntax::Css,
+        Some("js" | "mjs") => Syntax::Js,
+        Some("html" | "htm") => Syntax::Html,
         _ => return,
     };
-    if node.prehashed {
-        return;
-    }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -339,7 +373,12 @@ fn scan_references<'a>(
         }
     };
     node.text = Some(text);
-    for r in scanner(text) {
+    let refs = match syntax {
+        Syntax::Css => css_references(text),
+        Syntax::Js => js_references(text),
+        Syntax::Html => html_references(text),
+    };
+    for r in refs {
         if r.kind.is_js_specifier() && is_bare_specifier(&r.value) {
             continue;
         }
@@ -413,30 +452,17 @@ pub fn hashed_name(path: &str, hex: &str, hash_len: usize) -> String {
     }
 }
 
-/// Conservative detection of bundler-hashed names: `name-HASH.ext` or
-/// `name.HASH.ext` (also `….ext.map`), HASH being 8+ chars of
-/// `[A-Za-z0-9_]` with at least one digit and one letter.
-pub fn looks_prehashed(path: &str) -> bool {
-    let file = path.rsplit('/').next().unwrap_or(path);
-    let Some(dot) = file.rfind('.').filter(|&i| i > 0) else {
-        return false;
-    };
-    let mut stem = &file[..dot];
-    if file[dot + 1..].eq_ignore_ascii_case("map") {
-        if let Some(i) = stem.rfind('.').filter(|&i| i > 0) {
-            stem = &stem[..i];
-        }
-    }
-    let is_hash = |s: &str| {
-        s.len() >= 8
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && s.chars().any(|c| c.is_ascii_digit())
-            && s.chars().any(|c| c.is_ascii_alphabetic())
-    };
-    [stem.rfind('.'), stem.rfind('-')]
-        .into_iter()
-        .flatten()
-        .any(|i| i > 0 && is_hash(&stem[i + 1..]))
+/// Whether `name` is `logical` renamed by [`hashed_name`] after the
+/// SHA-256 whose hex is `sha256_hex` (with any hash length from
+/// [`MIN_HASH_LEN`] up). Such a name commits to at least the first 48 bits
+/// of the digest of the bytes stored under it, and those bytes are the
+/// only ones verbatim ever stores under it. A kept name, or the name of a
+/// member of a reference cycle (named after the group), never is.
+pub fn is_content_named(logical: &str, name: &str, sha256_hex: &str) -> bool {
+    name.len()
+        .checked_sub(logical.len() + 1)
+        .filter(|n| (MIN_HASH_LEN..=sha256_hex.len().min(64)).contains(n))
+        .is_some_and(|n| hashed_name(logical, sha256_hex, n) == name)
 }
 
 fn allowed_missing(globs: &GlobSet, value: &str, path: &str) -> bool {
@@ -627,7 +653,7 @@ mod tests {
         for (path, name) in &m {
             let f = &out.files[path];
             assert_eq!(f.sha256, Digest::of(&f.bytes));
-            assert!(!f.prehashed);
+            assert!(!f.kept);
             // Names are derived from the final bytes for acyclic files.
             let expected = hashed_name(path, &f.sha256.hex(), 12);
             assert_eq!(name, &expected);
@@ -903,55 +929,205 @@ mod tests {
     }
 
     #[test]
-    fn prehashed_files_are_kept() {
+    fn kept_files_keep_their_names_and_are_still_rewritten() {
+        // The shape of a Vite build (tests/fixtures/vite): chunks that
+        // import each other, a stylesheet naming a copy of `public/` by
+        // its plain URL, and one import of a file verbatim renames.
         let mut inp = input(&[
-            ("assets/index-BxK3a9Zq.js", "import './vendor.js';"),
-            ("assets/chunk.3fa9c1d2.js", "x"),
-            ("assets/index-BxK3a9Zq.js.map", "{}"),
-            ("vendor/jquery-3.7.1.js", "j"),
-            ("css/font-awesome.css", "f"),
-            ("from-manifest.js", "import './nothere.js';"),
-            ("main.js", "import './assets/index-BxK3a9Zq.js';"),
+            (
+                "dist/assets/index-9GimqxIf.js",
+                "import '../../vendor/x.js';\nimport(`./lazy-B2qQgaqo.js`);\n\
+                 //# sourceMappingURL=index-9GimqxIf.js.map",
+            ),
+            ("dist/assets/index-9GimqxIf.js.map", "{}"),
+            (
+                "dist/assets/lazy-B2qQgaqo.js",
+                "import{t as e}from\"./index-9GimqxIf.js\";",
+            ),
+            (
+                "dist/assets/index-gGNJdlJx.css",
+                "body{background:url(/static/dist/logo.svg)}",
+            ),
+            ("dist/logo.svg", "<svg/>"),
+            ("vendor/x.js", "export {};"),
         ]);
-        inp.prehashed.insert("from-manifest.js".into());
+        inp.keep = [
+            "dist/assets/index-9GimqxIf.js",
+            "dist/assets/index-9GimqxIf.js.map",
+            "dist/assets/lazy-B2qQgaqo.js",
+            "dist/assets/index-gGNJdlJx.css",
+            "dist/logo.svg",
+        ]
+        .map(String::from)
+        .into();
         let out = run(&inp);
-        for p in [
-            "assets/index-BxK3a9Zq.js",
-            "assets/chunk.3fa9c1d2.js",
-            "assets/index-BxK3a9Zq.js.map",
-            "from-manifest.js",
-        ] {
+        for p in &inp.keep {
             let f = &out.files[p];
-            assert!(f.prehashed, "{p}");
-            assert_eq!(f.name, p);
-            assert_eq!(f.bytes, inp.files[p], "{p} untouched");
+            assert!(f.kept, "{p}");
+            assert_eq!(&f.name, p);
+            assert_eq!(f.sha256, Digest::of(&f.bytes));
         }
-        for p in ["vendor/jquery-3.7.1.js", "css/font-awesome.css", "main.js"] {
-            assert!(!out.files[p].prehashed, "{p}");
-            assert_ne!(out.files[p].name, p);
-        }
+        // Only references to renamed files are rewritten.
+        let x = out.files["vendor/x.js"].name.replace("vendor/", "");
+        assert!(!out.files["vendor/x.js"].kept);
+        assert_ne!(x, "x.js");
         assert_eq!(
-            text(&out, "main.js"),
-            "import './index-BxK3a9Zq.js';".replace("./", "./assets/")
+            text(&out, "dist/assets/index-9GimqxIf.js"),
+            format!(
+                "import '../../vendor/{x}';\nimport(`./lazy-B2qQgaqo.js`);\n\
+                 //# sourceMappingURL=index-9GimqxIf.js.map"
+            )
+        );
+        for p in [
+            "dist/assets/lazy-B2qQgaqo.js",
+            "dist/assets/index-gGNJdlJx.css",
+        ] {
+            assert_eq!(out.files[p].bytes, inp.files[p], "{p} untouched");
+        }
+        // Kept files are scanned: their references are known.
+        assert_eq!(
+            out.files["dist/assets/index-gGNJdlJx.css"].references,
+            ["dist/logo.svg"]
+        );
+        assert_eq!(
+            out.files["dist/assets/index-9GimqxIf.js"].references,
+            [
+                "dist/assets/index-9GimqxIf.js.map",
+                "dist/assets/lazy-B2qQgaqo.js",
+                "vendor/x.js"
+            ]
+        );
+        assert_eq!(out, run(&inp), "deterministic");
+
+        // And checked: a kept file naming a missing file fails the build.
+        inp.files.insert(
+            "dist/assets/index-gGNJdlJx.css".into(),
+            b"body{background:url(/static/dist/gone.svg)}".to_vec(),
+        );
+        assert_eq!(
+            errors(&inp),
+            ["dist/assets/index-gGNJdlJx.css:1:21: referenced file \"dist/gone.svg\" does not exist (reference \"/static/dist/gone.svg\")"]
         );
     }
 
     #[test]
-    fn prehashed_detection() {
-        for (p, expected) in [
-            ("index-BxK3a9Zq.js", true),
-            ("a/chunk.3fa9c1d2e4b5.css", true),
-            ("x-3fa9c1d2.js.map", true),
-            ("jquery-3.7.1.js", false),
-            ("font-awesome.css", false),
-            ("roboto-v30-latin-regular.woff2", false),
-            ("app.min.js", false),
-            ("deadbeefcafe.js", false),
-            ("-abcdef12.js", false),
-            ("x-12345678.js", false),
-            ("x-abcdefgh.js", false),
+    fn a_name_is_never_taken_for_a_hash() {
+        // Names from real packages that look like bundler hashes: Font
+        // Awesome's v4-compatibility font and jQuery UI's icon sprites,
+        // referenced as their stylesheets do; and a stylesheet whose own
+        // name looks hashed, which must still be scanned.
+        let out = run(&input(&[
+            (
+                "fontawesome/css/v4-font-face.css",
+                "@font-face{font-family:\"FontAwesome\";font-display:block;\
+                 src:url(\"../webfonts/fa-v4compatibility.woff2\") format(\"woff2\")}",
+            ),
+            ("fontawesome/webfonts/fa-v4compatibility.woff2", "wOF2"),
+            (
+                "jquery-ui/themes/base/jquery-ui.css",
+                ".ui-icon{background-image:url(\"images/ui-icons_444444_256x240.png\")}",
+            ),
+            (
+                "jquery-ui/themes/base/images/ui-icons_444444_256x240.png",
+                "PNG",
+            ),
+            (
+                "css/theme-v2compact.css",
+                "a{background:url(../img/bg.png)}",
+            ),
+            ("img/bg.png", "PNG"),
+            ("assets/index-BxK3a9Zq.js", "export {};"),
+        ]));
+        for (path, f) in &out.files {
+            assert!(!f.kept, "{path}");
+            assert_eq!(f.name, hashed_name(path, &f.sha256.hex(), 12), "{path}");
+        }
+        let name = |p: &str| {
+            let n = &out.files[p].name;
+            n.rsplit('/').next().unwrap_or(n).to_owned()
+        };
+        assert!(
+            text(&out, "fontawesome/css/v4-font-face.css").contains(&format!(
+                "url(\"../webfonts/{}\")",
+                name("fontawesome/webfonts/fa-v4compatibility.woff2")
+            ))
+        );
+        assert!(
+            text(&out, "jquery-ui/themes/base/jquery-ui.css").contains(&format!(
+                "url(\"images/{}\")",
+                name("jquery-ui/themes/base/images/ui-icons_444444_256x240.png")
+            ))
+        );
+        assert_eq!(
+            text(&out, "css/theme-v2compact.css"),
+            format!("a{{background:url(../img/{})}}", name("img/bg.png"))
+        );
+    }
+
+    #[test]
+    fn a_cycle_of_kept_and_renamed_files() {
+        let files = [
+            ("kept.js", "import './renamed.js';"),
+            ("renamed.js", "import './kept.js'; import './leaf.js';"),
+            ("leaf.js", "export {};"),
+        ];
+        let mut inp = input(&files);
+        inp.keep.insert("kept.js".into());
+        let out = run(&inp);
+        let renamed = out.files["renamed.js"].name.clone();
+        assert_ne!(renamed, "renamed.js");
+        assert_eq!(out.files["kept.js"].name, "kept.js");
+        assert_eq!(text(&out, "kept.js"), format!("import './{renamed}';"));
+        assert_eq!(
+            text(&out, "renamed.js"),
+            format!(
+                "import './kept.js'; import './{}';",
+                out.files["leaf.js"].name
+            )
+        );
+        assert_eq!(out, run(&inp), "deterministic");
+        // A change in the kept member renames the renamed one.
+        inp.files
+            .insert("kept.js".into(), b"import './renamed.js'; 1;".to_vec());
+        assert_ne!(run(&inp).files["renamed.js"].name, renamed);
+        // A cycle of kept files only is left as it is.
+        let mut inp = input(&files);
+        inp.keep = ["kept.js", "renamed.js", "leaf.js"]
+            .map(String::from)
+            .into();
+        let out = run(&inp);
+        for (p, f) in &out.files {
+            assert_eq!((&f.name, &f.bytes), (p, &inp.files[p]));
+        }
+    }
+
+    #[test]
+    fn content_named() {
+        let sha = Digest::of(b"x").hex();
+        let named = hashed_name("css/site.css", &sha, 12);
+        assert!(is_content_named("css/site.css", &named, &sha));
+        assert!(is_content_named(
+            "css/site.css",
+            &hashed_name("css/site.css", &sha, 20),
+            &sha
+        ));
+        assert!(is_content_named(
+            "LICENSE",
+            &hashed_name("LICENSE", &sha, 12),
+            &sha
+        ));
+        let other = Digest::of(b"y").hex();
+        for (logical, name) in [
+            // Kept names.
+            ("css/site.css", "css/site.css".to_owned()),
+            (named.as_str(), named.clone()),
+            // Another digest, a shorter hash, another file.
+            ("css/site.css", hashed_name("css/site.css", &other, 12)),
+            ("css/site.css", hashed_name("css/site.css", &sha, 8)),
+            ("css/other.css", named.clone()),
+            ("", String::new()),
         ] {
-            assert_eq!(looks_prehashed(p), expected, "{p}");
+            assert!(!is_content_named(logical, &name, &sha), "{logical} {name}");
         }
     }
 
