@@ -6,9 +6,10 @@
 //! names ([`crate::assets::keep`]) are scanned and rewritten all the same.
 
 use crate::assets::css::css_references;
-use crate::assets::html::html_references;
+use crate::assets::html::html_scan;
 use crate::assets::js::js_references;
 use crate::assets::refs::{encode_for, fill_positions, RefKind, Reference};
+use crate::assets::sri;
 use crate::assets::url::{
     is_bare_specifier, percent_encode_segment, resolve, split_suffix, Target, UrlOptions,
 };
@@ -17,6 +18,7 @@ use globset::GlobSet;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::Range;
 
 /// Minimum number of hex chars of the content hash in file names.
 pub const MIN_HASH_LEN: usize = 12;
@@ -134,6 +136,10 @@ struct Node<'a> {
     /// Sorted, deduplicated edge targets.
     adj: Vec<usize>,
     kept: bool,
+    /// `integrity` attributes that hold the digest of their file's bytes
+    /// in the tree: (value range, index into `edges` of the reference
+    /// they cover). Brought up to date when that file's bytes change.
+    sri: Vec<(Range<usize>, usize)>,
     /// SHA-256 of `bytes` when they are final already (nothing to
     /// rewrite), computed during the parallel scan.
     digest: Option<Digest>,
@@ -168,7 +174,7 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         .collect();
     let files: Vec<(&String, &Vec<u8>)> = input.files.iter().collect();
     let scanned = crate::par::map(&files, threads, |(path, bytes)| {
-        scan_node(input, path, bytes, &index)
+        scan_node(input, path, bytes, &index, &files)
     });
     let mut errors = Vec::new();
     let mut nodes = Vec::with_capacity(scanned.len());
@@ -194,7 +200,7 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
             if !node.kept {
                 done.names[v] = Some(hashed_name(node.path, &digest.hex(), input.hash_len));
             }
-            done.finals[v] = Some((bytes, digest));
+            done.set(&nodes, v, bytes, digest);
             continue;
         }
         if let Some(err) = css_import_cycle(&nodes, &scc) {
@@ -204,8 +210,8 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         // Group hash over the members as they are with every reference
         // leaving the group rewritten (`names` has no entry yet for
         // members, nor ever for kept files, so those stay as written).
-        // Kept members are hashed too, so that the group's names follow
-        // every byte of it.
+        // Kept members are hashed too: through an integrity attribute, a
+        // renamed member's bytes may depend on theirs.
         if scc.iter().any(|&v| !nodes[v].kept) {
             let mut group = Sha256::new();
             for &v in &scc {
@@ -227,10 +233,42 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
                 ));
             }
         }
-        for &v in &scc {
-            let bytes = done.final_bytes(&nodes, v);
-            let digest = Digest::of(&bytes);
-            done.finals[v] = Some((bytes, digest));
+        // Final bytes, each member after the members its integrity
+        // attributes cover.
+        let mut pending = scc.clone();
+        while !pending.is_empty() {
+            let mut waiting = Vec::new();
+            for &v in &pending {
+                let blocked = nodes[v].sri.iter().any(|&(_, e)| {
+                    let t = nodes[v].edges[e].target;
+                    done.finals[t].is_none() && scc.binary_search(&t).is_ok()
+                });
+                if blocked {
+                    waiting.push(v);
+                } else {
+                    let bytes = done.final_bytes(&nodes, v);
+                    let digest = Digest::of(&bytes);
+                    done.set(&nodes, v, bytes, digest);
+                }
+            }
+            if waiting.len() == pending.len() {
+                for &v in &waiting {
+                    for &(_, e) in &nodes[v].sri {
+                        errors.push(AssetError::at(
+                            nodes[v].path,
+                            &nodes[v].edges[e].r,
+                            // Unreachable in practice: each attribute was checked against
+                            // the other file's bytes, and no two files can hold each
+                            // other's digest.
+                            "its integrity attribute covers a file whose bytes depend on this \
+                             one's (a cycle of integrity attributes); remove one of them"
+                                .to_string(),
+                        ));
+                    }
+                }
+                break;
+            }
+            pending = waiting;
         }
     }
 
@@ -275,24 +313,53 @@ struct Finals {
     names: Vec<Option<String>>,
     /// Final bytes and their SHA-256.
     finals: Vec<Option<(Vec<u8>, Digest)>>,
+    /// Files some integrity attribute covers.
+    covered: Vec<bool>,
+    /// For a covered file whose final bytes differ from its bytes in the
+    /// tree: the integrity of its final bytes (the manifest's value).
+    integrity: Vec<Option<String>>,
 }
 
 impl Finals {
     fn new(nodes: &[Node]) -> Finals {
+        let mut covered = vec![false; nodes.len()];
+        for node in nodes {
+            for &(_, e) in &node.sri {
+                covered[node.edges[e].target] = true;
+            }
+        }
         Finals {
             names: vec![None; nodes.len()],
             finals: vec![None; nodes.len()],
+            covered,
+            integrity: vec![None; nodes.len()],
         }
     }
 
+    fn set(&mut self, nodes: &[Node], v: usize, bytes: Vec<u8>, digest: Digest) {
+        if self.covered[v] && bytes[..] != *nodes[v].bytes {
+            self.integrity[v] = Some(sri::integrity(&bytes));
+        }
+        self.finals[v] = Some((bytes, digest));
+    }
+
     /// The bytes of file `v` with every reference to a file already named
-    /// rewritten.
+    /// rewritten, and every integrity attribute covering a file whose bytes
+    /// changed brought up to date.
     fn final_bytes(&self, nodes: &[Node], v: usize) -> Vec<u8> {
         let node = &nodes[v];
-        match node.text {
-            Some(text) => rewrite(text, &node.edges, &self.names).into_bytes(),
-            None => node.bytes.to_vec(),
-        }
+        let Some(text) = node.text else {
+            return node.bytes.to_vec();
+        };
+        let sri = node
+            .sri
+            .iter()
+            .filter_map(|(range, e)| {
+                let value = self.integrity[node.edges[*e].target].as_ref()?;
+                Some((range.clone(), value.clone()))
+            })
+            .collect();
+        rewrite_with(text, &node.edges, &self.names, sri).into_bytes()
     }
 }
 
@@ -308,6 +375,7 @@ fn scan_node<'a>(
     path: &'a str,
     bytes: &'a [u8],
     index: &BTreeMap<&str, usize>,
+    files: &[(&String, &Vec<u8>)],
 ) -> (Node<'a>, Vec<AssetError>) {
     let mut errors = Vec::new();
     let mut node = Node {
@@ -317,9 +385,10 @@ fn scan_node<'a>(
         edges: Vec::new(),
         adj: Vec::new(),
         kept: input.keep.contains(path),
+        sri: Vec::new(),
         digest: None,
     };
-    scan_references(input, &mut node, index, &mut errors);
+    scan_references(input, &mut node, index, files, &mut errors);
     node.adj = node.edges.iter().map(|e| e.target).collect();
     node.adj.sort_unstable();
     node.adj.dedup();
@@ -341,6 +410,7 @@ fn scan_references<'a>(
     input: &Input,
     node: &mut Node<'a>,
     index: &BTreeMap<&str, usize>,
+    files: &[(&String, &Vec<u8>)],
     errors: &mut Vec<AssetError>,
 ) {
     let (path, bytes) = (node.path, node.bytes);
@@ -373,10 +443,13 @@ fn scan_references<'a>(
         }
     };
     node.text = Some(text);
-    let refs = match syntax {
-        Syntax::Css => css_references(text),
-        Syntax::Js => js_references(text),
-        Syntax::Html => html_references(text),
+    let (refs, integrity) = match syntax {
+        Syntax::Css => (css_references(text), Vec::new()),
+        Syntax::Js => (js_references(text), Vec::new()),
+        Syntax::Html => {
+            let scan = html_scan(text);
+            (scan.refs, scan.integrity)
+        }
     };
     for r in refs {
         if r.kind.is_js_specifier() && is_bare_specifier(&r.value) {
@@ -396,25 +469,80 @@ fn scan_references<'a>(
             },
         }
     }
+    // An integrity attribute covering a file of the tree must hold that
+    // file's digest; it is then rewritten if the file's bytes change.
+    // Edges are in source order (the scanners return references so).
+    for i in integrity {
+        let Ok(e) = node
+            .edges
+            .binary_search_by_key(&i.of.start, |e| e.r.range.start)
+        else {
+            continue; // external, or allowed to be missing
+        };
+        let (target, target_bytes) = files[node.edges[e].target];
+        match sri::accepts(&i.value, target_bytes) {
+            None => {} // nothing a browser checks
+            Some(true) => node.sri.push((i.range, e)),
+            Some(false) => errors.push(AssetError::at(
+                path,
+                &node.edges[e].r,
+                format!(
+                    "integrity {:?} does not match {target:?} as it is in the tree; \
+                     fix or remove the attribute (it is kept up to date with the published bytes)",
+                    i.value
+                ),
+            )),
+        }
+    }
 }
 
 /// Rewrites every edge whose target already has a final name.
 #[doc(hidden)] // public for the fuzz targets only
 pub fn rewrite(text: &str, edges: &[Edge], names: &[Option<String>]) -> String {
-    let mut order: Vec<&Edge> = edges.iter().collect();
+    rewrite_with(text, edges, names, Vec::new())
+}
+
+/// [`rewrite`], also replacing each range of `more` (disjoint from the
+/// references) with its text. Replacements are made in source order, each
+/// when it is reached, so none is held longer than it takes to copy it.
+fn rewrite_with(
+    text: &str,
+    edges: &[Edge],
+    names: &[Option<String>],
+    mut more: Vec<(Range<usize>, String)>,
+) -> String {
+    let mut order: Vec<&Edge> = edges.iter().filter(|e| names[e.target].is_some()).collect();
     order.sort_by_key(|e| e.r.range.start);
+    more.sort_by_key(|(range, _)| range.start);
+    let mut order = order.into_iter().peekable();
+    let mut more = more.into_iter().peekable();
     let mut out = String::with_capacity(text.len() + edges.len() * 16);
     let mut pos = 0;
-    for e in order {
-        let Some(name) = &names[e.target] else {
-            continue;
+    loop {
+        let edge_first = match (order.peek(), more.peek()) {
+            (Some(e), Some((range, _))) => e.r.range.start <= range.start,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
         };
-        let range = e.r.range.clone();
+        let (range, replacement) = if edge_first {
+            let Some(e) = order.next() else { break };
+            let Some(name) = &names[e.target] else {
+                continue;
+            };
+            (
+                e.r.range.clone(),
+                encode_for(&e.r, &new_url(&e.r.value, name)),
+            )
+        } else {
+            let Some(next) = more.next() else { break };
+            next
+        };
         if range.start < pos || text.get(range.clone()).is_none() {
             continue; // overlapping or invalid range: never corrupt the file
         }
         out.push_str(&text[pos..range.start]);
-        out.push_str(&encode_for(&e.r, &new_url(&e.r.value, name)));
+        out.push_str(&replacement);
         pos = range.end;
     }
     out.push_str(&text[pos..]);
@@ -1129,6 +1257,85 @@ mod tests {
         ] {
             assert!(!is_content_named(logical, &name, &sha), "{logical} {name}");
         }
+    }
+
+    #[test]
+    fn stale_integrity_attributes_get_the_published_digest() {
+        // Self-hosted Bootstrap as its documentation shows it: the
+        // stylesheet ends with a sourceMappingURL, which is rewritten, so
+        // the integrity attribute copied from the docs (the digest of the
+        // file as shipped) would block it.
+        let css = "body{margin:0}\n/*# sourceMappingURL=bootstrap.min.css.map */";
+        let js = "export const x = 1;";
+        let cdn = "<script src=\"https://cdn.jsdelivr.net/npm/bootstrap@5.3.3/dist/js/bootstrap.bundle.min.js\" \
+                   integrity=\"sha384-YvpcrYf0tY3lHB60NNkmXc5s9fDVZLESaAA55NDzOxhy9GkcIdslK1eN7N6jIeHz\" \
+                   crossorigin=\"anonymous\"></script>";
+        let page = format!(
+            "<link href=\"css/bootstrap.min.css\" rel=\"stylesheet\" integrity=\"{}\" crossorigin=\"anonymous\">\n\
+             <script type=module src=js/app.js integrity='sha384-bogus {}'></script>\n{cdn}",
+            sri::integrity(css.as_bytes()),
+            format_args!("sha512-{}", crate::digest::base64(&sha2::Sha512::digest(js))),
+        );
+        for kept in [false, true] {
+            let mut inp = input(&[
+                ("css/bootstrap.min.css", css),
+                ("css/bootstrap.min.css.map", "{}"),
+                ("js/app.js", js),
+                ("index.html", &page),
+            ]);
+            if kept {
+                inp.keep.insert("index.html".into());
+            }
+            let out = run(&inp);
+            let css_out = &out.files["css/bootstrap.min.css"];
+            assert_ne!(css_out.bytes, css.as_bytes());
+            let html = text(&out, "index.html");
+            // The changed stylesheet's attribute holds the manifest's value;
+            // the unchanged script's and the CDN's are left as written.
+            let want = format!(
+                "<link href=\"css/{}\" rel=\"stylesheet\" integrity=\"{}\" crossorigin=\"anonymous\">\n\
+                 <script type=module src=js/{} integrity='sha384-bogus {}'></script>\n{cdn}",
+                css_out.name.replace("css/", ""),
+                sri::integrity(&css_out.bytes),
+                out.files["js/app.js"].name.replace("js/", ""),
+                format_args!("sha512-{}", crate::digest::base64(&sha2::Sha512::digest(js))),
+            );
+            assert_eq!(html, want, "kept: {kept}");
+            assert_eq!(out.files["index.html"].kept, kept);
+        }
+    }
+
+    #[test]
+    fn integrity_must_match_the_file_in_the_tree() {
+        let inp = input(&[
+            ("a.js", "1"),
+            (
+                "page.html",
+                "<script src=a.js integrity=\"sha256-AAAAL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI=\"></script>\n\
+                 <script src=a.js integrity=\"md5-whatever\"></script>",
+            ),
+        ]);
+        assert_eq!(
+            errors(&inp),
+            ["page.html:1:13: integrity \"sha256-AAAAL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI=\" \
+              does not match \"a.js\" as it is in the tree; fix or remove the attribute \
+              (it is kept up to date with the published bytes) (reference \"a.js\")"]
+        );
+    }
+
+    #[test]
+    fn integrity_inside_a_reference_cycle() {
+        // A page whose script refers back to it: the script's bytes are
+        // known once the group is named, then the page's attribute.
+        let js = "new URL('./page.html', import.meta.url);";
+        let page = format!(
+            "<script src=a.js integrity={}></script>",
+            sri::integrity(js.as_bytes())
+        );
+        let out = run(&input(&[("a.js", js), ("page.html", &page)]));
+        let a = &out.files["a.js"];
+        assert_ne!(a.bytes, js.as_bytes());
+        assert!(text(&out, "page.html").contains(&sri::integrity(&a.bytes)));
     }
 
     #[test]

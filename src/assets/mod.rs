@@ -14,6 +14,7 @@ pub mod js;
 pub mod keep;
 pub mod mime;
 pub mod refs;
+pub mod sri;
 pub mod url;
 
 pub use graph::{fingerprint, AssetError, Input, OutFile, Output};

@@ -12,7 +12,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest as _, Sha384};
 
 use crate::assets::keep::{KeepRules, ViteOutput};
 use crate::assets::{self, url::UrlOptions, Input};
@@ -127,7 +126,7 @@ pub fn write(
                 size: f.bytes.len() as u64,
                 content_type: assets::mime::content_type(logical).to_owned(),
                 cache_control: CACHE_CONTROL.to_owned(),
-                integrity: integrity(&f.bytes),
+                integrity: assets::sri::integrity(&f.bytes),
                 references: f.references.clone(),
             })
         },
@@ -193,11 +192,6 @@ pub fn upload_order(assets: &BTreeMap<String, Asset>) -> Vec<&str> {
         }
     }
     order
-}
-
-/// Subresource integrity of `bytes`: `sha384-<base64>`.
-pub fn integrity(bytes: &[u8]) -> String {
-    format!("sha384-{}", crate::digest::base64(&Sha384::digest(bytes)))
 }
 
 /// Reads every regular file under `root` (dotfiles and dot-directories are
@@ -420,15 +414,6 @@ fn prune(dir: &Path, keep: &HashSet<PathBuf>) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn integrity_of_known_bytes() {
-        // `printf 'alert(1)' | openssl dgst -sha384 -binary | base64`
-        assert_eq!(
-            integrity(b"alert(1)"),
-            "sha384-HT2E9NfWiuQ/w1PRai+hTyqW16NIoCGA/m8VQDUopfAtcz6YQjtsMmQd5uRbVDpW"
-        );
-    }
 
     fn asset(refs: &[&str]) -> Asset {
         Asset {
