@@ -87,6 +87,8 @@ struct AssetsSection {
     vite_manifest: Option<PathBuf>,
     #[serde(default)]
     django_manifest: Option<PathBuf>,
+    #[serde(default)]
+    keep_names: Vec<String>,
 }
 
 fn default_public_prefix() -> String {
@@ -166,12 +168,16 @@ pub struct Config {
     pub public_prefix: String,
     /// Absolute URL the assets are also served under (`assets.cdn_base`).
     pub cdn_base: Option<String>,
-    /// A Vite `manifest.json` whose entries' `file`s are already hashed.
+    /// A Vite `manifest.json`: the files of Vite's output directory (the
+    /// one holding it, or its `.vite/`) keep their names.
     pub vite_manifest: Option<PathBuf>,
     /// `assets.django_manifest` as written: where, relative to the root and
     /// inside `app_dir`, `build` puts Django's `staticfiles.json` in the
     /// artifact ([`Config::django_manifest_entry`] resolves it).
     pub django_manifest: Option<PathBuf>,
+    /// `assets.keep_names`: globs of asset paths that keep their names
+    /// (content-hashed by their own bundler).
+    pub keep_names: Vec<String>,
     /// Store URL, relative paths already resolved against the right base.
     pub store_url: String,
     /// Base directory for a relative local store path.
@@ -341,6 +347,11 @@ impl Config {
                 .and_then(|a| a.vite_manifest.as_ref())
                 .map(|v| root.join(v)),
             django_manifest: file.assets.as_ref().and_then(|a| a.django_manifest.clone()),
+            keep_names: file
+                .assets
+                .as_ref()
+                .map(|a| a.keep_names.clone())
+                .unwrap_or_default(),
             allow_missing: file.assets.map(|a| a.allow_missing).unwrap_or_default(),
             store_url,
             store_base,
@@ -555,11 +566,16 @@ exclude = []
 # public_prefix = "/static/"
 # # Absolute URL they are also served under; references to it are rewritten.
 # cdn_base = "https://cdn.example.com/static/"
-# # A Vite manifest.json: the `file` of each entry is already hashed, kept as is.
+# # A Vite manifest.json: every file in Vite's output directory keeps its name
+# # (Vite hashed the ones its manifest lists; the rest are its copies of public/).
 # vite_manifest = "static/.vite/manifest.json"
 # # Django's staticfiles.json for this build, written into the artifact (not
 # # the tree) at this path inside app.dir, so {% static %} needs no extra step.
 # django_manifest = "app/mysite/static/staticfiles.json"
+# # Globs of files that keep their names (and their .map files): names their
+# # bundler hashed, or versioned ones. Stored assets are immutable: other
+# # bytes under a kept name already published fail `verbatim publish`.
+# keep_names = []
 
 [store]
 # Where releases live: a path, file:///abs/path, or s3://bucket/prefix.
@@ -616,9 +632,11 @@ mod tests {
     fn assets_section_keys() {
         let c = load(
             "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\npublic_prefix = \"/s/\"\n\
-             cdn_base = \"https://cdn.example.com/s/\"\nvite_manifest = \"app/manifest.json\"\n",
+             cdn_base = \"https://cdn.example.com/s/\"\nvite_manifest = \"app/manifest.json\"\n\
+             keep_names = [\"vendor/**/*.min.js\"]\n",
         )
         .unwrap();
+        assert_eq!(c.keep_names, ["vendor/**/*.min.js"]);
         assert_eq!(c.public_prefix, "/s/");
         assert_eq!(c.cdn_base.as_deref(), Some("https://cdn.example.com/s/"));
         assert!(c.vite_manifest.unwrap().ends_with("app/manifest.json"));
@@ -638,8 +656,10 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n");
+        assert!(uncommented.contains("\nkeep_names = []\n"), "{uncommented}");
         let c = load(&uncommented).unwrap();
         assert_eq!(c.public_prefix, "/static/");
+        assert!(c.keep_names.is_empty());
     }
 
     #[test]
@@ -729,6 +749,10 @@ mod tests {
             (
                 "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\nprefix = \"/s/\"\n",
                 "prefix",
+            ),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\nkeep_names = \"vendor/**\"\n",
+                "keep_names",
             ),
         ];
         for (text, needle) in cases {

@@ -165,7 +165,8 @@ pub struct Asset {
     pub content_type: String,
     /// Subresource-integrity value (`sha384-<base64>`) of the stored bytes.
     pub integrity: String,
-    /// Store key: `assets/<dir>/<stem>.<hash>.<ext>`.
+    /// Store key: `assets/<dir>/<stem>.<hash>.<ext>`, or `assets/<logical>`
+    /// for a file that keeps its name (`assets::keep`).
     pub key: String,
     /// Logical paths of the assets this one references.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -2,12 +2,14 @@
 //! resolve them against the tree, order files leaves-first with Tarjan's SCC
 //! algorithm, and give every file a name derived from the hash of its final
 //! (rewritten) bytes. A change in one file therefore renames exactly the files
-//! that transitively reference it, and nothing else.
+//! that transitively reference it, and nothing else. Files that keep their
+//! names ([`crate::assets::keep`]) are scanned and rewritten all the same.
 
 use crate::assets::css::css_references;
-use crate::assets::html::html_references;
+use crate::assets::html::html_scan;
 use crate::assets::js::js_references;
 use crate::assets::refs::{encode_for, fill_positions, RefKind, Reference};
+use crate::assets::sri;
 use crate::assets::url::{
     is_bare_specifier, percent_encode_segment, resolve, split_suffix, Target, UrlOptions,
 };
@@ -16,6 +18,7 @@ use globset::GlobSet;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::Range;
 
 /// Minimum number of hex chars of the content hash in file names.
 pub const MIN_HASH_LEN: usize = 12;
@@ -32,9 +35,11 @@ pub struct Input {
     pub allow_missing: GlobSet,
     /// Hex chars of the hash in names; must be in `12..=64`.
     pub hash_len: usize,
-    /// Paths known to be already content-hashed (e.g. from a Vite manifest):
-    /// kept under their own names, contents untouched.
-    pub prehashed: BTreeSet<String>,
+    /// Paths that keep their own names ([`crate::assets::keep::kept`]).
+    /// They are scanned like any other file: references from them to
+    /// renamed files are rewritten (so their bytes may differ from the
+    /// tree's), references to them are left as written.
+    pub keep: BTreeSet<String>,
 }
 
 impl Default for Input {
@@ -44,7 +49,7 @@ impl Default for Input {
             url: UrlOptions::default(),
             allow_missing: GlobSet::empty(),
             hash_len: MIN_HASH_LEN,
-            prehashed: BTreeSet::new(),
+            keep: BTreeSet::new(),
         }
     }
 }
@@ -75,8 +80,8 @@ pub struct OutFile {
     pub sha256: Digest,
     /// Original logical paths of the tree files this file references.
     pub references: Vec<String>,
-    /// Kept under its original name because it was already hashed.
-    pub prehashed: bool,
+    /// Kept under its original name ([`Input::keep`]).
+    pub kept: bool,
 }
 
 /// One problem found while fingerprinting; all are collected and reported
@@ -130,9 +135,13 @@ struct Node<'a> {
     edges: Vec<Edge>,
     /// Sorted, deduplicated edge targets.
     adj: Vec<usize>,
-    prehashed: bool,
-    /// SHA-256 of `bytes` when they are final already (prehashed, or nothing
-    /// to rewrite), computed during the parallel scan.
+    kept: bool,
+    /// `integrity` attributes that hold the digest of their file's bytes
+    /// in the tree: (value range, index into `edges` of the reference
+    /// they cover). Brought up to date when that file's bytes change.
+    sri: Vec<(Range<usize>, usize)>,
+    /// SHA-256 of `bytes` when they are final already (nothing to
+    /// rewrite), computed during the parallel scan.
     digest: Option<Digest>,
 }
 
@@ -165,7 +174,7 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         .collect();
     let files: Vec<(&String, &Vec<u8>)> = input.files.iter().collect();
     let scanned = crate::par::map(&files, threads, |(path, bytes)| {
-        scan_node(input, path, bytes, &index)
+        scan_node(input, path, bytes, &index, &files)
     });
     let mut errors = Vec::new();
     let mut nodes = Vec::with_capacity(scanned.len());
@@ -174,66 +183,92 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         errors.extend(errs);
     }
 
-    let mut names: Vec<Option<String>> = vec![None; nodes.len()];
-    // Final bytes and their SHA-256.
-    let mut finals: Vec<Option<(Vec<u8>, Digest)>> = vec![None; nodes.len()];
+    let mut done = Finals::new(&nodes);
     for scc in tarjan(&nodes) {
         let cyclic = scc.len() > 1 || nodes[scc[0]].adj.binary_search(&scc[0]).is_ok();
         if !cyclic {
             let v = scc[0];
             let node = &nodes[v];
-            let (bytes, digest) = match (node.digest, node.text) {
-                (Some(digest), _) => (node.bytes.to_vec(), digest),
-                (None, Some(text)) => {
-                    let bytes = rewrite(text, &node.edges, &names).into_bytes();
+            let (bytes, digest) = match node.digest {
+                Some(digest) => (node.bytes.to_vec(), digest),
+                None => {
+                    let bytes = done.final_bytes(&nodes, v);
                     let digest = Digest::of(&bytes);
                     (bytes, digest)
                 }
-                (None, None) => (node.bytes.to_vec(), Digest::of(node.bytes)),
             };
-            names[v] = Some(if node.prehashed {
-                node.path.to_string()
-            } else {
-                hashed_name(node.path, &digest.hex(), input.hash_len)
-            });
-            finals[v] = Some((bytes, digest));
+            if !node.kept {
+                done.names[v] = Some(hashed_name(node.path, &digest.hex(), input.hash_len));
+            }
+            done.set(&nodes, v, bytes, digest);
             continue;
         }
         if let Some(err) = css_import_cycle(&nodes, &scc) {
             errors.push(err);
             continue; // no output when there are errors
         }
-        // Group hash over members with references leaving the group rewritten
-        // (`names` has no entry yet for members, so those stay as written).
-        let mut group = Sha256::new();
-        for &v in &scc {
-            let partial = match nodes[v].text {
-                Some(text) => rewrite(text, &nodes[v].edges, &names).into_bytes(),
-                None => nodes[v].bytes.to_vec(),
-            };
-            group.update(nodes[v].path.as_bytes());
-            group.update([0]);
-            group.update((partial.len() as u64).to_be_bytes());
-            group.update(&partial);
+        // Group hash over the members as they are with every reference
+        // leaving the group rewritten (`names` has no entry yet for
+        // members, nor ever for kept files, so those stay as written).
+        // Kept members are hashed too: through an integrity attribute, a
+        // renamed member's bytes may depend on theirs.
+        if scc.iter().any(|&v| !nodes[v].kept) {
+            let mut group = Sha256::new();
+            for &v in &scc {
+                let partial = done.final_bytes(&nodes, v);
+                group.update(nodes[v].path.as_bytes());
+                group.update([0]);
+                group.update((partial.len() as u64).to_be_bytes());
+                group.update(&partial);
+            }
+            let group = group.finalize();
+            for &v in scc.iter().filter(|&&v| !nodes[v].kept) {
+                let mut h = Sha256::new();
+                h.update(group);
+                h.update(nodes[v].path.as_bytes());
+                done.names[v] = Some(hashed_name(
+                    nodes[v].path,
+                    &Digest::from_bytes(h.finalize().into()).hex(),
+                    input.hash_len,
+                ));
+            }
         }
-        let group = group.finalize();
-        for &v in &scc {
-            let mut h = Sha256::new();
-            h.update(group);
-            h.update(nodes[v].path.as_bytes());
-            names[v] = Some(hashed_name(
-                nodes[v].path,
-                &Digest::from_bytes(h.finalize().into()).hex(),
-                input.hash_len,
-            ));
-        }
-        for &v in &scc {
-            let bytes = match nodes[v].text {
-                Some(text) => rewrite(text, &nodes[v].edges, &names).into_bytes(),
-                None => nodes[v].bytes.to_vec(),
-            };
-            let digest = Digest::of(&bytes);
-            finals[v] = Some((bytes, digest));
+        // Final bytes, each member after the members its integrity
+        // attributes cover.
+        let mut pending = scc.clone();
+        while !pending.is_empty() {
+            let mut waiting = Vec::new();
+            for &v in &pending {
+                let blocked = nodes[v].sri.iter().any(|&(_, e)| {
+                    let t = nodes[v].edges[e].target;
+                    done.finals[t].is_none() && scc.binary_search(&t).is_ok()
+                });
+                if blocked {
+                    waiting.push(v);
+                } else {
+                    let bytes = done.final_bytes(&nodes, v);
+                    let digest = Digest::of(&bytes);
+                    done.set(&nodes, v, bytes, digest);
+                }
+            }
+            if waiting.len() == pending.len() {
+                for &v in &waiting {
+                    for &(_, e) in &nodes[v].sri {
+                        errors.push(AssetError::at(
+                            nodes[v].path,
+                            &nodes[v].edges[e].r,
+                            // Unreachable in practice: each attribute was checked against
+                            // the other file's bytes, and no two files can hold each
+                            // other's digest.
+                            "its integrity attribute covers a file whose bytes depend on this \
+                             one's (a cycle of integrity attributes); remove one of them"
+                                .to_string(),
+                        ));
+                    }
+                }
+                break;
+            }
+            pending = waiting;
         }
     }
 
@@ -243,7 +278,12 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         return Err(errors);
     }
     let mut files = BTreeMap::new();
-    for (node, (name, fin)) in nodes.iter().zip(names.into_iter().zip(finals)) {
+    for (node, (name, fin)) in nodes.iter().zip(done.names.into_iter().zip(done.finals)) {
+        let name = if node.kept {
+            Some(node.path.to_string())
+        } else {
+            name
+        };
         let (Some(name), Some((bytes, sha256))) = (name, fin) else {
             continue; // unreachable: Tarjan visits every node
         };
@@ -259,11 +299,68 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
                 sha256,
                 bytes,
                 references,
-                prehashed: node.prehashed,
+                kept: node.kept,
             },
         );
     }
     Ok(Output { files })
+}
+
+/// What is known of each file so far, leaves first.
+struct Finals {
+    /// The name references to a file are rewritten to: its hashed name once
+    /// known; never one for a kept file (references to it stay as written).
+    names: Vec<Option<String>>,
+    /// Final bytes and their SHA-256.
+    finals: Vec<Option<(Vec<u8>, Digest)>>,
+    /// Files some integrity attribute covers.
+    covered: Vec<bool>,
+    /// For a covered file whose final bytes differ from its bytes in the
+    /// tree: the integrity of its final bytes (the manifest's value).
+    integrity: Vec<Option<String>>,
+}
+
+impl Finals {
+    fn new(nodes: &[Node]) -> Finals {
+        let mut covered = vec![false; nodes.len()];
+        for node in nodes {
+            for &(_, e) in &node.sri {
+                covered[node.edges[e].target] = true;
+            }
+        }
+        Finals {
+            names: vec![None; nodes.len()],
+            finals: vec![None; nodes.len()],
+            covered,
+            integrity: vec![None; nodes.len()],
+        }
+    }
+
+    fn set(&mut self, nodes: &[Node], v: usize, bytes: Vec<u8>, digest: Digest) {
+        if self.covered[v] && bytes[..] != *nodes[v].bytes {
+            self.integrity[v] = Some(sri::integrity(&bytes));
+        }
+        self.finals[v] = Some((bytes, digest));
+    }
+
+    /// The bytes of file `v` with every reference to a file already named
+    /// rewritten, and every integrity attribute covering a file whose bytes
+    /// changed brought up to date.
+    fn final_bytes(&self, nodes: &[Node], v: usize) -> Vec<u8> {
+        let node = &nodes[v];
+        let Some(text) = node.text else {
+            return node.bytes.to_vec();
+        };
+        let sri = node
+            .sri
+            .iter()
+            .filter_map(|(range, e)| {
+                let value = self.integrity[node.edges[*e].target].as_ref()?;
+                Some((range.clone(), value.clone()))
+            })
+            .collect();
+        rewrite_with(text, &node.edges, &self.names, sri).into_bytes()
+    }
 }
 
 fn extension(path: &str) -> Option<&str> {
@@ -278,6 +375,7 @@ fn scan_node<'a>(
     path: &'a str,
     bytes: &'a [u8],
     index: &BTreeMap<&str, usize>,
+    files: &[(&String, &Vec<u8>)],
 ) -> (Node<'a>, Vec<AssetError>) {
     let mut errors = Vec::new();
     let mut node = Node {
@@ -286,10 +384,11 @@ fn scan_node<'a>(
         text: None,
         edges: Vec::new(),
         adj: Vec::new(),
-        prehashed: input.prehashed.contains(path) || looks_prehashed(path),
+        kept: input.keep.contains(path),
+        sri: Vec::new(),
         digest: None,
     };
-    scan_references(input, &mut node, index, &mut errors);
+    scan_references(input, &mut node, index, files, &mut errors);
     node.adj = node.edges.iter().map(|e| e.target).collect();
     node.adj.sort_unstable();
     node.adj.dedup();
@@ -300,23 +399,28 @@ fn scan_node<'a>(
     (node, errors)
 }
 
+#[derive(Clone, Copy)]
+enum Syntax {
+    Css,
+    Js,
+    Html,
+}
+
 fn scan_references<'a>(
     input: &Input,
     node: &mut Node<'a>,
     index: &BTreeMap<&str, usize>,
+    files: &[(&String, &Vec<u8>)],
     errors: &mut Vec<AssetError>,
 ) {
     let (path, bytes) = (node.path, node.bytes);
     let ext = extension(path).map(str::to_ascii_lowercase);
-    let scanner: fn(&str) -> Vec<Reference> = match ext.as_deref() {
-        Some("css") => css_references,
-        Some("js" | "mjs") => js_references,
-        Some("html" | "htm") => html_references,
+    let syntax = match ext.as_deref() {
+        Some("css") => Syntax::Css,
+        Some("js" | "mjs") => Syntax::Js,
+        Some("html" | "htm") => Syntax::Html,
         _ => return,
     };
-    if node.prehashed {
-        return;
-    }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -339,7 +443,15 @@ fn scan_references<'a>(
         }
     };
     node.text = Some(text);
-    for r in scanner(text) {
+    let (refs, integrity) = match syntax {
+        Syntax::Css => (css_references(text), Vec::new()),
+        Syntax::Js => (js_references(text), Vec::new()),
+        Syntax::Html => {
+            let scan = html_scan(text);
+            (scan.refs, scan.integrity)
+        }
+    };
+    for r in refs {
         if r.kind.is_js_specifier() && is_bare_specifier(&r.value) {
             continue;
         }
@@ -357,25 +469,80 @@ fn scan_references<'a>(
             },
         }
     }
+    // An integrity attribute covering a file of the tree must hold that
+    // file's digest; it is then rewritten if the file's bytes change.
+    // Edges are in source order (the scanners return references so).
+    for i in integrity {
+        let Ok(e) = node
+            .edges
+            .binary_search_by_key(&i.of.start, |e| e.r.range.start)
+        else {
+            continue; // external, or allowed to be missing
+        };
+        let (target, target_bytes) = files[node.edges[e].target];
+        match sri::accepts(&i.value, target_bytes) {
+            None => {} // nothing a browser checks
+            Some(true) => node.sri.push((i.range, e)),
+            Some(false) => errors.push(AssetError::at(
+                path,
+                &node.edges[e].r,
+                format!(
+                    "integrity {:?} does not match {target:?} as it is in the tree; \
+                     fix or remove the attribute (it is kept up to date with the published bytes)",
+                    i.value
+                ),
+            )),
+        }
+    }
 }
 
 /// Rewrites every edge whose target already has a final name.
 #[doc(hidden)] // public for the fuzz targets only
 pub fn rewrite(text: &str, edges: &[Edge], names: &[Option<String>]) -> String {
-    let mut order: Vec<&Edge> = edges.iter().collect();
+    rewrite_with(text, edges, names, Vec::new())
+}
+
+/// [`rewrite`], also replacing each range of `more` (disjoint from the
+/// references) with its text. Replacements are made in source order, each
+/// when it is reached, so none is held longer than it takes to copy it.
+fn rewrite_with(
+    text: &str,
+    edges: &[Edge],
+    names: &[Option<String>],
+    mut more: Vec<(Range<usize>, String)>,
+) -> String {
+    let mut order: Vec<&Edge> = edges.iter().filter(|e| names[e.target].is_some()).collect();
     order.sort_by_key(|e| e.r.range.start);
+    more.sort_by_key(|(range, _)| range.start);
+    let mut order = order.into_iter().peekable();
+    let mut more = more.into_iter().peekable();
     let mut out = String::with_capacity(text.len() + edges.len() * 16);
     let mut pos = 0;
-    for e in order {
-        let Some(name) = &names[e.target] else {
-            continue;
+    loop {
+        let edge_first = match (order.peek(), more.peek()) {
+            (Some(e), Some((range, _))) => e.r.range.start <= range.start,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
         };
-        let range = e.r.range.clone();
+        let (range, replacement) = if edge_first {
+            let Some(e) = order.next() else { break };
+            let Some(name) = &names[e.target] else {
+                continue;
+            };
+            (
+                e.r.range.clone(),
+                encode_for(&e.r, &new_url(&e.r.value, name)),
+            )
+        } else {
+            let Some(next) = more.next() else { break };
+            next
+        };
         if range.start < pos || text.get(range.clone()).is_none() {
             continue; // overlapping or invalid range: never corrupt the file
         }
         out.push_str(&text[pos..range.start]);
-        out.push_str(&encode_for(&e.r, &new_url(&e.r.value, name)));
+        out.push_str(&replacement);
         pos = range.end;
     }
     out.push_str(&text[pos..]);
@@ -413,30 +580,17 @@ pub fn hashed_name(path: &str, hex: &str, hash_len: usize) -> String {
     }
 }
 
-/// Conservative detection of bundler-hashed names: `name-HASH.ext` or
-/// `name.HASH.ext` (also `….ext.map`), HASH being 8+ chars of
-/// `[A-Za-z0-9_]` with at least one digit and one letter.
-pub fn looks_prehashed(path: &str) -> bool {
-    let file = path.rsplit('/').next().unwrap_or(path);
-    let Some(dot) = file.rfind('.').filter(|&i| i > 0) else {
-        return false;
-    };
-    let mut stem = &file[..dot];
-    if file[dot + 1..].eq_ignore_ascii_case("map") {
-        if let Some(i) = stem.rfind('.').filter(|&i| i > 0) {
-            stem = &stem[..i];
-        }
-    }
-    let is_hash = |s: &str| {
-        s.len() >= 8
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && s.chars().any(|c| c.is_ascii_digit())
-            && s.chars().any(|c| c.is_ascii_alphabetic())
-    };
-    [stem.rfind('.'), stem.rfind('-')]
-        .into_iter()
-        .flatten()
-        .any(|i| i > 0 && is_hash(&stem[i + 1..]))
+/// Whether `name` is `logical` renamed by [`hashed_name`] after the
+/// SHA-256 whose hex is `sha256_hex` (with any hash length from
+/// [`MIN_HASH_LEN`] up). Such a name commits to at least the first 48 bits
+/// of the digest of the bytes stored under it, and those bytes are the
+/// only ones verbatim ever stores under it. A kept name, or the name of a
+/// member of a reference cycle (named after the group), never is.
+pub fn is_content_named(logical: &str, name: &str, sha256_hex: &str) -> bool {
+    name.len()
+        .checked_sub(logical.len() + 1)
+        .filter(|n| (MIN_HASH_LEN..=sha256_hex.len().min(64)).contains(n))
+        .is_some_and(|n| hashed_name(logical, sha256_hex, n) == name)
 }
 
 fn allowed_missing(globs: &GlobSet, value: &str, path: &str) -> bool {
@@ -627,7 +781,7 @@ mod tests {
         for (path, name) in &m {
             let f = &out.files[path];
             assert_eq!(f.sha256, Digest::of(&f.bytes));
-            assert!(!f.prehashed);
+            assert!(!f.kept);
             // Names are derived from the final bytes for acyclic files.
             let expected = hashed_name(path, &f.sha256.hex(), 12);
             assert_eq!(name, &expected);
@@ -903,56 +1057,285 @@ mod tests {
     }
 
     #[test]
-    fn prehashed_files_are_kept() {
+    fn kept_files_keep_their_names_and_are_still_rewritten() {
+        // The shape of a Vite build (tests/fixtures/vite): chunks that
+        // import each other, a stylesheet naming a copy of `public/` by
+        // its plain URL, and one import of a file verbatim renames.
         let mut inp = input(&[
-            ("assets/index-BxK3a9Zq.js", "import './vendor.js';"),
-            ("assets/chunk.3fa9c1d2.js", "x"),
-            ("assets/index-BxK3a9Zq.js.map", "{}"),
-            ("vendor/jquery-3.7.1.js", "j"),
-            ("css/font-awesome.css", "f"),
-            ("from-manifest.js", "import './nothere.js';"),
-            ("main.js", "import './assets/index-BxK3a9Zq.js';"),
+            (
+                "dist/assets/index-9GimqxIf.js",
+                "import '../../vendor/x.js';\nimport(`./lazy-B2qQgaqo.js`);\n\
+                 //# sourceMappingURL=index-9GimqxIf.js.map",
+            ),
+            ("dist/assets/index-9GimqxIf.js.map", "{}"),
+            (
+                "dist/assets/lazy-B2qQgaqo.js",
+                "import{t as e}from\"./index-9GimqxIf.js\";",
+            ),
+            (
+                "dist/assets/index-gGNJdlJx.css",
+                "body{background:url(/static/dist/logo.svg)}",
+            ),
+            ("dist/logo.svg", "<svg/>"),
+            ("vendor/x.js", "export {};"),
         ]);
-        inp.prehashed.insert("from-manifest.js".into());
+        inp.keep = [
+            "dist/assets/index-9GimqxIf.js",
+            "dist/assets/index-9GimqxIf.js.map",
+            "dist/assets/lazy-B2qQgaqo.js",
+            "dist/assets/index-gGNJdlJx.css",
+            "dist/logo.svg",
+        ]
+        .map(String::from)
+        .into();
         let out = run(&inp);
-        for p in [
-            "assets/index-BxK3a9Zq.js",
-            "assets/chunk.3fa9c1d2.js",
-            "assets/index-BxK3a9Zq.js.map",
-            "from-manifest.js",
-        ] {
+        for p in &inp.keep {
             let f = &out.files[p];
-            assert!(f.prehashed, "{p}");
-            assert_eq!(f.name, p);
-            assert_eq!(f.bytes, inp.files[p], "{p} untouched");
+            assert!(f.kept, "{p}");
+            assert_eq!(&f.name, p);
+            assert_eq!(f.sha256, Digest::of(&f.bytes));
         }
-        for p in ["vendor/jquery-3.7.1.js", "css/font-awesome.css", "main.js"] {
-            assert!(!out.files[p].prehashed, "{p}");
-            assert_ne!(out.files[p].name, p);
-        }
+        // Only references to renamed files are rewritten.
+        let x = out.files["vendor/x.js"].name.replace("vendor/", "");
+        assert!(!out.files["vendor/x.js"].kept);
+        assert_ne!(x, "x.js");
         assert_eq!(
-            text(&out, "main.js"),
-            "import './index-BxK3a9Zq.js';".replace("./", "./assets/")
+            text(&out, "dist/assets/index-9GimqxIf.js"),
+            format!(
+                "import '../../vendor/{x}';\nimport(`./lazy-B2qQgaqo.js`);\n\
+                 //# sourceMappingURL=index-9GimqxIf.js.map"
+            )
+        );
+        for p in [
+            "dist/assets/lazy-B2qQgaqo.js",
+            "dist/assets/index-gGNJdlJx.css",
+        ] {
+            assert_eq!(out.files[p].bytes, inp.files[p], "{p} untouched");
+        }
+        // Kept files are scanned: their references are known.
+        assert_eq!(
+            out.files["dist/assets/index-gGNJdlJx.css"].references,
+            ["dist/logo.svg"]
+        );
+        assert_eq!(
+            out.files["dist/assets/index-9GimqxIf.js"].references,
+            [
+                "dist/assets/index-9GimqxIf.js.map",
+                "dist/assets/lazy-B2qQgaqo.js",
+                "vendor/x.js"
+            ]
+        );
+        assert_eq!(out, run(&inp), "deterministic");
+
+        // And checked: a kept file naming a missing file fails the build.
+        inp.files.insert(
+            "dist/assets/index-gGNJdlJx.css".into(),
+            b"body{background:url(/static/dist/gone.svg)}".to_vec(),
+        );
+        assert_eq!(
+            errors(&inp),
+            ["dist/assets/index-gGNJdlJx.css:1:21: referenced file \"dist/gone.svg\" does not exist (reference \"/static/dist/gone.svg\")"]
         );
     }
 
     #[test]
-    fn prehashed_detection() {
-        for (p, expected) in [
-            ("index-BxK3a9Zq.js", true),
-            ("a/chunk.3fa9c1d2e4b5.css", true),
-            ("x-3fa9c1d2.js.map", true),
-            ("jquery-3.7.1.js", false),
-            ("font-awesome.css", false),
-            ("roboto-v30-latin-regular.woff2", false),
-            ("app.min.js", false),
-            ("deadbeefcafe.js", false),
-            ("-abcdef12.js", false),
-            ("x-12345678.js", false),
-            ("x-abcdefgh.js", false),
-        ] {
-            assert_eq!(looks_prehashed(p), expected, "{p}");
+    fn a_name_is_never_taken_for_a_hash() {
+        // Names from real packages that look like bundler hashes: Font
+        // Awesome's v4-compatibility font and jQuery UI's icon sprites,
+        // referenced as their stylesheets do; and a stylesheet whose own
+        // name looks hashed, which must still be scanned.
+        let out = run(&input(&[
+            (
+                "fontawesome/css/v4-font-face.css",
+                "@font-face{font-family:\"FontAwesome\";font-display:block;\
+                 src:url(\"../webfonts/fa-v4compatibility.woff2\") format(\"woff2\")}",
+            ),
+            ("fontawesome/webfonts/fa-v4compatibility.woff2", "wOF2"),
+            (
+                "jquery-ui/themes/base/jquery-ui.css",
+                ".ui-icon{background-image:url(\"images/ui-icons_444444_256x240.png\")}",
+            ),
+            (
+                "jquery-ui/themes/base/images/ui-icons_444444_256x240.png",
+                "PNG",
+            ),
+            (
+                "css/theme-v2compact.css",
+                "a{background:url(../img/bg.png)}",
+            ),
+            ("img/bg.png", "PNG"),
+            ("assets/index-BxK3a9Zq.js", "export {};"),
+        ]));
+        for (path, f) in &out.files {
+            assert!(!f.kept, "{path}");
+            assert_eq!(f.name, hashed_name(path, &f.sha256.hex(), 12), "{path}");
         }
+        let name = |p: &str| {
+            let n = &out.files[p].name;
+            n.rsplit('/').next().unwrap_or(n).to_owned()
+        };
+        assert!(
+            text(&out, "fontawesome/css/v4-font-face.css").contains(&format!(
+                "url(\"../webfonts/{}\")",
+                name("fontawesome/webfonts/fa-v4compatibility.woff2")
+            ))
+        );
+        assert!(
+            text(&out, "jquery-ui/themes/base/jquery-ui.css").contains(&format!(
+                "url(\"images/{}\")",
+                name("jquery-ui/themes/base/images/ui-icons_444444_256x240.png")
+            ))
+        );
+        assert_eq!(
+            text(&out, "css/theme-v2compact.css"),
+            format!("a{{background:url(../img/{})}}", name("img/bg.png"))
+        );
+    }
+
+    #[test]
+    fn a_cycle_of_kept_and_renamed_files() {
+        let files = [
+            ("kept.js", "import './renamed.js';"),
+            ("renamed.js", "import './kept.js'; import './leaf.js';"),
+            ("leaf.js", "export {};"),
+        ];
+        let mut inp = input(&files);
+        inp.keep.insert("kept.js".into());
+        let out = run(&inp);
+        let renamed = out.files["renamed.js"].name.clone();
+        assert_ne!(renamed, "renamed.js");
+        assert_eq!(out.files["kept.js"].name, "kept.js");
+        assert_eq!(text(&out, "kept.js"), format!("import './{renamed}';"));
+        assert_eq!(
+            text(&out, "renamed.js"),
+            format!(
+                "import './kept.js'; import './{}';",
+                out.files["leaf.js"].name
+            )
+        );
+        assert_eq!(out, run(&inp), "deterministic");
+        // A change in the kept member renames the renamed one.
+        inp.files
+            .insert("kept.js".into(), b"import './renamed.js'; 1;".to_vec());
+        assert_ne!(run(&inp).files["renamed.js"].name, renamed);
+        // A cycle of kept files only is left as it is.
+        let mut inp = input(&files);
+        inp.keep = ["kept.js", "renamed.js", "leaf.js"]
+            .map(String::from)
+            .into();
+        let out = run(&inp);
+        for (p, f) in &out.files {
+            assert_eq!((&f.name, &f.bytes), (p, &inp.files[p]));
+        }
+    }
+
+    #[test]
+    fn content_named() {
+        let sha = Digest::of(b"x").hex();
+        let named = hashed_name("css/site.css", &sha, 12);
+        assert!(is_content_named("css/site.css", &named, &sha));
+        assert!(is_content_named(
+            "css/site.css",
+            &hashed_name("css/site.css", &sha, 20),
+            &sha
+        ));
+        assert!(is_content_named(
+            "LICENSE",
+            &hashed_name("LICENSE", &sha, 12),
+            &sha
+        ));
+        let other = Digest::of(b"y").hex();
+        for (logical, name) in [
+            // Kept names.
+            ("css/site.css", "css/site.css".to_owned()),
+            (named.as_str(), named.clone()),
+            // Another digest, a shorter hash, another file.
+            ("css/site.css", hashed_name("css/site.css", &other, 12)),
+            ("css/site.css", hashed_name("css/site.css", &sha, 8)),
+            ("css/other.css", named.clone()),
+            ("", String::new()),
+        ] {
+            assert!(!is_content_named(logical, &name, &sha), "{logical} {name}");
+        }
+    }
+
+    #[test]
+    fn stale_integrity_attributes_get_the_published_digest() {
+        // Self-hosted Bootstrap as its documentation shows it: the
+        // stylesheet ends with a sourceMappingURL, which is rewritten, so
+        // the integrity attribute copied from the docs (the digest of the
+        // file as shipped) would block it.
+        let css = "body{margin:0}\n/*# sourceMappingURL=bootstrap.min.css.map */";
+        let js = "export const x = 1;";
+        let cdn = "<script src=\"https://cdn.jsdelivr.net/npm/bootstrap@5.3.3/dist/js/bootstrap.bundle.min.js\" \
+                   integrity=\"sha384-YvpcrYf0tY3lHB60NNkmXc5s9fDVZLESaAA55NDzOxhy9GkcIdslK1eN7N6jIeHz\" \
+                   crossorigin=\"anonymous\"></script>";
+        let page = format!(
+            "<link href=\"css/bootstrap.min.css\" rel=\"stylesheet\" integrity=\"{}\" crossorigin=\"anonymous\">\n\
+             <script type=module src=js/app.js integrity='sha384-bogus {}'></script>\n{cdn}",
+            sri::integrity(css.as_bytes()),
+            format_args!("sha512-{}", crate::digest::base64(&sha2::Sha512::digest(js))),
+        );
+        for kept in [false, true] {
+            let mut inp = input(&[
+                ("css/bootstrap.min.css", css),
+                ("css/bootstrap.min.css.map", "{}"),
+                ("js/app.js", js),
+                ("index.html", &page),
+            ]);
+            if kept {
+                inp.keep.insert("index.html".into());
+            }
+            let out = run(&inp);
+            let css_out = &out.files["css/bootstrap.min.css"];
+            assert_ne!(css_out.bytes, css.as_bytes());
+            let html = text(&out, "index.html");
+            // The changed stylesheet's attribute holds the manifest's value;
+            // the unchanged script's and the CDN's are left as written.
+            let want = format!(
+                "<link href=\"css/{}\" rel=\"stylesheet\" integrity=\"{}\" crossorigin=\"anonymous\">\n\
+                 <script type=module src=js/{} integrity='sha384-bogus {}'></script>\n{cdn}",
+                css_out.name.replace("css/", ""),
+                sri::integrity(&css_out.bytes),
+                out.files["js/app.js"].name.replace("js/", ""),
+                format_args!("sha512-{}", crate::digest::base64(&sha2::Sha512::digest(js))),
+            );
+            assert_eq!(html, want, "kept: {kept}");
+            assert_eq!(out.files["index.html"].kept, kept);
+        }
+    }
+
+    #[test]
+    fn integrity_must_match_the_file_in_the_tree() {
+        let inp = input(&[
+            ("a.js", "1"),
+            (
+                "page.html",
+                "<script src=a.js integrity=\"sha256-AAAAL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI=\"></script>\n\
+                 <script src=a.js integrity=\"md5-whatever\"></script>",
+            ),
+        ]);
+        assert_eq!(
+            errors(&inp),
+            ["page.html:1:13: integrity \"sha256-AAAAL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI=\" \
+              does not match \"a.js\" as it is in the tree; fix or remove the attribute \
+              (it is kept up to date with the published bytes) (reference \"a.js\")"]
+        );
+    }
+
+    #[test]
+    fn integrity_inside_a_reference_cycle() {
+        // A page whose script refers back to it: the script's bytes are
+        // known once the group is named, then the page's attribute.
+        let js = "new URL('./page.html', import.meta.url);";
+        let page = format!(
+            "<script src=a.js integrity={}></script>",
+            sri::integrity(js.as_bytes())
+        );
+        let out = run(&input(&[("a.js", js), ("page.html", &page)]));
+        let a = &out.files["a.js"];
+        assert_ne!(a.bytes, js.as_bytes());
+        assert!(text(&out, "page.html").contains(&sri::integrity(&a.bytes)));
     }
 
     #[test]

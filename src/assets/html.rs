@@ -2,7 +2,9 @@
 //! `src`/`href`/`poster` attributes, `srcset` candidates, import-map JSON
 //! values, `style` attributes and the contents of inline `<style>` and
 //! `<script type="module">` (delegated to the CSS and JS scanners). Comments and other raw text are
-//! skipped so that commented-out markup is never rewritten.
+//! skipped so that commented-out markup is never rewritten. It also finds
+//! the `integrity` attribute of a `<script src>` or `<link href>`, which
+//! holds a digest of the file the reference names.
 
 use crate::assets::css::css_references;
 use crate::assets::js::js_references;
@@ -11,7 +13,37 @@ use std::ops::Range;
 
 /// All references in an HTML document, in source order.
 pub fn html_references(src: &str) -> Vec<Reference> {
+    html_scan(src).refs
+}
+
+/// What [`html_scan`] finds.
+#[derive(Debug, Default)]
+pub struct HtmlScan {
+    /// Every reference, in source order.
+    pub refs: Vec<Reference>,
+    /// Every `integrity` attribute that covers a reference, in source order.
+    pub integrity: Vec<Integrity>,
+}
+
+/// The `integrity` attribute of a `<script src>` or `<link href>`: a
+/// digest of the file that reference names, which the browser checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integrity {
+    /// Raw value range (inside the quotes).
+    pub range: Range<usize>,
+    /// The value, character references decoded.
+    pub value: String,
+    /// The range of the reference it covers (`src` of a script, `href` of
+    /// a link), as in [`HtmlScan::refs`].
+    pub of: Range<usize>,
+}
+
+/// [`html_references`], plus the `integrity` attributes that cover them.
+/// As a browser does, only the first `src`/`href` and the first
+/// `integrity` of a tag count.
+pub fn html_scan(src: &str) -> HtmlScan {
     let mut refs = Vec::new();
+    let mut integrity = Vec::new();
     let b = src.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -25,9 +57,32 @@ pub fn html_references(src: &str) -> Vec<Reference> {
         } else if rest.starts_with("<!") || rest.starts_with("<?") || rest.starts_with("</") {
             i = rest.find('>').map_or(src.len(), |j| i + j + 1);
         } else if b.get(i + 1).is_some_and(u8::is_ascii_alphabetic) {
+            // For `script` and `link`: the first `integrity` attribute, and
+            // the reference made by the first `src` (script) or `href` (link).
+            let mut sri: Option<Range<usize>> = None;
+            let mut covered: Option<Option<Range<usize>>> = None;
             let tag = parse_tag(src, i + 1, |tag, attr| {
+                let before = refs.len();
                 attr_references(src, tag, attr, &mut refs);
+                let url_attr = match tag {
+                    "script" => "src",
+                    "link" => "href",
+                    _ => return,
+                };
+                let name = &src[attr.name.clone()];
+                if sri.is_none() && name.eq_ignore_ascii_case("integrity") {
+                    sri = Some(attr.value.clone());
+                } else if covered.is_none() && name.eq_ignore_ascii_case(url_attr) {
+                    covered = Some(refs.get(before).map(|r| r.range.clone()));
+                }
             });
+            if let (Some(range), Some(Some(of))) = (sri, covered) {
+                integrity.push(Integrity {
+                    value: decode_entities(&src[range.clone()]),
+                    range,
+                    of,
+                });
+            }
             i = tag.end;
             if let Some(raw_end) = raw_text_end(src, &tag) {
                 raw_text_references(src, &tag, i..raw_end, &mut refs);
@@ -39,7 +94,7 @@ pub fn html_references(src: &str) -> Vec<Reference> {
     }
     refs.sort_by_key(|r| r.range.start);
     fill_positions(src, &mut refs);
-    refs
+    HtmlScan { refs, integrity }
 }
 
 /// One attribute of a start tag, as ranges of the source.
@@ -628,6 +683,48 @@ mod tests {
             "#,
         );
         check("<script></scrip", "");
+    }
+
+    /// `integrity` attributes as `<value> of <covered reference>`, one a line.
+    fn check_integrity(src: &str, expected: &[&str]) {
+        let scan = html_scan(src);
+        let got: Vec<String> = scan
+            .integrity
+            .iter()
+            .map(|i| {
+                assert_eq!(&src[i.range.clone()], i.value.replace('&', "&amp;"));
+                format!("{} of {}", i.value, &src[i.of.clone()])
+            })
+            .collect();
+        assert_eq!(got, expected, "{src}");
+    }
+
+    #[test]
+    fn integrity_covers_the_script_src_or_link_href() {
+        // The pattern of Bootstrap's self-hosting instructions, and of
+        // bundler SRI plugins.
+        check_integrity(
+            r#"<link href="css/bootstrap.min.css" rel="stylesheet" integrity="sha384-AAA" crossorigin="anonymous">
+<script integrity='sha384-BBB sha512-CCC' src=js/bootstrap.bundle.min.js crossorigin></script>
+<link rel=modulepreload href=js/chunk.js integrity=sha384-DDD>
+<script type=module crossorigin src="/static/assets/index-9GimqxIf.js" integrity="sha384-E&amp;E"></script>"#,
+            &[
+                "sha384-AAA of css/bootstrap.min.css",
+                "sha384-BBB sha512-CCC of js/bootstrap.bundle.min.js",
+                "sha384-DDD of js/chunk.js",
+                "sha384-E&E of /static/assets/index-9GimqxIf.js",
+            ],
+        );
+        check_integrity(
+            r#"<img src=a.png integrity=sha384-A>
+<script integrity=sha384-B>inline</script>
+<link rel=stylesheet integrity=sha384-C>
+<script src="" integrity=sha384-D></script>
+<!-- <script src=x.js integrity=sha384-E></script> -->
+<script src=first.js src=second.js integrity=sha384-F integrity=sha384-G></script>
+<link href=a.css><link integrity=sha384-H>"#,
+            &["sha384-F of first.js"],
+        );
     }
 
     #[test]

@@ -449,24 +449,46 @@ impl<'a> Lexer<'a> {
         self.push(Kind::Regex, start, value, None);
     }
 
-    /// After an opening backtick or the `}` closing a substitution.
+    /// After an opening backtick or the `}` closing a substitution. A
+    /// whole template without substitutions (`` `./lazy.js` ``, as
+    /// bundlers write specifiers) is a string: a [`Kind::Str`] whose value
+    /// is the template's cooked text.
     fn template(&mut self, start: usize) {
-        while let Some(c) = self.bump() {
+        let whole = self.src[start..].starts_with('`');
+        let mut value = String::new();
+        let end = loop {
+            let at = self.pos;
+            let Some(c) = self.bump() else {
+                break None;
+            };
             match c {
-                '\\' => {
-                    self.bump();
-                }
-                '`' => break,
+                '\\' => self.escape(&mut value),
+                '`' => break Some(at),
                 '$' if self.peek() == Some('{') => {
                     self.bump();
                     self.braces.push(true);
                     self.push(Kind::Template, start, "${", None);
                     return;
                 }
-                _ => {}
+                // A line break in a template is cooked to `\n`.
+                '\r' => {
+                    if self.peek() == Some('\n') {
+                        self.bump();
+                    }
+                    value.push('\n');
+                }
+                c => value.push(c),
             }
+        };
+        match end {
+            Some(end) if whole => {
+                self.push(Kind::Str, start, value, Some('`'));
+                if let Some(t) = self.toks.last_mut() {
+                    t.range = start + 1..end;
+                }
+            }
+            _ => self.push(Kind::Template, start, "`", None),
         }
-        self.push(Kind::Template, start, "`", None);
     }
 
     fn string(&mut self, quote: char) {
@@ -485,50 +507,55 @@ impl<'a> Lexer<'a> {
                 break self.pos; // unterminated
             }
             self.bump();
-            if c != '\\' {
+            if c == '\\' {
+                self.escape(&mut value);
+            } else {
                 value.push(c);
-                continue;
-            }
-            let Some(e) = self.bump() else {
-                break self.pos;
-            };
-            match e {
-                'n' => value.push('\n'),
-                't' => value.push('\t'),
-                'r' => value.push('\r'),
-                'b' => value.push('\u{8}'),
-                'f' => value.push('\u{c}'),
-                'v' => value.push('\u{b}'),
-                '0' if !self.peek().is_some_and(|c| c.is_ascii_digit()) => value.push('\0'),
-                '\r' => {
-                    if self.peek() == Some('\n') {
-                        self.bump();
-                    }
-                }
-                '\n' | '\u{2028}' | '\u{2029}' => {}
-                'x' => {
-                    let hex = self.take_hex(2);
-                    push_code(&mut value, hex, 'x');
-                }
-                'u' => {
-                    if self.peek() == Some('{') {
-                        self.bump();
-                        let hex = self.take_hex(6);
-                        if self.peek() == Some('}') {
-                            self.bump();
-                        }
-                        push_code(&mut value, hex, 'u');
-                    } else {
-                        let hex = self.take_hex(4);
-                        push_code(&mut value, hex, 'u');
-                    }
-                }
-                other => value.push(other),
             }
         };
         self.push(Kind::Str, start, value, Some(quote));
         if let Some(t) = self.toks.last_mut() {
             t.range = start..end;
+        }
+    }
+
+    /// Decodes the escape sequence after a `\\` in a string or template.
+    fn escape(&mut self, value: &mut String) {
+        let Some(e) = self.bump() else {
+            return;
+        };
+        match e {
+            'n' => value.push('\n'),
+            't' => value.push('\t'),
+            'r' => value.push('\r'),
+            'b' => value.push('\u{8}'),
+            'f' => value.push('\u{c}'),
+            'v' => value.push('\u{b}'),
+            '0' if !self.peek().is_some_and(|c| c.is_ascii_digit()) => value.push('\0'),
+            '\r' => {
+                if self.peek() == Some('\n') {
+                    self.bump();
+                }
+            }
+            '\n' | '\u{2028}' | '\u{2029}' => {}
+            'x' => {
+                let hex = self.take_hex(2);
+                push_code(value, hex, 'x');
+            }
+            'u' => {
+                if self.peek() == Some('{') {
+                    self.bump();
+                    let hex = self.take_hex(6);
+                    if self.peek() == Some('}') {
+                        self.bump();
+                    }
+                    push_code(value, hex, 'u');
+                } else {
+                    let hex = self.take_hex(4);
+                    push_code(value, hex, 'u');
+                }
+            }
+            other => value.push(other),
         }
     }
 
@@ -631,6 +658,44 @@ console.log(import.meta.url);
             JsNewUrl@5:21 './w.js' = ./w.js
             "#,
         );
+    }
+
+    #[test]
+    fn template_literal_specifiers() {
+        // Vite 8 (rolldown) writes every string as a template literal:
+        // `f(()=>import(`./lazy-B2qQgaqo.js`).then(e=>e.run()),[])`.
+        check(
+            "f(()=>import(`./lazy-B2qQgaqo.js`).then(e=>e.run()),[]);\n\
+             new URL(`./a\\u0062\\`\\${x}.svg`, import.meta.url);\n\
+             import(`./t-${name}.js`); tag`./no.js`; import(`./no2.js` + x);\n\
+             const s = `import(`;",
+            r#"
+            JsDynamicImport@1:15 `./lazy-B2qQgaqo.js` = ./lazy-B2qQgaqo.js
+            JsNewUrl@2:10 `./a\u0062\`\${x}.svg` = ./ab`${x}.svg
+            "#,
+        );
+        // A rewrite inside a template reads back as what was written.
+        for url in [
+            "./a.js",
+            "./$.js",
+            "./${x}.js",
+            "./`.js",
+            "./\\.js",
+            "./a\nb.js",
+        ] {
+            let mut r = js_references("import(`./x.js`)").remove(0);
+            let src = format!("import(`{}`)", crate::assets::refs::encode_for(&r, url));
+            r = js_references(&src).remove(0);
+            assert_eq!(
+                (r.kind, r.quote, r.value.as_str()),
+                (RefKind::JsDynamicImport, Some('`'), url),
+                "{src}"
+            );
+        }
+        // A line break in a template is cooked to `\n`, whichever it is.
+        let refs = js_references("import(`./a\r\nb.js`); import(`./c\rd.js`)");
+        let values: Vec<&str> = refs.iter().map(|r| r.value.as_str()).collect();
+        assert_eq!(values, ["./a\nb.js", "./c\nd.js"]);
     }
 
     #[test]

@@ -11,8 +11,10 @@ pub mod css;
 pub mod graph;
 pub mod html;
 pub mod js;
+pub mod keep;
 pub mod mime;
 pub mod refs;
+pub mod sri;
 pub mod url;
 
 pub use graph::{fingerprint, AssetError, Input, OutFile, Output};

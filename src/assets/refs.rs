@@ -189,7 +189,7 @@ fn js_string(url: &str, quote: char) -> String {
             '\r' => s.push_str("\\r"),
             '\u{2028}' => s.push_str("\\u2028"),
             '\u{2029}' => s.push_str("\\u2029"),
-            // Backtick-quoted (template) specifiers never reach us, but be safe.
+            // A template literal: `${` would start a substitution.
             '$' if quote == '`' => s.push_str("\\$"),
             c if c == quote => {
                 s.push('\\');

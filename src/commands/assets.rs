@@ -12,8 +12,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest as _, Sha384};
 
+use crate::assets::keep::{KeepRules, ViteOutput};
 use crate::assets::{self, url::UrlOptions, Input};
 use crate::config::{Config, ConfigError};
 use crate::manifest::Asset;
@@ -32,19 +32,28 @@ const MAX_LISTED: usize = 200;
 /// Fingerprints `cfg.assets_dir` in memory. Every problem in the tree is
 /// reported in one error; nothing is written.
 pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
-    let allow_missing = pack::glob_set(&cfg.allow_missing).map_err(|e| {
-        ConfigError(format!(
-            "invalid glob `{}` in `assets.allow_missing` ({}): {}",
-            e.glob,
-            cfg.config_path.display(),
-            e.message
-        ))
-    })?;
-    let files = read_tree(dir)?;
-    let prehashed = match &cfg.vite_manifest {
-        Some(m) => vite_prehashed(m, dir)?,
-        None => BTreeSet::new(),
+    let globs = |key: &str, patterns: &[String]| {
+        pack::glob_set(patterns).map_err(|e| {
+            ConfigError(format!(
+                "invalid glob `{}` in `assets.{key}` ({}): {}",
+                e.glob,
+                cfg.config_path.display(),
+                e.message
+            ))
+        })
     };
+    let allow_missing = globs("allow_missing", &cfg.allow_missing)?;
+    let keep_names = globs("keep_names", &cfg.keep_names)?;
+    let files = read_tree(dir)?;
+    let vite = match &cfg.vite_manifest {
+        Some(m) => Some(vite_output(m, dir, &files)?),
+        None => None,
+    };
+    let rules = KeepRules {
+        globs: keep_names,
+        vite,
+    };
+    let keep = assets::keep::kept(files.keys().map(String::as_str), &rules);
     let input = Input {
         files,
         url: UrlOptions {
@@ -52,7 +61,7 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
             cdn_base: cfg.cdn_base.clone(),
         },
         allow_missing,
-        prehashed,
+        keep,
         ..Input::default()
     };
     assets::fingerprint(&input).map_err(|errors| {
@@ -117,7 +126,7 @@ pub fn write(
                 size: f.bytes.len() as u64,
                 content_type: assets::mime::content_type(logical).to_owned(),
                 cache_control: CACHE_CONTROL.to_owned(),
-                integrity: integrity(&f.bytes),
+                integrity: assets::sri::integrity(&f.bytes),
                 references: f.references.clone(),
             })
         },
@@ -183,11 +192,6 @@ pub fn upload_order(assets: &BTreeMap<String, Asset>) -> Vec<&str> {
         }
     }
     order
-}
-
-/// Subresource integrity of `bytes`: `sha384-<base64>`.
-pub fn integrity(bytes: &[u8]) -> String {
-    format!("sha384-{}", crate::digest::base64(&Sha384::digest(bytes)))
 }
 
 /// Reads every regular file under `root` (dotfiles and dot-directories are
@@ -289,10 +293,17 @@ fn check_link(path: &Path, canonical_root: &Path) -> Result<()> {
     }
 }
 
-/// The logical paths a Vite `manifest.json` names as already hashed: every
-/// entry's `file`, `css` and `assets`. They are relative to Vite's `outDir`,
-/// which holds the manifest (Vite 4) or its `.vite/` directory (Vite 5+).
-fn vite_prehashed(manifest: &Path, assets_dir: &Path) -> Result<BTreeSet<String>> {
+/// Vite's output directory in the assets tree, and the files its
+/// `manifest.json` names (every entry's `file`, `css` and `assets`, all
+/// relative to Vite's `outDir`). `outDir` is the directory holding the
+/// manifest (Vite 4: `outDir/manifest.json`) or its `.vite/` directory
+/// (Vite 5 and later: `outDir/.vite/manifest.json`). A named file missing
+/// from `files` means the manifest is not the tree's: an error.
+fn vite_output(
+    manifest: &Path,
+    assets_dir: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<ViteOutput> {
     let what = || {
         format!(
             "reading the Vite manifest {} (from `assets.vite_manifest`)",
@@ -326,23 +337,35 @@ fn vite_prehashed(manifest: &Path, assets_dir: &Path) -> Result<BTreeSet<String>
             assets_dir.display()
         );
     };
-    let prefix: String = rel
+    let dir: String = rel
         .components()
         .map(|c| format!("{}/", c.as_os_str().to_string_lossy()))
         .collect();
-    let mut set = BTreeSet::new();
+    let mut listed = BTreeSet::new();
     for entry in entries.values() {
-        let files = entry.get("file").into_iter().chain(
+        let named = entry.get("file").into_iter().chain(
             ["css", "assets"]
                 .iter()
                 .filter_map(|k| entry.get(*k).and_then(|v| v.as_array()))
                 .flatten(),
         );
-        for f in files.filter_map(|v| v.as_str()) {
-            set.insert(format!("{prefix}{}", f.trim_start_matches('/')));
+        for f in named.filter_map(|v| v.as_str()) {
+            listed.insert(format!("{dir}{}", f.trim_start_matches('/')));
         }
     }
-    Ok(set)
+    let missing: Vec<&String> = listed.iter().filter(|f| !files.contains_key(*f)).collect();
+    if let Some(first) = missing.first() {
+        bail!(
+            "the Vite manifest {} names {} file{} the assets directory {} does not hold \
+             (first: {first}); build the front end again, or point `assets.vite_manifest` at the \
+             manifest of the build in `assets.dir`",
+            manifest.display(),
+            missing.len(),
+            if missing.len() == 1 { "" } else { "s" },
+            assets_dir.display()
+        );
+    }
+    Ok(ViteOutput { dir, listed })
 }
 
 /// Temp file then rename, into an existing directory; unless `fresh`, a file
@@ -391,15 +414,6 @@ fn prune(dir: &Path, keep: &HashSet<PathBuf>) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn integrity_of_known_bytes() {
-        // `printf 'alert(1)' | openssl dgst -sha384 -binary | base64`
-        assert_eq!(
-            integrity(b"alert(1)"),
-            "sha384-HT2E9NfWiuQ/w1PRai+hTyqW16NIoCGA/m8VQDUopfAtcz6YQjtsMmQd5uRbVDpW"
-        );
-    }
 
     fn asset(refs: &[&str]) -> Asset {
         Asset {

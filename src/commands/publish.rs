@@ -5,14 +5,16 @@
 //! them last, so a stored manifest always names objects that exist. Every put
 //! is create-only, so republishing an unchanged tree writes nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::assets;
 use crate::cli::{Global, PublishArgs};
 use crate::digest::Digest;
+use crate::exit::IntegrityError;
 use crate::manifest::{self, Manifest};
 use crate::output::{ObjectsBar, Printer};
 use crate::store::{Body, Key, PutMode, PutOptions, PutOutcome, Store};
@@ -65,7 +67,7 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
     };
     let store = super::open_store(&cfg)?;
     if args.dry_run {
-        let report = plan(store.as_ref(), &built, printer)?;
+        let report = plan(store.as_ref(), &built, cfg.concurrency, printer)?;
         printer.result(built.id)?;
         printer.json(&report)?;
         return Ok(());
@@ -106,9 +108,14 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
 }
 
 /// `publish --dry-run`: what the store lacks, found as `publish` would
-/// (one HEAD of the manifest, else one listing of `assets/` and a HEAD of
-/// the artifact); nothing is written.
-fn plan(store: &dyn Store, built: &build::Built, printer: &Printer) -> Result<PublishJson> {
+/// (one HEAD of the manifest, else [`stored_assets`] and a HEAD of the
+/// artifact), with the same checks; nothing is written.
+fn plan(
+    store: &dyn Store,
+    built: &build::Built,
+    concurrency: usize,
+    printer: &Printer,
+) -> Result<PublishJson> {
     let m = &built.manifest;
     let mut report = PublishJson {
         manifest: built.id.to_string(),
@@ -123,10 +130,10 @@ fn plan(store: &dyn Store, built: &build::Built, printer: &Printer) -> Result<Pu
         report.tally.unchanged = m.objects().into_iter().map(|o| o.key).collect();
         report.tally.unchanged.push(manifest_key.to_string());
     } else {
-        let present: BTreeSet<Key> = store.list("assets/")?.into_iter().map(|l| l.key).collect();
+        let stored = stored_assets(store, m, concurrency, printer)?;
         for a in m.assets.values() {
             let key = Key::new(a.key.clone())?;
-            let list = if present.contains(&key) {
+            let list = if stored.contains(&key) {
                 &mut report.tally.unchanged
             } else {
                 &mut report.tally.written
@@ -197,6 +204,9 @@ fn publish(
         return Ok(report);
     }
 
+    // Before anything is written: which assets are stored already, and
+    // whether any key holds other bytes than this build's (then nothing is).
+    let stored = stored_assets(store, m, concurrency, printer)?;
     let total: u64 = m.assets.values().map(|a| a.size).sum::<u64>() + m.artifact.size;
     let bar = printer.objects_bar(total, m.assets.len() + 1, "uploading");
     let artifact = Job {
@@ -232,7 +242,16 @@ fn publish(
                 Err(e) => Err(e),
             }
         });
-        let assets = upload_assets(store, out, m, concurrency, &mut report.tally, &bar, printer);
+        let assets = upload_assets(
+            store,
+            out,
+            m,
+            &stored,
+            concurrency,
+            &mut report.tally,
+            &bar,
+            printer,
+        );
         (artifact_thread.join(), assets)
     });
     assets_result?;
@@ -264,29 +283,145 @@ fn publish(
     Ok(report)
 }
 
+/// The asset keys of `m` the store holds with this build's bytes, found
+/// with one listing of `assets/` and, where the listing cannot tell, a HEAD.
+///
+/// Only a content-derived name ([`assets::graph::is_content_named`]) may be
+/// trusted from the listing alone, when the size agrees: it commits to the
+/// first 48 bits (or more) of the sha256 of the only bytes verbatim ever
+/// stores under it, so other bytes there of the same size mean a deliberate
+/// prefix collision by someone who can write the store (which `verify`, with
+/// the whole digest, still catches). A kept name (Vite's output,
+/// `assets.keep_names`) commits to nothing, nor does the name of a member of
+/// a reference cycle: the store's sha256 of those is compared (HEAD; a store
+/// that vouches for none is read and hashed).
+///
+/// A key holding other bytes is an integrity error (exit 5) naming every
+/// such key, before anything is written: stored assets are immutable.
+fn stored_assets(
+    store: &dyn Store,
+    m: &Manifest,
+    concurrency: usize,
+    printer: &Printer,
+) -> Result<BTreeSet<Key>> {
+    let mut stored = BTreeSet::new();
+    if m.assets.is_empty() {
+        return Ok(stored);
+    }
+    let listed: BTreeMap<Key, u64> = store
+        .list("assets/")?
+        .into_iter()
+        .map(|l| (l.key, l.size))
+        .collect();
+    let mut conflicts = Vec::new();
+    let mut to_check = Vec::new();
+    for (logical, a) in &m.assets {
+        let key = Key::new(a.key.clone())?;
+        let content_named = a
+            .key
+            .strip_prefix("assets/")
+            .is_some_and(|name| assets::graph::is_content_named(logical, name, &a.sha256));
+        match listed.get(&key) {
+            None => {}
+            Some(&size) if size != a.size => conflicts.push(Conflict {
+                logical,
+                key,
+                content_named,
+                why: format!("the store holds {size} bytes, this build {}", a.size),
+            }),
+            Some(_) if content_named => {
+                stored.insert(key);
+            }
+            Some(_) => to_check.push((logical, key, a)),
+        }
+    }
+    let statuses = crate::par::try_map(&to_check, concurrency, |(_, key, a)| {
+        let sha256 = Digest::from_hex(&a.sha256).expect("parsed manifests are valid");
+        super::verify::check(store, key.as_str(), sha256, a.size, false)
+    });
+    for ((logical, key, _), status) in to_check.iter().zip(statuses) {
+        let Some(status) = status else { continue }; // not started after a failure
+        match status? {
+            "ok" => {
+                stored.insert(key.clone());
+            }
+            "missing" => {} // gone since the listing: put it
+            other => conflicts.push(Conflict {
+                logical,
+                key: key.clone(),
+                content_named: false,
+                why: other.to_owned(),
+            }),
+        }
+    }
+    let Some(first) = conflicts.first() else {
+        return Ok(stored);
+    };
+    for c in &conflicts {
+        printer.note(format!(
+            "BAD {}: stored with other bytes than this build's {} ({})",
+            c.key, c.logical, c.why
+        ));
+    }
+    let advice = if conflicts.iter().any(|c| !c.content_named) {
+        "a file that keeps its name (Vite's output, `assets.keep_names`) must be \
+         content-hashed by its bundler: rename it when its content changes (Vite's \
+         public/ files are copied as they are), or let verbatim fingerprint it"
+    } else {
+        "verbatim never writes other bytes under a content-hashed name: compare the \
+         stored object with the build (`verbatim verify` names what is corrupt)"
+    };
+    Err(IntegrityError(format!(
+        "{}{} already {} other bytes in {} (listed above): stored assets are immutable, \
+         so this build cannot be published; {advice}",
+        first.key,
+        match conflicts.len() {
+            1 => String::new(),
+            n => format!(
+                " and {} more asset key{}",
+                n - 1,
+                if n == 2 { "" } else { "s" }
+            ),
+        },
+        if conflicts.len() == 1 {
+            "holds"
+        } else {
+            "hold"
+        },
+        store.location()
+    ))
+    .into())
+}
+
+/// An asset key the store holds with other bytes.
+struct Conflict<'a> {
+    logical: &'a str,
+    key: Key,
+    /// Whether the key is a content-derived name (else a kept name, or a
+    /// cycle member's: nothing of the bytes it should hold is in it).
+    content_named: bool,
+    why: String,
+}
+
 /// Stores the assets of `m` from the build directory `out`, in leaves-first
-/// waves; assets the store lists already are skipped.
+/// waves; those in `stored` ([`stored_assets`]) are skipped.
+#[allow(clippy::too_many_arguments)]
 fn upload_assets(
     store: &dyn Store,
     out: &Path,
     m: &Manifest,
+    stored: &BTreeSet<Key>,
     concurrency: usize,
     report: &mut Tally,
     bar: &ObjectsBar,
     printer: &Printer,
 ) -> Result<()> {
-    if m.assets.is_empty() {
-        return Ok(());
-    }
-    // Content-addressed: one listing tells which are stored already,
-    // instead of a request per asset.
-    let present: BTreeSet<Key> = store.list("assets/")?.into_iter().map(|l| l.key).collect();
     for wave in super::assets::upload_waves(&m.assets) {
         let mut jobs = Vec::new();
         for logical in wave {
             let a = &m.assets[logical];
             let key = Key::new(a.key.clone())?;
-            if present.contains(&key) {
+            if stored.contains(&key) {
                 bar.object_done(a.size);
                 printer.detail(format!("already there: {key}"));
                 report.unchanged.push(key.to_string());

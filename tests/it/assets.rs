@@ -1,6 +1,8 @@
 //! Asset fingerprinting through the real binary: `build` names and rewrites
 //! the tree, `publish` stores it leaves-first before the artifact and the
-//! manifest, `export --format django` writes staticfiles.json.
+//! manifest, `export --format django` writes staticfiles.json. Which files
+//! keep their names: a real Vite build (tests/fixtures/vite), names from
+//! real packages that look hashed, `assets.keep_names`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -50,6 +52,39 @@ pub fn site() -> Project {
     );
     p.write("static/.DS_Store", "ignored dotfile");
     p
+}
+
+/// The Vite build of tests/fixtures/vite/project (see its README), as a
+/// project keeps it: `frontend/dist`, served under `/static/` (Vite's
+/// `base`), with `assets.vite_manifest` pointing at its manifest.
+pub fn vite_project() -> Project {
+    let p = Project::with_config(VITE_CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    copy_dir(&fixture("vite/dist"), &p.path().join("frontend/dist"));
+    p
+}
+
+const VITE_CONFIG: &str = "[app]\ndir = \"app\"\n[assets]\ndir = \"frontend/dist\"\n\
+                           vite_manifest = \"frontend/dist/.vite/manifest.json\"\n";
+
+pub fn fixture(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// Copies the tree at `from` to `to`, dotfiles included.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 fn manifest(p: &Project) -> serde_json::Value {
@@ -293,6 +328,180 @@ fn the_example_with_assets_is_a_real_build() {
         "{} is stale: rerun this test with VERBATIM_BLESS=1",
         path.display()
     );
+}
+
+#[test]
+fn a_vite_build_keeps_every_name_and_is_still_scanned() {
+    let p = vite_project();
+    let out = p.json(&["build"]);
+    let m = manifest(&p);
+    crate::schema::validate(&m, "manifest of a Vite build");
+    let dist = p.path().join("frontend/dist");
+    let k = keys(&m);
+    assert_eq!(
+        k.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "assets/index-9GimqxIf.js",
+            "assets/index-9GimqxIf.js.map",
+            "assets/index-gGNJdlJx.css",
+            "assets/javascript-DWV2vKwc.svg",
+            "assets/lazy-B2qQgaqo.js",
+            "assets/lazy-B2qQgaqo.js.map",
+            "icons.svg",
+            "index.html",
+            "logo.svg",
+            "vite.svg",
+        ],
+        "the manifest's own .vite/ is not an asset"
+    );
+    // Vite's hashed files, its copies of public/, their source maps and
+    // index.html keep their names and, naming only each other, their bytes.
+    for (logical, key) in &k {
+        assert_eq!(key, &format!("assets/{logical}"));
+        let built = fs::read(p.path().join(".verbatim/build").join(key)).unwrap();
+        assert_eq!(built, fs::read(dist.join(logical)).unwrap(), "{logical}");
+        assert_eq!(m["assets"][logical]["sha256"], sha256_hex(&built));
+    }
+    // Kept files are scanned: the stylesheet's plain /static/logo.svg, the
+    // dynamic import of the lazy chunk (a template literal), the maps.
+    assert_eq!(
+        strings(&m["assets"]["assets/index-gGNJdlJx.css"]["references"]),
+        ["logo.svg"]
+    );
+    assert_eq!(
+        strings(&m["assets"]["assets/index-9GimqxIf.js"]["references"]),
+        ["assets/index-9GimqxIf.js.map", "assets/lazy-B2qQgaqo.js"]
+    );
+    assert_eq!(
+        strings(&m["assets"]["index.html"]["references"]),
+        [
+            "assets/index-9GimqxIf.js",
+            "assets/index-gGNJdlJx.css",
+            "vite.svg"
+        ]
+    );
+    assert_eq!(
+        p.json(&["build"])["manifest"],
+        out["manifest"],
+        "reproducible"
+    );
+
+    // And checked: a missing file is an error, even in a kept file.
+    fs::remove_file(dist.join("logo.svg")).unwrap();
+    let err = p.fails(&["build"], 1);
+    assert!(
+        err.contains("assets/index-gGNJdlJx.css:1:21: referenced file \"logo.svg\" does not exist"),
+        "{err}"
+    );
+    // A manifest that names files the directory does not hold is not its own.
+    fs::remove_file(dist.join("assets/lazy-B2qQgaqo.js")).unwrap();
+    let err = p.fails(&["build"], 1);
+    assert!(
+        err.contains("names 1 file") && err.contains("assets/lazy-B2qQgaqo.js"),
+        "{err}"
+    );
+}
+
+#[test]
+fn names_that_look_hashed_are_fingerprinted_unless_kept() {
+    // Font Awesome's v4-font-face.css and its fa-v4compatibility font, a
+    // stylesheet named like theme-v2compact.css: before, taken for bundler
+    // hashes, published unhashed and, for the stylesheet, never scanned.
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/fontawesome/css/v4-font-face.css",
+        "@font-face {\n  font-family: \"FontAwesome\";\n  font-display: block;\n  \
+         src: url(\"../webfonts/fa-v4compatibility.woff2\") format(\"woff2\");\n}\n",
+    );
+    p.write(
+        "static/fontawesome/webfonts/fa-v4compatibility.woff2",
+        b"wOF2v4",
+    );
+    p.write(
+        "static/css/theme-v2compact.css",
+        "body { background: url(../img/bg.png); }\n",
+    );
+    p.write("static/img/bg.png", b"\x89PNG bg");
+    // pdf.js, kept by a glob: its worker and the worker's source map.
+    p.write(
+        "static/pdfjs/pdf.worker.min.mjs",
+        "self.onmessage=()=>{};\n//# sourceMappingURL=pdf.worker.min.mjs.map\n",
+    );
+    p.write("static/pdfjs/pdf.worker.min.mjs.map", "{}");
+    p.ok(&["build"]);
+    let m = manifest(&p);
+    let k = keys(&m);
+    for logical in [
+        "fontawesome/css/v4-font-face.css",
+        "fontawesome/webfonts/fa-v4compatibility.woff2",
+        "css/theme-v2compact.css",
+        "img/bg.png",
+        "pdfjs/pdf.worker.min.mjs",
+    ] {
+        let (stem, ext) = logical.rsplit_once('.').unwrap();
+        let key = &k[logical];
+        assert!(
+            key.starts_with(&format!("assets/{stem}."))
+                && key.ends_with(&format!(".{ext}"))
+                && key.len() == "assets/".len() + logical.len() + 13,
+            "{logical} -> {key}"
+        );
+    }
+    let name = |l: &str| k[l].rsplit('/').next().unwrap().to_owned();
+    let read = |key: &str| fs::read_to_string(p.path().join(".verbatim/build").join(key)).unwrap();
+    assert!(read(&k["css/theme-v2compact.css"])
+        .contains(&format!("url(../img/{})", name("img/bg.png"))));
+    assert!(
+        read(&k["fontawesome/css/v4-font-face.css"]).contains(&format!(
+            "url(\"../webfonts/{}\")",
+            name("fontawesome/webfonts/fa-v4compatibility.woff2")
+        ))
+    );
+
+    // keep_names: pdf.js's files (and so the worker's map) and Font
+    // Awesome's stylesheet keep their names; the stylesheet still names
+    // the font's new name, so its stored bytes are not the tree's, and the
+    // manifest records the bytes stored.
+    p.write(
+        "verbatim.toml",
+        format!("{CONFIG}keep_names = [\"pdfjs/*.mjs\", \"fontawesome/css/**\"]\n"),
+    );
+    p.ok(&["build"]);
+    let m = manifest(&p);
+    let k = keys(&m);
+    for logical in [
+        "pdfjs/pdf.worker.min.mjs",
+        "pdfjs/pdf.worker.min.mjs.map",
+        "fontawesome/css/v4-font-face.css",
+    ] {
+        assert_eq!(k[logical], format!("assets/{logical}"));
+    }
+    assert_ne!(
+        k["fontawesome/webfonts/fa-v4compatibility.woff2"],
+        "assets/fontawesome/webfonts/fa-v4compatibility.woff2"
+    );
+    let css = read(&k["fontawesome/css/v4-font-face.css"]);
+    assert!(
+        css.contains(&format!(
+            "url(\"../webfonts/{}\")",
+            name("fontawesome/webfonts/fa-v4compatibility.woff2")
+        )),
+        "{css}"
+    );
+    assert_eq!(
+        m["assets"]["fontawesome/css/v4-font-face.css"]["sha256"],
+        sha256_hex(css.as_bytes())
+    );
+    assert_eq!(
+        read(&k["pdfjs/pdf.worker.min.mjs"]),
+        fs::read_to_string(p.path().join("static/pdfjs/pdf.worker.min.mjs")).unwrap()
+    );
+
+    // A bad glob is a configuration error naming the key.
+    p.write("verbatim.toml", format!("{CONFIG}keep_names = [\"a/[\"]\n"));
+    let err = p.fails(&["build"], 2);
+    assert!(err.contains("assets.keep_names"), "{err}");
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

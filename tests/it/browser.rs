@@ -1,7 +1,12 @@
 //! End to end in a real browser: headless Chromium loads a published page
 //! from the local store over HTTP, every request succeeds and the module
 //! script runs; after a changed release is published, the old page still
-//! loads completely (old assets are never overwritten or removed).
+//! loads completely (old assets are never overwritten or removed). The
+//! server sends each object with the `Content-Type` the manifest gives it
+//! and `X-Content-Type-Options: nosniff`, as a bucket or CDN would, so the
+//! browser's own checks of types and integrity apply: a real Vite build
+//! (its copies of `public/` included), a rewritten file under an
+//! `integrity` attribute, module scripts, a JSON module and WebAssembly.
 //!
 //! Needs the `chromium` binary (`apt-get install chromium`; `cargo xtask ci`
 //! installs it when root). Without it the test says so loudly and passes,
@@ -49,16 +54,25 @@ pub type Log = Arc<Mutex<Vec<(String, u16)>>>;
 /// the body and its content type, or `None` for a 404.
 pub type Route = dyn Fn(&str) -> Option<(Vec<u8>, String)> + Send + Sync;
 
+/// Store key to the `Content-Type` the manifests give it.
+type Types = Arc<Mutex<BTreeMap<String, String>>>;
+
 /// Serves `<store>/assets/…` at `/static/…` on 127.0.0.1; returns the base URL.
-fn serve(store: PathBuf, log: Log) -> String {
+fn serve(store: PathBuf, log: Log, types: Types) -> String {
     serve_with(
         Arc::new(move |path: &str| {
-            let file = path
+            let key = path
                 .strip_prefix("/static/")
                 .filter(|p| !p.split('/').any(|s| s == ".." || s.is_empty()))
-                .map(|p| store.join("assets").join(p))?;
-            let body = fs::read(&file).ok()?;
-            Some((body, content_type(&file).to_owned()))
+                .map(|p| format!("assets/{p}"))?;
+            let body = fs::read(store.join(&key)).ok()?;
+            // What the manifest says, as a bucket would answer; a key no
+            // manifest names is served as bytes, which no script survives.
+            let ctype = types.lock().unwrap().get(&key).cloned();
+            Some((
+                body,
+                ctype.unwrap_or_else(|| "application/octet-stream".into()),
+            ))
         }),
         log,
     )
@@ -109,15 +123,21 @@ fn respond(mut stream: TcpStream, route: &Route, log: &Log) {
     let _ = stream.write_all(&body);
 }
 
-fn content_type(f: &Path) -> &'static str {
-    match f.extension().and_then(|e| e.to_str()) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("png") => "image/png",
-        Some("woff2") => "font/woff2",
-        _ => "application/octet-stream",
+/// Adds the content types of the build's manifest to `types`.
+fn learn_types(p: &crate::util::Project, types: &Types) {
+    let m = built_manifest(p);
+    let mut types = types.lock().unwrap();
+    for a in m["assets"].as_object().unwrap().values() {
+        types.insert(
+            a["key"].as_str().unwrap().to_owned(),
+            a["content_type"].as_str().unwrap().to_owned(),
+        );
     }
+}
+
+fn built_manifest(p: &crate::util::Project) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(p.path().join(".verbatim/build/manifest.json")).unwrap())
+        .unwrap()
 }
 
 /// Loads `url` headless and returns the DOM after scripts ran.
@@ -156,17 +176,26 @@ pub fn dump_dom(chromium: &Path, url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn page_key(p: &crate::util::Project) -> String {
-    let m: serde_json::Value =
-        serde_json::from_slice(&fs::read(p.path().join(".verbatim/build/manifest.json")).unwrap())
-            .unwrap();
-    m["assets"]["index.html"]["key"]
+/// The store key of the page at logical path `page` in the build's manifest.
+fn page_key(p: &crate::util::Project, page: &str) -> String {
+    built_manifest(p)["assets"][page]["key"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
-fn check_page(chromium: &Path, base: &str, key: &str, log: &Log, what: &str) {
+/// Loads the page stored under `key`: every request must succeed, each of
+/// `needles` must be part of some requested path, and each of `dom` must
+/// be in the DOM once scripts ran.
+fn check_page(
+    chromium: &Path,
+    base: &str,
+    key: &str,
+    log: &Log,
+    what: &str,
+    needles: &[&str],
+    dom_has: &[&str],
+) {
     log.lock().unwrap().clear();
     let url = format!("{base}/static/{}", key.trim_start_matches("assets/"));
     let dom = dump_dom(chromium, &url);
@@ -179,33 +208,43 @@ fn check_page(chromium: &Path, base: &str, key: &str, log: &Log, what: &str) {
         .collect();
     let failed: Vec<_> = requests.iter().filter(|(_, s)| **s != 200).collect();
     assert!(failed.is_empty(), "{what}: failed requests {failed:?}");
-    for needle in [
-        "/css/site.",
-        "/css/base.",
-        "/js/app.",
-        "/js/util.",
-        "/img/logo.",
-    ] {
+    for needle in needles {
         assert!(
             requests.keys().any(|p| p.contains(needle)),
             "{what}: {needle} was never requested: {requests:?}"
         );
     }
-    assert!(
-        dom.contains("id=\"out\">ran</p>"),
-        "{what}: the module script did not run; DOM:\n{dom}"
-    );
+    for want in dom_has {
+        assert!(
+            dom.contains(want),
+            "{what}: {want:?} is not in the DOM (a script did not run, or ran into an error); DOM:\n{dom}"
+        );
+    }
 }
+
+/// What the site of [`site`] requests, and what its module script writes.
+const SITE_NEEDLES: &[&str] = &[
+    "/css/site.",
+    "/css/base.",
+    "/js/app.",
+    "/js/util.",
+    "/img/logo.",
+];
+const SITE_RAN: &[&str] = &["id=\"out\">ran</p>"];
 
 #[test]
 fn a_published_page_loads_completely_and_still_does_after_the_next_release() {
     let Some(chromium) = chromium() else { return };
     let p = site();
     p.ok(&["publish"]);
-    let old_page = page_key(&p);
-    let log: Log = Arc::default();
-    let base = serve(p.store(), log.clone());
-    check_page(&chromium, &base, &old_page, &log, "release 1");
+    let old_page = page_key(&p, "index.html");
+    let (log, types): (Log, Types) = Default::default();
+    learn_types(&p, &types);
+    let base = serve(p.store(), log.clone(), types.clone());
+    let check = |key: &str, what: &str| {
+        check_page(&chromium, &base, key, &log, what, SITE_NEEDLES, SITE_RAN)
+    };
+    check(&old_page, "release 1");
 
     // Release 2 changes a leaf script and the stylesheet.
     p.write(
@@ -215,14 +254,162 @@ fn a_published_page_loads_completely_and_still_does_after_the_next_release() {
     );
     p.write("static/css/base.css", "body { color: #333; }\n");
     p.ok(&["publish"]);
-    let new_page = page_key(&p);
+    learn_types(&p, &types);
+    let new_page = page_key(&p, "index.html");
     assert_ne!(new_page, old_page);
-    check_page(&chromium, &base, &new_page, &log, "release 2");
+    check(&new_page, "release 2");
+    check(&old_page, "release 1 after release 2");
+}
+
+#[test]
+fn a_vite_build_loads_completely_with_its_public_files() {
+    // tests/fixtures/vite: Vite's output, `public/` copies and all. Its
+    // bundle names /static/icons.svg, /static/vite.svg and, in its CSS,
+    // /static/logo.svg, plainly.
+    let Some(chromium) = chromium() else { return };
+    let p = crate::assets::vite_project();
+    p.ok(&["publish"]);
+    let (log, types): (Log, Types) = Default::default();
+    learn_types(&p, &types);
+    let base = serve(p.store(), log.clone(), types);
+    let page = page_key(&p, "index.html");
+    assert_eq!(page, "assets/index.html");
     check_page(
         &chromium,
         &base,
-        &old_page,
+        &page,
         &log,
-        "release 1 after release 2",
+        "the Vite build",
+        &[
+            "/static/assets/index-9GimqxIf.js",
+            "/static/assets/index-gGNJdlJx.css",
+            "/static/assets/lazy-B2qQgaqo.js",
+            "/static/assets/javascript-DWV2vKwc.svg",
+            "/static/vite.svg",
+            "/static/icons.svg",
+            "/static/logo.svg",
+        ],
+        &["id=\"out\">ran</p>", "data-lazy=\"loaded\""],
     );
+}
+
+#[test]
+fn a_file_rewritten_under_an_integrity_attribute_still_loads() {
+    // Bootstrap self-hosted as its documentation shows it, with the
+    // `integrity` of the file as shipped: its sourceMappingURL is
+    // rewritten, and so must the attribute be. The module script, whose
+    // import is rewritten, carries one too.
+    let Some(chromium) = chromium() else { return };
+    let p = crate::util::Project::with_config("[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n");
+    p.write("app/main.py", "print('app')\n");
+    let css = "body{color:rgb(1, 2, 3)}\n/*# sourceMappingURL=bootstrap.min.css.map */\n";
+    let js = "import { x } from './util.js';\n\
+              document.getElementById('out').textContent = x + ' ' + getComputedStyle(document.body).color;\n";
+    p.write("static/css/bootstrap.min.css", css);
+    p.write(
+        "static/css/bootstrap.min.css.map",
+        "{\"version\":3,\"sources\":[],\"mappings\":\"\"}",
+    );
+    p.write("static/js/app.js", js);
+    p.write("static/js/util.js", "export const x = 'ran';\n");
+    p.write(
+        "static/index.html",
+        format!(
+            "<!doctype html>\n<html><head>\n\
+             <link href=\"css/bootstrap.min.css\" rel=\"stylesheet\" integrity=\"{}\" crossorigin=\"anonymous\">\n\
+             <script type=\"module\" src=\"js/app.js\" integrity=\"{}\" crossorigin=\"anonymous\"></script>\n\
+             </head><body><p id=\"out\"></p></body></html>\n",
+            sri(css.as_bytes()),
+            sri(js.as_bytes())
+        ),
+    );
+    p.ok(&["publish"]);
+    let m = built_manifest(&p);
+    let stored_css = fs::read(
+        p.store().join(
+            m["assets"]["css/bootstrap.min.css"]["key"]
+                .as_str()
+                .unwrap(),
+        ),
+    )
+    .unwrap();
+    assert_ne!(stored_css, css.as_bytes(), "the stylesheet was rewritten");
+    let (log, types): (Log, Types) = Default::default();
+    learn_types(&p, &types);
+    let base = serve(p.store(), log.clone(), types);
+    check_page(
+        &chromium,
+        &base,
+        &page_key(&p, "index.html"),
+        &log,
+        "integrity",
+        &["/css/bootstrap.min.", "/js/app.", "/js/util."],
+        &["id=\"out\">ran rgb(1, 2, 3)</p>"],
+    );
+}
+
+#[test]
+fn content_types_pass_the_browsers_checks() {
+    // pdf.js's layout (pdfjs-dist): ES modules (.mjs) and WebAssembly
+    // decoders started with instantiateStreaming, which takes nothing but
+    // application/wasm; besides, a JSON module, a stylesheet and a classic
+    // script, all under nosniff.
+    let Some(chromium) = chromium() else { return };
+    let p = crate::util::Project::with_config("[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n");
+    p.write("app/main.py", "print('app')\n");
+    // (module (func (export "answer") (result i32) i32.const 42))
+    p.write(
+        "static/pdfjs/wasm/answer.wasm",
+        [
+            0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+            0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, // type: () -> i32
+            0x03, 0x02, 0x01, 0x00, // function 0 has type 0
+            0x07, 0x0a, 0x01, 0x06, b'a', b'n', b's', b'w', b'e', b'r', 0x00, 0x00, // export
+            0x0a, 0x06, 0x01, 0x04, 0x00, 0x41, 0x2a, 0x0b, // code: i32.const 42
+        ],
+    );
+    p.write(
+        "static/pdfjs/build/pdf.mjs",
+        "import { label } from './util.mjs';\n\
+         import data from './data.json' with { type: 'json' };\n\
+         const wasm = new URL('../wasm/answer.wasm', import.meta.url);\n\
+         const { instance } = await WebAssembly.instantiateStreaming(fetch(wasm));\n\
+         document.getElementById('out').textContent = [label, data.ok, instance.exports.answer(),\n\
+           getComputedStyle(document.body).color, window.classic].join(' ');\n",
+    );
+    p.write(
+        "static/pdfjs/build/util.mjs",
+        "export const label = 'mjs';\n",
+    );
+    p.write("static/pdfjs/build/data.json", "{\"ok\": \"json\"}\n");
+    p.write("static/css/viewer.css", "body { color: rgb(4, 5, 6); }\n");
+    p.write("static/js/classic.js", "window.classic = 'classic';\n");
+    p.write(
+        "static/viewer.html",
+        "<!doctype html>\n<html><head><link rel=stylesheet href=css/viewer.css>\n\
+         <script src=js/classic.js></script>\n\
+         <script type=module src=pdfjs/build/pdf.mjs></script></head>\n\
+         <body><p id=out></p></body></html>\n",
+    );
+    p.ok(&["publish"]);
+    let (log, types): (Log, Types) = Default::default();
+    learn_types(&p, &types);
+    let base = serve(p.store(), log.clone(), types);
+    check_page(
+        &chromium,
+        &base,
+        &page_key(&p, "viewer.html"),
+        &log,
+        "content types",
+        &[
+            "/pdfjs/wasm/answer.",
+            "/pdfjs/build/data.",
+            "/pdfjs/build/util.",
+        ],
+        &["<p id=\"out\">mjs json 42 rgb(4, 5, 6) classic</p>"],
+    );
+}
+
+fn sri(bytes: &[u8]) -> String {
+    verbatim::assets::sri::integrity(bytes)
 }

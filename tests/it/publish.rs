@@ -152,6 +152,80 @@ fn store_flag_and_env_and_file_url_pick_the_store() {
     assert!(err.contains("ftp"), "{err}");
 }
 
+#[test]
+fn a_kept_name_holding_other_bytes_fails_publish_before_anything_is_written() {
+    // A Vite build (tests/fixtures/vite): its files keep their names, and
+    // public/icons.svg is copied as it is, unhashed. Edit it without
+    // renaming it, and the name already published means other bytes.
+    let p = crate::assets::vite_project();
+    let first = published(&p);
+    let first_id = first["manifest"].as_str().unwrap().to_owned();
+
+    // A new release with the same assets: every kept name is checked
+    // against the store's digest, found equal, and not written again.
+    p.write("app/main.py", "print('v2')\n");
+    let second = published(&p);
+    let kept: Vec<&str> = strings(&first["written"])
+        .into_iter()
+        .filter(|k| k.starts_with("assets/"))
+        .collect();
+    assert_eq!(kept.len(), 10);
+    assert_eq!(strings(&second["unchanged"]), kept);
+    assert_eq!(strings(&second["written"]).len(), 2, "{second}");
+
+    let icons = p.store().join("assets/icons.svg");
+    let stored = fs::read(&icons).unwrap();
+    let manifests = || Project::files_under(&p.store().join("manifests"));
+    let before = manifests();
+    let source = p.path().join("frontend/dist/icons.svg");
+    let original = fs::read_to_string(&source).unwrap();
+    for (what, edited) in [
+        ("same size", original.replace("#0a0", "#a00")),
+        ("another size", original.replace("#0a0", "green")),
+    ] {
+        fs::write(&source, &edited).unwrap();
+        for args in [&["publish", "--dry-run"][..], &["publish"]] {
+            let err = p.fails(args, 5);
+            assert!(
+                err.contains("BAD assets/icons.svg")
+                    && err.contains("error: assets/icons.svg already holds other bytes"),
+                "{what} {args:?}: {err}"
+            );
+            assert!(
+                err.contains("must be content-hashed by its bundler"),
+                "{err}"
+            );
+        }
+        assert_eq!(manifests(), before, "{what}: no manifest written");
+        assert_eq!(
+            fs::read(&icons).unwrap(),
+            stored,
+            "{what}: never overwritten"
+        );
+        // Nothing else either: the new artifact (the config changed nothing
+        // in the app) and the other assets are all stored already.
+    }
+    p.ok(&["verify", &first_id]);
+
+    // A content-hashed name holding another size is refused the same way.
+    fs::write(&source, &original).unwrap();
+    let q = crate::assets::site();
+    let v = published(&q);
+    let key = strings(&v["written"])
+        .into_iter()
+        .find(|k| k.starts_with("assets/img/logo."))
+        .unwrap()
+        .to_owned();
+    fs::write(q.store().join(&key), "tampered, and longer").unwrap();
+    q.write("app/main.py", "print('v2')\n");
+    let err = q.fails(&["publish"], 5);
+    assert!(
+        err.contains(&format!("error: {key} already holds other bytes"))
+            && err.contains("verbatim verify"),
+        "{err}"
+    );
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     verbatim::digest::Digest::of(bytes).hex()
 }

@@ -318,6 +318,62 @@ fn republishing_an_unchanged_tree_makes_zero_puts() {
 }
 
 #[test]
+fn publish_trusts_the_listing_only_for_content_hashed_names() {
+    // Beside the site's fingerprinted files, pdf.js kept by a glob (its
+    // worker, and the worker's map): names that say nothing of the bytes
+    // under them.
+    let Some(s3) = S3Server::start() else { return };
+    let proxy = Proxy::start(s3.addr, Faults::default());
+    let p = site();
+    p.write(
+        "verbatim.toml",
+        "[app]\ndir = \"app\"\n\n[assets]\ndir = \"static\"\nkeep_names = [\"pdfjs/*.mjs\"]\n",
+    );
+    p.write(
+        "static/pdfjs/pdf.worker.min.mjs",
+        "self.onmessage=()=>{};\n//# sourceMappingURL=pdf.worker.min.mjs.map\n",
+    );
+    p.write("static/pdfjs/pdf.worker.min.mjs.map", "{\"version\":3}");
+    let first = ok_json(&mut cli(&p, &proxy.url(), "trust", &["publish"]));
+    let assets = strings(&first["written"])
+        .into_iter()
+        .filter(|k| k.starts_with("assets/"))
+        .count();
+    assert_eq!(assets, 7, "{first}");
+
+    // A new release with the same assets: one listing, then a HEAD for the
+    // manifest, the artifact and each kept name, none for hashed names.
+    p.write("app/server.py", "print('v2')\n");
+    let heads = proxy.count("HEAD");
+    let second = ok_json(&mut cli(&p, &proxy.url(), "trust", &["publish"]));
+    assert_eq!(strings(&second["written"]).len(), 2, "{second}");
+    assert_eq!(
+        proxy.count("HEAD") - heads,
+        2 + 2,
+        "HEADs of the second publish"
+    );
+
+    // The kept worker changed without a new name: exit 5, nothing written.
+    p.write(
+        "static/pdfjs/pdf.worker.min.mjs",
+        "self.onmessage=()=>{};\n//# sourceMappingURL=pdf.worker.min.mjs.map\n"
+            .replace("()", "(e)"),
+    );
+    p.write("app/server.py", "print('v3')\n");
+    let puts = proxy.count("PUT") + proxy.count("POST");
+    let err = exits(&mut cli(&p, &proxy.url(), "trust", &["publish"]), 5);
+    assert!(
+        err.contains("error: assets/pdfjs/pdf.worker.min.mjs already holds other bytes"),
+        "{err}"
+    );
+    assert_eq!(
+        proxy.count("PUT") + proxy.count("POST"),
+        puts,
+        "nothing written"
+    );
+}
+
+#[test]
 fn objects_changed_behind_our_back_fail_verify_and_are_never_overwritten() {
     let Some(s3) = S3Server::start() else { return };
     let url = s3.url();
