@@ -78,6 +78,8 @@ fn yes() -> bool {
 struct AssetsSection {
     dir: PathBuf,
     #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
     allow_missing: Vec<String>,
     #[serde(default = "default_public_prefix")]
     public_prefix: String,
@@ -164,6 +166,8 @@ pub struct Config {
     pub exclude: Vec<String>,
     pub assets_dir: Option<PathBuf>,
     pub allow_missing: Vec<String>,
+    /// `assets.exclude`: globs of asset paths not published (nor scanned).
+    pub assets_exclude: Vec<String>,
     /// URL path the assets are served under (`assets.public_prefix`).
     pub public_prefix: String,
     /// Absolute URL the assets are also served under (`assets.cdn_base`).
@@ -351,6 +355,11 @@ impl Config {
                 .assets
                 .as_ref()
                 .map(|a| a.keep_names.clone())
+                .unwrap_or_default(),
+            assets_exclude: file
+                .assets
+                .as_ref()
+                .map(|a| a.exclude.clone())
                 .unwrap_or_default(),
             allow_missing: file.assets.map(|a| a.allow_missing).unwrap_or_default(),
             store_url,
@@ -560,6 +569,8 @@ exclude = []
 # [assets]
 # # Front-end files, fingerprinted and published under assets/.
 # dir = "static"
+# # Globs (relative to assets.dir) of files not published: sources, tests.
+# exclude = ["**/*.scss", "**/*.test.js"]
 # # Globs of references allowed to point at nothing.
 # allow_missing = []
 # # URL path the assets are served under (root-relative references use it).

@@ -44,7 +44,8 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
     };
     let allow_missing = globs("allow_missing", &cfg.allow_missing)?;
     let keep_names = globs("keep_names", &cfg.keep_names)?;
-    let files = read_tree(dir)?;
+    let exclude = globs("exclude", &cfg.assets_exclude)?;
+    let files = read_tree(dir, &exclude)?;
     let vite = match &cfg.vite_manifest {
         Some(m) => Some(vite_output(m, dir, &files)?),
         None => None,
@@ -195,10 +196,11 @@ pub fn upload_order(assets: &BTreeMap<String, Asset>) -> Vec<&str> {
 }
 
 /// Reads every regular file under `root` (dotfiles and dot-directories are
-/// skipped), keyed by its `/`-separated path relative to `root`. The files
-/// are read on one thread per CPU.
-fn read_tree(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
-    let paths = list_tree(root)?;
+/// skipped, and paths `exclude` matches, a directory with all below it),
+/// keyed by its `/`-separated path relative to `root`. The files are read
+/// on one thread per CPU.
+fn read_tree(root: &Path, exclude: &globset::GlobSet) -> Result<BTreeMap<String, Vec<u8>>> {
+    let paths = list_tree(root, exclude)?;
     let contents = crate::par::map(&paths, crate::par::threads(), |(_, path)| {
         fs::read(path).with_context(|| format!("reading asset {}", path.display()))
     });
@@ -214,7 +216,7 @@ fn read_tree(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
 /// ([`pack::check_link`]: relative, and inside `root` both as written and
 /// resolved); any other symlink, and anything but files and directories,
 /// is an error.
-fn list_tree(root: &Path) -> Result<Vec<(String, PathBuf)>> {
+fn list_tree(root: &Path, exclude: &globset::GlobSet) -> Result<Vec<(String, PathBuf)>> {
     let canonical_root = fs::canonicalize(root)
         .with_context(|| format!("reading the assets directory {}", root.display()))?;
     let mut files = Vec::new();
@@ -233,6 +235,16 @@ fn list_tree(root: &Path) -> Result<Vec<(String, PathBuf)>> {
                 );
             };
             if name.starts_with('.') {
+                continue;
+            }
+            let logical = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if exclude.is_match(&logical) {
                 continue;
             }
             // The directory entry's type saves a stat for everything but links.
@@ -256,13 +268,6 @@ fn list_tree(root: &Path) -> Result<Vec<(String, PathBuf)>> {
                 }
                 dirs.push(path);
             } else if file_type.is_file() {
-                let logical = path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
                 files.push((logical, path));
             } else {
                 bail!(

@@ -507,3 +507,32 @@ fn names_that_look_hashed_are_fingerprinted_unless_kept() {
 fn sha256_hex(bytes: &[u8]) -> String {
     verbatim::digest::Digest::of(bytes).hex()
 }
+
+#[test]
+fn assets_exclude_leaves_sources_unpublished() {
+    let p = Project::with_config(
+        "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\nexclude = [\"**/*.scss\", \"src\"]\n",
+    );
+    p.write("app/x", "x");
+    p.write("static/css/site.css", "body{background:url(../img/a.png)}");
+    p.write("static/css/site.scss", "$c: red;");
+    p.write("static/img/a.png", "png");
+    p.write("static/src/main.ts", "export {}");
+    p.ok(&["build"]);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(p.path().join(".verbatim/build/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let paths: Vec<&String> = manifest["assets"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, ["css/site.css", "img/a.png"], "{manifest}");
+    // An excluded file is not there to be referenced.
+    p.write("static/css/site.css", "@import \"site.scss\";");
+    let err = p.fails(&["build"], 1);
+    assert!(err.contains("site.scss"), "{err}");
+    p.write(
+        "verbatim.toml",
+        "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\nexclude = [\"a[\"]\n",
+    );
+    let err = p.fails(&["build"], 2);
+    assert!(err.contains("assets.exclude"), "{err}");
+}
