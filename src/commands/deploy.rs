@@ -225,17 +225,7 @@ pub fn deploy(
         return Ok(out);
     }
 
-    let manifest = match (&req.target, store) {
-        (Target::Previous, _) | (_, None) => local_manifest(&root, &id)?,
-        (_, Some(store)) => {
-            let m = super::load_manifest(store, &id)?;
-            if let Some(trust) = req.trust {
-                // Before anything else is downloaded.
-                trust.check(store, &id, &m.to_canonical_bytes())?;
-            }
-            m
-        }
-    };
+    let manifest = manifest_for(store, req, &root, &id)?;
     let settings = manifest.deploy.clone().unwrap_or_default();
     reporter.send(State::Deploying, current.as_ref(), None);
     let hooks = Hooks {
@@ -519,16 +509,7 @@ fn plan(store: Option<&dyn Store>, req: &Request<'_>, printer: &Printer) -> Resu
         ));
         return Ok(out);
     }
-    let manifest = match (&req.target, store) {
-        (Target::Previous, _) | (_, None) => local_manifest(&root, &id)?,
-        (_, Some(store)) => {
-            let m = super::load_manifest(store, &id)?;
-            if let Some(trust) = req.trust {
-                trust.check(store, &id, &m.to_canonical_bytes())?;
-            }
-            m
-        }
-    };
+    let manifest = manifest_for(store, req, &root, &id)?;
     let settings = manifest.deploy.clone().unwrap_or_default();
     let dir = root.release_dir(&id);
     let on_disk = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
@@ -629,6 +610,27 @@ fn resolve(
             (prev, env, None)
         }
     })
+}
+
+/// The manifest to deploy: the one kept beside its release when going
+/// back (or with no store), else the store's, whose signatures are checked
+/// before anything else is downloaded.
+fn manifest_for(
+    store: Option<&dyn Store>,
+    req: &Request<'_>,
+    root: &Root,
+    id: &Digest,
+) -> Result<Manifest> {
+    match (&req.target, store) {
+        (Target::Previous, _) | (_, None) => local_manifest(root, id),
+        (_, Some(store)) => {
+            let m = super::load_manifest(store, id)?;
+            if let Some(trust) = req.trust {
+                trust.check(store, id, &m.to_canonical_bytes())?;
+            }
+            Ok(m)
+        }
+    }
 }
 
 /// A manifest kept beside its release, checked against its id.

@@ -32,17 +32,35 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
+/// Installs Debian `packages` for `what` (a test that needs them), as root,
+/// with their recommended packages only when `recommends`; otherwise warns
+/// that it will fail. `apt-get update` runs once per run.
+fn apt_install(what: &str, packages: &[&str], recommends: bool) -> Result {
+    if !is_root() {
+        eprintln!(
+            "WARNING: {what} is missing and we are not root: its tests will fail (apt-get install {})",
+            packages.join(" ")
+        );
+        return Ok(());
+    }
+    static UPDATED: std::sync::Once = std::sync::Once::new();
+    let mut updated = Ok(());
+    UPDATED.call_once(|| updated = run("apt-get", &["update", "-q"]));
+    updated?;
+    let mut args = vec!["install", "-y", "-q"];
+    if !recommends {
+        args.push("--no-install-recommends");
+    }
+    args.extend_from_slice(packages);
+    run("apt-get", &args)
+}
+
 /// Chromium for tests/it/browser.rs: Debian's package, installed when missing.
 pub fn chromium() -> Result {
     if have("chromium") || have("chromium-browser") {
         return Ok(());
     }
-    if !is_root() {
-        eprintln!("WARNING: chromium is missing and we are not root: the browser test will fail in CI (apt-get install chromium)");
-        return Ok(());
-    }
-    run("apt-get", &["update", "-q"])?;
-    run("apt-get", &["install", "-y", "-q", "chromium"])
+    apt_install("chromium", &["chromium"], true)
 }
 
 /// Ceph (monitor, OSD, radosgw) for tests/it/ceph.rs: Debian's packages,
@@ -51,18 +69,9 @@ pub fn ceph() -> Result {
     if have("radosgw") && have("ceph-mon") && have("ceph-osd") && have("flock") {
         return Ok(());
     }
-    if !is_root() {
-        eprintln!("WARNING: Ceph is missing and we are not root: the radosgw tests will fail in CI (apt-get install ceph-mon ceph-osd radosgw ceph-common)");
-        return Ok(());
-    }
-    run("apt-get", &["update", "-q"])?;
-    run(
-        "apt-get",
+    apt_install(
+        "Ceph",
         &[
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
             "ceph-mon",
             "ceph-osd",
             "radosgw",
@@ -70,6 +79,7 @@ pub fn ceph() -> Result {
             "curl",
             "util-linux",
         ],
+        false,
     )
 }
 
@@ -85,15 +95,7 @@ pub fn nginx() -> Result {
     {
         return Ok(());
     }
-    if !is_root() {
-        eprintln!("WARNING: nginx is missing and we are not root: the nginx deploy test will fail (apt-get install nginx)");
-        return Ok(());
-    }
-    run("apt-get", &["update", "-q"])?;
-    run(
-        "apt-get",
-        &["install", "-y", "-q", "--no-install-recommends", "nginx"],
-    )?;
+    apt_install("nginx", &["nginx"], false)?;
     // Debian's postinst may have started the service; the tests never use it.
     let _ = run("sh", &["-c", "service nginx stop >/dev/null 2>&1 || true"]);
     Ok(())
@@ -109,21 +111,7 @@ pub fn openssh() -> Result {
     {
         return Ok(());
     }
-    if !is_root() {
-        eprintln!("WARNING: ssh-keygen is missing and we are not root: the signing tests will fail (apt-get install openssh-client)");
-        return Ok(());
-    }
-    run("apt-get", &["update", "-q"])?;
-    run(
-        "apt-get",
-        &[
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
-            "openssh-client",
-        ],
-    )
+    apt_install("ssh-keygen", &["openssh-client"], false)
 }
 
 /// Stops the Ceph cluster the tests started (see tests/it/ceph.rs).
