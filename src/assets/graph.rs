@@ -418,7 +418,10 @@ fn scan_references<'a>(
     let syntax = match ext.as_deref() {
         Some("css") => Syntax::Css,
         Some("js" | "mjs") => Syntax::Js,
-        Some("html" | "htm") => Syntax::Html,
+        // SVG is XML, but its references are attributes (`href`,
+        // `xlink:href`, `<image src>`…) and `<style>` sheets, which the
+        // HTML tokenizer reads the same way.
+        Some("html" | "htm" | "svg") => Syntax::Html,
         _ => return,
     };
     let text = match std::str::from_utf8(bytes) {

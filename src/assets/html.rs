@@ -1,5 +1,6 @@
-//! Finds URL references in HTML with a small tag/attribute tokenizer:
-//! `src`/`href`/`poster` attributes, `srcset` candidates, import-map JSON
+//! Finds URL references in HTML (and in SVG, read with the same tokenizer)
+//! with a small tag/attribute tokenizer: `src`/`href`/`xlink:href`/`poster`
+//! attributes, `<object data>`, `srcset` candidates, import-map JSON
 //! values, `style` attributes and the contents of inline `<style>` and
 //! `<script type="module">` (delegated to the CSS and JS scanners). Comments and other raw text are
 //! skipped so that commented-out markup is never rewritten. It also finds
@@ -200,7 +201,14 @@ fn attr_references(src: &str, tag: &str, a: &Attr, refs: &mut Vec<Reference>) {
     let raw = &src[a.value.clone()];
     let name = &src[a.name.clone()];
     let is = |n: &str| name.eq_ignore_ascii_case(n);
-    if is("src") || is("href") || is("poster") {
+    // SVG's `<use>`/`<image>`/`<a>` also say `xlink:href`; `<object>`
+    // names its resource with `data` (on other tags `data` is not a URL).
+    if is("src")
+        || is("href")
+        || is("poster")
+        || is("xlink:href")
+        || (tag == "object" && is("data"))
+    {
         // Leading/trailing HTML whitespace is not part of the URL.
         let lead = raw.len()
             - raw
@@ -732,6 +740,27 @@ mod tests {
         assert_eq!(decode_entities("&amp;&#x26;&#0000000038;&&lt"), "&&&&&lt");
         assert_eq!(decode_entities("&#00000000038;"), "&#00000000038;");
         assert_eq!(decode_entities(&"&".repeat(5)), "&&&&&");
+    }
+
+    #[test]
+    fn svg_and_object_attributes() {
+        // A fragment-only `href` is found here; `url::resolve` calls it
+        // external, so it is never rewritten.
+        check(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">
+<use xlink:href="sprite.svg#icon"/><use href='#local'/>
+<image href="a.png" XLINK:HREF=b.png width="10"/>
+<a xlink:href="page.html"><text>x</text></a></svg>
+<object data="doc.pdf" type="application/pdf"></object><div data="no.png"></div>"##,
+            r##"
+            HtmlAttr@2:18 "sprite.svg#icon" = sprite.svg#icon
+            HtmlAttr@2:47 '#local' = #local
+            HtmlAttr@3:14 "a.png" = a.png
+            HtmlAttr@3:32 b.png = b.png
+            HtmlAttr@4:16 "page.html" = page.html
+            HtmlAttr@5:15 "doc.pdf" = doc.pdf
+            "##,
+        );
     }
 
     #[test]

@@ -536,3 +536,66 @@ fn assets_exclude_leaves_sources_unpublished() {
     let err = p.fails(&["build"], 2);
     assert!(err.contains("assets.exclude"), "{err}");
 }
+
+/// The stored text of `logical` in the last build, and every final name.
+fn built(p: &Project, logical: &str) -> (String, BTreeMap<String, String>) {
+    let k = keys(&manifest(p));
+    let text = fs::read_to_string(p.path().join(".verbatim/build").join(&k[logical])).unwrap();
+    (text, k)
+}
+
+/// The file name (last segment) of `logical`'s key.
+fn name_of(k: &BTreeMap<String, String>, logical: &str) -> String {
+    k[logical].rsplit('/').next().unwrap().to_owned()
+}
+
+#[test]
+fn svg_references_and_object_data_are_rewritten() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/index.html",
+        "<object data=\"img/doc.svg\" type=\"image/svg+xml\"></object>\n\
+         <svg><use xlink:href=\"img/sprite.svg#star\"/></svg>\n",
+    );
+    p.write(
+        "static/img/doc.svg",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\">\n\
+         <defs><g id=\"dot\"/></defs><use href=\"#dot\"/>\n\
+         <use href=\"sprite.svg#star\"/><image xlink:href=\"logo.png\" width=\"1\"/>\n\
+         <style>g { fill: url(#grad) } rect { background: url(bg.png) }</style></svg>\n",
+    );
+    p.write(
+        "static/img/sprite.svg",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><symbol id=\"star\"/></svg>\n",
+    );
+    p.write("static/img/logo.png", b"\x89PNG logo");
+    p.write("static/img/bg.png", b"\x89PNG bg");
+    p.ok(&["build"]);
+    let (svg, k) = built(&p, "img/doc.svg");
+    assert!(svg.contains("<use href=\"#dot\"/>"), "{svg}");
+    assert!(svg.contains("url(#grad)"), "{svg}");
+    for (written, logical) in [
+        ("href=\"{}#star\"", "img/sprite.svg"),
+        ("xlink:href=\"{}\"", "img/logo.png"),
+        ("url({})", "img/bg.png"),
+    ] {
+        let want = written.replace("{}", &name_of(&k, logical));
+        assert!(svg.contains(&want), "{want} in {svg}");
+    }
+    let (html, _) = built(&p, "index.html");
+    for want in [
+        format!("data=\"img/{}\"", name_of(&k, "img/doc.svg")),
+        format!("xlink:href=\"img/{}#star\"", name_of(&k, "img/sprite.svg")),
+    ] {
+        assert!(html.contains(&want), "{want} in {html}");
+    }
+
+    // An SVG naming a file that is not there fails the build at its place.
+    p.write(
+        "static/img/sprite.svg",
+        "<svg>\n  <image href=\"gone.png\"/></svg>\n",
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(err.contains("img/sprite.svg:2:16: "), "{err}");
+}
