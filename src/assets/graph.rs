@@ -11,7 +11,8 @@ use crate::assets::js::js_references;
 use crate::assets::refs::{encode_for, fill_positions, RefKind, Reference};
 use crate::assets::sri;
 use crate::assets::url::{
-    is_bare_specifier, percent_encode_segment, resolve, split_suffix, Target, UrlOptions,
+    is_bare_specifier, is_path_relative, percent_encode_segment, resolve, split_suffix, Target,
+    UrlOptions,
 };
 use crate::digest::Digest;
 use globset::GlobSet;
@@ -458,11 +459,39 @@ fn scan_references<'a>(
         if r.kind.is_js_specifier() && is_bare_specifier(&r.value) {
             continue;
         }
+        let worker = matches!(r.kind, RefKind::JsWorker | RefKind::JsServiceWorker);
+        // A worker's URL is resolved against the page that runs the
+        // script, which a script file cannot know (an inline script's page
+        // is its own file): a relative one is only a guess.
+        let guess = worker && matches!(syntax, Syntax::Js) && is_path_relative(&r.value);
         match resolve(&r.value, path, &input.url) {
+            Err(_) if guess => {}
             Err(msg) => errors.push(AssetError::at(path, &r, msg)),
             Ok(Target::External) => {}
             Ok(Target::Local { path: target, .. }) => match index.get(target.as_str()) {
+                Some(_) if guess => errors.push(AssetError::at(
+                    path,
+                    &r,
+                    format!(
+                        "a worker's URL is resolved against the page's URL, not this script's, \
+                         so whether it names {target:?} is unknown and it cannot be rewritten; \
+                         write `new URL({:?}, import.meta.url)` or a path from the root",
+                        r.value
+                    ),
+                )),
+                Some(_) if r.kind == RefKind::JsServiceWorker && !input.keep.contains(&target) => {
+                    errors.push(AssetError::at(
+                        path,
+                        &r,
+                        format!(
+                            "a service worker's URL must stay the same from one release to the \
+                             next (the browser checks that URL for updates), so {target:?} \
+                             cannot be renamed; list it in assets.keep_names"
+                        ),
+                    ))
+                }
                 Some(&t) => node.edges.push(Edge { r, target: t }),
+                None if guess => {} // most likely a route of the app, not an asset
                 None if allowed_missing(&input.allow_missing, &r.value, &target) => {}
                 None => errors.push(AssetError::at(
                     path,
@@ -996,6 +1025,77 @@ mod tests {
                 "js/m.js:3:18: referenced file \"js/missing.js\" does not exist (reference \"./missing.js\")",
                 "page.html:1:11: path \"../../escape.png\" escapes the asset root (reference \"../../escape.png\")",
             ]
+        );
+    }
+
+    #[test]
+    fn workers_are_rewritten_where_their_url_is_certain() {
+        let files = [
+            ("js/w.js", "postMessage(1);"),
+            ("js/s.js", "onconnect = () => {};"),
+            ("sw.js", "self.onfetch = null;"),
+            (
+                "js/app.js",
+                "new Worker('/static/js/w.js'); new SharedWorker(\"https://cdn.example.com/static/js/s.js\");\n\
+                 new Worker('/elsewhere/x.js'); new Worker('not-an-asset.js');\n\
+                 navigator.serviceWorker.register('/static/sw.js');",
+            ),
+            (
+                "index.html",
+                "<script type=module>new Worker('js/w.js')</script>",
+            ),
+        ];
+        let mut inp = input(&files);
+        inp.keep.insert("sw.js".into());
+        let out = run(&inp);
+        let m = out.manifest();
+        let file = |p: &str| m[p].rsplit('/').next().unwrap_or_default().to_string();
+        assert_eq!(
+            text(&out, "js/app.js"),
+            format!(
+                "new Worker('/static/js/{}'); new SharedWorker(\"https://cdn.example.com/static/js/{}\");\n\
+                 new Worker('/elsewhere/x.js'); new Worker('not-an-asset.js');\n\
+                 navigator.serviceWorker.register('/static/sw.js');",
+                file("js/w.js"),
+                file("js/s.js")
+            )
+        );
+        assert_eq!(
+            text(&out, "index.html"),
+            format!(
+                "<script type=module>new Worker('{}')</script>",
+                m["js/w.js"]
+            )
+        );
+
+        // A relative URL in a script file that names an asset relative to
+        // the script, and a service worker that would be renamed.
+        inp.keep.clear();
+        inp.files.insert(
+            "js/b.js".into(),
+            b"new Worker('./w.js');\nnavigator.serviceWorker.register(`../sw.js`);".to_vec(),
+        );
+        let errs = errors(&inp);
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("js/app.js:3:35: a service worker's URL must stay the same"),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            errs[1].starts_with("js/b.js:1:13: a worker's URL is resolved against the page's URL"),
+            "{}",
+            errs[1]
+        );
+        assert!(
+            errs[1].contains("write `new URL(\"./w.js\", import.meta.url)`"),
+            "{}",
+            errs[1]
+        );
+        assert!(
+            errs[2].starts_with("js/b.js:2:35: a worker's URL"),
+            "{}",
+            errs[2]
         );
     }
 

@@ -37,6 +37,13 @@ pub enum RefKind {
     JsDynamicImport,
     /// `new URL("...", import.meta.url)`.
     JsNewUrl,
+    /// `new Worker("...")` or `new SharedWorker("...")` with a string
+    /// literal: a URL resolved against the page's base URL, not the
+    /// script's.
+    JsWorker,
+    /// `serviceWorker.register("...")` with a string literal: as
+    /// [`RefKind::JsWorker`], and its URL must not change between releases.
+    JsServiceWorker,
     /// An HTML attribute holding one URL (`src`, `href`, `poster`).
     HtmlAttr,
     /// One candidate URL of an HTML `srcset`/`imagesrcset` attribute.
@@ -102,9 +109,14 @@ pub fn encode_for(r: &Reference, new_url: &str) -> String {
         (RefKind::CssUrl | RefKind::CssImport, None) => css_unquoted_url(new_url),
         (RefKind::CssUrl | RefKind::CssImport, Some(q)) => css_string(new_url, q),
         (RefKind::SourceMap, _) => comment_url(new_url),
-        (RefKind::JsImport | RefKind::JsDynamicImport | RefKind::JsNewUrl, q) => {
-            js_string(new_url, q.unwrap_or('"'))
-        }
+        (
+            RefKind::JsImport
+            | RefKind::JsDynamicImport
+            | RefKind::JsNewUrl
+            | RefKind::JsWorker
+            | RefKind::JsServiceWorker,
+            q,
+        ) => js_string(new_url, q.unwrap_or('"')),
         (RefKind::HtmlAttr, q) => html_attr(new_url, q),
         (RefKind::HtmlSrcset, q) => {
             // Whitespace separates descriptors and a trailing comma separates

@@ -599,3 +599,54 @@ fn svg_references_and_object_data_are_rewritten() {
     let err = p.fails(&["build"], 1);
     assert!(err.contains("img/sprite.svg:2:16: "), "{err}");
 }
+
+#[test]
+fn workers_are_rewritten_and_a_renamed_service_worker_is_refused() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/js/app.js",
+        "const w = new Worker(\"/static/js/worker.js\", { type: \"module\" });\n\
+         new SharedWorker('/static/js/shared.js');\n",
+    );
+    p.write("static/js/worker.js", "postMessage('hi');\n");
+    p.write("static/js/shared.js", "onconnect = () => {};\n");
+    p.write(
+        "static/index.html",
+        "<script type=\"module\">new Worker('js/worker.js')</script>\n",
+    );
+    p.ok(&["build"]);
+    let (js, k) = built(&p, "js/app.js");
+    for logical in ["js/worker.js", "js/shared.js"] {
+        let want = format!("/static/js/{}", name_of(&k, logical));
+        assert!(js.contains(&want), "{want} in {js}");
+    }
+    let (html, _) = built(&p, "index.html");
+    let want = format!("new Worker('js/{}')", name_of(&k, "js/worker.js"));
+    assert!(html.contains(&want), "{want} in {html}");
+
+    // A service worker must keep its URL; a relative worker URL in a
+    // script file depends on the page, so it is not guessed at.
+    p.write(
+        "static/js/app.js",
+        "navigator.serviceWorker.register('/static/js/worker.js');\nnew Worker('shared.js');\n",
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(
+        err.contains("js/app.js:1:35: a service worker's URL"),
+        "{err}"
+    );
+    assert!(err.contains("js/app.js:2:13: a worker's URL"), "{err}");
+    p.write(
+        "verbatim.toml",
+        format!("{CONFIG}keep_names = [\"js/worker.js\"]\n"),
+    );
+    p.write(
+        "static/js/app.js",
+        "navigator.serviceWorker.register('/static/js/worker.js');\n",
+    );
+    p.ok(&["build"]);
+    let (js, k) = built(&p, "js/app.js");
+    assert_eq!(k["js/worker.js"], "assets/js/worker.js");
+    assert!(js.contains("register('/static/js/worker.js')"), "{js}");
+}
