@@ -304,6 +304,18 @@ fn raw_text_references(src: &str, tag: &Tag, body: Range<usize>, refs: &mut Vec<
             match ty.trim().to_ascii_lowercase().as_str() {
                 "module" => js_references(text),
                 "importmap" => import_map_references(text),
+                // A classic script: no static imports nor `import.meta`,
+                // but `import()` and workers work the same.
+                t if is_classic_script_type(t) => {
+                    let mut found = js_references(text);
+                    found.retain(|r| {
+                        matches!(
+                            r.kind,
+                            RefKind::JsDynamicImport | RefKind::JsWorker | RefKind::JsServiceWorker
+                        )
+                    });
+                    found
+                }
                 _ => Vec::new(),
             }
         }
@@ -311,6 +323,31 @@ fn raw_text_references(src: &str, tag: &Tag, body: Range<usize>, refs: &mut Vec<
     };
     offset_refs(&mut found, body.start);
     refs.extend(found);
+}
+
+/// Whether a `<script type>` (trimmed, lower-cased) makes a classic
+/// script: no type, or one of the JavaScript MIME type essences of the
+/// HTML standard.
+fn is_classic_script_type(ty: &str) -> bool {
+    matches!(
+        ty,
+        "" | "text/javascript"
+            | "application/javascript"
+            | "application/ecmascript"
+            | "application/x-ecmascript"
+            | "application/x-javascript"
+            | "text/ecmascript"
+            | "text/javascript1.0"
+            | "text/javascript1.1"
+            | "text/javascript1.2"
+            | "text/javascript1.3"
+            | "text/javascript1.4"
+            | "text/javascript1.5"
+            | "text/jscript"
+            | "text/livescript"
+            | "text/x-ecmascript"
+            | "text/x-javascript"
+    )
 }
 
 /// Splits a srcset into candidate URL ranges (relative to `raw`), following
@@ -656,10 +693,22 @@ mod tests {
         check(
             "<style>\n.a { background: url(a.png) } /* url(no.png) */\n</style>\n\
              <script type=\"module\">\nimport x from './x.js'; const s = '<img src=no.png>';\n</script>\n\
-             <script>import('./classic-not-scanned.js')</script>",
+             <script>import('./classic.js'); import x from './no.js'; new URL('no.png', import.meta.url)</script>\n\
+             <script type=text/template>import('./no2.js')</script>",
             r#"
             CssUrl@2:22 a.png = a.png
             JsImport@5:16 './x.js' = ./x.js
+            JsDynamicImport@7:17 './classic.js' = ./classic.js
+            "#,
+        );
+        // Positions inside an inline script are positions in the page.
+        check(
+            "<p>\n<script type=' Text/JavaScript '>\n  f();\r\n  new Worker('w.js'); import(\"./é.js\")\n</script>\n\
+             <script type=module>\nnavigator.serviceWorker.register('/sw.js')</script>",
+            r#"
+            JsWorker@4:15 'w.js' = w.js
+            JsDynamicImport@4:31 "./é.js" = ./é.js
+            JsServiceWorker@7:35 '/sw.js' = /sw.js
             "#,
         );
     }

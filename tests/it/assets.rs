@@ -650,3 +650,33 @@ fn workers_are_rewritten_and_a_renamed_service_worker_is_refused() {
     assert_eq!(k["js/worker.js"], "assets/js/worker.js");
     assert!(js.contains("register('/static/js/worker.js')"), "{js}");
 }
+
+#[test]
+fn inline_scripts_are_rewritten_at_their_place_in_the_page() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/index.html",
+        "<!doctype html>\n<script type=\"module\">\n  import { a } from './js/a.js';\n</script>\n\
+         <script>\n  window.onload = () => import(\"./js/lazy.js\");\n</script>\n",
+    );
+    p.write("static/js/a.js", "export const a = 1;\n");
+    p.write("static/js/lazy.js", "document.title = 'lazy';\n");
+    p.ok(&["build"]);
+    let (html, k) = built(&p, "index.html");
+    for want in [
+        format!("from './js/{}'", name_of(&k, "js/a.js")),
+        format!("import(\"./js/{}\")", name_of(&k, "js/lazy.js")),
+    ] {
+        assert!(html.contains(&want), "{want} in {html}");
+    }
+
+    // A missing file is reported at its line and column in the page.
+    p.write(
+        "static/index.html",
+        "<p>\n<script>\n  f(); import('./js/gone.js');\n</script>\n",
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(err.contains("index.html:3:16: "), "{err}");
+    assert!(err.contains("\"js/gone.js\" does not exist"), "{err}");
+}
