@@ -226,17 +226,7 @@ fn attr_references(src: &str, tag: &str, a: &Attr, refs: &mut Vec<Reference>) {
             a.quote,
         ));
     } else if is("style") {
-        // Inline CSS. A value with character references would need
-        // decoding first, which moves offsets: left alone (rare). A rewrite
-        // encodes for CSS only, so it could end an unquoted attribute (with
-        // the space after a CSS escape, or a `>`), or a quoted one if the
-        // URL holds its quote: those are left alone too (found by fuzzing).
-        if let (false, Some(q)) = (raw.contains('&'), a.quote) {
-            let mut found = css_references(raw);
-            found.retain(|r| !r.value.contains([q, '&']));
-            offset_refs(&mut found, a.value.start);
-            refs.extend(found);
-        }
+        style_references(raw, a, refs);
     } else if is("srcset") || is("imagesrcset") {
         for r in srcset_urls(raw) {
             let range = a.value.start + r.start..a.value.start + r.end;
@@ -247,6 +237,35 @@ fn attr_references(src: &str, tag: &str, a: &Attr, refs: &mut Vec<Reference>) {
                 a.quote,
             ));
         }
+    }
+}
+
+/// The `url()`s of a `style` attribute: its value is decoded (character
+/// references), scanned as CSS, and each URL's range mapped back to the
+/// raw value. An entity decodes to one char, so a URL starts and ends
+/// either side of each, never inside one.
+fn style_references(raw: &str, a: &Attr, refs: &mut Vec<Reference>) {
+    let (text, map) = decode_entities_mapped(raw);
+    let raw_offset = |decoded: usize| -> usize {
+        // `map` holds (decoded offset, raw offset) after each entity.
+        match map.binary_search_by_key(&decoded, |&(d, _)| d) {
+            Ok(i) => map[i].1,
+            Err(0) => decoded,
+            Err(i) => map[i - 1].1 + (decoded - map[i - 1].0),
+        }
+    };
+    for r in css_references(&text) {
+        if r.kind != RefKind::CssUrl {
+            continue; // no `@import` or comment in a declaration list
+        }
+        let range = raw_offset(r.range.start)..raw_offset(r.range.end);
+        let start = a.value.start + range.start;
+        refs.push(reference(
+            start..start + range.len(),
+            r.value,
+            RefKind::StyleAttrUrl,
+            a.quote,
+        ));
     }
 }
 
@@ -395,8 +414,15 @@ fn srcset_urls(raw: &str) -> Vec<Range<usize>> {
 
 /// Decodes the common HTML character references; unknown ones stay literal.
 fn decode_entities(s: &str) -> String {
+    decode_entities_mapped(s).0
+}
+
+/// [`decode_entities`], with the (decoded, raw) offsets just past each
+/// decoded reference, in order.
+fn decode_entities_mapped(s: &str) -> (String, Vec<(usize, usize)>) {
+    let mut map = Vec::new();
     if !s.contains('&') {
-        return s.to_string();
+        return (s.to_string(), map);
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -431,6 +457,7 @@ fn decode_entities(s: &str) -> String {
             Some((c, len)) => {
                 out.push(c);
                 rest = &rest[len..];
+                map.push((out.len(), s.len() - rest.len()));
             }
             None => {
                 out.push('&');
@@ -439,7 +466,7 @@ fn decode_entities(s: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
+    (out, map)
 }
 
 /// String values of `imports` and of each `scopes` entry in an import map.
@@ -673,19 +700,50 @@ mod tests {
 
     #[test]
     fn style_attributes() {
+        // The raw text of each URL, inside the attribute's quotes.
         check(
             "<div style=\"background: url('img/hero.jpg') no-repeat\"></div>\n\
              <p style='color: red'></p><i style=\"background: url(&quot;x.png&quot;)\"></i>",
             r#"
-            CssUrl@1:30 'img/hero.jpg' = img/hero.jpg
+            StyleAttrUrl@1:30 "img/hero.jpg" = img/hero.jpg
+            StyleAttrUrl@2:59 "x.png" = x.png
             "#,
         );
+        // Unquoted attributes, CSS escapes, entities inside the URL and
+        // around it, a quote of the attribute's kind inside the CSS.
         check(
             "<p style=background:url(a.png)></p>\n\
              <p style=\"background:url('b\\22 c.png') url('d\\26 lt;.png')\"></p>\n\
-             <p style='background:url(\"e\\e9 .png\")'></p>",
-            r#"CssUrl@3:27 "e\e9 .png" = eé.png"#,
+             <p style='background:url(\"e\\e9 .png\")'></p>\n\
+             <p style=\"a:url(&#39;f&amp;g.png&#x27;);b:url( h&#x2e;png )\"></p>",
+            r#"
+            StyleAttrUrl@1:25 a.png = a.png
+            StyleAttrUrl@2:27 "b\22 c.png" = b"c.png
+            StyleAttrUrl@2:45 "d\26 lt;.png" = d&lt;.png
+            StyleAttrUrl@3:27 'e\e9 .png' = eé.png
+            StyleAttrUrl@4:22 "f&amp;g.png" = f&g.png
+            StyleAttrUrl@4:48 "h&#x2e;png" = h.png
+            "#,
         );
+        // A rewrite reads back as the URL it was given, whatever the quotes.
+        for src in [
+            "<p style=\"a:url(&quot;x.png&quot;)\">",
+            "<p style='a:url(x.png)'>",
+            "<p style=a:url(x.png)>",
+        ] {
+            for url in ["a b.png", "a\"b'c&d.png", "a(b).png", "a>b=.png"] {
+                let r = html_references(src).remove(0);
+                let out = format!(
+                    "{}{}{}",
+                    &src[..r.range.start],
+                    crate::assets::refs::encode_for(&r, url),
+                    &src[r.range.end..]
+                );
+                let back = html_references(&out);
+                assert_eq!(back.len(), 1, "{out}");
+                assert_eq!(back[0].value, url, "{out}");
+            }
+        }
     }
 
     #[test]

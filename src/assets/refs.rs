@@ -44,6 +44,11 @@ pub enum RefKind {
     /// `serviceWorker.register("...")` with a string literal: as
     /// [`RefKind::JsWorker`], and its URL must not change between releases.
     JsServiceWorker,
+    /// A CSS `url()` inside an HTML `style` attribute, whose text is
+    /// the attribute value with character references decoded: encoded
+    /// for CSS (in a form valid in any CSS context), then for the
+    /// attribute. `quote` is the attribute's.
+    StyleAttrUrl,
     /// An HTML attribute holding one URL (`src`, `href`, `poster`).
     HtmlAttr,
     /// One candidate URL of an HTML `srcset`/`imagesrcset` attribute.
@@ -118,6 +123,9 @@ pub fn encode_for(r: &Reference, new_url: &str) -> String {
             q,
         ) => js_string(new_url, q.unwrap_or('"')),
         (RefKind::HtmlAttr, q) => html_attr(new_url, q),
+        // An unquoted CSS URL escapes every quote, parenthesis and space,
+        // so it reads the same quoted or not.
+        (RefKind::StyleAttrUrl, q) => html_attr(&css_unquoted_url(new_url), q),
         (RefKind::HtmlSrcset, q) => {
             // Whitespace separates descriptors and a trailing comma separates
             // candidates, so neither may appear raw in a srcset URL.
@@ -361,6 +369,14 @@ mod tests {
         check(HtmlAttr, Some('\''), "a'\".png", "a&#39;\".png");
         check(HtmlAttr, None, "a b>.png", "a&#32;b&#62;.png");
         check(HtmlSrcset, Some('"'), "a b,c.png", "a%20b%2Cc.png");
+        check(StyleAttrUrl, Some('"'), "a.png", "a.png");
+        check(
+            StyleAttrUrl,
+            Some('"'),
+            "a\"b&'.png",
+            "a\\&quot;b&amp;\\'.png",
+        );
+        check(StyleAttrUrl, None, "a b.png", "a\\20&#32;b.png");
         check(
             ImportMap,
             None,

@@ -680,3 +680,33 @@ fn inline_scripts_are_rewritten_at_their_place_in_the_page() {
     assert!(err.contains("index.html:3:16: "), "{err}");
     assert!(err.contains("\"js/gone.js\" does not exist"), "{err}");
 }
+
+#[test]
+fn style_attributes_with_character_references_are_rewritten() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/index.html",
+        "<div style=\"background: url(&quot;img/bg.png&quot;)\"></div>\n\
+         <p style=background:url(img/a&amp;b.png)></p>\n",
+    );
+    p.write("static/img/bg.png", b"\x89PNG bg");
+    p.write("static/img/a&b.png", b"\x89PNG ab");
+    p.ok(&["build"]);
+    let (html, k) = built(&p, "index.html");
+    for want in [
+        format!("url(&quot;img/{}&quot;)", name_of(&k, "img/bg.png")),
+        format!(
+            "url(img/{})",
+            name_of(&k, "img/a&b.png").replace('&', "&amp;")
+        ),
+    ] {
+        assert!(html.contains(&want), "{want} in {html}");
+    }
+    p.write(
+        "static/index.html",
+        "<p>\n<i style='a: url(&#34;img/gone.png&#34;)'></i>\n",
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(err.contains("index.html:2:23: "), "{err}");
+}
