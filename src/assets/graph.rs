@@ -6,7 +6,7 @@
 //! names ([`crate::assets::keep`]) are scanned and rewritten all the same.
 
 use crate::assets::css::css_references;
-use crate::assets::html::html_scan;
+use crate::assets::html::{html_scan, web_manifest_references};
 use crate::assets::js::js_references;
 use crate::assets::refs::{encode_for, fill_positions, RefKind, Reference};
 use crate::assets::sri;
@@ -144,6 +144,9 @@ struct Node<'a> {
     /// SHA-256 of `bytes` when they are final already (nothing to
     /// rewrite), computed during the parallel scan.
     digest: Option<Digest>,
+    /// Files a `<link rel=manifest>` of this page names: web app
+    /// manifests, scanned as such whatever their extension.
+    manifest_links: Vec<usize>,
 }
 
 /// Fingerprints the whole tree. Either every file gets its final name, or all
@@ -182,6 +185,26 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
     for (node, errs) in scanned {
         nodes.push(node);
         errors.extend(errs);
+    }
+    // A `.json` a page links as its web app manifest is one.
+    let linked: BTreeSet<usize> = nodes
+        .iter()
+        .flat_map(|n| n.manifest_links.iter().copied())
+        .collect();
+    for t in linked {
+        let node = &mut nodes[t];
+        let ext = extension(node.path).map(str::to_ascii_lowercase);
+        if node.text.is_none() && ext.as_deref() == Some("json") {
+            scan_references(
+                input,
+                node,
+                Syntax::WebManifest,
+                &index,
+                &files,
+                &mut errors,
+            );
+            node.finish();
+        }
     }
 
     let mut done = Finals::new(&nodes);
@@ -388,16 +411,39 @@ fn scan_node<'a>(
         kept: input.keep.contains(path),
         sri: Vec::new(),
         digest: None,
+        manifest_links: Vec::new(),
     };
-    scan_references(input, &mut node, index, files, &mut errors);
-    node.adj = node.edges.iter().map(|e| e.target).collect();
-    node.adj.sort_unstable();
-    node.adj.dedup();
-    if node.edges.is_empty() {
-        // Nothing to rewrite: the bytes are final, hash them here.
-        node.digest = Some(Digest::of(bytes));
+    let ext = extension(path).map(str::to_ascii_lowercase);
+    let syntax = match ext.as_deref() {
+        Some("css") => Some(Syntax::Css),
+        Some("js" | "mjs") => Some(Syntax::Js),
+        // SVG is XML, but its references are attributes (`href`,
+        // `xlink:href`, `<image src>`…) and `<style>` sheets, which the
+        // HTML tokenizer reads the same way.
+        Some("html" | "htm" | "svg") => Some(Syntax::Html),
+        Some("webmanifest") => Some(Syntax::WebManifest),
+        _ => None,
+    };
+    if let Some(syntax) = syntax {
+        scan_references(input, &mut node, syntax, index, files, &mut errors);
     }
+    node.finish();
     (node, errors)
+}
+
+impl Node<'_> {
+    /// Fills `adj` from `edges`, and `digest` if there is nothing to rewrite.
+    fn finish(&mut self) {
+        self.adj = self.edges.iter().map(|e| e.target).collect();
+        self.adj.sort_unstable();
+        self.adj.dedup();
+        self.digest = if self.edges.is_empty() {
+            // Nothing to rewrite: the bytes are final, hash them here.
+            Some(Digest::of(self.bytes))
+        } else {
+            None
+        };
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -405,26 +451,18 @@ enum Syntax {
     Css,
     Js,
     Html,
+    WebManifest,
 }
 
 fn scan_references<'a>(
     input: &Input,
     node: &mut Node<'a>,
+    syntax: Syntax,
     index: &BTreeMap<&str, usize>,
     files: &[(&String, &Vec<u8>)],
     errors: &mut Vec<AssetError>,
 ) {
     let (path, bytes) = (node.path, node.bytes);
-    let ext = extension(path).map(str::to_ascii_lowercase);
-    let syntax = match ext.as_deref() {
-        Some("css") => Syntax::Css,
-        Some("js" | "mjs") => Syntax::Js,
-        // SVG is XML, but its references are attributes (`href`,
-        // `xlink:href`, `<image src>`…) and `<style>` sheets, which the
-        // HTML tokenizer reads the same way.
-        Some("html" | "htm" | "svg") => Syntax::Html,
-        _ => return,
-    };
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -447,11 +485,14 @@ fn scan_references<'a>(
         }
     };
     node.text = Some(text);
+    let mut manifests = Vec::new();
     let (refs, integrity) = match syntax {
         Syntax::Css => (css_references(text), Vec::new()),
         Syntax::Js => (js_references(text), Vec::new()),
+        Syntax::WebManifest => (web_manifest_references(text), Vec::new()),
         Syntax::Html => {
             let scan = html_scan(text);
+            manifests = scan.manifests;
             (scan.refs, scan.integrity)
         }
     };
@@ -490,7 +531,15 @@ fn scan_references<'a>(
                         ),
                     ))
                 }
-                Some(&t) => node.edges.push(Edge { r, target: t }),
+                Some(&t) => {
+                    if manifests
+                        .binary_search_by_key(&r.range.start, |m| m.start)
+                        .is_ok()
+                    {
+                        node.manifest_links.push(t);
+                    }
+                    node.edges.push(Edge { r, target: t })
+                }
                 None if guess => {} // most likely a route of the app, not an asset
                 None if allowed_missing(&input.allow_missing, &r.value, &target) => {}
                 None => errors.push(AssetError::at(

@@ -24,6 +24,9 @@ pub struct HtmlScan {
     pub refs: Vec<Reference>,
     /// Every `integrity` attribute that covers a reference, in source order.
     pub integrity: Vec<Integrity>,
+    /// The range of each reference made by a `<link rel=manifest href>`:
+    /// it names a web app manifest, whatever its file name.
+    pub manifests: Vec<Range<usize>>,
 }
 
 /// The `integrity` attribute of a `<script src>` or `<link href>`: a
@@ -45,6 +48,7 @@ pub struct Integrity {
 pub fn html_scan(src: &str) -> HtmlScan {
     let mut refs = Vec::new();
     let mut integrity = Vec::new();
+    let mut manifests = Vec::new();
     let b = src.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -62,6 +66,7 @@ pub fn html_scan(src: &str) -> HtmlScan {
             // the reference made by the first `src` (script) or `href` (link).
             let mut sri: Option<Range<usize>> = None;
             let mut covered: Option<Option<Range<usize>>> = None;
+            let mut rel_manifest = false;
             let tag = parse_tag(src, i + 1, |tag, attr| {
                 let before = refs.len();
                 attr_references(src, tag, attr, &mut refs);
@@ -71,12 +76,20 @@ pub fn html_scan(src: &str) -> HtmlScan {
                     _ => return,
                 };
                 let name = &src[attr.name.clone()];
+                if tag == "link" && name.eq_ignore_ascii_case("rel") {
+                    rel_manifest |= decode_entities(&src[attr.value.clone()])
+                        .split(|c: char| c.is_ascii() && is_space(c as u8))
+                        .any(|t| t.eq_ignore_ascii_case("manifest"));
+                }
                 if sri.is_none() && name.eq_ignore_ascii_case("integrity") {
                     sri = Some(attr.value.clone());
                 } else if covered.is_none() && name.eq_ignore_ascii_case(url_attr) {
                     covered = Some(refs.get(before).map(|r| r.range.clone()));
                 }
             });
+            if let (true, Some(Some(of))) = (rel_manifest, &covered) {
+                manifests.push(of.clone());
+            }
             if let (Some(range), Some(Some(of))) = (sri, covered) {
                 integrity.push(Integrity {
                     value: decode_entities(&src[range.clone()]),
@@ -95,7 +108,11 @@ pub fn html_scan(src: &str) -> HtmlScan {
     }
     refs.sort_by_key(|r| r.range.start);
     fill_positions(src, &mut refs);
-    HtmlScan { refs, integrity }
+    HtmlScan {
+        refs,
+        integrity,
+        manifests,
+    }
 }
 
 /// One attribute of a start tag, as ranges of the source.
@@ -477,11 +494,30 @@ fn import_map_references(text: &str) -> Vec<Reference> {
         s: text,
         pos: 0,
         refs: Vec::new(),
+        kind: RefKind::ImportMap,
     };
     match p.value(Role::Root, 0) {
         Some(()) => p.refs,
         None => Vec::new(),
     }
+}
+
+/// The `src` of each image of a web app manifest (`icons[]`,
+/// `screenshots[]`, `shortcuts[].icons[]`), in source order, positions
+/// filled. Malformed JSON yields no references.
+pub fn web_manifest_references(text: &str) -> Vec<Reference> {
+    let mut p = Json {
+        s: text,
+        pos: 0,
+        refs: Vec::new(),
+        kind: RefKind::WebManifest,
+    };
+    let mut refs = match p.value(Role::Manifest, 0) {
+        Some(()) => p.refs,
+        None => Vec::new(),
+    };
+    fill_positions(text, &mut refs);
+    refs
 }
 
 /// Import maps are three levels deep; anything much deeper is not one.
@@ -498,6 +534,17 @@ enum Role {
     /// A value of an `Imports`: a URL if it is a string.
     Url,
     Other,
+    /// The top of a web app manifest.
+    Manifest,
+    /// `icons` or `screenshots` of a manifest (or `icons` of a shortcut):
+    /// each element is an `Image`.
+    Images,
+    /// One image resource: its `src` is a `Url`.
+    Image,
+    /// `shortcuts`: each element is a `Shortcut`.
+    Shortcuts,
+    /// One shortcut: its `icons` are `Images`.
+    Shortcut,
 }
 
 /// A JSON parser that keeps nothing but the URLs it finds, so memory does
@@ -506,6 +553,8 @@ struct Json<'a> {
     s: &'a str,
     pos: usize,
     refs: Vec<Reference>,
+    /// The kind of the references found.
+    kind: RefKind,
 }
 
 impl Json<'_> {
@@ -537,7 +586,7 @@ impl Json<'_> {
                 let (value, range) = self.string()?;
                 if role == Role::Url {
                     self.refs
-                        .push(reference(range, value, RefKind::ImportMap, Some('"')));
+                        .push(reference(range, value, self.kind, Some('"')));
                 }
             }
             b'{' => {
@@ -555,6 +604,10 @@ impl Json<'_> {
                         (Role::Root, "imports") | (Role::Scopes, _) => Role::Imports,
                         (Role::Root, "scopes") => Role::Scopes,
                         (Role::Imports, _) => Role::Url,
+                        (Role::Manifest, "icons" | "screenshots") => Role::Images,
+                        (Role::Manifest, "shortcuts") => Role::Shortcuts,
+                        (Role::Shortcut, "icons") => Role::Images,
+                        (Role::Image, "src") => Role::Url,
                         _ => Role::Other,
                     };
                     self.value(inner, depth + 1)?;
@@ -569,8 +622,13 @@ impl Json<'_> {
                 if self.eat(b']') {
                     return Some(());
                 }
+                let inner = match role {
+                    Role::Images => Role::Image,
+                    Role::Shortcuts => Role::Shortcut,
+                    _ => Role::Other,
+                };
                 loop {
-                    self.value(Role::Other, depth + 1)?;
+                    self.value(inner, depth + 1)?;
                     if self.eat(b',') {
                         continue;
                     }
@@ -769,6 +827,37 @@ mod tests {
             JsServiceWorker@7:35 '/sw.js' = /sw.js
             "#,
         );
+    }
+
+    #[test]
+    fn web_manifest() {
+        let src = r#"{ "name": "App", "start_url": "/", "src": "no1.png",
+  "icons": [ { "src": "icons/a.png", "sizes": "192x192" }, {"purpose": "any", "src": "/static/b\u0063.png"} ],
+  "screenshots": [{"src": "shot.webp", "label": "src"}], "related": [{"icons": [{"src": "no2.png"}]}],
+  "shortcuts": [{ "name": "x", "url": "/x", "icons": [{ "src": "s.png" }] }], "x": {"icons": [{"src": "no3.png"}]} }"#;
+        assert_refs(
+            src,
+            &web_manifest_references(src),
+            r#"
+            WebManifest@2:24 "icons/a.png" = icons/a.png
+            WebManifest@2:87 "/static/b\u0063.png" = /static/bc.png
+            WebManifest@3:28 "shot.webp" = shot.webp
+            WebManifest@4:65 "s.png" = s.png
+            "#,
+        );
+        assert!(web_manifest_references("{\"icons\": [{\"src\": \"a.png\"}").is_empty());
+        let deep = format!("{{\"icons\": {}", "[".repeat(100_000));
+        assert!(web_manifest_references(&deep).is_empty());
+    }
+
+    #[test]
+    fn manifest_links() {
+        let src = "<link rel=manifest href=app.json><link rel='icon MANIFEST' href=b.json>\n\
+                   <link rel=stylesheet href=c.json><a rel=manifest href=d.json></a>\n\
+                   <link rel=&#109;anifest href=e.json><!-- <link rel=manifest href=f.json> -->";
+        let scan = html_scan(src);
+        let got: Vec<&str> = scan.manifests.iter().map(|r| &src[r.clone()]).collect();
+        assert_eq!(got, ["app.json", "b.json", "e.json"]);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub enum RefKind {
     HtmlSrcset,
     /// A value in a `<script type="importmap">` JSON document.
     ImportMap,
+    /// An image `src` in a web app manifest (JSON).
+    WebManifest,
 }
 
 impl RefKind {
@@ -141,7 +143,7 @@ pub fn encode_for(r: &Reference, new_url: &str) -> String {
             }
             html_attr(&s, q)
         }
-        (RefKind::ImportMap, _) => json_string(new_url),
+        (RefKind::ImportMap | RefKind::WebManifest, _) => json_string(new_url),
     }
 }
 

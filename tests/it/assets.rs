@@ -710,3 +710,51 @@ fn style_attributes_with_character_references_are_rewritten() {
     let err = p.fails(&["build"], 1);
     assert!(err.contains("index.html:2:23: "), "{err}");
 }
+
+#[test]
+fn web_app_manifest_images_are_rewritten() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/index.html",
+        "<link rel=\"manifest\" href=\"app/manifest.json\">\n",
+    );
+    let manifest = "{\n  \"name\": \"App\",\n  \"start_url\": \"/\",\n  \
+                    \"icons\": [{ \"src\": \"icons/192.png\", \"sizes\": \"192x192\" }],\n  \
+                    \"screenshots\": [{ \"src\": \"/static/shot.png\" }]\n}\n";
+    p.write("static/app/manifest.json", manifest);
+    p.write(
+        "static/site.webmanifest",
+        manifest.replace("icons/", "app/icons/"),
+    );
+    p.write("static/app/icons/192.png", b"\x89PNG 192");
+    p.write("static/shot.png", b"\x89PNG shot");
+    // Not linked as a manifest, so its `icons` are not references.
+    p.write(
+        "static/data.json",
+        "{\"icons\": [{\"src\": \"nothing.png\"}]}",
+    );
+    p.ok(&["build"]);
+    let (linked, k) = built(&p, "app/manifest.json");
+    let (named, _) = built(&p, "site.webmanifest");
+    let icon = name_of(&k, "app/icons/192.png");
+    let shot = name_of(&k, "shot.png");
+    for (text, want) in [
+        (&linked, format!("\"src\": \"icons/{icon}\"")),
+        (&linked, format!("\"src\": \"/static/{shot}\"")),
+        (&named, format!("\"src\": \"app/icons/{icon}\"")),
+        (&named, format!("\"src\": \"/static/{shot}\"")),
+    ] {
+        assert!(text.contains(&want), "{want} in {text}");
+    }
+    let (html, _) = built(&p, "index.html");
+    let want = format!("href=\"app/{}\"", name_of(&k, "app/manifest.json"));
+    assert!(html.contains(&want), "{want} in {html}");
+
+    p.write(
+        "static/site.webmanifest",
+        "{\"icons\": [\n  {\"src\": \"gone.png\"}]}",
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(err.contains("site.webmanifest:2:12: "), "{err}");
+}
