@@ -6,7 +6,7 @@
 //! names ([`crate::assets::keep`]) are scanned and rewritten all the same.
 
 use crate::assets::css::css_references;
-use crate::assets::html::{html_scan, web_manifest_references};
+use crate::assets::html::{html_scan, source_map_sources, web_manifest_references};
 use crate::assets::js::js_references;
 use crate::assets::refs::{encode_for, fill_positions, RefKind, Reference};
 use crate::assets::sri;
@@ -422,6 +422,7 @@ fn scan_node<'a>(
         // HTML tokenizer reads the same way.
         Some("html" | "htm" | "svg") => Some(Syntax::Html),
         Some("webmanifest") => Some(Syntax::WebManifest),
+        Some("map") => Some(Syntax::SourceMap),
         _ => None,
     };
     if let Some(syntax) = syntax {
@@ -452,6 +453,7 @@ enum Syntax {
     Js,
     Html,
     WebManifest,
+    SourceMap,
 }
 
 fn scan_references<'a>(
@@ -490,6 +492,7 @@ fn scan_references<'a>(
         Syntax::Css => (css_references(text), Vec::new()),
         Syntax::Js => (js_references(text), Vec::new()),
         Syntax::WebManifest => (web_manifest_references(text), Vec::new()),
+        Syntax::SourceMap => (source_map_sources(text), Vec::new()),
         Syntax::Html => {
             let scan = html_scan(text);
             manifests = scan.manifests;
@@ -505,8 +508,11 @@ fn scan_references<'a>(
         // script, which a script file cannot know (an inline script's page
         // is its own file): a relative one is only a guess.
         let guess = worker && matches!(syntax, Syntax::Js) && is_path_relative(&r.value);
+        // A source map names the sources it was made from, which are
+        // rarely published: only one in the tree is a reference.
+        let optional = guess || r.kind == RefKind::SourceMapSource;
         match resolve(&r.value, path, &input.url) {
-            Err(_) if guess => {}
+            Err(_) if optional => {}
             Err(msg) => errors.push(AssetError::at(path, &r, msg)),
             Ok(Target::External) => {}
             Ok(Target::Local { path: target, .. }) => match index.get(target.as_str()) {
@@ -540,7 +546,8 @@ fn scan_references<'a>(
                     }
                     node.edges.push(Edge { r, target: t })
                 }
-                None if guess => {} // most likely a route of the app, not an asset
+                // A worker: most likely a route of the app, not an asset.
+                None if optional => {}
                 None if allowed_missing(&input.allow_missing, &r.value, &target) => {}
                 None => errors.push(AssetError::at(
                     path,

@@ -495,11 +495,32 @@ fn import_map_references(text: &str) -> Vec<Reference> {
         pos: 0,
         refs: Vec::new(),
         kind: RefKind::ImportMap,
+        source_root: false,
     };
     match p.value(Role::Root, 0) {
         Some(()) => p.refs,
         None => Vec::new(),
     }
+}
+
+/// Each entry of the `sources` of a source map (`*.map`, JSON), in
+/// source order, positions filled. A map with a non-empty `sourceRoot`
+/// yields none (its entries are not URLs on their own), nor does
+/// malformed JSON.
+pub fn source_map_sources(text: &str) -> Vec<Reference> {
+    let mut p = Json {
+        s: text,
+        pos: 0,
+        refs: Vec::new(),
+        kind: RefKind::SourceMapSource,
+        source_root: false,
+    };
+    let mut refs = match p.value(Role::SourceMap, 0) {
+        Some(()) if !p.source_root => p.refs,
+        _ => Vec::new(),
+    };
+    fill_positions(text, &mut refs);
+    refs
 }
 
 /// The `src` of each image of a web app manifest (`icons[]`,
@@ -511,6 +532,7 @@ pub fn web_manifest_references(text: &str) -> Vec<Reference> {
         pos: 0,
         refs: Vec::new(),
         kind: RefKind::WebManifest,
+        source_root: false,
     };
     let mut refs = match p.value(Role::Manifest, 0) {
         Some(()) => p.refs,
@@ -545,6 +567,12 @@ enum Role {
     Shortcuts,
     /// One shortcut: its `icons` are `Images`.
     Shortcut,
+    /// The top of a source map.
+    SourceMap,
+    /// `sources` of a source map: each string element is a `Url`.
+    Sources,
+    /// `sourceRoot` of a source map.
+    SourceRoot,
 }
 
 /// A JSON parser that keeps nothing but the URLs it finds, so memory does
@@ -555,6 +583,8 @@ struct Json<'a> {
     refs: Vec<Reference>,
     /// The kind of the references found.
     kind: RefKind,
+    /// A non-empty `sourceRoot` was seen (source maps).
+    source_root: bool,
 }
 
 impl Json<'_> {
@@ -587,6 +617,8 @@ impl Json<'_> {
                 if role == Role::Url {
                     self.refs
                         .push(reference(range, value, self.kind, Some('"')));
+                } else if role == Role::SourceRoot && !value.is_empty() {
+                    self.source_root = true;
                 }
             }
             b'{' => {
@@ -608,6 +640,8 @@ impl Json<'_> {
                         (Role::Manifest, "shortcuts") => Role::Shortcuts,
                         (Role::Shortcut, "icons") => Role::Images,
                         (Role::Image, "src") => Role::Url,
+                        (Role::SourceMap, "sources") => Role::Sources,
+                        (Role::SourceMap, "sourceRoot") => Role::SourceRoot,
                         _ => Role::Other,
                     };
                     self.value(inner, depth + 1)?;
@@ -625,6 +659,7 @@ impl Json<'_> {
                 let inner = match role {
                     Role::Images => Role::Image,
                     Role::Shortcuts => Role::Shortcut,
+                    Role::Sources => Role::Url,
                     _ => Role::Other,
                 };
                 loop {
@@ -848,6 +883,23 @@ mod tests {
         assert!(web_manifest_references("{\"icons\": [{\"src\": \"a.png\"}").is_empty());
         let deep = format!("{{\"icons\": {}", "[".repeat(100_000));
         assert!(web_manifest_references(&deep).is_empty());
+    }
+
+    #[test]
+    fn source_map_sources_entries() {
+        let src = "{\"version\":3,\"file\":\"app.js\",\"sourceRoot\":\"\",\n\
+                   \"sources\":[\"app.src.js\",null,\"../../src/x.ts\"],\"names\":[\"no\"],\"mappings\":\"AAAA\"}";
+        assert_refs(
+            src,
+            &source_map_sources(src),
+            r#"
+            SourceMapSource@2:13 "app.src.js" = app.src.js
+            SourceMapSource@2:31 "../../src/x.ts" = ../../src/x.ts
+            "#,
+        );
+        let rooted = "{\"sourceRoot\":\"/src/\",\"sources\":[\"a.js\"]}";
+        assert!(source_map_sources(rooted).is_empty());
+        assert!(source_map_sources("{\"sources\":[\"a.js\"").is_empty());
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub enum RefKind {
     ImportMap,
     /// An image `src` in a web app manifest (JSON).
     WebManifest,
+    /// An entry of a source map's `sources` (JSON).
+    SourceMapSource,
 }
 
 impl RefKind {
@@ -143,7 +145,9 @@ pub fn encode_for(r: &Reference, new_url: &str) -> String {
             }
             html_attr(&s, q)
         }
-        (RefKind::ImportMap | RefKind::WebManifest, _) => json_string(new_url),
+        (RefKind::ImportMap | RefKind::WebManifest | RefKind::SourceMapSource, _) => {
+            json_string(new_url)
+        }
     }
 }
 

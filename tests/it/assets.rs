@@ -758,3 +758,33 @@ fn web_app_manifest_images_are_rewritten() {
     let err = p.fails(&["build"], 1);
     assert!(err.contains("site.webmanifest:2:12: "), "{err}");
 }
+
+#[test]
+fn source_map_sources_in_the_tree_are_rewritten() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/js/app.min.js",
+        "f();\n//# sourceMappingURL=app.min.js.map\n",
+    );
+    p.write(
+        "static/js/app.min.js.map",
+        "{\"version\":3,\"file\":\"app.min.js\",\n\"sources\":[\"src/app.js\",\"../../../node_modules/x/y.js\"],\"mappings\":\"AAAA\"}",
+    );
+    p.write("static/js/src/app.js", "function f() {}\n");
+    p.ok(&["build"]);
+    let (map, k) = built(&p, "js/app.min.js.map");
+    let want = format!(
+        "\"sources\":[\"src/{}\",\"../../../node_modules/x/y.js\"]",
+        name_of(&k, "js/src/app.js")
+    );
+    assert!(map.contains(&want), "{want} in {map}");
+    let (js, _) = built(&p, "js/app.min.js");
+    assert!(
+        js.contains(&format!(
+            "sourceMappingURL={}",
+            name_of(&k, "js/app.min.js.map")
+        )),
+        "{js}"
+    );
+}
