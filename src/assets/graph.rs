@@ -6,12 +6,13 @@
 //! names ([`crate::assets::keep`]) are scanned and rewritten all the same.
 
 use crate::assets::css::css_references;
-use crate::assets::html::html_scan;
+use crate::assets::html::{html_scan, source_map_sources, web_manifest_references};
 use crate::assets::js::js_references;
 use crate::assets::refs::{encode_for, fill_positions, RefKind, Reference};
 use crate::assets::sri;
 use crate::assets::url::{
-    is_bare_specifier, percent_encode_segment, resolve, split_suffix, Target, UrlOptions,
+    is_bare_specifier, is_path_relative, percent_encode_segment, resolve, split_suffix, Target,
+    UrlOptions,
 };
 use crate::digest::Digest;
 use globset::GlobSet;
@@ -143,6 +144,9 @@ struct Node<'a> {
     /// SHA-256 of `bytes` when they are final already (nothing to
     /// rewrite), computed during the parallel scan.
     digest: Option<Digest>,
+    /// Files a `<link rel=manifest>` of this page names: web app
+    /// manifests, scanned as such whatever their extension.
+    manifest_links: Vec<usize>,
 }
 
 /// Fingerprints the whole tree. Either every file gets its final name, or all
@@ -181,6 +185,26 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
     for (node, errs) in scanned {
         nodes.push(node);
         errors.extend(errs);
+    }
+    // A `.json` a page links as its web app manifest is one.
+    let linked: BTreeSet<usize> = nodes
+        .iter()
+        .flat_map(|n| n.manifest_links.iter().copied())
+        .collect();
+    for t in linked {
+        let node = &mut nodes[t];
+        let ext = extension(node.path).map(str::to_ascii_lowercase);
+        if node.text.is_none() && ext.as_deref() == Some("json") {
+            scan_references(
+                input,
+                node,
+                Syntax::WebManifest,
+                &index,
+                &files,
+                &mut errors,
+            );
+            node.finish();
+        }
     }
 
     let mut done = Finals::new(&nodes);
@@ -387,16 +411,40 @@ fn scan_node<'a>(
         kept: input.keep.contains(path),
         sri: Vec::new(),
         digest: None,
+        manifest_links: Vec::new(),
     };
-    scan_references(input, &mut node, index, files, &mut errors);
-    node.adj = node.edges.iter().map(|e| e.target).collect();
-    node.adj.sort_unstable();
-    node.adj.dedup();
-    if node.edges.is_empty() {
-        // Nothing to rewrite: the bytes are final, hash them here.
-        node.digest = Some(Digest::of(bytes));
+    let ext = extension(path).map(str::to_ascii_lowercase);
+    let syntax = match ext.as_deref() {
+        Some("css") => Some(Syntax::Css),
+        Some("js" | "mjs") => Some(Syntax::Js),
+        // SVG is XML, but its references are attributes (`href`,
+        // `xlink:href`, `<image src>`…) and `<style>` sheets, which the
+        // HTML tokenizer reads the same way.
+        Some("html" | "htm" | "svg") => Some(Syntax::Html),
+        Some("webmanifest") => Some(Syntax::WebManifest),
+        Some("map") => Some(Syntax::SourceMap),
+        _ => None,
+    };
+    if let Some(syntax) = syntax {
+        scan_references(input, &mut node, syntax, index, files, &mut errors);
     }
+    node.finish();
     (node, errors)
+}
+
+impl Node<'_> {
+    /// Fills `adj` from `edges`, and `digest` if there is nothing to rewrite.
+    fn finish(&mut self) {
+        self.adj = self.edges.iter().map(|e| e.target).collect();
+        self.adj.sort_unstable();
+        self.adj.dedup();
+        self.digest = if self.edges.is_empty() {
+            // Nothing to rewrite: the bytes are final, hash them here.
+            Some(Digest::of(self.bytes))
+        } else {
+            None
+        };
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -404,23 +452,19 @@ enum Syntax {
     Css,
     Js,
     Html,
+    WebManifest,
+    SourceMap,
 }
 
 fn scan_references<'a>(
     input: &Input,
     node: &mut Node<'a>,
+    syntax: Syntax,
     index: &BTreeMap<&str, usize>,
     files: &[(&String, &Vec<u8>)],
     errors: &mut Vec<AssetError>,
 ) {
     let (path, bytes) = (node.path, node.bytes);
-    let ext = extension(path).map(str::to_ascii_lowercase);
-    let syntax = match ext.as_deref() {
-        Some("css") => Syntax::Css,
-        Some("js" | "mjs") => Syntax::Js,
-        Some("html" | "htm") => Syntax::Html,
-        _ => return,
-    };
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -443,11 +487,15 @@ fn scan_references<'a>(
         }
     };
     node.text = Some(text);
+    let mut manifests = Vec::new();
     let (refs, integrity) = match syntax {
         Syntax::Css => (css_references(text), Vec::new()),
         Syntax::Js => (js_references(text), Vec::new()),
+        Syntax::WebManifest => (web_manifest_references(text), Vec::new()),
+        Syntax::SourceMap => (source_map_sources(text), Vec::new()),
         Syntax::Html => {
             let scan = html_scan(text);
+            manifests = scan.manifests;
             (scan.refs, scan.integrity)
         }
     };
@@ -455,11 +503,51 @@ fn scan_references<'a>(
         if r.kind.is_js_specifier() && is_bare_specifier(&r.value) {
             continue;
         }
+        let worker = matches!(r.kind, RefKind::JsWorker | RefKind::JsServiceWorker);
+        // A worker's URL is resolved against the page that runs the
+        // script, which a script file cannot know (an inline script's page
+        // is its own file): a relative one is only a guess.
+        let guess = worker && matches!(syntax, Syntax::Js) && is_path_relative(&r.value);
+        // A source map names the sources it was made from, which are
+        // rarely published: only one in the tree is a reference.
+        let optional = guess || r.kind == RefKind::SourceMapSource;
         match resolve(&r.value, path, &input.url) {
+            Err(_) if optional => {}
             Err(msg) => errors.push(AssetError::at(path, &r, msg)),
             Ok(Target::External) => {}
             Ok(Target::Local { path: target, .. }) => match index.get(target.as_str()) {
-                Some(&t) => node.edges.push(Edge { r, target: t }),
+                Some(_) if guess => errors.push(AssetError::at(
+                    path,
+                    &r,
+                    format!(
+                        "a worker's URL is resolved against the page's URL, not this script's, \
+                         so whether it names {target:?} is unknown and it cannot be rewritten; \
+                         write `new URL({:?}, import.meta.url)` or a path from the root",
+                        r.value
+                    ),
+                )),
+                Some(_) if r.kind == RefKind::JsServiceWorker && !input.keep.contains(&target) => {
+                    errors.push(AssetError::at(
+                        path,
+                        &r,
+                        format!(
+                            "a service worker's URL must stay the same from one release to the \
+                             next (the browser checks that URL for updates), so {target:?} \
+                             cannot be renamed; list it in assets.keep_names"
+                        ),
+                    ))
+                }
+                Some(&t) => {
+                    if manifests
+                        .binary_search_by_key(&r.range.start, |m| m.start)
+                        .is_ok()
+                    {
+                        node.manifest_links.push(t);
+                    }
+                    node.edges.push(Edge { r, target: t })
+                }
+                // A worker: most likely a route of the app, not an asset.
+                None if optional => {}
                 None if allowed_missing(&input.allow_missing, &r.value, &target) => {}
                 None => errors.push(AssetError::at(
                     path,
@@ -993,6 +1081,77 @@ mod tests {
                 "js/m.js:3:18: referenced file \"js/missing.js\" does not exist (reference \"./missing.js\")",
                 "page.html:1:11: path \"../../escape.png\" escapes the asset root (reference \"../../escape.png\")",
             ]
+        );
+    }
+
+    #[test]
+    fn workers_are_rewritten_where_their_url_is_certain() {
+        let files = [
+            ("js/w.js", "postMessage(1);"),
+            ("js/s.js", "onconnect = () => {};"),
+            ("sw.js", "self.onfetch = null;"),
+            (
+                "js/app.js",
+                "new Worker('/static/js/w.js'); new SharedWorker(\"https://cdn.example.com/static/js/s.js\");\n\
+                 new Worker('/elsewhere/x.js'); new Worker('not-an-asset.js');\n\
+                 navigator.serviceWorker.register('/static/sw.js');",
+            ),
+            (
+                "index.html",
+                "<script type=module>new Worker('js/w.js')</script>",
+            ),
+        ];
+        let mut inp = input(&files);
+        inp.keep.insert("sw.js".into());
+        let out = run(&inp);
+        let m = out.manifest();
+        let file = |p: &str| m[p].rsplit('/').next().unwrap_or_default().to_string();
+        assert_eq!(
+            text(&out, "js/app.js"),
+            format!(
+                "new Worker('/static/js/{}'); new SharedWorker(\"https://cdn.example.com/static/js/{}\");\n\
+                 new Worker('/elsewhere/x.js'); new Worker('not-an-asset.js');\n\
+                 navigator.serviceWorker.register('/static/sw.js');",
+                file("js/w.js"),
+                file("js/s.js")
+            )
+        );
+        assert_eq!(
+            text(&out, "index.html"),
+            format!(
+                "<script type=module>new Worker('{}')</script>",
+                m["js/w.js"]
+            )
+        );
+
+        // A relative URL in a script file that names an asset relative to
+        // the script, and a service worker that would be renamed.
+        inp.keep.clear();
+        inp.files.insert(
+            "js/b.js".into(),
+            b"new Worker('./w.js');\nnavigator.serviceWorker.register(`../sw.js`);".to_vec(),
+        );
+        let errs = errors(&inp);
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("js/app.js:3:35: a service worker's URL must stay the same"),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            errs[1].starts_with("js/b.js:1:13: a worker's URL is resolved against the page's URL"),
+            "{}",
+            errs[1]
+        );
+        assert!(
+            errs[1].contains("write `new URL(\"./w.js\", import.meta.url)`"),
+            "{}",
+            errs[1]
+        );
+        assert!(
+            errs[2].starts_with("js/b.js:2:35: a worker's URL"),
+            "{}",
+            errs[2]
         );
     }
 

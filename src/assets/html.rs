@@ -1,5 +1,6 @@
-//! Finds URL references in HTML with a small tag/attribute tokenizer:
-//! `src`/`href`/`poster` attributes, `srcset` candidates, import-map JSON
+//! Finds URL references in HTML (and in SVG, read with the same tokenizer)
+//! with a small tag/attribute tokenizer: `src`/`href`/`xlink:href`/`poster`
+//! attributes, `<object data>`, `srcset` candidates, import-map JSON
 //! values, `style` attributes and the contents of inline `<style>` and
 //! `<script type="module">` (delegated to the CSS and JS scanners). Comments and other raw text are
 //! skipped so that commented-out markup is never rewritten. It also finds
@@ -23,6 +24,9 @@ pub struct HtmlScan {
     pub refs: Vec<Reference>,
     /// Every `integrity` attribute that covers a reference, in source order.
     pub integrity: Vec<Integrity>,
+    /// The range of each reference made by a `<link rel=manifest href>`:
+    /// it names a web app manifest, whatever its file name.
+    pub manifests: Vec<Range<usize>>,
 }
 
 /// The `integrity` attribute of a `<script src>` or `<link href>`: a
@@ -44,6 +48,7 @@ pub struct Integrity {
 pub fn html_scan(src: &str) -> HtmlScan {
     let mut refs = Vec::new();
     let mut integrity = Vec::new();
+    let mut manifests = Vec::new();
     let b = src.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -61,6 +66,7 @@ pub fn html_scan(src: &str) -> HtmlScan {
             // the reference made by the first `src` (script) or `href` (link).
             let mut sri: Option<Range<usize>> = None;
             let mut covered: Option<Option<Range<usize>>> = None;
+            let mut rel_manifest = false;
             let tag = parse_tag(src, i + 1, |tag, attr| {
                 let before = refs.len();
                 attr_references(src, tag, attr, &mut refs);
@@ -70,12 +76,20 @@ pub fn html_scan(src: &str) -> HtmlScan {
                     _ => return,
                 };
                 let name = &src[attr.name.clone()];
+                if tag == "link" && name.eq_ignore_ascii_case("rel") {
+                    rel_manifest |= decode_entities(&src[attr.value.clone()])
+                        .split(|c: char| c.is_ascii() && is_space(c as u8))
+                        .any(|t| t.eq_ignore_ascii_case("manifest"));
+                }
                 if sri.is_none() && name.eq_ignore_ascii_case("integrity") {
                     sri = Some(attr.value.clone());
                 } else if covered.is_none() && name.eq_ignore_ascii_case(url_attr) {
                     covered = Some(refs.get(before).map(|r| r.range.clone()));
                 }
             });
+            if let (true, Some(Some(of))) = (rel_manifest, &covered) {
+                manifests.push(of.clone());
+            }
             if let (Some(range), Some(Some(of))) = (sri, covered) {
                 integrity.push(Integrity {
                     value: decode_entities(&src[range.clone()]),
@@ -94,7 +108,11 @@ pub fn html_scan(src: &str) -> HtmlScan {
     }
     refs.sort_by_key(|r| r.range.start);
     fill_positions(src, &mut refs);
-    HtmlScan { refs, integrity }
+    HtmlScan {
+        refs,
+        integrity,
+        manifests,
+    }
 }
 
 /// One attribute of a start tag, as ranges of the source.
@@ -200,7 +218,14 @@ fn attr_references(src: &str, tag: &str, a: &Attr, refs: &mut Vec<Reference>) {
     let raw = &src[a.value.clone()];
     let name = &src[a.name.clone()];
     let is = |n: &str| name.eq_ignore_ascii_case(n);
-    if is("src") || is("href") || is("poster") {
+    // SVG's `<use>`/`<image>`/`<a>` also say `xlink:href`; `<object>`
+    // names its resource with `data` (on other tags `data` is not a URL).
+    if is("src")
+        || is("href")
+        || is("poster")
+        || is("xlink:href")
+        || (tag == "object" && is("data"))
+    {
         // Leading/trailing HTML whitespace is not part of the URL.
         let lead = raw.len()
             - raw
@@ -218,17 +243,7 @@ fn attr_references(src: &str, tag: &str, a: &Attr, refs: &mut Vec<Reference>) {
             a.quote,
         ));
     } else if is("style") {
-        // Inline CSS. A value with character references would need
-        // decoding first, which moves offsets: left alone (rare). A rewrite
-        // encodes for CSS only, so it could end an unquoted attribute (with
-        // the space after a CSS escape, or a `>`), or a quoted one if the
-        // URL holds its quote: those are left alone too (found by fuzzing).
-        if let (false, Some(q)) = (raw.contains('&'), a.quote) {
-            let mut found = css_references(raw);
-            found.retain(|r| !r.value.contains([q, '&']));
-            offset_refs(&mut found, a.value.start);
-            refs.extend(found);
-        }
+        style_references(raw, a, refs);
     } else if is("srcset") || is("imagesrcset") {
         for r in srcset_urls(raw) {
             let range = a.value.start + r.start..a.value.start + r.end;
@@ -239,6 +254,35 @@ fn attr_references(src: &str, tag: &str, a: &Attr, refs: &mut Vec<Reference>) {
                 a.quote,
             ));
         }
+    }
+}
+
+/// The `url()`s of a `style` attribute: its value is decoded (character
+/// references), scanned as CSS, and each URL's range mapped back to the
+/// raw value. An entity decodes to one char, so a URL starts and ends
+/// either side of each, never inside one.
+fn style_references(raw: &str, a: &Attr, refs: &mut Vec<Reference>) {
+    let (text, map) = decode_entities_mapped(raw);
+    let raw_offset = |decoded: usize| -> usize {
+        // `map` holds (decoded offset, raw offset) after each entity.
+        match map.binary_search_by_key(&decoded, |&(d, _)| d) {
+            Ok(i) => map[i].1,
+            Err(0) => decoded,
+            Err(i) => map[i - 1].1 + (decoded - map[i - 1].0),
+        }
+    };
+    for r in css_references(&text) {
+        if r.kind != RefKind::CssUrl {
+            continue; // no `@import` or comment in a declaration list
+        }
+        let range = raw_offset(r.range.start)..raw_offset(r.range.end);
+        let start = a.value.start + range.start;
+        refs.push(reference(
+            start..start + range.len(),
+            r.value,
+            RefKind::StyleAttrUrl,
+            a.quote,
+        ));
     }
 }
 
@@ -296,6 +340,18 @@ fn raw_text_references(src: &str, tag: &Tag, body: Range<usize>, refs: &mut Vec<
             match ty.trim().to_ascii_lowercase().as_str() {
                 "module" => js_references(text),
                 "importmap" => import_map_references(text),
+                // A classic script: no static imports nor `import.meta`,
+                // but `import()` and workers work the same.
+                t if is_classic_script_type(t) => {
+                    let mut found = js_references(text);
+                    found.retain(|r| {
+                        matches!(
+                            r.kind,
+                            RefKind::JsDynamicImport | RefKind::JsWorker | RefKind::JsServiceWorker
+                        )
+                    });
+                    found
+                }
                 _ => Vec::new(),
             }
         }
@@ -303,6 +359,31 @@ fn raw_text_references(src: &str, tag: &Tag, body: Range<usize>, refs: &mut Vec<
     };
     offset_refs(&mut found, body.start);
     refs.extend(found);
+}
+
+/// Whether a `<script type>` (trimmed, lower-cased) makes a classic
+/// script: no type, or one of the JavaScript MIME type essences of the
+/// HTML standard.
+fn is_classic_script_type(ty: &str) -> bool {
+    matches!(
+        ty,
+        "" | "text/javascript"
+            | "application/javascript"
+            | "application/ecmascript"
+            | "application/x-ecmascript"
+            | "application/x-javascript"
+            | "text/ecmascript"
+            | "text/javascript1.0"
+            | "text/javascript1.1"
+            | "text/javascript1.2"
+            | "text/javascript1.3"
+            | "text/javascript1.4"
+            | "text/javascript1.5"
+            | "text/jscript"
+            | "text/livescript"
+            | "text/x-ecmascript"
+            | "text/x-javascript"
+    )
 }
 
 /// Splits a srcset into candidate URL ranges (relative to `raw`), following
@@ -350,8 +431,15 @@ fn srcset_urls(raw: &str) -> Vec<Range<usize>> {
 
 /// Decodes the common HTML character references; unknown ones stay literal.
 fn decode_entities(s: &str) -> String {
+    decode_entities_mapped(s).0
+}
+
+/// [`decode_entities`], with the (decoded, raw) offsets just past each
+/// decoded reference, in order.
+fn decode_entities_mapped(s: &str) -> (String, Vec<(usize, usize)>) {
+    let mut map = Vec::new();
     if !s.contains('&') {
-        return s.to_string();
+        return (s.to_string(), map);
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -386,6 +474,7 @@ fn decode_entities(s: &str) -> String {
             Some((c, len)) => {
                 out.push(c);
                 rest = &rest[len..];
+                map.push((out.len(), s.len() - rest.len()));
             }
             None => {
                 out.push('&');
@@ -394,7 +483,7 @@ fn decode_entities(s: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
+    (out, map)
 }
 
 /// String values of `imports` and of each `scopes` entry in an import map.
@@ -405,11 +494,52 @@ fn import_map_references(text: &str) -> Vec<Reference> {
         s: text,
         pos: 0,
         refs: Vec::new(),
+        kind: RefKind::ImportMap,
+        source_root: false,
     };
     match p.value(Role::Root, 0) {
         Some(()) => p.refs,
         None => Vec::new(),
     }
+}
+
+/// Each entry of the `sources` of a source map (`*.map`, JSON), in
+/// source order, positions filled. A map with a non-empty `sourceRoot`
+/// yields none (its entries are not URLs on their own), nor does
+/// malformed JSON.
+pub fn source_map_sources(text: &str) -> Vec<Reference> {
+    let mut p = Json {
+        s: text,
+        pos: 0,
+        refs: Vec::new(),
+        kind: RefKind::SourceMapSource,
+        source_root: false,
+    };
+    let mut refs = match p.value(Role::SourceMap, 0) {
+        Some(()) if !p.source_root => p.refs,
+        _ => Vec::new(),
+    };
+    fill_positions(text, &mut refs);
+    refs
+}
+
+/// The `src` of each image of a web app manifest (`icons[]`,
+/// `screenshots[]`, `shortcuts[].icons[]`), in source order, positions
+/// filled. Malformed JSON yields no references.
+pub fn web_manifest_references(text: &str) -> Vec<Reference> {
+    let mut p = Json {
+        s: text,
+        pos: 0,
+        refs: Vec::new(),
+        kind: RefKind::WebManifest,
+        source_root: false,
+    };
+    let mut refs = match p.value(Role::Manifest, 0) {
+        Some(()) => p.refs,
+        None => Vec::new(),
+    };
+    fill_positions(text, &mut refs);
+    refs
 }
 
 /// Import maps are three levels deep; anything much deeper is not one.
@@ -426,6 +556,23 @@ enum Role {
     /// A value of an `Imports`: a URL if it is a string.
     Url,
     Other,
+    /// The top of a web app manifest.
+    Manifest,
+    /// `icons` or `screenshots` of a manifest (or `icons` of a shortcut):
+    /// each element is an `Image`.
+    Images,
+    /// One image resource: its `src` is a `Url`.
+    Image,
+    /// `shortcuts`: each element is a `Shortcut`.
+    Shortcuts,
+    /// One shortcut: its `icons` are `Images`.
+    Shortcut,
+    /// The top of a source map.
+    SourceMap,
+    /// `sources` of a source map: each string element is a `Url`.
+    Sources,
+    /// `sourceRoot` of a source map.
+    SourceRoot,
 }
 
 /// A JSON parser that keeps nothing but the URLs it finds, so memory does
@@ -434,6 +581,10 @@ struct Json<'a> {
     s: &'a str,
     pos: usize,
     refs: Vec<Reference>,
+    /// The kind of the references found.
+    kind: RefKind,
+    /// A non-empty `sourceRoot` was seen (source maps).
+    source_root: bool,
 }
 
 impl Json<'_> {
@@ -465,7 +616,9 @@ impl Json<'_> {
                 let (value, range) = self.string()?;
                 if role == Role::Url {
                     self.refs
-                        .push(reference(range, value, RefKind::ImportMap, Some('"')));
+                        .push(reference(range, value, self.kind, Some('"')));
+                } else if role == Role::SourceRoot && !value.is_empty() {
+                    self.source_root = true;
                 }
             }
             b'{' => {
@@ -483,6 +636,12 @@ impl Json<'_> {
                         (Role::Root, "imports") | (Role::Scopes, _) => Role::Imports,
                         (Role::Root, "scopes") => Role::Scopes,
                         (Role::Imports, _) => Role::Url,
+                        (Role::Manifest, "icons" | "screenshots") => Role::Images,
+                        (Role::Manifest, "shortcuts") => Role::Shortcuts,
+                        (Role::Shortcut, "icons") => Role::Images,
+                        (Role::Image, "src") => Role::Url,
+                        (Role::SourceMap, "sources") => Role::Sources,
+                        (Role::SourceMap, "sourceRoot") => Role::SourceRoot,
                         _ => Role::Other,
                     };
                     self.value(inner, depth + 1)?;
@@ -497,8 +656,14 @@ impl Json<'_> {
                 if self.eat(b']') {
                     return Some(());
                 }
+                let inner = match role {
+                    Role::Images => Role::Image,
+                    Role::Shortcuts => Role::Shortcut,
+                    Role::Sources => Role::Url,
+                    _ => Role::Other,
+                };
                 loop {
-                    self.value(Role::Other, depth + 1)?;
+                    self.value(inner, depth + 1)?;
                     if self.eat(b',') {
                         continue;
                     }
@@ -628,19 +793,50 @@ mod tests {
 
     #[test]
     fn style_attributes() {
+        // The raw text of each URL, inside the attribute's quotes.
         check(
             "<div style=\"background: url('img/hero.jpg') no-repeat\"></div>\n\
              <p style='color: red'></p><i style=\"background: url(&quot;x.png&quot;)\"></i>",
             r#"
-            CssUrl@1:30 'img/hero.jpg' = img/hero.jpg
+            StyleAttrUrl@1:30 "img/hero.jpg" = img/hero.jpg
+            StyleAttrUrl@2:59 "x.png" = x.png
             "#,
         );
+        // Unquoted attributes, CSS escapes, entities inside the URL and
+        // around it, a quote of the attribute's kind inside the CSS.
         check(
             "<p style=background:url(a.png)></p>\n\
              <p style=\"background:url('b\\22 c.png') url('d\\26 lt;.png')\"></p>\n\
-             <p style='background:url(\"e\\e9 .png\")'></p>",
-            r#"CssUrl@3:27 "e\e9 .png" = eé.png"#,
+             <p style='background:url(\"e\\e9 .png\")'></p>\n\
+             <p style=\"a:url(&#39;f&amp;g.png&#x27;);b:url( h&#x2e;png )\"></p>",
+            r#"
+            StyleAttrUrl@1:25 a.png = a.png
+            StyleAttrUrl@2:27 "b\22 c.png" = b"c.png
+            StyleAttrUrl@2:45 "d\26 lt;.png" = d&lt;.png
+            StyleAttrUrl@3:27 'e\e9 .png' = eé.png
+            StyleAttrUrl@4:22 "f&amp;g.png" = f&g.png
+            StyleAttrUrl@4:48 "h&#x2e;png" = h.png
+            "#,
         );
+        // A rewrite reads back as the URL it was given, whatever the quotes.
+        for src in [
+            "<p style=\"a:url(&quot;x.png&quot;)\">",
+            "<p style='a:url(x.png)'>",
+            "<p style=a:url(x.png)>",
+        ] {
+            for url in ["a b.png", "a\"b'c&d.png", "a(b).png", "a>b=.png"] {
+                let r = html_references(src).remove(0);
+                let out = format!(
+                    "{}{}{}",
+                    &src[..r.range.start],
+                    crate::assets::refs::encode_for(&r, url),
+                    &src[r.range.end..]
+                );
+                let back = html_references(&out);
+                assert_eq!(back.len(), 1, "{out}");
+                assert_eq!(back[0].value, url, "{out}");
+            }
+        }
     }
 
     #[test]
@@ -648,12 +844,72 @@ mod tests {
         check(
             "<style>\n.a { background: url(a.png) } /* url(no.png) */\n</style>\n\
              <script type=\"module\">\nimport x from './x.js'; const s = '<img src=no.png>';\n</script>\n\
-             <script>import('./classic-not-scanned.js')</script>",
+             <script>import('./classic.js'); import x from './no.js'; new URL('no.png', import.meta.url)</script>\n\
+             <script type=text/template>import('./no2.js')</script>",
             r#"
             CssUrl@2:22 a.png = a.png
             JsImport@5:16 './x.js' = ./x.js
+            JsDynamicImport@7:17 './classic.js' = ./classic.js
             "#,
         );
+        // Positions inside an inline script are positions in the page.
+        check(
+            "<p>\n<script type=' Text/JavaScript '>\n  f();\r\n  new Worker('w.js'); import(\"./é.js\")\n</script>\n\
+             <script type=module>\nnavigator.serviceWorker.register('/sw.js')</script>",
+            r#"
+            JsWorker@4:15 'w.js' = w.js
+            JsDynamicImport@4:31 "./é.js" = ./é.js
+            JsServiceWorker@7:35 '/sw.js' = /sw.js
+            "#,
+        );
+    }
+
+    #[test]
+    fn web_manifest() {
+        let src = r#"{ "name": "App", "start_url": "/", "src": "no1.png",
+  "icons": [ { "src": "icons/a.png", "sizes": "192x192" }, {"purpose": "any", "src": "/static/b\u0063.png"} ],
+  "screenshots": [{"src": "shot.webp", "label": "src"}], "related": [{"icons": [{"src": "no2.png"}]}],
+  "shortcuts": [{ "name": "x", "url": "/x", "icons": [{ "src": "s.png" }] }], "x": {"icons": [{"src": "no3.png"}]} }"#;
+        assert_refs(
+            src,
+            &web_manifest_references(src),
+            r#"
+            WebManifest@2:24 "icons/a.png" = icons/a.png
+            WebManifest@2:87 "/static/b\u0063.png" = /static/bc.png
+            WebManifest@3:28 "shot.webp" = shot.webp
+            WebManifest@4:65 "s.png" = s.png
+            "#,
+        );
+        assert!(web_manifest_references("{\"icons\": [{\"src\": \"a.png\"}").is_empty());
+        let deep = format!("{{\"icons\": {}", "[".repeat(100_000));
+        assert!(web_manifest_references(&deep).is_empty());
+    }
+
+    #[test]
+    fn source_map_sources_entries() {
+        let src = "{\"version\":3,\"file\":\"app.js\",\"sourceRoot\":\"\",\n\
+                   \"sources\":[\"app.src.js\",null,\"../../src/x.ts\"],\"names\":[\"no\"],\"mappings\":\"AAAA\"}";
+        assert_refs(
+            src,
+            &source_map_sources(src),
+            r#"
+            SourceMapSource@2:13 "app.src.js" = app.src.js
+            SourceMapSource@2:31 "../../src/x.ts" = ../../src/x.ts
+            "#,
+        );
+        let rooted = "{\"sourceRoot\":\"/src/\",\"sources\":[\"a.js\"]}";
+        assert!(source_map_sources(rooted).is_empty());
+        assert!(source_map_sources("{\"sources\":[\"a.js\"").is_empty());
+    }
+
+    #[test]
+    fn manifest_links() {
+        let src = "<link rel=manifest href=app.json><link rel='icon MANIFEST' href=b.json>\n\
+                   <link rel=stylesheet href=c.json><a rel=manifest href=d.json></a>\n\
+                   <link rel=&#109;anifest href=e.json><!-- <link rel=manifest href=f.json> -->";
+        let scan = html_scan(src);
+        let got: Vec<&str> = scan.manifests.iter().map(|r| &src[r.clone()]).collect();
+        assert_eq!(got, ["app.json", "b.json", "e.json"]);
     }
 
     #[test]
@@ -732,6 +988,27 @@ mod tests {
         assert_eq!(decode_entities("&amp;&#x26;&#0000000038;&&lt"), "&&&&&lt");
         assert_eq!(decode_entities("&#00000000038;"), "&#00000000038;");
         assert_eq!(decode_entities(&"&".repeat(5)), "&&&&&");
+    }
+
+    #[test]
+    fn svg_and_object_attributes() {
+        // A fragment-only `href` is found here; `url::resolve` calls it
+        // external, so it is never rewritten.
+        check(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">
+<use xlink:href="sprite.svg#icon"/><use href='#local'/>
+<image href="a.png" XLINK:HREF=b.png width="10"/>
+<a xlink:href="page.html"><text>x</text></a></svg>
+<object data="doc.pdf" type="application/pdf"></object><div data="no.png"></div>"##,
+            r##"
+            HtmlAttr@2:18 "sprite.svg#icon" = sprite.svg#icon
+            HtmlAttr@2:47 '#local' = #local
+            HtmlAttr@3:14 "a.png" = a.png
+            HtmlAttr@3:32 b.png = b.png
+            HtmlAttr@4:16 "page.html" = page.html
+            HtmlAttr@5:15 "doc.pdf" = doc.pdf
+            "##,
+        );
     }
 
     #[test]

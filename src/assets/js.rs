@@ -60,9 +60,18 @@ pub fn js_references(src: &str) -> Vec<Reference> {
                 "new" => {
                     if let Some(s) = new_url(&win) {
                         refs.push(s.reference(RefKind::JsNewUrl));
+                    } else if let Some(s) = new_worker(&win) {
+                        refs.push(s.reference(RefKind::JsWorker));
                     }
                 }
                 _ => {}
+            }
+        }
+        // `navigator.serviceWorker.register("…")`, or the same on any
+        // other object: `serviceWorker` is a property name either way.
+        if t.kind == Kind::Ident && t.value == "serviceWorker" {
+            if let Some(s) = call_with_string(&win, 1, "register") {
+                refs.push(s.reference(RefKind::JsServiceWorker));
             }
         }
         after_dot = t.is_punct(".") || t.is_punct("?.");
@@ -152,6 +161,41 @@ fn new_url<'t, 'a>(win: &'t VecDeque<Tok<'a>>) -> Option<&'t Tok<'a>> {
     } else {
         None
     }
+}
+
+/// `Worker ( "m" )` or `SharedWorker ( "m" , …` following `new`
+/// (`win[0]`): the string names the worker's script.
+fn new_worker<'t, 'a>(win: &'t VecDeque<Tok<'a>>) -> Option<&'t Tok<'a>> {
+    let ctor = win.get(1)?;
+    if ctor.kind != Kind::Ident || !matches!(&*ctor.value, "Worker" | "SharedWorker") {
+        return None;
+    }
+    string_argument(win, 2)
+}
+
+/// `. name ( "m" )` or `. name ( "m" , …` starting at `win[at]`.
+fn call_with_string<'t, 'a>(
+    win: &'t VecDeque<Tok<'a>>,
+    at: usize,
+    name: &str,
+) -> Option<&'t Tok<'a>> {
+    let dot = win.get(at)?.is_punct(".") || win.get(at)?.is_punct("?.");
+    let method = win.get(at + 1)?;
+    if !dot || method.kind != Kind::Ident || method.value != name {
+        return None;
+    }
+    string_argument(win, at + 2)
+}
+
+/// `( "m" )` or `( "m" , …` starting at `win[at]`: the first argument,
+/// when it is one string literal.
+fn string_argument<'t, 'a>(win: &'t VecDeque<Tok<'a>>, at: usize) -> Option<&'t Tok<'a>> {
+    let s = win.get(at + 1)?;
+    let close = win.get(at + 2)?;
+    let ok = win.get(at)?.is_punct("(")
+        && s.kind == Kind::Str
+        && (close.is_punct(")") || close.is_punct(","));
+    ok.then_some(s)
 }
 
 /// `//# sourceMappingURL=url` or the legacy `//@ sourceMappingURL=url`.
@@ -656,6 +700,29 @@ console.log(import.meta.url);
             JsDynamicImport@2:9 './x.js' = ./x.js
             JsNewUrl@4:20 "./img/a.png" = ./img/a.png
             JsNewUrl@5:21 './w.js' = ./w.js
+            "#,
+        );
+    }
+
+    #[test]
+    fn workers_and_service_workers() {
+        check(
+            r#"const w = new Worker("/static/js/w.js", { type: "module" });
+new SharedWorker('./shared.js'); new Worker(`./t.js`);
+navigator.serviceWorker.register("/sw.js", { scope: "/" });
+await navigator?.serviceWorker.register('./sw2.js');
+new Worker(new URL("./u.js", import.meta.url));
+new Worker(name); new Worker("./a" + b); new Worker(`./${x}.js`);
+obj.new Worker("./no.js"); serviceWorker.register(url); serviceWorker.unregister("./no2.js");
+const s = 'new Worker("./no3.js")'; // new Worker("./no4.js")
+"#,
+            r#"
+            JsWorker@1:23 "/static/js/w.js" = /static/js/w.js
+            JsWorker@2:19 './shared.js' = ./shared.js
+            JsWorker@2:46 `./t.js` = ./t.js
+            JsServiceWorker@3:35 "/sw.js" = /sw.js
+            JsServiceWorker@4:42 './sw2.js' = ./sw2.js
+            JsNewUrl@5:21 "./u.js" = ./u.js
             "#,
         );
     }

@@ -37,12 +37,28 @@ pub enum RefKind {
     JsDynamicImport,
     /// `new URL("...", import.meta.url)`.
     JsNewUrl,
+    /// `new Worker("...")` or `new SharedWorker("...")` with a string
+    /// literal: a URL resolved against the page's base URL, not the
+    /// script's.
+    JsWorker,
+    /// `serviceWorker.register("...")` with a string literal: as
+    /// [`RefKind::JsWorker`], and its URL must not change between releases.
+    JsServiceWorker,
+    /// A CSS `url()` inside an HTML `style` attribute, whose text is
+    /// the attribute value with character references decoded: encoded
+    /// for CSS (in a form valid in any CSS context), then for the
+    /// attribute. `quote` is the attribute's.
+    StyleAttrUrl,
     /// An HTML attribute holding one URL (`src`, `href`, `poster`).
     HtmlAttr,
     /// One candidate URL of an HTML `srcset`/`imagesrcset` attribute.
     HtmlSrcset,
     /// A value in a `<script type="importmap">` JSON document.
     ImportMap,
+    /// An image `src` in a web app manifest (JSON).
+    WebManifest,
+    /// An entry of a source map's `sources` (JSON).
+    SourceMapSource,
 }
 
 impl RefKind {
@@ -102,10 +118,18 @@ pub fn encode_for(r: &Reference, new_url: &str) -> String {
         (RefKind::CssUrl | RefKind::CssImport, None) => css_unquoted_url(new_url),
         (RefKind::CssUrl | RefKind::CssImport, Some(q)) => css_string(new_url, q),
         (RefKind::SourceMap, _) => comment_url(new_url),
-        (RefKind::JsImport | RefKind::JsDynamicImport | RefKind::JsNewUrl, q) => {
-            js_string(new_url, q.unwrap_or('"'))
-        }
+        (
+            RefKind::JsImport
+            | RefKind::JsDynamicImport
+            | RefKind::JsNewUrl
+            | RefKind::JsWorker
+            | RefKind::JsServiceWorker,
+            q,
+        ) => js_string(new_url, q.unwrap_or('"')),
         (RefKind::HtmlAttr, q) => html_attr(new_url, q),
+        // An unquoted CSS URL escapes every quote, parenthesis and space,
+        // so it reads the same quoted or not.
+        (RefKind::StyleAttrUrl, q) => html_attr(&css_unquoted_url(new_url), q),
         (RefKind::HtmlSrcset, q) => {
             // Whitespace separates descriptors and a trailing comma separates
             // candidates, so neither may appear raw in a srcset URL.
@@ -121,7 +145,9 @@ pub fn encode_for(r: &Reference, new_url: &str) -> String {
             }
             html_attr(&s, q)
         }
-        (RefKind::ImportMap, _) => json_string(new_url),
+        (RefKind::ImportMap | RefKind::WebManifest | RefKind::SourceMapSource, _) => {
+            json_string(new_url)
+        }
     }
 }
 
@@ -349,6 +375,14 @@ mod tests {
         check(HtmlAttr, Some('\''), "a'\".png", "a&#39;\".png");
         check(HtmlAttr, None, "a b>.png", "a&#32;b&#62;.png");
         check(HtmlSrcset, Some('"'), "a b,c.png", "a%20b%2Cc.png");
+        check(StyleAttrUrl, Some('"'), "a.png", "a.png");
+        check(
+            StyleAttrUrl,
+            Some('"'),
+            "a\"b&'.png",
+            "a\\&quot;b&amp;\\'.png",
+        );
+        check(StyleAttrUrl, None, "a b.png", "a\\20&#32;b.png");
         check(
             ImportMap,
             None,

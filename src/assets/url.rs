@@ -107,6 +107,14 @@ pub fn split_suffix(value: &str) -> (&str, &str) {
     value.split_at(i)
 }
 
+/// Whether `value` is a relative URL with a path (`w.js`, `./w.js`,
+/// `../w.js`): resolved against whatever base URL applies, unlike a path
+/// from the root, a scheme-relative or an absolute URL, or a fragment.
+pub fn is_path_relative(value: &str) -> bool {
+    let value = value.trim_matches(|c: char| c.is_ascii_whitespace());
+    !(value.is_empty() || value.starts_with(['/', '\\', '#', '?']) || has_scheme(value))
+}
+
 fn has_scheme(value: &str) -> bool {
     let Some(colon) = value.find(':') else {
         return false;

@@ -536,3 +536,255 @@ fn assets_exclude_leaves_sources_unpublished() {
     let err = p.fails(&["build"], 2);
     assert!(err.contains("assets.exclude"), "{err}");
 }
+
+/// The stored text of `logical` in the last build, and every final name.
+fn built(p: &Project, logical: &str) -> (String, BTreeMap<String, String>) {
+    let k = keys(&manifest(p));
+    let text = fs::read_to_string(p.path().join(".verbatim/build").join(&k[logical])).unwrap();
+    (text, k)
+}
+
+/// The file name (last segment) of `logical`'s key.
+fn name_of(k: &BTreeMap<String, String>, logical: &str) -> String {
+    k[logical].rsplit('/').next().unwrap().to_owned()
+}
+
+#[test]
+fn svg_references_and_object_data_are_rewritten() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/index.html",
+        "<object data=\"img/doc.svg\" type=\"image/svg+xml\"></object>\n\
+         <svg><use xlink:href=\"img/sprite.svg#star\"/></svg>\n",
+    );
+    p.write(
+        "static/img/doc.svg",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\">\n\
+         <defs><g id=\"dot\"/></defs><use href=\"#dot\"/>\n\
+         <use href=\"sprite.svg#star\"/><image xlink:href=\"logo.png\" width=\"1\"/>\n\
+         <style>g { fill: url(#grad) } rect { background: url(bg.png) }</style></svg>\n",
+    );
+    p.write(
+        "static/img/sprite.svg",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><symbol id=\"star\"/></svg>\n",
+    );
+    p.write("static/img/logo.png", b"\x89PNG logo");
+    p.write("static/img/bg.png", b"\x89PNG bg");
+    p.ok(&["build"]);
+    let (svg, k) = built(&p, "img/doc.svg");
+    assert!(svg.contains("<use href=\"#dot\"/>"), "{svg}");
+    assert!(svg.contains("url(#grad)"), "{svg}");
+    for (written, logical) in [
+        ("href=\"{}#star\"", "img/sprite.svg"),
+        ("xlink:href=\"{}\"", "img/logo.png"),
+        ("url({})", "img/bg.png"),
+    ] {
+        let want = written.replace("{}", &name_of(&k, logical));
+        assert!(svg.contains(&want), "{want} in {svg}");
+    }
+    let (html, _) = built(&p, "index.html");
+    for want in [
+        format!("data=\"img/{}\"", name_of(&k, "img/doc.svg")),
+        format!("xlink:href=\"img/{}#star\"", name_of(&k, "img/sprite.svg")),
+    ] {
+        assert!(html.contains(&want), "{want} in {html}");
+    }
+
+    // An SVG naming a file that is not there fails the build at its place.
+    p.write(
+        "static/img/sprite.svg",
+        "<svg>\n  <image href=\"gone.png\"/></svg>\n",
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(err.contains("img/sprite.svg:2:16: "), "{err}");
+}
+
+#[test]
+fn workers_are_rewritten_and_a_renamed_service_worker_is_refused() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/js/app.js",
+        "const w = new Worker(\"/static/js/worker.js\", { type: \"module\" });\n\
+         new SharedWorker('/static/js/shared.js');\n",
+    );
+    p.write("static/js/worker.js", "postMessage('hi');\n");
+    p.write("static/js/shared.js", "onconnect = () => {};\n");
+    p.write(
+        "static/index.html",
+        "<script type=\"module\">new Worker('js/worker.js')</script>\n",
+    );
+    p.ok(&["build"]);
+    let (js, k) = built(&p, "js/app.js");
+    for logical in ["js/worker.js", "js/shared.js"] {
+        let want = format!("/static/js/{}", name_of(&k, logical));
+        assert!(js.contains(&want), "{want} in {js}");
+    }
+    let (html, _) = built(&p, "index.html");
+    let want = format!("new Worker('js/{}')", name_of(&k, "js/worker.js"));
+    assert!(html.contains(&want), "{want} in {html}");
+
+    // A service worker must keep its URL; a relative worker URL in a
+    // script file depends on the page, so it is not guessed at.
+    p.write(
+        "static/js/app.js",
+        "navigator.serviceWorker.register('/static/js/worker.js');\nnew Worker('shared.js');\n",
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(
+        err.contains("js/app.js:1:35: a service worker's URL"),
+        "{err}"
+    );
+    assert!(err.contains("js/app.js:2:13: a worker's URL"), "{err}");
+    p.write(
+        "verbatim.toml",
+        format!("{CONFIG}keep_names = [\"js/worker.js\"]\n"),
+    );
+    p.write(
+        "static/js/app.js",
+        "navigator.serviceWorker.register('/static/js/worker.js');\n",
+    );
+    p.ok(&["build"]);
+    let (js, k) = built(&p, "js/app.js");
+    assert_eq!(k["js/worker.js"], "assets/js/worker.js");
+    assert!(js.contains("register('/static/js/worker.js')"), "{js}");
+}
+
+#[test]
+fn inline_scripts_are_rewritten_at_their_place_in_the_page() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/index.html",
+        "<!doctype html>\n<script type=\"module\">\n  import { a } from './js/a.js';\n</script>\n\
+         <script>\n  window.onload = () => import(\"./js/lazy.js\");\n</script>\n",
+    );
+    p.write("static/js/a.js", "export const a = 1;\n");
+    p.write("static/js/lazy.js", "document.title = 'lazy';\n");
+    p.ok(&["build"]);
+    let (html, k) = built(&p, "index.html");
+    for want in [
+        format!("from './js/{}'", name_of(&k, "js/a.js")),
+        format!("import(\"./js/{}\")", name_of(&k, "js/lazy.js")),
+    ] {
+        assert!(html.contains(&want), "{want} in {html}");
+    }
+
+    // A missing file is reported at its line and column in the page.
+    p.write(
+        "static/index.html",
+        "<p>\n<script>\n  f(); import('./js/gone.js');\n</script>\n",
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(err.contains("index.html:3:16: "), "{err}");
+    assert!(err.contains("\"js/gone.js\" does not exist"), "{err}");
+}
+
+#[test]
+fn style_attributes_with_character_references_are_rewritten() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/index.html",
+        "<div style=\"background: url(&quot;img/bg.png&quot;)\"></div>\n\
+         <p style=background:url(img/a&amp;b.png)></p>\n",
+    );
+    p.write("static/img/bg.png", b"\x89PNG bg");
+    p.write("static/img/a&b.png", b"\x89PNG ab");
+    p.ok(&["build"]);
+    let (html, k) = built(&p, "index.html");
+    for want in [
+        format!("url(&quot;img/{}&quot;)", name_of(&k, "img/bg.png")),
+        format!(
+            "url(img/{})",
+            name_of(&k, "img/a&b.png").replace('&', "&amp;")
+        ),
+    ] {
+        assert!(html.contains(&want), "{want} in {html}");
+    }
+    p.write(
+        "static/index.html",
+        "<p>\n<i style='a: url(&#34;img/gone.png&#34;)'></i>\n",
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(err.contains("index.html:2:23: "), "{err}");
+}
+
+#[test]
+fn web_app_manifest_images_are_rewritten() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/index.html",
+        "<link rel=\"manifest\" href=\"app/manifest.json\">\n",
+    );
+    let manifest = "{\n  \"name\": \"App\",\n  \"start_url\": \"/\",\n  \
+                    \"icons\": [{ \"src\": \"icons/192.png\", \"sizes\": \"192x192\" }],\n  \
+                    \"screenshots\": [{ \"src\": \"/static/shot.png\" }]\n}\n";
+    p.write("static/app/manifest.json", manifest);
+    p.write(
+        "static/site.webmanifest",
+        manifest.replace("icons/", "app/icons/"),
+    );
+    p.write("static/app/icons/192.png", b"\x89PNG 192");
+    p.write("static/shot.png", b"\x89PNG shot");
+    // Not linked as a manifest, so its `icons` are not references.
+    p.write(
+        "static/data.json",
+        "{\"icons\": [{\"src\": \"nothing.png\"}]}",
+    );
+    p.ok(&["build"]);
+    let (linked, k) = built(&p, "app/manifest.json");
+    let (named, _) = built(&p, "site.webmanifest");
+    let icon = name_of(&k, "app/icons/192.png");
+    let shot = name_of(&k, "shot.png");
+    for (text, want) in [
+        (&linked, format!("\"src\": \"icons/{icon}\"")),
+        (&linked, format!("\"src\": \"/static/{shot}\"")),
+        (&named, format!("\"src\": \"app/icons/{icon}\"")),
+        (&named, format!("\"src\": \"/static/{shot}\"")),
+    ] {
+        assert!(text.contains(&want), "{want} in {text}");
+    }
+    let (html, _) = built(&p, "index.html");
+    let want = format!("href=\"app/{}\"", name_of(&k, "app/manifest.json"));
+    assert!(html.contains(&want), "{want} in {html}");
+
+    p.write(
+        "static/site.webmanifest",
+        "{\"icons\": [\n  {\"src\": \"gone.png\"}]}",
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(err.contains("site.webmanifest:2:12: "), "{err}");
+}
+
+#[test]
+fn source_map_sources_in_the_tree_are_rewritten() {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/js/app.min.js",
+        "f();\n//# sourceMappingURL=app.min.js.map\n",
+    );
+    p.write(
+        "static/js/app.min.js.map",
+        "{\"version\":3,\"file\":\"app.min.js\",\n\"sources\":[\"src/app.js\",\"../../../node_modules/x/y.js\"],\"mappings\":\"AAAA\"}",
+    );
+    p.write("static/js/src/app.js", "function f() {}\n");
+    p.ok(&["build"]);
+    let (map, k) = built(&p, "js/app.min.js.map");
+    let want = format!(
+        "\"sources\":[\"src/{}\",\"../../../node_modules/x/y.js\"]",
+        name_of(&k, "js/src/app.js")
+    );
+    assert!(map.contains(&want), "{want} in {map}");
+    let (js, _) = built(&p, "js/app.min.js");
+    assert!(
+        js.contains(&format!(
+            "sourceMappingURL={}",
+            name_of(&k, "js/app.min.js.map")
+        )),
+        "{js}"
+    );
+}
