@@ -91,6 +91,8 @@ struct AssetsSection {
     django_manifest: Option<PathBuf>,
     #[serde(default)]
     keep_names: Vec<String>,
+    #[serde(default)]
+    hash_dirs: Vec<String>,
 }
 
 fn default_public_prefix() -> String {
@@ -182,6 +184,10 @@ pub struct Config {
     /// `assets.keep_names`: globs of asset paths that keep their names
     /// (content-hashed by their own bundler).
     pub keep_names: Vec<String>,
+    /// `assets.hash_dirs` as written: directories (relative to the assets
+    /// directory) published whole under a hashed name
+    /// (`commands::assets::hash_dirs` checks them).
+    pub hash_dirs: Vec<String>,
     /// Store URL, relative paths already resolved against the right base.
     pub store_url: String,
     /// Base directory for a relative local store path.
@@ -355,6 +361,11 @@ impl Config {
                 .assets
                 .as_ref()
                 .map(|a| a.keep_names.clone())
+                .unwrap_or_default(),
+            hash_dirs: file
+                .assets
+                .as_ref()
+                .map(|a| a.hash_dirs.clone())
                 .unwrap_or_default(),
             assets_exclude: file
                 .assets
@@ -587,6 +598,10 @@ exclude = []
 # # bundler hashed, or versioned ones. Stored assets are immutable: other
 # # bytes under a kept name already published fail `verbatim publish`.
 # keep_names = []
+# # Directories code reads by directory URL at run time (PDF.js cmaps, Draco
+# # decoders): each is published whole as <dir>.<hash of its files>/, its
+# # files keeping their names. The manifest maps "<dir>/" to the new name.
+# hash_dirs = ["vendor/pdfjs/cmaps", "vendor/pdfjs/standard_fonts"]
 
 [store]
 # Where releases live: a path, file:///abs/path, or s3://bucket/prefix.

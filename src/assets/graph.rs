@@ -11,8 +11,8 @@ use crate::assets::js::js_references;
 use crate::assets::refs::{encode_for, fill_positions, RefKind, Reference};
 use crate::assets::sri;
 use crate::assets::url::{
-    is_bare_specifier, is_path_relative, percent_encode_segment, resolve, split_suffix, Target,
-    UrlOptions,
+    is_bare_specifier, is_path_relative, percent_decode, percent_encode_segment, resolve,
+    split_suffix, Target, UrlOptions,
 };
 use crate::digest::Digest;
 use globset::GlobSet;
@@ -41,6 +41,12 @@ pub struct Input {
     /// renamed files are rewritten (so their bytes may differ from the
     /// tree's), references to them are left as written.
     pub keep: BTreeSet<String>,
+    /// Directories (logical paths, no trailing `/`, none inside another)
+    /// published whole under a name carrying the hash of their tree
+    /// ([`hashed_dir_name`]): `vendor/pdfjs/cmaps/x` becomes
+    /// `vendor/pdfjs/cmaps.<hash>/x`, for code that builds URLs from the
+    /// directory's URL at run time.
+    pub hash_dirs: Vec<String>,
 }
 
 impl Default for Input {
@@ -51,6 +57,7 @@ impl Default for Input {
             allow_missing: GlobSet::empty(),
             hash_len: MIN_HASH_LEN,
             keep: BTreeSet::new(),
+            hash_dirs: Vec::new(),
         }
     }
 }
@@ -59,6 +66,9 @@ impl Default for Input {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
     pub files: BTreeMap<String, OutFile>,
+    /// Each of [`Input::hash_dirs`] holding a file, to its final name
+    /// (`vendor/pdfjs/cmaps` to `vendor/pdfjs/cmaps.3fa9c1d2e4b5`).
+    pub dirs: BTreeMap<String, String>,
 }
 
 impl Output {
@@ -207,8 +217,24 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         }
     }
 
+    // Each hashed directory is one vertex of the graph: its name depends on
+    // all its files, so a file referring into it comes after all of them.
+    let dirs = HashDirs::new(input, &nodes, &mut errors);
     let mut done = Finals::new(&nodes);
-    for scc in tarjan(&nodes) {
+    done.tails = dirs.tails(input, &nodes);
+    for scc in tarjan(&dirs.contracted(&nodes)) {
+        if let Some(d) = dirs.dir_of[scc[0]] {
+            if scc.len() == 1 {
+                if dirs.members[d][0] == scc[0] {
+                    dirs.name(input, d, &nodes, &mut done);
+                }
+                continue; // other members: named with their directory
+            }
+        }
+        if scc.iter().any(|&v| dirs.dir_of[v].is_some()) {
+            errors.extend(dirs.cycle_errors(input, &scc, &nodes));
+            continue;
+        }
         let cyclic = scc.len() > 1 || nodes[scc[0]].adj.binary_search(&scc[0]).is_ok();
         if !cyclic {
             let v = scc[0];
@@ -327,7 +353,232 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
             },
         );
     }
-    Ok(Output { files })
+    let dirs = dirs
+        .members
+        .iter()
+        .enumerate()
+        .filter_map(|(d, m)| {
+            // `<dir>.<hash>/x` from `<dir>/x`.
+            let dir = input.hash_dirs[d].clone();
+            let path = nodes[*m.first()?].path;
+            let name = &files.get(path)?.name;
+            let name = name.get(..name.len().checked_sub(path.len() - dir.len())?)?;
+            Some((dir, name.to_owned()))
+        })
+        .collect();
+    Ok(Output { files, dirs })
+}
+
+/// The files of [`Input::hash_dirs`], each directory named as one unit.
+struct HashDirs {
+    /// Per node: the index of its hashed directory, if in one.
+    dir_of: Vec<Option<usize>>,
+    /// Per hashed directory: its files (node indices, sorted).
+    members: Vec<Vec<usize>>,
+}
+
+impl HashDirs {
+    /// Finds each file's directory, and checks the references into one:
+    /// from outside, the URL must end with the path of the file from the
+    /// directory's own name on (those segments are what is rewritten);
+    /// between files of one directory, it must be relative and stay inside
+    /// it (it is left as written: the directory's name is not known while
+    /// its files' bytes are being made).
+    fn new(input: &Input, nodes: &[Node], errors: &mut Vec<AssetError>) -> HashDirs {
+        let mut dir_of = vec![None; nodes.len()];
+        let mut members = vec![Vec::new(); input.hash_dirs.len()];
+        for (v, node) in nodes.iter().enumerate() {
+            let d = input.hash_dirs.iter().position(|d| {
+                node.path
+                    .strip_prefix(d.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+            });
+            if let Some(d) = d {
+                dir_of[v] = Some(d);
+                members[d].push(v);
+                if node.kept {
+                    errors.push(AssetError {
+                        file: node.path.to_owned(),
+                        line: 0,
+                        column: 0,
+                        reference: String::new(),
+                        message: format!(
+                            "the file is in a hashed directory ({:?}, `assets.hash_dirs`) and                              also keeps its name (Vite's output, `assets.keep_names`); it can                              only be one of them",
+                            input.hash_dirs[d]
+                        ),
+                    });
+                }
+            }
+        }
+        for (u, node) in nodes.iter().enumerate() {
+            for e in &node.edges {
+                let Some(d) = dir_of[e.target] else { continue };
+                let dir = &input.hash_dirs[d];
+                let target = nodes[e.target].path;
+                let ok = if dir_of[u] == Some(d) {
+                    let stand_in = format!("{dir}.{}", "0".repeat(input.hash_len));
+                    let from = format!("{stand_in}{}", &node.path[dir.len()..]);
+                    let want = format!("{stand_in}{}", &target[dir.len()..]);
+                    matches!(resolve(&e.r.value, &from, &input.url),
+                             Ok(Target::Local { path, .. }) if path == want)
+                } else {
+                    let value = e.r.value.trim_matches(|c: char| c.is_ascii_whitespace());
+                    let written = split_suffix(value).0.rsplit('/');
+                    let tail = dir_tail(dir, target).rsplit('/');
+                    let n = tail.clone().count();
+                    written.clone().count() >= n
+                        && written
+                            .zip(tail)
+                            .all(|(w, t)| percent_decode(w).is_some_and(|w| w == t))
+                };
+                if !ok {
+                    let message = if dir_of[u] == Some(d) {
+                        format!(
+                            "{target:?} is in the same hashed directory ({dir:?},                              `assets.hash_dirs`), which is renamed as a whole: refer to it                              with a relative path that stays inside the directory"
+                        )
+                    } else {
+                        format!(
+                            "{target:?} is in a hashed directory ({dir:?}, `assets.hash_dirs`),                              whose name is rewritten in the reference: write the path without                              `.` or `..` from the directory's name on"
+                        )
+                    };
+                    errors.push(AssetError::at(node.path, &e.r, message));
+                }
+            }
+        }
+        HashDirs { dir_of, members }
+    }
+
+    /// How many trailing segments of a reference to each file are
+    /// rewritten: the name, and for a file in a hashed directory the path
+    /// from the directory's name on.
+    fn tails(&self, input: &Input, nodes: &[Node]) -> Vec<usize> {
+        (0..nodes.len())
+            .map(|v| match self.dir_of[v] {
+                Some(d) => dir_tail(&input.hash_dirs[d], nodes[v].path)
+                    .split('/')
+                    .count(),
+                None => 1,
+            })
+            .collect()
+    }
+
+    /// The graph with each hashed directory's files as one vertex (its
+    /// first file; the others have no edges, and references between files
+    /// of one directory are left out).
+    fn contracted(&self, nodes: &[Node]) -> Vec<Vec<usize>> {
+        let vertex = |v: usize| self.dir_of[v].map_or(v, |d| self.members[d][0]);
+        let mut adj: Vec<Vec<usize>> = nodes.iter().map(|n| n.adj.clone()).collect();
+        for (d, members) in self.members.iter().enumerate() {
+            let Some(&first) = members.first() else {
+                continue;
+            };
+            let mut out: Vec<usize> = members
+                .iter()
+                .flat_map(|&m| nodes[m].adj.iter().copied())
+                .filter(|&t| self.dir_of[t] != Some(d))
+                .collect();
+            for &m in members {
+                adj[m].clear();
+            }
+            out.sort_unstable();
+            out.dedup();
+            adj[first] = out;
+        }
+        for a in &mut adj {
+            for t in a.iter_mut() {
+                *t = vertex(*t);
+            }
+            a.sort_unstable();
+            a.dedup();
+        }
+        adj
+    }
+
+    /// Names directory `d` after the paths and final bytes of its files.
+    /// References between them are left as written, so their final bytes
+    /// are known before the name is.
+    fn name(&self, input: &Input, d: usize, nodes: &[Node], done: &mut Finals) {
+        let dir = &input.hash_dirs[d];
+        let mut finals = Vec::with_capacity(self.members[d].len());
+        for &v in &self.members[d] {
+            let node = &nodes[v];
+            let (bytes, digest) = match node.digest {
+                Some(digest) => (node.bytes.to_vec(), digest),
+                None => {
+                    let bytes = done.final_bytes(nodes, v);
+                    let digest = Digest::of(&bytes);
+                    (bytes, digest)
+                }
+            };
+            finals.push((v, bytes, digest));
+        }
+        let hash = dir_hash(
+            finals
+                .iter()
+                .map(|(v, _, digest)| (&nodes[*v].path[dir.len() + 1..], digest)),
+        );
+        let name = hashed_dir_name(dir, &hash.hex(), input.hash_len);
+        for (v, bytes, digest) in finals {
+            done.names[v] = Some(format!("{name}{}", &nodes[v].path[dir.len()..]));
+            done.set(nodes, v, bytes, digest);
+        }
+    }
+
+    /// Errors for a reference cycle through hashed directories: a file
+    /// inside names a file that (in turn) names one inside.
+    fn cycle_errors(&self, input: &Input, scc: &[usize], nodes: &[Node]) -> Vec<AssetError> {
+        let vertex = |v: usize| self.dir_of[v].map_or(v, |d| self.members[d][0]);
+        let mut errors = Vec::new();
+        for &v in scc {
+            let Some(d) = self.dir_of[v] else { continue };
+            let leaving = self.members[d].iter().find_map(|&m| {
+                nodes[m].edges.iter().find_map(|e| {
+                    let t = vertex(e.target);
+                    (t != v && scc.binary_search(&t).is_ok()).then_some((m, e))
+                })
+            });
+            if let Some((m, e)) = leaving {
+                errors.push(AssetError::at(
+                    nodes[m].path,
+                    &e.r,
+                    format!(
+                        "reference cycle through the hashed directory {:?}                          (`assets.hash_dirs`): {:?} refers back into it, and the                          directory's name is the hash of its files; break the cycle                          or take the directory out of `assets.hash_dirs`",
+                        input.hash_dirs[d], nodes[e.target].path
+                    ),
+                ));
+            }
+        }
+        errors
+    }
+}
+
+/// The path of `file` from the directory `dir`'s own name on:
+/// `vendor/pdfjs/cmaps` and `vendor/pdfjs/cmaps/a/b` give `cmaps/a/b`.
+fn dir_tail<'a>(dir: &str, file: &'a str) -> &'a str {
+    let start = dir.rfind('/').map_or(0, |i| i + 1);
+    &file[start..]
+}
+
+/// The hash a hashed directory is named after: SHA-256 over its files in
+/// order of their paths inside it, each as the path's length (8 bytes, big
+/// endian), the path, and the SHA-256 of the file's final bytes. A change
+/// in any file, or a file added, removed or renamed, changes it; and it can
+/// be recomputed from a manifest.
+pub fn dir_hash<'a>(files: impl IntoIterator<Item = (&'a str, &'a Digest)>) -> Digest {
+    let mut files: Vec<(&str, &Digest)> = files.into_iter().collect();
+    files.sort_unstable();
+    let mut h = Sha256::new();
+    for (path, digest) in files {
+        h.update((path.len() as u64).to_be_bytes());
+        h.update(path.as_bytes());
+        h.update(digest.as_bytes());
+    }
+    Digest::from_bytes(h.finalize().into())
+}
+
+/// `vendor/pdfjs/cmaps` + hash -> `vendor/pdfjs/cmaps.<hash>`.
+pub fn hashed_dir_name(dir: &str, hex: &str, hash_len: usize) -> String {
+    format!("{dir}.{}", &hex[..hash_len.min(hex.len())])
 }
 
 /// What is known of each file so far, leaves first.
@@ -335,6 +586,8 @@ struct Finals {
     /// The name references to a file are rewritten to: its hashed name once
     /// known; never one for a kept file (references to it stay as written).
     names: Vec<Option<String>>,
+    /// How many trailing segments of a reference to each file are rewritten.
+    tails: Vec<usize>,
     /// Final bytes and their SHA-256.
     finals: Vec<Option<(Vec<u8>, Digest)>>,
     /// Files some integrity attribute covers.
@@ -354,6 +607,7 @@ impl Finals {
         }
         Finals {
             names: vec![None; nodes.len()],
+            tails: vec![1; nodes.len()],
             finals: vec![None; nodes.len()],
             covered,
             integrity: vec![None; nodes.len()],
@@ -383,7 +637,7 @@ impl Finals {
                 Some((range.clone(), value.clone()))
             })
             .collect();
-        rewrite_with(text, &node.edges, &self.names, sri).into_bytes()
+        rewrite_with(text, &node.edges, &self.names, &self.tails, sri).into_bytes()
     }
 }
 
@@ -587,16 +841,18 @@ fn scan_references<'a>(
 /// Rewrites every edge whose target already has a final name.
 #[doc(hidden)] // public for the fuzz targets only
 pub fn rewrite(text: &str, edges: &[Edge], names: &[Option<String>]) -> String {
-    rewrite_with(text, edges, names, Vec::new())
+    rewrite_with(text, edges, names, &[], Vec::new())
 }
 
-/// [`rewrite`], also replacing each range of `more` (disjoint from the
-/// references) with its text. Replacements are made in source order, each
+/// [`rewrite`], replacing the last `tails[target]` segments of each
+/// reference (1 when `tails` is empty), and also replacing each range of
+/// `more` (disjoint from the references) with its text. Replacements are made in source order, each
 /// when it is reached, so none is held longer than it takes to copy it.
 fn rewrite_with(
     text: &str,
     edges: &[Edge],
     names: &[Option<String>],
+    tails: &[usize],
     mut more: Vec<(Range<usize>, String)>,
 ) -> String {
     let mut order: Vec<&Edge> = edges.iter().filter(|e| names[e.target].is_some()).collect();
@@ -620,7 +876,10 @@ fn rewrite_with(
             };
             (
                 e.r.range.clone(),
-                encode_for(&e.r, &new_url(&e.r.value, name)),
+                encode_for(
+                    &e.r,
+                    &new_url(&e.r.value, name, tails.get(e.target).copied().unwrap_or(1)),
+                ),
             )
         } else {
             let Some(next) = more.next() else { break };
@@ -637,13 +896,23 @@ fn rewrite_with(
     out
 }
 
-/// The reference as written, with only its last path segment replaced by the
-/// final file name (directory style, prefix/CDN and `?#` suffix preserved).
-fn new_url(value: &str, final_name: &str) -> String {
+/// The reference as written, with only its last `tail` path segments
+/// replaced by those of the final name (directory style, prefix/CDN and
+/// `?#` suffix preserved).
+fn new_url(value: &str, final_name: &str, tail: usize) -> String {
     let value = value.trim_matches(|c: char| c.is_ascii_whitespace());
     let (path, suffix) = split_suffix(value);
-    let dir = path.rfind('/').map_or("", |i| &path[..=i]);
-    let file = percent_encode_segment(final_name.rsplit('/').next().unwrap_or(final_name));
+    let dir = path
+        .rmatch_indices('/')
+        .nth(tail.max(1) - 1)
+        .map_or("", |(i, _)| &path[..=i]);
+    let mut segments: Vec<String> = final_name
+        .rsplit('/')
+        .take(tail.max(1))
+        .map(percent_encode_segment)
+        .collect();
+    segments.reverse();
+    let file = segments.join("/");
     // `a:b.png` on its own would read as a URL with scheme `a:` (found by
     // fuzzing: `%61:b.png` was rewritten to an external URL).
     let dot = if dir.is_empty() && file.contains(':') {
@@ -736,8 +1005,8 @@ fn css_import_cycle(nodes: &[Node], scc: &[usize]) -> Option<AssetError> {
 /// Strongly connected components in reverse topological order (every
 /// component comes after all components it references), members sorted.
 /// Iterative, visiting nodes and edges in sorted order for determinism.
-fn tarjan(nodes: &[Node]) -> Vec<Vec<usize>> {
-    let n = nodes.len();
+fn tarjan(adj: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let n = adj.len();
     let mut index: Vec<Option<usize>> = vec![None; n];
     let mut low = vec![0usize; n];
     let mut on_stack = vec![false; n];
@@ -755,7 +1024,7 @@ fn tarjan(nodes: &[Node]) -> Vec<Vec<usize>> {
         stack.push(root);
         on_stack[root] = true;
         while let Some(&mut (v, ref mut next)) = call.last_mut() {
-            if let Some(&w) = nodes[v].adj.get(*next) {
+            if let Some(&w) = adj[v].get(*next) {
                 *next += 1;
                 match index[w] {
                     None => {
@@ -854,12 +1123,33 @@ mod tests {
     fn a_rewritten_name_with_a_colon_never_reads_as_a_scheme() {
         // Found by `cargo xtask fuzz`: `%6Fa-.:x` is a local file `oa-.:x`;
         // written back plainly it would be a URL with scheme `oa-.:`.
-        assert_eq!(new_url("%6Fa-.:x", "oa-.:x.0123"), "./oa-.:x.0123");
+        assert_eq!(new_url("%6Fa-.:x", "oa-.:x.0123", 1), "./oa-.:x.0123");
         assert_eq!(
-            new_url("img/a:b.png", "img/a:b.0123.png"),
+            new_url("img/a:b.png", "img/a:b.0123.png", 1),
             "img/a:b.0123.png"
         );
-        assert_eq!(new_url("a.png?v=1", "a.0123.png"), "a.0123.png?v=1");
+        assert_eq!(new_url("a.png?v=1", "a.0123.png", 1), "a.0123.png?v=1");
+    }
+
+    #[test]
+    fn a_reference_into_a_hashed_dir_is_rewritten_from_the_dir_on() {
+        for (value, name, tail, want) in [
+            (
+                "../v/cmaps/a%20b/x.bcmap?q",
+                "v/cmaps.0123/a b/x.bcmap",
+                3,
+                "../v/cmaps.0123/a%20b/x.bcmap?q",
+            ),
+            ("cmaps/x", "cmaps.0123/x", 2, "cmaps.0123/x"),
+            (
+                "https://cdn.example.com/s/cmaps/x",
+                "cmaps.0123/x",
+                2,
+                "https://cdn.example.com/s/cmaps.0123/x",
+            ),
+        ] {
+            assert_eq!(new_url(value, name, tail), want);
+        }
     }
 
     #[test]
@@ -1386,6 +1676,200 @@ mod tests {
         for (p, f) in &out.files {
             assert_eq!((&f.name, &f.bytes), (p, &inp.files[p]));
         }
+    }
+
+    fn pdfjs(extra: &[(&str, &str)]) -> Input {
+        let mut files = vec![
+            ("vendor/pdfjs/cmaps/UniJIS-UCS2-H.bcmap", "CMAP-1"),
+            ("vendor/pdfjs/cmaps/Adobe-Japan1-0.bcmap", "CMAP-2"),
+            ("vendor/pdfjs/cmaps/sub/deep.bcmap", "CMAP-3"),
+            ("vendor/pdfjs/standard_fonts/FoxitSans.pfb", "PFB"),
+            (
+                "css/viewer.css",
+                "a{b:url(../vendor/pdfjs/cmaps/UniJIS-UCS2-H.bcmap)} \
+                 c{d:url(/static/vendor/pdfjs/cmaps/sub/deep.bcmap?x#y)}",
+            ),
+            ("js/viewer.js", "const f = new URL('../vendor/pdfjs/standard_fonts/FoxitSans.pfb', import.meta.url);"),
+        ];
+        files.extend_from_slice(extra);
+        let mut inp = input(&files);
+        inp.hash_dirs = vec![
+            "vendor/pdfjs/cmaps".into(),
+            "vendor/pdfjs/standard_fonts".into(),
+        ];
+        inp
+    }
+
+    #[test]
+    fn hashed_dirs_are_named_as_a_whole() {
+        let inp = pdfjs(&[]);
+        let out = run(&inp);
+        let cmaps = out.dirs["vendor/pdfjs/cmaps"].clone();
+        let fonts = out.dirs["vendor/pdfjs/standard_fonts"].clone();
+        // The hash of the tree: each file's path in the directory and the
+        // digest of its final bytes.
+        let files = [
+            "UniJIS-UCS2-H.bcmap",
+            "Adobe-Japan1-0.bcmap",
+            "sub/deep.bcmap",
+        ];
+        let digests: Vec<Digest> = files
+            .iter()
+            .map(|f| Digest::of(&inp.files[&format!("vendor/pdfjs/cmaps/{f}")]))
+            .collect();
+        let hash = dir_hash(files.iter().copied().zip(&digests));
+        assert_eq!(
+            cmaps,
+            hashed_dir_name("vendor/pdfjs/cmaps", &hash.hex(), 12)
+        );
+        assert_eq!(cmaps.len(), "vendor/pdfjs/cmaps.".len() + 12);
+        // Files keep their names inside it.
+        for f in files {
+            let out_file = &out.files[&format!("vendor/pdfjs/cmaps/{f}")];
+            assert_eq!(out_file.name, format!("{cmaps}/{f}"));
+            assert!(!out_file.kept);
+        }
+        assert_eq!(
+            out.files["vendor/pdfjs/standard_fonts/FoxitSans.pfb"].name,
+            format!("{fonts}/FoxitSans.pfb")
+        );
+        // References into it are rewritten from the directory's name on.
+        let c = cmaps.rsplit('/').next().unwrap();
+        assert_eq!(
+            text(&out, "css/viewer.css"),
+            format!(
+                "a{{b:url(../vendor/pdfjs/{c}/UniJIS-UCS2-H.bcmap)}} \
+                 c{{d:url(/static/vendor/pdfjs/{c}/sub/deep.bcmap?x#y)}}"
+            )
+        );
+        let f = fonts.rsplit('/').next().unwrap();
+        assert!(
+            text(&out, "js/viewer.js").contains(&format!("'../vendor/pdfjs/{f}/FoxitSans.pfb'"))
+        );
+        assert_eq!(out, run(&inp), "deterministic");
+    }
+
+    #[test]
+    fn any_change_in_a_hashed_dir_renames_it() {
+        let base = run(&pdfjs(&[]));
+        let name = |out: &Output| out.dirs["vendor/pdfjs/cmaps"].clone();
+        for change in [
+            ("vendor/pdfjs/cmaps/Adobe-Japan1-0.bcmap", "CMAP-2!"),
+            ("vendor/pdfjs/cmaps/sub/deep.bcmap", "CMAP-3!"),
+            ("vendor/pdfjs/cmaps/new.bcmap", ""),
+        ] {
+            let out = run(&pdfjs(&[change]));
+            assert_ne!(name(&out), name(&base), "{change:?}");
+            // The other directory, and its referrer's name, stay.
+            assert_eq!(
+                out.dirs["vendor/pdfjs/standard_fonts"],
+                base.dirs["vendor/pdfjs/standard_fonts"]
+            );
+            assert_eq!(
+                out.files["js/viewer.js"].name,
+                base.files["js/viewer.js"].name
+            );
+            // The stylesheet naming a file inside is renamed too.
+            assert_ne!(
+                out.files["css/viewer.css"].name,
+                base.files["css/viewer.css"].name
+            );
+        }
+        // A file renamed inside: same bytes, another path.
+        let mut inp = pdfjs(&[]);
+        let b = inp
+            .files
+            .remove("vendor/pdfjs/cmaps/sub/deep.bcmap")
+            .unwrap();
+        inp.files
+            .insert("vendor/pdfjs/cmaps/sub/deeper.bcmap".into(), b);
+        inp.files.insert("css/viewer.css".into(), b"a{}".to_vec());
+        assert_ne!(name(&run(&inp)), name(&base));
+        // Order independence: the hash sorts its files.
+        let d = [Digest::of(b"1"), Digest::of(b"2")];
+        assert_eq!(
+            dir_hash([("a", &d[0]), ("b", &d[1])]),
+            dir_hash([("b", &d[1]), ("a", &d[0])])
+        );
+        // The encoding is unambiguous: paths are length-prefixed.
+        assert_ne!(dir_hash([("ab", &d[0])]), dir_hash([("a", &d[0])]),);
+    }
+
+    #[test]
+    fn files_in_a_hashed_dir_are_rewritten_and_hashed_as_stored() {
+        // A stylesheet inside refers out (rewritten, and its rewritten
+        // bytes are what the directory is named after) and in (left as
+        // written: relative paths stay inside the renamed directory).
+        let mut inp = input(&[
+            ("img/x.png", "PNG"),
+            ("vendor/leaflet/images/marker.png", "M"),
+            (
+                "vendor/leaflet/leaflet.css",
+                "a{b:url(images/marker.png)} c{d:url(../../img/x.png)}",
+            ),
+        ]);
+        inp.hash_dirs = vec!["vendor/leaflet".into()];
+        let out = run(&inp);
+        let dir = &out.dirs["vendor/leaflet"];
+        let css = &out.files["vendor/leaflet/leaflet.css"];
+        assert_eq!(css.name, format!("{dir}/leaflet.css"));
+        assert_eq!(
+            text(&out, "vendor/leaflet/leaflet.css"),
+            format!(
+                "a{{b:url(images/marker.png)}} c{{d:url(../../img/{})}}",
+                out.files["img/x.png"].name.replace("img/", "")
+            )
+        );
+        let hash = dir_hash([
+            ("images/marker.png", &Digest::of(b"M")),
+            ("leaflet.css", &css.sha256),
+        ]);
+        assert_eq!(*dir, hashed_dir_name("vendor/leaflet", &hash.hex(), 12));
+        // A change outside that the directory refers to renames it.
+        inp.files.insert("img/x.png".into(), b"PNG2".to_vec());
+        assert_ne!(&run(&inp).dirs["vendor/leaflet"], dir);
+    }
+
+    #[test]
+    fn hashed_dir_errors() {
+        // A reference between its files that would not survive the rename.
+        let mut inp = input(&[
+            (
+                "d/a.css",
+                "a{b:url(/static/d/b.png)} c{d:url(../d/b.png)} e{f:url(./b.png)}",
+            ),
+            ("d/b.png", "B"),
+            ("x.css", "a{b:url(d/./b.png)}"),
+        ]);
+        inp.hash_dirs = vec!["d".into()];
+        let e = errors(&inp);
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e[0].starts_with("d/a.css:1:9: \"d/b.png\" is in the same hashed directory"),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("d/a.css:1:35: "), "{e:?}");
+        assert!(
+            e[2].starts_with("x.css:1:9: \"d/b.png\" is in a hashed directory"),
+            "{e:?}"
+        );
+        // A cycle through the directory.
+        let mut inp = input(&[
+            ("d/a.css", "a{b:url(../x.css)}"),
+            ("x.css", "a{b:url(d/a.css)}"),
+        ]);
+        inp.hash_dirs = vec!["d".into()];
+        let e = errors(&inp);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("d/a.css:1:9: reference cycle through the hashed directory \"d\""),
+            "{e:?}"
+        );
+        // Kept and hashed at once.
+        let mut inp = input(&[("d/a.js", "1")]);
+        inp.hash_dirs = vec!["d".into()];
+        inp.keep.insert("d/a.js".into());
+        assert!(errors(&inp)[0].contains("also keeps its name"));
     }
 
     #[test]

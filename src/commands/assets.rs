@@ -55,6 +55,7 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
         vite,
     };
     let keep = assets::keep::kept(files.keys().map(String::as_str), &rules);
+    let hash_dirs = hash_dirs(cfg, dir)?;
     let input = Input {
         files,
         url: UrlOptions {
@@ -63,6 +64,7 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
         },
         allow_missing,
         keep,
+        hash_dirs,
         ..Input::default()
     };
     assets::fingerprint(&input).map_err(|errors| {
@@ -89,6 +91,52 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
         }
         anyhow::Error::new(Lines { head, items })
     })
+}
+
+/// `assets.hash_dirs`, checked: each a plain relative path (`/`-separated
+/// names, no `.`, `..` or empty ones) of a directory under the assets
+/// directory `dir`, none inside another; returned without a trailing `/`.
+fn hash_dirs(cfg: &Config, dir: &Path) -> Result<Vec<String>, ConfigError> {
+    let bad = |d: &str, why: String| {
+        ConfigError(format!(
+            "`assets.hash_dirs` entry {d:?} in {}: {why}",
+            cfg.config_path.display()
+        ))
+    };
+    let mut out: Vec<String> = Vec::new();
+    for d in &cfg.hash_dirs {
+        let plain = d.trim_end_matches('/');
+        if plain.is_empty()
+            || plain
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == ".." || s.contains('\\'))
+        {
+            return Err(bad(
+                d,
+                "write a path relative to `assets.dir`, like \"vendor/pdfjs/cmaps\" \
+                 (no leading `/`, `.` or `..`)"
+                    .into(),
+            ));
+        }
+        let path = dir.join(plain);
+        let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            return Err(bad(d, format!("{} is not a directory", path.display())));
+        }
+        for other in &out {
+            let inside = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+            if inside(plain, other) || inside(other, plain) {
+                return Err(bad(
+                    d,
+                    format!(
+                        "it overlaps {other:?}; list a directory once, and none inside another"
+                    ),
+                ));
+            }
+        }
+        out.push(plain.to_owned());
+    }
+    Ok(out)
 }
 
 /// Writes every output file to `<out>/assets/<name>` (temp file, then rename;
