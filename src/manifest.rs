@@ -415,7 +415,7 @@ pub const MAX_BYTES: u64 = 256 << 20;
 pub const MANIFEST_PREFIX: &str = "manifests/sha256/";
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> Manifest {

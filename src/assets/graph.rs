@@ -576,6 +576,29 @@ pub fn dir_hash<'a>(files: impl IntoIterator<Item = (&'a str, &'a Digest)>) -> D
     Digest::from_bytes(h.finalize().into())
 }
 
+/// If `name` is `logical` in a hashed directory ([`hashed_dir_name`]),
+/// the directory's logical path and final name:
+/// (`vendor/cmaps/a/x`, `vendor/cmaps.3fa9c1d2e4b5/a/x`) gives
+/// (`vendor/cmaps`, `vendor/cmaps.3fa9c1d2e4b5`). Whether the hash is
+/// right is not checked here ([`dir_hash`] recomputes it).
+pub fn hashed_dir_of<'a, 'b>(logical: &'a str, name: &'b str) -> Option<(&'a str, &'b str)> {
+    let (l, n): (Vec<&str>, Vec<&str>) = (logical.split('/').collect(), name.split('/').collect());
+    if l.len() != n.len() || l.len() < 2 {
+        return None;
+    }
+    let last = l.len() - 1;
+    let differing: Vec<usize> = (0..l.len()).filter(|&i| l[i] != n[i]).collect();
+    let [i] = differing[..] else { return None };
+    let hash = n[i].strip_prefix(l[i])?.strip_prefix('.')?;
+    let is_hash = (MIN_HASH_LEN..=64).contains(&hash.len())
+        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if i == last || !is_hash {
+        return None;
+    }
+    let len = |segments: &[&str]| segments[..=i].iter().map(|s| s.len() + 1).sum::<usize>() - 1;
+    Some((&logical[..len(&l)], &name[..len(&n)]))
+}
+
 /// `vendor/pdfjs/cmaps` + hash -> `vendor/pdfjs/cmaps.<hash>`.
 pub fn hashed_dir_name(dir: &str, hex: &str, hash_len: usize) -> String {
     format!("{dir}.{}", &hex[..hash_len.min(hex.len())])
@@ -1870,6 +1893,29 @@ mod tests {
         inp.hash_dirs = vec!["d".into()];
         inp.keep.insert("d/a.js".into());
         assert!(errors(&inp)[0].contains("also keeps its name"));
+    }
+
+    #[test]
+    fn hashed_dirs_are_recognised() {
+        let h = "0123456789ab";
+        assert_eq!(
+            hashed_dir_of("v/cmaps/a/x.bcmap", &format!("v/cmaps.{h}/a/x.bcmap")),
+            Some(("v/cmaps", format!("v/cmaps.{h}").as_str()))
+        );
+        assert_eq!(
+            hashed_dir_of("cmaps/x", &format!("cmaps.{h}/x")),
+            Some(("cmaps", format!("cmaps.{h}").as_str()))
+        );
+        for (logical, name) in [
+            ("css/site.css", format!("css/site.{h}.css")),
+            ("v/cmaps/x", format!("v/cmaps.{}/x", &h[..8])),
+            ("v/cmaps/x", "v/cmaps.0123456789AB/x".to_owned()),
+            ("v/cmaps/x", format!("v/cmaps.{h}/y")),
+            ("v/cmaps/x", format!("w/cmaps.{h}/x")),
+            ("v/cmaps/x", "v/cmaps/x".to_owned()),
+        ] {
+            assert_eq!(hashed_dir_of(logical, &name), None, "{name}");
+        }
     }
 
     #[test]

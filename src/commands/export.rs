@@ -25,7 +25,7 @@ use super::assets::ASSETS_DIR;
 /// Django's `staticfiles.json` (manifest version 1.1).
 #[derive(Serialize)]
 struct Staticfiles<'a> {
-    paths: BTreeMap<&'a str, &'a str>,
+    paths: BTreeMap<String, &'a str>,
     version: &'static str,
     hash: String,
 }
@@ -93,15 +93,25 @@ pub fn run(g: &Global, args: &ExportArgs, printer: &Printer) -> Result<()> {
 }
 
 /// Django's `staticfiles.json` for `assets` (logical path, store key):
-/// each logical path → its hashed name (the key without `assets/`), plus a
-/// hash of that mapping, as Django's storage expects; pretty-printed, with
+/// each logical path → its hashed name (the key without `assets/`), and
+/// each hashed directory `dir/` → `dir.<hash>/`, plus a hash of that mapping, as Django's storage expects; pretty-printed, with
 /// a final newline. The same assets give the same bytes.
 pub fn django_staticfiles<'a>(assets: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
     let prefix = format!("{ASSETS_DIR}/");
-    let paths: BTreeMap<&str, &str> = assets
-        .into_iter()
-        .map(|(logical, key)| (logical, key.strip_prefix(&prefix).unwrap_or(key)))
-        .collect();
+    let mut paths: BTreeMap<String, &str> = BTreeMap::new();
+    let mut dirs: BTreeMap<String, String> = BTreeMap::new();
+    for (logical, key) in assets {
+        let name = key.strip_prefix(&prefix).unwrap_or(key);
+        if let Some((dir, hashed)) = crate::assets::graph::hashed_dir_of(logical, name) {
+            dirs.insert(format!("{dir}/"), format!("{hashed}/"));
+        }
+        paths.insert(logical.to_owned(), name);
+    }
+    // A hashed directory's own URL (`{% static "vendor/pdfjs/cmaps/" %}`),
+    // for code that builds file URLs from it at run time.
+    for (dir, hashed) in &dirs {
+        paths.entry(dir.clone()).or_insert(hashed);
+    }
     let canonical = serde_json::to_vec(&paths).unwrap_or_default();
     let hash = Digest::of(&canonical).hex()[..12].to_owned();
     let doc = Staticfiles {

@@ -294,7 +294,9 @@ fn publish(
 /// the whole digest, still catches). A kept name (Vite's output,
 /// `assets.keep_names`) commits to nothing, nor does the name of a member of
 /// a reference cycle: the store's sha256 of those is compared (HEAD; a store
-/// that vouches for none is read and hashed).
+/// that vouches for none is read and hashed). A file of a hashed directory
+/// (`assets.hash_dirs`) is content-named when the directory's name is the
+/// hash of its files' digests in the manifest ([`hashed_dir_files`]).
 ///
 /// A key holding other bytes is an integrity error (exit 5) naming every
 /// such key, before anything is written: stored assets are immutable.
@@ -315,12 +317,13 @@ fn stored_assets(
         .collect();
     let mut conflicts = Vec::new();
     let mut to_check = Vec::new();
+    let in_hashed_dirs = hashed_dir_files(m);
     for (logical, a) in &m.assets {
         let key = Key::new(a.key.clone())?;
-        let content_named = a
-            .key
-            .strip_prefix("assets/")
-            .is_some_and(|name| assets::graph::is_content_named(logical, name, &a.sha256));
+        let content_named = in_hashed_dirs.contains(logical.as_str())
+            || a.key
+                .strip_prefix("assets/")
+                .is_some_and(|name| assets::graph::is_content_named(logical, name, &a.sha256));
         match listed.get(&key) {
             None => {}
             Some(&size) if size != a.size => conflicts.push(Conflict {
@@ -391,6 +394,38 @@ fn stored_assets(
         store.location()
     ))
     .into())
+}
+
+/// The assets of `m` in a hashed directory whose name carries the hash
+/// ([`assets::graph::dir_hash`]) of its files as `m` lists them: the name
+/// commits to each file's digest, so it is content-derived.
+fn hashed_dir_files(m: &Manifest) -> BTreeSet<&str> {
+    let mut dirs: BTreeMap<(&str, &str), Vec<(&str, Digest)>> = BTreeMap::new();
+    for (logical, a) in &m.assets {
+        let Some(name) = a.key.strip_prefix("assets/") else {
+            continue;
+        };
+        let Some(dir) = assets::graph::hashed_dir_of(logical, name) else {
+            continue;
+        };
+        let Some(digest) = Digest::from_hex(&a.sha256) else {
+            continue;
+        };
+        dirs.entry(dir).or_default().push((logical, digest));
+    }
+    let mut confirmed = BTreeSet::new();
+    for ((dir, name), files) in dirs {
+        let hash = assets::graph::dir_hash(
+            files
+                .iter()
+                .map(|(logical, digest)| (&logical[dir.len() + 1..], digest)),
+        );
+        let len = name.len() - dir.len() - 1;
+        if assets::graph::hashed_dir_name(dir, &hash.hex(), len) == name {
+            confirmed.extend(files.into_iter().map(|(logical, _)| logical));
+        }
+    }
+    confirmed
 }
 
 /// An asset key the store holds with other bytes.
@@ -510,5 +545,51 @@ fn record(report: &mut Tally, key: &Key, outcome: &PutOutcome, printer: &Printer
             printer.detail(format!("already there: {key}"));
             report.unchanged.push(key.to_string());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Asset;
+
+    fn asset(key: &str, bytes: &[u8]) -> Asset {
+        Asset {
+            key: key.into(),
+            sha256: Digest::of(bytes).hex(),
+            size: bytes.len() as u64,
+            content_type: String::new(),
+            cache_control: String::new(),
+            integrity: String::new(),
+            references: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_hashed_directory_is_content_named_when_its_files_hash_to_its_name() {
+        let files: [(&str, &[u8]); 2] = [("a.bcmap", b"A"), ("sub/b.bcmap", b"B")];
+        let digests: Vec<Digest> = files.iter().map(|(_, b)| Digest::of(b)).collect();
+        let hash = assets::graph::dir_hash(files.iter().map(|(p, _)| *p).zip(&digests));
+        let dir = assets::graph::hashed_dir_name("v/cmaps", &hash.hex(), 12);
+        let mut m = crate::manifest::tests::sample();
+        m.assets.clear();
+        for (path, bytes) in files {
+            m.assets.insert(
+                format!("v/cmaps/{path}"),
+                asset(&format!("assets/{dir}/{path}"), bytes),
+            );
+        }
+        m.assets
+            .insert("x.css".into(), asset("assets/x.0123456789ab.css", b"x"));
+        assert_eq!(
+            hashed_dir_files(&m).into_iter().collect::<Vec<_>>(),
+            ["v/cmaps/a.bcmap", "v/cmaps/sub/b.bcmap"]
+        );
+        // Another digest for one file: the name no longer commits to it.
+        m.assets.insert(
+            "v/cmaps/a.bcmap".into(),
+            asset(&format!("assets/{dir}/a.bcmap"), b"other"),
+        );
+        assert!(hashed_dir_files(&m).is_empty());
     }
 }

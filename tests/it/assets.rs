@@ -788,3 +788,209 @@ fn source_map_sources_in_the_tree_are_rewritten() {
         "{js}"
     );
 }
+
+const PDFJS_CONFIG: &str = "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n\
+     hash_dirs = [\"vendor/pdfjs/cmaps\", \"vendor/pdfjs/standard_fonts/\"]\n";
+
+/// A PDF.js layout: the viewer builds cmap and font URLs from directory
+/// URLs at run time; a stylesheet and a script also name files inside.
+fn pdfjs_project() -> Project {
+    let p = Project::with_config(PDFJS_CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/vendor/pdfjs/cmaps/UniJIS-UCS2-H.bcmap",
+        b"\xe0cmap-1",
+    );
+    p.write(
+        "static/vendor/pdfjs/cmaps/Adobe-Japan1-0.bcmap",
+        b"\xe0cmap-2",
+    );
+    p.write("static/vendor/pdfjs/cmaps/LICENSE", "Apache-2.0\n");
+    p.write(
+        "static/vendor/pdfjs/standard_fonts/FoxitSans.pfb",
+        b"\x80\x01pfb",
+    );
+    p.write(
+        "static/vendor/pdfjs/standard_fonts/FoxitSerif.pfb",
+        b"\x80\x01pfb2",
+    );
+    p.write(
+        "static/css/viewer.css",
+        "@font-face { font-family: Foxit; src: url(\"../vendor/pdfjs/standard_fonts/FoxitSans.pfb\"); }\n",
+    );
+    p.write(
+        "static/js/viewer.js",
+        "const cmap = new URL(\"../vendor/pdfjs/cmaps/UniJIS-UCS2-H.bcmap\", import.meta.url);\n",
+    );
+    p
+}
+
+#[test]
+fn hash_dirs_publish_a_directory_whole_under_the_hash_of_its_tree() {
+    let p = pdfjs_project();
+    p.ok(&["build"]);
+    let m = manifest(&p);
+    crate::schema::validate(&m, "manifest with hashed directories");
+    let k = keys(&m);
+    let dir_of = |logical: &str| {
+        let key = &k[logical];
+        key[..key.rfind('/').unwrap()].to_owned()
+    };
+    let cmaps = dir_of("vendor/pdfjs/cmaps/LICENSE");
+    let fonts = dir_of("vendor/pdfjs/standard_fonts/FoxitSans.pfb");
+    for (dir, prefix) in [
+        (&cmaps, "assets/vendor/pdfjs/cmaps."),
+        (&fonts, "assets/vendor/pdfjs/standard_fonts."),
+    ] {
+        let hash = dir.strip_prefix(prefix).unwrap_or_else(|| panic!("{dir}"));
+        assert_eq!(hash.len(), 12, "{dir}");
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()), "{dir}");
+    }
+    // Every file keeps its name inside its hashed directory.
+    for name in ["UniJIS-UCS2-H.bcmap", "Adobe-Japan1-0.bcmap", "LICENSE"] {
+        assert_eq!(
+            k[&format!("vendor/pdfjs/cmaps/{name}")],
+            format!("{cmaps}/{name}")
+        );
+    }
+    for name in ["FoxitSans.pfb", "FoxitSerif.pfb"] {
+        assert_eq!(
+            k[&format!("vendor/pdfjs/standard_fonts/{name}")],
+            format!("{fonts}/{name}")
+        );
+    }
+    for key in k.values() {
+        assert!(
+            p.path().join(".verbatim/build").join(key).is_file(),
+            "{key}"
+        );
+    }
+    // References into them are rewritten.
+    let rel = |dir: &str| dir.strip_prefix("assets/").unwrap().to_owned();
+    let (css, _) = built(&p, "css/viewer.css");
+    assert!(
+        css.contains(&format!("url(\"../{}/FoxitSans.pfb\")", rel(&fonts))),
+        "{css}"
+    );
+    let (js, _) = built(&p, "js/viewer.js");
+    assert!(
+        js.contains(&format!(
+            "new URL(\"../{}/UniJIS-UCS2-H.bcmap\"",
+            rel(&cmaps)
+        )),
+        "{js}"
+    );
+    // Django's staticfiles.json also maps each directory's own URL.
+    let exported: serde_json::Value =
+        serde_json::from_str(&p.ok(&["export", "--format", "django"])).unwrap();
+    assert_eq!(
+        exported["paths"]["vendor/pdfjs/cmaps/"],
+        format!("{}/", rel(&cmaps))
+    );
+    assert_eq!(
+        exported["paths"]["vendor/pdfjs/standard_fonts/"],
+        format!("{}/", rel(&fonts))
+    );
+
+    // A change in one file renames its directory (and the script naming
+    // a file in it), and nothing else.
+    p.write("static/vendor/pdfjs/cmaps/LICENSE", "Apache-2.0, changed\n");
+    p.ok(&["build"]);
+    let after = keys(&manifest(&p));
+    let changed: Vec<&str> = k
+        .keys()
+        .filter(|l| k[*l] != after[*l])
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "js/viewer.js",
+            "vendor/pdfjs/cmaps/Adobe-Japan1-0.bcmap",
+            "vendor/pdfjs/cmaps/LICENSE",
+            "vendor/pdfjs/cmaps/UniJIS-UCS2-H.bcmap",
+        ]
+    );
+}
+
+#[test]
+fn a_changed_file_in_a_hashed_dir_is_published_under_new_keys_only() {
+    let p = pdfjs_project();
+    let first = p.json(&["publish"]);
+    let k = keys(&manifest(&p));
+    let stored: BTreeMap<String, Vec<u8>> = Project::files_under(&p.store())
+        .into_iter()
+        .map(|f| {
+            let bytes = fs::read(p.store().join(&f)).unwrap();
+            (f, bytes)
+        })
+        .collect();
+    assert!(strings(&first["written"]).contains(&k["vendor/pdfjs/cmaps/LICENSE"]));
+    // Unchanged: nothing written.
+    let again = p.json(&["publish"]);
+    assert_eq!(again["written"], serde_json::json!([]));
+
+    p.write(
+        "static/vendor/pdfjs/cmaps/Adobe-Japan1-0.bcmap",
+        b"\xe0cmap-2, v2",
+    );
+    let second = p.json(&["publish"]);
+    let after = keys(&manifest(&p));
+    let written = strings(&second["written"]);
+    for name in ["UniJIS-UCS2-H.bcmap", "Adobe-Japan1-0.bcmap", "LICENSE"] {
+        let logical = format!("vendor/pdfjs/cmaps/{name}");
+        assert_ne!(after[&logical], k[&logical], "{logical}: a new directory");
+        assert!(written.contains(&after[&logical]), "{written:?}");
+    }
+    // Nothing stored before is written again, or changed.
+    for key in &written {
+        assert!(!stored.contains_key(key), "{key} overwritten");
+    }
+    for (key, bytes) in &stored {
+        assert_eq!(&fs::read(p.store().join(key)).unwrap(), bytes, "{key}");
+    }
+    // The untouched directory is stored already.
+    let font = &after["vendor/pdfjs/standard_fonts/FoxitSans.pfb"];
+    assert_eq!(font, &k["vendor/pdfjs/standard_fonts/FoxitSans.pfb"]);
+    assert!(strings(&second["unchanged"]).contains(font));
+}
+
+#[test]
+fn bad_hash_dirs_are_configuration_errors() {
+    let p = pdfjs_project();
+    let base = "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n";
+    for (dirs, why) in [
+        ("[\"vendor/pdfjs\", \"vendor/pdfjs/cmaps\"]", "overlaps"),
+        (
+            "[\"vendor/pdfjs/cmaps\", \"vendor/pdfjs/cmaps/\"]",
+            "overlaps",
+        ),
+        ("[\"vendor/nope\"]", "not a directory"),
+        ("[\"css/viewer.css\"]", "not a directory"),
+        ("[\"/vendor/pdfjs/cmaps\"]", "relative"),
+        ("[\"vendor/../vendor/pdfjs/cmaps\"]", "relative"),
+        ("[\"\"]", "relative"),
+    ] {
+        p.write("verbatim.toml", format!("{base}hash_dirs = {dirs}\n"));
+        let err = p.fails(&["build"], 2);
+        assert!(
+            err.contains("assets.hash_dirs") && err.contains(why),
+            "{dirs}: {err}"
+        );
+    }
+    // A reference through a hashed directory back into it.
+    p.write("verbatim.toml", PDFJS_CONFIG);
+    p.write(
+        "static/vendor/pdfjs/cmaps/x.css",
+        "a { b: url(../../../css/viewer.css); }\n",
+    );
+    p.write(
+        "static/css/viewer.css",
+        "a { b: url(../vendor/pdfjs/cmaps/x.css); }\n",
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(
+        err.contains("reference cycle through the hashed directory"),
+        "{err}"
+    );
+}
