@@ -600,7 +600,7 @@ exclude = []
 # keep_names = []
 # # Directories code reads by directory URL at run time (PDF.js cmaps, Draco
 # # decoders): each is published whole as <dir>.<hash of its files>/, its
-# # files keeping their names. The manifest maps "<dir>/" to the new name.
+# # files keeping their names; Django's staticfiles.json maps "<dir>/" to it.
 # hash_dirs = ["vendor/pdfjs/cmaps", "vendor/pdfjs/standard_fonts"]
 
 [store]
