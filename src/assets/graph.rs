@@ -496,31 +496,51 @@ impl HashDirs {
 
     /// Names directory `d` after the paths and final bytes of its files.
     /// References between them are left as written, so their final bytes
-    /// are known before the name is.
+    /// are known before the name is; each file's after those of the files
+    /// of the directory its integrity attributes cover.
     fn name(&self, input: &Input, d: usize, nodes: &[Node], done: &mut Finals) {
         let dir = &input.hash_dirs[d];
-        let mut finals = Vec::with_capacity(self.members[d].len());
-        for &v in &self.members[d] {
-            let node = &nodes[v];
-            let (bytes, digest) = match node.digest {
-                Some(digest) => (node.bytes.to_vec(), digest),
-                None => {
+        let mut pending = self.members[d].clone();
+        while !pending.is_empty() {
+            let mut waiting = Vec::new();
+            for &v in &pending {
+                let node = &nodes[v];
+                let blocked = node.sri.iter().any(|&(_, e)| {
+                    let t = node.edges[e].target;
+                    done.finals[t].is_none() && self.dir_of[t] == Some(d)
+                });
+                if blocked {
+                    waiting.push(v);
+                    continue;
+                }
+                let (bytes, digest) = match node.digest {
+                    Some(digest) => (node.bytes.to_vec(), digest),
+                    None => {
+                        let bytes = done.final_bytes(nodes, v);
+                        let digest = Digest::of(&bytes);
+                        (bytes, digest)
+                    }
+                };
+                done.set(nodes, v, bytes, digest);
+            }
+            if waiting.len() == pending.len() {
+                // No two files can hold each other's digest: unreachable.
+                for &v in &waiting {
                     let bytes = done.final_bytes(nodes, v);
                     let digest = Digest::of(&bytes);
-                    (bytes, digest)
+                    done.set(nodes, v, bytes, digest);
                 }
-            };
-            finals.push((v, bytes, digest));
+                break;
+            }
+            pending = waiting;
         }
-        let hash = dir_hash(
-            finals
-                .iter()
-                .map(|(v, _, digest)| (&nodes[*v].path[dir.len() + 1..], digest)),
-        );
+        let hash = dir_hash(self.members[d].iter().filter_map(|&v| {
+            let (_, digest) = done.finals[v].as_ref()?;
+            Some((&nodes[v].path[dir.len() + 1..], digest))
+        }));
         let name = hashed_dir_name(dir, &hash.hex(), input.hash_len);
-        for (v, bytes, digest) in finals {
+        for &v in &self.members[d] {
             done.names[v] = Some(format!("{name}{}", &nodes[v].path[dir.len()..]));
-            done.set(nodes, v, bytes, digest);
         }
     }
 
@@ -1851,6 +1871,32 @@ mod tests {
         // A change outside that the directory refers to renames it.
         inp.files.insert("img/x.png".into(), b"PNG2".to_vec());
         assert_ne!(&run(&inp).dirs["vendor/leaflet"], dir);
+    }
+
+    #[test]
+    fn integrity_inside_a_hashed_dir_is_brought_up_to_date() {
+        let js = "import '../x.js';";
+        let page = format!(
+            "<script type=module src=z.js integrity={}></script>",
+            sri::integrity(js.as_bytes())
+        );
+        let mut inp = input(&[("d/page.html", &page), ("d/z.js", js), ("x.js", "1")]);
+        inp.hash_dirs = vec!["d".into()];
+        let out = run(&inp);
+        let z = &out.files["d/z.js"];
+        assert_ne!(z.bytes, js.as_bytes());
+        assert_eq!(
+            text(&out, "d/page.html"),
+            format!(
+                "<script type=module src=z.js integrity={}></script>",
+                sri::integrity(&z.bytes)
+            )
+        );
+        let hash = dir_hash([
+            ("z.js", &z.sha256),
+            ("page.html", &out.files["d/page.html"].sha256),
+        ]);
+        assert_eq!(out.dirs["d"], hashed_dir_name("d", &hash.hex(), 12));
     }
 
     #[test]
