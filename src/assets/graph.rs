@@ -175,37 +175,55 @@ impl Expansion {
     /// The replacement of [`Expansion::entry`]: `name(t)` is the name a
     /// target is written as (its final name, or its path while unknown).
     fn text<'a>(&self, nodes: &[Node<'a>], name: impl Fn(usize) -> &'a str) -> String {
-        // A bare key is matched against specifiers as written; a URL-like
-        // one is parsed as a URL, so it is written encoded like the value.
-        let bare = is_bare_specifier(&self.key);
-        let encode = |rest: &str| -> String {
-            rest.split('/')
-                .map(percent_encode_segment)
-                .collect::<Vec<_>>()
-                .join("/")
-        };
         let mut out = String::new();
         for (i, &t) in self.targets.iter().enumerate() {
             if i > 0 {
                 out.push_str("\", \"");
             }
             let rest = &nodes[t].path[self.dir.len()..];
-            let key = if bare {
-                format!("{}{rest}", self.key)
-            } else {
-                format!("{}{}", self.key, encode(rest))
-            };
             let final_rest = name(t).get(self.dir.len()..).unwrap_or(rest);
-            out.push_str(&json_string(&key));
+            out.push_str(&json_string(&expanded_key(&self.key, rest)));
             out.push_str("\": \"");
             out.push_str(&json_string(&format!(
                 "{}{}",
                 self.value,
-                encode(final_rest)
+                encode_path(final_rest)
             )));
         }
         out
     }
+}
+
+/// The key of the entry an import map prefix `key` expands to for the file
+/// at `rest` under its directory. A bare key is matched against
+/// specifiers as written; a URL-like one is parsed as a URL, so it is
+/// written encoded like the value.
+fn expanded_key(key: &str, rest: &str) -> String {
+    if is_bare_specifier(key) {
+        format!("{key}{rest}")
+    } else {
+        format!("{key}{}", encode_path(rest))
+    }
+}
+
+/// Each segment of a `/`-separated path percent-encoded.
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(percent_encode_segment)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether another key of the same specifier map (`keys`, sorted) takes
+/// the specifier `expanded` from the prefix `key`: the same key, or a
+/// longer prefix of it, which a browser prefers.
+fn shadowed(keys: &[String], key: &str, expanded: &str) -> bool {
+    let has = |k: &str| keys.binary_search_by(|x| x.as_str().cmp(k)).is_ok();
+    has(expanded)
+        || expanded
+            .match_indices('/')
+            .map(|(i, _)| &expanded[..=i])
+            .any(|k| k.len() > key.len() && has(k))
 }
 
 /// Fingerprints the whole tree. Either every file gets its final name, or all
@@ -556,6 +574,7 @@ fn scan_references<'a>(
     node.text = Some(text);
     let mut manifests = Vec::new();
     let mut prefixes = Vec::new();
+    let mut map_keys = Vec::new();
     let (refs, integrity) = match syntax {
         Syntax::Css => (css_references(text), Vec::new()),
         Syntax::Js => (js_references(text), Vec::new()),
@@ -565,6 +584,7 @@ fn scan_references<'a>(
             let scan = html_scan(text);
             manifests = scan.manifests;
             prefixes = scan.import_map_prefixes;
+            map_keys = scan.import_map_keys;
             (scan.refs, scan.integrity)
         }
     };
@@ -588,8 +608,20 @@ fn scan_references<'a>(
                     .take_while(|(k, _)| k.starts_with(dir.as_str()))
                     .map(|(_, &t)| t)
                     .collect();
+                let keys = map_keys.get(p.keys).map_or(&[][..], Vec::as_slice);
+                let mut shadowed_any = false;
+                let targets: Vec<usize> = targets
+                    .into_iter()
+                    .filter(|&t| {
+                        let key = expanded_key(&p.key, &files[t].0[dir.len()..]);
+                        let s = shadowed(keys, &p.key, &key);
+                        shadowed_any |= s;
+                        !s
+                    })
+                    .collect();
                 if targets.is_empty() {
-                    if !allowed_missing(&input.allow_missing, &r.value, &dir) {
+                    // Every file under it has its own entry: left as written.
+                    if !shadowed_any && !allowed_missing(&input.allow_missing, &r.value, &dir) {
                         errors.push(AssetError::at(
                             path,
                             r,
@@ -1656,6 +1688,43 @@ mod tests {
             assert_eq!(map["imports"].as_object().unwrap().len(), 8);
             assert_eq!(out.files["index.html"].references.len(), 4);
         }
+    }
+
+    #[test]
+    fn import_map_keys_of_their_own_win_over_an_expansion() {
+        // A browser maps a specifier by its own key, else by the longest
+        // prefix: an expansion never writes a second entry for it, and a
+        // prefix all of whose files have their own is left as written.
+        let page = r#"<script type=importmap>{"imports": {
+"lib/a.js": "./other/a.js", "lib/": "./lib/", "lib/sub/": "./other/",
+"all/a.js": "./lib/a.js", "all/b.js": "./lib/b.js", "all/sub/c.js": "./lib/sub/c.js", "all/": "./lib/"},
+"scopes": {"/s/": {"lib/": "./lib/"}}}</script>"#;
+        let out = run(&input(&[
+            ("lib/a.js", "export {}"),
+            ("lib/b.js", "export {}"),
+            ("lib/sub/c.js", "export {}"),
+            ("other/a.js", "export {}"),
+            ("index.html", page),
+        ]));
+        let m = out.manifest();
+        let html = text(&out, "index.html");
+        let (a, b, c, o) = (
+            &m["lib/a.js"],
+            &m["lib/b.js"],
+            &m["lib/sub/c.js"],
+            &m["other/a.js"],
+        );
+        assert_eq!(
+            html,
+            format!(
+                r#"<script type=importmap>{{"imports": {{
+"lib/a.js": "./{o}", "lib/b.js": "./{b}", "lib/sub/a.js": "./{o}",
+"all/a.js": "./{a}", "all/b.js": "./{b}", "all/sub/c.js": "./{c}", "all/": "./lib/"}},
+"scopes": {{"/s/": {{"lib/a.js": "./{a}", "lib/b.js": "./{b}", "lib/sub/c.js": "./{c}"}}}}}}</script>"#
+            )
+        );
+        let json = &html[html.find('{').unwrap()..html.find("</script>").unwrap()];
+        serde_json::from_str::<serde_json::Value>(json).expect("valid JSON");
     }
 
     #[test]

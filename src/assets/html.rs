@@ -33,6 +33,9 @@ pub struct HtmlScan {
     /// Every prefix entry of an import map (`imports` or a scope: key and
     /// value both end with `/`), in source order.
     pub import_map_prefixes: Vec<ImportMapPrefix>,
+    /// The keys of each import map specifier map (`imports`, a scope)
+    /// holding a prefix entry, sorted: [`ImportMapPrefix::keys`] indexes it.
+    pub import_map_keys: Vec<Vec<String>>,
 }
 
 /// A prefix entry of an import map, `"three/addons/": "./jsm/"`: it maps
@@ -47,6 +50,10 @@ pub struct ImportMapPrefix {
     pub key: String,
     /// The range of the value's reference, as in [`HtmlScan::refs`].
     pub value: Range<usize>,
+    /// Index into [`HtmlScan::import_map_keys`] of the keys of the map
+    /// holding it: a key longer than this one that a specifier starts
+    /// with (or equals) takes that specifier from it.
+    pub keys: usize,
 }
 
 /// The `integrity` attribute of a `<script src>` or `<link href>`: a
@@ -70,6 +77,7 @@ pub fn html_scan(src: &str) -> HtmlScan {
     let mut integrity = Vec::new();
     let mut manifests = Vec::new();
     let mut import_map_prefixes = Vec::new();
+    let mut import_map_keys = Vec::new();
     let b = src.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -127,6 +135,7 @@ pub fn html_scan(src: &str) -> HtmlScan {
                     &mut refs,
                     &mut integrity,
                     &mut import_map_prefixes,
+                    &mut import_map_keys,
                 );
                 i = raw_end;
             }
@@ -141,6 +150,7 @@ pub fn html_scan(src: &str) -> HtmlScan {
         integrity,
         manifests,
         import_map_prefixes,
+        import_map_keys,
     }
 }
 
@@ -362,6 +372,7 @@ fn raw_text_references(
     refs: &mut Vec<Reference>,
     integrity: &mut Vec<Integrity>,
     prefixes: &mut Vec<ImportMapPrefix>,
+    keys: &mut Vec<Vec<String>>,
 ) {
     let text = &src[body.clone()];
     let mut found = match tag.name.as_str() {
@@ -383,11 +394,14 @@ fn raw_text_references(
                         value: i.value,
                         of: at(i.of),
                     }));
+                    let first = keys.len();
                     prefixes.extend(map.prefixes.into_iter().map(|p| ImportMapPrefix {
                         entry: at(p.entry),
                         key: p.key,
                         value: at(p.value),
+                        keys: first + p.keys,
                     }));
+                    keys.extend(map.keys);
                     map.refs
                 }
                 // A classic script: no static imports nor `import.meta`,
@@ -542,6 +556,7 @@ struct ImportMapScan {
     refs: Vec<Reference>,
     integrity: Vec<Integrity>,
     prefixes: Vec<ImportMapPrefix>,
+    keys: Vec<Vec<String>>,
 }
 
 /// String values of `imports` and of each `scopes` entry in an import map,
@@ -557,12 +572,14 @@ fn import_map_scan(text: &str) -> ImportMapScan {
         source_root: false,
         integrity: Vec::new(),
         prefixes: Vec::new(),
+        keys: Vec::new(),
     };
     match p.value(Role::Root, 0) {
         Some(()) => ImportMapScan {
             refs: p.refs,
             integrity: p.integrity,
             prefixes: p.prefixes,
+            keys: p.keys,
         },
         None => ImportMapScan::default(),
     }
@@ -581,6 +598,7 @@ pub fn source_map_sources(text: &str) -> Vec<Reference> {
         source_root: false,
         integrity: Vec::new(),
         prefixes: Vec::new(),
+        keys: Vec::new(),
     };
     let mut refs = match p.value(Role::SourceMap, 0) {
         Some(()) if !p.source_root => p.refs,
@@ -602,6 +620,7 @@ pub fn web_manifest_references(text: &str) -> Vec<Reference> {
         source_root: false,
         integrity: Vec::new(),
         prefixes: Vec::new(),
+        keys: Vec::new(),
     };
     let mut refs = match p.value(Role::Manifest, 0) {
         Some(()) => p.refs,
@@ -661,6 +680,8 @@ struct Json<'a> {
     integrity: Vec<Integrity>,
     /// Prefix entries of an import map.
     prefixes: Vec<ImportMapPrefix>,
+    /// The sorted keys of each specifier map holding a prefix entry.
+    keys: Vec<Vec<String>>,
 }
 
 impl Json<'_> {
@@ -702,9 +723,14 @@ impl Json<'_> {
                 if self.eat(b'}') {
                     return Some(());
                 }
+                let first_prefix = self.prefixes.len();
+                let mut keys = Vec::new();
                 loop {
                     self.ws();
                     let (key, key_range) = self.string()?;
+                    if role == Role::Imports {
+                        keys.push(key.clone());
+                    }
                     if !self.eat(b':') {
                         return None;
                     }
@@ -737,13 +763,22 @@ impl Json<'_> {
                                 entry: key_range.start..value.range.end,
                                 value: value.range.clone(),
                                 key,
+                                keys: self.keys.len(),
                             });
                         }
                     }
                     if self.eat(b',') {
                         continue;
                     }
-                    return self.eat(b'}').then_some(());
+                    if !self.eat(b'}') {
+                        return None;
+                    }
+                    if self.prefixes.len() > first_prefix {
+                        keys.sort_unstable();
+                        keys.dedup();
+                        self.keys.push(keys);
+                    }
+                    return Some(());
                 }
             }
             b'[' => {
@@ -1076,6 +1111,18 @@ mod tests {
                 ("l/", r#"\u006c/": "./l/"#, "./l/"),
             ]
         );
+        let keys: Vec<Vec<&str>> = scan
+            .import_map_prefixes
+            .iter()
+            .map(|p| {
+                scan.import_map_keys[p.keys]
+                    .iter()
+                    .map(String::as_str)
+                    .collect()
+            })
+            .collect();
+        let imports = vec!["cdn/", "three", "three/addons/", "x/", "y"];
+        assert_eq!(keys, [imports.clone(), imports, vec!["l/"]]);
         // Every prefix value is one of the references.
         for p in &scan.import_map_prefixes {
             assert!(scan.refs.iter().any(|r| r.range == p.value));
