@@ -727,7 +727,7 @@ fn scan_references<'a>(
                 &node.edges[e].r,
                 format!(
                     "integrity {:?} does not match {target:?} as it is in the tree; \
-                     fix or remove the attribute (it is kept up to date with the published bytes)",
+                     fix or remove it (it is kept up to date with the published bytes)",
                     i.value
                 ),
             )),
@@ -1761,8 +1761,25 @@ mod tests {
         assert_eq!(
             errors(&inp),
             ["page.html:1:13: integrity \"sha256-AAAAL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI=\" \
-              does not match \"a.js\" as it is in the tree; fix or remove the attribute \
+              does not match \"a.js\" as it is in the tree; fix or remove it \
               (it is kept up to date with the published bytes) (reference \"a.js\")"]
+        );
+        // So must an import map's, at its key.
+        let inp = input(&[
+            ("a.js", "1"),
+            (
+                "page.html",
+                "<script type=importmap>{\"integrity\": {\n  \"./a.js\": \"sha384-AAAA\", \
+                 \"https://x.org/a.js\": \"sha384-AAAA\", \"a.js\": 3}}</script>",
+            ),
+        ]);
+        assert_eq!(
+            errors(&inp),
+            [
+                "page.html:2:4: integrity \"sha384-AAAA\" does not match \"a.js\" as it is in \
+              the tree; fix or remove it (it is kept up to date with the published bytes) \
+              (reference \"./a.js\")"
+            ]
         );
     }
 
