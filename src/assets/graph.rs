@@ -1728,6 +1728,28 @@ mod tests {
     }
 
     #[test]
+    fn an_import_map_prefix_naming_the_pages_own_directory() {
+        // The page is under the prefix too: it names itself, a cycle named
+        // as a group like any other.
+        let page = "<script type=importmap>{\"imports\": {\"app/\": \"./\"}}</script>";
+        let out = run(&input(&[("a.js", "export {}"), ("index.html", page)]));
+        let m = out.manifest();
+        assert_ne!(m["index.html"], "index.html");
+        assert_eq!(
+            text(&out, "index.html"),
+            format!(
+                "<script type=importmap>{{\"imports\": {{\"app/a.js\": \"./{}\", \
+                 \"app/index.html\": \"./{}\"}}}}</script>",
+                m["a.js"], m["index.html"]
+            )
+        );
+        assert_eq!(
+            out,
+            run(&input(&[("a.js", "export {}"), ("index.html", page)]))
+        );
+    }
+
+    #[test]
     fn import_map_prefixes_that_cannot_be_expanded() {
         let page = "<script type=importmap>{\"imports\": {\n\
                     \"none/\": \"./none/\",\n\
