@@ -1750,6 +1750,26 @@ mod tests {
     }
 
     #[test]
+    fn an_import_map_scope_naming_a_module_follows_it() {
+        let page = "<script type=importmap>{\"scopes\": {\"./js/app.js\": {\"x\": \"./js/x.js\"}, \
+                    \"./js/\": {}, \"https://x.org/a.js\": {}}}</script>";
+        let out = run(&input(&[
+            ("js/app.js", "import 'x';"),
+            ("js/x.js", "export {}"),
+            ("index.html", page),
+        ]));
+        let m = out.manifest();
+        assert_eq!(
+            text(&out, "index.html"),
+            format!(
+                "<script type=importmap>{{\"scopes\": {{\"./{}\": {{\"x\": \"./{}\"}}, \
+                 \"./js/\": {{}}, \"https://x.org/a.js\": {{}}}}}}</script>",
+                m["js/app.js"], m["js/x.js"]
+            )
+        );
+    }
+
+    #[test]
     fn import_map_prefixes_that_cannot_be_expanded() {
         let page = "<script type=importmap>{\"imports\": {\n\
                     \"none/\": \"./none/\",\n\

@@ -731,6 +731,12 @@ impl Json<'_> {
                     if role == Role::Imports {
                         keys.push(key.clone());
                     }
+                    // A scope without a trailing `/` matches one URL only:
+                    // the module it names.
+                    if role == Role::Scopes && !key.ends_with('/') {
+                        let r = reference(key_range.clone(), key.clone(), self.kind, Some('"'));
+                        self.refs.push(r);
+                    }
                     if !self.eat(b':') {
                         return None;
                     }
@@ -1089,7 +1095,7 @@ mod tests {
         let src = r#"<p><script type=importmap>{
   "imports": { "three": "./three.js", "three/addons/": "./jsm/", "x/": "./x.js", "y": "./y/",
     "cdn/": "https://unpkg.com/lib/" },
-  "scopes": { "/s/": { "\u006c/": "./l/" } },
+  "scopes": { "/s/": { "\u006c/": "./l/" }, "./m.js": {} },
   "integrity": { "./three.js": "sha384-A", "./jsm/a.js": ["no"], "j\u0073.js": "sha256-B" },
   "other": { "q/": "./q/" }
 }</script>"#;
@@ -1146,6 +1152,8 @@ mod tests {
             .map(|r| r.value.as_str())
             .collect();
         assert_eq!(keys, ["./three.js", "js.js"]);
+        assert!(scan.refs.iter().any(|r| r.value == "./m.js"));
+        assert!(!scan.refs.iter().any(|r| r.value == "/s/"));
         // Malformed: nothing at all.
         let bad = html_scan(
             r#"<script type=importmap>{"imports": {"a/": "./a/"}, "integrity": {"b.js": "x"</script>"#,
