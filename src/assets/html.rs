@@ -779,7 +779,7 @@ impl Json<'_> {
                     if !self.eat(b'}') {
                         return None;
                     }
-                    if self.prefixes.len() > first_prefix {
+                    if role == Role::Imports && self.prefixes.len() > first_prefix {
                         keys.sort_unstable();
                         keys.dedup();
                         self.keys.push(keys);
@@ -1154,6 +1154,22 @@ mod tests {
         assert_eq!(keys, ["./three.js", "js.js"]);
         assert!(scan.refs.iter().any(|r| r.value == "./m.js"));
         assert!(!scan.refs.iter().any(|r| r.value == "/s/"));
+        // Many entries: one pass, keys kept once per map.
+        let n = 50_000;
+        let entries: Vec<String> = (0..n).map(|i| format!("\"k{i}/\": \"./d{i}/\"")).collect();
+        let sris: Vec<String> = (0..n)
+            .map(|i| format!("\"f{i}.js\": \"sha384-x\""))
+            .collect();
+        let big = format!(
+            "<script type=importmap>{{\"imports\": {{{}}}, \"integrity\": {{{}}}}}</script>",
+            entries.join(","),
+            sris.join(",")
+        );
+        let scan = html_scan(&big);
+        assert_eq!(scan.import_map_prefixes.len(), n);
+        assert_eq!(scan.integrity.len(), n);
+        assert_eq!(scan.import_map_keys.len(), 1);
+        assert_eq!(scan.import_map_keys[0].len(), n);
         // Malformed: nothing at all.
         let bad = html_scan(
             r#"<script type=importmap>{"imports": {"a/": "./a/"}, "integrity": {"b.js": "x"</script>"#,
