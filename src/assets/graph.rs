@@ -8,11 +8,11 @@
 use crate::assets::css::css_references;
 use crate::assets::html::{html_scan, source_map_sources, web_manifest_references};
 use crate::assets::js::js_references;
-use crate::assets::refs::{encode_for, fill_positions, RefKind, Reference};
+use crate::assets::refs::{encode_for, fill_positions, json_string, RefKind, Reference};
 use crate::assets::sri;
 use crate::assets::url::{
     is_bare_specifier, is_path_relative, percent_decode, percent_encode_segment, resolve,
-    split_suffix, Target, UrlOptions,
+    resolve_dir, split_suffix, Target, UrlOptions,
 };
 use crate::digest::Digest;
 use globset::GlobSet;
@@ -157,6 +157,83 @@ struct Node<'a> {
     /// Files a `<link rel=manifest>` of this page names: web app
     /// manifests, scanned as such whatever their extension.
     manifest_links: Vec<usize>,
+    /// Import map prefix entries naming a directory of the tree, each
+    /// replaced by one entry per file under it.
+    expansions: Vec<Expansion>,
+}
+
+/// An import map prefix entry (`"three/addons/": "./jsm/"`) whose value
+/// names a directory of the tree. It is written out as one entry per file
+/// under that directory, in path order (`"three/addons/a.js":
+/// "./jsm/a.<hash>.js", …`): a browser maps a specifier under the prefix
+/// by appending to the value, which would name the file as it was before
+/// it was renamed.
+struct Expansion {
+    /// [`crate::assets::html::ImportMapPrefix::entry`].
+    entry: Range<usize>,
+    /// The key, decoded; ends with `/`.
+    key: String,
+    /// The value as written, decoded; ends with `/`.
+    value: String,
+    /// The logical directory the value names (`""` or ending with `/`).
+    dir: String,
+    /// The files under `dir`, in path order.
+    targets: Vec<usize>,
+}
+
+impl Expansion {
+    /// The replacement of [`Expansion::entry`]: `name(t)` is the name a
+    /// target is written as (its final name, or its path while unknown).
+    fn text<'a>(&self, nodes: &[Node<'a>], name: impl Fn(usize) -> &'a str) -> String {
+        let mut out = String::new();
+        for (i, &t) in self.targets.iter().enumerate() {
+            if i > 0 {
+                out.push_str("\", \"");
+            }
+            let rest = &nodes[t].path[self.dir.len()..];
+            let final_rest = name(t).get(self.dir.len()..).unwrap_or(rest);
+            out.push_str(&json_string(&expanded_key(&self.key, rest)));
+            out.push_str("\": \"");
+            out.push_str(&json_string(&format!(
+                "{}{}",
+                self.value,
+                encode_path(final_rest)
+            )));
+        }
+        out
+    }
+}
+
+/// The key of the entry an import map prefix `key` expands to for the file
+/// at `rest` under its directory. A bare key is matched against
+/// specifiers as written; a URL-like one is parsed as a URL, so it is
+/// written encoded like the value.
+fn expanded_key(key: &str, rest: &str) -> String {
+    if is_bare_specifier(key) {
+        format!("{key}{rest}")
+    } else {
+        format!("{key}{}", encode_path(rest))
+    }
+}
+
+/// Each segment of a `/`-separated path percent-encoded.
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(percent_encode_segment)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether another key of the same specifier map (`keys`, sorted) takes
+/// the specifier `expanded` from the prefix `key`: the same key, or a
+/// longer prefix of it, which a browser prefers.
+fn shadowed(keys: &[String], key: &str, expanded: &str) -> bool {
+    let has = |k: &str| keys.binary_search_by(|x| x.as_str().cmp(k)).is_ok();
+    has(expanded)
+        || expanded
+            .match_indices('/')
+            .map(|(i, _)| &expanded[..=i])
+            .any(|k| k.len() > key.len() && has(k))
 }
 
 /// Fingerprints the whole tree. Either every file gets its final name, or all
@@ -679,6 +756,10 @@ impl Finals {
                 let value = self.integrity[node.edges[*e].target].as_ref()?;
                 Some((range.clone(), value.clone()))
             })
+            .chain(node.expansions.iter().map(|x| {
+                let text = x.text(nodes, |t| self.names[t].as_deref().unwrap_or(nodes[t].path));
+                (x.entry.clone(), text)
+            }))
             .collect();
         rewrite_with(text, &node.edges, &self.names, &self.tails, sri).into_bytes()
     }
@@ -709,6 +790,7 @@ fn scan_node<'a>(
         sri: Vec::new(),
         digest: None,
         manifest_links: Vec::new(),
+        expansions: Vec::new(),
     };
     let ext = extension(path).map(str::to_ascii_lowercase);
     let syntax = match ext.as_deref() {
@@ -733,9 +815,12 @@ impl Node<'_> {
     /// Fills `adj` from `edges`, and `digest` if there is nothing to rewrite.
     fn finish(&mut self) {
         self.adj = self.edges.iter().map(|e| e.target).collect();
+        for x in &self.expansions {
+            self.adj.extend_from_slice(&x.targets);
+        }
         self.adj.sort_unstable();
         self.adj.dedup();
-        self.digest = if self.edges.is_empty() {
+        self.digest = if self.edges.is_empty() && self.expansions.is_empty() {
             // Nothing to rewrite: the bytes are final, hash them here.
             Some(Digest::of(self.bytes))
         } else {
@@ -785,6 +870,8 @@ fn scan_references<'a>(
     };
     node.text = Some(text);
     let mut manifests = Vec::new();
+    let mut prefixes = Vec::new();
+    let mut map_keys = Vec::new();
     let (refs, integrity) = match syntax {
         Syntax::Css => (css_references(text), Vec::new()),
         Syntax::Js => (js_references(text), Vec::new()),
@@ -793,10 +880,74 @@ fn scan_references<'a>(
         Syntax::Html => {
             let scan = html_scan(text);
             manifests = scan.manifests;
+            prefixes = scan.import_map_prefixes;
+            map_keys = scan.import_map_keys;
             (scan.refs, scan.integrity)
         }
     };
+    // A prefix value names a directory: reported here, not as a reference.
+    let prefix_values: BTreeSet<usize> = prefixes.iter().map(|p| p.value.start).collect();
+    for p in prefixes {
+        let Ok(at) = refs.binary_search_by_key(&p.value.start, |r| r.range.start) else {
+            continue; // unreachable: the value is one of the references
+        };
+        let r = &refs[at];
+        match resolve_dir(&r.value, path, &input.url) {
+            Err(msg) => errors.push(AssetError::at(
+                path,
+                r,
+                format!("import map prefix {:?} cannot be expanded: {msg}", p.key),
+            )),
+            Ok(None) => {} // outside the tree: left as written
+            Ok(Some(dir)) => {
+                let targets: Vec<usize> = index
+                    .range(dir.as_str()..)
+                    .take_while(|(k, _)| k.starts_with(dir.as_str()))
+                    .map(|(_, &t)| t)
+                    .collect();
+                let keys = map_keys.get(p.keys).map_or(&[][..], Vec::as_slice);
+                let mut shadowed_any = false;
+                let targets: Vec<usize> = targets
+                    .into_iter()
+                    .filter(|&t| {
+                        let key = expanded_key(&p.key, &files[t].0[dir.len()..]);
+                        let s = shadowed(keys, &p.key, &key);
+                        shadowed_any |= s;
+                        !s
+                    })
+                    .collect();
+                if targets.is_empty() {
+                    // Every file under it has its own entry: left as written.
+                    if !shadowed_any && !allowed_missing(&input.allow_missing, &r.value, &dir) {
+                        errors.push(AssetError::at(
+                            path,
+                            r,
+                            format!(
+                                "import map prefix {:?} names {dir:?}, under which the tree \
+                                 has no file, so it cannot be expanded into one entry per file",
+                                p.key
+                            ),
+                        ));
+                    }
+                    continue;
+                }
+                node.expansions.push(Expansion {
+                    entry: p.entry,
+                    key: p.key,
+                    value: r
+                        .value
+                        .trim_matches(|c: char| c.is_ascii_whitespace())
+                        .to_string(),
+                    dir,
+                    targets,
+                });
+            }
+        }
+    }
     for r in refs {
+        if prefix_values.contains(&r.range.start) {
+            continue;
+        }
         if r.kind.is_js_specifier() && is_bare_specifier(&r.value) {
             continue;
         }
@@ -873,7 +1024,7 @@ fn scan_references<'a>(
                 &node.edges[e].r,
                 format!(
                     "integrity {:?} does not match {target:?} as it is in the tree; \
-                     fix or remove the attribute (it is kept up to date with the published bytes)",
+                     fix or remove it (it is kept up to date with the published bytes)",
                     i.value
                 ),
             )),
@@ -2041,6 +2192,181 @@ mod tests {
     }
 
     #[test]
+    fn import_map_prefixes_are_expanded_and_integrity_rewritten() {
+        // three.js as its manual shows it: a module name and a prefix for
+        // the addons, whose modules import each other relatively and
+        // `three` through the map.
+        let orbit = "import {V} from 'three';\nimport {u} from '../utils/u.js';";
+        let page = format!(
+            r#"<script type="importmap">
+{{ "imports": {{ "three": "./vendor/three/build/three.module.js",
+    "three/addons/": "./vendor/three/examples/jsm/",
+    "cdn/": "https://unpkg.com/lib/", "/static/x/": "/static/vendor/three/examples/jsm/" }},
+  "integrity": {{ "./vendor/three/examples/jsm/controls/Orbit.js": "{}" }} }}
+</script>
+<script type=module>import 'three/addons/controls/Orbit.js';</script>"#,
+            sri::integrity(orbit.as_bytes())
+        );
+        for kept in [false, true] {
+            let mut inp = input(&[
+                ("vendor/three/build/three.module.js", "export const V = 1;"),
+                ("vendor/three/examples/jsm/controls/Orbit.js", orbit),
+                (
+                    "vendor/three/examples/jsm/utils/u a.js",
+                    "export const w = 1;",
+                ),
+                (
+                    "vendor/three/examples/jsm/utils/u.js",
+                    "export const u = 1;",
+                ),
+                ("index.html", &page),
+            ]);
+            if kept {
+                inp.keep
+                    .insert("vendor/three/examples/jsm/utils/u.js".into());
+            }
+            let out = run(&inp);
+            let m = out.manifest();
+            let rest = |p: &str| {
+                m[p].strip_prefix("vendor/three/examples/jsm/")
+                    .unwrap()
+                    .to_string()
+            };
+            let orbit_out = &out.files["vendor/three/examples/jsm/controls/Orbit.js"];
+            // Its relative import is rewritten unless it names a kept file.
+            assert_eq!(orbit_out.bytes != orbit.as_bytes(), !kept);
+            let want = format!(
+                r#"<script type="importmap">
+{{ "imports": {{ "three": "./vendor/three/build/{three}",
+    "three/addons/controls/Orbit.js": "./vendor/three/examples/jsm/{o}", "three/addons/utils/u a.js": "./vendor/three/examples/jsm/{ua}", "three/addons/utils/u.js": "./vendor/three/examples/jsm/{u}",
+    "cdn/": "https://unpkg.com/lib/", "/static/x/controls/Orbit.js": "/static/vendor/three/examples/jsm/{o}", "/static/x/utils/u%20a.js": "/static/vendor/three/examples/jsm/{ua}", "/static/x/utils/u.js": "/static/vendor/three/examples/jsm/{u}" }},
+  "integrity": {{ "./vendor/three/examples/jsm/{o}": "{sri}" }} }}
+</script>
+<script type=module>import 'three/addons/controls/Orbit.js';</script>"#,
+                three = m["vendor/three/build/three.module.js"]
+                    .rsplit('/')
+                    .next()
+                    .unwrap(),
+                o = rest("vendor/three/examples/jsm/controls/Orbit.js"),
+                ua = rest("vendor/three/examples/jsm/utils/u a.js").replace(' ', "%20"),
+                u = rest("vendor/three/examples/jsm/utils/u.js"),
+                sri = sri::integrity(&orbit_out.bytes),
+            );
+            let html = text(&out, "index.html");
+            assert_eq!(html, want, "kept: {kept}");
+            assert_eq!(
+                kept,
+                m["vendor/three/examples/jsm/utils/u.js"] == "vendor/three/examples/jsm/utils/u.js"
+            );
+            // Still JSON, and the page depends on every file under the prefix.
+            let json = &html[html.find('{').unwrap()..html.find("</script>").unwrap()];
+            let map: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+            assert_eq!(map["imports"].as_object().unwrap().len(), 8);
+            assert_eq!(out.files["index.html"].references.len(), 4);
+        }
+    }
+
+    #[test]
+    fn import_map_keys_of_their_own_win_over_an_expansion() {
+        // A browser maps a specifier by its own key, else by the longest
+        // prefix: an expansion never writes a second entry for it, and a
+        // prefix all of whose files have their own is left as written.
+        let page = r#"<script type=importmap>{"imports": {
+"lib/a.js": "./other/a.js", "lib/": "./lib/", "lib/sub/": "./other/",
+"all/a.js": "./lib/a.js", "all/b.js": "./lib/b.js", "all/sub/c.js": "./lib/sub/c.js", "all/": "./lib/"},
+"scopes": {"/s/": {"lib/": "./lib/"}}}</script>"#;
+        let out = run(&input(&[
+            ("lib/a.js", "export {}"),
+            ("lib/b.js", "export {}"),
+            ("lib/sub/c.js", "export {}"),
+            ("other/a.js", "export {}"),
+            ("index.html", page),
+        ]));
+        let m = out.manifest();
+        let html = text(&out, "index.html");
+        let (a, b, c, o) = (
+            &m["lib/a.js"],
+            &m["lib/b.js"],
+            &m["lib/sub/c.js"],
+            &m["other/a.js"],
+        );
+        assert_eq!(
+            html,
+            format!(
+                r#"<script type=importmap>{{"imports": {{
+"lib/a.js": "./{o}", "lib/b.js": "./{b}", "lib/sub/a.js": "./{o}",
+"all/a.js": "./{a}", "all/b.js": "./{b}", "all/sub/c.js": "./{c}", "all/": "./lib/"}},
+"scopes": {{"/s/": {{"lib/a.js": "./{a}", "lib/b.js": "./{b}", "lib/sub/c.js": "./{c}"}}}}}}</script>"#
+            )
+        );
+        let json = &html[html.find('{').unwrap()..html.find("</script>").unwrap()];
+        serde_json::from_str::<serde_json::Value>(json).expect("valid JSON");
+    }
+
+    #[test]
+    fn an_import_map_prefix_naming_the_pages_own_directory() {
+        // The page is under the prefix too: it names itself, a cycle named
+        // as a group like any other.
+        let page = "<script type=importmap>{\"imports\": {\"app/\": \"./\"}}</script>";
+        let out = run(&input(&[("a.js", "export {}"), ("index.html", page)]));
+        let m = out.manifest();
+        assert_ne!(m["index.html"], "index.html");
+        assert_eq!(
+            text(&out, "index.html"),
+            format!(
+                "<script type=importmap>{{\"imports\": {{\"app/a.js\": \"./{}\", \
+                 \"app/index.html\": \"./{}\"}}}}</script>",
+                m["a.js"], m["index.html"]
+            )
+        );
+        assert_eq!(
+            out,
+            run(&input(&[("a.js", "export {}"), ("index.html", page)]))
+        );
+    }
+
+    #[test]
+    fn an_import_map_scope_naming_a_module_follows_it() {
+        let page = "<script type=importmap>{\"scopes\": {\"./js/app.js\": {\"x\": \"./js/x.js\"}, \
+                    \"./js/\": {}, \"https://x.org/a.js\": {}}}</script>";
+        let out = run(&input(&[
+            ("js/app.js", "import 'x';"),
+            ("js/x.js", "export {}"),
+            ("index.html", page),
+        ]));
+        let m = out.manifest();
+        assert_eq!(
+            text(&out, "index.html"),
+            format!(
+                "<script type=importmap>{{\"scopes\": {{\"./{}\": {{\"x\": \"./{}\"}}, \
+                 \"./js/\": {{}}, \"https://x.org/a.js\": {{}}}}}}</script>",
+                m["js/app.js"], m["js/x.js"]
+            )
+        );
+    }
+
+    #[test]
+    fn import_map_prefixes_that_cannot_be_expanded() {
+        let page = "<script type=importmap>{\"imports\": {\n\
+                    \"none/\": \"./none/\",\n\
+                    \"q/\": \"./lib/?v=1/\", \"up/\": \"../\",\n\
+                    \"ok/\": \"./lib/\", \"gone/\": \"./gone/\", \"far/\": \"//cdn.example.org/x/\"}}</script>";
+        let mut inp = input(&[("lib/a.js", "export {}"), ("index.html", page)]);
+        let errs = errors(&inp);
+        assert_eq!(errs.len(), 4, "{errs:#?}");
+        assert!(errs[0].starts_with("index.html:2:11: import map prefix \"none/\" names \"none/\", under which the tree has no file"), "{errs:#?}");
+        assert!(errs[1].starts_with("index.html:3:8: import map prefix \"q/\" cannot be expanded: URL prefix \"./lib/?v=1/\" has a query"), "{errs:#?}");
+        assert!(errs[2].starts_with("index.html:3:30: import map prefix \"up/\" cannot be expanded: path \"../\" escapes"), "{errs:#?}");
+        assert!(
+            errs[3].starts_with("index.html:4:28: import map prefix \"gone/\" names"),
+            "{errs:#?}"
+        );
+        // A prefix allowed to be missing is left as written.
+        inp.allow_missing = globs(&["none/", "gone/"]);
+        assert_eq!(errors(&inp).len(), 2);
+    }
+
+    #[test]
     fn integrity_must_match_the_file_in_the_tree() {
         let inp = input(&[
             ("a.js", "1"),
@@ -2053,8 +2379,25 @@ mod tests {
         assert_eq!(
             errors(&inp),
             ["page.html:1:13: integrity \"sha256-AAAAL3z2vDgxUt0W3dWQOrprscmda2Y5pLsLg4GF+pI=\" \
-              does not match \"a.js\" as it is in the tree; fix or remove the attribute \
+              does not match \"a.js\" as it is in the tree; fix or remove it \
               (it is kept up to date with the published bytes) (reference \"a.js\")"]
+        );
+        // So must an import map's, at its key.
+        let inp = input(&[
+            ("a.js", "1"),
+            (
+                "page.html",
+                "<script type=importmap>{\"integrity\": {\n  \"./a.js\": \"sha384-AAAA\", \
+                 \"https://x.org/a.js\": \"sha384-AAAA\", \"a.js\": 3}}</script>",
+            ),
+        ]);
+        assert_eq!(
+            errors(&inp),
+            [
+                "page.html:2:4: integrity \"sha384-AAAA\" does not match \"a.js\" as it is in \
+              the tree; fix or remove it (it is kept up to date with the published bytes) \
+              (reference \"./a.js\")"
+            ]
         );
     }
 

@@ -5,7 +5,10 @@
 //! `<script type="module">` (delegated to the CSS and JS scanners). Comments and other raw text are
 //! skipped so that commented-out markup is never rewritten. It also finds
 //! the `integrity` attribute of a `<script src>` or `<link href>`, which
-//! holds a digest of the file the reference names.
+//! holds a digest of the file the reference names, the `integrity` map
+//! of an import map (its keys are references, its values digests), and an
+//! import map's prefix entries (`"lib/": "./lib/"`), which name every file
+//! under a directory.
 
 use crate::assets::css::css_references;
 use crate::assets::js::js_references;
@@ -27,6 +30,30 @@ pub struct HtmlScan {
     /// The range of each reference made by a `<link rel=manifest href>`:
     /// it names a web app manifest, whatever its file name.
     pub manifests: Vec<Range<usize>>,
+    /// Every prefix entry of an import map (`imports` or a scope: key and
+    /// value both end with `/`), in source order.
+    pub import_map_prefixes: Vec<ImportMapPrefix>,
+    /// The keys of each import map specifier map (`imports`, a scope)
+    /// holding a prefix entry, sorted: [`ImportMapPrefix::keys`] indexes it.
+    pub import_map_keys: Vec<Vec<String>>,
+}
+
+/// A prefix entry of an import map, `"three/addons/": "./jsm/"`: it maps
+/// every specifier starting with its key to a URL under its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportMapPrefix {
+    /// From just inside the key's opening quote to just inside the value's
+    /// closing quote: replacing it with `k1": "v1", "k2": "v2` keeps the
+    /// JSON valid.
+    pub entry: Range<usize>,
+    /// The key, decoded; ends with `/`.
+    pub key: String,
+    /// The range of the value's reference, as in [`HtmlScan::refs`].
+    pub value: Range<usize>,
+    /// Index into [`HtmlScan::import_map_keys`] of the keys of the map
+    /// holding it: a key longer than this one that a specifier starts
+    /// with (or equals) takes that specifier from it.
+    pub keys: usize,
 }
 
 /// The `integrity` attribute of a `<script src>` or `<link href>`: a
@@ -49,6 +76,8 @@ pub fn html_scan(src: &str) -> HtmlScan {
     let mut refs = Vec::new();
     let mut integrity = Vec::new();
     let mut manifests = Vec::new();
+    let mut import_map_prefixes = Vec::new();
+    let mut import_map_keys = Vec::new();
     let b = src.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -99,7 +128,15 @@ pub fn html_scan(src: &str) -> HtmlScan {
             }
             i = tag.end;
             if let Some(raw_end) = raw_text_end(src, &tag) {
-                raw_text_references(src, &tag, i..raw_end, &mut refs);
+                raw_text_references(
+                    src,
+                    &tag,
+                    i..raw_end,
+                    &mut refs,
+                    &mut integrity,
+                    &mut import_map_prefixes,
+                    &mut import_map_keys,
+                );
                 i = raw_end;
             }
         } else {
@@ -112,6 +149,8 @@ pub fn html_scan(src: &str) -> HtmlScan {
         refs,
         integrity,
         manifests,
+        import_map_prefixes,
+        import_map_keys,
     }
 }
 
@@ -326,7 +365,15 @@ fn raw_text_end(src: &str, tag: &Tag) -> Option<usize> {
     Some(src.len())
 }
 
-fn raw_text_references(src: &str, tag: &Tag, body: Range<usize>, refs: &mut Vec<Reference>) {
+fn raw_text_references(
+    src: &str,
+    tag: &Tag,
+    body: Range<usize>,
+    refs: &mut Vec<Reference>,
+    integrity: &mut Vec<Integrity>,
+    prefixes: &mut Vec<ImportMapPrefix>,
+    keys: &mut Vec<Vec<String>>,
+) {
     let text = &src[body.clone()];
     let mut found = match tag.name.as_str() {
         "style" => css_references(text),
@@ -339,7 +386,24 @@ fn raw_text_references(src: &str, tag: &Tag, body: Range<usize>, refs: &mut Vec<
                 .unwrap_or_default();
             match ty.trim().to_ascii_lowercase().as_str() {
                 "module" => js_references(text),
-                "importmap" => import_map_references(text),
+                "importmap" => {
+                    let map = import_map_scan(text);
+                    let at = |r: Range<usize>| body.start + r.start..body.start + r.end;
+                    integrity.extend(map.integrity.into_iter().map(|i| Integrity {
+                        range: at(i.range),
+                        value: i.value,
+                        of: at(i.of),
+                    }));
+                    let first = keys.len();
+                    prefixes.extend(map.prefixes.into_iter().map(|p| ImportMapPrefix {
+                        entry: at(p.entry),
+                        key: p.key,
+                        value: at(p.value),
+                        keys: first + p.keys,
+                    }));
+                    keys.extend(map.keys);
+                    map.refs
+                }
                 // A classic script: no static imports nor `import.meta`,
                 // but `import()` and workers work the same.
                 t if is_classic_script_type(t) => {
@@ -486,20 +550,38 @@ fn decode_entities_mapped(s: &str) -> (String, Vec<(usize, usize)>) {
     (out, map)
 }
 
-/// String values of `imports` and of each `scopes` entry in an import map.
-/// Malformed JSON, or JSON nested deeper than [`MAX_JSON_DEPTH`], yields
-/// no references.
-fn import_map_references(text: &str) -> Vec<Reference> {
+/// What [`import_map_scan`] finds, ranges relative to the map's text.
+#[derive(Default)]
+struct ImportMapScan {
+    refs: Vec<Reference>,
+    integrity: Vec<Integrity>,
+    prefixes: Vec<ImportMapPrefix>,
+    keys: Vec<Vec<String>>,
+}
+
+/// String values of `imports` and of each `scopes` entry in an import map,
+/// and the keys of its `integrity` map, with their values and its prefix
+/// entries. Malformed JSON, or JSON nested deeper than
+/// [`MAX_JSON_DEPTH`], yields nothing.
+fn import_map_scan(text: &str) -> ImportMapScan {
     let mut p = Json {
         s: text,
         pos: 0,
         refs: Vec::new(),
         kind: RefKind::ImportMap,
         source_root: false,
+        integrity: Vec::new(),
+        prefixes: Vec::new(),
+        keys: Vec::new(),
     };
     match p.value(Role::Root, 0) {
-        Some(()) => p.refs,
-        None => Vec::new(),
+        Some(()) => ImportMapScan {
+            refs: p.refs,
+            integrity: p.integrity,
+            prefixes: p.prefixes,
+            keys: p.keys,
+        },
+        None => ImportMapScan::default(),
     }
 }
 
@@ -514,6 +596,9 @@ pub fn source_map_sources(text: &str) -> Vec<Reference> {
         refs: Vec::new(),
         kind: RefKind::SourceMapSource,
         source_root: false,
+        integrity: Vec::new(),
+        prefixes: Vec::new(),
+        keys: Vec::new(),
     };
     let mut refs = match p.value(Role::SourceMap, 0) {
         Some(()) if !p.source_root => p.refs,
@@ -533,6 +618,9 @@ pub fn web_manifest_references(text: &str) -> Vec<Reference> {
         refs: Vec::new(),
         kind: RefKind::WebManifest,
         source_root: false,
+        integrity: Vec::new(),
+        prefixes: Vec::new(),
+        keys: Vec::new(),
     };
     let mut refs = match p.value(Role::Manifest, 0) {
         Some(()) => p.refs,
@@ -551,6 +639,9 @@ enum Role {
     Root,
     /// `imports`, or one entry of `scopes`: its string values are URLs.
     Imports,
+    /// `integrity` of an import map: its keys are URLs, its string values
+    /// integrity metadata.
+    Integrity,
     /// `scopes`: each value is an `Imports`.
     Scopes,
     /// A value of an `Imports`: a URL if it is a string.
@@ -585,6 +676,12 @@ struct Json<'a> {
     kind: RefKind,
     /// A non-empty `sourceRoot` was seen (source maps).
     source_root: bool,
+    /// Entries of an import map's `integrity`.
+    integrity: Vec<Integrity>,
+    /// Prefix entries of an import map.
+    prefixes: Vec<ImportMapPrefix>,
+    /// The sorted keys of each specifier map holding a prefix entry.
+    keys: Vec<Vec<String>>,
 }
 
 impl Json<'_> {
@@ -626,15 +723,34 @@ impl Json<'_> {
                 if self.eat(b'}') {
                     return Some(());
                 }
+                let first_prefix = self.prefixes.len();
+                let mut keys = Vec::new();
                 loop {
                     self.ws();
-                    let (key, _) = self.string()?;
+                    let (key, key_range) = self.string()?;
+                    if role == Role::Imports {
+                        keys.push(key.clone());
+                    }
+                    // A scope without a trailing `/` matches one URL only:
+                    // the module it names.
+                    if role == Role::Scopes && !key.ends_with('/') {
+                        let r = reference(key_range.clone(), key.clone(), self.kind, Some('"'));
+                        self.refs.push(r);
+                    }
                     if !self.eat(b':') {
                         return None;
+                    }
+                    if role == Role::Integrity {
+                        self.integrity_entry(key, key_range, depth + 1)?;
+                        if self.eat(b',') {
+                            continue;
+                        }
+                        return self.eat(b'}').then_some(());
                     }
                     let inner = match (role, key.as_str()) {
                         (Role::Root, "imports") | (Role::Scopes, _) => Role::Imports,
                         (Role::Root, "scopes") => Role::Scopes,
+                        (Role::Root, "integrity") => Role::Integrity,
                         (Role::Imports, _) => Role::Url,
                         (Role::Manifest, "icons" | "screenshots") => Role::Images,
                         (Role::Manifest, "shortcuts") => Role::Shortcuts,
@@ -644,11 +760,31 @@ impl Json<'_> {
                         (Role::SourceMap, "sourceRoot") => Role::SourceRoot,
                         _ => Role::Other,
                     };
+                    let found = self.refs.len();
                     self.value(inner, depth + 1)?;
+                    if let (Role::Url, Some(value)) = (inner, self.refs.get(found)) {
+                        // Both must end with `/`, or a browser ignores the entry.
+                        if key.ends_with('/') && value.value.ends_with('/') {
+                            self.prefixes.push(ImportMapPrefix {
+                                entry: key_range.start..value.range.end,
+                                value: value.range.clone(),
+                                key,
+                                keys: self.keys.len(),
+                            });
+                        }
+                    }
                     if self.eat(b',') {
                         continue;
                     }
-                    return self.eat(b'}').then_some(());
+                    if !self.eat(b'}') {
+                        return None;
+                    }
+                    if role == Role::Imports && self.prefixes.len() > first_prefix {
+                        keys.sort_unstable();
+                        keys.dedup();
+                        self.keys.push(keys);
+                    }
+                    return Some(());
                 }
             }
             b'[' => {
@@ -682,6 +818,30 @@ impl Json<'_> {
                 return (self.pos > start).then_some(());
             }
         }
+        Some(())
+    }
+
+    /// The value of an import map's `integrity` entry whose key (a URL)
+    /// has been read: the key is a reference, a string value the integrity
+    /// of the file it names.
+    fn integrity_entry(
+        &mut self,
+        key: String,
+        key_range: Range<usize>,
+        depth: usize,
+    ) -> Option<()> {
+        self.ws();
+        if self.s.as_bytes().get(self.pos) != Some(&b'"') {
+            return self.value(Role::Other, depth);
+        }
+        let (value, range) = self.string()?;
+        self.refs
+            .push(reference(key_range.clone(), key, self.kind, Some('"')));
+        self.integrity.push(Integrity {
+            range,
+            value,
+            of: key_range,
+        });
         Some(())
     }
 
@@ -924,9 +1084,99 @@ mod tests {
             ImportMap@2:53 "/static/lib/" = /static/lib/
             ImportMap@2:76 "/static/a\"b\u0063.js" = /static/a"bc.js
             ImportMap@3:39 "./dep.js" = ./dep.js
+            ImportMap@3:70 "/static/js/app.js" = /static/js/app.js
             "#,
         );
         check("<script type=importmap>{ not json </script>", "");
+    }
+
+    #[test]
+    fn import_map_prefixes_and_integrity() {
+        let src = r#"<p><script type=importmap>{
+  "imports": { "three": "./three.js", "three/addons/": "./jsm/", "x/": "./x.js", "y": "./y/",
+    "cdn/": "https://unpkg.com/lib/" },
+  "scopes": { "/s/": { "\u006c/": "./l/" }, "./m.js": {} },
+  "integrity": { "./three.js": "sha384-A", "./jsm/a.js": ["no"], "j\u0073.js": "sha256-B" },
+  "other": { "q/": "./q/" }
+}</script>"#;
+        let scan = html_scan(src);
+        let prefixes: Vec<(&str, &str, &str)> = scan
+            .import_map_prefixes
+            .iter()
+            .map(|p| (p.key.as_str(), &src[p.entry.clone()], &src[p.value.clone()]))
+            .collect();
+        assert_eq!(
+            prefixes,
+            [
+                ("three/addons/", r#"three/addons/": "./jsm/"#, "./jsm/"),
+                (
+                    "cdn/",
+                    r#"cdn/": "https://unpkg.com/lib/"#,
+                    "https://unpkg.com/lib/"
+                ),
+                ("l/", r#"\u006c/": "./l/"#, "./l/"),
+            ]
+        );
+        let keys: Vec<Vec<&str>> = scan
+            .import_map_prefixes
+            .iter()
+            .map(|p| {
+                scan.import_map_keys[p.keys]
+                    .iter()
+                    .map(String::as_str)
+                    .collect()
+            })
+            .collect();
+        let imports = vec!["cdn/", "three", "three/addons/", "x/", "y"];
+        assert_eq!(keys, [imports.clone(), imports, vec!["l/"]]);
+        // Every prefix value is one of the references.
+        for p in &scan.import_map_prefixes {
+            assert!(scan.refs.iter().any(|r| r.range == p.value));
+        }
+        let integrity: Vec<(&str, &str, &str)> = scan
+            .integrity
+            .iter()
+            .map(|i| (&src[i.of.clone()], i.value.as_str(), &src[i.range.clone()]))
+            .collect();
+        assert_eq!(
+            integrity,
+            [
+                ("./three.js", "sha384-A", "sha384-A"),
+                (r"j\u0073.js", "sha256-B", "sha256-B")
+            ]
+        );
+        let keys: Vec<&str> = scan
+            .refs
+            .iter()
+            .filter(|r| scan.integrity.iter().any(|i| i.of == r.range))
+            .map(|r| r.value.as_str())
+            .collect();
+        assert_eq!(keys, ["./three.js", "js.js"]);
+        assert!(scan.refs.iter().any(|r| r.value == "./m.js"));
+        assert!(!scan.refs.iter().any(|r| r.value == "/s/"));
+        // Many entries: one pass, keys kept once per map.
+        let n = 50_000;
+        let entries: Vec<String> = (0..n).map(|i| format!("\"k{i}/\": \"./d{i}/\"")).collect();
+        let sris: Vec<String> = (0..n)
+            .map(|i| format!("\"f{i}.js\": \"sha384-x\""))
+            .collect();
+        let big = format!(
+            "<script type=importmap>{{\"imports\": {{{}}}, \"integrity\": {{{}}}}}</script>",
+            entries.join(","),
+            sris.join(",")
+        );
+        let scan = html_scan(&big);
+        assert_eq!(scan.import_map_prefixes.len(), n);
+        assert_eq!(scan.integrity.len(), n);
+        assert_eq!(scan.import_map_keys.len(), 1);
+        assert_eq!(scan.import_map_keys[0].len(), n);
+        // Malformed: nothing at all.
+        let bad = html_scan(
+            r#"<script type=importmap>{"imports": {"a/": "./a/"}, "integrity": {"b.js": "x"</script>"#,
+        );
+        assert!(
+            bad.refs.is_empty() && bad.integrity.is_empty() && bad.import_map_prefixes.is_empty()
+        );
     }
 
     #[test]

@@ -250,7 +250,7 @@ fn html_attr(url: &str, quote: Option<char>) -> String {
     s
 }
 
-fn json_string(url: &str) -> String {
+pub(crate) fn json_string(url: &str) -> String {
     let mut s = String::with_capacity(url.len());
     for c in url.chars() {
         match c {

@@ -90,6 +90,31 @@ pub fn resolve(value: &str, from: &str, opts: &UrlOptions) -> Result<Target, Str
     })
 }
 
+/// Resolves a URL prefix (`value` ends with `/`), as an import map's
+/// prefix entry holds, written in the file at logical path `from`: the
+/// logical directory it names in the tree (`""` for the root, else ending
+/// with `/`), or `None` if it is outside the tree.
+///
+/// Errors: those of [`resolve`], and a prefix with a `?query` or
+/// `#fragment` (what follows the prefix would land after it).
+pub fn resolve_dir(value: &str, from: &str, opts: &UrlOptions) -> Result<Option<String>, String> {
+    let value = value.trim_matches(|c: char| c.is_ascii_whitespace());
+    if !split_suffix(value).1.is_empty() {
+        return Err(format!(
+            "URL prefix {value:?} has a query or fragment, so the files under it cannot be \
+             named; remove it"
+        ));
+    }
+    // A file name in that directory resolves to the directory plus that
+    // name; `_` needs no encoding and is never `.` or `..`.
+    let file = resolve(&format!("{value}_"), from, opts)
+        .map_err(|e| resolve(value, from, opts).err().unwrap_or(e))?;
+    match file {
+        Target::External => Ok(None),
+        Target::Local { path, .. } => Ok(path.strip_suffix('_').map(str::to_string)),
+    }
+}
+
 /// Whether a JS module specifier is bare (`"react"`, `"lit/html.js"`):
 /// such specifiers go through import maps, not path resolution.
 pub fn is_bare_specifier(value: &str) -> bool {
@@ -243,6 +268,28 @@ mod tests {
             Err(e) => format!("error: {e}"),
         };
         assert_eq!(got, expected, "{value:?} from {from:?}");
+    }
+
+    #[test]
+    fn dirs() {
+        let o = opts();
+        let dir = |v: &str, from: &str| resolve_dir(v, from, &o);
+        assert_eq!(
+            dir("./vendor/jsm/", "index.html"),
+            Ok(Some("vendor/jsm/".into()))
+        );
+        assert_eq!(dir("../lib/", "pages/a.html"), Ok(Some("lib/".into())));
+        assert_eq!(dir("/static/lib/", "pages/a.html"), Ok(Some("lib/".into())));
+        assert_eq!(dir("./", "index.html"), Ok(Some(String::new())));
+        assert_eq!(dir("/static/", "a/index.html"), Ok(Some(String::new())));
+        assert_eq!(
+            dir("https://cdn.example.com/static/l%20b/", "x.html"),
+            Ok(Some("l b/".into()))
+        );
+        assert_eq!(dir("https://unpkg.com/three/", "index.html"), Ok(None));
+        assert_eq!(dir("/other/", "index.html"), Ok(None));
+        assert!(dir("../", "index.html").is_err());
+        assert!(dir("./lib/?v=1/", "index.html").is_err());
     }
 
     #[test]

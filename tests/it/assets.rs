@@ -994,3 +994,113 @@ fn bad_hash_dirs_are_configuration_errors() {
         "{err}"
     );
 }
+
+/// three.js as its manual loads it: `three` and the `three/addons/`
+/// prefix in an import map, a module importing an addon through it.
+pub fn three_project() -> Project {
+    let p = Project::with_config(CONFIG);
+    p.write("app/main.py", "print('app')\n");
+    p.write(
+        "static/index.html",
+        "<!doctype html>\n<html><head>\n<script type=\"importmap\">\n\
+         {\n  \"imports\": {\n    \"three\": \"./vendor/three/build/three.module.js\",\n\
+         \x20   \"three/addons/\": \"./vendor/three/examples/jsm/\",\n\
+         \x20   \"lil-gui/\": \"https://cdn.jsdelivr.net/npm/lil-gui@0.19/\"\n  },\n\
+         \x20 \"integrity\": {\n    \"./vendor/three/build/three.module.js\": \"INTEGRITY\"\n  }\n}\n\
+         </script>\n<script type=\"module\" src=\"js/main.js\"></script>\n</head>\n\
+         <body><p id=\"out\"></p></body></html>\n",
+    );
+    p.write(
+        "static/js/main.js",
+        "import { REVISION } from 'three';\n\
+         import { orbit } from 'three/addons/controls/OrbitControls.js';\n\
+         document.getElementById('out').textContent = orbit() + ' ' + REVISION;\n",
+    );
+    p.write(
+        "static/vendor/three/build/three.module.js",
+        "export const REVISION = '170';\n//# sourceMappingURL=three.module.js.map\n",
+    );
+    p.write(
+        "static/vendor/three/build/three.module.js.map",
+        "{\"version\":3,\"sources\":[],\"mappings\":\"\"}",
+    );
+    p.write(
+        "static/vendor/three/examples/jsm/controls/OrbitControls.js",
+        "import { REVISION } from 'three';\nimport { clamp } from '../math/MathUtils.js';\n\
+         export function orbit() { return 'orbit' + clamp(REVISION); }\n",
+    );
+    p.write(
+        "static/vendor/three/examples/jsm/math/MathUtils.js",
+        "export function clamp(x) { return x.length; }\n",
+    );
+    let three = fs::read(p.path().join("static/vendor/three/build/three.module.js")).unwrap();
+    let page = fs::read_to_string(p.path().join("static/index.html")).unwrap();
+    p.write(
+        "static/index.html",
+        page.replace("INTEGRITY", &verbatim::assets::sri::integrity(&three)),
+    );
+    p
+}
+
+#[test]
+fn import_map_prefixes_are_expanded_and_integrity_rewritten() {
+    let p = three_project();
+    p.ok(&["build"]);
+    let m = manifest(&p);
+    let (html, k) = built(&p, "index.html");
+    let start = html.find("<script type=\"importmap\">").unwrap() + 25;
+    let end = start + html[start..].find("</script>").unwrap();
+    let map: serde_json::Value = serde_json::from_str(&html[start..end]).expect("valid JSON");
+    let url = |logical: &str| format!("./{}", k[logical].strip_prefix("assets/").unwrap());
+    let jsm = "vendor/three/examples/jsm/";
+    let mut imports = serde_json::Map::new();
+    imports.insert(
+        "three".into(),
+        url("vendor/three/build/three.module.js").into(),
+    );
+    for rest in ["controls/OrbitControls.js", "math/MathUtils.js"] {
+        imports.insert(
+            format!("three/addons/{rest}"),
+            url(&format!("{jsm}{rest}")).into(),
+        );
+        assert_ne!(k[&format!("{jsm}{rest}")], format!("assets/{jsm}{rest}"));
+    }
+    // Outside the tree: left as written.
+    imports.insert(
+        "lil-gui/".into(),
+        "https://cdn.jsdelivr.net/npm/lil-gui@0.19/".into(),
+    );
+    assert_eq!(map["imports"], serde_json::Value::Object(imports), "{html}");
+    // The module's bytes changed (its source map URL): the integrity is
+    // the manifest's, under its final URL.
+    let three = "vendor/three/build/three.module.js";
+    let mut integrity = serde_json::Map::new();
+    integrity.insert(url(three), m["assets"][three]["integrity"].clone());
+    assert_eq!(
+        map["integrity"],
+        serde_json::Value::Object(integrity),
+        "{html}"
+    );
+    // The page depends on every file under the prefix.
+    let refs = strings(&m["assets"]["index.html"]["references"]);
+    for rest in ["controls/OrbitControls.js", "math/MathUtils.js"] {
+        assert!(refs.contains(&format!("{jsm}{rest}")), "{refs:?}");
+    }
+}
+
+#[test]
+fn an_import_map_prefix_naming_no_file_fails_at_its_position() {
+    let p = three_project();
+    let page = fs::read_to_string(p.path().join("static/index.html")).unwrap();
+    p.write(
+        "static/index.html",
+        page.replace(
+            "./vendor/three/examples/jsm/",
+            "./vendor/three/examples/jsx/",
+        ),
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(err.contains("index.html:7:23: "), "{err}");
+    assert!(err.contains("import map prefix \"three/addons/\""), "{err}");
+    assert!(!p.path().join(".verbatim/build").exists());
+}

@@ -6,7 +6,8 @@
 //! and `X-Content-Type-Options: nosniff`, as a bucket or CDN would, so the
 //! browser's own checks of types and integrity apply: a real Vite build
 //! (its copies of `public/` included), a rewritten file under an
-//! `integrity` attribute, module scripts, a JSON module and WebAssembly.
+//! `integrity` attribute, module scripts, a JSON module, WebAssembly, and
+//! modules imported through an import map's prefix and integrity entries.
 //!
 //! Needs the `chromium` binary (`apt-get install chromium`; `cargo xtask ci`
 //! installs it when root). Without it the test says so loudly and passes,
@@ -345,6 +346,33 @@ fn a_file_rewritten_under_an_integrity_attribute_still_loads() {
         "integrity",
         &["/css/bootstrap.min.", "/js/app.", "/js/util."],
         &["id=\"out\">ran rgb(1, 2, 3)</p>"],
+    );
+}
+
+#[test]
+fn three_addons_assets_load_through_the_import_map() {
+    // three.js as its manual loads it: `three/addons/…` through an import
+    // map prefix, which names files that are renamed; `three` under an
+    // import map `integrity` entry, its bytes rewritten (source map URL).
+    let Some(chromium) = chromium() else { return };
+    let p = crate::assets::three_project();
+    p.ok(&["publish"]);
+    let (log, types): (Log, Types) = Default::default();
+    learn_types(&p, &types);
+    let base = serve(p.store(), log.clone(), types);
+    check_page(
+        &chromium,
+        &base,
+        &page_key(&p, "index.html"),
+        &log,
+        "import map",
+        &[
+            "/js/main.",
+            "/vendor/three/build/three.module.",
+            "/vendor/three/examples/jsm/controls/OrbitControls.",
+            "/vendor/three/examples/jsm/math/MathUtils.",
+        ],
+        &["id=\"out\">orbit3 170</p>"],
     );
 }
 
