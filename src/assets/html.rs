@@ -429,25 +429,7 @@ fn raw_text_references(
 /// script: no type, or one of the JavaScript MIME type essences of the
 /// HTML standard.
 fn is_classic_script_type(ty: &str) -> bool {
-    matches!(
-        ty,
-        "" | "text/javascript"
-            | "application/javascript"
-            | "application/ecmascript"
-            | "application/x-ecmascript"
-            | "application/x-javascript"
-            | "text/ecmascript"
-            | "text/javascript1.0"
-            | "text/javascript1.1"
-            | "text/javascript1.2"
-            | "text/javascript1.3"
-            | "text/javascript1.4"
-            | "text/javascript1.5"
-            | "text/jscript"
-            | "text/livescript"
-            | "text/x-ecmascript"
-            | "text/x-javascript"
-    )
+    ty.is_empty() || super::mime::is_javascript(ty)
 }
 
 /// Splits a srcset into candidate URL ranges (relative to `raw`), following

@@ -76,6 +76,30 @@ pub fn content_type(path: &str) -> &'static str {
     }
 }
 
+/// WHATWG MIME Sniffing, "JavaScript MIME type": what a module script,
+/// a worker or a `nosniff` script must be served as.
+pub fn is_javascript(essence: &str) -> bool {
+    matches!(
+        essence,
+        "application/ecmascript"
+            | "application/javascript"
+            | "application/x-ecmascript"
+            | "application/x-javascript"
+            | "text/ecmascript"
+            | "text/javascript"
+            | "text/javascript1.0"
+            | "text/javascript1.1"
+            | "text/javascript1.2"
+            | "text/javascript1.3"
+            | "text/javascript1.4"
+            | "text/javascript1.5"
+            | "text/jscript"
+            | "text/livescript"
+            | "text/x-ecmascript"
+            | "text/x-javascript"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,30 +112,6 @@ mod tests {
             .unwrap_or_default()
             .trim()
             .to_ascii_lowercase()
-    }
-
-    /// WHATWG MIME Sniffing, "JavaScript MIME type": what a module script,
-    /// a worker or a `nosniff` script must be served as.
-    fn is_javascript(essence: &str) -> bool {
-        matches!(
-            essence,
-            "application/ecmascript"
-                | "application/javascript"
-                | "application/x-ecmascript"
-                | "application/x-javascript"
-                | "text/ecmascript"
-                | "text/javascript"
-                | "text/javascript1.0"
-                | "text/javascript1.1"
-                | "text/javascript1.2"
-                | "text/javascript1.3"
-                | "text/javascript1.4"
-                | "text/javascript1.5"
-                | "text/jscript"
-                | "text/livescript"
-                | "text/x-ecmascript"
-                | "text/x-javascript"
-        )
     }
 
     /// WHATWG MIME Sniffing, "JSON MIME type": what a JSON module must be.

@@ -50,6 +50,30 @@ pub struct DeployJson {
     pub reported: bool,
 }
 
+impl DeployJson {
+    /// Nothing done yet: what a deploy of `id` starts from.
+    fn unchanged(
+        root: &Root,
+        host: &str,
+        env: Option<String>,
+        id: &Digest,
+        current: Option<&Digest>,
+    ) -> DeployJson {
+        DeployJson {
+            root: root.dir().to_owned(),
+            host: host.to_owned(),
+            env,
+            manifest: id.to_string(),
+            previous: current.map(Digest::to_string),
+            result: "unchanged",
+            release: root.release_dir(id),
+            fetched: false,
+            removed: Vec::new(),
+            reported: false,
+        }
+    }
+}
+
 /// What to deploy.
 pub enum Target<'a> {
     /// The environment's live manifest; the host reports to it.
@@ -196,18 +220,7 @@ pub fn deploy(
         .context("reading the host history")?;
 
     let (id, env, seq) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
-    let mut out = DeployJson {
-        root: root.dir().to_owned(),
-        host: req.host.to_owned(),
-        env: env.clone(),
-        manifest: id.to_string(),
-        previous: current.map(|c| c.to_string()),
-        result: "unchanged",
-        release: root.release_dir(&id),
-        fetched: false,
-        removed: Vec::new(),
-        reported: false,
-    };
+    let mut out = DeployJson::unchanged(&root, req.host, env.clone(), &id, current.as_ref());
     let reporter = Reporter {
         store,
         env: env.as_deref(),
@@ -491,18 +504,7 @@ fn plan(store: Option<&dyn Store>, req: &Request<'_>, printer: &Printer) -> Resu
         None => current,
     };
     let (id, env, _) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
-    let mut out = DeployJson {
-        root: root.dir().to_owned(),
-        host: req.host.to_owned(),
-        env: env.clone(),
-        manifest: id.to_string(),
-        previous: current.map(|c| c.to_string()),
-        result: "unchanged",
-        release: root.release_dir(&id),
-        fetched: false,
-        removed: Vec::new(),
-        reported: false,
-    };
+    let mut out = DeployJson::unchanged(&root, req.host, env.clone(), &id, current.as_ref());
     if current == Some(id) && interrupted.is_none() {
         printer.note(format!(
             "dry run: {id} is already current; nothing would change"
