@@ -2,13 +2,15 @@
 //!
 //! `build` reads the assets directory into memory, hands it to the pure
 //! [`crate::assets::fingerprint`], and writes what comes back into
-//! `.verbatim/build/assets/<final name>` plus the manifest's `assets` map.
+//! `.verbatim/build/assets.tar` (one member per final name) plus the
+//! manifest's `assets` map.
 //! `publish` asks [`upload_waves`] for a leaves-first order, so that an asset
 //! is stored only after everything it references.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io::Write as _;
+use std::io::BufWriter;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -21,8 +23,12 @@ use crate::output::{Lines, Printer};
 use crate::pack::{self, PackError};
 use crate::safe_fs;
 
-/// Where fingerprinted assets go inside the build directory (and their key prefix).
+/// The key prefix of fingerprinted assets in the store.
 pub const ASSETS_DIR: &str = "assets";
+/// The build's fingerprinted assets, in one tar: see [`write`].
+pub const PACK_FILE: &str = "assets.tar";
+/// Temp files of [`write`] in the build directory.
+pub const PACK_TEMP_PREFIX: &str = ".assets-";
 /// Every asset is immutable under its hashed name: cache it for a year.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// Problems listed when fingerprinting fails; the rest are counted, so a
@@ -139,58 +145,97 @@ fn hash_dirs(cfg: &Config, dir: &Path) -> Result<Vec<String>, ConfigError> {
     Ok(out)
 }
 
-/// Writes every output file to `<out>/assets/<name>` (temp file, then rename;
-/// an identical file already there is left alone), removes stale files from
-/// earlier builds, and returns the manifest's `assets` map. Files are written
-/// and hashed on one thread per CPU.
+/// Writes every final file into `<out>/assets.tar` ([`PACK_FILE`]; temp
+/// file, then rename) and returns the manifest's `assets` map. One file
+/// instead of one per asset: creating ten thousand inodes costs more than
+/// all the rest of a build, many times more on an ext4 that just deleted as
+/// many (a CI runner's normal day). The SRI digests are computed on one
+/// thread per CPU.
 pub fn write(
     out: &Path,
     fingerprinted: &assets::Output,
     printer: &Printer,
 ) -> Result<BTreeMap<String, Asset>> {
-    // A new directory holds neither stale nor identical files: skip looking.
-    let fresh = fs::symlink_metadata(out.join(ASSETS_DIR)).is_err();
-    let base = safe_fs::create_dirs(out, Path::new(ASSETS_DIR))
-        .context("creating the assets build directory")?;
     let files: Vec<(&String, &assets::OutFile)> = fingerprinted.files.iter().collect();
-    let dirs: BTreeSet<&str> = files
-        .iter()
-        .map(|(_, f)| f.name.rsplit_once('/').map_or("", |(dir, _)| dir))
-        .collect();
-    for dir in dirs {
-        safe_fs::create_dirs(&base, Path::new(dir))
-            .with_context(|| format!("creating {}", base.join(dir).display()))?;
-    }
+    let integrity = crate::par::map(&files, crate::par::threads(), |(_, f)| {
+        assets::sri::integrity(&f.bytes)
+    });
     let total: u64 = files.iter().map(|(_, f)| f.bytes.len() as u64).sum();
     let bar = printer.bytes_bar(total, "assets");
-    let assets = crate::par::map(
-        &files,
-        crate::par::threads(),
-        |(logical, f)| -> Result<Asset> {
-            write_file(&base.join(&f.name), &f.bytes, fresh)?;
-            bar.inc(f.bytes.len() as u64);
-            Ok(Asset {
+    let path = out.join(PACK_FILE);
+    let tmp = tempfile::Builder::new()
+        .prefix(PACK_TEMP_PREFIX)
+        .permissions(fs::Permissions::from_mode(0o644))
+        .tempfile_in(out)
+        .with_context(|| format!("creating a temp file in {}", out.display()))?;
+    let writer = super::fetch::Interruptible(BufWriter::with_capacity(1 << 20, tmp));
+    let mut pack = tar::Builder::new(writer);
+    let mut map = BTreeMap::new();
+    for ((logical, f), integrity) in files.into_iter().zip(integrity) {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(f.bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        pack.append_data(&mut header, &f.name, &f.bytes[..])
+            .with_context(|| format!("writing {}", path.display()))?;
+        bar.inc(f.bytes.len() as u64);
+        map.insert(
+            logical.clone(),
+            Asset {
                 key: format!("{ASSETS_DIR}/{}", f.name),
                 sha256: f.sha256.hex(),
                 size: f.bytes.len() as u64,
                 content_type: assets::mime::content_type(logical).to_owned(),
                 cache_control: CACHE_CONTROL.to_owned(),
-                integrity: assets::sri::integrity(&f.bytes),
+                integrity,
                 references: f.references.clone(),
-            })
-        },
-    );
+            },
+        );
+    }
+    let tmp = pack
+        .into_inner()
+        .and_then(|w| w.0.into_inner().map_err(|e| e.into_error()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
     bar.finish_and_clear();
-    let mut map = BTreeMap::new();
-    for ((logical, _), asset) in files.iter().zip(assets) {
-        map.insert((*logical).clone(), asset?);
+    // Builds before the pack wrote one file per asset here.
+    let legacy = out.join(ASSETS_DIR);
+    match fs::symlink_metadata(&legacy) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(&legacy),
+        Ok(_) => fs::remove_file(&legacy),
+        Err(_) => Ok(()),
     }
-    if !fresh {
-        let keep = files.iter().map(|(_, f)| base.join(&f.name)).collect();
-        prune(&base, &keep)
-            .with_context(|| format!("removing stale assets from {}", base.display()))?;
-    }
+    .with_context(|| format!("removing {}, left by an older build", legacy.display()))?;
     Ok(map)
+}
+
+/// Where each file of the assets pack `<out>/assets.tar` is: its name (the
+/// asset's key without `assets/`) to the offset and size of its bytes.
+/// Publish reads them from there; the store checks every byte against
+/// the manifest's digest, so a pack changed since the build is refused.
+pub fn pack_members(out: &Path) -> Result<HashMap<String, (u64, u64)>> {
+    let path = out.join(PACK_FILE);
+    let what = || format!("reading the build's assets in {}", path.display());
+    let file = safe_fs::open_regular(&path).with_context(|| {
+        format!(
+            "{} is missing or unreadable; run `verbatim build` again",
+            path.display()
+        )
+    })?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    let mut members = HashMap::new();
+    for entry in archive.entries_with_seek().with_context(what)? {
+        let entry = entry.with_context(what)?;
+        let name = entry
+            .path()
+            .with_context(what)?
+            .to_string_lossy()
+            .into_owned();
+        members.insert(name, (entry.raw_file_position(), entry.size()));
+    }
+    Ok(members)
 }
 
 /// The assets in upload waves: everything an asset references (outside its
@@ -419,49 +464,6 @@ fn vite_output(
         );
     }
     Ok(ViteOutput { dir, listed })
-}
-
-/// Temp file then rename, into an existing directory; unless `fresh`, a file
-/// already holding `bytes` is not rewritten (names are content hashes, so
-/// this is the common case on a rebuild).
-fn write_file(path: &Path, bytes: &[u8], fresh: bool) -> Result<()> {
-    if !fresh
-        && fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
-        && safe_fs::read_regular(path).is_ok_and(|b| b == bytes)
-    {
-        return Ok(());
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".asset-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// Removes files under `dir` not in `keep`, and directories left empty.
-/// Never follows a symlink: a link found here is removed, not its target.
-fn prune(dir: &Path, keep: &HashSet<PathBuf>) -> std::io::Result<()> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            prune(&path, keep)?;
-            if fs::read_dir(&path)?.next().is_none() {
-                fs::remove_dir(&path)?;
-            }
-        } else if !keep.contains(&path) {
-            fs::remove_file(&path)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -239,11 +239,9 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
     }
     for dirent in std::fs::read_dir(&out).with_context(|| format!("reading {}", out.display()))? {
         let dirent = dirent?;
-        if dirent
-            .file_name()
-            .to_string_lossy()
-            .starts_with(".artifact-")
-        {
+        let name = dirent.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".artifact-") || name.starts_with(super::assets::PACK_TEMP_PREFIX) {
             let _ = std::fs::remove_file(dirent.path());
             printer.note(format!(
                 "removed {}, left by an interrupted build",

@@ -165,6 +165,8 @@ struct Job {
     what: String,
     key: Key,
     path: std::path::PathBuf,
+    /// Where its bytes start in `path` (a member of the assets pack).
+    offset: u64,
     sha256: Digest,
     size: u64,
     opts: PutOptions,
@@ -213,6 +215,7 @@ fn publish(
         what: "the artifact".into(),
         key: Key::new(m.artifact.key.clone())?,
         path: built.artifact_path.clone(),
+        offset: 0,
         sha256: Digest::from_hex(&m.artifact.sha256).expect("parsed manifests are valid"),
         size: m.artifact.size,
         opts: PutOptions {
@@ -451,6 +454,8 @@ fn upload_assets(
     bar: &ObjectsBar,
     printer: &Printer,
 ) -> Result<()> {
+    let pack = out.join(super::assets::PACK_FILE);
+    let mut members = None;
     for wave in super::assets::upload_waves(&m.assets) {
         let mut jobs = Vec::new();
         for logical in wave {
@@ -462,17 +467,22 @@ fn upload_assets(
                 report.unchanged.push(key.to_string());
                 continue;
             }
-            let path = out.join(&a.key);
-            if !path.is_file() {
+            let members = match &mut members {
+                Some(m) => m,
+                None => members.insert(super::assets::pack_members(out)?),
+            };
+            let name = a.key.strip_prefix("assets/").unwrap_or(&a.key);
+            let Some(&(offset, _)) = members.get(name).filter(|(_, size)| *size == a.size) else {
                 bail!(
-                    "asset {logical} should be at {} but is not; run `verbatim build` again",
-                    path.display()
+                    "asset {logical} should be in {} as {name} but is not; run `verbatim build` again",
+                    pack.display()
                 );
-            }
+            };
             jobs.push(Job {
                 what: format!("asset {logical}"),
                 key,
-                path,
+                path: pack.clone(),
+                offset,
                 sha256: Digest::from_hex(&a.sha256).expect("parsed manifests are valid"),
                 size: a.size,
                 opts: PutOptions {
@@ -517,7 +527,7 @@ fn put_all(
         let outcome = store
             .put(
                 &job.key,
-                Body::file(&job.path, job.sha256, job.size),
+                Body::file_at(&job.path, job.offset, job.sha256, job.size),
                 PutMode::CreateOnly,
                 &job.opts,
             )

@@ -12,7 +12,7 @@ pub mod local;
 mod s3;
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 pub use local::LocalStore;
@@ -82,7 +82,12 @@ pub enum PutMode {
 /// What to write.
 pub enum Data<'a> {
     Bytes(&'a [u8]),
-    File(&'a Path),
+    /// The body's `size` bytes from `offset` on in a regular file (a whole
+    /// file, or one member of the build's assets pack).
+    File {
+        path: &'a Path,
+        offset: u64,
+    },
 }
 
 /// Bytes plus their claimed digest and size. A store verifies the claim while
@@ -104,18 +109,29 @@ impl<'a> Body<'a> {
 
     /// A file whose digest and size the caller already knows.
     pub fn file(path: &'a Path, sha256: Digest, size: u64) -> Body<'a> {
+        Body::file_at(path, 0, sha256, size)
+    }
+
+    /// The `size` bytes at `offset` in a file, whose digest the caller knows.
+    pub fn file_at(path: &'a Path, offset: u64, sha256: Digest, size: u64) -> Body<'a> {
         Body {
-            data: Data::File(path),
+            data: Data::File { path, offset },
             sha256,
             size,
         }
     }
 
-    /// Opens a reader over the body's bytes.
+    /// Opens a reader over the body's bytes. A file is read for `size`
+    /// bytes and no further: what a store checks against the digest is
+    /// exactly what it stores.
     pub fn open(&self) -> io::Result<Box<dyn Read + Send + 'a>> {
         Ok(match self.data {
             Data::Bytes(b) => Box::new(b),
-            Data::File(p) => Box::new(crate::safe_fs::open_regular(p)?),
+            Data::File { path, offset } => {
+                let mut file = crate::safe_fs::open_regular(path)?;
+                file.seek(io::SeekFrom::Start(offset))?;
+                Box::new(file.take(self.size))
+            }
         })
     }
 }

@@ -323,11 +323,17 @@ impl S3Store {
         }
         let bytes = match body.data {
             Data::Bytes(b) => b.to_vec(),
-            Data::File(p) => std::fs::read(p).map_err(|e| StoreError::Io {
-                op: "reading the body for",
-                key: key.to_string(),
-                source: e,
-            })?,
+            Data::File { .. } => {
+                let mut bytes = Vec::with_capacity(body.size as usize);
+                body.open()
+                    .and_then(|mut r| r.read_to_end(&mut bytes))
+                    .map_err(|e| StoreError::Io {
+                        op: "reading the body for",
+                        key: key.to_string(),
+                        source: e,
+                    })?;
+                bytes
+            }
         };
         let actual = Digest::of(&bytes);
         if actual != body.sha256 || bytes.len() as u64 != body.size {
@@ -398,11 +404,11 @@ impl S3Store {
         opts: &PutOptions,
         conditional: bool,
     ) -> Result<PutOutcome> {
-        let Data::File(path) = body.data else {
+        if let Data::Bytes(_) = body.data {
             return Err(StoreError::Unsupported(format!(
                 "{key}: in-memory bodies over {PART_SIZE} bytes"
             )));
-        };
+        }
         let full = self.full(key);
         let created = self
             .client
@@ -417,9 +423,7 @@ impl S3Store {
             .await
             .map_err(|e| backend("CreateMultipartUpload", key, &e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
-        let result = self
-            .upload_parts(key, path, body, &upload_id, conditional)
-            .await;
+        let result = self.upload_parts(key, body, &upload_id, conditional).await;
         if result.is_err() {
             let _ = self
                 .client
@@ -436,7 +440,6 @@ impl S3Store {
     async fn upload_parts(
         &self,
         key: &Key,
-        path: &std::path::Path,
         body: &Body<'_>,
         upload_id: &str,
         conditional: bool,
@@ -446,7 +449,7 @@ impl S3Store {
             key: key.to_string(),
             source: e,
         };
-        let mut file = std::fs::File::open(path).map_err(io_err)?;
+        let mut file = body.open().map_err(io_err)?;
         let mut hasher = crate::digest::HashingWriter::new(io::sink());
         let mut in_flight = tokio::task::JoinSet::new();
         let mut parts = Vec::new();

@@ -125,7 +125,7 @@ fn build_fingerprints_rewrites_and_fills_the_manifest() {
             && key.len() == "assets/".len() + logical.len() + 13;
         assert!(re_ok, "{logical} -> {key}");
         let a = &m["assets"][logical];
-        let bytes = fs::read(p.path().join(".verbatim/build").join(key)).unwrap();
+        let bytes = p.built_asset(key);
         assert_eq!(a["size"], bytes.len());
         assert_eq!(a["sha256"], sha256_hex(&bytes));
         assert_eq!(a["cache_control"], "public, max-age=31536000, immutable");
@@ -146,7 +146,7 @@ fn build_fingerprints_rewrites_and_fills_the_manifest() {
     );
     // References inside the stored bytes name the hashed files.
     let name = |l: &str| k[l].rsplit('/').next().unwrap().to_owned();
-    let read = |l: &str| fs::read_to_string(p.path().join(".verbatim/build").join(&k[l])).unwrap();
+    let read = |l: &str| String::from_utf8(p.built_asset(&k[l])).unwrap();
     let css = read("css/site.css");
     assert!(
         css.contains(&format!("@import \"{}\"", name("css/base.css"))),
@@ -202,9 +202,14 @@ fn a_leaf_change_renames_its_transitive_referrers_and_nothing_else() {
             "index.html"
         ]
     );
-    // Stale files from the first build are gone from the build directory.
-    let built = Project::files_under(&p.path().join(".verbatim/build/assets"));
-    assert_eq!(built.len(), after.len(), "{built:?}");
+    // The build's pack holds this build's files, not the first build's.
+    let built: Vec<String> = p.built_assets().into_keys().collect();
+    let mut names: Vec<String> = after
+        .values()
+        .map(|k| k["assets/".len()..].to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(built, names);
 }
 
 #[test]
@@ -291,16 +296,31 @@ fn prebuilt_publishes_assets_from_the_build_dir() {
     let q = site();
     q.ok(&["build"]);
     let k = keys(&manifest(&q));
-    fs::write(
-        q.path().join(".verbatim/build").join(&k["img/logo.png"]),
-        "evil",
-    )
-    .unwrap();
+    let pack = q.path().join(".verbatim/build/assets.tar");
+    let logo = &k["img/logo.png"]["assets/".len()..];
+    let offset = tar::Archive::new(fs::File::open(&pack).unwrap())
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.path().unwrap().to_str() == Some(logo))
+        .map(|e| e.raw_file_position())
+        .unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[offset as usize] ^= 0xff;
+    fs::write(&pack, bytes).unwrap();
     let err = q.fails(&["publish", "--prebuilt"], 5);
     assert!(err.contains("img/logo.png"), "{err}");
     assert!(!Project::files_under(&q.store())
         .iter()
         .any(|f| f.starts_with("manifests/")));
+
+    // A missing pack is named, with what to do.
+    fs::remove_file(&pack).unwrap();
+    let err = q.fails(&["publish", "--prebuilt"], 1);
+    assert!(
+        err.contains("assets.tar") && err.contains("verbatim build"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -358,7 +378,7 @@ fn a_vite_build_keeps_every_name_and_is_still_scanned() {
     // index.html keep their names and, naming only each other, their bytes.
     for (logical, key) in &k {
         assert_eq!(key, &format!("assets/{logical}"));
-        let built = fs::read(p.path().join(".verbatim/build").join(key)).unwrap();
+        let built = p.built_asset(key);
         assert_eq!(built, fs::read(dist.join(logical)).unwrap(), "{logical}");
         assert_eq!(m["assets"][logical]["sha256"], sha256_hex(&built));
     }
@@ -449,7 +469,7 @@ fn names_that_look_hashed_are_fingerprinted_unless_kept() {
         );
     }
     let name = |l: &str| k[l].rsplit('/').next().unwrap().to_owned();
-    let read = |key: &str| fs::read_to_string(p.path().join(".verbatim/build").join(key)).unwrap();
+    let read = |key: &str| String::from_utf8(p.built_asset(key)).unwrap();
     assert!(read(&k["css/theme-v2compact.css"])
         .contains(&format!("url(../img/{})", name("img/bg.png"))));
     assert!(
@@ -540,7 +560,7 @@ fn assets_exclude_leaves_sources_unpublished() {
 /// The stored text of `logical` in the last build, and every final name.
 fn built(p: &Project, logical: &str) -> (String, BTreeMap<String, String>) {
     let k = keys(&manifest(p));
-    let text = fs::read_to_string(p.path().join(".verbatim/build").join(&k[logical])).unwrap();
+    let text = String::from_utf8(p.built_asset(&k[logical])).unwrap();
     (text, k)
 }
 
@@ -859,11 +879,9 @@ fn hash_dirs_publish_a_directory_whole_under_the_hash_of_its_tree() {
             format!("{fonts}/{name}")
         );
     }
+    let packed = p.built_assets();
     for key in k.values() {
-        assert!(
-            p.path().join(".verbatim/build").join(key).is_file(),
-            "{key}"
-        );
+        assert!(packed.contains_key(&key["assets/".len()..]), "{key}");
     }
     // References into them are rewritten.
     let rel = |dir: &str| dir.strip_prefix("assets/").unwrap().to_owned();

@@ -47,6 +47,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         concurrent_swaps_lose_no_update,
     ),
     ("large_file_body", large_file_body),
+    ("file_range_bodies", file_range_bodies),
 ];
 
 fn key(s: &str) -> Key {
@@ -286,6 +287,46 @@ fn large_file_body(store: &dyn Store) {
     assert_eq!(obj.meta.size, bytes.len() as u64);
     let (got, n) = Digest::of_reader(obj.reader).unwrap();
     assert_eq!((got, n), (d, bytes.len() as u64));
+}
+
+/// A body read from the middle of a file (a member of the build's assets
+/// pack) is stored exactly, small or in parts; a range that holds other
+/// bytes than claimed is refused.
+fn file_range_bodies(store: &dyn Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("pack");
+    let small = b"body { color: red }".to_vec();
+    let large: Vec<u8> = (0..(17u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let mut pack = vec![b'h'; 512];
+    pack.extend(&small);
+    pack.extend(vec![b'p'; 1000]);
+    let at = pack.len() as u64;
+    pack.extend(&large);
+    pack.extend(vec![b't'; 4096]);
+    std::fs::write(&f, &pack).unwrap();
+    for (k, offset, bytes) in [("r/small", 512, &small), ("r/large", at, &large)] {
+        let d = Digest::of(bytes);
+        let body = Body::file_at(&f, offset, d, bytes.len() as u64);
+        store
+            .put(&key(k), body, PutMode::CreateOnly, &PutOptions::default())
+            .unwrap();
+        let obj = store.get(&key(k)).unwrap();
+        assert_eq!(
+            Digest::of_reader(obj.reader).unwrap(),
+            (d, bytes.len() as u64)
+        );
+    }
+    let wrong = Body::file_at(&f, 511, Digest::of(&small), small.len() as u64);
+    let err = store
+        .put(
+            &key("r/wrong"),
+            wrong,
+            PutMode::CreateOnly,
+            &PutOptions::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::BodyMismatch { .. }), "{err:?}");
+    assert!(store.head(&key("r/wrong")).unwrap().is_none());
 }
 
 #[test]

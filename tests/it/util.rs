@@ -82,6 +82,33 @@ impl Project {
     }
 
     /// Every file under `dir`, relative, sorted (empty if `dir` is missing).
+    /// The members of the build's assets pack (`.verbatim/build/assets.tar`),
+    /// name to bytes.
+    pub fn built_assets(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let file = fs::File::open(self.path().join(".verbatim/build/assets.tar")).unwrap();
+        let mut out = std::collections::BTreeMap::new();
+        for entry in tar::Archive::new(file).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            assert!(
+                out.insert(name, bytes).is_none(),
+                "a name twice in the pack"
+            );
+        }
+        out
+    }
+
+    /// The bytes the last build packed for the asset stored at `key`
+    /// (`assets/<name>`).
+    pub fn built_asset(&self, key: &str) -> Vec<u8> {
+        let name = key.strip_prefix("assets/").unwrap_or(key);
+        self.built_assets()
+            .remove(name)
+            .unwrap_or_else(|| panic!("{name} is not in the assets pack"))
+    }
+
     pub fn files_under(dir: &Path) -> Vec<String> {
         let mut out = Vec::new();
         let mut stack = vec![dir.to_owned()];

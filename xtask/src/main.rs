@@ -12,7 +12,7 @@ mod fuzz;
 mod fuzz_seeds;
 mod setup;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -79,7 +79,13 @@ fn man(dir: &str) -> Result {
 
 /// The repository root (the parent of `xtask/`).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo run` says where xtask is now. The path baked in at compile
+    // time can be another checkout's: cargo reuses an xtask built from the
+    // same sources elsewhere in a shared target directory.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("xtask lives in the workspace")
         .to_owned()

@@ -35,15 +35,15 @@ fn assert_nothing_built(p: &Project) {
     );
 }
 
-/// The one file under `.verbatim/build/assets` whose name starts with `stem.`.
+/// The one file of the build's assets pack whose name starts with `stem.`.
 fn built(p: &Project, stem: &str) -> Vec<u8> {
-    let dir = p.path().join(".verbatim/build/assets");
-    let names = Project::files_under(&dir);
+    let mut files = p.built_assets();
+    let names: Vec<String> = files.keys().cloned().collect();
     let name = names
         .iter()
         .find(|n| n.starts_with(&format!("{stem}.")))
         .unwrap_or_else(|| panic!("no {stem}.* in {names:?}"));
-    std::fs::read(dir.join(name)).unwrap()
+    files.remove(name).unwrap()
 }
 
 // ---------------------------------------------------------------- big files

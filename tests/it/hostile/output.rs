@@ -34,17 +34,23 @@ fn project_with_assets() -> Project {
 }
 
 #[test]
-fn build_never_clears_or_writes_through_a_linked_assets_dir() {
+fn build_replaces_linked_outputs_and_never_writes_through_them() {
     let p = project_with_assets();
     let (out, listing) = outside();
-    fs::create_dir_all(p.path().join(".verbatim/build")).unwrap();
-    symlink(out.path(), p.path().join(".verbatim/build/assets")).unwrap();
-    let err = bounded(p.cmd(&["build"]).arg("--no-progress"), 60).exits(1, 256);
-    assert!(
-        err.contains(".verbatim/build/assets") && err.contains("symlink"),
-        "{err}"
-    );
+    let build = p.path().join(".verbatim/build");
+    fs::create_dir_all(&build).unwrap();
+    // The assets pack, and the directory older builds put assets in.
+    symlink(out.path().join("precious.txt"), build.join("assets.tar")).unwrap();
+    symlink(out.path(), build.join("assets")).unwrap();
+    bounded(p.cmd(&["build"]).arg("--no-progress"), 60).exits(0, 256);
     assert_untouched(out.path(), &listing);
+    let pack = fs::symlink_metadata(build.join("assets.tar")).unwrap();
+    assert!(pack.is_file(), "the link was replaced by the pack");
+    assert!(
+        fs::symlink_metadata(build.join("assets")).is_err(),
+        "the old assets link is removed, not what it points to"
+    );
+    assert_eq!(p.built_assets().len(), 1);
 }
 
 #[test]
