@@ -17,6 +17,7 @@ use crate::assets::url::{
 use crate::digest::Digest;
 use globset::GlobSet;
 use sha2::{Digest as _, Sha256};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
@@ -29,6 +30,10 @@ pub const MIN_HASH_LEN: usize = 12;
 pub struct Input {
     /// Logical path (`/`-separated, no leading `/`) to file bytes.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Files whose bytes are not at hand, by logical path (none also in
+    /// `files`): those no scanner reads ([`reads_text`]), which are
+    /// published as they are, so their digests are all the graph needs.
+    pub opaque: BTreeMap<String, Opaque>,
     pub url: UrlOptions,
     /// Globs (the configuration's dialect, [`crate::pack::glob_set`])
     /// matched against the reference value and the resolved path; a
@@ -53,6 +58,7 @@ impl Default for Input {
     fn default() -> Self {
         Input {
             files: BTreeMap::new(),
+            opaque: BTreeMap::new(),
             url: UrlOptions::default(),
             allow_missing: GlobSet::empty(),
             hash_len: MIN_HASH_LEN,
@@ -60,6 +66,34 @@ impl Default for Input {
             hash_dirs: Vec::new(),
         }
     }
+}
+
+/// A file of [`Input::opaque`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opaque {
+    pub size: u64,
+    pub digests: sri::Digests,
+}
+
+/// Whether the scanners read a file at `path` (by its extension): only
+/// those need to be in [`Input::files`]. A `.json` may be a web app
+/// manifest a page links to.
+pub fn reads_text(path: &str) -> bool {
+    extension(path).is_some_and(|ext| {
+        [
+            "css",
+            "js",
+            "mjs",
+            "html",
+            "htm",
+            "svg",
+            "webmanifest",
+            "map",
+            "json",
+        ]
+        .iter()
+        .any(|t| ext.eq_ignore_ascii_case(t))
+    })
 }
 
 /// The fingerprinted tree, keyed by original logical path.
@@ -79,16 +113,52 @@ impl Output {
             .map(|(k, v)| (k.clone(), v.name.clone()))
             .collect()
     }
+
+    /// The final bytes of the file at `path`, unless it is opaque.
+    pub fn bytes<'a>(&self, input: &'a Input, path: &str) -> Option<Cow<'a, [u8]>> {
+        let edits = &self.files.get(path)?.edits;
+        let text = input.files.get(path)?;
+        Some(match edits.is_empty() {
+            true => Cow::Borrowed(text),
+            false => Cow::Owned(apply(text, edits)),
+        })
+    }
+}
+
+/// One replacement in a file's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub range: Range<usize>,
+    pub text: String,
+}
+
+/// `bytes` with `edits` (in order, none overlapping another, as made by
+/// [`fingerprint`]) applied.
+pub fn apply(bytes: &[u8], edits: &[Edit]) -> Vec<u8> {
+    let grown: usize = edits.iter().map(|e| e.text.len()).sum();
+    let mut out = Vec::with_capacity(bytes.len() + grown);
+    let mut pos = 0;
+    for e in edits {
+        out.extend_from_slice(&bytes[pos..e.range.start]);
+        out.extend_from_slice(e.text.as_bytes());
+        pos = e.range.end;
+    }
+    out.extend_from_slice(&bytes[pos..]);
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutFile {
     /// Final logical name, e.g. `css/site.3fa9c1d2e4b5.css`.
     pub name: String,
-    /// Final bytes (references rewritten).
-    pub bytes: Vec<u8>,
-    /// SHA-256 of `bytes`.
+    /// What makes the final bytes from the input's (references rewritten):
+    /// none for a file published as it is.
+    pub edits: Vec<Edit>,
+    /// SHA-256 of the final bytes.
     pub sha256: Digest,
+    pub size: u64,
+    /// Subresource integrity of the final bytes ([`sri::integrity`]).
+    pub integrity: String,
     /// Original logical paths of the tree files this file references.
     pub references: Vec<String>,
     /// Kept under its original name ([`Input::keep`]).
@@ -138,9 +208,18 @@ pub struct Edge {
     pub target: usize,
 }
 
+/// A file's bytes, or its digests alone.
+#[derive(Clone, Copy)]
+enum Content<'a> {
+    Bytes(&'a [u8]),
+    Opaque(&'a Opaque),
+}
+
 struct Node<'a> {
     path: &'a str,
+    /// The file's bytes (empty for an opaque one).
     bytes: &'a [u8],
+    opaque: Option<&'a Opaque>,
     /// Source text, for scanned (rewritable) files only.
     text: Option<&'a str>,
     edges: Vec<Edge>,
@@ -151,9 +230,11 @@ struct Node<'a> {
     /// in the tree: (value range, index into `edges` of the reference
     /// they cover). Brought up to date when that file's bytes change.
     sri: Vec<(Range<usize>, usize)>,
-    /// SHA-256 of `bytes` when they are final already (nothing to
-    /// rewrite), computed during the parallel scan.
-    digest: Option<Digest>,
+    /// SHA-256 and integrity of `bytes` when they are final already
+    /// (nothing to rewrite), computed during the parallel scan.
+    digest: Option<(Digest, String)>,
+    /// Problems found scanning it (moved out after the scan).
+    errors: Vec<AssetError>,
     /// Files a `<link rel=manifest>` of this page names: web app
     /// manifests, scanned as such whatever their extension.
     manifest_links: Vec<usize>,
@@ -257,21 +338,30 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
             ),
         }]);
     }
-    let index: BTreeMap<&str, usize> = input
+    let mut files: Vec<(&str, Content)> = input
         .files
-        .keys()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
+        .iter()
+        .map(|(k, v)| (k.as_str(), Content::Bytes(v)))
+        .chain(
+            input
+                .opaque
+                .iter()
+                .filter(|(k, _)| !input.files.contains_key(*k))
+                .map(|(k, v)| (k.as_str(), Content::Opaque(v))),
+        )
         .collect();
-    let files: Vec<(&String, &Vec<u8>)> = input.files.iter().collect();
-    let scanned = crate::par::map(&files, threads, |(path, bytes)| {
-        scan_node(input, path, bytes, &index, &files)
+    files.sort_unstable_by_key(|(k, _)| *k);
+    let index: BTreeMap<&str, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (*k, i))
+        .collect();
+    let mut nodes = crate::par::map(&files, threads, |(path, content)| {
+        scan_node(input, path, *content, &index, &files)
     });
     let mut errors = Vec::new();
-    let mut nodes = Vec::with_capacity(scanned.len());
-    for (node, errs) in scanned {
-        nodes.push(node);
-        errors.extend(errs);
+    for node in &mut nodes {
+        errors.append(&mut node.errors);
     }
     // A `.json` a page links as its web app manifest is one.
     let linked: BTreeSet<usize> = nodes
@@ -281,7 +371,7 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
     for t in linked {
         let node = &mut nodes[t];
         let ext = extension(node.path).map(str::to_ascii_lowercase);
-        if node.text.is_none() && ext.as_deref() == Some("json") {
+        if node.text.is_none() && node.opaque.is_none() && ext.as_deref() == Some("json") {
             scan_references(
                 input,
                 node,
@@ -293,6 +383,9 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
             node.finish();
         }
     }
+
+    // Only the nodes are needed from here on.
+    drop((index, files));
 
     // Each hashed directory is one vertex of the graph: its name depends on
     // all its files, so a file referring into it comes after all of them.
@@ -315,19 +408,10 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         let cyclic = scc.len() > 1 || nodes[scc[0]].adj.binary_search(&scc[0]).is_ok();
         if !cyclic {
             let v = scc[0];
-            let node = &nodes[v];
-            let (bytes, digest) = match node.digest {
-                Some(digest) => (node.bytes.to_vec(), digest),
-                None => {
-                    let bytes = done.final_bytes(&nodes, v);
-                    let digest = Digest::of(&bytes);
-                    (bytes, digest)
-                }
-            };
-            if !node.kept {
-                done.names[v] = Some(hashed_name(node.path, &digest.hex(), input.hash_len));
+            let digest = done.finish(&nodes, v);
+            if !nodes[v].kept {
+                done.names[v] = Some(hashed_name(nodes[v].path, &digest.hex(), input.hash_len));
             }
-            done.set(&nodes, v, bytes, digest);
             continue;
         }
         if let Some(err) = css_import_cycle(&nodes, &scc) {
@@ -373,9 +457,7 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
                 if blocked {
                     waiting.push(v);
                 } else {
-                    let bytes = done.final_bytes(&nodes, v);
-                    let digest = Digest::of(&bytes);
-                    done.set(&nodes, v, bytes, digest);
+                    done.finish(&nodes, v);
                 }
             }
             if waiting.len() == pending.len() {
@@ -404,15 +486,35 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         errors.dedup();
         return Err(errors);
     }
+    // The integrity of each rewritten file, in parallel: the walk computed
+    // only those an integrity attribute needed.
+    let finals: Vec<(&Node, &Option<Final>)> = nodes.iter().zip(&done.finals).collect();
+    let integrity = crate::par::map(&finals, threads, |(node, fin)| match fin {
+        Some(fin) if fin.integrity.is_none() => {
+            Some(sri::integrity(&apply(node.bytes, &fin.edits)))
+        }
+        _ => None,
+    });
+    drop(finals);
     let mut files = BTreeMap::new();
-    for (node, (name, fin)) in nodes.iter().zip(done.names.into_iter().zip(done.finals)) {
+    let named = done.names.into_iter().zip(done.finals).zip(integrity);
+    for (node, ((name, fin), integrity)) in nodes.iter().zip(named) {
         let name = if node.kept {
             Some(node.path.to_string())
         } else {
             name
         };
-        let (Some(name), Some((bytes, sha256))) = (name, fin) else {
+        let (Some(name), Some(fin)) = (name, fin) else {
             continue; // unreachable: Tarjan visits every node
+        };
+        let grown: isize = fin
+            .edits
+            .iter()
+            .map(|e| e.text.len() as isize - e.range.len() as isize)
+            .sum();
+        let size = match node.opaque {
+            Some(o) => o.size,
+            None => (node.bytes.len() as isize + grown) as u64,
         };
         let references = node
             .adj
@@ -423,8 +525,10 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
             node.path.to_string(),
             OutFile {
                 name,
-                sha256,
-                bytes,
+                sha256: fin.sha256,
+                size,
+                integrity: fin.integrity.or(integrity).unwrap_or_default(),
+                edits: fin.edits,
                 references,
                 kept: node.kept,
             },
@@ -590,30 +694,20 @@ impl HashDirs {
                     waiting.push(v);
                     continue;
                 }
-                let (bytes, digest) = match node.digest {
-                    Some(digest) => (node.bytes.to_vec(), digest),
-                    None => {
-                        let bytes = done.final_bytes(nodes, v);
-                        let digest = Digest::of(&bytes);
-                        (bytes, digest)
-                    }
-                };
-                done.set(nodes, v, bytes, digest);
+                done.finish(nodes, v);
             }
             if waiting.len() == pending.len() {
                 // No two files can hold each other's digest: unreachable.
                 for &v in &waiting {
-                    let bytes = done.final_bytes(nodes, v);
-                    let digest = Digest::of(&bytes);
-                    done.set(nodes, v, bytes, digest);
+                    done.finish(nodes, v);
                 }
                 break;
             }
             pending = waiting;
         }
         let hash = dir_hash(self.members[d].iter().filter_map(|&v| {
-            let (_, digest) = done.finals[v].as_ref()?;
-            Some((&nodes[v].path[dir.len() + 1..], digest))
+            let fin = done.finals[v].as_ref()?;
+            Some((&nodes[v].path[dir.len() + 1..], &fin.sha256))
         }));
         let name = hashed_dir_name(dir, &hash.hex(), input.hash_len);
         for &v in &self.members[d] {
@@ -701,6 +795,15 @@ pub fn hashed_dir_name(dir: &str, hex: &str, hash_len: usize) -> String {
     format!("{dir}.{}", &hex[..hash_len.min(hex.len())])
 }
 
+/// A file's final bytes.
+struct Final {
+    /// Empty when they are the file's bytes in the tree.
+    edits: Vec<Edit>,
+    sha256: Digest,
+    /// Computed when needed early; the rest after the walk, in parallel.
+    integrity: Option<String>,
+}
+
 /// What is known of each file so far, leaves first.
 struct Finals {
     /// The name references to a file are rewritten to: its hashed name once
@@ -708,8 +811,8 @@ struct Finals {
     names: Vec<Option<String>>,
     /// How many trailing segments of a reference to each file are rewritten.
     tails: Vec<usize>,
-    /// Final bytes and their SHA-256.
-    finals: Vec<Option<(Vec<u8>, Digest)>>,
+    /// Each file once its final bytes are known.
+    finals: Vec<Option<Final>>,
     /// Files some integrity attribute covers.
     covered: Vec<bool>,
     /// For a covered file whose final bytes differ from its bytes in the
@@ -728,26 +831,63 @@ impl Finals {
         Finals {
             names: vec![None; nodes.len()],
             tails: vec![1; nodes.len()],
-            finals: vec![None; nodes.len()],
+            finals: (0..nodes.len()).map(|_| None).collect(),
             covered,
             integrity: vec![None; nodes.len()],
         }
     }
 
-    fn set(&mut self, nodes: &[Node], v: usize, bytes: Vec<u8>, digest: Digest) {
-        if self.covered[v] && bytes[..] != *nodes[v].bytes {
-            self.integrity[v] = Some(sri::integrity(&bytes));
-        }
-        self.finals[v] = Some((bytes, digest));
+    /// Makes file `v`'s final bytes (every file it references is final,
+    /// or in its cycle) and returns their SHA-256.
+    fn finish(&mut self, nodes: &[Node], v: usize) -> Digest {
+        let node = &nodes[v];
+        let fin = match &node.digest {
+            Some((sha256, integrity)) => Final {
+                edits: Vec::new(),
+                sha256: *sha256,
+                integrity: Some(integrity.clone()),
+            },
+            None => {
+                // The bytes are made to be hashed, and made again when
+                // written: holding them all would take as much memory as
+                // the tree itself.
+                let mut edits = self.edits(nodes, v);
+                let bytes = apply(node.bytes, &edits);
+                let sha256 = Digest::of(&bytes);
+                let mut integrity = None;
+                if bytes[..] == *node.bytes {
+                    edits.clear();
+                    integrity = Some(sri::integrity(&bytes));
+                } else if self.covered[v] {
+                    // An integrity attribute needs it now; the others are
+                    // computed after the walk, in parallel.
+                    integrity = Some(sri::integrity(&bytes));
+                    self.integrity[v].clone_from(&integrity);
+                }
+                Final {
+                    edits,
+                    sha256,
+                    integrity,
+                }
+            }
+        };
+        let sha256 = fin.sha256;
+        self.finals[v] = Some(fin);
+        sha256
     }
 
     /// The bytes of file `v` with every reference to a file already named
     /// rewritten, and every integrity attribute covering a file whose bytes
     /// changed brought up to date.
     fn final_bytes(&self, nodes: &[Node], v: usize) -> Vec<u8> {
+        apply(nodes[v].bytes, &self.edits(nodes, v))
+    }
+
+    /// The edits [`Finals::final_bytes`] makes.
+    fn edits(&self, nodes: &[Node], v: usize) -> Vec<Edit> {
         let node = &nodes[v];
         let Some(text) = node.text else {
-            return node.bytes.to_vec();
+            return Vec::new();
         };
         let sri = node
             .sri
@@ -761,7 +901,7 @@ impl Finals {
                 (x.entry.clone(), text)
             }))
             .collect();
-        rewrite_with(text, &node.edges, &self.names, &self.tails, sri).into_bytes()
+        edits_with(text, &node.edges, &self.names, &self.tails, sri)
     }
 }
 
@@ -775,14 +915,19 @@ fn extension(path: &str) -> Option<&str> {
 fn scan_node<'a>(
     input: &Input,
     path: &'a str,
-    bytes: &'a [u8],
+    content: Content<'a>,
     index: &BTreeMap<&str, usize>,
-    files: &[(&String, &Vec<u8>)],
-) -> (Node<'a>, Vec<AssetError>) {
+    files: &[(&str, Content)],
+) -> Node<'a> {
     let mut errors = Vec::new();
+    let (bytes, opaque) = match content {
+        Content::Bytes(b) => (b, None),
+        Content::Opaque(o) => (&[][..], Some(o)),
+    };
     let mut node = Node {
         path,
         bytes,
+        opaque,
         text: None,
         edges: Vec::new(),
         adj: Vec::new(),
@@ -791,9 +936,10 @@ fn scan_node<'a>(
         digest: None,
         manifest_links: Vec::new(),
         expansions: Vec::new(),
+        errors: Vec::new(),
     };
     let ext = extension(path).map(str::to_ascii_lowercase);
-    let syntax = match ext.as_deref() {
+    let syntax = match ext.as_deref().filter(|_| opaque.is_none()) {
         Some("css") => Some(Syntax::Css),
         Some("js" | "mjs") => Some(Syntax::Js),
         // SVG is XML, but its references are attributes (`href`,
@@ -808,7 +954,8 @@ fn scan_node<'a>(
         scan_references(input, &mut node, syntax, index, files, &mut errors);
     }
     node.finish();
-    (node, errors)
+    node.errors = errors;
+    node
 }
 
 impl Node<'_> {
@@ -822,7 +969,10 @@ impl Node<'_> {
         self.adj.dedup();
         self.digest = if self.edges.is_empty() && self.expansions.is_empty() {
             // Nothing to rewrite: the bytes are final, hash them here.
-            Some(Digest::of(self.bytes))
+            Some(match self.opaque {
+                Some(o) => (Digest::from_bytes(o.digests.sha256), o.digests.integrity()),
+                None => (Digest::of(self.bytes), sri::integrity(self.bytes)),
+            })
         } else {
             None
         };
@@ -843,7 +993,7 @@ fn scan_references<'a>(
     node: &mut Node<'a>,
     syntax: Syntax,
     index: &BTreeMap<&str, usize>,
-    files: &[(&String, &Vec<u8>)],
+    files: &[(&str, Content)],
     errors: &mut Vec<AssetError>,
 ) {
     let (path, bytes) = (node.path, node.bytes);
@@ -1015,8 +1165,12 @@ fn scan_references<'a>(
         else {
             continue; // external, or allowed to be missing
         };
-        let (target, target_bytes) = files[node.edges[e].target];
-        match sri::accepts(&i.value, target_bytes) {
+        let (target, content) = files[node.edges[e].target];
+        let accepts = match content {
+            Content::Bytes(bytes) => sri::accepts(&i.value, bytes),
+            Content::Opaque(o) => sri::accepts_digests(&i.value, &o.digests),
+        };
+        match accepts {
             None => {} // nothing a browser checks
             Some(true) => node.sri.push((i.range, e)),
             Some(false) => errors.push(AssetError::at(
@@ -1035,26 +1189,28 @@ fn scan_references<'a>(
 /// Rewrites every edge whose target already has a final name.
 #[doc(hidden)] // public for the fuzz targets only
 pub fn rewrite(text: &str, edges: &[Edge], names: &[Option<String>]) -> String {
-    rewrite_with(text, edges, names, &[], Vec::new())
+    let edits = edits_with(text, edges, names, &[], Vec::new());
+    // Edits replace whole ranges of `text` with text: still UTF-8.
+    String::from_utf8_lossy(&apply(text.as_bytes(), &edits)).into_owned()
 }
 
 /// [`rewrite`], replacing the last `tails[target]` segments of each
 /// reference (1 when `tails` is empty), and also replacing each range of
 /// `more` (disjoint from the references) with its text. Replacements are made in source order, each
 /// when it is reached, so none is held longer than it takes to copy it.
-fn rewrite_with(
+fn edits_with(
     text: &str,
     edges: &[Edge],
     names: &[Option<String>],
     tails: &[usize],
     mut more: Vec<(Range<usize>, String)>,
-) -> String {
+) -> Vec<Edit> {
     let mut order: Vec<&Edge> = edges.iter().filter(|e| names[e.target].is_some()).collect();
     order.sort_by_key(|e| e.r.range.start);
     more.sort_by_key(|(range, _)| range.start);
     let mut order = order.into_iter().peekable();
     let mut more = more.into_iter().peekable();
-    let mut out = String::with_capacity(text.len() + edges.len() * 16);
+    let mut out = Vec::new();
     let mut pos = 0;
     loop {
         let edge_first = match (order.peek(), more.peek()) {
@@ -1082,11 +1238,14 @@ fn rewrite_with(
         if range.start < pos || text.get(range.clone()).is_none() {
             continue; // overlapping or invalid range: never corrupt the file
         }
-        out.push_str(&text[pos..range.start]);
-        out.push_str(&replacement);
         pos = range.end;
+        if text[range.clone()] != replacement {
+            out.push(Edit {
+                range,
+                text: replacement,
+            });
+        }
     }
-    out.push_str(&text[pos..]);
     out
 }
 
@@ -1273,15 +1432,93 @@ mod tests {
         }
     }
 
-    fn run(inp: &Input) -> Output {
-        match fingerprint(inp) {
-            Ok(o) => o,
-            Err(e) => panic!("{}", e.iter().map(|e| format!("{e}\n")).collect::<String>()),
+    /// An [`Output`] with the final bytes of every file of
+    /// [`Input::files`], by final name.
+    #[derive(Debug, PartialEq)]
+    struct Run {
+        out: Output,
+        bytes: BTreeMap<String, Vec<u8>>,
+    }
+
+    impl std::ops::Deref for Run {
+        type Target = Output;
+        fn deref(&self) -> &Output {
+            &self.out
         }
     }
 
-    fn text(out: &Output, path: &str) -> String {
-        String::from_utf8(out.files[path].bytes.clone()).expect("utf8")
+    impl Run {
+        fn bytes_of(&self, f: &OutFile) -> &[u8] {
+            &self.bytes[&f.name]
+        }
+    }
+
+    fn run(inp: &Input) -> Run {
+        let out = match fingerprint(inp) {
+            Ok(o) => o,
+            Err(e) => panic!("{}", e.iter().map(|e| format!("{e}\n")).collect::<String>()),
+        };
+        let bytes = out
+            .files
+            .iter()
+            .filter_map(|(p, f)| Some((f.name.clone(), out.bytes(inp, p)?.into_owned())))
+            .collect();
+        Run { out, bytes }
+    }
+
+    fn text(out: &Run, path: &str) -> String {
+        String::from_utf8(out.bytes_of(&out.files[path]).to_vec()).expect("utf8")
+    }
+
+    #[test]
+    fn opaque_files_go_by_their_digests_and_unchanged_bytes_are_not_copied() {
+        let png = b"\x89PNG not read by the graph";
+        let digests = sri::Digests::of(png);
+        let sha512 = crate::digest::base64(&digests.sha512);
+        let page = |sha512: &str| {
+            format!("<link rel=preload as=image href=i.png integrity=sha512-{sha512}><p>")
+        };
+        let mut inp = input(&[
+            ("a.css", "body { background: url(i.png) }"),
+            ("b.css", "p { color: red }"),
+            ("page.html", &page(&sha512)),
+        ]);
+        inp.opaque.insert(
+            "i.png".into(),
+            Opaque {
+                size: png.len() as u64,
+                digests: digests.clone(),
+            },
+        );
+        let out = fingerprint(&inp).unwrap();
+        let i = &out.files["i.png"];
+        let sha256 = Digest::from_bytes(digests.sha256);
+        assert_eq!(i.name, hashed_name("i.png", &sha256.hex(), MIN_HASH_LEN));
+        assert_eq!(
+            (i.edits.is_empty(), i.sha256, i.size, &i.integrity),
+            (true, sha256, png.len() as u64, &digests.integrity())
+        );
+        assert_eq!(out.bytes(&inp, "i.png"), None);
+        let b = &out.files["b.css"];
+        assert_eq!(b.edits, [], "unchanged bytes: nothing to do");
+        assert!(matches!(
+            out.bytes(&inp, "b.css"),
+            Some(Cow::Borrowed(b"p { color: red }"))
+        ));
+        assert_eq!(b.integrity, sri::integrity(b"p { color: red }"));
+        let a = out.bytes(&inp, "a.css").unwrap();
+        assert_eq!(
+            a,
+            format!("body {{ background: url({}) }}", i.name).as_bytes()
+        );
+        assert_eq!(out.files["a.css"].integrity, sri::integrity(&a));
+        assert_eq!(out.files["a.css"].size, a.len() as u64);
+
+        // The integrity attribute was checked against the digests.
+        inp.files
+            .insert("page.html".into(), page(&"A".repeat(86)).into_bytes());
+        let errors = fingerprint(&inp).unwrap_err();
+        assert!(errors[0].message.contains("does not match"), "{errors:?}");
     }
 
     fn errors(inp: &Input) -> Vec<String> {
@@ -1352,7 +1589,7 @@ mod tests {
         let m = out.manifest();
         for (path, name) in &m {
             let f = &out.files[path];
-            assert_eq!(f.sha256, Digest::of(&f.bytes));
+            assert_eq!(f.sha256, Digest::of(out.bytes_of(f)));
             assert!(!f.kept);
             // Names are derived from the final bytes for acyclic files.
             let expected = hashed_name(path, &f.sha256.hex(), 12);
@@ -1514,7 +1751,7 @@ mod tests {
             format!("import('./{}');", name("self.js"))
         );
         for f in out.files.values() {
-            assert_eq!(f.sha256, Digest::of(&f.bytes));
+            assert_eq!(f.sha256, Digest::of(out.bytes_of(f)));
         }
         assert_eq!(out, run(&input(&files)), "deterministic");
 
@@ -1736,7 +1973,7 @@ mod tests {
             let f = &out.files[p];
             assert!(f.kept, "{p}");
             assert_eq!(&f.name, p);
-            assert_eq!(f.sha256, Digest::of(&f.bytes));
+            assert_eq!(f.sha256, Digest::of(out.bytes_of(f)));
         }
         // Only references to renamed files are rewritten.
         let x = out.files["vendor/x.js"].name.replace("vendor/", "");
@@ -1753,7 +1990,7 @@ mod tests {
             "dist/assets/lazy-B2qQgaqo.js",
             "dist/assets/index-gGNJdlJx.css",
         ] {
-            assert_eq!(out.files[p].bytes, inp.files[p], "{p} untouched");
+            assert_eq!(out.bytes_of(&out.files[p]), inp.files[p], "{p} untouched");
         }
         // Kept files are scanned: their references are known.
         assert_eq!(
@@ -1868,7 +2105,7 @@ mod tests {
             .into();
         let out = run(&inp);
         for (p, f) in &out.files {
-            assert_eq!((&f.name, &f.bytes), (p, &inp.files[p]));
+            assert_eq!((&f.name, out.bytes_of(f)), (p, &inp.files[p][..]));
         }
     }
 
@@ -2035,12 +2272,12 @@ mod tests {
         inp.hash_dirs = vec!["d".into()];
         let out = run(&inp);
         let z = &out.files["d/z.js"];
-        assert_ne!(z.bytes, js.as_bytes());
+        assert_ne!(out.bytes_of(z), js.as_bytes());
         assert_eq!(
             text(&out, "d/page.html"),
             format!(
                 "<script type=module src=z.js integrity={}></script>",
-                sri::integrity(&z.bytes)
+                sri::integrity(out.bytes_of(z))
             )
         );
         let hash = dir_hash([
@@ -2174,7 +2411,7 @@ mod tests {
             }
             let out = run(&inp);
             let css_out = &out.files["css/bootstrap.min.css"];
-            assert_ne!(css_out.bytes, css.as_bytes());
+            assert_ne!(out.bytes_of(css_out), css.as_bytes());
             let html = text(&out, "index.html");
             // The changed stylesheet's attribute holds the manifest's value;
             // the unchanged script's and the CDN's are left as written.
@@ -2182,7 +2419,7 @@ mod tests {
                 "<link href=\"css/{}\" rel=\"stylesheet\" integrity=\"{}\" crossorigin=\"anonymous\">\n\
                  <script type=module src=js/{} integrity='sha384-bogus {}'></script>\n{cdn}",
                 css_out.name.replace("css/", ""),
-                sri::integrity(&css_out.bytes),
+                sri::integrity(out.bytes_of(css_out)),
                 out.files["js/app.js"].name.replace("js/", ""),
                 format_args!("sha512-{}", crate::digest::base64(&sha2::Sha512::digest(js))),
             );
@@ -2234,7 +2471,7 @@ mod tests {
             };
             let orbit_out = &out.files["vendor/three/examples/jsm/controls/Orbit.js"];
             // Its relative import is rewritten unless it names a kept file.
-            assert_eq!(orbit_out.bytes != orbit.as_bytes(), !kept);
+            assert_eq!(out.bytes_of(orbit_out) != orbit.as_bytes(), !kept);
             let want = format!(
                 r#"<script type="importmap">
 {{ "imports": {{ "three": "./vendor/three/build/{three}",
@@ -2250,7 +2487,7 @@ mod tests {
                 o = rest("vendor/three/examples/jsm/controls/Orbit.js"),
                 ua = rest("vendor/three/examples/jsm/utils/u a.js").replace(' ', "%20"),
                 u = rest("vendor/three/examples/jsm/utils/u.js"),
-                sri = sri::integrity(&orbit_out.bytes),
+                sri = sri::integrity(out.bytes_of(orbit_out)),
             );
             let html = text(&out, "index.html");
             assert_eq!(html, want, "kept: {kept}");
@@ -2412,8 +2649,8 @@ mod tests {
         );
         let out = run(&input(&[("a.js", js), ("page.html", &page)]));
         let a = &out.files["a.js"];
-        assert_ne!(a.bytes, js.as_bytes());
-        assert!(text(&out, "page.html").contains(&sri::integrity(&a.bytes)));
+        assert_ne!(out.bytes_of(a), js.as_bytes());
+        assert!(text(&out, "page.html").contains(&sri::integrity(out.bytes_of(a))));
     }
 
     #[test]

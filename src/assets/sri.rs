@@ -8,7 +8,35 @@ use sha2::{Digest as _, Sha256, Sha384, Sha512};
 /// Subresource integrity of `bytes`: `sha384-<base64>`, as the manifest
 /// records it and as a rewritten `integrity` attribute carries it.
 pub fn integrity(bytes: &[u8]) -> String {
-    format!("sha384-{}", crate::digest::base64(&Sha384::digest(bytes)))
+    value(&Sha384::digest(bytes))
+}
+
+fn value(sha384: &[u8]) -> String {
+    format!("sha384-{}", crate::digest::base64(sha384))
+}
+
+/// Every digest an integrity value can name, of a file whose bytes are not
+/// kept: an integrity attribute covering it is checked against these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    pub sha256: [u8; 32],
+    pub sha384: [u8; 48],
+    pub sha512: [u8; 64],
+}
+
+impl Digests {
+    pub fn of(bytes: &[u8]) -> Digests {
+        Digests {
+            sha256: Sha256::digest(bytes).into(),
+            sha384: Sha384::digest(bytes).into(),
+            sha512: Sha512::digest(bytes).into(),
+        }
+    }
+
+    /// The manifest's integrity value: [`integrity`] of the bytes.
+    pub fn integrity(&self) -> String {
+        value(&self.sha384)
+    }
 }
 
 /// Whether an `integrity` attribute's value lets a browser accept `bytes`,
@@ -21,6 +49,19 @@ pub fn integrity(bytes: &[u8]) -> String {
 /// strongest algorithm count, and one of them must match. Base64 is taken
 /// with or without padding, in either alphabet.
 pub fn accepts(value: &str, bytes: &[u8]) -> Option<bool> {
+    accepts_with(value, |alg| alg.digest(bytes))
+}
+
+/// [`accepts`] for a file known by its [`Digests`].
+pub fn accepts_digests(value: &str, digests: &Digests) -> Option<bool> {
+    accepts_with(value, |alg| match alg {
+        Algorithm::Sha256 => digests.sha256.to_vec(),
+        Algorithm::Sha384 => digests.sha384.to_vec(),
+        Algorithm::Sha512 => digests.sha512.to_vec(),
+    })
+}
+
+fn accepts_with(value: &str, digest: impl Fn(Algorithm) -> Vec<u8>) -> Option<bool> {
     let tokens: Vec<(Algorithm, &str)> = value
         .split(|c: char| c.is_ascii_whitespace())
         .filter_map(|token| {
@@ -31,7 +72,7 @@ pub fn accepts(value: &str, bytes: &[u8]) -> Option<bool> {
         })
         .collect();
     let strongest = tokens.iter().map(|(a, _)| *a).max()?;
-    let want = normalize(&crate::digest::base64(&strongest.digest(bytes)));
+    let want = normalize(&crate::digest::base64(&digest(strongest)));
     Some(
         tokens
             .iter()
@@ -120,6 +161,12 @@ mod tests {
             ("SHA384-x".to_owned(), None),
         ] {
             assert_eq!(accepts(&value, bytes), expected, "{value:?}");
+            // The same from the digests alone.
+            assert_eq!(
+                accepts_digests(&value, &Digests::of(bytes)),
+                expected,
+                "{value:?}"
+            );
         }
     }
 }

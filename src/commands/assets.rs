@@ -9,12 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io::BufWriter;
+use std::io::{BufWriter, Read as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::assets::graph::Opaque;
 use crate::assets::keep::{KeepRules, ViteOutput};
 use crate::assets::{self, url::UrlOptions, Input};
 use crate::config::{Config, ConfigError};
@@ -35,9 +36,19 @@ pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// tree with a million broken references does not print a million lines.
 const MAX_LISTED: usize = 200;
 
-/// Fingerprints `cfg.assets_dir` in memory. Every problem in the tree is
-/// reported in one error; nothing is written.
-pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
+/// The assets directory fingerprinted: what [`write`] packs.
+pub struct Fingerprinted {
+    /// The assets directory, where the opaque files are read again.
+    dir: PathBuf,
+    /// The files the scanners read, and the others' digests.
+    input: Input,
+    pub output: assets::Output,
+}
+
+/// Fingerprints `cfg.assets_dir` in memory (files no scanner reads only by
+/// their digests). Every problem in the tree is reported in one error;
+/// nothing is written.
+pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<Fingerprinted> {
     let globs = |key: &str, patterns: &[String]| {
         pack::glob_set(patterns).map_err(|e| {
             ConfigError(format!(
@@ -51,19 +62,23 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
     let allow_missing = globs("allow_missing", &cfg.allow_missing)?;
     let keep_names = globs("keep_names", &cfg.keep_names)?;
     let exclude = globs("exclude", &cfg.assets_exclude)?;
-    let files = read_tree(dir, &exclude)?;
+    let (files, opaque) = read_tree(dir, &exclude)?;
     let vite = match &cfg.vite_manifest {
-        Some(m) => Some(vite_output(m, dir, &files)?),
+        Some(m) => Some(vite_output(m, dir, &|p| {
+            files.contains_key(p) || opaque.contains_key(p)
+        })?),
         None => None,
     };
     let rules = KeepRules {
         globs: keep_names,
         vite,
     };
-    let keep = assets::keep::kept(files.keys().map(String::as_str), &rules);
+    let paths = files.keys().chain(opaque.keys()).map(String::as_str);
+    let keep = assets::keep::kept(paths, &rules);
     let hash_dirs = hash_dirs(cfg, dir)?;
     let input = Input {
         files,
+        opaque,
         url: UrlOptions {
             public_prefix: cfg.public_prefix.clone(),
             cdn_base: cfg.cdn_base.clone(),
@@ -73,7 +88,7 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
         hash_dirs,
         ..Input::default()
     };
-    assets::fingerprint(&input).map_err(|errors| {
+    let output = assets::fingerprint(&input).map_err(|errors| {
         let head = format!(
             "{} problem{} in the assets under {}; fix them (or list deliberate misses in `assets.allow_missing`):",
             errors.len(),
@@ -96,6 +111,11 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<assets::Output> {
             items.push(format!("… and {} more", errors.len() - MAX_LISTED));
         }
         anyhow::Error::new(Lines { head, items })
+    })?;
+    Ok(Fingerprinted {
+        dir: dir.to_owned(),
+        input,
+        output,
     })
 }
 
@@ -149,18 +169,16 @@ fn hash_dirs(cfg: &Config, dir: &Path) -> Result<Vec<String>, ConfigError> {
 /// file, then rename) and returns the manifest's `assets` map. One file
 /// instead of one per asset: creating ten thousand inodes costs more than
 /// all the rest of a build, many times more on an ext4 that just deleted as
-/// many (a CI runner's normal day). The SRI digests are computed on one
-/// thread per CPU.
+/// many (a CI runner's normal day). An opaque file is read again and must
+/// still hold the bytes it was fingerprinted with. Each file's bytes are
+/// freed once packed.
 pub fn write(
     out: &Path,
-    fingerprinted: &assets::Output,
+    fingerprinted: Fingerprinted,
     printer: &Printer,
 ) -> Result<BTreeMap<String, Asset>> {
-    let files: Vec<(&String, &assets::OutFile)> = fingerprinted.files.iter().collect();
-    let integrity = crate::par::map(&files, crate::par::threads(), |(_, f)| {
-        assets::sri::integrity(&f.bytes)
-    });
-    let total: u64 = files.iter().map(|(_, f)| f.bytes.len() as u64).sum();
+    let Fingerprinted { dir, input, output } = fingerprinted;
+    let total: u64 = output.files.values().map(|f| f.size).sum();
     let bar = printer.bytes_bar(total, "assets");
     let path = out.join(PACK_FILE);
     let tmp = tempfile::Builder::new()
@@ -171,27 +189,51 @@ pub fn write(
     let writer = super::fetch::Interruptible(BufWriter::with_capacity(1 << 20, tmp));
     let mut pack = tar::Builder::new(writer);
     let mut map = BTreeMap::new();
-    for ((logical, f), integrity) in files.into_iter().zip(integrity) {
+    let mut reread = Vec::new();
+    // Both in path order; every text file is an output file.
+    let mut texts = input.files.into_iter().peekable();
+    for (logical, f) in output.files {
+        let text = texts.next_if(|(path, _)| *path == logical).map(|(_, b)| b);
+        let made;
+        let bytes = match &text {
+            Some(text) if f.edits.is_empty() => text,
+            Some(text) => {
+                made = assets::graph::apply(text, &f.edits);
+                &made
+            }
+            None => {
+                let source = dir.join(&logical);
+                reread.clear();
+                safe_fs::open_regular(&source)
+                    .and_then(|file| file.take(f.size + 1).read_to_end(&mut reread))
+                    .with_context(|| format!("reading asset {}", source.display()))?;
+                if crate::digest::Digest::of(&reread) != f.sha256 {
+                    bail!(
+                        "asset {} changed during the build; build again once nothing writes to it",
+                        source.display()
+                    );
+                }
+                &reread
+            }
+        };
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Regular);
-        header.set_size(f.bytes.len() as u64);
+        header.set_size(f.size);
         header.set_mode(0o644);
         header.set_mtime(0);
-        pack.append_data(&mut header, &f.name, &f.bytes[..])
+        pack.append_data(&mut header, &f.name, &bytes[..])
             .with_context(|| format!("writing {}", path.display()))?;
-        bar.inc(f.bytes.len() as u64);
-        map.insert(
-            logical.clone(),
-            Asset {
-                key: format!("{ASSETS_DIR}/{}", f.name),
-                sha256: f.sha256.hex(),
-                size: f.bytes.len() as u64,
-                content_type: assets::mime::content_type(logical).to_owned(),
-                cache_control: CACHE_CONTROL.to_owned(),
-                integrity,
-                references: f.references.clone(),
-            },
-        );
+        bar.inc(f.size);
+        let asset = Asset {
+            key: format!("{ASSETS_DIR}/{}", f.name),
+            sha256: f.sha256.hex(),
+            size: f.size,
+            content_type: assets::mime::content_type(&logical).to_owned(),
+            cache_control: CACHE_CONTROL.to_owned(),
+            integrity: f.integrity,
+            references: f.references,
+        };
+        map.insert(logical, asset);
     }
     let tmp = pack
         .into_inner()
@@ -288,20 +330,39 @@ pub fn upload_order(assets: &BTreeMap<String, Asset>) -> Vec<&str> {
     order
 }
 
+/// Text files' bytes by logical path.
+type Texts = BTreeMap<String, Vec<u8>>;
+
 /// Reads every regular file under `root` (dotfiles and dot-directories are
 /// skipped, and paths `exclude` matches, a directory with all below it),
-/// keyed by its `/`-separated path relative to `root`. The files are read
-/// on one thread per CPU.
-fn read_tree(root: &Path, exclude: &globset::GlobSet) -> Result<BTreeMap<String, Vec<u8>>> {
+/// keyed by its `/`-separated path relative to `root`: the bytes of those
+/// the scanners read, the digests of the others. The files are read on one
+/// thread per CPU.
+fn read_tree(root: &Path, exclude: &globset::GlobSet) -> Result<(Texts, BTreeMap<String, Opaque>)> {
     let paths = list_tree(root, exclude)?;
-    let contents = crate::par::map(&paths, crate::par::threads(), |(_, path)| {
-        fs::read(path).with_context(|| format!("reading asset {}", path.display()))
-    });
-    let mut files = BTreeMap::new();
-    for ((logical, _), bytes) in paths.into_iter().zip(contents) {
-        files.insert(logical, bytes?);
+    let contents = crate::par::map(
+        &paths,
+        crate::par::threads(),
+        |(logical, path)| -> Result<_> {
+            let bytes =
+                fs::read(path).with_context(|| format!("reading asset {}", path.display()))?;
+            if assets::graph::reads_text(logical) {
+                return Ok((Some(bytes), None));
+            }
+            let digests = assets::sri::Digests::of(&bytes);
+            let size = bytes.len() as u64;
+            Ok((None, Some(Opaque { size, digests })))
+        },
+    );
+    let (mut files, mut opaque) = (BTreeMap::new(), BTreeMap::new());
+    for ((logical, _), content) in paths.into_iter().zip(contents) {
+        match content? {
+            (Some(bytes), _) => files.insert(logical, bytes).map(drop),
+            (_, Some(o)) => opaque.insert(logical, o).map(drop),
+            (None, None) => None,
+        };
     }
-    Ok(files)
+    Ok((files, opaque))
 }
 
 /// Every regular file under `root` as (logical path, path). A symlink to a
@@ -400,7 +461,7 @@ fn check_link(path: &Path, canonical_root: &Path) -> Result<()> {
 fn vite_output(
     manifest: &Path,
     assets_dir: &Path,
-    files: &BTreeMap<String, Vec<u8>>,
+    in_tree: &dyn Fn(&str) -> bool,
 ) -> Result<ViteOutput> {
     let what = || {
         format!(
@@ -451,7 +512,7 @@ fn vite_output(
             listed.insert(format!("{dir}{}", f.trim_start_matches('/')));
         }
     }
-    let missing: Vec<&String> = listed.iter().filter(|f| !files.contains_key(*f)).collect();
+    let missing: Vec<&String> = listed.iter().filter(|f| !in_tree(f)).collect();
     if let Some(first) = missing.first() {
         bail!(
             "the Vite manifest {} names {} file{} the assets directory {} does not hold \

@@ -99,7 +99,7 @@ fn list(cfg: &Config, printer: &Printer) -> Result<()> {
     })?;
     if cfg.django_manifest.is_some() {
         let fingerprinted = fingerprint(cfg)?;
-        let made = generated(cfg, fingerprinted.as_ref())?;
+        let made = generated(cfg, fingerprinted.as_ref().map(|f| &f.output))?;
         add_generated(&mut entries, made.as_ref(), printer)?;
     }
     let mut out = ListJson {
@@ -162,7 +162,7 @@ pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
         let assets_again = fingerprint(&cfg)?;
         if let (Some(dir), Some(again)) = (&cfg.assets_dir, &assets_again) {
             for (logical, asset) in &built.manifest.assets {
-                let same = again.files.get(logical).is_some_and(|f| {
+                let same = again.output.files.get(logical).is_some_and(|f| {
                     f.sha256.hex() == asset.sha256
                         && format!("{}/{}", super::assets::ASSETS_DIR, f.name) == asset.key
                 });
@@ -174,7 +174,7 @@ pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
                 }
             }
         }
-        let made = generated(&cfg, assets_again.as_ref())?;
+        let made = generated(&cfg, assets_again.as_ref().map(|f| &f.output))?;
         let again = pack_to(&cfg, &args.opts, printer, made.as_ref(), io::sink())?;
         if again.sha256.hex() != built.manifest.artifact.sha256 {
             bail!(
@@ -223,7 +223,7 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
     // Fingerprint first, in memory: a broken reference fails the build
     // before anything is written, and the names are known before packing.
     let fingerprinted = fingerprint(cfg)?;
-    let made = generated(cfg, fingerprinted.as_ref())?;
+    let made = generated(cfg, fingerprinted.as_ref().map(|f| &f.output))?;
     let out = safe_fs::create_dirs(&cfg.root, Path::new(DEFAULT_OUT))
         .context("creating the build directory")?;
     // One build at a time in this directory (a lock on the directory
@@ -260,7 +260,7 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
     let artifact_path = out.join(ARTIFACT_FILE);
     tmp.persist(&artifact_path)
         .with_context(|| format!("writing {}", artifact_path.display()))?;
-    let assets = match &fingerprinted {
+    let assets = match fingerprinted {
         Some(f) => super::assets::write(&out, f, printer)?,
         None => Default::default(),
     };
@@ -349,7 +349,7 @@ fn pack_counted(
 }
 
 /// The assets directory fingerprinted in memory, if the config has one.
-fn fingerprint(cfg: &Config) -> Result<Option<crate::assets::Output>> {
+fn fingerprint(cfg: &Config) -> Result<Option<super::assets::Fingerprinted>> {
     cfg.assets_dir
         .as_ref()
         .map(|dir| super::assets::fingerprint(cfg, dir))

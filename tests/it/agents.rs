@@ -82,13 +82,16 @@ impl Drop for Agent {
     }
 }
 
-/// Waits (up to 60 s) until every agent's `current` names `manifest`.
+/// Waits (up to 60 s) until every agent's `current` names `manifest` and
+/// its check has passed (`current` flips before the check runs; until it
+/// passes, `.verbatim/activating.json` says so).
 fn converge(agents: &[Agent], manifest: &str) {
     let start = Instant::now();
-    while agents
-        .iter()
-        .any(|a| a.current().as_deref() != Some(manifest))
-    {
+    let done = |a: &Agent| {
+        a.current().as_deref() == Some(manifest)
+            && !a.root.join(".verbatim/activating.json").exists()
+    };
+    while !agents.iter().all(done) {
         if start.elapsed() > Duration::from_secs(60) {
             let logs: Vec<String> = agents
                 .iter()

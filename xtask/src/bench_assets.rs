@@ -1,6 +1,7 @@
 //! `cargo xtask bench assets`: fingerprinting 10,000 generated assets with
 //! `verbatim build` against Django's `collectstatic` with
-//! `ManifestStaticFilesStorage`, in a venv this task creates from PyPI.
+//! `ManifestStaticFilesStorage`, in a venv this task creates from PyPI;
+//! then verbatim's peak memory on the same kind of tree ten times larger.
 //! Prints figures and the ratio; never asserts.
 
 use std::fs;
@@ -12,18 +13,21 @@ use crate::Result;
 
 /// Files in the generated tree.
 const ASSETS: usize = 10_000;
+/// Files in the tree whose peak memory is reported, and the bound on it.
+const BIG: usize = 100_000;
+const BIG_RSS_MIB: f64 = 256.0;
 
-/// A tree of `ASSETS` files in directories of 10: 3 CSS (each `url()`s two
+/// A tree of `files` files in directories of 10: 3 CSS (each `url()`s two
 /// images of its directory, one `@import`s a sibling), 3 JS (a source-map
 /// comment; two import a sibling), 3 PNG-ish binaries and 1 source map.
-fn generate(static_dir: &Path) -> Result {
+fn generate(static_dir: &Path, files: usize) -> Result {
     let _ = fs::remove_dir_all(static_dir);
     let w = |p: PathBuf, b: &[u8]| -> Result {
         fs::create_dir_all(p.parent().unwrap_or(Path::new(".")))
             .and_then(|()| fs::write(&p, b))
             .map_err(|e| format!("writing {}: {e}", p.display()))
     };
-    for d in 0..ASSETS / 10 {
+    for d in 0..files / 10 {
         let dir = static_dir.join(format!("m{d:04}"));
         for i in 0..3 {
             let mut img = b"\x89PNG\r\n\x1a\n".to_vec();
@@ -79,6 +83,19 @@ STORAGES = {
 }
 "#;
 
+/// A project in `base` whose assets directory is `static/`.
+fn project(base: &Path) -> Result {
+    let write = |p: PathBuf, text: &str| {
+        fs::write(&p, text).map_err(|e| format!("writing {}: {e}", p.display()))
+    };
+    fs::create_dir_all(base.join("app")).map_err(|e| e.to_string())?;
+    write(base.join("app/main.py"), "print('bench')\n")?;
+    write(
+        base.join("verbatim.toml"),
+        "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n",
+    )
+}
+
 /// Runs per side; the median is reported.
 const RUNS: usize = 5;
 
@@ -109,15 +126,9 @@ pub fn assets() -> Result {
         "bench tree in {} (set VERBATIM_BENCH_DIR to move it)",
         base.display()
     );
-    fs::create_dir_all(base.join("app")).map_err(|e| e.to_string())?;
-    fs::write(base.join("app/main.py"), "print('bench')\n").map_err(|e| e.to_string())?;
-    fs::write(
-        base.join("verbatim.toml"),
-        "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n",
-    )
-    .map_err(|e| e.to_string())?;
+    project(&base)?;
     fs::write(base.join("benchsettings.py"), SETTINGS).map_err(|e| e.to_string())?;
-    generate(&base.join("static"))?;
+    generate(&base.join("static"), ASSETS)?;
 
     let venv = std::env::temp_dir().join("verbatim-bench-django-venv");
     let python = venv.join("bin/python");
@@ -178,6 +189,20 @@ pub fn assets() -> Result {
             .stdout(Stdio::null()),
     )?;
 
+    // Memory on a tree ten times larger (verbatim only: collectstatic
+    // would take minutes).
+    let big_base = base.join("big");
+    project(&big_base)?;
+    generate(&big_base.join("static"), BIG)?;
+    warm_cache(&big_base, "static");
+    let big = measure(
+        Command::new(&bin)
+            .args(["build", "--quiet", "--no-progress"])
+            .current_dir(&big_base)
+            .stdout(Stdio::null()),
+    )?;
+    let _ = fs::remove_dir_all(&big_base);
+
     println!("\nassets: {ASSETS} files in {}; verbatim build vs Django {version} collectstatic (ManifestStaticFilesStorage)", base.display());
     println!(
         "  verbatim build          {:>7.2} s  peak RSS {:>6.1} MiB  (median of {RUNS})",
@@ -196,6 +221,11 @@ pub fn assets() -> Result {
     println!(
         "  speed-up collectstatic / verbatim = {:.1}x  (target >= 25x, issue #11)",
         peer.wall.as_secs_f64() / ours.wall.as_secs_f64()
+    );
+    println!(
+        "  verbatim build, {BIG} files {:>7.2} s  peak RSS {:>6.1} MiB  (target < {BIG_RSS_MIB} MiB, issue #11)",
+        big.wall.as_secs_f64(),
+        big.max_rss_kib as f64 / 1024.0
     );
     Ok(())
 }
