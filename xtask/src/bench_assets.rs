@@ -159,16 +159,19 @@ pub fn assets() -> Result {
 
     warm_cache(&base, "static");
 
+    let build_in = |dir: &Path| {
+        measure(
+            Command::new(&bin)
+                .args(["build", "--quiet", "--no-progress"])
+                .current_dir(dir)
+                .stdout(Stdio::null()),
+        )
+    };
     // Each side runs from an empty output directory, RUNS times; the
     // median counts.
     let ours = median_of(|| {
         let _ = fs::remove_dir_all(base.join(".verbatim"));
-        measure(
-            Command::new(&bin)
-                .args(["build", "--quiet", "--no-progress"])
-                .current_dir(&base)
-                .stdout(Stdio::null()),
-        )
+        build_in(&base)
     })?;
     let peer = median_of(|| {
         let _ = fs::remove_dir_all(base.join("collected"));
@@ -181,13 +184,8 @@ pub fn assets() -> Result {
                 .stdout(Stdio::null()),
         )
     })?;
-    // A rebuild with nothing changed (files already in place).
-    let again = measure(
-        Command::new(&bin)
-            .args(["build", "--quiet", "--no-progress"])
-            .current_dir(&base)
-            .stdout(Stdio::null()),
-    )?;
+    // A rebuild with nothing changed, the last build's output in place.
+    let again = build_in(&base)?;
 
     // Memory on a tree ten times larger (verbatim only: collectstatic
     // would take minutes).
@@ -195,12 +193,7 @@ pub fn assets() -> Result {
     project(&big_base)?;
     generate(&big_base.join("static"), BIG)?;
     warm_cache(&big_base, "static");
-    let big = measure(
-        Command::new(&bin)
-            .args(["build", "--quiet", "--no-progress"])
-            .current_dir(&big_base)
-            .stdout(Stdio::null()),
-    )?;
+    let big = build_in(&big_base)?;
     let _ = fs::remove_dir_all(&big_base);
 
     println!("\nassets: {ASSETS} files in {}; verbatim build vs Django {version} collectstatic (ManifestStaticFilesStorage)", base.display());
