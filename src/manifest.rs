@@ -218,9 +218,21 @@ impl Manifest {
     /// The manifest's id: sha256 of its canonical bytes (hashed as they are
     /// encoded, never held in memory).
     pub fn id(&self) -> Digest {
-        let mut w = crate::digest::HashingWriter::new(std::io::sink());
-        serde_json::to_writer(&mut w, self).expect("manifest types always serialize");
-        w.finish().1
+        self.write_canonical(std::io::sink())
+            .expect("a sink takes every byte")
+    }
+
+    /// Writes the canonical bytes to `w` as they are encoded, and returns
+    /// their sha256 (the manifest's id).
+    pub fn write_canonical(&self, w: impl std::io::Write) -> std::io::Result<Digest> {
+        // The encoder writes token by token: buffer before hashing.
+        let hashing = crate::digest::HashingWriter::new(w);
+        let mut buffered = std::io::BufWriter::with_capacity(64 << 10, hashing);
+        serde_json::to_writer(&mut buffered, self)?;
+        let hashing = buffered.into_inner().map_err(|e| e.into_error())?;
+        let (mut inner, id, _) = hashing.finish();
+        inner.flush()?;
+        Ok(id)
     }
 
     /// Store key of this manifest.

@@ -157,8 +157,11 @@ pub struct OutFile {
     /// SHA-256 of the final bytes.
     pub sha256: Digest,
     pub size: u64,
-    /// Subresource integrity of the final bytes ([`sri::integrity`]).
-    pub integrity: String,
+    /// Subresource integrity of the final bytes ([`sri::integrity`]) when
+    /// it was needed here (an integrity attribute covers the file) or is
+    /// known (an opaque file); else it is for whoever makes the bytes
+    /// ([`Output::bytes`]) to compute.
+    pub integrity: Option<String>,
     /// Original logical paths of the tree files this file references.
     pub references: Vec<String>,
     /// Kept under its original name ([`Input::keep`]).
@@ -230,9 +233,9 @@ struct Node<'a> {
     /// in the tree: (value range, index into `edges` of the reference
     /// they cover). Brought up to date when that file's bytes change.
     sri: Vec<(Range<usize>, usize)>,
-    /// SHA-256 and integrity of `bytes` when they are final already
-    /// (nothing to rewrite), computed during the parallel scan.
-    digest: Option<(Digest, String)>,
+    /// SHA-256 of `bytes` when they are final already (nothing to
+    /// rewrite), computed during the parallel scan.
+    digest: Option<Digest>,
     /// Problems found scanning it (moved out after the scan).
     errors: Vec<AssetError>,
     /// Files a `<link rel=manifest>` of this page names: web app
@@ -486,19 +489,9 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         errors.dedup();
         return Err(errors);
     }
-    // The integrity of each rewritten file, in parallel: the walk computed
-    // only those an integrity attribute needed.
-    let finals: Vec<(&Node, &Option<Final>)> = nodes.iter().zip(&done.finals).collect();
-    let integrity = crate::par::map(&finals, threads, |(node, fin)| match fin {
-        Some(fin) if fin.integrity.is_none() => {
-            Some(sri::integrity(&apply(node.bytes, &fin.edits)))
-        }
-        _ => None,
-    });
-    drop(finals);
     let mut files = BTreeMap::new();
-    let named = done.names.into_iter().zip(done.finals).zip(integrity);
-    for (node, ((name, fin), integrity)) in nodes.iter().zip(named) {
+    let named = done.names.into_iter().zip(done.finals);
+    for (node, (name, fin)) in nodes.iter().zip(named) {
         let name = if node.kept {
             Some(node.path.to_string())
         } else {
@@ -527,7 +520,7 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
                 name,
                 sha256: fin.sha256,
                 size,
-                integrity: fin.integrity.or(integrity).unwrap_or_default(),
+                integrity: fin.integrity,
                 edits: fin.edits,
                 references,
                 kept: node.kept,
@@ -842,10 +835,10 @@ impl Finals {
     fn finish(&mut self, nodes: &[Node], v: usize) -> Digest {
         let node = &nodes[v];
         let fin = match &node.digest {
-            Some((sha256, integrity)) => Final {
+            Some(sha256) => Final {
                 edits: Vec::new(),
                 sha256: *sha256,
-                integrity: Some(integrity.clone()),
+                integrity: node.opaque.map(|o| o.digests.integrity()),
             },
             None => {
                 // The bytes are made to be hashed, and made again when
@@ -857,10 +850,9 @@ impl Finals {
                 let mut integrity = None;
                 if bytes[..] == *node.bytes {
                     edits.clear();
-                    integrity = Some(sri::integrity(&bytes));
                 } else if self.covered[v] {
                     // An integrity attribute needs it now; the others are
-                    // computed after the walk, in parallel.
+                    // computed when the bytes are made again.
                     integrity = Some(sri::integrity(&bytes));
                     self.integrity[v].clone_from(&integrity);
                 }
@@ -970,8 +962,8 @@ impl Node<'_> {
         self.digest = if self.edges.is_empty() && self.expansions.is_empty() {
             // Nothing to rewrite: the bytes are final, hash them here.
             Some(match self.opaque {
-                Some(o) => (Digest::from_bytes(o.digests.sha256), o.digests.integrity()),
-                None => (Digest::of(self.bytes), sri::integrity(self.bytes)),
+                Some(o) => Digest::from_bytes(o.digests.sha256),
+                None => Digest::of(self.bytes),
             })
         } else {
             None
@@ -1496,7 +1488,7 @@ mod tests {
         assert_eq!(i.name, hashed_name("i.png", &sha256.hex(), MIN_HASH_LEN));
         assert_eq!(
             (i.edits.is_empty(), i.sha256, i.size, &i.integrity),
-            (true, sha256, png.len() as u64, &digests.integrity())
+            (true, sha256, png.len() as u64, &Some(digests.integrity()))
         );
         assert_eq!(out.bytes(&inp, "i.png"), None);
         let b = &out.files["b.css"];
@@ -1505,13 +1497,12 @@ mod tests {
             out.bytes(&inp, "b.css"),
             Some(Cow::Borrowed(b"p { color: red }"))
         ));
-        assert_eq!(b.integrity, sri::integrity(b"p { color: red }"));
+        assert_eq!(b.integrity, None, "left to the writer");
         let a = out.bytes(&inp, "a.css").unwrap();
         assert_eq!(
             a,
             format!("body {{ background: url({}) }}", i.name).as_bytes()
         );
-        assert_eq!(out.files["a.css"].integrity, sri::integrity(&a));
         assert_eq!(out.files["a.css"].size, a.len() as u64);
 
         // The integrity attribute was checked against the digests.

@@ -170,8 +170,8 @@ fn hash_dirs(cfg: &Config, dir: &Path) -> Result<Vec<String>, ConfigError> {
 /// instead of one per asset: creating ten thousand inodes costs more than
 /// all the rest of a build, many times more on an ext4 that just deleted as
 /// many (a CI runner's normal day). An opaque file is read again and must
-/// still hold the bytes it was fingerprinted with. Each file's bytes are
-/// freed once packed.
+/// still hold the bytes it was fingerprinted with. Files are packed in
+/// batches, whose bytes are freed once packed.
 pub fn write(
     out: &Path,
     fingerprinted: Fingerprinted,
@@ -189,51 +189,53 @@ pub fn write(
     let writer = super::fetch::Interruptible(BufWriter::with_capacity(1 << 20, tmp));
     let mut pack = tar::Builder::new(writer);
     let mut map = BTreeMap::new();
-    let mut reread = Vec::new();
     // Both in path order; every text file is an output file.
     let mut texts = input.files.into_iter().peekable();
-    for (logical, f) in output.files {
-        let text = texts.next_if(|(path, _)| *path == logical).map(|(_, b)| b);
-        let made;
-        let bytes = match &text {
-            Some(text) if f.edits.is_empty() => text,
-            Some(text) => {
-                made = assets::graph::apply(text, &f.edits);
-                &made
-            }
-            None => {
-                let source = dir.join(&logical);
-                reread.clear();
-                safe_fs::open_regular(&source)
-                    .and_then(|file| file.take(f.size + 1).read_to_end(&mut reread))
-                    .with_context(|| format!("reading asset {}", source.display()))?;
-                if crate::digest::Digest::of(&reread) != f.sha256 {
-                    bail!(
-                        "asset {} changed during the build; build again once nothing writes to it",
-                        source.display()
-                    );
-                }
-                &reread
-            }
-        };
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_size(f.size);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        pack.append_data(&mut header, &f.name, &bytes[..])
-            .with_context(|| format!("writing {}", path.display()))?;
-        bar.inc(f.size);
-        let asset = Asset {
-            key: format!("{ASSETS_DIR}/{}", f.name),
-            sha256: f.sha256.hex(),
-            size: f.size,
-            content_type: assets::mime::content_type(&logical).to_owned(),
-            cache_control: CACHE_CONTROL.to_owned(),
-            integrity: f.integrity,
-            references: f.references,
-        };
-        map.insert(logical, asset);
+    let mut files = output.files.into_iter().peekable();
+    loop {
+        // A batch of files, with the texts of those that have one, made
+        // ready on one thread per CPU (an opaque file read again, a
+        // rewritten one edited again, the integrity of each) and appended
+        // in path order.
+        let mut batch = Vec::new();
+        let mut size = 0;
+        while let Some((logical, f)) =
+            files.next_if(|_| batch.len() < PACK_BATCH && size < PACK_BATCH_BYTES)
+        {
+            let text = texts.next_if(|(path, _)| *path == logical).map(|(_, b)| b);
+            size += f.size;
+            batch.push((logical, f, text));
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let made = crate::par::map(&batch, crate::par::threads(), |(logical, f, text)| {
+            packed_bytes(&dir, logical, f, text.as_deref())
+        });
+        for ((logical, f, text), made) in batch.into_iter().zip(made) {
+            let (made, integrity) = made?;
+            let Some(bytes) = made.as_deref().or(text.as_deref()) else {
+                continue; // unreachable: packed_bytes makes what has no text
+            };
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(f.size);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            pack.append_data(&mut header, &f.name, bytes)
+                .with_context(|| format!("writing {}", path.display()))?;
+            bar.inc(f.size);
+            let asset = Asset {
+                key: format!("{ASSETS_DIR}/{}", f.name),
+                sha256: f.sha256.hex(),
+                size: f.size,
+                content_type: assets::mime::content_type(&logical).to_owned(),
+                cache_control: CACHE_CONTROL.to_owned(),
+                integrity,
+                references: f.references,
+            };
+            map.insert(logical, asset);
+        }
     }
     let tmp = pack
         .into_inner()
@@ -251,6 +253,44 @@ pub fn write(
     }
     .with_context(|| format!("removing {}, left by an older build", legacy.display()))?;
     Ok(map)
+}
+
+/// Files (and bytes) [`write`] makes ready at a time.
+const PACK_BATCH: usize = 256;
+const PACK_BATCH_BYTES: u64 = 4 << 20;
+
+/// The final bytes of the asset at `logical` unless they are `text` as it
+/// is, and their integrity. An opaque file is read again from `dir` and
+/// must hold the bytes it was fingerprinted with.
+fn packed_bytes(
+    dir: &Path,
+    logical: &str,
+    f: &assets::OutFile,
+    text: Option<&[u8]>,
+) -> Result<(Option<Vec<u8>>, String)> {
+    let made = match text {
+        Some(_) if f.edits.is_empty() => None,
+        Some(text) => Some(assets::graph::apply(text, &f.edits)),
+        None => {
+            let source = dir.join(logical);
+            let mut bytes = Vec::with_capacity(f.size as usize);
+            safe_fs::open_regular(&source)
+                .and_then(|file| file.take(f.size + 1).read_to_end(&mut bytes))
+                .with_context(|| format!("reading asset {}", source.display()))?;
+            if crate::digest::Digest::of(&bytes) != f.sha256 {
+                bail!(
+                    "asset {} changed during the build; build again once nothing writes to it",
+                    source.display()
+                );
+            }
+            Some(bytes)
+        }
+    };
+    let integrity = match &f.integrity {
+        Some(known) => known.clone(),
+        None => assets::sri::integrity(made.as_deref().or(text).unwrap_or_default()),
+    };
+    Ok((made, integrity))
 }
 
 /// Where each file of the assets pack `<out>/assets.tar` is: its name (the
