@@ -395,92 +395,54 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
     let dirs = HashDirs::new(input, &nodes, &mut errors);
     let mut done = Finals::new(&nodes);
     done.tails = dirs.tails(input, &nodes);
-    for scc in tarjan(&dirs.contracted(&nodes)) {
-        if let Some(d) = dirs.dir_of[scc[0]] {
-            if scc.len() == 1 {
-                if dirs.members[d][0] == scc[0] {
-                    dirs.name(input, d, &nodes, &mut done);
-                }
-                continue; // other members: named with their directory
-            }
+    let adj = dirs.contracted(&nodes);
+    let sccs = tarjan(&adj);
+    // Level by level, leaves first: a file's final bytes depend only on
+    // files of lower levels, so the single files of a level (outside
+    // cycles and hashed directories: nearly all of a tree) are made in
+    // parallel.
+    let mut scc_of = vec![0; nodes.len()];
+    for (i, scc) in sccs.iter().enumerate() {
+        for &v in scc {
+            scc_of[v] = i;
         }
-        if scc.iter().any(|&v| dirs.dir_of[v].is_some()) {
-            errors.extend(dirs.cycle_errors(input, &scc, &nodes));
-            continue;
+    }
+    let mut levels: Vec<Vec<usize>> = Vec::new();
+    let mut level_of = vec![0; sccs.len()];
+    for (i, scc) in sccs.iter().enumerate() {
+        // Tarjan gives every SCC after those it reaches.
+        let level = scc
+            .iter()
+            .flat_map(|&v| &adj[v])
+            .map(|&t| scc_of[t])
+            .filter(|&j| j != i)
+            .map(|j| level_of[j] + 1)
+            .max()
+            .unwrap_or(0);
+        level_of[i] = level;
+        if levels.len() <= level {
+            levels.resize_with(level + 1, Vec::new);
         }
-        let cyclic = scc.len() > 1 || nodes[scc[0]].adj.binary_search(&scc[0]).is_ok();
-        if !cyclic {
-            let v = scc[0];
-            let digest = done.finish(&nodes, v);
+        levels[level].push(i);
+    }
+    drop((adj, scc_of, level_of));
+    for level in levels {
+        let (single, rest): (Vec<usize>, Vec<usize>) = level.into_iter().partition(|&i| {
+            let v = sccs[i][0];
+            sccs[i].len() == 1
+                && dirs.dir_of[v].is_none()
+                && nodes[v].adj.binary_search(&v).is_err()
+        });
+        let made = crate::par::map(&single, threads, |&i| done.make(&nodes, sccs[i][0]));
+        for (&i, fin) in single.iter().zip(made) {
+            let v = sccs[i][0];
+            let digest = done.store(v, fin);
             if !nodes[v].kept {
                 done.names[v] = Some(hashed_name(nodes[v].path, &digest.hex(), input.hash_len));
             }
-            continue;
         }
-        if let Some(err) = css_import_cycle(&nodes, &scc) {
-            errors.push(err);
-            continue; // no output when there are errors
-        }
-        // Group hash over the members as they are with every reference
-        // leaving the group rewritten (`names` has no entry yet for
-        // members, nor ever for kept files, so those stay as written).
-        // Kept members are hashed too: through an integrity attribute, a
-        // renamed member's bytes may depend on theirs.
-        if scc.iter().any(|&v| !nodes[v].kept) {
-            let mut group = Sha256::new();
-            for &v in &scc {
-                let partial = done.final_bytes(&nodes, v);
-                group.update(nodes[v].path.as_bytes());
-                group.update([0]);
-                group.update((partial.len() as u64).to_be_bytes());
-                group.update(&partial);
-            }
-            let group = group.finalize();
-            for &v in scc.iter().filter(|&&v| !nodes[v].kept) {
-                let mut h = Sha256::new();
-                h.update(group);
-                h.update(nodes[v].path.as_bytes());
-                done.names[v] = Some(hashed_name(
-                    nodes[v].path,
-                    &Digest::from_bytes(h.finalize().into()).hex(),
-                    input.hash_len,
-                ));
-            }
-        }
-        // Final bytes, each member after the members its integrity
-        // attributes cover.
-        let mut pending = scc.clone();
-        while !pending.is_empty() {
-            let mut waiting = Vec::new();
-            for &v in &pending {
-                let blocked = nodes[v].sri.iter().any(|&(_, e)| {
-                    let t = nodes[v].edges[e].target;
-                    done.finals[t].is_none() && scc.binary_search(&t).is_ok()
-                });
-                if blocked {
-                    waiting.push(v);
-                } else {
-                    done.finish(&nodes, v);
-                }
-            }
-            if waiting.len() == pending.len() {
-                for &v in &waiting {
-                    for &(_, e) in &nodes[v].sri {
-                        errors.push(AssetError::at(
-                            nodes[v].path,
-                            &nodes[v].edges[e].r,
-                            // Unreachable in practice: each attribute was checked against
-                            // the other file's bytes, and no two files can hold each
-                            // other's digest.
-                            "its integrity attribute covers a file whose bytes depend on this \
-                             one's (a cycle of integrity attributes); remove one of them"
-                                .to_string(),
-                        ));
-                    }
-                }
-                break;
-            }
-            pending = waiting;
+        for scc in rest.into_iter().map(|i| &sccs[i]) {
+            walk_scc(input, scc, &nodes, &dirs, &mut done, &mut errors);
         }
     }
 
@@ -541,6 +503,95 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         })
         .collect();
     Ok(Output { files, dirs })
+}
+
+/// Makes the final bytes and names of one strongly connected component
+/// that is not a single file: a hashed directory, or a reference cycle.
+fn walk_scc(
+    input: &Input,
+    scc: &[usize],
+    nodes: &[Node],
+    dirs: &HashDirs,
+    done: &mut Finals,
+    errors: &mut Vec<AssetError>,
+) {
+    if let Some(d) = dirs.dir_of[scc[0]] {
+        if scc.len() == 1 {
+            if dirs.members[d][0] == scc[0] {
+                dirs.name(input, d, nodes, done);
+            }
+            return; // other members: named with their directory
+        }
+    }
+    if scc.iter().any(|&v| dirs.dir_of[v].is_some()) {
+        errors.extend(dirs.cycle_errors(input, scc, nodes));
+        return;
+    }
+    if let Some(err) = css_import_cycle(nodes, scc) {
+        errors.push(err);
+        return; // no output when there are errors
+    }
+    // Group hash over the members as they are with every reference
+    // leaving the group rewritten (`names` has no entry yet for
+    // members, nor ever for kept files, so those stay as written).
+    // Kept members are hashed too: through an integrity attribute, a
+    // renamed member's bytes may depend on theirs.
+    if scc.iter().any(|&v| !nodes[v].kept) {
+        let mut group = Sha256::new();
+        for &v in scc {
+            let partial = done.final_bytes(nodes, v);
+            group.update(nodes[v].path.as_bytes());
+            group.update([0]);
+            group.update((partial.len() as u64).to_be_bytes());
+            group.update(&partial);
+        }
+        let group = group.finalize();
+        for &v in scc.iter().filter(|&&v| !nodes[v].kept) {
+            let mut h = Sha256::new();
+            h.update(group);
+            h.update(nodes[v].path.as_bytes());
+            done.names[v] = Some(hashed_name(
+                nodes[v].path,
+                &Digest::from_bytes(h.finalize().into()).hex(),
+                input.hash_len,
+            ));
+        }
+    }
+    // Final bytes, each member after the members its integrity
+    // attributes cover.
+    let mut pending = scc.to_vec();
+    while !pending.is_empty() {
+        let mut waiting = Vec::new();
+        for &v in &pending {
+            let blocked = nodes[v].sri.iter().any(|&(_, e)| {
+                let t = nodes[v].edges[e].target;
+                done.finals[t].is_none() && scc.binary_search(&t).is_ok()
+            });
+            if blocked {
+                waiting.push(v);
+            } else {
+                done.finish(nodes, v);
+            }
+        }
+        if waiting.len() == pending.len() {
+            for &v in &waiting {
+                for &(_, e) in &nodes[v].sri {
+                    errors.push(AssetError::at(
+                        nodes[v].path,
+                        &nodes[v].edges[e].r,
+                        // Unreachable in practice: each attribute was checked against
+                        // the other file's bytes, and no two files can hold each
+                        // other's digest.
+                        "its integrity attribute covers a file whose bytes depend on this \
+                         one's (a cycle of integrity attributes); remove one of them"
+                            .to_string(),
+                    ));
+                }
+            }
+            break;
+        }
+        pending = waiting;
+    }
 }
 
 /// The files of [`Input::hash_dirs`], each directory named as one unit.
@@ -831,10 +882,27 @@ impl Finals {
     }
 
     /// Makes file `v`'s final bytes (every file it references is final,
-    /// or in its cycle) and returns their SHA-256.
+    /// or in its cycle), stores them, and returns their SHA-256.
     fn finish(&mut self, nodes: &[Node], v: usize) -> Digest {
+        let fin = self.make(nodes, v);
+        self.store(v, fin)
+    }
+
+    /// Stores what [`Finals::make`] made of file `v`.
+    fn store(&mut self, v: usize, fin: Final) -> Digest {
+        if !fin.edits.is_empty() && self.covered[v] {
+            self.integrity[v].clone_from(&fin.integrity);
+        }
+        let sha256 = fin.sha256;
+        self.finals[v] = Some(fin);
+        sha256
+    }
+
+    /// File `v`'s final bytes, as edits of its bytes, their digest, and
+    /// their integrity if an integrity attribute needs it.
+    fn make(&self, nodes: &[Node], v: usize) -> Final {
         let node = &nodes[v];
-        let fin = match &node.digest {
+        match &node.digest {
             Some(sha256) => Final {
                 edits: Vec::new(),
                 sha256: *sha256,
@@ -854,7 +922,6 @@ impl Finals {
                     // An integrity attribute needs it now; the others are
                     // computed when the bytes are made again.
                     integrity = Some(sri::integrity(&bytes));
-                    self.integrity[v].clone_from(&integrity);
                 }
                 Final {
                     edits,
@@ -862,10 +929,7 @@ impl Finals {
                     integrity,
                 }
             }
-        };
-        let sha256 = fin.sha256;
-        self.finals[v] = Some(fin);
-        sha256
+        }
     }
 
     /// The bytes of file `v` with every reference to a file already named

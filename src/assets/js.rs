@@ -28,7 +28,9 @@ pub fn js_references(src: &str) -> Vec<Reference> {
     let mut refs = Vec::new();
     loop {
         while win.len() <= LOOKAHEAD && lx.step() {
-            win.extend(lx.toks.drain(..));
+            if !lx.toks.is_empty() {
+                win.extend(lx.toks.drain(..));
+            }
         }
         let Some(t) = win.front() else {
             break;
@@ -384,7 +386,11 @@ impl<'a> Lexer<'a> {
         let c1 = self.peek_at(1);
         match c {
             c if c.is_whitespace() || c == '\u{feff}' => {
-                self.bump();
+                let rest = &self.src[start..];
+                let end = rest
+                    .find(|c: char| !(c.is_whitespace() || c == '\u{feff}'))
+                    .unwrap_or(rest.len());
+                self.pos = start + end;
             }
             '/' if c1 == Some('/') => self.line_comment(),
             '/' if c1 == Some('*') => {

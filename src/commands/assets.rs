@@ -414,8 +414,9 @@ fn list_tree(root: &Path, exclude: &globset::GlobSet) -> Result<Vec<(String, Pat
     let canonical_root = fs::canonicalize(root)
         .with_context(|| format!("reading the assets directory {}", root.display()))?;
     let mut files = Vec::new();
-    let mut dirs = vec![root.to_owned()];
-    while let Some(dir) = dirs.pop() {
+    // Each directory with its logical path (`""` or ending with `/`).
+    let mut dirs = vec![(root.to_owned(), String::new())];
+    while let Some((dir, prefix)) = dirs.pop() {
         let entries =
             fs::read_dir(&dir).with_context(|| format!("reading directory {}", dir.display()))?;
         for entry in entries {
@@ -431,13 +432,7 @@ fn list_tree(root: &Path, exclude: &globset::GlobSet) -> Result<Vec<(String, Pat
             if name.starts_with('.') {
                 continue;
             }
-            let logical = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
+            let logical = format!("{prefix}{name}");
             if exclude.is_match(&logical) {
                 continue;
             }
@@ -460,7 +455,7 @@ fn list_tree(root: &Path, exclude: &globset::GlobSet) -> Result<Vec<(String, Pat
                         path.display()
                     );
                 }
-                dirs.push(path);
+                dirs.push((path, logical + "/"));
             } else if file_type.is_file() {
                 files.push((logical, path));
             } else {
