@@ -22,16 +22,14 @@ const LOOKAHEAD: usize = 11;
 /// after it are held, so memory does not grow with the file.
 pub fn js_references(src: &str) -> Vec<Reference> {
     let mut lx = Lexer::new(src);
-    let mut win: VecDeque<Tok> = VecDeque::with_capacity(LOOKAHEAD + 2);
     let mut after_dot = false;
     let mut clause = Clause::default();
     let mut refs = Vec::new();
     loop {
-        while win.len() <= LOOKAHEAD && lx.step() {
-            if !lx.toks.is_empty() {
-                win.extend(lx.toks.drain(..));
-            }
-        }
+        while lx.toks.len() <= LOOKAHEAD && lx.step() {}
+        // The lexer's queue is the window: the current token and the few
+        // after it.
+        let win = &lx.toks;
         let Some(t) = win.front() else {
             break;
         };
@@ -60,9 +58,9 @@ pub fn js_references(src: &str) -> Vec<Reference> {
                     clause.start();
                 }
                 "new" => {
-                    if let Some(s) = new_url(&win) {
+                    if let Some(s) = new_url(win) {
                         refs.push(s.reference(RefKind::JsNewUrl));
-                    } else if let Some(s) = new_worker(&win) {
+                    } else if let Some(s) = new_worker(win) {
                         refs.push(s.reference(RefKind::JsWorker));
                     }
                 }
@@ -72,12 +70,12 @@ pub fn js_references(src: &str) -> Vec<Reference> {
         // `navigator.serviceWorker.register("…")`, or the same on any
         // other object: `serviceWorker` is a property name either way.
         if t.kind == Kind::Ident && t.value == "serviceWorker" {
-            if let Some(s) = call_with_string(&win, 1, "register") {
+            if let Some(s) = call_with_string(win, 1, "register") {
                 refs.push(s.reference(RefKind::JsServiceWorker));
             }
         }
         after_dot = t.is_punct(".") || t.is_punct("?.");
-        win.pop_front();
+        lx.toks.pop_front();
     }
     refs.extend(lx.source_map);
     refs.sort_by_key(|r| r.range.start);
@@ -308,7 +306,7 @@ struct Lexer<'a> {
     /// The last token is `if`, `while`, `for` or `with`.
     after_control: bool,
     /// Tokens lexed and not yet taken by the caller.
-    toks: Vec<Tok<'a>>,
+    toks: VecDeque<Tok<'a>>,
     /// The last `sourceMappingURL` comment after the last token.
     source_map: Option<Reference>,
 }
@@ -324,7 +322,7 @@ impl<'a> Lexer<'a> {
             parens: Vec::new(),
             regex_ok: true,
             after_control: false,
-            toks: Vec::new(),
+            toks: VecDeque::with_capacity(LOOKAHEAD + 2),
             source_map: None,
         };
         if src.starts_with("#!") {
@@ -355,7 +353,7 @@ impl<'a> Lexer<'a> {
         self.after_control =
             kind == Kind::Ident && matches!(&*value, "if" | "while" | "for" | "with");
         self.source_map = None;
-        self.toks.push(Tok {
+        self.toks.push_back(Tok {
             kind,
             range: start..self.pos,
             value,
@@ -533,7 +531,7 @@ impl<'a> Lexer<'a> {
         match end {
             Some(end) if whole => {
                 self.push(Kind::Str, start, value, Some('`'));
-                if let Some(t) = self.toks.last_mut() {
+                if let Some(t) = self.toks.back_mut() {
                     t.range = start + 1..end;
                 }
             }
@@ -564,7 +562,7 @@ impl<'a> Lexer<'a> {
             }
         };
         self.push(Kind::Str, start, value, Some(quote));
-        if let Some(t) = self.toks.last_mut() {
+        if let Some(t) = self.toks.back_mut() {
             t.range = start..end;
         }
     }
