@@ -11,8 +11,8 @@ use crate::assets::js::js_references;
 use crate::assets::refs::{encode_for, fill_positions, json_string, RefKind, Reference};
 use crate::assets::sri;
 use crate::assets::url::{
-    is_bare_specifier, is_path_relative, percent_decode, percent_encode_segment, resolve,
-    resolve_dir, split_suffix, Target, UrlOptions,
+    is_absolute, is_bare_specifier, is_path_relative, percent_decode, percent_encode_segment,
+    resolve, resolve_dir, split_suffix, Target, UrlOptions,
 };
 use crate::digest::Digest;
 use globset::GlobSet;
@@ -1078,6 +1078,7 @@ fn scan_references<'a>(
     let mut manifests = Vec::new();
     let mut prefixes = Vec::new();
     let mut map_keys = Vec::new();
+    let mut base = None;
     let (refs, integrity) = match syntax {
         Syntax::Css => (css_references(text), Vec::new()),
         Syntax::Js => (js_references(text), Vec::new()),
@@ -1088,9 +1089,26 @@ fn scan_references<'a>(
             manifests = scan.manifests;
             prefixes = scan.import_map_prefixes;
             map_keys = scan.import_map_keys;
+            base = scan.base;
             (scan.refs, scan.integrity)
         }
     };
+    // With a `<base href>`, the page's URLs resolve against it: `from` is
+    // a file in the directory it names; `None` when that is outside the
+    // tree, where every URL but an absolute one then points.
+    let mut from = Some(path.to_string());
+    if let Some(b) = &base {
+        let url = split_suffix(&b.value).0;
+        let dir = &url[..url.rfind('/').map_or(0, |i| i + 1)];
+        match resolve_dir(dir, path, &input.url) {
+            Ok(Some(dir)) => from = Some(format!("{dir}_")),
+            Ok(None) => from = None,
+            Err(msg) => {
+                errors.push(AssetError::at(path, b, format!("<base href> {msg}")));
+                return;
+            }
+        }
+    }
     // A prefix value names a directory: reported here, not as a reference.
     let prefix_values: BTreeSet<usize> = prefixes.iter().map(|p| p.value.start).collect();
     for p in prefixes {
@@ -1098,7 +1116,12 @@ fn scan_references<'a>(
             continue; // unreachable: the value is one of the references
         };
         let r = &refs[at];
-        match resolve_dir(&r.value, path, &input.url) {
+        let resolved = match &from {
+            Some(from) => resolve_dir(&r.value, from, &input.url),
+            None if !is_absolute(&r.value) => Ok(None),
+            None => resolve_dir(&r.value, path, &input.url),
+        };
+        match resolved {
             Err(msg) => errors.push(AssetError::at(
                 path,
                 r,
@@ -1165,7 +1188,12 @@ fn scan_references<'a>(
         // A source map names the sources it was made from, which are
         // rarely published: only one in the tree is a reference.
         let optional = guess || r.kind == RefKind::SourceMapSource;
-        match resolve(&r.value, path, &input.url) {
+        let resolved = match &from {
+            Some(from) => resolve(&r.value, from, &input.url),
+            None if !is_absolute(&r.value) => Ok(Target::External),
+            None => resolve(&r.value, path, &input.url),
+        };
+        match resolved {
             Err(_) if optional => {}
             Err(msg) => errors.push(AssetError::at(path, &r, msg)),
             Ok(Target::External) => {}
@@ -1524,6 +1552,69 @@ mod tests {
 
     fn text(out: &Run, path: &str) -> String {
         String::from_utf8(out.bytes_of(&out.files[path]).to_vec()).expect("utf8")
+    }
+
+    #[test]
+    fn a_base_href_is_what_the_page_resolves_against() {
+        let files = [
+            ("css/site.css", "body { color: red }"),
+            ("sub/css/site.css", "p { color: blue }"),
+        ];
+        let page = |base: &str| {
+            format!(
+                "<base href=\"{base}\"><link rel=stylesheet href=\"css/site.css\">\
+                 <img src=\"https://cdn.example.com/static/sub/css/site.css\">"
+            )
+        };
+        let name = |out: &Run, p: &str| out.files[p].name.clone();
+        for (base, target) in [
+            ("/static/", "css/site.css"),
+            ("/static/index.html?x=1", "css/site.css"),
+            ("../", "css/site.css"),
+            ("", "sub/css/site.css"),
+            ("https://cdn.example.com/static/sub/", "sub/css/site.css"),
+        ] {
+            let mut all = files.to_vec();
+            let html = page(base);
+            all.push(("sub/page.html", &html));
+            let out = run(&input(&all));
+            let text = text(&out, "sub/page.html");
+            let written = name(&out, target);
+            let relative = written.rsplit('/').take(2).collect::<Vec<_>>();
+            assert!(
+                text.contains(&format!("href=\"css/{}\"", relative[0])),
+                "base {base:?} names {target}: {text}"
+            );
+            let want: BTreeSet<&str> = [target, "sub/css/site.css"].into();
+            let refs = &out.files["sub/page.html"].references;
+            assert_eq!(
+                refs.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+                want
+            );
+            assert!(
+                text.contains(&format!("<base href=\"{base}\">")),
+                "left as written"
+            );
+        }
+        // A base outside the tree: relative URLs point there, whatever the
+        // tree holds; absolute ones still name the tree's files.
+        let html = page("https://elsewhere.example/app/");
+        let mut all = files.to_vec();
+        all.push(("sub/page.html", &html));
+        let out = run(&input(&all));
+        let text = text(&out, "sub/page.html");
+        assert!(text.contains("href=\"css/site.css\""), "{text}");
+        assert!(text.contains(&name(&out, "sub/css/site.css")), "{text}");
+        // One that climbs out of the tree is an error at its position.
+        let html = page("../../../");
+        all.pop();
+        all.push(("sub/page.html", &html));
+        let errs = errors(&input(&all));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("<base href>") && e.contains(":1:")),
+            "{errs:?}"
+        );
     }
 
     #[test]

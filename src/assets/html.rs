@@ -36,6 +36,9 @@ pub struct HtmlScan {
     /// The keys of each import map specifier map (`imports`, a scope)
     /// holding a prefix entry, sorted: [`ImportMapPrefix::keys`] indexes it.
     pub import_map_keys: Vec<Vec<String>>,
+    /// The page's `<base href>` (the first one): every relative URL of the
+    /// page resolves against it. Not a reference: it is left as written.
+    pub base: Option<Reference>,
 }
 
 /// A prefix entry of an import map, `"three/addons/": "./jsm/"`: it maps
@@ -78,6 +81,7 @@ pub fn html_scan(src: &str) -> HtmlScan {
     let mut manifests = Vec::new();
     let mut import_map_prefixes = Vec::new();
     let mut import_map_keys = Vec::new();
+    let mut base = Vec::new();
     let b = src.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -97,6 +101,21 @@ pub fn html_scan(src: &str) -> HtmlScan {
             let mut covered: Option<Option<Range<usize>>> = None;
             let mut rel_manifest = false;
             let tag = parse_tag(src, i + 1, |tag, attr| {
+                if tag == "base"
+                    && base.is_empty()
+                    && src[attr.name.clone()].eq_ignore_ascii_case("href")
+                {
+                    base.push(Reference {
+                        range: attr.value.clone(),
+                        value: decode_entities(&src[attr.value.clone()])
+                            .trim_matches(|c: char| c.is_ascii() && is_space(c as u8))
+                            .to_string(),
+                        line: 0,
+                        column: 0,
+                        kind: RefKind::HtmlAttr,
+                        quote: attr.quote,
+                    });
+                }
                 let before = refs.len();
                 attr_references(src, tag, attr, &mut refs);
                 let url_attr = match tag {
@@ -145,12 +164,14 @@ pub fn html_scan(src: &str) -> HtmlScan {
     }
     refs.sort_by_key(|r| r.range.start);
     fill_positions(src, &mut refs);
+    fill_positions(src, &mut base);
     HtmlScan {
         refs,
         integrity,
         manifests,
         import_map_prefixes,
         import_map_keys,
+        base: base.pop(),
     }
 }
 

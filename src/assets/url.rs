@@ -126,6 +126,13 @@ pub fn is_bare_specifier(value: &str) -> bool {
         || has_scheme(value))
 }
 
+/// Whether `value` names its origin (`https://…`, `//cdn…`): it means the
+/// same whatever the base URL.
+pub fn is_absolute(value: &str) -> bool {
+    let value = value.trim_matches(|c: char| c.is_ascii_whitespace());
+    value.starts_with("//") || value.starts_with("\\\\") || has_scheme(value)
+}
+
 /// Splits `a/b.png?x#y` into `("a/b.png", "?x#y")`.
 pub fn split_suffix(value: &str) -> (&str, &str) {
     let i = value.find(['?', '#']).unwrap_or(value.len());

@@ -350,6 +350,43 @@ fn a_file_rewritten_under_an_integrity_attribute_still_loads() {
 }
 
 #[test]
+fn a_page_with_a_base_href_loads_what_the_base_names() {
+    // `<base href="/static/">` in a page below the root: its relative
+    // URLs name the files at the root, not the decoys beside the page.
+    let Some(chromium) = chromium() else { return };
+    let p = crate::util::Project::with_config("[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n");
+    p.write("app/main.py", "print('app')\n");
+    p.write("static/css/site.css", "body { color: rgb(1, 2, 3) }\n");
+    p.write("static/js/app.js", "import { x } from './util.js';\ndocument.getElementById('out').textContent = x + ' ' + getComputedStyle(document.body).color;\n");
+    p.write("static/js/util.js", "export const x = 'ran';\n");
+    p.write("static/docs/css/site.css", "body { color: rgb(9, 9, 9) }\n");
+    p.write(
+        "static/docs/js/app.js",
+        "document.getElementById('out').textContent = 'decoy';\n",
+    );
+    p.write(
+        "static/docs/index.html",
+        "<!doctype html>\n<html><head><base href=\"/static/\">\n\
+         <link href=\"css/site.css\" rel=\"stylesheet\">\n\
+         <script type=\"module\" src=\"js/app.js\"></script>\n\
+         </head><body><p id=\"out\"></p></body></html>\n",
+    );
+    p.ok(&["publish"]);
+    let (log, types): (Log, Types) = Default::default();
+    learn_types(&p, &types);
+    let base = serve(p.store(), log.clone(), types);
+    check_page(
+        &chromium,
+        &base,
+        &page_key(&p, "docs/index.html"),
+        &log,
+        "base href",
+        &["/static/css/site.", "/static/js/app.", "/static/js/util."],
+        &["id=\"out\">ran rgb(1, 2, 3)</p>"],
+    );
+}
+
+#[test]
 fn three_addons_assets_load_through_the_import_map() {
     // three.js as its manual loads it: `three/addons/…` through an import
     // map prefix, which names files that are renamed; `three` under an
