@@ -280,6 +280,19 @@ fn publish_stores_assets_leaves_first_then_artifact_then_manifest() {
 }
 
 #[test]
+fn long_asset_paths_go_through_the_pack() {
+    // Over the 100 bytes of a plain tar name field: a GNU long name.
+    let p = site();
+    let long = format!("{}/{}.css", "d".repeat(60), "n".repeat(80));
+    p.write(&format!("static/{long}"), "p { color: red }");
+    p.ok(&["publish"]);
+    let key = keys(&manifest(&p))[&long].clone();
+    assert!(key.len() > 150, "{key}");
+    assert_eq!(fs::read(p.store().join(&key)).unwrap(), b"p { color: red }");
+    assert_eq!(p.built_asset(&key), b"p { color: red }");
+}
+
+#[test]
 fn prebuilt_publishes_assets_from_the_build_dir() {
     let p = site();
     let built = p.json(&["build"]);
