@@ -223,6 +223,23 @@ fn check_page(
     }
 }
 
+/// Serves `p`'s store and loads its page at logical path `page`, as
+/// [`check_page`] does.
+fn load_published(
+    chromium: &Path,
+    p: &crate::util::Project,
+    page: &str,
+    what: &str,
+    needles: &[&str],
+    dom_has: &[&str],
+) {
+    let (log, types): (Log, Types) = Default::default();
+    learn_types(p, &types);
+    let base = serve(p.store(), log.clone(), types);
+    let key = page_key(p, page);
+    check_page(chromium, &base, &key, &log, what, needles, dom_has);
+}
+
 /// What the site of [`site`] requests, and what its module script writes.
 const SITE_NEEDLES: &[&str] = &[
     "/css/site.",
@@ -335,14 +352,10 @@ fn a_file_rewritten_under_an_integrity_attribute_still_loads() {
     )
     .unwrap();
     assert_ne!(stored_css, css.as_bytes(), "the stylesheet was rewritten");
-    let (log, types): (Log, Types) = Default::default();
-    learn_types(&p, &types);
-    let base = serve(p.store(), log.clone(), types);
-    check_page(
+    load_published(
         &chromium,
-        &base,
-        &page_key(&p, "index.html"),
-        &log,
+        &p,
+        "index.html",
         "integrity",
         &["/css/bootstrap.min.", "/js/app.", "/js/util."],
         &["id=\"out\">ran rgb(1, 2, 3)</p>"],
@@ -372,14 +385,10 @@ fn a_page_with_a_base_href_loads_what_the_base_names() {
          </head><body><p id=\"out\"></p></body></html>\n",
     );
     p.ok(&["publish"]);
-    let (log, types): (Log, Types) = Default::default();
-    learn_types(&p, &types);
-    let base = serve(p.store(), log.clone(), types);
-    check_page(
+    load_published(
         &chromium,
-        &base,
-        &page_key(&p, "docs/index.html"),
-        &log,
+        &p,
+        "docs/index.html",
         "base href",
         &["/static/css/site.", "/static/js/app.", "/static/js/util."],
         &["id=\"out\">ran rgb(1, 2, 3)</p>"],
@@ -394,14 +403,10 @@ fn three_addons_assets_load_through_the_import_map() {
     let Some(chromium) = chromium() else { return };
     let p = crate::assets::three_project();
     p.ok(&["publish"]);
-    let (log, types): (Log, Types) = Default::default();
-    learn_types(&p, &types);
-    let base = serve(p.store(), log.clone(), types);
-    check_page(
+    load_published(
         &chromium,
-        &base,
-        &page_key(&p, "index.html"),
-        &log,
+        &p,
+        "index.html",
         "import map",
         &[
             "/js/main.",
@@ -457,14 +462,10 @@ fn content_types_pass_the_browsers_checks() {
          <body><p id=out></p></body></html>\n",
     );
     p.ok(&["publish"]);
-    let (log, types): (Log, Types) = Default::default();
-    learn_types(&p, &types);
-    let base = serve(p.store(), log.clone(), types);
-    check_page(
+    load_published(
         &chromium,
-        &base,
-        &page_key(&p, "viewer.html"),
-        &log,
+        &p,
+        "viewer.html",
         "content types",
         &[
             "/pdfjs/wasm/answer.",
