@@ -127,7 +127,14 @@ impl S3Store {
                 op,
                 key,
                 raw: Some(detail.clone()),
-                message: if timed_out {
+                message: if timed_out && refuses_connections(&self.endpoint) {
+                    // The SDK retried the refused connection until the
+                    // timeout: say what actually happened.
+                    format!(
+                        "endpoint {} refused the connection: nothing listens there; check the endpoint URL and that the server is running",
+                        self.endpoint
+                    )
+                } else if timed_out {
                     format!(
                         "endpoint {} did not answer within {} s; check the endpoint URL and the network, or raise --timeout (store.timeout)",
                         self.endpoint,
@@ -557,6 +564,43 @@ fn joined(
         .checksum_sha256(sha)
         .set_e_tag(out.e_tag().map(String::from))
         .build())
+}
+
+/// Whether a TCP connection to the host and port of `endpoint` (an
+/// `http://` or `https://` URL) is refused right now: a closed port, as
+/// opposed to a host that does not answer.
+fn refuses_connections(endpoint: &str) -> bool {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let (rest, default_port) = match endpoint.split_once("://") {
+        Some(("http", rest)) => (rest, 80),
+        Some(("https", rest)) => (rest, 443),
+        _ => return false,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = match authority.strip_prefix('[') {
+        // [v6]:port
+        Some(v6) => match v6.split_once(']') {
+            Some((host, rest)) => (host, rest.strip_prefix(':')),
+            None => return false,
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let Ok(port) = port.map_or(Ok(default_port), str::parse::<u16>) else {
+        return false;
+    };
+    let Ok(addrs) = (host, port).to_socket_addrs() else {
+        return false;
+    };
+    let addrs: Vec<_> = addrs.collect();
+    !addrs.is_empty()
+        && addrs.iter().all(|a| {
+            TcpStream::connect_timeout(a, Duration::from_secs(1))
+                .is_err_and(|e| e.kind() == io::ErrorKind::ConnectionRefused)
+        })
 }
 
 /// Metadata as HEAD and GET report it; the sha256 is the one verbatim

@@ -63,6 +63,28 @@ fn a_black_hole_endpoint_fails_every_command_within_its_timeout() {
 }
 
 #[test]
+fn a_closed_port_is_reported_as_refused_not_as_slow() {
+    // Bound, then closed: connecting is refused at once, which the SDK
+    // retries until the timeout.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = Project::new();
+    p.write("app/x.py", "x");
+    for args in commands() {
+        let err = bounded(&mut against(&p, &args, port), 30).exits(1, 256);
+        assert!(
+            err.contains(&format!(
+                "endpoint http://127.0.0.1:{port} refused the connection"
+            )) && err.contains("server is running"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn an_endpoint_that_stalls_mid_body_fails_within_its_timeout() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
