@@ -213,7 +213,7 @@ pub fn write(
             packed_bytes(&dir, logical, f, text.as_deref())
         });
         for ((logical, f, text), made) in batch.into_iter().zip(made) {
-            let (made, integrity) = made?;
+            let (made, mut asset) = made?;
             let Some(bytes) = made.as_deref().or(text.as_deref()) else {
                 continue; // unreachable: packed_bytes makes what has no text
             };
@@ -225,15 +225,7 @@ pub fn write(
             pack.append_data(&mut header, &f.name, bytes)
                 .with_context(|| format!("writing {}", path.display()))?;
             bar.inc(f.size);
-            let asset = Asset {
-                key: format!("{ASSETS_DIR}/{}", f.name),
-                sha256: f.sha256.hex(),
-                size: f.size,
-                content_type: assets::mime::content_type(&logical).to_owned(),
-                cache_control: CACHE_CONTROL.to_owned(),
-                integrity,
-                references: f.references,
-            };
+            asset.references = f.references;
             map.insert(logical, asset);
         }
     }
@@ -260,14 +252,14 @@ const PACK_BATCH: usize = 256;
 const PACK_BATCH_BYTES: u64 = 4 << 20;
 
 /// The final bytes of the asset at `logical` unless they are `text` as it
-/// is, and their integrity. An opaque file is read again from `dir` and
-/// must hold the bytes it was fingerprinted with.
+/// is, and its manifest entry but for its references. An opaque file is
+/// read again from `dir` and must hold the bytes it was fingerprinted with.
 fn packed_bytes(
     dir: &Path,
     logical: &str,
     f: &assets::OutFile,
     text: Option<&[u8]>,
-) -> Result<(Option<Vec<u8>>, String)> {
+) -> Result<(Option<Vec<u8>>, Asset)> {
     let made = match text {
         Some(_) if f.edits.is_empty() => None,
         Some(text) => Some(assets::graph::apply(text, &f.edits)),
@@ -290,7 +282,16 @@ fn packed_bytes(
         Some(known) => known.clone(),
         None => assets::sri::integrity(made.as_deref().or(text).unwrap_or_default()),
     };
-    Ok((made, integrity))
+    let asset = Asset {
+        key: format!("{ASSETS_DIR}/{}", f.name),
+        sha256: f.sha256.hex(),
+        size: f.size,
+        content_type: assets::mime::content_type(logical).to_owned(),
+        cache_control: CACHE_CONTROL.to_owned(),
+        integrity,
+        references: Vec::new(),
+    };
+    Ok((made, asset))
 }
 
 /// Where each file of the assets pack `<out>/assets.tar` is: its name (the

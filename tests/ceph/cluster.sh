@@ -24,11 +24,6 @@ down() {
         [ $alive = 0 ] && break
         sleep 0.1
     done
-    # A daemon still up after 5 s would answer the next cluster's daemons
-    # on the same ports (a new OSD then fails with 'wrong fsid').
-    for pid in "$D"/run/*.pid; do
-        [ -e "$pid" ] && kill -9 "$(cat "$pid")" 2>/dev/null || true
-    done
 }
 
 if [ "$cmd" = down ]; then
