@@ -63,14 +63,18 @@ pub fn rgw() -> Option<String> {
             .unwrap()
     };
     let mut out = up();
-    if !out.status.success() {
-        // A cluster stopped a moment ago can still hold its store: once more.
+    // Right after another cluster stopped, a new OSD can be refused by
+    // the new monitor ('wrong fsid') for a few seconds: try again.
+    for attempt in 2..=4 {
+        if out.status.success() {
+            break;
+        }
         eprintln!(
-            "WARNING: starting Ceph failed ({}), retrying once:\n{}",
+            "WARNING: starting Ceph failed ({}), attempt {attempt} of 4 in 3 s:\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        std::thread::sleep(std::time::Duration::from_secs(2));
+        std::thread::sleep(std::time::Duration::from_secs(3));
         out = up();
     }
     assert!(
