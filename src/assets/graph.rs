@@ -857,11 +857,9 @@ struct Finals {
     tails: Vec<usize>,
     /// Each file once its final bytes are known.
     finals: Vec<Option<Final>>,
-    /// Files some integrity attribute covers.
+    /// Files some integrity attribute covers: [`Finals::make`] computes
+    /// their integrity at once, for the attributes to be brought up to date.
     covered: Vec<bool>,
-    /// For a covered file whose final bytes differ from its bytes in the
-    /// tree: the integrity of its final bytes (the manifest's value).
-    integrity: Vec<Option<String>>,
 }
 
 impl Finals {
@@ -877,7 +875,6 @@ impl Finals {
             tails: vec![1; nodes.len()],
             finals: (0..nodes.len()).map(|_| None).collect(),
             covered,
-            integrity: vec![None; nodes.len()],
         }
     }
 
@@ -890,9 +887,6 @@ impl Finals {
 
     /// Stores what [`Finals::make`] made of file `v`.
     fn store(&mut self, v: usize, fin: Final) -> Digest {
-        if !fin.edits.is_empty() && self.covered[v] {
-            self.integrity[v].clone_from(&fin.integrity);
-        }
         let sha256 = fin.sha256;
         self.finals[v] = Some(fin);
         sha256
@@ -949,7 +943,9 @@ impl Finals {
             .sri
             .iter()
             .filter_map(|(range, e)| {
-                let value = self.integrity[node.edges[*e].target].as_ref()?;
+                // Only a file whose bytes changed needs a new value.
+                let fin = self.finals[node.edges[*e].target].as_ref()?;
+                let value = fin.integrity.as_ref().filter(|_| !fin.edits.is_empty())?;
                 Some((range.clone(), value.clone()))
             })
             .chain(node.expansions.iter().map(|x| {
