@@ -38,6 +38,20 @@ struct PublishJson {
     dry_run: bool,
 }
 
+impl PublishJson {
+    /// The report of publishing `built` to `store`, nothing done yet.
+    fn new(built: &build::Built, store: &dyn Store, dry_run: bool) -> PublishJson {
+        PublishJson {
+            manifest: built.id.to_string(),
+            store: store.location(),
+            tally: Tally::default(),
+            promoted: None,
+            signature: None,
+            dry_run,
+        }
+    }
+}
+
 /// Which keys a publish wrote and which were stored already, in order.
 #[derive(Serialize, Default)]
 struct Tally {
@@ -117,14 +131,7 @@ fn plan(
     printer: &Printer,
 ) -> Result<PublishJson> {
     let m = &built.manifest;
-    let mut report = PublishJson {
-        manifest: built.id.to_string(),
-        store: store.location(),
-        tally: Tally::default(),
-        promoted: None,
-        signature: None,
-        dry_run: true,
-    };
+    let mut report = PublishJson::new(built, store, true);
     let manifest_key = Key::new(manifest::key_for(&built.id))?;
     if store.head(&manifest_key)?.is_some() {
         report.tally.unchanged = m.objects().into_iter().map(|o| o.key).collect();
@@ -179,14 +186,7 @@ fn publish(
     printer: &Printer,
 ) -> Result<PublishJson> {
     let m: &Manifest = &built.manifest;
-    let mut report = PublishJson {
-        manifest: built.id.to_string(),
-        store: store.location(),
-        tally: Tally::default(),
-        promoted: None,
-        signature: None,
-        dry_run: false,
-    };
+    let mut report = PublishJson::new(built, store, false);
     let out = built.manifest_path.parent().unwrap_or(Path::new("."));
 
     // A stored manifest names only stored objects (it is always written
