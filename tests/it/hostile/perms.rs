@@ -7,26 +7,19 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use crate::util::{bounded, is_root, Project, BIN};
 
-/// A copy of the binary that `nobody` may run (the target directory may sit
-/// under a home only root can enter).
-fn shared_binary() -> &'static Path {
-    static COPY: OnceLock<PathBuf> = OnceLock::new();
-    COPY.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("verbatim-bin-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        let bin = dir.join("verbatim");
+/// The binary where `nobody` may run it (the target directory may sit under
+/// a home only root can enter): a hard link, or a copy across file systems,
+/// inside the project, so it goes when the project does.
+fn shared_binary(p: &Project) -> PathBuf {
+    let bin = p.path().join("verbatim-bin");
+    if fs::hard_link(BIN, &bin).is_err() {
         fs::copy(BIN, &bin).unwrap();
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        bin
-    })
+    }
+    bin
 }
 
 /// A project every user may enter and write, in a world-readable temp dir.
@@ -43,7 +36,7 @@ fn unprivileged(p: &Project, args: &[&str]) -> Command {
     let mut cmd = if is_root() {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(shared_binary());
+            .arg(shared_binary(p));
         c
     } else {
         Command::new(BIN)
