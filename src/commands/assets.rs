@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
-use std::io::{BufWriter, Read as _};
+use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
@@ -170,8 +170,7 @@ fn hash_dirs(cfg: &Config, dir: &Path) -> Result<Vec<String>, ConfigError> {
 /// instead of one per asset: creating ten thousand inodes costs more than
 /// all the rest of a build, many times more on an ext4 that just deleted as
 /// many (a CI runner's normal day). An opaque file is read again and must
-/// still hold the bytes it was fingerprinted with. Files are packed in
-/// batches, whose bytes are freed once packed.
+/// still hold the bytes it was fingerprinted with.
 pub fn write(
     out: &Path,
     fingerprinted: Fingerprinted,
@@ -181,60 +180,54 @@ pub fn write(
     let total: u64 = output.files.values().map(|f| f.size).sum();
     let bar = printer.bytes_bar(total, "assets");
     let path = out.join(PACK_FILE);
+    let what = || format!("writing {}", path.display());
     let tmp = tempfile::Builder::new()
         .prefix(PACK_TEMP_PREFIX)
         .permissions(fs::Permissions::from_mode(0o644))
         .tempfile_in(out)
         .with_context(|| format!("creating a temp file in {}", out.display()))?;
-    let writer = super::fetch::Interruptible(BufWriter::with_capacity(1 << 20, tmp));
-    let mut pack = tar::Builder::new(writer);
-    let mut map = BTreeMap::new();
-    // Both in path order; every text file is an output file.
-    let mut texts = input.files.into_iter().peekable();
-    let mut files = output.files.into_iter().peekable();
-    loop {
-        // A batch of files, with the texts of those that have one, made
-        // ready on one thread per CPU (an opaque file read again, a
-        // rewritten one edited again, the integrity of each) and appended
-        // in path order.
-        let mut batch = Vec::new();
-        let mut size = 0;
-        while let Some((logical, f)) =
-            files.next_if(|_| batch.len() < PACK_BATCH && size < PACK_BATCH_BYTES)
-        {
-            let text = texts.next_if(|(path, _)| *path == logical).map(|(_, b)| b);
-            size += f.size;
-            batch.push((logical, f, text));
+    // Every member's place is known from the sizes alone, so the members
+    // are made ready and written in parallel, a group at a time, each group
+    // with one write at its offset; the padding and the archive's end are
+    // the zeros of a file set to its length first.
+    let mut groups: Vec<Vec<Member>> = Vec::new();
+    let (mut offset, mut group_bytes) = (0, 0);
+    for (logical, f) in &output.files {
+        let member = Member {
+            logical,
+            f,
+            text: input.files.get(logical).map(Vec::as_slice),
+            offset,
+        };
+        match groups.last_mut() {
+            Some(group) if group_bytes < GROUP_BYTES => group.push(member),
+            _ => {
+                groups.push(vec![member]);
+                group_bytes = 0;
+            }
         }
-        if batch.is_empty() {
-            break;
-        }
-        let made = crate::par::map(&batch, crate::par::threads(), |(logical, f, text)| {
-            packed_bytes(&dir, logical, f, text.as_deref())
-        });
-        for ((logical, f, text), made) in batch.into_iter().zip(made) {
-            let (made, mut asset) = made?;
-            let Some(bytes) = made.as_deref().or(text.as_deref()) else {
-                continue; // unreachable: packed_bytes makes what has no text
-            };
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(f.size);
-            header.set_mode(0o644);
-            header.set_mtime(0);
-            pack.append_data(&mut header, &f.name, bytes)
-                .with_context(|| format!("writing {}", path.display()))?;
-            bar.inc(f.size);
-            asset.references = f.references;
-            map.insert(logical, asset);
-        }
+        let len = member_header_len(&f.name) + f.size.next_multiple_of(512);
+        offset += len;
+        group_bytes += len;
     }
-    let tmp = pack
-        .into_inner()
-        .and_then(|w| w.0.into_inner().map_err(|e| e.into_error()))
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file().set_len(offset + 1024).with_context(what)?;
+    let written = crate::par::map(&groups, crate::par::threads(), |group| {
+        write_group(tmp.as_file(), &dir, group, &bar)
+    });
+    let mut written = written
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten();
+    let mut map = BTreeMap::new();
+    for (logical, f) in output.files {
+        let Some(mut asset) = written.next() else {
+            break; // unreachable: one asset per file
+        };
+        asset.references = f.references;
+        map.insert(logical, asset);
+    }
+    tmp.persist(&path).with_context(what)?;
     bar.finish_and_clear();
     // Builds before the pack wrote one file per asset here.
     let legacy = out.join(ASSETS_DIR);
@@ -247,9 +240,76 @@ pub fn write(
     Ok(map)
 }
 
-/// Files (and bytes) [`write`] makes ready at a time.
-const PACK_BATCH: usize = 256;
-const PACK_BATCH_BYTES: u64 = 4 << 20;
+/// Bytes of the pack a group of members makes ready and writes at once.
+const GROUP_BYTES: u64 = 256 << 10;
+
+/// One file of the assets pack, at `offset`.
+struct Member<'a> {
+    logical: &'a String,
+    f: &'a assets::OutFile,
+    /// The file's bytes in the tree, if a scanner read them.
+    text: Option<&'a [u8]>,
+    offset: u64,
+}
+
+/// Bytes of a member's header: one block, or with a name over 100 bytes
+/// the GNU long-name entry before it (as `tar::Builder` writes them).
+fn member_header_len(name: &str) -> u64 {
+    match name.len() {
+        ..=100 => 512,
+        n => 1024 + (n as u64 + 1).next_multiple_of(512),
+    }
+}
+
+/// Makes the members of `group` (consecutive in the pack) and writes them
+/// with one write at the first one's offset, returning their manifest
+/// entries but for their references.
+fn write_group(
+    pack: &fs::File,
+    dir: &Path,
+    group: &[Member],
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<Asset>> {
+    use std::os::unix::fs::FileExt as _;
+    super::fetch::stopped()?;
+    let (Some(first), Some(last)) = (group.first(), group.last()) else {
+        return Ok(Vec::new());
+    };
+    let end = last.offset + member_header_len(&last.f.name) + last.f.size;
+    // With room for the archive end `into_inner` adds after each header.
+    let mut bytes = Vec::with_capacity((end - first.offset) as usize + 1024);
+    let mut assets = Vec::with_capacity(group.len());
+    for m in group {
+        let start = (m.offset - first.offset) as usize;
+        bytes.resize(start, 0); // the padding of the member before
+        let (made, asset) = packed_bytes(dir, m.logical, m.f, m.text)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(m.f.size);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        let mut builder = tar::Builder::new(&mut bytes);
+        let header_len = builder
+            .append_data(&mut header, &m.f.name, std::io::empty())
+            .and_then(|()| builder.into_inner())
+            // Less the 1024 zeros of an archive's end `into_inner` added.
+            .map(|b| b.len() - 1024 - start)
+            .with_context(|| format!("writing the header of {}", m.f.name))?;
+        if header_len as u64 != member_header_len(&m.f.name) {
+            bail!(
+                "internal error: the pack header of {} is {header_len} bytes",
+                m.f.name
+            );
+        }
+        bytes.truncate(start + header_len);
+        bytes.extend_from_slice(made.as_deref().or(m.text).unwrap_or_default());
+        assets.push(asset);
+    }
+    pack.write_all_at(&bytes, first.offset)
+        .context("writing the assets pack")?;
+    bar.inc(group.iter().map(|m| m.f.size).sum());
+    Ok(assets)
+}
 
 /// The final bytes of the asset at `logical` unless they are `text` as it
 /// is, and its manifest entry but for its references. An opaque file is

@@ -197,7 +197,7 @@ pub(super) fn stage(
 /// finished.
 pub(super) struct Interruptible<T>(pub T);
 
-fn stopped() -> io::Result<()> {
+pub(super) fn stopped() -> io::Result<()> {
     match super::canary::caught() {
         Some(sig) => Err(io::Error::other(format!(
             "stopped by {}",

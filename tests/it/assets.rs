@@ -280,16 +280,68 @@ fn publish_stores_assets_leaves_first_then_artifact_then_manifest() {
 }
 
 #[test]
-fn long_asset_paths_go_through_the_pack() {
-    // Over the 100 bytes of a plain tar name field: a GNU long name.
+fn the_pack_is_a_tar_gnu_tar_reads_whatever_the_names_and_sizes() {
+    // Names of 100 bytes (a full name field) and 101 (a GNU long name) once
+    // hashed (`.<12 hex>` more), sizes of 0, 512 (no padding) and 300 KiB
+    // (more than one group of members written at once), and a long path.
     let p = site();
     let long = format!("{}/{}.css", "d".repeat(60), "n".repeat(80));
+    let exact = format!("{}.css", "e".repeat(83));
+    let over = format!("{}.css", "o".repeat(84));
     p.write(&format!("static/{long}"), "p { color: red }");
+    p.write(&format!("static/{exact}"), "a {}");
+    p.write(&format!("static/{over}"), "b {}");
+    p.write("static/empty.txt", "");
+    p.write("static/block.bin", [7u8; 512]);
+    let big: Vec<u8> = (0..300u32 << 10)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    p.write("static/big.bin", &big);
     p.ok(&["publish"]);
-    let key = keys(&manifest(&p))[&long].clone();
-    assert!(key.len() > 150, "{key}");
-    assert_eq!(fs::read(p.store().join(&key)).unwrap(), b"p { color: red }");
-    assert_eq!(p.built_asset(&key), b"p { color: red }");
+    let keys = keys(&manifest(&p));
+    assert_eq!(keys[&exact].len() - "assets/".len(), 100);
+    assert_eq!(keys[&over].len() - "assets/".len(), 101);
+    assert!(keys[&long].len() > 150, "{}", keys[&long]);
+
+    let pack = p.path().join(".verbatim/build/assets.tar");
+    let listed = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&pack)
+        .output()
+        .unwrap();
+    // Not even a warning (a missing end of archive, a lone zero block).
+    assert!(
+        listed.status.success() && listed.stderr.is_empty(),
+        "{listed:?}"
+    );
+    let mut names: Vec<&str> = std::str::from_utf8(&listed.stdout)
+        .unwrap()
+        .lines()
+        .collect();
+    names.sort_unstable();
+    let mut want: Vec<&str> = keys.values().map(|k| &k["assets/".len()..]).collect();
+    want.sort_unstable();
+    assert_eq!(names, want);
+
+    let out = tempfile::tempdir().unwrap();
+    let extracted = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&pack)
+        .arg("-C")
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(extracted.success());
+    for key in keys.values() {
+        let stored = fs::read(p.store().join(key)).unwrap();
+        assert_eq!(
+            fs::read(out.path().join(&key["assets/".len()..])).unwrap(),
+            stored,
+            "{key}"
+        );
+    }
+    assert_eq!(fs::read(p.store().join(&keys["big.bin"])).unwrap(), big);
+    assert_eq!(p.built_asset(&keys[&long]), b"p { color: red }");
 }
 
 #[test]
