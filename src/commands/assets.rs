@@ -240,8 +240,10 @@ pub fn write(
     Ok(map)
 }
 
-/// Bytes of the pack a group of members makes ready and writes at once.
-const GROUP_BYTES: u64 = 256 << 10;
+/// Bytes of the pack a group of members makes ready and writes at once:
+/// small enough that the sixteen groups a thread takes at a time
+/// ([`crate::par::map`]) leave the threads evenly loaded.
+const GROUP_BYTES: u64 = 64 << 10;
 
 /// One file of the assets pack, at `offset`.
 struct Member<'a> {
