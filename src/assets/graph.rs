@@ -1075,11 +1075,16 @@ fn scan_references<'a>(
     let mut prefixes = Vec::new();
     let mut map_keys = Vec::new();
     let mut base = None;
+    let mut source_root = None;
     let (refs, integrity) = match syntax {
         Syntax::Css => (css_references(text), Vec::new()),
         Syntax::Js => (js_references(text), Vec::new()),
         Syntax::WebManifest => (web_manifest_references(text), Vec::new()),
-        Syntax::SourceMap => (source_map_sources(text), Vec::new()),
+        Syntax::SourceMap => {
+            let scan = source_map_sources(text);
+            source_root = scan.root;
+            (scan.sources, Vec::new())
+        }
         Syntax::Html => {
             let scan = html_scan(text);
             manifests = scan.manifests;
@@ -1104,6 +1109,21 @@ fn scan_references<'a>(
                 return;
             }
         }
+    }
+    // A source map's relative sources are below its `sourceRoot`, a
+    // directory URL with or without the final `/`. Its sources are
+    // optional: outside the tree, or unresolvable, it leaves them all be.
+    if let Some(root) = &source_root {
+        let url = split_suffix(&root.value).0;
+        let dir = if url.ends_with('/') {
+            url.to_string()
+        } else {
+            format!("{url}/")
+        };
+        from = match resolve_dir(&dir, path, &input.url) {
+            Ok(Some(dir)) => Some(format!("{dir}_")),
+            Ok(None) | Err(_) => None,
+        };
     }
     // A prefix value names a directory: reported here, not as a reference.
     let prefix_values: BTreeSet<usize> = prefixes.iter().map(|p| p.value.start).collect();

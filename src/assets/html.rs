@@ -572,7 +572,7 @@ fn import_map_scan(text: &str) -> ImportMapScan {
         pos: 0,
         refs: Vec::new(),
         kind: RefKind::ImportMap,
-        source_root: false,
+        source_root: None,
         integrity: Vec::new(),
         prefixes: Vec::new(),
         keys: Vec::new(),
@@ -588,27 +588,39 @@ fn import_map_scan(text: &str) -> ImportMapScan {
     }
 }
 
-/// Each entry of the `sources` of a source map (`*.map`, JSON), in
-/// source order, positions filled. A map with a non-empty `sourceRoot`
-/// yields none (its entries are not URLs on their own), nor does
-/// malformed JSON.
-pub fn source_map_sources(text: &str) -> Vec<Reference> {
+/// What a source map (`*.map`, JSON) names: each entry of its `sources`,
+/// in source order, positions filled, and its `sourceRoot` unless empty.
+/// Malformed JSON yields nothing.
+#[derive(Debug, Default)]
+pub struct SourceMapScan {
+    pub sources: Vec<Reference>,
+    /// The URL of the directory a relative entry of `sources` is below
+    /// (with or without a final `/`), in place of the map's own.
+    pub root: Option<Reference>,
+}
+
+/// Scans a source map: see [`SourceMapScan`].
+pub fn source_map_sources(text: &str) -> SourceMapScan {
     let mut p = Json {
         s: text,
         pos: 0,
         refs: Vec::new(),
         kind: RefKind::SourceMapSource,
-        source_root: false,
+        source_root: None,
         integrity: Vec::new(),
         prefixes: Vec::new(),
         keys: Vec::new(),
     };
-    let mut refs = match p.value(Role::SourceMap, 0) {
-        Some(()) if !p.source_root => p.refs,
-        _ => Vec::new(),
-    };
-    fill_positions(text, &mut refs);
-    refs
+    if p.value(Role::SourceMap, 0).is_none() {
+        return SourceMapScan::default();
+    }
+    let (mut sources, mut root) = (p.refs, Vec::from_iter(p.source_root));
+    fill_positions(text, &mut sources);
+    fill_positions(text, &mut root);
+    SourceMapScan {
+        sources,
+        root: root.pop(),
+    }
 }
 
 /// The `src` of each image of a web app manifest (`icons[]`,
@@ -620,7 +632,7 @@ pub fn web_manifest_references(text: &str) -> Vec<Reference> {
         pos: 0,
         refs: Vec::new(),
         kind: RefKind::WebManifest,
-        source_root: false,
+        source_root: None,
         integrity: Vec::new(),
         prefixes: Vec::new(),
         keys: Vec::new(),
@@ -677,8 +689,8 @@ struct Json<'a> {
     refs: Vec<Reference>,
     /// The kind of the references found.
     kind: RefKind,
-    /// A non-empty `sourceRoot` was seen (source maps).
-    source_root: bool,
+    /// The last non-empty `sourceRoot` (source maps).
+    source_root: Option<Reference>,
     /// Entries of an import map's `integrity`.
     integrity: Vec<Integrity>,
     /// Prefix entries of an import map.
@@ -717,8 +729,9 @@ impl Json<'_> {
                 if role == Role::Url {
                     self.refs
                         .push(reference(range, value, self.kind, Some('"')));
-                } else if role == Role::SourceRoot && !value.is_empty() {
-                    self.source_root = true;
+                } else if role == Role::SourceRoot {
+                    self.source_root =
+                        (!value.is_empty()).then(|| reference(range, value, self.kind, Some('"')));
                 }
             }
             b'{' => {
@@ -1054,15 +1067,28 @@ mod tests {
                    \"sources\":[\"app.src.js\",null,\"../../src/x.ts\"],\"names\":[\"no\"],\"mappings\":\"AAAA\"}";
         assert_refs(
             src,
-            &source_map_sources(src),
+            &source_map_sources(src).sources,
             r#"
             SourceMapSource@2:13 "app.src.js" = app.src.js
             SourceMapSource@2:31 "../../src/x.ts" = ../../src/x.ts
             "#,
         );
-        let rooted = "{\"sourceRoot\":\"/src/\",\"sources\":[\"a.js\"]}";
-        assert!(source_map_sources(rooted).is_empty());
-        assert!(source_map_sources("{\"sources\":[\"a.js\"").is_empty());
+        assert!(source_map_sources(src).root.is_none());
+        let rooted = "{\"sourceRoot\":\"/src/\",\n\"sources\":[\"a.js\"],\"sourceRoot\":\"../s\"}";
+        let scan = source_map_sources(rooted);
+        assert_refs(
+            rooted,
+            &scan.sources,
+            r#"SourceMapSource@2:13 "a.js" = a.js"#,
+        );
+        // The last one counts, as for any JSON key given twice.
+        let root = scan.root.unwrap();
+        assert_eq!(
+            (root.value.as_str(), root.line, root.column),
+            ("../s", 2, 34)
+        );
+        let broken = source_map_sources("{\"sources\":[\"a.js\"");
+        assert!(broken.sources.is_empty() && broken.root.is_none());
     }
 
     #[test]

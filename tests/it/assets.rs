@@ -872,6 +872,39 @@ fn source_map_sources_in_the_tree_are_rewritten() {
         )),
         "{js}"
     );
+
+    // Below a `sourceRoot` (a directory, with or without the final `/`);
+    // one outside the tree (another scheme, outside the public prefix
+    // `/static/`, or above the site) leaves its sources as they are.
+    let roots = [
+        ("src", "app.js", true),
+        ("./src/", "app.js", true),
+        ("/static/js/src", "app.js", true),
+        ("/src", "js/src/app.js", false),
+        ("webpack:///", "./js/src/app.js", false),
+        ("../../../..", "js/src/app.js", false),
+    ];
+    for (i, (root, source, _)) in roots.iter().enumerate() {
+        p.write(
+            &format!("static/js/m{i}.js.map"),
+            format!("{{\"version\":3,\"sourceRoot\":\"{root}\",\"sources\":[\"{source}\"],\"mappings\":\"\"}}"),
+        );
+    }
+    p.ok(&["build"]);
+    let k = keys(&manifest(&p));
+    let app = name_of(&k, "js/src/app.js");
+    for (i, (root, source, below)) in roots.iter().enumerate() {
+        let (map, _) = built(&p, &format!("js/m{i}.js.map"));
+        let want = if *below {
+            source.replace("app.js", &app)
+        } else {
+            source.to_string()
+        };
+        assert!(
+            map.contains(&format!("\"sources\":[\"{want}\"]")),
+            "sourceRoot {root:?}: {want} in {map}"
+        );
+    }
 }
 
 const PDFJS_CONFIG: &str = "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n\
