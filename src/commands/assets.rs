@@ -642,6 +642,42 @@ mod tests {
     }
 
     #[test]
+    fn an_opaque_file_changed_after_fingerprinting_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["app", "static/img", "out"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        fs::write(root.join("static/site.css"), "a{background:url(img/a.png)}").unwrap();
+        fs::write(root.join("static/img/a.png"), b"\x89PNG one").unwrap();
+        let cfg = Config::from_toml(
+            "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n",
+            Path::new("verbatim.toml"),
+            root.to_owned(),
+            &Default::default(),
+        )
+        .unwrap();
+        let printer = Printer::new(false, true, false, true);
+        let out = root.join("out");
+
+        // Read only by its digest, then read again for the pack: the same
+        // size with other bytes is caught, not published under the old name.
+        let fingerprinted = fingerprint(&cfg, &root.join("static")).unwrap();
+        fs::write(root.join("static/img/a.png"), b"\x89PNG two").unwrap();
+        let err = write(&out, fingerprinted, &printer).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("img/a.png changed during the build"),
+            "{err:#}"
+        );
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "a pack was left");
+
+        let fingerprinted = fingerprint(&cfg, &root.join("static")).unwrap();
+        let assets = write(&out, fingerprinted, &printer).unwrap();
+        assert_eq!(assets["img/a.png"].size, 8);
+        assert!(out.join(PACK_FILE).is_file());
+    }
+
+    #[test]
     fn upload_waves_put_references_in_earlier_waves() {
         let mut m = BTreeMap::new();
         m.insert("a.png".to_owned(), asset(&[]));
