@@ -137,6 +137,12 @@ pub struct Edit {
 pub fn apply(bytes: &[u8], edits: &[Edit]) -> Vec<u8> {
     let grown: usize = edits.iter().map(|e| e.text.len()).sum();
     let mut out = Vec::with_capacity(bytes.len() + grown);
+    apply_to(&mut out, bytes, edits);
+    out
+}
+
+/// [`apply`], appending to `out`.
+pub fn apply_to(out: &mut Vec<u8>, bytes: &[u8], edits: &[Edit]) {
     let mut pos = 0;
     for e in edits {
         out.extend_from_slice(&bytes[pos..e.range.start]);
@@ -144,7 +150,6 @@ pub fn apply(bytes: &[u8], edits: &[Edit]) -> Vec<u8> {
         pos = e.range.end;
     }
     out.extend_from_slice(&bytes[pos..]);
-    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -69,8 +69,6 @@ impl RefKind {
     }
 }
 
-/// Returns text that can replace `r.range` so that it decodes to `new_url`
-/// in the same syntactic context as the original reference.
 /// Char-at-a-time reading of source text, shared by the CSS and JS lexers:
 /// they only say where the text and their position are.
 pub(crate) trait Cursor {
@@ -113,6 +111,8 @@ macro_rules! impl_cursor {
 }
 pub(crate) use impl_cursor;
 
+/// Returns text that can replace `r.range` so that it decodes to `new_url`
+/// in the same syntactic context as the original reference.
 pub fn encode_for(r: &Reference, new_url: &str) -> String {
     match (r.kind, r.quote) {
         (RefKind::CssUrl | RefKind::CssImport, None) => css_unquoted_url(new_url),

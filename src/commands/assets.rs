@@ -211,19 +211,13 @@ pub fn write(
         group_bytes += len;
     }
     tmp.as_file().set_len(offset + 1024).with_context(what)?;
-    let written = crate::par::map(&groups, crate::par::threads(), |group| {
+    let assets = crate::par::map(&groups, crate::par::threads(), |group| {
         write_group(tmp.as_file(), &dir, group, &bar)
-    });
-    let mut written = written
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .flatten();
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
     let mut map = BTreeMap::new();
-    for (logical, f) in output.files {
-        let Some(mut asset) = written.next() else {
-            break; // unreachable: one asset per file
-        };
+    for ((logical, f), mut asset) in output.files.into_iter().zip(assets.into_iter().flatten()) {
         asset.references = f.references;
         map.insert(logical, asset);
     }
@@ -284,7 +278,6 @@ fn write_group(
     for m in group {
         let start = (m.offset - first.offset) as usize;
         bytes.resize(start, 0); // the padding of the member before
-        let (made, asset) = packed_bytes(dir, m.logical, m.f, m.text)?;
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Regular);
         header.set_size(m.f.size);
@@ -304,8 +297,7 @@ fn write_group(
             );
         }
         bytes.truncate(start + header_len);
-        bytes.extend_from_slice(made.as_deref().or(m.text).unwrap_or_default());
-        assets.push(asset);
+        assets.push(push_final_bytes(&mut bytes, dir, m.logical, m.f, m.text)?);
     }
     pack.write_all_at(&bytes, first.offset)
         .context("writing the assets pack")?;
@@ -313,38 +305,38 @@ fn write_group(
     Ok(assets)
 }
 
-/// The final bytes of the asset at `logical` unless they are `text` as it
-/// is, and its manifest entry but for its references. An opaque file is
-/// read again from `dir` and must hold the bytes it was fingerprinted with.
-fn packed_bytes(
+/// Appends the final bytes of the asset at `logical` to `out` and returns
+/// its manifest entry but for its references: `text` (its bytes in the
+/// tree, if a scanner read them) edited, or else the file read again from
+/// `dir`, which must hold the bytes it was fingerprinted with.
+fn push_final_bytes(
+    out: &mut Vec<u8>,
     dir: &Path,
     logical: &str,
     f: &assets::OutFile,
     text: Option<&[u8]>,
-) -> Result<(Option<Vec<u8>>, Asset)> {
-    let made = match text {
-        Some(_) if f.edits.is_empty() => None,
-        Some(text) => Some(assets::graph::apply(text, &f.edits)),
+) -> Result<Asset> {
+    let start = out.len();
+    match text {
+        Some(text) => assets::graph::apply_to(out, text, &f.edits),
         None => {
             let source = dir.join(logical);
-            let mut bytes = Vec::with_capacity(f.size as usize);
             safe_fs::open_regular(&source)
-                .and_then(|file| file.take(f.size + 1).read_to_end(&mut bytes))
+                .and_then(|file| file.take(f.size + 1).read_to_end(out))
                 .with_context(|| format!("reading asset {}", source.display()))?;
-            if crate::digest::Digest::of(&bytes) != f.sha256 {
+            if crate::digest::Digest::of(&out[start..]) != f.sha256 {
                 bail!(
                     "asset {} changed during the build; build again once nothing writes to it",
                     source.display()
                 );
             }
-            Some(bytes)
         }
-    };
+    }
     let integrity = match &f.integrity {
         Some(known) => known.clone(),
-        None => assets::sri::integrity(made.as_deref().or(text).unwrap_or_default()),
+        None => assets::sri::integrity(&out[start..]),
     };
-    let asset = Asset {
+    Ok(Asset {
         key: format!("{ASSETS_DIR}/{}", f.name),
         sha256: f.sha256.hex(),
         size: f.size,
@@ -352,8 +344,7 @@ fn packed_bytes(
         cache_control: CACHE_CONTROL.to_owned(),
         integrity,
         references: Vec::new(),
-    };
-    Ok((made, asset))
+    })
 }
 
 /// Where each file of the assets pack `<out>/assets.tar` is: its name (the
