@@ -313,16 +313,48 @@ fn encode_path(path: &str) -> String {
         .join("/")
 }
 
+/// An import map key as a browser matches specifiers against it: a bare
+/// one as written; a URL-like one (`/…`, `./…`, `../…`, a scheme) by the
+/// URL it names, so `./lib/a.js` and `/static/lib/a.js` on a page in
+/// `/static/` are one key: here the tree's path of that file or directory
+/// (`true`), or the key as written when it names none.
+type KeyForm = (bool, String);
+
+fn key_form(key: &str, from: Option<&str>, page: &str, url: &UrlOptions) -> KeyForm {
+    let as_written = (false, key.to_owned());
+    if is_bare_specifier(key) {
+        return as_written;
+    }
+    let from = match from {
+        Some(from) => from,
+        None if !is_absolute(key) => return as_written,
+        None => page,
+    };
+    let local = if key.ends_with('/') {
+        resolve_dir(key, from, url).ok().flatten()
+    } else {
+        match resolve(key, from, url) {
+            Ok(Target::Local { path, suffix }) if suffix.is_empty() => Some(path),
+            _ => None,
+        }
+    };
+    local.map_or(as_written, |path| (true, path))
+}
+
 /// Whether another key of the same specifier map (`keys`, sorted) takes
 /// the specifier `expanded` from the prefix `key`: the same key, or a
 /// longer prefix of it, which a browser prefers.
-fn shadowed(keys: &[String], key: &str, expanded: &str) -> bool {
-    let has = |k: &str| keys.binary_search_by(|x| x.as_str().cmp(k)).is_ok();
+fn shadowed(keys: &[KeyForm], key: &KeyForm, expanded: &KeyForm) -> bool {
+    let (local, expanded) = (expanded.0, expanded.1.as_str());
+    let has = |k: &str| {
+        keys.binary_search_by(|(l, x)| (*l, x.as_str()).cmp(&(local, k)))
+            .is_ok()
+    };
     has(expanded)
         || expanded
             .match_indices('/')
             .map(|(i, _)| &expanded[..=i])
-            .any(|k| k.len() > key.len() && has(k))
+            .any(|k| k.len() > key.1.len() && has(k))
 }
 
 /// Fingerprints the whole tree. Either every file gets its final name, or all
@@ -1155,13 +1187,21 @@ fn scan_references<'a>(
                     .take_while(|(k, _)| k.starts_with(dir.as_str()))
                     .map(|(_, &t)| t)
                     .collect();
-                let keys = map_keys.get(p.keys).map_or(&[][..], Vec::as_slice);
+                let form = |key: &str| key_form(key, from.as_deref(), path, &input.url);
+                let mut keys: Vec<KeyForm> = map_keys
+                    .get(p.keys)
+                    .map_or(&[][..], Vec::as_slice)
+                    .iter()
+                    .map(|k| form(k))
+                    .collect();
+                keys.sort_unstable();
+                let prefix = form(&p.key);
                 let mut shadowed_any = false;
                 let targets: Vec<usize> = targets
                     .into_iter()
                     .filter(|&t| {
-                        let key = expanded_key(&p.key, &files[t].0[dir.len()..]);
-                        let s = shadowed(keys, &p.key, &key);
+                        let key = form(&expanded_key(&p.key, &files[t].0[dir.len()..]));
+                        let s = shadowed(&keys, &prefix, &key);
                         shadowed_any |= s;
                         !s
                     })
@@ -2705,6 +2745,32 @@ mod tests {
         );
         let json = &html[html.find('{').unwrap()..html.find("</script>").unwrap()];
         serde_json::from_str::<serde_json::Value>(json).expect("valid JSON");
+
+        // URL-like keys are compared by the URL they name, however spelt
+        // (the page is at /static/index.html, the CDN serves /static/): an
+        // expansion written after `/static/lib/a.js` would otherwise take
+        // its specifier, and `lib/sub/` is the CDN key's, the longer prefix.
+        let page = r#"<script type=importmap>{"imports": {
+"/static/lib/a.js": "./other/a.js", "https://cdn.example.com/static/lib/sub/": "./other/",
+"./lib/": "./lib/"}}</script>"#;
+        let out = run(&input(&[
+            ("lib/a.js", "export {}"),
+            ("lib/b.js", "export {}"),
+            ("lib/sub/c.js", "export {}"),
+            ("other/a.js", "export {}"),
+            ("index.html", page),
+        ]));
+        let m = out.manifest();
+        assert_eq!(
+            text(&out, "index.html"),
+            format!(
+                r#"<script type=importmap>{{"imports": {{
+"/static/lib/a.js": "./{o}", "https://cdn.example.com/static/lib/sub/a.js": "./{o}",
+"./lib/b.js": "./{b}"}}}}</script>"#,
+                o = m["other/a.js"],
+                b = m["lib/b.js"],
+            )
+        );
     }
 
     #[test]
