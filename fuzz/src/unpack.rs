@@ -34,7 +34,10 @@ pub fn check(tar: &[u8]) {
     let result = verbatim::unpack::unpack(gz.as_slice(), &dest, limits);
     if let Ok(entries) = &result {
         let n = entries.len();
-        assert!(n as u64 <= limits.entries, "{n} entries unpacked past the limit");
+        assert!(
+            n as u64 <= limits.entries,
+            "{n} entries unpacked past the limit"
+        );
     }
 
     let mut outside = Vec::new();

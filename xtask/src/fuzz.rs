@@ -40,7 +40,7 @@ use crate::setup::cache;
 use crate::{root, run, Result};
 
 /// Every target, in the order they run.
-pub const TARGETS: &[&str] = &["css", "js", "html", "config", "documents", "unpack"];
+pub const TARGETS: &[&str] = &["css", "js", "html", "json", "config", "documents", "unpack"];
 
 /// The cargo-fuzz release installed into the cache when missing.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";

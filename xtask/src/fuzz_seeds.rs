@@ -33,6 +33,21 @@ pub fn seeds(target: &str) -> Result<Vec<Vec<u8>>> {
             };
             out.extend(files_with(&root.join("examples"), ext)?);
         }
+        "json" => {
+            // The first byte picks the scanner: both for every document.
+            let mut docs = literals_of(&root.join("src/assets/html.rs"))?;
+            docs.extend(it_literals()?);
+            docs.retain(|d| d.first() == Some(&b'{'));
+            docs.extend(files_with(
+                &root.join("examples"),
+                &["map", "webmanifest", "json"],
+            )?);
+            for doc in docs {
+                for pick in [b'0', b'1'] {
+                    out.push([&[pick], &doc[..]].concat());
+                }
+            }
+        }
         "config" => {
             out.extend(files_with(&root.join("examples"), &["toml"])?);
             out.extend(literals_of(&root.join("src/config.rs"))?);
