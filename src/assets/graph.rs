@@ -1148,8 +1148,8 @@ fn scan_references<'a>(
         }
     }
     // A source map's relative sources are below its `sourceRoot`, a
-    // directory URL with or without the final `/`. Its sources are
-    // optional: outside the tree, or unresolvable, it leaves them all be.
+    // directory URL with or without the final `/`. A root outside the tree
+    // (or unresolvable) leaves them as written: sources are optional.
     if let Some(root) = &source_root {
         let url = split_suffix(&root.value).0;
         let dir = if url.ends_with('/') {
