@@ -2719,13 +2719,16 @@ mod tests {
 "lib/a.js": "./other/a.js", "lib/": "./lib/", "lib/sub/": "./other/",
 "all/a.js": "./lib/a.js", "all/b.js": "./lib/b.js", "all/sub/c.js": "./lib/sub/c.js", "all/": "./lib/"},
 "scopes": {"/s/": {"lib/": "./lib/"}}}</script>"#;
-        let out = run(&input(&[
-            ("lib/a.js", "export {}"),
-            ("lib/b.js", "export {}"),
-            ("lib/sub/c.js", "export {}"),
-            ("other/a.js", "export {}"),
-            ("index.html", page),
-        ]));
+        let with_page = |page| {
+            run(&input(&[
+                ("lib/a.js", "export {}"),
+                ("lib/b.js", "export {}"),
+                ("lib/sub/c.js", "export {}"),
+                ("other/a.js", "export {}"),
+                ("index.html", page),
+            ]))
+        };
+        let out = with_page(page);
         let m = out.manifest();
         let html = text(&out, "index.html");
         let (a, b, c, o) = (
@@ -2753,13 +2756,7 @@ mod tests {
         let page = r#"<script type=importmap>{"imports": {
 "/static/lib/a.js": "./other/a.js", "https://cdn.example.com/static/lib/sub/": "./other/",
 "./lib/": "./lib/"}}</script>"#;
-        let out = run(&input(&[
-            ("lib/a.js", "export {}"),
-            ("lib/b.js", "export {}"),
-            ("lib/sub/c.js", "export {}"),
-            ("other/a.js", "export {}"),
-            ("index.html", page),
-        ]));
+        let out = with_page(page);
         let m = out.manifest();
         assert_eq!(
             text(&out, "index.html"),
