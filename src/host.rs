@@ -39,8 +39,14 @@ const HISTORY: &str = "history.jsonl";
 /// Written just before `current` moves, removed once the attempt is
 /// recorded: if it is there, an activation was interrupted.
 const ACTIVATING: &str = "activating.json";
-/// Temp names in `releases/`: what a crash leaves behind.
-const TEMP_PREFIXES: [&str; 3] = [".download-", ".unpack-", ".trash-"];
+/// Temp names in `releases/` of a fetch or deploy staging a release: what
+/// a crash leaves behind there, but for `.trash-*`.
+const STAGING_PREFIXES: [&str; 2] = [".download-", ".unpack-"];
+/// A release being removed (out of sight first).
+const TRASH_PREFIX: &str = ".trash-";
+/// In `.verbatim/`: held shared by each fetch or deploy while it stages a
+/// release, so that only temps no live process owns are removed.
+const STAGING_LOCK: &str = "staging.lock";
 
 /// Another process holds the lock and we were asked not to wait.
 #[derive(Debug, thiserror::Error)]
@@ -157,14 +163,16 @@ impl Root {
             .join(format!("{}.json", id.hex()))
     }
 
-    /// Removes what an interrupted deploy left: temp downloads, unpacks,
-    /// half-deleted releases and a `current.tmp` link. Returns their names.
+    /// Removes what an interrupted deploy or fetch left: temp downloads
+    /// and unpacks (unless a live one is staging: see
+    /// [`Root::hold_staging`]), half-deleted releases and a `current.tmp`
+    /// link. Returns their names.
     pub fn cleanup(&self) -> io::Result<Vec<String>> {
-        let mut removed = Vec::new();
+        let (_, mut removed) = self.hold_staging()?;
         for dirent in fs::read_dir(self.releases())? {
             let dirent = dirent?;
             let name = dirent.file_name().to_string_lossy().into_owned();
-            if TEMP_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            if name.starts_with(TRASH_PREFIX) {
                 remove_any(&dirent.path())?;
                 removed.push(format!("{RELEASES}/{name}"));
             }
@@ -175,6 +183,33 @@ impl Root {
             Err(e) => return Err(e),
         }
         Ok(removed)
+    }
+
+    /// Takes the staging lock, shared, for as long as the returned file is
+    /// open: every fetch or deploy holds it while it stages a release in
+    /// `releases/`. When no other process holds it, the `.download-*` and
+    /// `.unpack-*` there are a killed one's, and are removed first; their
+    /// names are returned.
+    pub fn hold_staging(&self) -> io::Result<(File, Vec<String>)> {
+        let state = safe_fs::create_dirs(&self.dir, Path::new(STATE))?;
+        let lock = safe_fs::open_lock(&state.join(STAGING_LOCK))?;
+        let mut removed = Vec::new();
+        if lock.try_lock().is_ok() {
+            let listing = match fs::read_dir(self.releases()) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                other => Some(other?),
+            };
+            for dirent in listing.into_iter().flatten() {
+                let dirent = dirent?;
+                let name = dirent.file_name().to_string_lossy().into_owned();
+                if STAGING_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                    remove_any(&dirent.path())?;
+                    removed.push(format!("{RELEASES}/{name}"));
+                }
+            }
+        }
+        lock.lock_shared()?;
+        Ok((lock, removed))
     }
 
     /// The release `current` names, `None` when there is no `current`. A
@@ -453,7 +488,7 @@ impl Root {
             }
             if hex == name {
                 // Out of sight first: a crash leaves a `.trash-*` to clean.
-                let trash = self.releases().join(format!(".trash-{hex}"));
+                let trash = self.releases().join(format!("{TRASH_PREFIX}{hex}"));
                 fs::rename(self.release_dir(&id), &trash)?;
                 remove_any(&trash)?;
                 removed.push(id);

@@ -201,7 +201,9 @@ pub fn deploy(
         .cleanup()
         .context("removing what an earlier deploy left")?
     {
-        printer.note(format!("removed {name}, left by an interrupted deploy"));
+        printer.note(format!(
+            "removed {name}, left by an interrupted fetch or deploy"
+        ));
     }
     if let Some(a) = root
         .interrupted()
@@ -281,6 +283,7 @@ pub fn deploy(
                 ))
                 .into());
             };
+            let _staging = super::fetch::hold_staging(&root, printer)?; // until the rename
             let (staging, entries) =
                 super::fetch::stage(store, &id, &manifest, &root.releases(), printer)?;
             let n = entries.len();

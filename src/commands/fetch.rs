@@ -105,6 +105,7 @@ fn fetch(
     let mut result = "present";
     if !real_dir(&dest) {
         result = "fetched";
+        let _staging = hold_staging(&root, printer)?; // until the rename
         let (staging, entries) = stage(store, id, manifest, releases, printer)?;
         let n = entries.len();
         safe_fs::create_dirs(into, Path::new(".verbatim/releases"))
@@ -137,6 +138,20 @@ fn fetch(
         ));
     }
     Ok((dest, result))
+}
+
+/// Takes `root`'s staging lock ([`crate::host::Root::hold_staging`]), for
+/// as long as the file lives, saying what a killed run left that it removed.
+pub(super) fn hold_staging(root: &crate::host::Root, printer: &Printer) -> Result<fs::File> {
+    let (lock, removed) = root
+        .hold_staging()
+        .with_context(|| format!("locking {} to stage a release", root.dir().display()))?;
+    for name in removed {
+        printer.note(format!(
+            "removed {name}, left by an interrupted fetch or deploy"
+        ));
+    }
+    Ok(lock)
 }
 
 /// Downloads the artifact of `manifest` (`id`) into a temp file in `dir`,

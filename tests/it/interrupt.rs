@@ -107,3 +107,60 @@ fn the_next_run_sweeps_what_a_killed_one_left() {
     assert!(!stale_put.exists(), "{err}");
     assert!(err.contains("left by an interrupted build"), "{err}");
 }
+
+#[test]
+fn what_a_killed_fetch_left_goes_but_never_what_a_live_one_stages() {
+    let p = Project::new();
+    let publish = |x: &str| {
+        p.write("app/x", x);
+        p.json(&["publish"])["manifest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let fetch = |m: &str| String::from_utf8(p.run(&["fetch", m, "--into", "host"]).stderr).unwrap();
+    let store = p.store();
+    let deploy = |m: &str| {
+        let out = p
+            .cmd(&[
+                "deploy",
+                m,
+                "--root",
+                "host",
+                "--host-id",
+                "web-1",
+                "--store",
+            ])
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    fetch(&publish("1"));
+    // What SIGKILL leaves mid-fetch (or mid-deploy).
+    let download = p.write("host/releases/.download-Ab12Cd", "half");
+    let unpack = p.write("host/releases/.unpack-Ef34Gh/x", "half");
+    let left = || download.exists() && unpack.exists();
+
+    // Another fetch is staging: the temps may be its own, so they stay.
+    let lock = fs::File::open(p.path().join("host/.verbatim/staging.lock")).unwrap();
+    lock.lock_shared().unwrap();
+    let err = fetch(&publish("2"));
+    assert!(left(), "{err}");
+    let err = deploy(&publish("3"));
+    assert!(left(), "{err}");
+
+    // Once none is, they are a killed one's: the next fetch removes them.
+    drop(lock);
+    let err = fetch(&publish("4"));
+    assert!(!download.exists() && !unpack.exists(), "{err}");
+    assert!(
+        err.contains("left by an interrupted fetch or deploy"),
+        "{err}"
+    );
+    assert_eq!(
+        temps(&p.path().join("host/releases"), "."),
+        Vec::<String>::new()
+    );
+}
