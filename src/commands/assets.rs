@@ -212,7 +212,7 @@ pub fn write(
     }
     tmp.as_file().set_len(offset + 1024).with_context(what)?;
     let assets = crate::par::map(&groups, crate::par::threads(), |group| {
-        write_group(tmp.as_file(), &dir, group, &bar)
+        write_group(tmp.as_file(), &path, &dir, group, &bar)
     })
     .into_iter()
     .collect::<Result<Vec<_>>>()?;
@@ -262,6 +262,7 @@ fn member_header_len(name: &str) -> u64 {
 /// entries but for their references.
 fn write_group(
     pack: &fs::File,
+    pack_path: &Path,
     dir: &Path,
     group: &[Member],
     bar: &indicatif::ProgressBar,
@@ -300,7 +301,7 @@ fn write_group(
         assets.push(push_final_bytes(&mut bytes, dir, m.logical, m.f, m.text)?);
     }
     pack.write_all_at(&bytes, first.offset)
-        .context("writing the assets pack")?;
+        .with_context(|| format!("writing {}", pack_path.display()))?;
     bar.inc(group.iter().map(|m| m.f.size).sum());
     Ok(assets)
 }
