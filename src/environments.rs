@@ -854,8 +854,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The order gate: `manifest` may enter `env` while it is live, or was live
 /// and not rolled back from, in the environment before it (its applied
-/// `history` given), or anywhere first.
-pub fn order_gate(prev: Option<&str>, prev_history: &[Event], manifest: &str) -> Gate {
+/// `history` given, and where the canary check of its live move stands,
+/// if it started one), or anywhere first. Live there with a check that has
+/// not passed is not enough: it is not verified there yet.
+pub fn order_gate(
+    prev: Option<&str>,
+    prev_history: &[Event],
+    prev_check: Option<CheckStatus>,
+    manifest: &str,
+) -> Gate {
     let Some(prev) = prev else {
         return Gate {
             gate: "order".into(),
@@ -863,9 +870,31 @@ pub fn order_gate(prev: Option<&str>, prev_history: &[Event], manifest: &str) ->
             detail: "first environment: any published manifest".into(),
         };
     };
-    let live = prev_history.last().map(|e| e.to.as_str());
-    let (ok, detail) = if live == Some(manifest) {
-        (true, format!("is live in {prev}"))
+    let live = prev_history.last().filter(|e| e.to == manifest);
+    let (ok, detail) = if let Some(live) = live {
+        let seq = live.seq;
+        let way_out = "or pass --force --reason";
+        match prev_check {
+            None | Some(CheckStatus::Passed) => (true, format!("is live in {prev}")),
+            Some(CheckStatus::Pending) => (
+                false,
+                format!(
+                    "is live in {prev}, but its canary check there (event {seq}) has not finished; wait for it, {way_out}"
+                ),
+            ),
+            Some(CheckStatus::Expired) => (
+                false,
+                format!(
+                    "is live in {prev} unchecked: its canary check there (event {seq}) never finished; roll {prev} back and promote it again, {way_out}"
+                ),
+            ),
+            Some(CheckStatus::Failed) => (
+                false,
+                format!(
+                    "is live in {prev}, but its canary check there (event {seq}) failed; fix forward, {way_out}"
+                ),
+            ),
+        }
     } else if let Some(seq) = rolled_back_from(prev_history).get(manifest) {
         (
             false,
@@ -1047,11 +1076,26 @@ mod tests {
         assert!(previous(&order, "qa")
             .unwrap_err()
             .contains("dev, preprod, prod"));
-        assert!(order_gate(None, &[], "m1").ok);
+        assert!(order_gate(None, &[], None, "m1").ok);
         let hist = [ev(1, None, "m1")];
-        assert!(order_gate(Some("preprod"), &hist, "m1").ok);
-        let g = order_gate(Some("preprod"), &hist, "m2");
+        assert!(order_gate(Some("preprod"), &hist, None, "m1").ok);
+        let g = order_gate(Some("preprod"), &hist, None, "m2");
         assert!(!g.ok && g.detail.contains("--force"), "{g:?}");
+
+        // Live there is not verified there until its canary check passed.
+        let gate = |check| order_gate(Some("preprod"), &hist, Some(check), "m1");
+        assert!(gate(CheckStatus::Passed).ok);
+        for (check, says) in [
+            (CheckStatus::Pending, "has not finished"),
+            (CheckStatus::Expired, "never finished"),
+            (CheckStatus::Failed, "failed"),
+        ] {
+            let g = gate(check);
+            assert!(
+                !g.ok && g.detail.contains(says) && g.detail.contains("event 1"),
+                "{g:?}"
+            );
+        }
     }
 
     fn rb(seq: u64, from: &str, to: &str) -> Event {
@@ -1134,14 +1178,14 @@ mod tests {
             ..ev(seq, from, to)
         };
         let mut h = vec![pre(1, None, "a"), pre(2, Some("a"), "b")];
-        assert!(order_gate(Some("preprod"), &h, "b").ok);
-        let g = order_gate(Some("preprod"), &h, "a");
+        assert!(order_gate(Some("preprod"), &h, None, "b").ok);
+        let g = order_gate(Some("preprod"), &h, None, "a");
         assert!(g.ok && g.detail.contains("not rolled back from"), "{g:?}");
         h.push(Event {
             kind: Kind::Rollback,
             ..pre(3, Some("b"), "a")
         });
-        let g = order_gate(Some("preprod"), &h, "b");
+        let g = order_gate(Some("preprod"), &h, None, "b");
         assert!(!g.ok, "{g:?}");
         assert!(
             g.detail.contains("rolled back from b")
@@ -1150,10 +1194,10 @@ mod tests {
             "{g:?}"
         );
         // Live wins: a is live in preprod.
-        assert!(order_gate(Some("preprod"), &h, "a").ok);
+        assert!(order_gate(Some("preprod"), &h, None, "a").ok);
         // Promoted to preprod again: it may go on.
         h.push(pre(4, Some("a"), "b"));
-        assert!(order_gate(Some("preprod"), &h, "b").ok);
+        assert!(order_gate(Some("preprod"), &h, None, "b").ok);
     }
 
     #[test]

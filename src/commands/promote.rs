@@ -639,7 +639,11 @@ fn move_with(
             // yet applied was never live there.
             let prev_state = prev_env.map(|p| reader.load(p)).transpose()?;
             let prev_history = prev_state.as_ref().map_or(&[][..], EnvState::applied);
-            envs::order_gate(prev_env, prev_history, &to)
+            let prev_check = prev_state
+                .as_ref()
+                .and_then(|s| s.live_check(now()))
+                .map(|(status, _)| status);
+            envs::order_gate(prev_env, prev_history, prev_check, &to)
         }
         Kind::Rollback | Kind::AutoRollback => {
             let ok = envs::was_live(current.applied(), &to);

@@ -379,6 +379,12 @@ fn canary_promoter_killed_leaves_the_environment_unchecked() {
     assert!(p.ok(&["history", "dev"]).contains("check expired"));
     let err = p.fails(&["promote", &m3, "--to", "dev"], 3);
     assert!(err.contains("never finished"), "{err}");
+    // Nor does it go on to the next environment, unverified.
+    let err = p.fails(&["promote", &m2, "--to", "preprod"], 3);
+    assert!(
+        err.contains("gate `order`") && err.contains("is live in dev unchecked"),
+        "{err}"
+    );
 
     // Rollback is the way out: back to what ran before the unchecked move.
     let v = p.json(&["rollback", "dev"]);
@@ -417,6 +423,13 @@ fn canary_failure_with_nothing_to_roll_back_to_leaves_it_marked_and_gated() {
         "{s}"
     );
     assert!(p.ok(&["status", "dev"]).contains("failed"));
+
+    // Live in dev but failed there: not on to the next environment either.
+    let err = p.fails(&["promote", &m1, "--to", "preprod"], 3);
+    assert!(
+        err.contains("gate `order`") && err.contains("canary check there (event 1) failed"),
+        "{err}"
+    );
 
     // Nothing earlier to roll back to: only a forced promote moves on, and
     // the overridden gate is recorded.
