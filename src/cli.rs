@@ -502,6 +502,12 @@ pub struct PolicySetArgs {
     /// Why: recorded in the policy's history.
     #[arg(long)]
     pub reason: String,
+
+    /// Change it only if the policy in effect is still the one of this
+    /// event (`policy show` prints it; 0: none yet), else exit 4: a
+    /// scripted or reviewed change never lands on top of another.
+    #[arg(long, value_name = "SEQ")]
+    pub expect_seq: Option<u64>,
 }
 
 #[derive(Debug, Args)]

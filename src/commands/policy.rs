@@ -455,6 +455,13 @@ fn run_set(g: &Global, args: &PolicySetArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_any(g)?;
     let reader = Reader::new(store.as_ref(), super::concurrency(g));
     let state = settled(&reader)?;
+    let seq = state.current().map_or(0, |e| e.seq);
+    if let Some(expected) = args.expect_seq.filter(|&s| s != seq) {
+        return Err(LostRace(format!(
+            "the policy in effect is policy event {seq}, not {expected} as --expect-seq says: it changed since; check `verbatim policy history` and run again if still wanted"
+        ))
+        .into());
+    }
     let from = state.current().map(|e| e.to.clone());
     let to = edited(g, args, from.as_ref())?;
     let out = if let Some(current) = state.current().filter(|e| e.to == to) {

@@ -240,11 +240,42 @@ fn policy_set_changes_the_order_with_a_recorded_event() {
         "{v}"
     );
 
+    // A change based on an older policy than the one in effect is refused
+    // (exit 4), and writes nothing; based on the one in effect it goes on.
+    let set_expecting = |seq: &str| {
+        p.run(&[
+            "policy",
+            "set",
+            "--order",
+            "dev,qa,prod",
+            "--reason",
+            "qa",
+            "--expect-seq",
+            seq,
+        ])
+    };
+    for stale in ["1", "0", "3"] {
+        let out = set_expecting(stale);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{stderr}");
+        assert!(
+            stderr.contains(&format!("policy event 2, not {stale}")),
+            "{stderr}"
+        );
+    }
+    assert!(!event_path(&p, 3).exists());
+    assert!(set_expecting("2").status.success());
+    assert_eq!(
+        names(&read_json(&event_path(&p, 3))["to"]),
+        ["dev", "qa", "prod"]
+    );
+    p.ok(&["policy", "set", "--order", "dev,prod", "--reason", "back"]);
+
     // The same order again records nothing.
     let v = p.json(&["policy", "set", "--order", "dev,prod", "--reason", "again"]);
     assert_eq!(v["result"], "unchanged");
-    assert_eq!(v["seq"], 2);
-    assert!(!event_path(&p, 3).exists());
+    assert_eq!(v["seq"], 4);
+    assert!(!event_path(&p, 5).exists());
 
     // Usage errors write nothing.
     for args in [
@@ -256,7 +287,7 @@ fn policy_set_changes_the_order_with_a_recorded_event() {
     ] {
         p.fails(args, 2);
     }
-    assert!(!event_path(&p, 3).exists());
+    assert!(!event_path(&p, 5).exists());
 }
 
 /// `policy set` before any promotion: the first promotion then follows it,
