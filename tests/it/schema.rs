@@ -7,17 +7,22 @@ use crate::util::Project;
 
 /// Validates `instance` against `manifests/manifest.schema.json`.
 fn check(instance: &serde_json::Value) -> Result<(), String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/manifest.schema.json");
+    check_against("manifest.schema.json", instance)
+}
+
+/// Validates `instance` against `location` in `manifests/`: a schema file,
+/// or a place in one (`policy.schema.json#/$defs/event`).
+fn check_against(location: &str, instance: &serde_json::Value) -> Result<(), String> {
+    let file = location.split('#').next().unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("manifests")
+        .join(file);
     let schema: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
     let mut schemas = boon::Schemas::new();
     let mut compiler = boon::Compiler::new();
-    compiler
-        .add_resource("manifest.schema.json", schema)
-        .unwrap();
-    let idx = compiler
-        .compile("manifest.schema.json", &mut schemas)
-        .unwrap();
+    compiler.add_resource(file, schema).unwrap();
+    let idx = compiler.compile(location, &mut schemas).unwrap();
     schemas
         .validate(instance, idx)
         .map_err(|e| format!("{e:#}"))
@@ -132,5 +137,78 @@ fn the_schema_rejects_what_the_code_rejects() {
             verbatim::manifest::Manifest::parse(w.to_string().as_bytes()).is_err(),
             "code allows {what}"
         );
+    }
+}
+
+#[test]
+fn every_policy_document_the_tool_writes_matches_the_policy_schema() {
+    let p = Project::new();
+    p.write("app/x.py", "x");
+    let m = p.json(&["publish"])["manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    p.ok(&["promote", &m, "--to", "dev"]);
+    let key = crate::signing::openssh_key(p.path(), "ci");
+    let signers = format!("release@ci {}\n", crate::signing::public(&key));
+    p.write("allowed_signers", &signers);
+    let set = ["policy", "set", "--reason", "sign prod", "--require"];
+    p.ok(&[
+        &set[..],
+        &["prod=release@ci", "--allowed-signers", "allowed_signers"],
+    ]
+    .concat());
+    p.ok(&[
+        "policy",
+        "set",
+        "--order",
+        "dev,prod",
+        "--reason",
+        "no preprod",
+    ]);
+
+    let read = |key: &str| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(p.store().join(key)).unwrap()).unwrap()
+    };
+    let pointer = read("policy.json");
+    check_against("policy.schema.json", &pointer).unwrap_or_else(|e| panic!("policy.json: {e}"));
+    assert_eq!(pointer["policy"]["allowed_signers"], signers.as_str());
+    assert_eq!(
+        pointer["policy"]["environments"][1],
+        serde_json::json!({"name": "prod", "require": ["release@ci"]})
+    );
+    let event = "policy.schema.json#/$defs/event";
+    for seq in 1..=3 {
+        let key = format!("policy/events/{seq:010}.json");
+        check_against(event, &read(&key)).unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+
+    // What the code refuses, the schema refuses.
+    type Edit = fn(&mut serde_json::Value);
+    let bad: [(&str, Edit); 4] = [
+        ("an unknown key", |v| v["extra"] = 1.into()),
+        ("no environment", |v| {
+            v["policy"]["environments"] = serde_json::json!([])
+        }),
+        ("an upper-case name", |v| {
+            v["policy"]["environments"][0]["name"] = "Dev".into()
+        }),
+        ("an unknown rule", |v| {
+            v["policy"]["environments"][0]["deny"] = "x".into()
+        }),
+    ];
+    let code_refuses = |v: &serde_json::Value| {
+        verbatim::policy::PolicyPointer::parse("policy.json", v.to_string().as_bytes())
+            .map_or(true, |ptr| ptr.policy.check().is_err())
+    };
+    assert!(!code_refuses(&pointer));
+    for (what, edit) in bad {
+        let mut v = pointer.clone();
+        edit(&mut v);
+        assert!(
+            check_against("policy.schema.json", &v).is_err(),
+            "schema allows {what}"
+        );
+        assert!(code_refuses(&v), "code allows {what}");
     }
 }

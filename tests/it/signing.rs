@@ -18,7 +18,7 @@ fn ssh_keygen() -> Command {
 }
 
 /// An ed25519 key made by ssh-keygen itself (no passphrase).
-fn openssh_key(dir: &Path, name: &str) -> PathBuf {
+pub fn openssh_key(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     util::success(
         ssh_keygen()
@@ -28,7 +28,8 @@ fn openssh_key(dir: &Path, name: &str) -> PathBuf {
     path
 }
 
-fn public(key: &Path) -> String {
+/// The public key of `key`, one `allowed_signers` line's key part.
+pub fn public(key: &Path) -> String {
     fs::read_to_string(format!("{}.pub", key.display()))
         .unwrap()
         .trim()
