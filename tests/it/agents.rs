@@ -107,23 +107,38 @@ fn converge(agents: &[Agent], manifest: &str) {
     }
 }
 
-struct Fleet {
-    server: S3Server,
+/// A project and its hosts on one S3 server: s3s-fs, started here, or
+/// another at `url` (radosgw) under `prefix`.
+pub struct Fleet {
+    _server: Option<S3Server>,
+    url: String,
+    prefix: String,
     p: Project,
     hosts: tempfile::TempDir,
 }
 
 impl Fleet {
     fn new() -> Option<Fleet> {
+        let server = S3Server::start()?;
         Some(Fleet {
-            server: S3Server::start()?,
-            p: Project::with_config(CONFIG),
-            hosts: tempfile::tempdir().unwrap(),
+            url: server.url(),
+            _server: Some(server),
+            ..Fleet::on(String::new(), "app")
         })
     }
 
+    pub fn on(url: String, prefix: &str) -> Fleet {
+        Fleet {
+            _server: None,
+            url,
+            prefix: prefix.to_owned(),
+            p: Project::with_config(CONFIG),
+            hosts: tempfile::tempdir().unwrap(),
+        }
+    }
+
     fn cli(&self, args: &[&str]) -> Command {
-        s3::cli(&self.p, &self.server.url(), "app", args)
+        s3::cli(&self.p, &self.url, &self.prefix, args)
     }
 
     fn release(&self, version: &str) -> String {
@@ -163,7 +178,14 @@ fn hosts(env: &serde_json::Value) -> Vec<(String, String, String)> {
 
 #[test]
 fn agents_converge_on_promotions_and_rollbacks_and_answer_wait_hosts() {
-    let Some(f) = Fleet::new() else { return };
+    if let Some(f) = Fleet::new() {
+        converge_on_promotions_and_rollbacks(&f);
+    }
+}
+
+/// Three agents follow a promotion (which waits for their reports) and a
+/// rollback of `dev`, report what they run, and stop on SIGTERM with 0.
+pub fn converge_on_promotions_and_rollbacks(f: &Fleet) {
     let m1 = f.release("1");
     util::success(&mut f.cli(&["promote", &m1, "--to", "dev"]));
     let mut agents = f.agents(3);

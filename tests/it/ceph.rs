@@ -1,7 +1,8 @@
 //! Ceph radosgw, the second real S3 server. Its conditional writes are
 //! atomic (an `If-None-Match: *` create is an exclusive create in RADOS), so
 //! the race checks that s3s-fs cannot run are run here: the conformance
-//! suite in full, the CLI pipeline, and promoters racing for one pointer.
+//! suite in full, the CLI pipeline, promoters racing for one pointer, and
+//! agents following the environment.
 //!
 //! One cluster serves every test: the first test that needs it starts it
 //! with `tests/ceph/cluster.sh` (under a file lock, about 12 s), the others
@@ -123,6 +124,13 @@ fn fresh_prefix(name: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("{name}-{}-{nanos}", std::process::id())
+}
+
+#[test]
+fn agents_follow_promotions_and_rollbacks_over_radosgw() {
+    let Some(url) = rgw() else { return };
+    let fleet = crate::agents::Fleet::on(url, &fresh_prefix("agents"));
+    crate::agents::converge_on_promotions_and_rollbacks(&fleet);
 }
 
 #[test]
