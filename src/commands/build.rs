@@ -251,6 +251,7 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
     }
     let tmp = tempfile::Builder::new()
         .prefix(".artifact-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
         .tempfile_in(&out)
         .with_context(|| format!("creating a temp file in {}", out.display()))?;
     let mut writer = super::fetch::Interruptible(BufWriter::with_capacity(1 << 20, tmp));

@@ -117,6 +117,14 @@ fn gnu_tar_and_gzip_read_the_artifact() {
     fixture(&p, false, 0o755, 0o644);
     p.ok(&["build", "--source-date-epoch", "1700000000"]);
     let artifact = p.path().join(".verbatim/build/artifact.tar.gz");
+    // Readable like the manifest beside it, 0644 less the umask (a CI job
+    // may hand the build directory to another user, or copy it into an
+    // image), not the 0600 of a temp file.
+    let mode = |name: &str| {
+        let meta = std::fs::metadata(p.path().join(".verbatim/build").join(name)).unwrap();
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777
+    };
+    assert_eq!(mode("artifact.tar.gz"), mode("manifest.json"));
     let gz = Command::new("gzip")
         .arg("-t")
         .arg(&artifact)
