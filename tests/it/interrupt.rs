@@ -111,13 +111,7 @@ fn the_next_run_sweeps_what_a_killed_one_left() {
 #[test]
 fn what_a_killed_fetch_left_goes_but_never_what_a_live_one_stages() {
     let p = Project::new();
-    let publish = |x: &str| {
-        p.write("app/x", x);
-        p.json(&["publish"])["manifest"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let publish = |version: &str| crate::environments::release(&p, version);
     let fetch = |m: &str| String::from_utf8(p.run(&["fetch", m, "--into", "host"]).stderr).unwrap();
     let store = p.store();
     let deploy = |m: &str| {
