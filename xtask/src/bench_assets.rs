@@ -99,10 +99,9 @@ fn project(base: &Path) -> Result {
 /// Runs per side; the median is reported.
 const RUNS: usize = 5;
 
-fn median_of(mut run: impl FnMut() -> Result<Measured>) -> Result<Measured> {
-    let mut all = (0..RUNS).map(|_| run()).collect::<Result<Vec<_>>>()?;
+fn median(mut all: Vec<Measured>) -> Measured {
     all.sort_by_key(|m| m.wall);
-    Ok(all.swap_remove(RUNS / 2))
+    all.swap_remove(all.len() / 2)
 }
 
 pub fn assets() -> Result {
@@ -167,13 +166,14 @@ pub fn assets() -> Result {
                 .stdout(Stdio::null()),
         )
     };
-    // Each side runs from an empty output directory, RUNS times; the
-    // median counts.
-    let ours = median_of(|| {
+    // Each side runs from an empty output directory, RUNS times, the two
+    // taking turns so that a busy spell of the machine slows both (one
+    // unmeasured round first); the median of each counts.
+    let ours_once = || {
         let _ = fs::remove_dir_all(base.join(".verbatim"));
         build_in(&base)
-    })?;
-    let peer = median_of(|| {
+    };
+    let peer_once = || {
         let _ = fs::remove_dir_all(base.join("collected"));
         measure(
             Command::new(&python)
@@ -183,7 +183,15 @@ pub fn assets() -> Result {
                 .current_dir(&base)
                 .stdout(Stdio::null()),
         )
-    })?;
+    };
+    ours_once()?;
+    peer_once()?;
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        ours.push(ours_once()?);
+        peer.push(peer_once()?);
+    }
+    let (ours, peer) = (median(ours), median(peer));
     // A rebuild with nothing changed, the last build's output in place.
     let again = build_in(&base)?;
 
