@@ -15,7 +15,8 @@ use crate::util::{bounded, is_root, Project, BIN};
 /// inside the project, so it goes when the project does.
 fn shared_binary(p: &Project) -> PathBuf {
     let bin = p.path().join("verbatim-bin");
-    if fs::hard_link(BIN, &bin).is_err() {
+    // Once per project: a copy over the link would truncate the binary.
+    if !bin.exists() && fs::hard_link(BIN, &bin).is_err() {
         fs::copy(BIN, &bin).unwrap();
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     }
