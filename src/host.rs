@@ -163,12 +163,11 @@ impl Root {
             .join(format!("{}.json", id.hex()))
     }
 
-    /// Removes what an interrupted deploy or fetch left: temp downloads
-    /// and unpacks (unless a live one is staging: see
-    /// [`Root::hold_staging`]), half-deleted releases and a `current.tmp`
-    /// link. Returns their names.
+    /// Removes what an interrupted deploy left, but for its staged temps
+    /// ([`Root::hold_staging`] does): half-deleted releases and a
+    /// `current.tmp` link. Returns their names.
     pub fn cleanup(&self) -> io::Result<Vec<String>> {
-        let (_, mut removed) = self.hold_staging()?;
+        let mut removed = Vec::new();
         for dirent in fs::read_dir(self.releases())? {
             let dirent = dirent?;
             let name = dirent.file_name().to_string_lossy().into_owned();

@@ -197,6 +197,9 @@ pub fn deploy(
         |msg| printer.note(msg),
         || canary::caught().is_some(),
     )?;
+    // Held for the whole deploy; taking it removed what a killed fetch or
+    // deploy left staged, unless another one is staging now.
+    let _staging = super::fetch::hold_staging(&root, printer)?;
     for name in root
         .cleanup()
         .context("removing what an earlier deploy left")?
@@ -283,7 +286,6 @@ pub fn deploy(
                 ))
                 .into());
             };
-            let _staging = super::fetch::hold_staging(&root, printer)?; // until the rename
             let (staging, entries) =
                 super::fetch::stage(store, &id, &manifest, &root.releases(), printer)?;
             let n = entries.len();
