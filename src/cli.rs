@@ -27,7 +27,7 @@ pub fn check_bool_vars() -> Result<(), String> {
         if !ok {
             return Err(format!(
                 "environment variable {var}={}: expected 1/0, true/false, yes/no or on/off",
-                crate::output::escape(&value.to_string_lossy())
+                crate::text::escape(&value.to_string_lossy())
             ));
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error::Class;
 use crate::store::S3Options;
 
 /// The file name looked for in the current directory.
@@ -208,6 +209,13 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+impl ConfigError {
+    /// A configuration problem is a usage error.
+    pub fn class(&self) -> Class {
+        Class::Usage
+    }
+}
 
 impl Config {
     /// Loads `path`, or `./verbatim.toml` when `path` is `None`.

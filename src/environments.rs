@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::parse_rfc3339;
 use crate::digest::Digest;
 
 pub const POINTER_SCHEMA: &str = "verbatim.pointer/v1";
@@ -815,7 +816,7 @@ pub fn previous<'a>(order: &'a [String], env: &str) -> Result<Option<&'a str>, S
 pub fn undeclared(order: &[String], env: &str) -> String {
     let mut msg = format!(
         "`{}` is not in the environment order ({})",
-        crate::output::escape(env),
+        crate::text::escape(env),
         order.join(", ")
     );
     if let Some(near) = closest(env, order) {
@@ -978,65 +979,10 @@ pub fn was_live(history: &[Event], manifest: &str) -> bool {
     history.iter().any(|e| e.to == manifest)
 }
 
-/// Formats seconds since the epoch as RFC 3339 UTC (`2026-11-26T13:33:54Z`).
-pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Parses RFC 3339 UTC as [`rfc3339`] writes it (`2026-11-26T13:33:54Z`)
-/// into seconds since the epoch; `None` for any other spelling or an
-/// impossible date.
-pub fn parse_rfc3339(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() != 20 || &b[4..5] != b"-" || &b[7..8] != b"-" || &b[10..11] != b"T" {
-        return None;
-    }
-    if &b[13..14] != b":" || &b[16..17] != b":" || &b[19..20] != b"Z" {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r].iter().try_fold(0i64, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
-        })
-    };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || d < 1 || hh > 23 || mm > 59 || ss > 59 {
-        return None;
-    }
-    // Howard Hinnant's days-from-civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()?;
-    // Refuses 2026-02-30 and the like: the date must round-trip.
-    (rfc3339(secs) == s).then_some(secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::rfc3339;
 
     fn ev(seq: u64, from: Option<&str>, to: &str) -> Event {
         Event {
@@ -1658,33 +1604,6 @@ mod tests {
     }
 
     #[test]
-    fn rfc3339_round_trips() {
-        for secs in [
-            0,
-            59,
-            951_782_400,
-            1_700_000_000,
-            4_102_444_800,
-            253_402_300_799,
-        ] {
-            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs), "{secs}");
-        }
-        for bad in [
-            "2023-11-14T22:13:20",
-            "2023-11-14T22:13:20+00:00",
-            "2023-11-14 22:13:20Z",
-            "2023-13-14T22:13:20Z",
-            "2023-02-29T00:00:00Z",
-            "2023-11-14T24:00:00Z",
-            "2023-11-14T22:60:00Z",
-            "+023-11-14T22:13:20Z",
-            "2023-11-14T22:13:2\u{e9}",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn undeclared_environments_suggest_the_nearest() {
         let order: Vec<String> = ["dev", "preprod", "prod"].map(String::from).to_vec();
         assert_eq!(closest("prd", &order), Some("prod"));
@@ -1693,12 +1612,5 @@ mod tests {
         assert!(undeclared(&order, "prd").ends_with("did you mean `prod`?"));
         assert!(!undeclared(&order, "qa").contains("did you mean"));
         assert_eq!(edit_distance("kitten", "sitting"), 3);
-    }
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

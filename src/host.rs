@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::error::Busy;
 use crate::safe_fs;
 use crate::unpack::{Entry, EntryKind};
 
@@ -47,11 +48,6 @@ const TRASH_PREFIX: &str = ".trash-";
 /// In `.verbatim/`: held shared by each fetch or deploy while it stages a
 /// release, so that only temps no live process owns are removed.
 const STAGING_LOCK: &str = "staging.lock";
-
-/// Another process holds the lock and we were asked not to wait.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Busy(pub String);
 
 /// A host's deploy root, locked for as long as the value lives.
 pub struct Root {

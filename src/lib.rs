@@ -4,12 +4,15 @@
 //! `gzip`, `digest`) does no I/O beyond the streams it is handed; `store` is
 //! the only module that persists anything; `commands` is the CLI edge.
 
+pub mod actor;
 pub mod assets;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod environments;
+pub mod error;
 pub mod exit;
 pub mod gzip;
 pub mod host;
@@ -18,8 +21,12 @@ pub mod output;
 pub mod pack;
 pub mod par;
 pub mod policy;
+pub mod process;
+pub mod progress;
 pub mod reports;
 pub mod safe_fs;
+pub mod signals;
 pub mod signing;
 pub mod store;
+pub mod text;
 pub mod unpack;

@@ -3,17 +3,17 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use verbatim::{cli::Cli, commands, exit, output};
+use verbatim::{cli::Cli, commands, error, exit, output};
 
 fn main() -> ExitCode {
     if let Err(why) = verbatim::cli::check_bool_vars() {
-        let err = anyhow::Error::new(exit::UsageError(why));
+        let err = anyhow::Error::new(error::UsageError(why));
         if std::env::args_os().any(|a| a == "--json") {
             let doc = output::error_document(&err, None);
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         eprint!("{}", output::error_report(&err, false));
-        return ExitCode::from(exit::USAGE);
+        return ExitCode::from(error::USAGE);
     }
     // Colour is decided before parsing, so clap's own messages follow it.
     let color = color_choice();
@@ -36,13 +36,13 @@ fn main() -> ExitCode {
                     .collect::<Vec<_>>()
                     .join(" ");
                 let message = message.trim_start_matches("error: ").to_owned();
-                let doc = output::error_document(&exit::UsageError(message).into(), None);
+                let doc = output::error_document(&error::UsageError(message).into(), None);
                 println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             }
             match output::clap_error_report(&err) {
                 Some(report) => {
                     eprint!("{report}");
-                    return ExitCode::from(exit::USAGE);
+                    return ExitCode::from(error::USAGE);
                 }
                 None => err.exit(), // help, version, and usage errors as clap prints them
             }

@@ -4,20 +4,20 @@
 //! Progress bars are drawn only when stderr is a terminal, outside CI, and
 //! not with `--json`, `--quiet` or `--no-progress`.
 //!
-//! Text from outside (reasons, actors, paths, keys, server messages) may hold
-//! control characters. Every line printed here and every error line passes
-//! through [`escape`], so a value can neither start a line of its own (and
-//! forge a `history` entry) nor drive the terminal. A message the tool itself
-//! composes of several lines is a [`Lines`], printed one escaped line at a
-//! time. JSON output is escaped by `serde_json` and left as it is.
+//! Every line printed here and every error line passes through
+//! [`escape`] (`crate::text`); JSON output is escaped by `serde_json` and
+//! left as it is.
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
+
+use crate::progress::{Bar, Level, Meter, Progress};
+use crate::text::{escape, human_bytes, needs_escape, Lines};
 
 pub struct Printer {
     json: bool,
@@ -127,19 +127,71 @@ impl Printer {
     }
 
     /// A byte-counting progress bar, hidden when progress is off.
-    pub fn bytes_bar(&self, total: u64, message: &'static str) -> ProgressBar {
-        if !self.progress {
-            return ProgressBar::hidden();
+    pub fn bytes_bar(&self, total: u64, label: &'static str) -> Bar {
+        Progress::bar(self, total, None, label)
+    }
+
+    /// A bar for `objects` objects of `bytes` bytes in all.
+    pub fn objects_bar(&self, bytes: u64, objects: usize, label: &'static str) -> Bar {
+        Progress::bar(self, bytes, Some(objects), label)
+    }
+}
+
+impl Progress for Printer {
+    fn shows(&self, level: Level) -> bool {
+        match level {
+            Level::Note => !self.quiet,
+            Level::Detail => self.verbose,
+            Level::Warn => true,
         }
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template(
-            "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_message(message);
-        bar
+    }
+
+    fn message(&self, level: Level, text: &str) {
+        match level {
+            Level::Note => self.note(text),
+            Level::Detail => self.detail(text),
+            Level::Warn => self.warn(text),
+        }
+    }
+
+    fn bar(&self, total: u64, objects: Option<usize>, label: &'static str) -> Bar {
+        if !self.progress {
+            return Bar::hidden();
+        }
+        match objects {
+            None => Bar::new(Box::new(BytesBar(bytes_bar(total, label)))),
+            Some(n) => Bar::new(Box::new(objects_bar(total, n, label))),
+        }
+    }
+}
+
+/// A byte-counting bar on stderr.
+fn bytes_bar(total: u64, label: &'static str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(label);
+    bar
+}
+
+/// Draws a bytes [`Bar`].
+struct BytesBar(ProgressBar);
+
+impl Meter for BytesBar {
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+
+    fn object_done(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
     }
 }
 
@@ -191,138 +243,55 @@ const OBJECT_WEIGHT: u64 = 256 << 10;
 
 /// Progress over many objects: the bar advances by bytes plus a fixed
 /// weight per object; the message counts objects and bytes.
-pub struct ObjectsBar {
+struct ObjectsBar {
     bar: ProgressBar,
     verb: &'static str,
     done: AtomicUsize,
     total: usize,
-    bytes_done: std::sync::atomic::AtomicU64,
+    bytes_done: AtomicU64,
     bytes_total: u64,
 }
 
-impl ObjectsBar {
-    /// One more object of `bytes` is done.
-    pub fn object_done(&self, bytes: u64) {
+fn objects_bar(bytes: u64, objects: usize, verb: &'static str) -> ObjectsBar {
+    let weight = bytes.saturating_add((objects as u64).saturating_mul(OBJECT_WEIGHT));
+    let bar = ProgressBar::with_draw_target(Some(weight), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("[{bar:30}] {percent:>3}% {msg} {eta}")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(format!("{verb} 0/{objects} objects"));
+    ObjectsBar {
+        bar,
+        verb,
+        done: AtomicUsize::new(0),
+        total: objects,
+        bytes_done: AtomicU64::new(0),
+        bytes_total: bytes,
+    }
+}
+
+impl Meter for ObjectsBar {
+    fn advance(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+
+    fn object_done(&self, bytes: u64) {
         let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let b = self.bytes_done.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.bar.inc(bytes.saturating_add(OBJECT_WEIGHT));
-        if !self.bar.is_hidden() {
-            self.bar.set_message(format!(
-                "{} {n}/{} objects, {}/{}",
-                self.verb,
-                self.total,
-                human_bytes(b),
-                human_bytes(self.bytes_total)
-            ));
-        }
+        self.bar.set_message(format!(
+            "{} {n}/{} objects, {}/{}",
+            self.verb,
+            self.total,
+            human_bytes(b),
+            human_bytes(self.bytes_total)
+        ));
     }
 
-    pub fn finish(&self) {
+    fn finish(&self) {
         self.bar.finish_and_clear();
     }
 }
-
-impl Printer {
-    /// A bar for `objects` objects of `bytes` bytes in all.
-    pub fn objects_bar(&self, bytes: u64, objects: usize, verb: &'static str) -> ObjectsBar {
-        let weight = bytes.saturating_add((objects as u64).saturating_mul(OBJECT_WEIGHT));
-        let bar = if self.progress {
-            let bar = ProgressBar::with_draw_target(Some(weight), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("[{bar:30}] {percent:>3}% {msg} {eta}")
-                .map(|s| s.progress_chars("=> "))
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-            bar.set_style(style);
-            bar.set_message(format!("{verb} 0/{objects} objects"));
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
-        ObjectsBar {
-            bar,
-            verb,
-            done: AtomicUsize::new(0),
-            total: objects,
-            bytes_done: std::sync::atomic::AtomicU64::new(0),
-            bytes_total: bytes,
-        }
-    }
-}
-
-/// Text from outside, made safe to print on one line of a terminal: see
-/// [`Escaped`].
-pub fn escape(text: &str) -> Escaped<'_> {
-    Escaped(text)
-}
-
-/// Displays a string with every character that could move the cursor, end
-/// the line, drive the terminal or reorder what is shown escaped, Rust-style:
-/// `\n`, `\r`, `\t`, `\x1b` (C0 controls and DEL), `\u{9b}` (C1 controls),
-/// `\u{202e}` (bidirectional overrides and isolates, line and paragraph
-/// separators). Everything else, backslashes included, is shown as it is.
-/// Escaping escaped text changes nothing.
-#[derive(Clone, Copy)]
-pub struct Escaped<'a>(pub &'a str);
-
-fn needs_escape(c: char) -> bool {
-    c.is_control() // C0, DEL and C1
-        || matches!(
-            c,
-            '\u{061c}'
-                | '\u{200e}'
-                | '\u{200f}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}'
-        )
-}
-
-impl fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
-        while let Some(i) = rest.find(needs_escape) {
-            f.write_str(&rest[..i])?;
-            let c = rest[i..].chars().next().unwrap_or_default();
-            match c {
-                '\n' => f.write_str("\\n")?,
-                '\r' => f.write_str("\\r")?,
-                '\t' => f.write_str("\\t")?,
-                c if u32::from(c) < 0x80 => write!(f, "\\x{:02x}", u32::from(c))?,
-                c => write!(f, "\\u{{{:x}}}", u32::from(c))?,
-            }
-            rest = &rest[i + c.len_utf8()..];
-        }
-        f.write_str(rest)
-    }
-}
-
-impl fmt::Debug for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{self}\"")
-    }
-}
-
-/// An error message the tool composes of several lines: a head, then one
-/// line per item (every problem found in the assets, say). It prints as
-/// separate lines, each escaped on its own, so a newline inside an item
-/// shows as `\n` and never starts a line.
-#[derive(Debug)]
-pub struct Lines {
-    pub head: String,
-    pub items: Vec<String>,
-}
-
-impl fmt::Display for Lines {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", escape(&self.head))?;
-        for item in &self.items {
-            write!(f, "\n  {}", escape(item))?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Lines {}
 
 /// What `main` prints for an error: `error: …` and one `  caused by: …` per
 /// cause, every line escaped; a [`Lines`] keeps its own line breaks.
@@ -398,32 +367,9 @@ pub fn clap_error_report(err: &clap::Error) -> Option<String> {
     Some(out)
 }
 
-/// `12.3 MiB`
-pub fn human_bytes(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_what_could_forge_a_line_or_drive_a_terminal() {
-        let check = |raw: &str, shown: &str| assert_eq!(escape(raw).to_string(), shown);
-        check(
-            "plain text, ünïcode ✓ and a \\ backslash",
-            "plain text, ünïcode ✓ and a \\ backslash",
-        );
-        check("ok\n#7 by release-bot", "ok\\n#7 by release-bot");
-        check("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m");
-        check("a\rb\tc\0d\x7f", "a\\rb\\tc\\x00d\\x7f");
-        check("\u{9b}31m \u{85}", "\\u{9b}31m \\u{85}");
-        check("abc\u{202e}fed \u{2028}", "abc\\u{202e}fed \\u{2028}");
-        check("", "");
-        // Idempotent: escaped text has nothing left to escape.
-        let once = escape("a\nb\x1b\u{9b}").to_string();
-        assert_eq!(escape(&once).to_string(), once);
-    }
 
     #[test]
     fn error_reports_keep_the_tools_lines_and_escape_the_values() {

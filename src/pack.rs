@@ -20,6 +20,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use crate::digest::{Digest, HashingWriter};
+use crate::error::Class;
 use crate::gzip::GzWriter;
 
 /// The pack spec implemented here; recorded in every manifest.
@@ -80,6 +81,16 @@ pub enum PackError {
         #[source]
         source: io::Error,
     },
+}
+
+impl PackError {
+    /// The exit class of this error: a bad glob is a usage error.
+    pub fn class(&self) -> Option<Class> {
+        match self {
+            PackError::BadGlob { .. } => Some(Class::Usage),
+            _ => None,
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PackError + '_ {

@@ -286,8 +286,9 @@ pub fn check_declared(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::rfc3339;
     use crate::digest::Digest;
-    use crate::environments::{check_log, check_log_keys, check_log_pointer, rfc3339};
+    use crate::environments::{check_log, check_log_keys, check_log_pointer};
 
     fn order(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()

@@ -73,7 +73,7 @@ pub fn check_host_id(id: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "host id `{}` is not usable: use letters, digits, `.`, `_` and `-` (at most 64, not starting with `.` or `-`)",
-            crate::output::escape(id)
+            crate::text::escape(id)
         ))
     }
 }

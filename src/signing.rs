@@ -242,7 +242,7 @@ fn parse_time(v: &str) -> Result<u64, String> {
         mi.map_err(|_| bad())?,
         se.map_err(|_| bad())?
     );
-    crate::environments::parse_rfc3339(&text).ok_or_else(bad)
+    crate::clock::parse_rfc3339(&text).ok_or_else(bad)
 }
 
 /// OpenSSH pattern matching: `*` any run, `?` any one character.

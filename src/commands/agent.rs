@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::canary;
 use super::deploy::{self, Request, Target};
 use crate::cli::{AgentArgs, Global};
 use crate::environments as envs;
-use crate::exit::UsageError;
+use crate::error::UsageError;
 use crate::output::Printer;
 use crate::store::{ETag, Key};
 
@@ -42,7 +41,7 @@ pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
     let trust = super::sign::Trust::from_args(&args.trust)?;
     let _agent = crate::host::agent_lock(&args.host.root)?;
-    let _signals = canary::Signals::install().context("installing signal handlers")?;
+    let _signals = crate::signals::Signals::install().context("installing signal handlers")?;
     let key = Key::new(envs::pointer_key(&args.env))?;
     printer.note(format!(
         "agent {host}: keeping {} on {} of {}, looking every {:?}",
@@ -54,7 +53,7 @@ pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
     let mut done: Option<ETag> = None;
     let mut errors: u32 = 0;
     let mut said_empty = false;
-    while canary::caught().is_none() {
+    while crate::signals::caught().is_none() {
         let step: Result<()> = match store.head(&key) {
             Err(e) => Err(e.into()),
             Ok(None) => {
@@ -75,7 +74,7 @@ pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
                     trust: trust.as_ref(),
                 };
                 let attempt = deploy::deploy(Some(store.as_ref()), &req, printer);
-                let time = envs::rfc3339(super::promote::now());
+                let time = crate::clock::rfc3339(crate::clock::now());
                 match attempt {
                     Ok(out) => {
                         if out.result != "unchanged" {
@@ -90,14 +89,16 @@ pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
                         done = Some(meta.etag);
                         Ok(())
                     }
-                    Err(_) if canary::caught().is_some() => break,
+                    Err(_) if crate::signals::caught().is_some() => break,
                     Err(e) => {
                         printer.json_line(&AttemptJson {
                             time,
                             deploy: None,
                             error: Some(format!("{e:#}")),
                         })?;
-                        if crate::exit::code_and_kind(&e).0 == crate::exit::CHECK_FAILED {
+                        if e.chain().find_map(crate::error::class_of)
+                            == Some(crate::error::Class::CheckFailed)
+                        {
                             // Reported `failed`: wait for the pointer to move.
                             printer.warn(format!("{e:#}; waiting for {} to move", args.env));
                             done = Some(meta.etag);
@@ -129,8 +130,11 @@ pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
         };
         sleep_unless_signalled(pause);
     }
-    if let Some(sig) = canary::caught() {
-        printer.note(format!("{}: agent stopped", canary::signal_name(sig)));
+    if let Some(sig) = crate::signals::caught() {
+        printer.note(format!(
+            "{}: agent stopped",
+            crate::signals::signal_name(sig)
+        ));
     }
     Ok(())
 }
@@ -144,7 +148,7 @@ fn jitter(d: Duration) -> Duration {
 
 fn sleep_unless_signalled(d: Duration) {
     let end = Instant::now() + d;
-    while canary::caught().is_none() {
+    while crate::signals::caught().is_none() {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return;

@@ -20,9 +20,10 @@ use crate::assets::keep::{KeepRules, ViteOutput};
 use crate::assets::{self, url::UrlOptions, Input};
 use crate::config::{Config, ConfigError};
 use crate::manifest::Asset;
-use crate::output::{Lines, Printer};
+use crate::output::Printer;
 use crate::pack::{self, PackError};
 use crate::safe_fs;
+use crate::text::Lines;
 
 /// The key prefix of fingerprinted assets in the store.
 pub const ASSETS_DIR: &str = "assets";
@@ -222,7 +223,7 @@ pub fn write(
         map.insert(logical, asset);
     }
     tmp.persist(&path).with_context(what)?;
-    bar.finish_and_clear();
+    bar.finish();
     // Builds before the pack wrote one file per asset here.
     let legacy = out.join(ASSETS_DIR);
     match fs::symlink_metadata(&legacy) {
@@ -265,10 +266,10 @@ fn write_group(
     pack_path: &Path,
     dir: &Path,
     group: &[Member],
-    bar: &indicatif::ProgressBar,
+    bar: &crate::progress::Bar,
 ) -> Result<Vec<Asset>> {
     use std::os::unix::fs::FileExt as _;
-    super::fetch::stopped()?;
+    crate::signals::stopped()?;
     let (Some(first), Some(last)) = (group.first(), group.last()) else {
         return Ok(Vec::new());
     };

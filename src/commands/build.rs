@@ -22,9 +22,10 @@ use crate::cli::{BuildArgs, BuildOpts, Global};
 use crate::config::{Config, Overrides, DEFAULT_OUT};
 use crate::digest::Digest;
 use crate::manifest::{self, Manifest};
-use crate::output::{human_bytes, Printer};
+use crate::output::Printer;
 use crate::pack;
 use crate::safe_fs;
+use crate::text::human_bytes;
 
 pub const ARTIFACT_FILE: &str = "artifact.tar.gz";
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -254,7 +255,7 @@ pub fn build(cfg: &Config, opts: &BuildOpts, printer: &Printer) -> Result<Built>
         .permissions(std::fs::Permissions::from_mode(0o644))
         .tempfile_in(&out)
         .with_context(|| format!("creating a temp file in {}", out.display()))?;
-    let mut writer = super::fetch::Interruptible(BufWriter::with_capacity(1 << 20, tmp));
+    let mut writer = crate::signals::Interruptible(BufWriter::with_capacity(1 << 20, tmp));
     let (packed, entries) = pack_counted(cfg, opts, printer, made.as_ref(), &mut writer)?;
     let tmp = writer.0.into_inner().map_err(|e| e.into_error())?;
     tmp.as_file().sync_all()?;
@@ -352,7 +353,7 @@ fn pack_counted(
     let mtime = opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME);
     let packed = pack::write(&cfg.app_dir, &entries, mtime, threads, out, &|n| bar.inc(n))
         .with_context(|| format!("packing {}", cfg.app_dir.display()))?;
-    bar.finish_and_clear();
+    bar.finish();
     Ok((packed, entries.len()))
 }
 

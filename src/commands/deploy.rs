@@ -7,7 +7,7 @@
 //! the shared paths; `pre_activate`; flip `current`; `post_activate` and
 //! `check`, flipping back if either fails; keep the newest releases; report
 //! to `envs/<env>/hosts/<host>.json`. `host::Root` does the disk work;
-//! hooks run through `canary::run`.
+//! hooks run through `crate::process::run`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,15 +15,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::canary::{self, Ended};
 use super::history::Reader;
 use crate::cli::{DeployArgs, Global, HostArgs};
 use crate::digest::Digest;
-use crate::environments as envs;
-use crate::exit::{CheckFailed, Interrupted, UsageError};
+use crate::error::{CheckFailed, Interrupted, UsageError};
 use crate::host::{HostEvent, Outcome, Root};
 use crate::manifest::{Deploy, Manifest};
 use crate::output::Printer;
+use crate::process::Ended;
 use crate::reports::{self, Report, State};
 use crate::store::{Body, Key, PutMode, Store};
 
@@ -110,7 +109,7 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
         _ => Some(super::open_store_for(g)?),
     };
     let trust = super::sign::Trust::from_args(&args.trust)?;
-    let signals = canary::Signals::install().context("installing signal handlers")?;
+    let signals = crate::signals::Signals::install().context("installing signal handlers")?;
     let req = Request {
         target,
         root: &args.host.root,
@@ -125,13 +124,13 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
         deploy(store.as_deref(), &req, printer)
     };
     drop(signals);
-    let report = result.map_err(|e| match canary::caught() {
+    let report = result.map_err(|e| match crate::signals::caught() {
         // A download or unpack the signal cut short: say so, exit 128 + it.
         Some(signal) if !e.chain().any(|c| c.is::<Interrupted>()) => Interrupted {
             signal,
             message: format!(
                 "deploy stopped by {} ({e:#}); `current` was not changed",
-                canary::signal_name(signal)
+                crate::signals::signal_name(signal)
             ),
         }
         .into(),
@@ -195,7 +194,7 @@ pub fn deploy(
         req.root,
         req.wait,
         |msg| printer.note(msg),
-        || canary::caught().is_some(),
+        || crate::signals::caught().is_some(),
     )?;
     // Held for the whole deploy; taking it removed what a killed fetch or
     // deploy left staged, unless another one is staging now.
@@ -321,7 +320,7 @@ pub fn deploy(
 
         let failed = |detail: String, now: Option<&Digest>, ended: &Ended| {
             let _ = root.append(&HostEvent {
-                time: envs::rfc3339(super::promote::now()),
+                time: crate::clock::rfc3339(crate::clock::now()),
                 manifest: id.to_string(),
                 outcome: Outcome::Failed,
                 current: now.map(Digest::to_string),
@@ -392,7 +391,7 @@ pub fn deploy(
         }
 
         root.append(&HostEvent {
-            time: envs::rfc3339(super::promote::now()),
+            time: crate::clock::rfc3339(crate::clock::now()),
             manifest: id.to_string(),
             outcome: Outcome::Activated,
             current: Some(id.to_string()),
@@ -425,7 +424,7 @@ pub fn deploy(
         Err(e) => {
             out.result = "failed";
             let interrupted =
-                canary::caught().is_some() || e.chain().any(|c| c.is::<Interrupted>());
+                crate::signals::caught().is_some() || e.chain().any(|c| c.is::<Interrupted>());
             if !interrupted {
                 let now = root.current().ok().flatten();
                 out.reported = reporter.send(State::Failed, now.as_ref(), Some(format!("{e:#}")));
@@ -474,7 +473,7 @@ fn recover(
         }
     }
     root.append(&HostEvent {
-        time: envs::rfc3339(super::promote::now()),
+        time: crate::clock::rfc3339(crate::clock::now()),
         manifest: a.to.clone(),
         outcome: Outcome::Failed,
         current: from.map(|f| f.to_string()),
@@ -531,7 +530,7 @@ fn plan(store: Option<&dyn Store>, req: &Request<'_>, printer: &Printer) -> Resu
         Some(why) => printer.note(format!(
             "would fetch {} ({}) into {}: {why}",
             manifest.artifact.key,
-            crate::output::human_bytes(manifest.artifact.size),
+            crate::text::human_bytes(manifest.artifact.size),
             dir.display()
         )),
         None => printer.note(format!("{} is on this host, unmodified", dir.display())),
@@ -647,7 +646,7 @@ fn local_manifest(root: &Root, id: &Digest) -> Result<Manifest> {
         .with_context(|| format!("reading {}", path.display()))?;
     let m = Manifest::parse(&bytes).with_context(|| format!("parsing {}", path.display()))?;
     if m.id() != *id {
-        return Err(crate::exit::IntegrityError(format!(
+        return Err(crate::error::IntegrityError(format!(
             "{} is not manifest {id}: it was modified",
             path.display()
         ))
@@ -659,7 +658,7 @@ fn local_manifest(root: &Root, id: &Digest) -> Result<Manifest> {
 fn describe(ended: &Ended) -> String {
     match ended {
         Ended::Passed(d) | Ended::Failed(d) => d.clone(),
-        Ended::Interrupted(sig) => format!("interrupted by {}", canary::signal_name(*sig)),
+        Ended::Interrupted(sig) => format!("interrupted by {}", crate::signals::signal_name(*sig)),
     }
 }
 
@@ -711,8 +710,8 @@ impl Hooks<'_> {
             "check" => "check hook".to_owned(),
             other => format!("{other} hook"),
         };
-        match canary::run(
-            &canary::Job {
+        match crate::process::run(
+            &crate::process::Job {
                 cmd,
                 label: &label,
                 cwd: Some(dir),
@@ -757,7 +756,7 @@ impl Reporter<'_> {
             state,
             running: running.map(Digest::to_string),
             detail,
-            time: envs::rfc3339(super::promote::now()),
+            time: crate::clock::rfc3339(crate::clock::now()),
             tool: format!("verbatim {}", env!("CARGO_PKG_VERSION")),
         };
         let sent = Key::new(reports::report_key(env, self.host))

@@ -10,10 +10,11 @@ use serde::Serialize;
 
 use crate::cli::{DiffArgs, Global};
 use crate::digest::{Digest, HashingReader};
-use crate::exit::IntegrityError;
+use crate::error::IntegrityError;
 use crate::manifest::Manifest;
-use crate::output::{human_bytes, Printer};
+use crate::output::Printer;
 use crate::store::{Key, Store};
+use crate::text::human_bytes;
 
 #[derive(Serialize)]
 struct DiffJson {

@@ -15,10 +15,11 @@ use serde::Serialize;
 
 use crate::cli::{FetchArgs, Global};
 use crate::digest::{Digest, HashingWriter};
-use crate::exit::IntegrityError;
+use crate::error::IntegrityError;
 use crate::manifest::Manifest;
 use crate::output::Printer;
 use crate::safe_fs;
+use crate::signals::Interruptible;
 use crate::store::local::write_atomic;
 use crate::store::{Key, Store};
 use crate::unpack;
@@ -176,7 +177,7 @@ pub(super) fn stage(
     // One byte past the recorded size is enough to know it is wrong.
     let limited = Interruptible(object.reader.take(manifest.artifact.size.saturating_add(1)));
     io::copy(&mut bar.wrap_read(limited), &mut w).with_context(|| format!("downloading {key}"))?;
-    bar.finish_and_clear();
+    bar.finish();
     let (buf, digest, size) = w.finish();
     if digest.hex() != manifest.artifact.sha256 || size != manifest.artifact.size {
         return Err(IntegrityError(format!(
@@ -204,38 +205,4 @@ pub(super) fn stage(
             other => anyhow::Error::new(other),
         })?;
     Ok((staging, entries))
-}
-
-/// A reader or writer that fails once SIGINT, SIGTERM or SIGHUP was caught
-/// (while a command has its handlers installed), so a long download,
-/// unpack or pack is abandoned, its temp files removed, rather than
-/// finished.
-pub(super) struct Interruptible<T>(pub T);
-
-pub(super) fn stopped() -> io::Result<()> {
-    match super::canary::caught() {
-        Some(sig) => Err(io::Error::other(format!(
-            "stopped by {}",
-            super::canary::signal_name(sig)
-        ))),
-        None => Ok(()),
-    }
-}
-
-impl<R: Read> Read for Interruptible<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        stopped()?;
-        self.0.read(buf)
-    }
-}
-
-impl<W: io::Write> io::Write for Interruptible<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        stopped()?;
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
 }

@@ -41,7 +41,7 @@ use crate::digest::Digest;
 use crate::environments::{
     self as envs, CheckRecord, CheckState, Entry, Event, Inconsistent, Log, Pointer,
 };
-use crate::exit::{IntegrityError, LostRace, UsageError};
+use crate::error::{IntegrityError, LostRace, UsageError};
 use crate::manifest;
 use crate::par;
 use crate::policy::PolicyEvent;

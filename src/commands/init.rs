@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::cli::{Global, InitArgs};
 use crate::config::FILE_NAME;
-use crate::exit::UsageError;
+use crate::error::UsageError;
 use crate::output::Printer;
 use crate::store::local::write_atomic;
 

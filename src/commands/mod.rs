@@ -7,7 +7,6 @@
 mod agent;
 mod assets;
 mod build;
-mod canary;
 mod deploy;
 mod diff;
 mod export;
@@ -29,7 +28,7 @@ use anyhow::{Context, Result};
 use crate::cli::{Cli, Command, Global};
 use crate::config::{Config, Overrides};
 use crate::digest::Digest;
-use crate::exit::{IntegrityError, UsageError};
+use crate::error::{IntegrityError, UsageError};
 use crate::manifest::{self, Manifest};
 use crate::output::Printer;
 use crate::store::{self, Key, Store, StoreError};
@@ -43,7 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
         cli.command,
         Command::Build(_) | Command::Publish(_) | Command::Fetch(_)
     )
-    .then(canary::Signals::install)
+    .then(crate::signals::Signals::install)
     .transpose()?;
     let result = match &cli.command {
         Command::Init(a) => init::run(g, a, &printer),
@@ -72,13 +71,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sign(a) => sign::run_sign(g, a, &printer),
     };
     drop(signals);
-    let result = result.map_err(|e| match canary::caught() {
-        Some(signal) if !e.chain().any(|c| c.is::<crate::exit::Interrupted>()) => {
-            crate::exit::Interrupted {
+    let result = result.map_err(|e| match crate::signals::caught() {
+        Some(signal) if !e.chain().any(|c| c.is::<crate::error::Interrupted>()) => {
+            crate::error::Interrupted {
                 signal,
                 message: format!(
                     "stopped by {} ({e:#}); temporary files removed",
-                    canary::signal_name(signal)
+                    crate::signals::signal_name(signal)
                 ),
             }
             .into()

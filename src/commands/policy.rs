@@ -21,15 +21,18 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::history::{Reader, Verified};
-use super::promote::{actor, json_opts, now};
+use super::promote::json_opts;
+use crate::actor::actor;
 use crate::cli::{Global, PolicyArgs, PolicyCommand, PolicyHistoryArgs, PolicySetArgs};
+use crate::clock::now;
 use crate::config::{check_env_names, Config};
 use crate::digest::Digest;
 use crate::environments::{self as envs, Inconsistent};
-use crate::exit::{IntegrityError, LostRace, UsageError};
-use crate::output::{escape, Printer};
+use crate::error::{IntegrityError, LostRace, UsageError};
+use crate::output::Printer;
 use crate::policy::{self, Kind, Policy, PolicyEvent, PolicyPointer};
 use crate::store::{Body, ETag, Key, PutMode, StoreError};
+use crate::text::escape;
 
 /// The policy as stored, checked.
 #[derive(Debug)]
@@ -285,7 +288,7 @@ fn append(
         schema: policy::EVENT_SCHEMA.into(),
         seq,
         kind,
-        time: envs::rfc3339(now()),
+        time: crate::clock::rfc3339(now()),
         actor: actor(),
         from: state.current().map(|e| e.to.clone()),
         to,

@@ -23,12 +23,14 @@
 //! check did not pass is refused by the `canary` gate.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::actor::actor;
+use crate::clock::{deadline, now, since_epoch};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::canary::{self, Ended};
 use super::history::{self, EnvState, Reader};
 use crate::cli::{Global, PromoteArgs, RollbackArgs};
 use crate::config::Config;
@@ -36,10 +38,12 @@ use crate::digest::Digest;
 use crate::environments::{
     self as envs, Check, CheckRecord, CheckStatus, Event, Gate, Kind, Outcome, Pointer,
 };
-use crate::exit::{CheckFailed, GateRefused, IntegrityError, Interrupted, LostRace, UsageError};
+use crate::error::{CheckFailed, GateRefused, IntegrityError, Interrupted, LostRace, UsageError};
 use crate::manifest::Manifest;
-use crate::output::{escape, Printer};
+use crate::output::Printer;
+use crate::process::Ended;
 use crate::store::{Body, ETag, Key, PutMode, PutOptions, Store, StoreError};
+use crate::text::escape;
 
 /// What a move did, as `--json` prints it.
 #[derive(Debug, Serialize)]
@@ -129,7 +133,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     // rollback that follows.
     let signals = check
         .is_some()
-        .then(canary::Signals::install)
+        .then(crate::signals::Signals::install)
         .transpose()
         .context("installing the signal handlers of the canary check")?;
     let req = MoveRequest {
@@ -171,7 +175,7 @@ fn finish_check(
     let previous = report.previous.clone();
     // The check must end by the deadline recorded in the event (the
     // timeout, less the time the move took).
-    let left = envs::parse_rfc3339(&check.deadline)
+    let left = crate::clock::parse_rfc3339(&check.deadline)
         .map(|d| Duration::from_secs(d).saturating_sub(since_epoch()))
         .unwrap_or_default()
         .min(Duration::from_secs(check.timeout_secs));
@@ -184,8 +188,8 @@ fn finish_check(
         ),
     ];
     let ended = match (&check.cmd, check.hosts) {
-        (Some(cmd), _) => canary::run(
-            &canary::Job {
+        (Some(cmd), _) => crate::process::run(
+            &crate::process::Job {
                 cmd,
                 label: "canary check",
                 cwd: None,
@@ -210,7 +214,7 @@ fn finish_check(
         Ended::Failed(why) => (Outcome::Failed, why.clone()),
         Ended::Interrupted(sig) => (
             Outcome::Failed,
-            format!("interrupted by {}", canary::signal_name(*sig)),
+            format!("interrupted by {}", crate::signals::signal_name(*sig)),
         ),
     };
     check.status = match outcome {
@@ -225,7 +229,7 @@ fn finish_check(
         manifest: manifest.clone(),
         outcome,
         detail: detail.clone(),
-        time: envs::rfc3339(now()),
+        time: crate::clock::rfc3339(now()),
     };
 
     if outcome == Outcome::Passed {
@@ -315,7 +319,7 @@ fn wait_hosts(
     let mut last = usize::MAX;
     let mut errors = 0;
     loop {
-        if let Some(sig) = canary::caught() {
+        if let Some(sig) = crate::signals::caught() {
             return Ended::Interrupted(sig);
         }
         match read_reports(store, env, printer) {
@@ -701,12 +705,12 @@ fn move_with(
     }
 
     // A signal that came while the gates were checked: nothing moved yet.
-    if let (Some(_), Some(signal)) = (&req.check, canary::caught()) {
+    if let (Some(_), Some(signal)) = (&req.check, crate::signals::caught()) {
         return Err(Interrupted {
             signal,
             message: format!(
                 "interrupted by {} before {env} moved; nothing changed",
-                canary::signal_name(signal)
+                crate::signals::signal_name(signal)
             ),
         }
         .into());
@@ -725,14 +729,14 @@ fn move_with(
         cmd: c.cmd.clone(),
         hosts: c.hosts,
         timeout_secs: c.timeout_secs,
-        deadline: envs::rfc3339(deadline(c.timeout_secs)),
+        deadline: crate::clock::rfc3339(deadline(c.timeout_secs)),
     });
     let event = Event {
         schema: envs::EVENT_SCHEMA.into(),
         env: env.into(),
         seq,
         kind: req.kind,
-        time: envs::rfc3339(now()),
+        time: crate::clock::rfc3339(now()),
         actor: actor(),
         from: previous.clone(),
         to: to.clone(),
@@ -971,52 +975,4 @@ pub(super) fn json_opts() -> PutOptions {
         content_type: Some("application/json".into()),
         cache_control: Some("no-cache".into()),
     }
-}
-
-pub(super) fn now() -> u64 {
-    since_epoch().as_secs()
-}
-
-fn since_epoch() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
-/// When a check started now with `timeout_secs` must have ended: now plus
-/// the timeout, rounded up to the second.
-fn deadline(timeout_secs: u64) -> u64 {
-    let t = since_epoch();
-    (t.as_secs() + u64::from(t.subsec_nanos() > 0)).saturating_add(timeout_secs)
-}
-
-/// Who is acting: `VERBATIM_ACTOR`, the CI's user variable, else the OS user.
-pub fn actor() -> String {
-    for var in [
-        "VERBATIM_ACTOR",
-        "GITHUB_ACTOR",
-        "GITLAB_USER_LOGIN",
-        "BUILDKITE_BUILD_CREATOR",
-        "USER",
-        "LOGNAME",
-    ] {
-        if let Ok(v) = std::env::var(var) {
-            if !v.trim().is_empty() {
-                return v.trim().to_owned();
-            }
-        }
-    }
-    os_user().unwrap_or_else(|| "unknown".into())
-}
-
-/// The name of the current uid from /etc/passwd (no libc needed).
-fn os_user() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").ok()?.uid();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-    })
 }

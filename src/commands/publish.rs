@@ -14,9 +14,10 @@ use serde::Serialize;
 use crate::assets;
 use crate::cli::{Global, PublishArgs};
 use crate::digest::Digest;
-use crate::exit::IntegrityError;
+use crate::error::IntegrityError;
 use crate::manifest::{self, Manifest};
-use crate::output::{ObjectsBar, Printer};
+use crate::output::Printer;
+use crate::progress::Bar;
 use crate::store::{Body, Key, PutMode, PutOptions, PutOutcome, Store};
 
 use super::build;
@@ -451,7 +452,7 @@ fn upload_assets(
     stored: &BTreeSet<Key>,
     concurrency: usize,
     report: &mut Tally,
-    bar: &ObjectsBar,
+    bar: &Bar,
     printer: &Printer,
 ) -> Result<()> {
     let pack = out.join(super::assets::PACK_FILE);
@@ -516,13 +517,13 @@ fn put_all(
     jobs: &[Job],
     concurrency: usize,
     report: &mut Tally,
-    bar: &ObjectsBar,
+    bar: &Bar,
     printer: &Printer,
 ) -> Result<()> {
     let results = crate::par::try_map(jobs, concurrency, |job| {
-        if let Some(sig) = super::canary::caught() {
+        if let Some(sig) = crate::signals::caught() {
             // Nothing new starts after a signal; what runs finishes.
-            anyhow::bail!("stopped by {}", super::canary::signal_name(sig));
+            anyhow::bail!("stopped by {}", crate::signals::signal_name(sig));
         }
         let outcome = store
             .put(

@@ -18,7 +18,7 @@ use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey};
 
 use crate::cli::{Global, KeyArgs, KeyCommand, SignArgs, TrustArgs};
 use crate::digest::Digest;
-use crate::exit::{IntegrityError, UsageError};
+use crate::error::{IntegrityError, UsageError};
 use crate::output::Printer;
 use crate::signing::{self, AllowedSigners, MANIFEST_NAMESPACE};
 use crate::store::{Body, Key, PutMode, Store, StoreError};
@@ -216,7 +216,7 @@ pub fn signatures(
     bytes: &[u8],
     signers: Option<&AllowedSigners>,
 ) -> Result<Vec<Checked>> {
-    let now = super::promote::now();
+    let now = crate::clock::now();
     let mut out = Vec::new();
     for listed in store.list(&signing::signatures_prefix(id))? {
         let checked = if listed.size > signing::MAX_SIGNATURE_BYTES {
@@ -291,7 +291,7 @@ impl Trust {
     /// signature over `bytes` verifies with a key the file allows for it.
     pub fn check(&self, store: &dyn Store, id: &Digest, bytes: &[u8]) -> Result<()> {
         let sigs = signatures(store, id, bytes, Some(&self.signers))?;
-        let now = super::promote::now();
+        let now = crate::clock::now();
         let by = |principal: &str| {
             sigs.iter().any(|s| {
                 s.key
@@ -369,7 +369,7 @@ pub fn event_signatures(
     signers: Option<&AllowedSigners>,
 ) -> Result<std::collections::BTreeMap<u64, Vec<SignatureJson>>> {
     let prefix = signing::env_signatures_prefix(env);
-    let now = super::promote::now();
+    let now = crate::clock::now();
     let mut out: std::collections::BTreeMap<u64, Vec<SignatureJson>> = Default::default();
     let mut events: std::collections::BTreeMap<u64, Option<Vec<u8>>> = Default::default();
     for listed in store.list(&prefix)? {

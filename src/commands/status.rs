@@ -6,18 +6,19 @@
 //! move that started it. `history --verify` prints the verdict on the hash
 //! chain instead of the events (the load already refused a broken one).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::Result;
+
+use crate::clock::now;
 use serde::Serialize;
 
 use crate::cli::{Global, HistoryArgs, StatusArgs};
 use crate::config::Config;
 use crate::environments::{self as envs, CheckState, CheckStatus, Event};
-use crate::exit::UsageError;
-use crate::output::{escape, Printer};
+use crate::error::UsageError;
+use crate::output::Printer;
 use crate::reports::{Report, State};
 use crate::store::Store;
+use crate::text::escape;
 
 use super::history::{EnvState, Reader, Verified};
 use super::policy::Order;
@@ -81,12 +82,6 @@ struct HistoryJson<'a> {
     /// With `--verify`: what the walk of the hash chain found.
     #[serde(skip_serializing_if = "Option::is_none")]
     verified: Option<Verified>,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()> {
@@ -167,7 +162,7 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
         let hosts: Vec<HostJson> = reports
             .into_iter()
             .map(|r| HostJson {
-                age_secs: envs::parse_rfc3339(&r.time).map(|t| now.saturating_sub(t)),
+                age_secs: crate::clock::parse_rfc3339(&r.time).map(|t| now.saturating_sub(t)),
                 report: r,
             })
             .collect();
@@ -241,7 +236,7 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
     if args.verify {
         for (seq, sigs) in &signatures {
             if let Some(bad) = sigs.iter().find(|s| !s.valid) {
-                return Err(crate::exit::IntegrityError(format!(
+                return Err(crate::error::IntegrityError(format!(
                     "{}: {}; event {seq} was changed after it was signed, or the signature was planted",
                     bad.key,
                     bad.error.as_deref().unwrap_or("does not verify")

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cli::{Global, VerifyArgs};
 use crate::digest::Digest;
-use crate::exit::IntegrityError;
+use crate::error::IntegrityError;
 use crate::output::Printer;
 use crate::store::{Key, Store, StoreError};
 

@@ -19,6 +19,7 @@ pub use local::LocalStore;
 pub use s3::{S3Options, S3Store, DEFAULT_TIMEOUT};
 
 use crate::digest::Digest;
+use crate::error::Class;
 
 /// A validated object key: `/`-separated, relative, no empty, `.` or `..`
 /// segment, no segment starting with `.` at the top level.
@@ -251,6 +252,23 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The exit class of this error, if it has one: a lost
+    /// compare-and-swap is a lost race; other bytes under an immutable key,
+    /// a body that does not match its digest or a non-object where an
+    /// object should be is an integrity failure; a bad key is a usage error.
+    pub fn class(&self) -> Option<Class> {
+        match self {
+            StoreError::PreconditionFailed { .. } => Some(Class::LostRace),
+            StoreError::AlreadyExists { .. }
+            | StoreError::BodyMismatch { .. }
+            | StoreError::NotAnObject { .. } => Some(Class::Integrity),
+            StoreError::InvalidKey { .. } => Some(Class::Usage),
+            _ => None,
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// An object store: create-only immutable objects and compare-and-swap pointers.
@@ -314,7 +332,7 @@ fn check_url(url: &str) -> Result<(), OpenError> {
         if typo && !lower.starts_with(&format!("{scheme}://")) {
             return Err(OpenError(format!(
                 "store URL `{}` looks like a mistyped {scheme}:// URL; write {}",
-                crate::output::escape(url),
+                crate::text::escape(url),
                 if scheme == "s3" {
                     "s3://bucket/prefix"
                 } else {
@@ -334,8 +352,8 @@ fn check_url(url: &str) -> Result<(), OpenError> {
         if !valid {
             return Err(OpenError(format!(
                 "store URL `{}`: `{}` is not a bucket name (3 to 63 lower-case letters, digits, `.` and `-`); write s3://bucket/prefix",
-                crate::output::escape(url),
-                crate::output::escape(bucket)
+                crate::text::escape(url),
+                crate::text::escape(bucket)
             )));
         }
     }
@@ -346,6 +364,13 @@ fn check_url(url: &str) -> Result<(), OpenError> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct OpenError(pub String);
+
+impl OpenError {
+    /// A store URL that cannot be opened is a usage error.
+    pub fn class(&self) -> Class {
+        Class::Usage
+    }
+}
 
 #[cfg(test)]
 mod tests {

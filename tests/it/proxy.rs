@@ -982,7 +982,7 @@ fn amz_date_now() -> String {
         .unwrap()
         .as_secs();
     // SigV4's basic ISO 8601 form: 20261126T133354Z.
-    verbatim::environments::rfc3339(secs).replace(['-', ':'], "")
+    verbatim::clock::rfc3339(secs).replace(['-', ':'], "")
 }
 
 const TEST_ACCESS_KEY: &str = crate::s3::ACCESS_KEY;

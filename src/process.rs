@@ -5,29 +5,26 @@
 //! `sh -c CMD` starts as the leader of a new process group, so everything it
 //! starts (unless it leaves the group on purpose, as a daemon does) is
 //! signalled at once. Ending the group is SIGTERM, up to [`GRACE`] for it to
-//! go, then SIGKILL. That happens on a timeout, on an interrupt, and after
-//! the shell exits: what it left running in the background was part of the
-//! check, and a check leaves nothing behind.
+//! go, then SIGKILL. That happens on a timeout, on an interrupt
+//! ([`crate::signals::caught`]), and after the shell exits: what it left
+//! running in the background was part of the check, and a check leaves
+//! nothing behind.
 //!
-//! While a check may run, SIGINT, SIGTERM and SIGHUP only set a flag
-//! ([`Signals`], an async-signal-safe atomic store); the wait loop polls it,
-//! ends the check, and the promote rolls back. The handlers stay in place
-//! until the rollback is recorded, so a second Ctrl-C cannot stop it half
-//! way. SIGKILL can, and needs not be feared: the promote event recorded the
-//! check as started before it started, so the next reader sees a check that
-//! never finished (see `environments`), and a move whose event was written
-//! but whose pointer was not is completed by the next writer.
+//! SIGKILL of verbatim itself needs not be feared: the promote event
+//! recorded the check as started before it started, so the next reader sees
+//! a check that never finished (see `environments`), and a move whose event
+//! was written but whose pointer was not is completed by the next writer.
 //!
-//! This is the only module that handles signals (and, besides `build`'s
-//! `git rev-parse`, the only one that starts a process).
+//! The only module that starts a process besides `build`'s
+//! `git rev-parse`.
 
 use std::io;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::output::Printer;
+use crate::progress::Progress;
+use crate::signals::{caught, signal_name};
 
 /// How long a check's process group gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(3);
@@ -37,88 +34,6 @@ pub const GRACE: Duration = Duration::from_secs(3);
 const AFTER_KILL: Duration = Duration::from_secs(2);
 
 const POLL: Duration = Duration::from_millis(20);
-
-/// The signals that stop a check (and trigger a rollback).
-const HANDLED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
-
-/// The first handled signal since [`Signals::install`], or 0.
-static CAUGHT: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    // An atomic store is async-signal-safe; nothing else happens here.
-    let _ = CAUGHT.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
-}
-
-/// SIGINT, SIGTERM and SIGHUP handlers that only record the signal, for as
-/// long as the value lives; the previous dispositions come back on drop. A
-/// signal ignored when verbatim started (a background job's SIGINT) stays
-/// ignored.
-pub struct Signals {
-    previous: Vec<(libc::c_int, libc::sigaction)>,
-}
-
-impl Signals {
-    pub fn install() -> io::Result<Signals> {
-        CAUGHT.store(0, Ordering::SeqCst);
-        let mut signals = Signals {
-            previous: Vec::new(),
-        };
-        for sig in HANDLED {
-            // SAFETY: an all-zero sigaction is a valid value; the mask is
-            // then initialised by sigemptyset.
-            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            // Interrupted system calls restart: a signal must not make a
-            // store write fail half way.
-            action.sa_flags = libc::SA_RESTART;
-            // SAFETY: as above.
-            let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
-            // SAFETY: both pointers are valid for the call; the handler only
-            // does an atomic store.
-            let installed = unsafe {
-                libc::sigemptyset(&mut action.sa_mask);
-                libc::sigaction(sig, &action, &mut previous)
-            };
-            if installed != 0 {
-                return Err(io::Error::last_os_error()); // drop restores the others
-            }
-            if previous.sa_sigaction == libc::SIG_IGN {
-                // SAFETY: restores exactly what was there.
-                unsafe { libc::sigaction(sig, &previous, std::ptr::null_mut()) };
-            } else {
-                signals.previous.push((sig, previous));
-            }
-        }
-        Ok(signals)
-    }
-}
-
-impl Drop for Signals {
-    fn drop(&mut self) {
-        for (sig, previous) in self.previous.iter().rev() {
-            // SAFETY: restores a disposition sigaction gave us.
-            unsafe { libc::sigaction(*sig, previous, std::ptr::null_mut()) };
-        }
-    }
-}
-
-/// The first SIGINT, SIGTERM or SIGHUP caught since [`Signals::install`].
-pub fn caught() -> Option<libc::c_int> {
-    match CAUGHT.load(Ordering::SeqCst) {
-        0 => None,
-        sig => Some(sig),
-    }
-}
-
-/// `SIGINT`, `SIGTERM`, `SIGHUP`, else `signal N`.
-pub fn signal_name(sig: libc::c_int) -> String {
-    match sig {
-        libc::SIGINT => "SIGINT".into(),
-        libc::SIGTERM => "SIGTERM".into(),
-        libc::SIGHUP => "SIGHUP".into(),
-        n => format!("signal {n}"),
-    }
-}
 
 /// How a check ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +60,7 @@ pub struct Job<'a> {
 /// Runs `sh -c cmd` with `vars` set, stdin closed and stdout sent to stderr
 /// (stdout carries results only), for at most `timeout`, in a process group
 /// of its own that is ended when the job ends, however it ends.
-pub fn run(job: &Job<'_>, printer: &Printer) -> Ended {
+pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Ended {
     let Job {
         cmd,
         label,
@@ -155,7 +70,7 @@ pub fn run(job: &Job<'_>, printer: &Printer) -> Ended {
     if let Some(sig) = caught() {
         return Ended::Interrupted(sig);
     }
-    printer.note(format!(
+    progress.note(format!(
         "running {label} (up to {}s): {cmd}",
         timeout.as_secs_f64().ceil()
     ));
@@ -186,7 +101,7 @@ pub fn run(job: &Job<'_>, printer: &Printer) -> Ended {
     let started = Instant::now();
     let ended = loop {
         if let Some(sig) = caught() {
-            printer.warn(format!("{}: stopping the {label}", signal_name(sig)));
+            progress.warn(format!("{}: stopping the {label}", signal_name(sig)));
             break Ended::Interrupted(sig);
         }
         // Watch for the exit without reaping: the leader's pid is the
@@ -204,7 +119,7 @@ pub fn run(job: &Job<'_>, printer: &Printer) -> Ended {
         }
     };
     let took = started.elapsed().as_secs_f64();
-    let status = end_group(&mut child, pgid, label, printer);
+    let status = end_group(&mut child, pgid, label, progress);
     match (ended, status) {
         (Ended::Passed(_), Some(s)) if s.success() => {
             Ended::Passed(format!("`{cmd}` exited 0 after {took:.1}s"))
@@ -249,7 +164,7 @@ fn end_group(
     leader: &mut Child,
     pgid: libc::pid_t,
     label: &str,
-    printer: &Printer,
+    progress: &dyn Progress,
 ) -> Option<std::process::ExitStatus> {
     // The leader is not reaped yet (see `run`), so its pid, the group's id,
     // cannot have been reused: this signal reaches the check's group only.
@@ -262,7 +177,7 @@ fn end_group(
             return status;
         }
         if !killed && start.elapsed() >= GRACE {
-            printer.warn(format!(
+            progress.warn(format!(
                 "the {label}'s processes outlived SIGTERM by {}s; sending SIGKILL",
                 GRACE.as_secs()
             ));
@@ -277,7 +192,7 @@ fn end_group(
                     leader.wait().ok()
                 }
             };
-            printer.warn(format!(
+            progress.warn(format!(
                 "process group {pgid} of the {label} still has processes after SIGKILL (in uninterruptible sleep?); not waiting for them"
             ));
             return status;
