@@ -145,7 +145,7 @@ impl Policy {
         check_env_names(&self.order())?;
         let signers = match &self.allowed_signers {
             Some(text) => Some(
-                crate::signing::AllowedSigners::parse(text)
+                crate::trust::AllowedSigners::parse(text)
                     .map_err(|e| format!("allowed_signers: {e}"))?,
             ),
             None => None,

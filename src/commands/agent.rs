@@ -39,7 +39,8 @@ pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
     crate::config::check_env_name(&args.env).map_err(UsageError)?;
     let host = deploy::host_id(&args.host)?;
     let store = super::open_store_for(g)?;
-    let trust = super::sign::Trust::from_args(&args.trust)?;
+    let trust =
+        crate::trust::Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
     let _agent = crate::host::agent_lock(&args.host.root)?;
     let _signals = crate::signals::Signals::install().context("installing signal handlers")?;
     let key = Key::new(envs::pointer_key(&args.env))?;

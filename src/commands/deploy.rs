@@ -24,7 +24,7 @@ use crate::manifest::{Deploy, Manifest};
 use crate::output::Printer;
 use crate::process::Ended;
 use crate::reports::{self, Report, State};
-use crate::store::{Body, Key, PutMode, Store};
+use crate::store::{Body, Key, PutMode, PutOptions, Store};
 
 /// What `deploy --json` prints (also the fields beside `error` when it fails).
 #[derive(Debug, Serialize)]
@@ -92,7 +92,7 @@ pub struct Request<'a> {
     pub wait: bool,
     /// Whose signatures a manifest needs (not checked when going back to
     /// the previous release, which was checked when it was deployed).
-    pub trust: Option<&'a super::sign::Trust>,
+    pub trust: Option<&'a crate::trust::Trust>,
 }
 
 pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
@@ -108,7 +108,8 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
         Target::Previous => super::open_store_for(g).ok(),
         _ => Some(super::open_store_for(g)?),
     };
-    let trust = super::sign::Trust::from_args(&args.trust)?;
+    let trust =
+        crate::trust::Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
     let signals = crate::signals::Signals::install().context("installing signal handlers")?;
     let req = Request {
         target,
@@ -630,7 +631,7 @@ fn manifest_for(
     match (&req.target, store) {
         (Target::Previous, _) | (_, None) => local_manifest(root, id),
         (_, Some(store)) => {
-            let m = super::load_manifest(store, id)?;
+            let m = crate::objects::load_manifest(store, id)?;
             if let Some(trust) = req.trust {
                 trust.check(store, id, &m.to_canonical_bytes())?;
             }
@@ -767,7 +768,7 @@ impl Reporter<'_> {
                         &key,
                         Body::bytes(&report.to_bytes()),
                         PutMode::Overwrite,
-                        &super::promote::json_opts(),
+                        &PutOptions::json(),
                     )
                     .map_err(anyhow::Error::from)
             });

@@ -49,7 +49,10 @@ pub fn run(g: &Global, args: &ExportArgs, printer: &Printer) -> Result<()> {
         Some(arg) => {
             let store = super::open_store_for(g)?;
             let id = super::resolve_manifest(store.as_ref(), arg)?;
-            (super::load_manifest(store.as_ref(), &id)?, id.to_string())
+            (
+                crate::objects::load_manifest(store.as_ref(), &id)?,
+                id.to_string(),
+            )
         }
         None => {
             let cfg = super::load_config(g, Overrides::default())?;

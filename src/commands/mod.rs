@@ -20,7 +20,6 @@ mod sign;
 mod status;
 mod verify;
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -31,7 +30,7 @@ use crate::digest::Digest;
 use crate::error::{IntegrityError, UsageError};
 use crate::manifest::{self, Manifest};
 use crate::output::Printer;
-use crate::store::{self, Key, Store, StoreError};
+use crate::store::{self, Store};
 
 pub fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
@@ -173,74 +172,6 @@ fn global_overrides(g: &Global) -> Overrides {
         concurrency: g.concurrency.map(usize::from),
         timeout: g.timeout,
     }
-}
-
-/// Reads a stored manifest and checks its bytes hash to its id. The bytes
-/// are parsed as they stream in, never held whole.
-pub fn load_manifest(store: &dyn Store, id: &Digest) -> Result<Manifest> {
-    let key = Key::new(manifest::key_for(id))?;
-    let object = match store.get(&key) {
-        Ok(o) => o,
-        Err(StoreError::NotFound { .. }) => {
-            return Err(IntegrityError(format!(
-                "manifest {id} is not in the store {} ({key} missing)",
-                store.location()
-            ))
-            .into())
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if object.meta.size > manifest::MAX_BYTES {
-        return Err(IntegrityError(format!(
-            "{key}: {} bytes, more than the {} a manifest may have",
-            object.meta.size,
-            manifest::MAX_BYTES
-        ))
-        .into());
-    }
-    let reader = object.reader.take(manifest::MAX_BYTES + 1);
-    let (m, actual, size) = match Manifest::parse_reader(reader) {
-        Ok(parsed) => parsed,
-        Err(manifest::ManifestError::Json(e)) if e.is_io() => {
-            return Err(std::io::Error::from(e)).with_context(|| format!("reading {key}"))
-        }
-        Err(e) => {
-            // Read it again whole for the best message (a newer schema, …).
-            let why = match store
-                .get(&key)
-                .map(|o| o.into_bytes_limited(manifest::MAX_BYTES))
-            {
-                Ok(Ok(bytes)) => Manifest::parse(&bytes)
-                    .err()
-                    .map_or(e.to_string(), |e| e.to_string()),
-                _ => e.to_string(),
-            };
-            return Err(IntegrityError(format!(
-                "{key}: {why}; it was not written by this verbatim (or was tampered with)"
-            ))
-            .into());
-        }
-    };
-    if size > manifest::MAX_BYTES {
-        return Err(IntegrityError(format!(
-            "{key}: more than the {} bytes a manifest may have",
-            manifest::MAX_BYTES
-        ))
-        .into());
-    }
-    if actual != *id {
-        return Err(IntegrityError(format!(
-            "{key}: stored manifest hashes to {actual}, not {id}; the store was tampered with"
-        ))
-        .into());
-    }
-    if m.id() != *id {
-        return Err(IntegrityError(format!(
-            "{key}: manifest is not in canonical form; it was not written by verbatim"
-        ))
-        .into());
-    }
-    Ok(m)
 }
 
 /// Turns a `<manifest>` argument into an id: `sha256:<hex>`, 64 hex digits, a

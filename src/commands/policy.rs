@@ -21,7 +21,6 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::history::{Reader, Verified};
-use super::promote::json_opts;
 use crate::actor::actor;
 use crate::cli::{Global, PolicyArgs, PolicyCommand, PolicyHistoryArgs, PolicySetArgs};
 use crate::clock::now;
@@ -31,7 +30,7 @@ use crate::environments::{self as envs, Inconsistent};
 use crate::error::{IntegrityError, LostRace, UsageError};
 use crate::output::Printer;
 use crate::policy::{self, Kind, Policy, PolicyEvent, PolicyPointer};
-use crate::store::{Body, ETag, Key, PutMode, StoreError};
+use crate::store::{Body, ETag, Key, PutMode, PutOptions, StoreError};
 use crate::text::escape;
 
 /// The policy as stored, checked.
@@ -261,7 +260,12 @@ fn put_pointer(
     };
     reader
         .store()
-        .put(&key, Body::bytes(&pointer.to_bytes()), mode, &json_opts())
+        .put(
+            &key,
+            Body::bytes(&pointer.to_bytes()),
+            mode,
+            &PutOptions::json(),
+        )
         .map(|_| ())
 }
 
@@ -297,7 +301,12 @@ fn append(
     };
     let key = Key::new(log.event_key(seq))?;
     let bytes = event.to_bytes();
-    match store.put(&key, Body::bytes(&bytes), PutMode::CreateOnly, &json_opts()) {
+    match store.put(
+        &key,
+        Body::bytes(&bytes),
+        PutMode::CreateOnly,
+        &PutOptions::json(),
+    ) {
         Ok(_) => reader.remember(&log, seq, &event, &bytes)?,
         Err(StoreError::AlreadyExists { .. }) => {
             let winner = super::history::get_record(store, &key)
@@ -571,7 +580,7 @@ fn edited(g: &Global, args: &PolicySetArgs, from: Option<&Policy>) -> Result<Pol
     if let Some(path) = &args.allowed_signers {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        super::sign::read_allowed_signers(path)?; // says what is wrong, by line
+        crate::trust::read_allowed_signers(path)?; // says what is wrong, by line
         to.allowed_signers = Some(text);
     }
     to.check()

@@ -22,7 +22,6 @@
 //! in `envs/<env>/checks/<seq>.json`. A promote on top of a manifest whose
 //! check did not pass is refused by the `canary` gate.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::actor::actor;
@@ -113,7 +112,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     let key = args
         .sign_key
         .as_deref()
-        .map(super::sign::load_key)
+        .map(crate::trust::keys::load_key)
         .transpose()?;
     let check = match (&args.check_cmd, args.wait_hosts) {
         (Some(cmd), _) => Some(CheckSpec {
@@ -412,13 +411,18 @@ fn sign_event(
     bytes: &[u8],
     key: &ssh_key::PrivateKey,
 ) -> Result<()> {
-    let armored = super::sign::sign_bytes(key, crate::signing::EVENT_NAMESPACE, bytes)?;
+    let armored = crate::trust::sign_bytes(key, crate::trust::EVENT_NAMESPACE, bytes)?;
     let k = Key::new(format!(
         "{}{}.sig",
-        crate::signing::event_signatures_prefix(env, seq),
-        crate::signing::file_name(key.public_key())
+        crate::trust::event_signatures_prefix(env, seq),
+        crate::trust::file_name(key.public_key())
     ))?;
-    store.put(&k, Body::bytes(&armored), PutMode::CreateOnly, &json_opts())?;
+    store.put(
+        &k,
+        Body::bytes(&armored),
+        PutMode::CreateOnly,
+        &PutOptions::json(),
+    )?;
     Ok(())
 }
 
@@ -430,7 +434,7 @@ fn record_check(store: &dyn Store, record: &CheckRecord) -> Result<()> {
             &key,
             Body::bytes(&record.to_bytes()),
             PutMode::CreateOnly,
-            &json_opts(),
+            &PutOptions::json(),
         )
         .with_context(|| format!("recording the canary check's outcome in {key}"))?;
     Ok(())
@@ -450,7 +454,7 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
     let key = args
         .sign_key
         .as_deref()
-        .map(super::sign::load_key)
+        .map(crate::trust::keys::load_key)
         .transpose()?;
     let store = super::open_store(&cfg)?;
     let reader = Reader::new(store.as_ref(), cfg.concurrency);
@@ -621,9 +625,9 @@ fn move_with(
     }
 
     // Safety, not a gate: a manifest with a missing object never goes live.
-    let manifest = super::load_manifest(store, &req.to)?;
+    let manifest = crate::objects::load_manifest(store, &req.to)?;
     reader.mark_present(req.to);
-    let missing = missing_objects(store, &manifest)?;
+    let missing = crate::objects::missing_objects(store, &manifest)?;
     if !missing.is_empty() {
         return Err(IntegrityError(format!(
             "refusing to point {env} at {to}: {} object(s) are not in the store: {}; publish it again",
@@ -749,7 +753,12 @@ fn move_with(
     };
     let bytes = event.to_bytes();
     let key = Key::new(envs::event_key(env, seq))?;
-    match store.put(&key, Body::bytes(&bytes), PutMode::CreateOnly, &json_opts()) {
+    match store.put(
+        &key,
+        Body::bytes(&bytes),
+        PutMode::CreateOnly,
+        &PutOptions::json(),
+    ) {
         Ok(_) => {
             reader.remember(&envs::Log::env(env), seq, &event, &bytes)?;
             if let Some(key) = req.sign {
@@ -816,16 +825,15 @@ fn signature_gate(
     let Some(rules) = policy.rules(env).filter(|r| !r.require.is_empty()) else {
         return Ok(None);
     };
-    let signers = crate::signing::AllowedSigners::parse(
-        policy.allowed_signers.as_deref().unwrap_or_default(),
-    )
-    .map_err(|e| {
-        IntegrityError(format!(
-            "{}: allowed_signers {e}",
-            crate::policy::POINTER_KEY
-        ))
-    })?;
-    let sigs = super::sign::signatures(store, id, &manifest.to_canonical_bytes(), Some(&signers))?;
+    let signers =
+        crate::trust::AllowedSigners::parse(policy.allowed_signers.as_deref().unwrap_or_default())
+            .map_err(|e| {
+                IntegrityError(format!(
+                    "{}: allowed_signers {e}",
+                    crate::policy::POINTER_KEY
+                ))
+            })?;
+    let sigs = crate::trust::signatures(store, id, &manifest.to_canonical_bytes(), Some(&signers))?;
     let now = now();
     let missing: Vec<&str> = rules
         .require
@@ -835,7 +843,7 @@ fn signature_gate(
             !sigs.iter().any(|s| {
                 s.key
                     .as_ref()
-                    .is_some_and(|k| signers.allows(k, p, crate::signing::MANIFEST_NAMESPACE, now))
+                    .is_some_and(|k| signers.allows(k, p, crate::trust::MANIFEST_NAMESPACE, now))
             })
         })
         .collect();
@@ -854,37 +862,6 @@ fn signature_gate(
     }))
 }
 
-/// The objects of `m` that are not stored with their size, described. Many
-/// assets are checked with one listing rather than a request each.
-fn missing_objects(store: &dyn Store, m: &Manifest) -> Result<Vec<String>> {
-    const LIST_ABOVE: usize = 8;
-    let listed: Option<BTreeMap<Key, u64>> = if m.assets.len() > LIST_ABOVE {
-        Some(
-            store
-                .list("assets/")?
-                .into_iter()
-                .map(|l| (l.key, l.size))
-                .collect(),
-        )
-    } else {
-        None
-    };
-    let mut missing = Vec::new();
-    for o in m.objects() {
-        let key = Key::new(o.key.clone())?;
-        let size = match &listed {
-            Some(sizes) if o.key.starts_with("assets/") => sizes.get(&key).copied(),
-            _ => store.head(&key)?.map(|meta| meta.size),
-        };
-        match size {
-            Some(size) if size == o.size => {}
-            Some(size) => missing.push(format!("{} (size {size} instead of {})", o.key, o.size)),
-            None => missing.push(format!("{} (missing)", o.key)),
-        }
-    }
-    Ok(missing)
-}
-
 /// Writes the pointer for an event we created. If the swap loses, someone
 /// completed our move for us (see `settle`); anything else is a lost race.
 fn write_pointer(
@@ -901,7 +878,7 @@ fn write_pointer(
     };
     match reader
         .store()
-        .put(&key, Body::bytes(&bytes), mode, &json_opts())
+        .put(&key, Body::bytes(&bytes), mode, &PutOptions::json())
     {
         Ok(_) => Ok(()),
         Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {
@@ -931,9 +908,9 @@ pub fn settle(reader: &Reader<'_>, env: &str) -> Result<EnvState> {
         };
         let event_key = envs::event_key(env, pending.seq);
         let id: Digest = pending.to.parse().map_err(anyhow::Error::msg)?;
-        let manifest = super::load_manifest(reader.store(), &id)
+        let manifest = crate::objects::load_manifest(reader.store(), &id)
             .with_context(|| format!("checking {event_key} before completing it"))?;
-        let missing = missing_objects(reader.store(), &manifest)?;
+        let missing = crate::objects::missing_objects(reader.store(), &manifest)?;
         if !missing.is_empty() {
             return Err(IntegrityError(format!(
                 "{event_key}: moves {env} to {id}, but {} of its object(s) are not in the store: {}; refusing to complete it",
@@ -950,7 +927,7 @@ pub fn settle(reader: &Reader<'_>, env: &str) -> Result<EnvState> {
         };
         match reader
             .store()
-            .put(&key, Body::bytes(&bytes), mode, &json_opts())
+            .put(&key, Body::bytes(&bytes), mode, &PutOptions::json())
         {
             Ok(_)
             | Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {}
@@ -968,11 +945,4 @@ fn read_event(store: &dyn Store, env: &str, seq: u64) -> Result<Event> {
         history::get_record(store, &key)?.ok_or_else(|| anyhow::anyhow!("{key}: not found"))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| IntegrityError(format!("{key}: not a valid event ({e})")).into())
-}
-
-pub(super) fn json_opts() -> PutOptions {
-    PutOptions {
-        content_type: Some("application/json".into()),
-        cache_control: Some("no-cache".into()),
-    }
 }

@@ -73,7 +73,7 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
     let sign_key = args
         .sign_key
         .as_deref()
-        .map(super::sign::load_key)
+        .map(crate::trust::keys::load_key)
         .transpose()?;
     let built = if args.prebuilt {
         build::load_built(&cfg)?
@@ -90,12 +90,12 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
     let mut report = publish(store.as_ref(), &built, cfg.concurrency, printer)?;
     if let Some(key) = &sign_key {
         let bytes = built.manifest.to_canonical_bytes();
-        let armored = super::sign::sign_bytes(key, crate::signing::MANIFEST_NAMESPACE, &bytes)?;
+        let armored = crate::trust::sign_bytes(key, crate::trust::MANIFEST_NAMESPACE, &bytes)?;
         let (k, _) =
-            super::sign::store_signature(store.as_ref(), &built.id, key.public_key(), &armored)?;
+            crate::trust::store_signature(store.as_ref(), &built.id, key.public_key(), &armored)?;
         printer.note(format!(
             "signed by {}: {k}",
-            crate::signing::fingerprint(key.public_key())
+            crate::trust::fingerprint(key.public_key())
         ));
         report.signature = Some(k);
     }
@@ -344,7 +344,7 @@ fn stored_assets(
     }
     let statuses = crate::par::try_map(&to_check, concurrency, |(_, key, a)| {
         let sha256 = Digest::from_hex(&a.sha256).expect("parsed manifests are valid");
-        super::verify::check(store, key.as_str(), sha256, a.size, false)
+        crate::objects::check(store, key.as_str(), sha256, a.size, false)
     });
     for ((logical, key, _), status) in to_check.iter().zip(statuses) {
         let Some(status) = status else { continue }; // not started after a failure

@@ -127,7 +127,7 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
         let provenance = match &p {
             Some(p) => {
                 let id = p.manifest.parse().map_err(anyhow::Error::msg)?;
-                Some(super::load_manifest(store.as_ref(), &id)?.provenance)
+                Some(crate::objects::load_manifest(store.as_ref(), &id)?.provenance)
             }
             None => None,
         };
@@ -228,10 +228,13 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
     let signers = args
         .allowed_signers
         .as_deref()
-        .map(super::sign::read_allowed_signers)
+        .map(crate::trust::read_allowed_signers)
         .transpose()?;
-    let mut signatures =
-        super::sign::event_signatures(store.as_ref(), &args.env, signers.as_ref())?;
+    let mut signatures = crate::environments::signatures::event_signatures(
+        store.as_ref(),
+        &args.env,
+        signers.as_ref(),
+    )?;
     let signed = signatures.len();
     if args.verify {
         for (seq, sigs) in &signatures {

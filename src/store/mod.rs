@@ -140,8 +140,21 @@ impl<'a> Body<'a> {
 /// Object metadata sent with a put.
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
+    /// `Content-Type`.
     pub content_type: Option<String>,
+    /// `Cache-Control`.
     pub cache_control: Option<String>,
+}
+
+impl PutOptions {
+    /// A JSON record read fresh every time (events, pointers, reports,
+    /// signatures): `application/json`, `no-cache`.
+    pub fn json() -> PutOptions {
+        PutOptions {
+            content_type: Some("application/json".into()),
+            cache_control: Some("no-cache".into()),
+        }
+    }
 }
 
 /// How a put ended.

@@ -1,75 +1,13 @@
-//! Release signatures: OpenSSH signatures (SSHSIG, what `ssh-keygen -Y
-//! sign` writes) over a manifest's exact stored bytes, and `allowed_signers`
-//! files (what `ssh-keygen -Y verify -f` reads) naming who may sign.
-//!
-//! A signature is stored create-only at
-//! `signatures/sha256/<manifest-hex>/<key-fingerprint>.sig`; a manifest may
-//! have many (the build's, QA's). Pure: no I/O; callers hand in bytes.
+//! OpenSSH `allowed_signers` files (what `ssh-keygen -Y verify -f` reads):
+//! principals and the keys they sign with, in which namespaces and when.
+//! Pure but for [`read_allowed_signers`], which reads the named file.
 
-use ssh_key::{HashAlg, PublicKey, SshSig};
+use std::path::Path;
 
-use crate::digest::Digest;
+use anyhow::{Context, Result};
+use ssh_key::PublicKey;
 
-/// The SSHSIG namespace of a manifest signature.
-pub const MANIFEST_NAMESPACE: &str = "verbatim-manifest@v1";
-/// The SSHSIG namespace of an event signature (`promote --sign-key`).
-pub const EVENT_NAMESPACE: &str = "verbatim-event@v1";
-/// The largest signature file read (an ed25519 one is ~300 bytes).
-pub const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
-
-/// `signatures/sha256/<hex>/`
-pub fn signatures_prefix(id: &Digest) -> String {
-    format!("signatures/sha256/{}/", id.hex())
-}
-
-/// `signatures/sha256/<hex>/<fingerprint>.sig`
-pub fn signature_key(id: &Digest, key: &PublicKey) -> String {
-    format!("{}{}.sig", signatures_prefix(id), file_name(key))
-}
-
-/// `envs/<env>/signatures/<seq>/`: the signatures of one event.
-pub fn event_signatures_prefix(env: &str, seq: u64) -> String {
-    format!("envs/{env}/signatures/{seq}/")
-}
-
-/// `envs/<env>/signatures/`: the signatures of every event of `env`.
-pub fn env_signatures_prefix(env: &str) -> String {
-    format!("envs/{env}/signatures/")
-}
-
-/// `SHA256:<base64>` as ssh-keygen prints it.
-pub fn fingerprint(key: &PublicKey) -> String {
-    key.fingerprint(HashAlg::Sha256).to_string()
-}
-
-/// The fingerprint made file-name safe: `SHA256-<base64url>`.
-pub fn file_name(key: &PublicKey) -> String {
-    fingerprint(key)
-        .replacen(':', "-", 1)
-        .replace('+', "-")
-        .replace('/', "_")
-}
-
-/// Checks an armored signature over `msg` in `namespace`: it parses, was
-/// made in that namespace, and verifies with the key it carries. Returns
-/// that key (who signed is a separate question: [`AllowedSigners`]).
-pub fn check(armored: &[u8], msg: &[u8], namespace: &str) -> Result<PublicKey, String> {
-    let sig = SshSig::from_pem(armored).map_err(|e| format!("not an SSH signature ({e})"))?;
-    if sig.namespace() != namespace {
-        return Err(format!(
-            "made for namespace `{}`, not `{namespace}`",
-            sig.namespace()
-        ));
-    }
-    let key = PublicKey::from(sig.public_key().clone());
-    key.verify(namespace, msg, &sig).map_err(|_| {
-        format!(
-            "does not verify with its key {} over these bytes",
-            fingerprint(&key)
-        )
-    })?;
-    Ok(key)
-}
+use crate::error::UsageError;
 
 /// One line of an `allowed_signers` file.
 #[derive(Debug, Clone)]
@@ -269,9 +207,27 @@ fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// Reads and parses the `allowed_signers` file at `path`; a usage error
+/// names the line at fault, or says the file lists nobody.
+pub fn read_allowed_signers(path: &Path) -> Result<AllowedSigners> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the allowed signers file {}", path.display()))?;
+    let signers =
+        AllowedSigners::parse(&text).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
+    if signers.is_empty() {
+        return Err(UsageError(format!(
+            "{} lists no signers: add lines like `release@ci ssh-ed25519 AAAA…`",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(signers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trust::{EVENT_NAMESPACE, MANIFEST_NAMESPACE};
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";

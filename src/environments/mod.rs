@@ -27,6 +27,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod signatures;
+
 use crate::clock::parse_rfc3339;
 use crate::digest::Digest;
 
