@@ -150,7 +150,7 @@ pub struct Interrupted {
 #[derive(Debug)]
 pub struct Failed<T> {
     /// What the operation did before it failed, when it got that far.
-    pub report: Option<T>,
+    pub report: Option<Box<T>>,
     /// Why it failed.
     pub error: anyhow::Error,
 }

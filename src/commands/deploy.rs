@@ -15,15 +15,15 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::history::Reader;
 use crate::cli::{DeployArgs, Global, HostArgs};
 use crate::digest::Digest;
+use crate::environments::reader::Reader;
+use crate::environments::reports::{self, Report, State};
 use crate::error::{CheckFailed, Interrupted, UsageError};
 use crate::host::{HostEvent, Outcome, Root};
 use crate::manifest::{Deploy, Manifest};
 use crate::output::Printer;
 use crate::process::Ended;
-use crate::reports::{self, Report, State};
 use crate::store::{Body, Key, PutMode, PutOptions, Store};
 
 /// What `deploy --json` prints (also the fields beside `error` when it fails).
@@ -602,7 +602,11 @@ fn resolve(
         }
         Target::Manifest(arg) => {
             let store = store.expect("a manifest needs the store");
-            (super::resolve_manifest(store, arg)?, None, None)
+            (
+                crate::environments::resolve::resolve_manifest(store, arg)?,
+                None,
+                None,
+            )
         }
         Target::Previous => {
             let Some(prev) = root.previous(history, current) else {

@@ -9,8 +9,8 @@ use crate::text::human_bytes;
 
 pub fn run(g: &Global, args: &DiffArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
-    let a_id = super::resolve_manifest(store.as_ref(), &args.a)?;
-    let b_id = super::resolve_manifest(store.as_ref(), &args.b)?;
+    let a_id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.a)?;
+    let b_id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.b)?;
     let a = crate::objects::load_manifest(store.as_ref(), &a_id)?;
     let b = crate::objects::load_manifest(store.as_ref(), &b_id)?;
     let d = crate::objects::diff::diff(store.as_ref(), (&a_id, &a), (&b_id, &b))?;

@@ -48,7 +48,7 @@ pub fn run(g: &Global, args: &ExportArgs, printer: &Printer) -> Result<()> {
         }
         Some(arg) => {
             let store = super::open_store_for(g)?;
-            let id = super::resolve_manifest(store.as_ref(), arg)?;
+            let id = crate::environments::resolve::resolve_manifest(store.as_ref(), arg)?;
             (
                 crate::objects::load_manifest(store.as_ref(), &id)?,
                 id.to_string(),

@@ -36,7 +36,7 @@ pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
     let trust =
         crate::trust::Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
-    let id = super::resolve_manifest(store.as_ref(), &args.target)?;
+    let id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.target)?;
     let manifest = crate::objects::load_manifest(store.as_ref(), &id)?;
     if let Some(trust) = &trust {
         trust.check(store.as_ref(), &id, &manifest.to_canonical_bytes())?;

@@ -30,7 +30,7 @@ struct PublishJson {
     tally: Tally,
     /// With `--env`: the promotion, as `verbatim promote --json` prints it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    promoted: Option<super::promote::MoveJson>,
+    promoted: Option<crate::environments::moves::MoveJson>,
     /// With `--sign-key`: the signature's key in the store.
     #[serde(skip_serializing_if = "Option::is_none")]
     signature: Option<String>,
@@ -100,7 +100,7 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
         report.signature = Some(k);
     }
     if let Some(env) = &args.env {
-        let req = super::promote::MoveRequest {
+        let req = crate::environments::moves::MoveRequest {
             env,
             to: built.id,
             kind: crate::environments::Kind::Promote,
@@ -110,7 +110,7 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
             sign: sign_key.as_ref(),
             dry_run: false,
         };
-        report.promoted = Some(super::promote::move_pointer(
+        report.promoted = Some(crate::environments::moves::move_pointer(
             store.as_ref(),
             &cfg,
             &req,

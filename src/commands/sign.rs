@@ -23,7 +23,7 @@ pub fn run_key(_g: &Global, args: &KeyArgs, printer: &Printer) -> Result<()> {
 
 pub fn run_sign(g: &Global, args: &SignArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
-    let id = super::resolve_manifest(store.as_ref(), &args.manifest)?;
+    let id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.manifest)?;
     let bytes = crate::objects::load_manifest(store.as_ref(), &id)?.to_canonical_bytes();
     let key;
     let signer = match (&args.key, &args.signature) {

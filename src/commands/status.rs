@@ -13,15 +13,15 @@ use serde::Serialize;
 
 use crate::cli::{Global, HistoryArgs, StatusArgs};
 use crate::config::Config;
+use crate::environments::reports::{Report, State};
 use crate::environments::{self as envs, CheckState, CheckStatus, Event};
 use crate::error::UsageError;
 use crate::output::Printer;
-use crate::reports::{Report, State};
 use crate::store::Store;
 use crate::text::escape;
 
-use super::history::{EnvState, Reader, Verified};
-use super::policy::Order;
+use crate::environments::policy_store::Order;
+use crate::environments::reader::{EnvState, Reader, Verified};
 
 #[derive(Serialize)]
 struct StatusJson {
@@ -90,7 +90,7 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
     // A verbatim.toml disagreeing with the store's order is refused even
     // when one environment is asked for.
     let cfg = super::load_config(g, Default::default()).ok();
-    let stored = super::policy::stored_order(&reader, cfg.as_ref())?;
+    let stored = crate::environments::policy_store::stored_order(&reader, cfg.as_ref())?;
     let names = match &args.env {
         Some(e) => {
             check_declared(e, stored, cfg, store.as_ref())?;
@@ -117,7 +117,7 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
         };
         let unchecked = check.as_ref().is_some_and(|c| !c.status.passed());
         let p = state.pointer.map(|(p, _)| p);
-        let reports = super::promote::read_reports(store.as_ref(), &env, printer)?;
+        let reports = crate::environments::reports::read_reports(store.as_ref(), &env, printer)?;
         let on_manifest = reports
             .iter()
             .filter(|r| {
@@ -213,7 +213,7 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
     let reader = Reader::new(store.as_ref(), super::concurrency(g));
     // A verbatim.toml disagreeing with the store's order is refused here too.
     let cfg = super::load_config(g, Default::default()).ok();
-    let stored = super::policy::stored_order(&reader, cfg.as_ref())?;
+    let stored = crate::environments::policy_store::stored_order(&reader, cfg.as_ref())?;
     check_declared(&args.env, stored, cfg, store.as_ref())?;
     let state = reader.load(&args.env)?;
     if state.events.is_empty() {

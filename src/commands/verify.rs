@@ -8,7 +8,7 @@ use crate::output::Printer;
 
 pub fn run(g: &Global, args: &VerifyArgs, printer: &Printer) -> Result<()> {
     let store = super::open_store_for(g)?;
-    let id = super::resolve_manifest(store.as_ref(), &args.manifest)?;
+    let id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.manifest)?;
     let signers = args
         .allowed_signers
         .as_deref()

@@ -1,11 +1,19 @@
-//! Event signatures: `promote --sign-key` and `rollback --sign-key` sign
-//! an event's stored bytes in namespace `verbatim-event@v1`, stored
-//! create-only under `envs/<env>/signatures/<seq>/`; `history` lists and
-//! checks them.
+//! Signatures in environments: `promote --sign-key` and `rollback
+//! --sign-key` sign an event's stored bytes in namespace
+//! `verbatim-event@v1`, stored create-only under
+//! `envs/<env>/signatures/<seq>/`, and `history` lists and checks them;
+//! the `signatures` gate of a promote checks the manifest's signatures
+//! against the principals the policy requires.
 
 use anyhow::Result;
 
-use crate::store::{Key, Store, StoreError};
+use super::event::Gate;
+use super::policy::{self, Policy};
+use crate::clock::now;
+use crate::digest::Digest;
+use crate::error::IntegrityError;
+use crate::manifest::Manifest;
+use crate::store::{Body, Key, PutMode, PutOptions, Store, StoreError};
 use crate::trust::{self, AllowedSigners, SignatureJson};
 
 /// Every event signature of `env` (`promote --sign-key`), by event, each
@@ -74,4 +82,75 @@ pub fn event_signatures(
         });
     }
     Ok(out)
+}
+
+/// Signs event `seq` of `env` (its stored `bytes`) in namespace
+/// `verbatim-event@v1`, stored create-only beside the history.
+pub fn sign_event(
+    store: &dyn Store,
+    env: &str,
+    seq: u64,
+    bytes: &[u8],
+    key: &ssh_key::PrivateKey,
+) -> Result<()> {
+    let armored = trust::sign_bytes(key, trust::EVENT_NAMESPACE, bytes)?;
+    let k = Key::new(format!(
+        "{}{}.sig",
+        trust::event_signatures_prefix(env, seq),
+        trust::file_name(key.public_key())
+    ))?;
+    store.put(
+        &k,
+        Body::bytes(&armored),
+        PutMode::CreateOnly,
+        &PutOptions::json(),
+    )?;
+    Ok(())
+}
+
+/// The `signatures` gate of a promote to `env`, when the store's policy
+/// requires principals there: each must have signed the manifest with a key
+/// the policy's allowed signers list for it.
+pub fn signature_gate(
+    store: &dyn Store,
+    policy: Option<&Policy>,
+    env: &str,
+    id: &Digest,
+    manifest: &Manifest,
+) -> Result<Option<Gate>> {
+    let Some(policy) = policy else {
+        return Ok(None);
+    };
+    let Some(rules) = policy.rules(env).filter(|r| !r.require.is_empty()) else {
+        return Ok(None);
+    };
+    let signers = AllowedSigners::parse(policy.allowed_signers.as_deref().unwrap_or_default())
+        .map_err(|e| IntegrityError(format!("{}: allowed_signers {e}", policy::POINTER_KEY)))?;
+    let sigs = trust::signatures(store, id, &manifest.to_canonical_bytes(), Some(&signers))?;
+    let now = now();
+    let missing: Vec<&str> = rules
+        .require
+        .iter()
+        .map(String::as_str)
+        .filter(|p| {
+            !sigs.iter().any(|s| {
+                s.key
+                    .as_ref()
+                    .is_some_and(|k| signers.allows(k, p, trust::MANIFEST_NAMESPACE, now))
+            })
+        })
+        .collect();
+    Ok(Some(Gate {
+        gate: "signatures".into(),
+        ok: missing.is_empty(),
+        detail: if missing.is_empty() {
+            format!("signed by {}", rules.require.join(", "))
+        } else {
+            format!(
+                "{env} needs signatures by {}; missing: {} (add one with `verbatim sign {id} --key FILE`)",
+                rules.require.join(", "),
+                missing.join(", ")
+            )
+        },
+    }))
 }

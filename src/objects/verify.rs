@@ -116,7 +116,7 @@ pub fn verify(
                 objects.len()
             ))
             .into(),
-            report: Some(report),
+            report: Some(Box::new(report)),
         });
     }
     progress.note(format!("{} objects verified for {id}", objects.len()));

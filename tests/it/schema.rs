@@ -194,7 +194,7 @@ fn every_policy_document_the_tool_writes_matches_the_policy_schema() {
         }),
     ];
     let code_refuses = |v: &serde_json::Value| {
-        verbatim::policy::PolicyPointer::parse("policy.json", v.to_string().as_bytes())
+        verbatim::environments::policy::PolicyPointer::parse("policy.json", v.to_string().as_bytes())
             .map_or(true, |ptr| ptr.policy.check().is_err())
     };
     assert!(!code_refuses(&pointer));

@@ -4,18 +4,18 @@
 //! Today a policy is the environment order (`dev → preprod → prod`); a later
 //! version adds per-environment rules (required signers), which is why each
 //! environment is an object with a `name` rather than a bare string. It is
-//! stored like an environment: an append-only log ([`crate::environments::Log`])
+//! stored like an environment: an append-only log ([`Log`])
 //! of create-only events `policy/events/<seq>.json`, each recording who
 //! changed it, when, from what, to what and why, and the pointer
 //! `policy.json`, derived from the newest event byte for byte and moved by
 //! compare-and-swap. The same checks guard both logs. This module is pure:
 //! the types, their keys and canonical bytes, the event checks, and the rule
-//! for a `verbatim.toml` that disagrees; `commands::policy` reads and writes.
+//! for a `verbatim.toml` that disagrees; `policy_store` reads and writes.
 
 use serde::{Deserialize, Serialize};
 
+use super::log::{canonical, inconsistent, Entry, Inconsistent, Log};
 use crate::config::check_env_names;
-use crate::environments::{canonical, inconsistent, Entry, Inconsistent, Log};
 
 /// The schema of `policy.json`.
 pub const POLICY_SCHEMA: &str = "verbatim.policy/v1";
@@ -76,7 +76,7 @@ pub struct PolicyEvent {
     #[serde(default)]
     pub reason: Option<String>,
     /// `sha256:<hex>` of the stored bytes of the event before it, as an
-    /// environment's events carry it (`crate::environments::check_link`);
+    /// environment's events carry it (`super::log::check_link`);
     /// absent on the first event and on events written before chaining.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev: Option<String>,
@@ -288,7 +288,7 @@ mod tests {
     use super::*;
     use crate::clock::rfc3339;
     use crate::digest::Digest;
-    use crate::environments::{check_log, check_log_keys, check_log_pointer};
+    use crate::environments::log::{check_log, check_log_keys, check_log_pointer};
 
     fn order(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()

@@ -11,9 +11,9 @@
 //! manifest that is not in the store, or a pointer that is neither the
 //! newest event's nor one step behind it, is an integrity error (exit 5)
 //! naming the first key at fault, and nothing is written. The checks are
-//! the pure `environments::check_*`; this module only fetches, and hashes
-//! each event's bytes exactly as read. The policy
-//! (`commands::policy`) is a log of the same shape, read and checked by the
+//! the pure ones of `log`, `event` and `checks`; this module only fetches,
+//! and hashes each event's bytes exactly as read. The policy
+//! (`policy_store`) is a log of the same shape, read and checked by the
 //! same [`Reader::load_log`].
 //!
 //! When the move that made the live manifest started a canary check, the
@@ -24,8 +24,8 @@
 //! What a load costs: one LIST of the events, one GET of the pointer, one GET
 //! per event not already read in this run and one HEAD per manifest not
 //! already seen in this run, both in parallel, and one GET of the live
-//! move's check record when it started a check and none was found yet. Events are immutable, so a
-//! second load in the same run (after settling, for the gate, after losing a
+//! move's check record when it started a check and none was found yet.
+//! Events are immutable, so a second load in the same run (after settling, for the gate, after losing a
 //! compare-and-swap) costs the LIST and the pointer only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -36,15 +36,21 @@ use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::checks::{check_record, check_record_seqs, check_status};
+use super::event::{
+    check_key, checks_prefix, event_key, events_prefix, manifests_named, CheckRecord, CheckState,
+    Event, Pointer,
+};
+use super::log::{
+    chain_start, check_log, check_log_keys, check_log_pointer, inconsistent, Entry, Inconsistent,
+    Log,
+};
+use super::policy::PolicyEvent;
 use crate::config::check_env_name;
 use crate::digest::Digest;
-use crate::environments::{
-    self as envs, CheckRecord, CheckState, Entry, Event, Inconsistent, Log, Pointer,
-};
 use crate::error::{IntegrityError, LostRace, UsageError};
 use crate::manifest;
 use crate::par;
-use crate::policy::PolicyEvent;
 use crate::store::{ETag, Key, Store, StoreError};
 
 /// The most an event or a pointer may weigh. Real ones are a few hundred
@@ -99,7 +105,7 @@ impl EnvState {
     /// since the epoch), with its detail; `None` when it started none.
     pub fn live_check(&self, now: u64) -> Option<CheckState> {
         let i = self.applied.checked_sub(1)?;
-        envs::check_status(&self.events, i, self.check.as_ref(), now)
+        check_status(&self.events, i, self.check.as_ref(), now)
     }
 
     /// The `prev` of the next event: the digest of the newest one as stored.
@@ -120,7 +126,7 @@ impl EnvState {
             .ok_or_else(|| {
                 IntegrityError(format!(
                     "{}: the history of {} is full; no sequence number is left",
-                    envs::events_prefix(&self.env),
+                    events_prefix(&self.env),
                     self.env
                 ))
                 .into()
@@ -247,8 +253,8 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads and checks any log: its events, their hash chain and its
-    /// pointer, by the shared rules ([`envs::check_log`],
-    /// [`envs::check_log_pointer`]); `refuse` turns what disagrees into the
+    /// pointer, by the shared rules ([`check_log`],
+    /// [`check_log_pointer`]); `refuse` turns what disagrees into the
     /// caller's error.
     pub fn load_log<E: Stored>(
         &self,
@@ -266,7 +272,7 @@ impl<'a> Reader<'a> {
             let pointer = self.get_record(&pointer_key)?;
             let seq = match &pointer {
                 Some((bytes, _)) => E::pointer_seq(bytes)
-                    .map_err(|what| refuse(envs::inconsistent(pointer_key.as_str(), what)))?,
+                    .map_err(|what| refuse(inconsistent(pointer_key.as_str(), what)))?,
                 None => 0,
             };
             if seq <= listed.len() as u64 {
@@ -290,8 +296,8 @@ impl<'a> Reader<'a> {
         };
 
         let (events, digests) = self.read_events::<E>(&listed)?;
-        envs::check_log(log, &events, &digests).map_err(refuse)?;
-        let applied = envs::check_log_pointer(
+        check_log(log, &events, &digests).map_err(refuse)?;
+        let applied = check_log_pointer(
             log,
             pointer.as_ref().map(|(bytes, _)| bytes.as_slice()),
             &events,
@@ -317,10 +323,9 @@ impl<'a> Reader<'a> {
         };
         let listed = self
             .store
-            .list(&envs::checks_prefix(env))
+            .list(&checks_prefix(env))
             .with_context(|| format!("listing the canary checks of {env}"))?;
-        let seqs =
-            envs::check_record_seqs(env, listed.iter().map(|l| l.key.as_str())).map_err(refuse)?;
+        let seqs = check_record_seqs(env, listed.iter().map(|l| l.key.as_str())).map_err(refuse)?;
         let event = |seq: u64| {
             usize::try_from(seq)
                 .ok()
@@ -349,7 +354,7 @@ impl<'a> Reader<'a> {
         seq: u64,
         event: Option<&Event>,
     ) -> Result<Option<CheckRecord>, Fail> {
-        let key = Key::new(envs::check_key(env, seq)).map_err(anyhow::Error::from)?;
+        let key = Key::new(check_key(env, seq)).map_err(anyhow::Error::from)?;
         let cached = self.checks.lock().ok().and_then(|c| c.get(&key).cloned());
         let record = match cached {
             Some(r) => r,
@@ -360,7 +365,7 @@ impl<'a> Reader<'a> {
                 CheckRecord::parse(key.as_str(), &bytes)?
             }
         };
-        envs::check_record(env, seq, &record, event)?;
+        check_record(env, seq, &record, event)?;
         if let Ok(mut c) = self.checks.lock() {
             c.insert(key, record.clone());
         }
@@ -374,7 +379,7 @@ impl<'a> Reader<'a> {
             .store
             .list(&log.events_prefix)
             .with_context(|| format!("listing the history of {}", log.name))?;
-        envs::check_log_keys(log, listed.iter().map(|l| l.key.as_str()))?;
+        check_log_keys(log, listed.iter().map(|l| l.key.as_str()))?;
         Ok(listed.into_iter().map(|l| (l.key, l.size)).collect())
     }
 
@@ -419,7 +424,7 @@ impl<'a> Reader<'a> {
     /// One HEAD per manifest the history names that this run has not seen.
     fn check_manifests(&self, env: &str, events: &[Event]) -> Result<(), Fail> {
         let known = self.present.lock().map(|p| p.clone()).unwrap_or_default();
-        let mut todo: Vec<(Digest, u64)> = envs::manifests_named(events)
+        let mut todo: Vec<(Digest, u64)> = manifests_named(events)
             .into_iter()
             .filter(|(d, _)| !known.contains(d))
             .collect();
@@ -435,7 +440,7 @@ impl<'a> Reader<'a> {
                 Some(Ok(Some(_))) => self.mark_present(*d),
                 Some(Ok(None)) => {
                     return Err(Fail::Bad(Inconsistent {
-                        key: envs::event_key(env, *seq),
+                        key: event_key(env, *seq),
                         what: format!(
                             "names manifest {d}, which is not in the store ({} is missing)",
                             manifest::key_for(d)
@@ -479,7 +484,7 @@ impl Verified {
         Verified {
             events: events.len() as u64,
             intact: true,
-            chained_from: envs::chain_start(events),
+            chained_from: chain_start(events),
             head: digests.last().map(Digest::to_string),
         }
     }

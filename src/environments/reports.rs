@@ -1,9 +1,13 @@
 //! Hosts report back: `envs/<env>/hosts/<host-id>.json`, each overwritten
 //! by its own host after every deploy attempt. Reports never move a
 //! pointer; `status` counts them and `promote --wait-hosts` waits on them.
-//! Pure: no I/O.
+//! [`read_reports`] reads them all; the rest is pure.
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
+
+use crate::progress::Progress;
+use crate::store::{Store, StoreError};
 
 pub const SCHEMA: &str = "verbatim.host/v1";
 
@@ -47,7 +51,7 @@ pub struct Report {
 
 impl Report {
     pub fn to_bytes(&self) -> Vec<u8> {
-        crate::environments::canonical(self)
+        super::log::canonical(self)
     }
 }
 
@@ -104,6 +108,31 @@ pub fn tally(reports: &[Report], manifest: &str, seq: u64) -> Tally {
         }
     }
     t
+}
+
+/// Every readable report under `envs/<env>/hosts/`; one that does not
+/// parse is skipped (said with `--verbose`).
+pub fn read_reports(store: &dyn Store, env: &str, progress: &dyn Progress) -> Result<Vec<Report>> {
+    let mut out = Vec::new();
+    for listed in store.list(&hosts_prefix(env))? {
+        if listed.size > MAX_BYTES {
+            progress.detail(format!(
+                "{}: too large for a host report; skipped",
+                listed.key
+            ));
+            continue;
+        }
+        let bytes = match store.get(&listed.key) {
+            Ok(o) => o.into_bytes_limited(MAX_BYTES)?,
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        match serde_json::from_slice::<Report>(&bytes) {
+            Ok(r) if listed.key.as_str() == report_key(env, &r.host) => out.push(r),
+            _ => progress.detail(format!("{}: not a host report; skipped", listed.key)),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,373 @@
+//! An environment's events and pointer: what they hold, where they are
+//! stored, how they are encoded, and the checks an event and a history
+//! must pass before anything relies on them. Pure: no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::log::{
+    canonical, check_log, check_log_keys, check_log_pointer, inconsistent, strict_digest, Entry,
+    Inconsistent, Log,
+};
+use crate::clock::parse_rfc3339;
+use crate::digest::Digest;
+
+pub const POINTER_SCHEMA: &str = "verbatim.pointer/v1";
+pub const EVENT_SCHEMA: &str = "verbatim.event/v1";
+pub const CHECK_SCHEMA: &str = "verbatim.check/v1";
+
+/// What moved a pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Promote,
+    Rollback,
+    /// A rollback made by a failed canary check.
+    AutoRollback,
+}
+
+/// The result of one gate, recorded in the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gate {
+    pub gate: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// One move of an environment's pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub schema: String,
+    pub env: String,
+    pub seq: u64,
+    pub kind: Kind,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub actor: String,
+    /// The manifest live before, if any.
+    pub from: Option<String>,
+    pub to: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub forced: bool,
+    #[serde(default)]
+    pub gates: Vec<Gate>,
+    /// The canary check this move starts, recorded before it starts; absent
+    /// (not `null`) when there is none, so events without one keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
+    /// `sha256:<hex>` of the stored bytes of event `seq - 1`: the history is
+    /// a hash chain ([`check_log`]). Absent on the first event and on events
+    /// written before chaining (so they keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+}
+
+/// A canary check, as the promote event that starts it records it. It must
+/// have ended by `deadline`; an outcome is recorded by a [`CheckRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// The shell command (`sh -c`), for `--check-cmd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<String>,
+    /// How many hosts must report the manifest active, for `--wait-hosts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<u64>,
+    pub timeout_secs: u64,
+    /// RFC 3339, UTC: when the check is ended at the latest.
+    pub deadline: String,
+}
+
+/// How a check ended. Written once, create-only, by the process that ran
+/// it, at [`check_key`]`(env, seq)` where `seq` is the event that started it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRecord {
+    pub schema: String,
+    pub env: String,
+    pub seq: u64,
+    /// The manifest checked: the `to` of event `seq`.
+    pub manifest: String,
+    pub outcome: Outcome,
+    /// What happened: an exit status, a timeout, a signal.
+    pub detail: String,
+    /// RFC 3339, UTC: when the check ended.
+    pub time: String,
+}
+
+/// The end of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Passed,
+    Failed,
+}
+
+/// Where a check stands, as far as the store tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckStatus {
+    /// No outcome yet and the deadline has not passed: it may still be running.
+    Pending,
+    /// No outcome and the deadline has passed: the check never finished
+    /// (its promoter was killed, or lost the store).
+    Expired,
+    Passed,
+    Failed,
+}
+
+/// Where a check stands, and what is known of why (its record's detail, or
+/// the reason of the auto-rollback that followed it).
+pub type CheckState = (CheckStatus, Option<String>);
+
+impl CheckStatus {
+    /// Whether the manifest this check is about counts as verified.
+    pub fn passed(self) -> bool {
+        self == CheckStatus::Passed
+    }
+}
+
+/// What an environment runs: a copy of its newest event's essentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pointer {
+    pub schema: String,
+    pub env: String,
+    pub manifest: String,
+    pub seq: u64,
+    pub time: String,
+    pub actor: String,
+}
+
+impl Event {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical(self)
+    }
+
+    pub fn to_digest(&self) -> Option<Digest> {
+        self.to.parse().ok()
+    }
+
+    /// The pointer this event sets.
+    pub fn pointer(&self) -> Pointer {
+        Pointer {
+            schema: POINTER_SCHEMA.into(),
+            env: self.env.clone(),
+            manifest: self.to.clone(),
+            seq: self.seq,
+            time: self.time.clone(),
+            actor: self.actor.clone(),
+        }
+    }
+}
+
+impl Pointer {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical(self)
+    }
+}
+
+impl CheckRecord {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical(self)
+    }
+
+    /// Parses a stored record; `key` names it in the error.
+    pub fn parse(key: &str, bytes: &[u8]) -> Result<CheckRecord, Inconsistent> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| inconsistent(key, format!("not a valid check record ({e})")))
+    }
+}
+
+impl Pointer {
+    /// Parses a stored pointer; `key` names it in the error.
+    pub fn parse(key: &str, bytes: &[u8]) -> Result<Pointer, Inconsistent> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| inconsistent(key, format!("not a valid pointer ({e})")))
+    }
+}
+
+impl Entry for Event {
+    fn check(&self, log: &Log, seq: u64, before: Option<&Self>) -> Result<(), Inconsistent> {
+        check_event(&log.name, seq, self, before)
+    }
+
+    fn prev(&self) -> Option<&str> {
+        self.prev.as_deref()
+    }
+
+    fn pointer_bytes(&self) -> Vec<u8> {
+        self.pointer().to_bytes()
+    }
+
+    fn pointer_seq(bytes: &[u8]) -> Result<u64, String> {
+        serde_json::from_slice::<Pointer>(bytes)
+            .map(|p| p.seq)
+            .map_err(|e| format!("not a valid pointer ({e})"))
+    }
+}
+
+/// Checks the keys listed under [`events_prefix`] (sorted): they must be
+/// exactly events `1..=n`, gap-free. Returns `n`.
+pub fn check_event_keys<'a>(
+    env: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<u64, Inconsistent> {
+    check_log_keys(&Log::env(env), keys)
+}
+
+/// Checks event `seq` of `env` (read from [`event_key`]`(env, seq)`) on its
+/// own and against the event before it.
+pub fn check_event(
+    env: &str,
+    seq: u64,
+    event: &Event,
+    before: Option<&Event>,
+) -> Result<(), Inconsistent> {
+    let key = event_key(env, seq);
+    let bad = |what: String| Err(inconsistent(&key, what));
+    if event.schema != EVENT_SCHEMA {
+        return bad(format!(
+            "schema is {:?}, not {EVENT_SCHEMA:?}",
+            event.schema
+        ));
+    }
+    if event.seq != seq {
+        return bad(format!(
+            "says it is event {} but its file name says {seq}",
+            event.seq
+        ));
+    }
+    if event.env != env {
+        return bad(format!(
+            "says it belongs to environment {:?} but is in the history of {env}",
+            event.env
+        ));
+    }
+    if strict_digest(&event.to).is_none() {
+        return bad(format!(
+            "`to` is {:?}, not a manifest id (sha256:<64 hex digits>)",
+            event.to
+        ));
+    }
+    if let Some(from) = &event.from {
+        if strict_digest(from).is_none() {
+            return bad(format!(
+                "`from` is {from:?}, not a manifest id (sha256:<64 hex digits>)"
+            ));
+        }
+    }
+    if let Some(check) = &event.check {
+        if event.kind != Kind::Promote {
+            return bad(format!(
+                "is a {} but carries a canary check; only a promote starts one",
+                kind_name(event.kind)
+            ));
+        }
+        if check.cmd.is_some() == check.hosts.is_some() {
+            return bad(
+                "check must name either a command (`cmd`) or a number of hosts (`hosts`)".into(),
+            );
+        }
+        if parse_rfc3339(&check.deadline).is_none() {
+            return bad(format!(
+                "check.deadline is {:?}, not an RFC 3339 UTC time (YYYY-MM-DDTHH:MM:SSZ)",
+                check.deadline
+            ));
+        }
+    }
+    match (before, &event.from) {
+        (None, None) => Ok(()),
+        (None, Some(from)) => bad(format!(
+            "is the first event but says {env} ran {from} before it"
+        )),
+        (Some(b), from) if from.as_deref() != Some(b.to.as_str()) => bad(format!(
+            "says {env} ran {} before it, but event {} ({}) left it on {}",
+            from.as_deref().unwrap_or("nothing"),
+            b.seq,
+            event_key(env, b.seq),
+            b.to
+        )),
+        (Some(_), _) => Ok(()),
+    }
+}
+
+/// Checks a whole history, oldest first, as read from events `1..=n`, with
+/// the sha256 of each one's stored bytes (see [`check_log`]).
+pub fn check_history(env: &str, events: &[Event], digests: &[Digest]) -> Result<(), Inconsistent> {
+    check_log(&Log::env(env), events, digests)
+}
+
+/// `promote`, `rollback`, `auto-rollback`
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Promote => "promote",
+        Kind::Rollback => "rollback",
+        Kind::AutoRollback => "auto-rollback",
+    }
+}
+
+/// Every manifest a checked history names, each with the first event that
+/// names it (`from` is always an earlier `to`, so `to` covers both).
+pub fn manifests_named(history: &[Event]) -> BTreeMap<Digest, u64> {
+    let mut out = BTreeMap::new();
+    for e in history {
+        if let Some(d) = strict_digest(&e.to) {
+            out.entry(d).or_insert(e.seq);
+        }
+    }
+    out
+}
+
+/// Checks the pointer (its stored bytes, `None` if absent) against a checked
+/// history. It must be the pointer the newest event sets, byte for byte, or
+/// the one the event before sets (a move whose pointer write has not
+/// happened yet). Returns how many events it has applied.
+pub fn check_pointer(
+    env: &str,
+    pointer: Option<&[u8]>,
+    history: &[Event],
+) -> Result<usize, Inconsistent> {
+    check_log_pointer(&Log::env(env), pointer, history)
+}
+
+impl Log {
+    /// The log of environment `env`: `envs/<env>.json` and its events.
+    pub fn env(env: &str) -> Log {
+        Log {
+            name: env.to_owned(),
+            pointer_key: pointer_key(env),
+            events_prefix: events_prefix(env),
+        }
+    }
+}
+
+/// `envs/<env>.json`
+pub fn pointer_key(env: &str) -> String {
+    format!("envs/{env}.json")
+}
+
+/// `envs/<env>/events/` — keys below sort in sequence order.
+pub fn events_prefix(env: &str) -> String {
+    format!("envs/{env}/events/")
+}
+
+/// `envs/<env>/events/<seq, zero-padded>.json`
+pub fn event_key(env: &str, seq: u64) -> String {
+    Log::env(env).event_key(seq)
+}
+
+/// `envs/<env>/checks/` — how each canary check ended.
+pub fn checks_prefix(env: &str) -> String {
+    format!("envs/{env}/checks/")
+}
+
+/// `envs/<env>/checks/<seq of the event that started it, zero-padded>.json`
+pub fn check_key(env: &str, seq: u64) -> String {
+    format!("envs/{env}/checks/{seq:010}.json")
+}

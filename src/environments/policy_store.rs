@@ -1,0 +1,566 @@
+//! The policy in the store: reading it (checked like any log), the
+//! environment order every command follows, storing that order on the
+//! first move of all, and `policy set`.
+//!
+//! The policy lives in the store (`policy.json`, with its events under
+//! `policy/events/`; see `policy`) and is read through
+//! [`Reader::load_log`], so a tampered event or pointer is refused (exit 5)
+//! by the same checks as an environment's. Until the store holds one, the
+//! order is `verbatim.toml`'s (`environments.order`, else the default); the
+//! first move of any environment stores it ([`settle_for_move`]). From then
+//! on the store's order rules: a `verbatim.toml` that declares another is a
+//! configuration error (exit 2) naming both, and one that declares none
+//! simply follows the store.
+//!
+//! Writes follow the environments' protocol: create event `n + 1`
+//! (create-only: of concurrent writers exactly one wins, the others exit 4
+//! naming the winner), then compare-and-swap `policy.json`. The newest event
+//! is the policy in effect; a `policy.json` left one step behind by a crash
+//! is completed by the next writer.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::gates;
+use super::log::Inconsistent;
+use super::policy::{self, Kind, Policy, PolicyEvent, PolicyPointer};
+use super::reader::{get_record, Reader};
+use crate::actor::actor;
+use crate::clock::{now, rfc3339};
+use crate::config::{check_env_names, Config, ConfigError};
+use crate::digest::Digest;
+use crate::error::{IntegrityError, LostRace, UsageError};
+use crate::progress::Progress;
+use crate::store::{Body, ETag, Key, PutMode, PutOptions, StoreError};
+use crate::text::escape;
+
+/// The policy as stored, checked.
+#[derive(Debug)]
+pub struct PolicyState {
+    /// Every event, oldest first: `events[i].seq == i + 1`.
+    pub events: Vec<PolicyEvent>,
+    /// The sha256 of each event's stored bytes: `digests[i]` of `events[i]`.
+    pub digests: Vec<Digest>,
+    /// `policy.json` and its ETag; what `events[applied - 1]` sets.
+    pub pointer: Option<(PolicyPointer, ETag)>,
+    /// How many events `policy.json` has applied: all, or all but the newest.
+    pub applied: usize,
+}
+
+impl PolicyState {
+    /// The event in effect: the newest. Creating it decided the race;
+    /// `policy.json` is its copy.
+    pub fn current(&self) -> Option<&PolicyEvent> {
+        self.events.last()
+    }
+
+    /// The newest event, when `policy.json` has not caught up with it.
+    fn pending(&self) -> Option<&PolicyEvent> {
+        self.events.get(self.applied)
+    }
+
+    fn next_seq(&self) -> Result<u64> {
+        u64::try_from(self.events.len())
+            .ok()
+            .and_then(|n| n.checked_add(1))
+            .ok_or_else(|| {
+                IntegrityError(format!(
+                    "{}: the policy's history is full; no sequence number is left",
+                    policy::EVENTS_PREFIX
+                ))
+                .into()
+            })
+    }
+}
+
+/// Reads and checks the policy's history and pointer (exit 5 on anything
+/// that does not add up, naming the key).
+pub fn load(reader: &Reader<'_>) -> Result<PolicyState> {
+    let log = policy::log();
+    let refuse = |e: Inconsistent| -> anyhow::Error {
+        IntegrityError(format!(
+            "refusing to rely on the policy: {e} (the store was altered outside verbatim: inspect it)"
+        ))
+        .into()
+    };
+    let loaded = reader.load_log::<PolicyEvent>(&log, &refuse)?;
+    let pointer = match loaded.pointer {
+        Some((bytes, etag)) => Some((
+            PolicyPointer::parse(&log.pointer_key, &bytes).map_err(refuse)?,
+            etag,
+        )),
+        None => None,
+    };
+    Ok(PolicyState {
+        events: loaded.events,
+        digests: loaded.digests,
+        pointer,
+        applied: loaded.applied,
+    })
+}
+
+/// The environment order a command follows, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub names: Vec<String>,
+    /// The store's policy it comes from (its per-environment rules);
+    /// `None` before the store holds one.
+    pub policy: Option<Policy>,
+    /// The policy event it comes from; `None` before the store holds one.
+    pub seq: Option<u64>,
+    /// Before the store holds one: whether `verbatim.toml` declares it.
+    declared: bool,
+}
+
+impl Order {
+    /// The environment before `env`, `None` for the first; a usage error
+    /// saying where the order came from when `env` is not in it.
+    pub fn previous(&self, env: &str) -> Result<Option<&str>> {
+        gates::previous(&self.names, env).map_err(|e| {
+            let from = match (self.seq, self.declared) {
+                (Some(seq), _) => {
+                    format!(
+                        "the store's policy (policy event {seq}; `verbatim policy set` changes it)"
+                    )
+                }
+                (None, true) => "environments.order in verbatim.toml".into(),
+                (None, false) => "the default order (verbatim.toml declares none)".into(),
+            };
+            UsageError(format!("{e}, from {from}")).into()
+        })
+    }
+}
+
+/// The order to follow: the store's policy once it holds one (checked
+/// against `cfg`), else `cfg`'s.
+pub fn order(reader: &Reader<'_>, cfg: &Config) -> Result<Order> {
+    Ok(match stored_order(reader, Some(cfg))? {
+        Some(order) => order,
+        None => Order {
+            policy: None,
+            names: cfg.order(),
+            seq: None,
+            declared: cfg.environments.is_some(),
+        },
+    })
+}
+
+/// The store's order, if it holds one. A `cfg` declaring another order is
+/// a configuration error naming both.
+pub fn stored_order(reader: &Reader<'_>, cfg: Option<&Config>) -> Result<Option<Order>> {
+    let state = load(reader)?;
+    let Some(current) = state.current() else {
+        return Ok(None);
+    };
+    if let Some(cfg) = cfg {
+        agrees(cfg, current)?;
+    }
+    Ok(Some(Order {
+        policy: Some(current.to.clone()),
+        names: current.to.order(),
+        seq: Some(current.seq),
+        declared: false,
+    }))
+}
+
+/// `cfg`'s `environments.order` agrees with the policy `current` sets, or
+/// declares none.
+fn agrees(cfg: &Config, current: &PolicyEvent) -> Result<()> {
+    policy::check_declared(
+        &cfg.config_path.display().to_string(),
+        cfg.environments.as_deref(),
+        &current.to,
+        current.seq,
+    )
+    .map_err(|e| ConfigError(e).into())
+}
+
+/// Before a pointer moves, by a move checked against `used`: makes the
+/// store hold that order. The first move of all stores it (policy event 1,
+/// `init`, from `cfg`); a `policy.json` left behind is completed. If the
+/// order in effect is no longer `used` (a `policy set`, or another first
+/// move, landed meanwhile), the move lost a race.
+pub fn settle_for_move(
+    reader: &Reader<'_>,
+    cfg: &Config,
+    used: &Order,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut state = settled(reader)?;
+    if state.current().is_none() {
+        let to = Policy::from_order(&used.names);
+        let config = cfg.config_path.display();
+        let reason = if cfg.environments.is_some() {
+            format!("environments.order of {config}, stored by the first move of an environment")
+        } else {
+            format!(
+                "the default order ({config} declares no environments.order), stored by the first move of an environment"
+            )
+        };
+        match append(reader, &state, Kind::Init, to, Some(reason))? {
+            Appended::Written(e) => {
+                progress.note(format!(
+                    "stored the environment order ({}) in {} (policy event 1); from now on it rules for everyone: `verbatim policy show`, `verbatim policy set`",
+                    e.to.describe(),
+                    policy::POINTER_KEY
+                ));
+                return Ok(());
+            }
+            // Someone stored one first: check against theirs.
+            Appended::Lost(_) => state = settled(reader)?,
+        }
+    }
+    let current = state
+        .current()
+        .context("the policy's history is empty after it was written")?;
+    agrees(cfg, current)?;
+    if current.to.order() != used.names {
+        return Err(LostRace(format!(
+            "the environment order changed to ({}) (policy event {}, by {}) while this move was being checked against ({}); run it again",
+            current.to.describe(),
+            current.seq,
+            escape(&current.actor),
+            used.names.join(", ")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Reads the policy, completing a `policy.json` left one step behind its
+/// newest event (a crash between the two writes).
+fn settled(reader: &Reader<'_>) -> Result<PolicyState> {
+    for _ in 0..100 {
+        let state = load(reader)?;
+        let Some(pending) = state.pending() else {
+            return Ok(state);
+        };
+        let etag = state.pointer.as_ref().map(|(_, e)| e.clone());
+        match put_pointer(reader, &pending.pointer(), etag) {
+            Ok(())
+            | Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("completing {}", policy::log().event_key(pending.seq))
+                })
+            }
+        }
+    }
+    Err(LostRace("the policy keeps changing; try again".into()).into())
+}
+
+fn put_pointer(
+    reader: &Reader<'_>,
+    pointer: &PolicyPointer,
+    expected: Option<ETag>,
+) -> Result<(), StoreError> {
+    let key = Key::new(policy::POINTER_KEY)?;
+    let mode = match expected {
+        Some(etag) => PutMode::ReplaceIfMatch(etag),
+        None => PutMode::CreateOnly,
+    };
+    reader
+        .store()
+        .put(
+            &key,
+            Body::bytes(&pointer.to_bytes()),
+            mode,
+            &PutOptions::json(),
+        )
+        .map(|_| ())
+}
+
+/// How an append ended.
+enum Appended {
+    Written(PolicyEvent),
+    /// Another writer created the event first; theirs, if readable.
+    Lost(Option<PolicyEvent>),
+}
+
+/// Appends the change to `to` after the settled `state`: event `n + 1`
+/// (create-only), then `policy.json` (compare-and-swap).
+fn append(
+    reader: &Reader<'_>,
+    state: &PolicyState,
+    kind: Kind,
+    to: Policy,
+    reason: Option<String>,
+) -> Result<Appended> {
+    let log = policy::log();
+    let store = reader.store();
+    let seq = state.next_seq()?;
+    let event = PolicyEvent {
+        schema: policy::EVENT_SCHEMA.into(),
+        seq,
+        kind,
+        time: rfc3339(now()),
+        actor: actor(),
+        from: state.current().map(|e| e.to.clone()),
+        to,
+        reason,
+        prev: state.digests.last().map(ToString::to_string),
+    };
+    let key = Key::new(log.event_key(seq))?;
+    let bytes = event.to_bytes();
+    match store.put(
+        &key,
+        Body::bytes(&bytes),
+        PutMode::CreateOnly,
+        &PutOptions::json(),
+    ) {
+        Ok(_) => reader.remember(&log, seq, &event, &bytes)?,
+        Err(StoreError::AlreadyExists { .. }) => {
+            let winner = get_record(store, &key)
+                .ok()
+                .flatten()
+                .and_then(|(bytes, _)| serde_json::from_slice(&bytes).ok());
+            return Ok(Appended::Lost(winner));
+        }
+        Err(e) => return Err(e).with_context(|| format!("recording {key}")),
+    }
+    let etag = state.pointer.as_ref().map(|(_, e)| e.clone());
+    match put_pointer(reader, &event.pointer(), etag) {
+        Ok(()) => {}
+        // Someone completed our change for us, or moved past it.
+        Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. })
+            if load(reader)?.applied as u64 >= seq => {}
+        Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {
+            return Err(LostRace(format!(
+                "{} moved while policy event {seq} was being applied",
+                policy::POINTER_KEY
+            ))
+            .into())
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("moving {}", policy::POINTER_KEY));
+        }
+    }
+    Ok(Appended::Written(event))
+}
+
+/// `policy show --json`.
+#[derive(Serialize)]
+pub struct ShowJson {
+    /// `store` once the store holds a policy; before, what the first move
+    /// will store: `config` (`environments.order`) or `default`.
+    pub source: &'static str,
+    /// The policy event in effect; `null` before there is one.
+    pub seq: Option<u64>,
+    pub time: Option<String>,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub policy: Policy,
+}
+
+/// What `policy show` shows: the policy in effect, else what the first
+/// move will store (`cfg`'s order, or the default).
+pub fn show(
+    reader: &Reader<'_>,
+    cfg: Option<&Config>,
+    progress: &dyn Progress,
+) -> Result<ShowJson> {
+    let state = load(reader)?;
+    Ok(match state.current() {
+        Some(e) => {
+            if let Some(pending) = state.pending() {
+                progress.note(format!(
+                    "{} is recorded but {} has not caught up yet; the next `policy set` or promotion completes it",
+                    policy::log().event_key(pending.seq),
+                    policy::POINTER_KEY
+                ));
+            }
+            if let Some(Err(err)) = cfg.map(|c| agrees(c, e)) {
+                progress.warn(format!("{err:#}"));
+            }
+            ShowJson {
+                source: "store",
+                seq: Some(e.seq),
+                time: Some(e.time.clone()),
+                actor: Some(e.actor.clone()),
+                reason: e.reason.clone(),
+                policy: e.to.clone(),
+            }
+        }
+        None => {
+            let (source, names) = match cfg {
+                Some(c) if c.environments.is_some() => ("config", c.order()),
+                Some(c) => ("default", c.order()),
+                None => (
+                    "default",
+                    crate::config::DEFAULT_ORDER.map(String::from).to_vec(),
+                ),
+            };
+            progress.note(format!(
+                "{} holds no policy yet: the first promotion stores this order ({})",
+                reader.store().location(),
+                if source == "config" {
+                    "verbatim.toml's environments.order"
+                } else {
+                    "the default"
+                }
+            ));
+            ShowJson {
+                source,
+                seq: None,
+                time: None,
+                actor: None,
+                reason: None,
+                policy: Policy::from_order(&names),
+            }
+        }
+    })
+}
+
+/// A change `policy set` asks for.
+pub struct SetRequest {
+    /// The new environment order; empty: as it is.
+    pub order: Vec<String>,
+    /// The principals whose signatures each named environment requires.
+    pub require: Vec<(String, Vec<String>)>,
+    /// An `allowed_signers` file whose text the policy stores.
+    pub allowed_signers: Option<PathBuf>,
+    /// Why: recorded in the policy's history.
+    pub reason: String,
+    /// Change it only if this policy event is still the one in effect.
+    pub expect_seq: Option<u64>,
+}
+
+/// `policy set`: appends the change `req` asks for (nothing when the policy
+/// already is that), by the log's protocol; exit 4 when another change
+/// landed first or `expect_seq` is no longer in effect.
+pub fn set(
+    reader: &Reader<'_>,
+    cfg: Option<&Config>,
+    req: &SetRequest,
+    progress: &dyn Progress,
+) -> Result<SetJson> {
+    if !req.order.is_empty() {
+        check_env_names(&req.order).map_err(|e| UsageError(format!("--order: {e}")))?;
+    }
+    let state = settled(reader)?;
+    let seq = state.current().map_or(0, |e| e.seq);
+    if let Some(expected) = req.expect_seq.filter(|&s| s != seq) {
+        return Err(LostRace(format!(
+            "the policy in effect is policy event {seq}, not {expected} as --expect-seq says: it changed since; check `verbatim policy history` and run again if still wanted"
+        ))
+        .into());
+    }
+    let from = state.current().map(|e| e.to.clone());
+    let to = edited(cfg, req, from.as_ref())?;
+    let out = if let Some(current) = state.current().filter(|e| e.to == to) {
+        progress.note(format!(
+            "the policy already is ({}) (policy event {}); nothing to do",
+            to.describe(),
+            current.seq
+        ));
+        SetJson {
+            result: "unchanged",
+            seq: current.seq,
+            from,
+            to,
+        }
+    } else {
+        match append(reader, &state, Kind::Set, to, Some(req.reason.clone()))? {
+            Appended::Written(e) => {
+                progress.note(format!(
+                    "policy: ({}) → ({}) (policy event {})",
+                    from.as_ref().map_or("nothing".into(), Policy::describe),
+                    e.to.describe(),
+                    e.seq
+                ));
+                SetJson {
+                    result: "set",
+                    seq: e.seq,
+                    from,
+                    to: e.to,
+                }
+            }
+            Appended::Lost(winner) => {
+                let seq = state.next_seq()?;
+                let who = winner.map_or_else(
+                    || format!("another process wrote policy event {seq}"),
+                    |w| {
+                        format!(
+                            "{} set it to ({}) at {} (policy event {seq})",
+                            escape(&w.actor),
+                            w.to.describe(),
+                            escape(&w.time)
+                        )
+                    },
+                );
+                return Err(LostRace(format!(
+                    "lost the race to change the policy: {who}; check `verbatim policy show` and run again if still wanted"
+                ))
+                .into());
+            }
+        }
+    };
+    if let Some(cfg) = cfg {
+        if let Some(declared) = cfg.environments.as_ref().filter(|d| **d != out.to.order()) {
+            progress.warn(format!(
+                "{} still declares environments.order = [{}]: set it to [{}] or remove [environments], or commands that read the order will refuse it",
+                cfg.config_path.display(),
+                declared.join(", "),
+                out.to.order().join(", ")
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `policy set --json`.
+#[derive(Serialize)]
+pub struct SetJson {
+    /// `set`, or `unchanged` when the policy already was this.
+    pub result: &'static str,
+    /// The policy event in effect after.
+    pub seq: u64,
+    pub from: Option<Policy>,
+    pub to: Policy,
+}
+
+/// The policy `policy set` asks for: `from` (or, before the store holds
+/// one, the config's order) with the flags applied, checked.
+fn edited(cfg: Option<&Config>, args: &SetRequest, from: Option<&Policy>) -> Result<Policy> {
+    let base = match from {
+        Some(p) => p.clone(),
+        None => Policy::from_order(
+            &cfg.map(Config::order)
+                .unwrap_or_else(|| crate::config::DEFAULT_ORDER.map(String::from).to_vec()),
+        ),
+    };
+    let mut to = if args.order.is_empty() {
+        base.clone()
+    } else {
+        // Environments keep their rules across a reorder.
+        let mut p = Policy::from_order(&args.order);
+        p.allowed_signers = base.allowed_signers.clone();
+        for e in &mut p.environments {
+            if let Some(old) = base.rules(&e.name) {
+                e.require = old.require.clone();
+            }
+        }
+        p
+    };
+    for (env, principals) in &args.require {
+        let Some(rules) = to.environments.iter_mut().find(|e| &e.name == env) else {
+            return Err(UsageError(format!(
+                "--require {env}=…: {}",
+                super::gates::undeclared(&to.order(), env)
+            ))
+            .into());
+        };
+        rules.require = principals.clone();
+    }
+    if let Some(path) = &args.allowed_signers {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        crate::trust::read_allowed_signers(path)?; // says what is wrong, by line
+        to.allowed_signers = Some(text);
+    }
+    to.check()
+        .map_err(|e| UsageError(format!("the policy would not hold: {e}")))?;
+    Ok(to)
+}

@@ -1,0 +1,105 @@
+//! `promote` and `rollback`: the operations that move a pointer, over
+//! [`moves`](super::moves) and, for a promote that starts a canary check,
+//! [`canary`](super::canary).
+
+use anyhow::Result;
+
+use super::canary::finish_check;
+use super::checks::status_words;
+use super::event::Kind;
+use super::gates::rollback_target;
+use super::moves::{move_with, settle, MoveJson, MoveRequest};
+use super::policy_store;
+use super::reader::Reader;
+use super::resolve::resolve_manifest_with;
+use crate::clock::now;
+use crate::config::Config;
+use crate::error::{Failed, UsageError};
+use crate::progress::Progress;
+
+/// Promotes `req.to` to `req.env` (`req.kind` is `Promote`), then, when the
+/// move started a canary check, runs it and records its outcome (see
+/// [`finish_check`]). A refused move's error carries its report as a
+/// [`Refused`](super::moves::Refused) context; a failed check's carries the
+/// report with its rollback.
+pub fn promote(
+    reader: &Reader<'_>,
+    cfg: &Config,
+    req: &MoveRequest<'_>,
+    progress: &dyn Progress,
+) -> Result<MoveJson, Failed<MoveJson>> {
+    let report = move_with(reader, cfg, req, None, progress)?;
+    match (&report.check, report.result) {
+        (Some(_), "moved") => finish_check(reader, cfg, report, req.sign, progress),
+        _ => Ok(report),
+    }
+}
+
+/// A rollback to make.
+pub struct RollbackRequest<'a> {
+    /// The environment to roll back.
+    pub env: &'a str,
+    /// Where to: an event's sequence number or a `<manifest>` argument;
+    /// `None`: the manifest live before the current one, past every one
+    /// the environment rolled back from.
+    pub to: Option<&'a str>,
+    /// Why (`--reason`): recorded in the event.
+    pub reason: Option<String>,
+    /// Move even though the `was-live` gate refuses.
+    pub force: bool,
+    /// Sign the event with this key.
+    pub sign: Option<&'a ssh_key::PrivateKey>,
+    /// Check everything, write nothing.
+    pub dry_run: bool,
+}
+
+/// Rolls `req.env` back (see [`RollbackRequest::to`]); the target is
+/// chosen from the history as read, so a move landing meanwhile makes this
+/// one lose (exit 4).
+pub fn rollback(
+    reader: &Reader<'_>,
+    cfg: &Config,
+    req: &RollbackRequest<'_>,
+    progress: &dyn Progress,
+) -> Result<MoveJson> {
+    let env = req.env;
+    policy_store::order(reader, cfg)?.previous(env)?;
+    let current = if req.dry_run {
+        reader.load(env)?
+    } else {
+        settle(reader, env)?
+    };
+    let history = &current.events;
+    let target = match req.to {
+        Some(to) if to.chars().all(|c| c.is_ascii_digit()) => {
+            let seq = to
+                .parse()
+                .map_err(|_| UsageError(format!("--to {to}: not a sequence number")))?;
+            rollback_target(history, Some(seq)).map_err(UsageError)?
+        }
+        Some(to) => resolve_manifest_with(reader, to)?.to_string(),
+        None => rollback_target(history, None)
+            .map_err(|e| UsageError(format!("cannot roll back {env}: {e}")))?,
+    };
+    if let (Some(live), Some((status, _))) = (current.live_event(), current.live_check(now())) {
+        if !status.passed() {
+            progress.note(format!(
+                "{env} runs {} with its canary check (event {}) {}; rolling back",
+                live.to,
+                live.seq,
+                status_words(status)
+            ));
+        }
+    }
+    let move_req = MoveRequest {
+        env,
+        to: target.parse().map_err(anyhow::Error::msg)?,
+        kind: Kind::Rollback,
+        reason: req.reason.clone(),
+        force: req.force,
+        check: None,
+        sign: req.sign,
+        dry_run: req.dry_run,
+    };
+    move_with(reader, cfg, &move_req, Some(current.seq()), progress)
+}
