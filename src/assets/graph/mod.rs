@@ -5,216 +5,28 @@
 //! that transitively reference it, and nothing else. Files that keep their
 //! names ([`crate::assets::keep`]) are scanned and rewritten all the same.
 
+mod edit;
+mod types;
+
+pub use edit::{apply, apply_to, rewrite, Edge, Edit};
+pub use types::{reads_text, AssetError, Input, Opaque, OutFile, Output, MIN_HASH_LEN};
+
+use edit::edits_with;
+use types::{allowed_missing, extension};
+
 use crate::assets::css::css_references;
 use crate::assets::html::{html_scan, source_map_sources, web_manifest_references};
 use crate::assets::js::js_references;
-use crate::assets::refs::{encode_for, fill_positions, json_string, RefKind, Reference};
+use crate::assets::refs::{fill_positions, json_string, RefKind, Reference};
 use crate::assets::sri;
 use crate::assets::url::{
     is_absolute, is_bare_specifier, is_path_relative, percent_decode, percent_encode_segment,
     resolve, resolve_dir, split_suffix, Target, UrlOptions,
 };
 use crate::digest::Digest;
-use globset::GlobSet;
 use sha2::{Digest as _, Sha256};
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::ops::Range;
-
-/// Minimum number of hex chars of the content hash in file names.
-pub const MIN_HASH_LEN: usize = 12;
-
-/// What to fingerprint.
-#[derive(Debug, Clone)]
-pub struct Input {
-    /// Logical path (`/`-separated, no leading `/`) to file bytes.
-    pub files: BTreeMap<String, Vec<u8>>,
-    /// Files whose bytes are not at hand, by logical path (none also in
-    /// `files`): those no scanner reads ([`reads_text`]), which are
-    /// published as they are, so their digests are all the graph needs.
-    pub opaque: BTreeMap<String, Opaque>,
-    pub url: UrlOptions,
-    /// Globs (the configuration's dialect, [`crate::pack::glob_set`])
-    /// matched against the reference value and the resolved path; a
-    /// missing file matching one is left unrewritten instead of failing.
-    pub allow_missing: GlobSet,
-    /// Hex chars of the hash in names; must be in `12..=64`.
-    pub hash_len: usize,
-    /// Paths that keep their own names ([`crate::assets::keep::kept`]).
-    /// They are scanned like any other file: references from them to
-    /// renamed files are rewritten (so their bytes may differ from the
-    /// tree's), references to them are left as written.
-    pub keep: BTreeSet<String>,
-    /// Directories (logical paths, no trailing `/`, none inside another)
-    /// published whole under a name carrying the hash of their tree
-    /// ([`hashed_dir_name`]): `vendor/pdfjs/cmaps/x` becomes
-    /// `vendor/pdfjs/cmaps.<hash>/x`, for code that builds URLs from the
-    /// directory's URL at run time.
-    pub hash_dirs: Vec<String>,
-}
-
-impl Default for Input {
-    fn default() -> Self {
-        Input {
-            files: BTreeMap::new(),
-            opaque: BTreeMap::new(),
-            url: UrlOptions::default(),
-            allow_missing: GlobSet::empty(),
-            hash_len: MIN_HASH_LEN,
-            keep: BTreeSet::new(),
-            hash_dirs: Vec::new(),
-        }
-    }
-}
-
-/// A file of [`Input::opaque`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Opaque {
-    pub size: u64,
-    pub digests: sri::Digests,
-}
-
-/// Whether the scanners read a file at `path` (by its extension): only
-/// those need to be in [`Input::files`]. A `.json` may be a web app
-/// manifest a page links to.
-pub fn reads_text(path: &str) -> bool {
-    extension(path).is_some_and(|ext| {
-        [
-            "css",
-            "js",
-            "mjs",
-            "html",
-            "htm",
-            "svg",
-            "webmanifest",
-            "map",
-            "json",
-        ]
-        .iter()
-        .any(|t| ext.eq_ignore_ascii_case(t))
-    })
-}
-
-/// The fingerprinted tree, keyed by original logical path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
-    pub files: BTreeMap<String, OutFile>,
-    /// Each of [`Input::hash_dirs`] holding a file, to its final name
-    /// (`vendor/pdfjs/cmaps` to `vendor/pdfjs/cmaps.3fa9c1d2e4b5`).
-    pub dirs: BTreeMap<String, String>,
-}
-
-impl Output {
-    /// Original logical path to final logical name.
-    pub fn manifest(&self) -> BTreeMap<String, String> {
-        self.files
-            .iter()
-            .map(|(k, v)| (k.clone(), v.name.clone()))
-            .collect()
-    }
-
-    /// The final bytes of the file at `path`, unless it is opaque.
-    pub fn bytes<'a>(&self, input: &'a Input, path: &str) -> Option<Cow<'a, [u8]>> {
-        let edits = &self.files.get(path)?.edits;
-        let text = input.files.get(path)?;
-        Some(match edits.is_empty() {
-            true => Cow::Borrowed(text),
-            false => Cow::Owned(apply(text, edits)),
-        })
-    }
-}
-
-/// One replacement in a file's text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Edit {
-    pub range: Range<usize>,
-    pub text: String,
-}
-
-/// `bytes` with `edits` (in order, none overlapping another, as made by
-/// [`fingerprint`]) applied.
-pub fn apply(bytes: &[u8], edits: &[Edit]) -> Vec<u8> {
-    let grown: usize = edits.iter().map(|e| e.text.len()).sum();
-    let mut out = Vec::with_capacity(bytes.len() + grown);
-    apply_to(&mut out, bytes, edits);
-    out
-}
-
-/// [`apply`], appending to `out`.
-pub fn apply_to(out: &mut Vec<u8>, bytes: &[u8], edits: &[Edit]) {
-    let mut pos = 0;
-    for e in edits {
-        out.extend_from_slice(&bytes[pos..e.range.start]);
-        out.extend_from_slice(e.text.as_bytes());
-        pos = e.range.end;
-    }
-    out.extend_from_slice(&bytes[pos..]);
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutFile {
-    /// Final logical name, e.g. `css/site.3fa9c1d2e4b5.css`.
-    pub name: String,
-    /// What makes the final bytes from the input's (references rewritten):
-    /// none for a file published as it is.
-    pub edits: Vec<Edit>,
-    /// SHA-256 of the final bytes.
-    pub sha256: Digest,
-    pub size: u64,
-    /// Subresource integrity of the final bytes ([`sri::integrity`]) when
-    /// it was needed here (an integrity attribute covers the file) or is
-    /// known (an opaque file); else it is for whoever makes the bytes
-    /// ([`Output::bytes`]) to compute.
-    pub integrity: Option<String>,
-    /// Original logical paths of the tree files this file references.
-    pub references: Vec<String>,
-    /// Kept under its original name ([`Input::keep`]).
-    pub kept: bool,
-}
-
-/// One problem found while fingerprinting; all are collected and reported
-/// together. `line`/`column` are 1-based, or 0 when not tied to a position.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct AssetError {
-    pub file: String,
-    pub line: u32,
-    pub column: u32,
-    pub reference: String,
-    pub message: String,
-}
-
-impl fmt::Display for AssetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {} (reference {:?})",
-            self.file, self.line, self.column, self.message, self.reference
-        )
-    }
-}
-
-impl std::error::Error for AssetError {}
-
-impl AssetError {
-    fn at(file: &str, r: &Reference, message: String) -> Self {
-        AssetError {
-            file: file.to_string(),
-            line: r.line,
-            column: r.column,
-            reference: r.value.clone(),
-            message,
-        }
-    }
-}
-
-/// A resolved reference to a file of the tree.
-#[doc(hidden)] // public for the fuzz targets only
-pub struct Edge {
-    pub r: Reference,
-    /// Index into the `names` given to [`rewrite`].
-    pub target: usize,
-}
 
 /// A file's bytes, or its digests alone.
 #[derive(Clone, Copy)]
@@ -994,11 +806,6 @@ impl Finals {
     }
 }
 
-fn extension(path: &str) -> Option<&str> {
-    let file = path.rsplit('/').next().unwrap_or(path);
-    file.rfind('.').filter(|&i| i > 0).map(|i| &file[i + 1..])
-}
-
 /// Scans one file for references and resolves them; pure, so files can be
 /// scanned in parallel.
 fn scan_node<'a>(
@@ -1331,96 +1138,6 @@ fn scan_references<'a>(
     }
 }
 
-/// Rewrites every edge whose target already has a final name.
-#[doc(hidden)] // public for the fuzz targets only
-pub fn rewrite(text: &str, edges: &[Edge], names: &[Option<String>]) -> String {
-    let edits = edits_with(text, edges, names, &[], Vec::new());
-    // Edits replace whole ranges of `text` with text: still UTF-8.
-    String::from_utf8_lossy(&apply(text.as_bytes(), &edits)).into_owned()
-}
-
-/// [`rewrite`], replacing the last `tails[target]` segments of each
-/// reference (1 when `tails` is empty), and also replacing each range of
-/// `more` (disjoint from the references) with its text. Replacements are made in source order, each
-/// when it is reached, so none is held longer than it takes to copy it.
-fn edits_with(
-    text: &str,
-    edges: &[Edge],
-    names: &[Option<String>],
-    tails: &[usize],
-    mut more: Vec<(Range<usize>, String)>,
-) -> Vec<Edit> {
-    let mut order: Vec<&Edge> = edges.iter().filter(|e| names[e.target].is_some()).collect();
-    order.sort_by_key(|e| e.r.range.start);
-    more.sort_by_key(|(range, _)| range.start);
-    let mut order = order.into_iter().peekable();
-    let mut more = more.into_iter().peekable();
-    let mut out = Vec::new();
-    let mut pos = 0;
-    loop {
-        let edge_first = match (order.peek(), more.peek()) {
-            (Some(e), Some((range, _))) => e.r.range.start <= range.start,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        let (range, replacement) = if edge_first {
-            let Some(e) = order.next() else { break };
-            let Some(name) = &names[e.target] else {
-                continue;
-            };
-            (
-                e.r.range.clone(),
-                encode_for(
-                    &e.r,
-                    &new_url(&e.r.value, name, tails.get(e.target).copied().unwrap_or(1)),
-                ),
-            )
-        } else {
-            let Some(next) = more.next() else { break };
-            next
-        };
-        if range.start < pos || text.get(range.clone()).is_none() {
-            continue; // overlapping or invalid range: never corrupt the file
-        }
-        pos = range.end;
-        if text[range.clone()] != replacement {
-            out.push(Edit {
-                range,
-                text: replacement,
-            });
-        }
-    }
-    out
-}
-
-/// The reference as written, with only its last `tail` path segments
-/// replaced by those of the final name (directory style, prefix/CDN and
-/// `?#` suffix preserved).
-fn new_url(value: &str, final_name: &str, tail: usize) -> String {
-    let value = value.trim_matches(|c: char| c.is_ascii_whitespace());
-    let (path, suffix) = split_suffix(value);
-    let dir = path
-        .rmatch_indices('/')
-        .nth(tail.max(1) - 1)
-        .map_or("", |(i, _)| &path[..=i]);
-    let mut segments: Vec<String> = final_name
-        .rsplit('/')
-        .take(tail.max(1))
-        .map(percent_encode_segment)
-        .collect();
-    segments.reverse();
-    let file = segments.join("/");
-    // `a:b.png` on its own would read as a URL with scheme `a:` (found by
-    // fuzzing: `%61:b.png` was rewritten to an external URL).
-    let dot = if dir.is_empty() && file.contains(':') {
-        "./"
-    } else {
-        ""
-    };
-    format!("{dot}{dir}{file}{suffix}")
-}
-
 /// `css/site.css` + hash -> `css/site.<hash>.css`; `LICENSE` -> `LICENSE.<hash>`;
 /// `site.css.map` -> `site.css.<hash>.map`.
 pub fn hashed_name(path: &str, hex: &str, hash_len: usize) -> String {
@@ -1446,10 +1163,6 @@ pub fn is_content_named(logical: &str, name: &str, sha256_hex: &str) -> bool {
         .checked_sub(logical.len() + 1)
         .filter(|n| (MIN_HASH_LEN..=sha256_hex.len().min(64)).contains(n))
         .is_some_and(|n| hashed_name(logical, sha256_hex, n) == name)
-}
-
-fn allowed_missing(globs: &GlobSet, value: &str, path: &str) -> bool {
-    globs.is_match(value) || globs.is_match(path)
 }
 
 /// If the strongly connected group contains a CSS `@import` edge, an error

@@ -2,7 +2,7 @@
 //! concern's own tests are in the files beside this one. The helpers here
 //! are shared by all of them.
 
-use super::new_url;
+use super::edit::new_url;
 use super::*;
 use crate::assets::sri;
 use crate::assets::url::UrlOptions;
