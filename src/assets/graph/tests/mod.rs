@@ -8,6 +8,7 @@ use crate::assets::sri;
 use crate::assets::url::UrlOptions;
 use crate::digest::Digest;
 use globset::GlobSet;
+use sha2::Digest as _;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
