@@ -11,6 +11,7 @@ pub mod css;
 pub mod graph;
 pub mod html;
 pub mod js;
+mod json;
 pub mod keep;
 pub mod mime;
 pub mod refs;

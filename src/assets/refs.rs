@@ -1,7 +1,8 @@
 //! The common currency of the scanners: a [`Reference`] is one URL found in a
 //! CSS, JS or HTML source, with the exact byte range to replace and enough
 //! context ([`RefKind`], quote) for [`encode_for`] to produce replacement text
-//! that is valid in that same syntactic position.
+//! that is valid in that same syntactic position. An [`Integrity`] is a
+//! digest covering one of them.
 
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -20,6 +21,40 @@ pub struct Reference {
     pub kind: RefKind,
     /// The quote character around the raw text, if any.
     pub quote: Option<char>,
+}
+
+/// The `integrity` attribute of a `<script src>` or `<link href>`, or an
+/// entry of an import map's `integrity`: a digest of the file a reference
+/// names, which the browser checks. The HTML and the JSON scanners both
+/// find them, so the type lives here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integrity {
+    /// Raw value range (inside the quotes).
+    pub range: Range<usize>,
+    /// The value, character references decoded.
+    pub value: String,
+    /// The range of the reference it covers (`src` of a script, `href` of
+    /// a link, the key of an import map entry), as in
+    /// [`HtmlScan::refs`](crate::assets::html::HtmlScan::refs).
+    pub of: Range<usize>,
+}
+
+/// A reference at `range` whose line and column are not known yet
+/// ([`fill_positions`] fills them).
+pub(crate) fn reference(
+    range: Range<usize>,
+    value: String,
+    kind: RefKind,
+    quote: Option<char>,
+) -> Reference {
+    Reference {
+        range,
+        value,
+        line: 0,
+        column: 0,
+        kind,
+        quote,
+    }
 }
 
 /// Where a reference was found; decides how a replacement must be encoded.

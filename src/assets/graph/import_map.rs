@@ -9,7 +9,7 @@
 //! It knows the tree only by its sorted paths, and never reads a file.
 
 use crate::assets::graph::types::{allowed_missing, AssetError, Input};
-use crate::assets::html::ImportMapPrefix;
+use crate::assets::json::ImportMapPrefix;
 use crate::assets::refs::{json_string, Reference};
 use crate::assets::url::{
     is_absolute, is_bare_specifier, percent_encode_segment, resolve, resolve_dir, Target,
@@ -25,7 +25,7 @@ use std::ops::Range;
 /// by appending to the value, which would name the file as it was before
 /// it was renamed.
 pub(super) struct Expansion {
-    /// [`crate::assets::html::ImportMapPrefix::entry`].
+    /// [`crate::assets::json::ImportMapPrefix::entry`].
     pub(super) entry: Range<usize>,
     /// The key, decoded; ends with `/`.
     key: String,

@@ -12,11 +12,10 @@ use crate::assets::css::css_references;
 use crate::assets::graph::edit::Edge;
 use crate::assets::graph::import_map::{self, Expansion};
 use crate::assets::graph::types::{allowed_missing, extension, AssetError, Input, Opaque};
-use crate::assets::html::{
-    html_scan, source_map_sources, web_manifest_references, ImportMapPrefix, Integrity,
-};
+use crate::assets::html::html_scan;
 use crate::assets::js::js_references;
-use crate::assets::refs::{fill_positions, RefKind, Reference};
+use crate::assets::json::{source_map_sources, web_manifest_references, ImportMapPrefix};
+use crate::assets::refs::{fill_positions, Integrity, RefKind, Reference};
 use crate::assets::sri;
 use crate::assets::url::{
     is_absolute, is_bare_specifier, is_path_relative, resolve, resolve_dir, split_suffix, Target,
