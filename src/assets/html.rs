@@ -3,7 +3,7 @@
 //! attributes, `<object data>`, `srcset` candidates, import-map JSON
 //! values, `style` attributes and the contents of inline `<style>` and
 //! `<script type="module">` (delegated to the CSS and JS scanners; an
-//! import map to [`crate::assets::json`]). Comments and other raw text are
+//! import map to the JSON scanner, `assets/json.rs`). Comments and other raw text are
 //! skipped so that commented-out markup is never rewritten. It also finds
 //! the `integrity` attribute of a `<script src>` or `<link href>`, which
 //! holds a digest of the file the reference names, the `integrity` map

@@ -7,6 +7,9 @@
 //! tree and hands the bytes in as an [`graph::Input`]; it writes what
 //! [`graph::fingerprint`] returns.
 
+// Every public item here is documented; the lint keeps it so.
+#![warn(missing_docs)]
+
 pub mod css;
 pub mod graph;
 pub mod html;

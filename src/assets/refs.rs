@@ -18,6 +18,7 @@ pub struct Reference {
     pub line: u32,
     /// 1-based column of `range.start`, counted in chars.
     pub column: u32,
+    /// Where it was found, which decides how a new URL is encoded there.
     pub kind: RefKind,
     /// The quote character around the raw text, if any.
     pub quote: Option<char>,

@@ -19,12 +19,16 @@ fn value(sha384: &[u8]) -> String {
 /// kept: an integrity attribute covering it is checked against these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digests {
+    /// SHA-256 of the bytes.
     pub sha256: [u8; 32],
+    /// SHA-384 of the bytes.
     pub sha384: [u8; 48],
+    /// SHA-512 of the bytes.
     pub sha512: [u8; 64],
 }
 
 impl Digests {
+    /// Every digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digests {
         Digests {
             sha256: Sha256::digest(bytes).into(),

@@ -25,6 +25,7 @@ impl Default for UrlOptions {
 /// What a reference resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
+    /// A file of the tree (which may not exist).
     Local {
         /// Logical path in the tree: `/`-separated, normalised, percent-decoded,
         /// no leading `/`.
@@ -32,6 +33,8 @@ pub enum Target {
         /// `?query#fragment` exactly as written (e.g. `?#iefix`), or empty.
         suffix: String,
     },
+    /// Not a file of the tree: another host or scheme (`data:`, …), a
+    /// path outside the public prefix, an empty or fragment-only URL.
     External,
 }
 
