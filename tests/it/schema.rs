@@ -194,8 +194,11 @@ fn every_policy_document_the_tool_writes_matches_the_policy_schema() {
         }),
     ];
     let code_refuses = |v: &serde_json::Value| {
-        verbatim::environments::policy::PolicyPointer::parse("policy.json", v.to_string().as_bytes())
-            .map_or(true, |ptr| ptr.policy.check().is_err())
+        verbatim::environments::policy::PolicyPointer::parse(
+            "policy.json",
+            v.to_string().as_bytes(),
+        )
+        .map_or(true, |ptr| ptr.policy.check().is_err())
     };
     assert!(!code_refuses(&pointer));
     for (what, edit) in bad {

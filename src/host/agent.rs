@@ -1,0 +1,180 @@
+//! The agent: keep a host on an environment.
+//!
+//! A loop: HEAD the environment's pointer (one cheap request; its ETag
+//! says whether it moved), and when it moved since the last deploy, deploy
+//! it as `verbatim deploy ENV` would. A deploy whose hooks failed is not
+//! retried until the pointer moves again (the host reported `failed`, and
+//! the environment is expected to roll back); a store error is retried
+//! with exponential backoff. SIGTERM, SIGINT or SIGHUP end the loop: a
+//! running deploy abandons its download or hook cleanly (`current` stays
+//! on a complete release) and the agent returns. The command installs the
+//! handlers (`crate::signals::Signals`); this loop only reads the flag.
+
+use std::hash::BuildHasher;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::deploy::{deploy, DeployJson, Request, Target};
+use super::root::agent_lock;
+use crate::clock::{now, rfc3339};
+use crate::config::check_env_name;
+use crate::environments::event::pointer_key;
+use crate::error::{Class, UsageError};
+use crate::progress::Progress;
+use crate::signals;
+use crate::store::{ETag, Key, Store};
+use crate::trust::Trust;
+
+/// The longest pause between attempts after store errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// One deploy attempt: a line of `agent --json`.
+#[derive(Serialize)]
+pub struct AttemptJson {
+    /// When it ended.
+    pub time: String,
+    /// What the deploy did, when it did not fail before doing anything.
+    #[serde(flatten)]
+    pub deploy: Option<DeployJson>,
+    /// Why the attempt failed, if it did.
+    pub error: Option<String>,
+}
+
+/// What an agent keeps where.
+pub struct AgentRequest<'a> {
+    /// The environment followed.
+    pub env: &'a str,
+    /// The deploy root.
+    pub root: &'a Path,
+    /// This host's id.
+    pub host: &'a str,
+    /// More variables for the hooks (`--hook-env`).
+    pub hook_env: &'a [(String, String)],
+    /// How long between looks at the pointer (± 10 %).
+    pub interval: Duration,
+    /// Whose signatures a manifest needs.
+    pub trust: Option<&'a Trust>,
+}
+
+/// Runs the agent until a handled signal is caught; `attempt` hears of
+/// every deploy attempt as it ends (an error from it, such as a closed
+/// stdout, ends the loop).
+pub fn run(
+    store: &dyn Store,
+    req: &AgentRequest<'_>,
+    progress: &dyn Progress,
+    attempt: &mut dyn FnMut(&AttemptJson) -> io::Result<()>,
+) -> Result<()> {
+    check_env_name(req.env).map_err(UsageError)?;
+    let _agent = agent_lock(req.root)?;
+    let key = Key::new(pointer_key(req.env))?;
+    progress.note(format!(
+        "agent {}: keeping {} on {} of {}, looking every {:?}",
+        req.host,
+        req.root.display(),
+        req.env,
+        store.location(),
+        req.interval
+    ));
+    let mut done: Option<ETag> = None;
+    let mut errors: u32 = 0;
+    let mut said_empty = false;
+    while signals::caught().is_none() {
+        let step: Result<()> = match store.head(&key) {
+            Err(e) => Err(e.into()),
+            Ok(None) => {
+                if !said_empty {
+                    progress.note(format!("nothing is live in {} yet; waiting", req.env));
+                    said_empty = true;
+                }
+                Ok(())
+            }
+            Ok(Some(meta)) if done.as_ref() == Some(&meta.etag) => Ok(()),
+            Ok(Some(meta)) => {
+                let deploy_req = Request {
+                    target: Target::Env(req.env),
+                    root: req.root,
+                    host: req.host,
+                    hook_env: req.hook_env,
+                    wait: true,
+                    trust: req.trust,
+                };
+                let outcome = deploy(Some(store), &deploy_req, progress);
+                let time = rfc3339(now());
+                match outcome {
+                    Ok(out) => {
+                        attempt(&AttemptJson {
+                            time,
+                            deploy: Some(out),
+                            error: None,
+                        })?;
+                        done = Some(meta.etag);
+                        Ok(())
+                    }
+                    Err(_) if signals::caught().is_some() => break,
+                    Err(failed) => {
+                        let e = failed.error;
+                        attempt(&AttemptJson {
+                            time,
+                            deploy: None,
+                            error: Some(format!("{e:#}")),
+                        })?;
+                        if e.chain().find_map(crate::error::class_of) == Some(Class::CheckFailed) {
+                            // Reported `failed`: wait for the pointer to move.
+                            progress.warn(format!("{e:#}; waiting for {} to move", req.env));
+                            done = Some(meta.etag);
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    }
+                }
+            }
+        };
+        let pause = match step {
+            Ok(()) => {
+                errors = 0;
+                jitter(req.interval)
+            }
+            Err(e) => {
+                errors = errors.saturating_add(1);
+                let backoff = req
+                    .interval
+                    .saturating_mul(1 << errors.min(10))
+                    .min(MAX_BACKOFF.max(req.interval));
+                progress.warn(format!(
+                    "{e:#}; trying again in {:.1}s",
+                    backoff.as_secs_f64()
+                ));
+                jitter(backoff)
+            }
+        };
+        sleep_unless_signalled(pause);
+    }
+    if let Some(sig) = signals::caught() {
+        progress.note(format!("{}: agent stopped", signals::signal_name(sig)));
+    }
+    Ok(())
+}
+
+/// `d` ± 10 %, so a fleet started at once does not poll in step.
+fn jitter(d: Duration) -> Duration {
+    let r = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    let factor = 0.9 + (r % 2001) as f64 / 10_000.0;
+    d.mul_f64(factor)
+}
+
+fn sleep_unless_signalled(d: Duration) {
+    let end = Instant::now() + d;
+    while signals::caught().is_none() {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}

@@ -1,0 +1,647 @@
+//! Deploying a release on a host: the host half of a release.
+//!
+//! Under the host lock: clean what a crash left; resolve the manifest (an
+//! environment's live one, a manifest, or the host's previous release);
+//! fetch and verify it into `releases/<hex>/` (a release already there is
+//! re-checked file by file, and fetched again if it was modified); link
+//! the shared paths; `pre_activate`; flip `current`; `post_activate` and
+//! `check`, flipping back if either fails; keep the newest releases; report
+//! to `envs/<env>/hosts/<host>.json`. `host::Root` does the disk work;
+//! hooks run through `crate::process::run`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::hooks::{describe, Hooks};
+use super::report::Reporter;
+use super::root::{sync_tree, Activating, HostEvent, Outcome, Root};
+use super::stage::{hold_staging, stage};
+use crate::clock::{now, rfc3339};
+use crate::digest::Digest;
+use crate::environments::reader::Reader;
+use crate::environments::reports::State;
+use crate::environments::resolve::resolve_manifest;
+use crate::error::{CheckFailed, Failed, IntegrityError, Interrupted, UsageError};
+use crate::manifest::Manifest;
+use crate::objects::load_manifest;
+use crate::process::Ended;
+use crate::progress::Progress;
+use crate::safe_fs;
+use crate::signals;
+use crate::store::local::write_atomic;
+use crate::store::Store;
+use crate::text::human_bytes;
+use crate::trust::Trust;
+
+/// What `deploy --json` prints (also the fields beside `error` when it fails).
+#[derive(Debug, Serialize)]
+pub struct DeployJson {
+    /// The deploy root.
+    pub root: PathBuf,
+    /// This host's id.
+    pub host: String,
+    /// The environment followed, if one was named.
+    pub env: Option<String>,
+    /// The manifest deployed.
+    pub manifest: String,
+    /// What `current` named before.
+    pub previous: Option<String>,
+    /// `activated`; `unchanged` when it was already current; `failed` (exit
+    /// 6: `current` was left as it was, or flipped back).
+    pub result: &'static str,
+    /// The release directory.
+    pub release: PathBuf,
+    /// Whether the artifact was downloaded (else the release was on disk).
+    pub fetched: bool,
+    /// Releases removed to keep the newest ones.
+    pub removed: Vec<String>,
+    /// Whether the host's report reached the store.
+    pub reported: bool,
+}
+
+impl DeployJson {
+    /// Nothing done yet: what a deploy of `id` starts from.
+    fn unchanged(
+        root: &Root,
+        host: &str,
+        env: Option<String>,
+        id: &Digest,
+        current: Option<&Digest>,
+    ) -> DeployJson {
+        DeployJson {
+            root: root.dir().to_owned(),
+            host: host.to_owned(),
+            env,
+            manifest: id.to_string(),
+            previous: current.map(Digest::to_string),
+            result: "unchanged",
+            release: root.release_dir(id),
+            fetched: false,
+            removed: Vec::new(),
+            reported: false,
+        }
+    }
+}
+
+/// What to deploy.
+pub enum Target<'a> {
+    /// The environment's live manifest; the host reports to it.
+    Env(&'a str),
+    /// A manifest argument (`sha256:…`, a prefix, a file).
+    Manifest(&'a str),
+    /// What `current` named before it named what it names now.
+    Previous,
+}
+
+/// One deploy, as `deploy` and `agent` ask for it.
+pub struct Request<'a> {
+    /// What to deploy.
+    pub target: Target<'a>,
+    /// The deploy root.
+    pub root: &'a Path,
+    /// This host's id, for its report.
+    pub host: &'a str,
+    /// More variables for the hooks (`--hook-env`).
+    pub hook_env: &'a [(String, String)],
+    /// Wait for the host lock (else exit 7 when it is held).
+    pub wait: bool,
+    /// Whose signatures a manifest needs (not checked when going back to
+    /// the previous release, which was checked when it was deployed).
+    pub trust: Option<&'a Trust>,
+}
+
+/// The deploy itself. On a hook failure it returns `CheckFailed` (or
+/// `Interrupted`, when a signal stopped it), carrying its report.
+pub fn deploy(
+    store: Option<&dyn Store>,
+    req: &Request<'_>,
+    progress: &dyn Progress,
+) -> Result<DeployJson, Failed<DeployJson>> {
+    let root = Root::lock(
+        req.root,
+        req.wait,
+        |msg| progress.note(msg),
+        || signals::caught().is_some(),
+    )?;
+    // Held for the whole deploy; taking it removed what a killed fetch or
+    // deploy left staged, unless another one is staging now.
+    let _staging = hold_staging(&root, progress)?;
+    for name in root
+        .cleanup()
+        .context("removing what an earlier deploy left")?
+    {
+        progress.note(format!(
+            "removed {name}, left by an interrupted fetch or deploy"
+        ));
+    }
+    if let Some(a) = root
+        .interrupted()
+        .context("reading the host's activation marker")?
+    {
+        recover(&root, &a, req.hook_env, progress)?;
+    }
+    let current = root.current().map_err(usage)?;
+    let history = root
+        .history(|n| {
+            progress.warn(format!(
+                "{}: line {n} is unreadable; skipped",
+                root.dir().join(".verbatim/history.jsonl").display()
+            ))
+        })
+        .context("reading the host history")?;
+
+    let (id, env, seq) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
+    let mut out = DeployJson::unchanged(&root, req.host, env.clone(), &id, current.as_ref());
+    let reporter = Reporter {
+        store,
+        env: env.as_deref(),
+        host: req.host,
+        manifest: id.to_string(),
+        seq,
+        progress,
+    };
+    if current == Some(id) {
+        progress.note(format!(
+            "{id} is already current in {}; nothing to do",
+            root.dir().display()
+        ));
+        out.reported = reporter.send(State::Active, current.as_ref(), None);
+        return Ok(out);
+    }
+
+    let manifest = manifest_for(store, req, &root, &id)?;
+    let settings = manifest.deploy.clone().unwrap_or_default();
+    reporter.send(State::Deploying, current.as_ref(), None);
+    let hooks = Hooks {
+        settings: &settings,
+        root: root.dir(),
+        env: env.as_deref().unwrap_or(""),
+        extra: req.hook_env,
+        progress,
+        check_passed: Default::default(),
+    };
+    let run = Activation {
+        root: &root,
+        id,
+        current,
+        env: env.clone(),
+        seq,
+        hooks: &hooks,
+    };
+    // Any failure from here on is reported (`failed`), unless a signal
+    // cut it short: that is not the release's fault, and the next deploy
+    // tries again.
+    let result =
+        install(store, &run, &manifest, &mut out).and_then(|dir| run.activate(&dir, &mut out));
+    match result {
+        Ok(()) => {
+            out.reported = reporter.send(State::Active, Some(&id), hooks.check_passed.take());
+            Ok(out)
+        }
+        Err(e) => {
+            out.result = "failed";
+            let interrupted =
+                signals::caught().is_some() || e.chain().any(|c| c.is::<Interrupted>());
+            if !interrupted {
+                let now = root.current().ok().flatten();
+                out.reported = reporter.send(State::Failed, now.as_ref(), Some(format!("{e:#}")));
+            }
+            Err(Failed {
+                report: Some(Box::new(out)),
+                error: e,
+            })
+        }
+    }
+}
+
+fn usage(why: String) -> anyhow::Error {
+    UsageError(why).into()
+}
+
+/// One activation of release `id` on `root`, where `current` was live.
+struct Activation<'a> {
+    root: &'a Root,
+    id: Digest,
+    current: Option<Digest>,
+    /// The environment followed, and the event of its pointer.
+    env: Option<String>,
+    seq: Option<u64>,
+    hooks: &'a Hooks<'a>,
+}
+
+/// Puts release `run.id` on disk, verified, with its shared links and its
+/// manifest beside it: a release already there is re-checked file by file
+/// (and fetched again if it was modified), else it is fetched and renamed
+/// into place. Returns its directory.
+fn install(
+    store: Option<&dyn Store>,
+    run: &Activation<'_>,
+    manifest: &Manifest,
+    out: &mut DeployJson,
+) -> Result<PathBuf> {
+    let (root, id, progress) = (run.root, &run.id, run.hooks.progress);
+    let shared = &run.hooks.settings.shared;
+    let dir = root.release_dir(id);
+    // Only a real directory can be what was unpacked: a symlink there
+    // (even to an identical copy) is replaced, never followed.
+    let real_dir = |d: &Path| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir());
+    if let Ok(meta) = std::fs::symlink_metadata(&dir) {
+        let why = if meta.is_dir() {
+            root.modified(id, shared)
+        } else {
+            Some("it is no longer a directory".to_owned())
+        };
+        if let Some(why) = why {
+            progress.warn(format!(
+                "release {} was modified since it was unpacked ({why}); fetching it again",
+                dir.display()
+            ));
+            root.discard(id)
+                .with_context(|| format!("removing the modified release {}", dir.display()))?;
+        }
+    }
+    if !real_dir(&dir) {
+        let Some(store) = store else {
+            return Err(UsageError(format!(
+                "release {} is gone or was modified, and no store is given to fetch it again: pass --store",
+                dir.display()
+            ))
+            .into());
+        };
+        let (staging, entries) = stage(store, id, manifest, &root.releases(), progress)?;
+        let n = entries.len();
+        root.write_record(id, entries)
+            .context("recording the release's files")?;
+        root.link_shared(staging.path(), shared)
+            .context("linking the shared paths")?;
+        sync_tree(staging.path()).context("syncing the unpacked release")?;
+        // The rename is the "finished" mark.
+        let staged = staging.keep();
+        if let Err(e) = std::fs::rename(&staged, &dir) {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(e).with_context(|| format!("moving the release into {}", dir.display()));
+        }
+        std::fs::File::open(root.releases())
+            .and_then(|d| d.sync_all())
+            .context("syncing the releases directory")?;
+        out.fetched = true;
+        progress.note(format!(
+            "unpacked {n} entries of {id} into {}",
+            dir.display()
+        ));
+    }
+    root.link_shared(&dir, shared)
+        .with_context(|| format!("linking the shared paths of {}", dir.display()))?;
+    let manifest_path = root.manifest_path(id);
+    let bytes = manifest.to_canonical_bytes();
+    if std::fs::read(&manifest_path).ok().as_deref() != Some(&bytes[..]) {
+        write_atomic(&manifest_path, &bytes)
+            .with_context(|| format!("writing {}", manifest_path.display()))?;
+    }
+    Ok(dir)
+}
+
+impl Activation<'_> {
+    /// `pre_activate`, the flip of `current` to `dir`, `post_activate`
+    /// and `check` (flipping back when either fails), then the host
+    /// history and keep-N.
+    fn activate(&self, dir: &Path, out: &mut DeployJson) -> Result<()> {
+        let (root, id, current, hooks) = (self.root, &self.id, self.current, self.hooks);
+        let progress = hooks.progress;
+        if let Some(ended) = hooks.run("pre_activate", id, current.as_ref(), dir) {
+            let detail = format!(
+                "pre_activate hook failed ({}); current still names {}",
+                describe(&ended),
+                current.map_or("nothing".into(), |c| c.to_string())
+            );
+            return Err(self.failed(detail, &ended));
+        }
+        root.begin_activation(current.as_ref(), id)
+            .context("recording the activation about to start")?;
+        root.flip(Some(id)).with_context(|| {
+            format!(
+                "pointing {} at {}",
+                root.dir().join("current").display(),
+                dir.display()
+            )
+        })?;
+        progress.note(format!("current -> releases/{}", id.hex()));
+
+        let ended = hooks
+            .run("post_activate", id, current.as_ref(), dir)
+            .map(|e| ("post_activate hook", e))
+            .or_else(|| {
+                hooks
+                    .run("check", id, current.as_ref(), dir)
+                    .map(|e| ("check", e))
+            });
+        if let Some((what, ended)) = ended {
+            return Err(self.flip_back(what, &ended));
+        }
+
+        root.append(&self.event(Outcome::Activated, Some(id), None))
+            .context("appending to the host history")?;
+        root.end_activation()
+            .context("clearing the host's activation marker")?;
+        out.result = "activated";
+        let history = root.history(|_| {}).context("reading the host history")?;
+        let keep = hooks.settings.keep;
+        let keep_too: Vec<Digest> = std::iter::once(*id).chain(current).collect();
+        match root.prune(&history, keep as usize, &keep_too, false) {
+            Ok(removed) => {
+                for r in &removed {
+                    progress.note(format!("removed release {r} (keep = {keep})"));
+                }
+                out.removed = removed.iter().map(Digest::to_string).collect();
+            }
+            Err(e) => progress.warn(format!("could not remove old releases: {e}")),
+        }
+        Ok(())
+    }
+
+    /// After `what` failed as `ended` with the release live: `current` back
+    /// where it was, the previous release's `post_activate` again (the app
+    /// server goes back too), and the failure recorded.
+    fn flip_back(&self, what: &str, ended: &Ended) -> anyhow::Error {
+        let (root, id, current, hooks) = (self.root, &self.id, self.current, self.hooks);
+        if let Err(e) = root.flip(current.as_ref()) {
+            return anyhow::Error::new(e).context(format!(
+                "{what} failed ({}), and flipping current back failed",
+                describe(ended)
+            ));
+        }
+        if let Some(prev) = &current {
+            let prev_dir = root.release_dir(prev);
+            if let Some(again) = hooks.run("post_activate", prev, Some(id), &prev_dir) {
+                hooks.progress.warn(format!(
+                    "post_activate for the previous release {prev} failed too ({})",
+                    describe(&again)
+                ));
+            }
+        }
+        let detail = format!(
+            "{what} failed ({}); current flipped back to {}",
+            describe(ended),
+            current.map_or("nothing (removed)".into(), |c| c.to_string())
+        );
+        self.failed(detail, ended)
+    }
+
+    /// Records a failed attempt in the host history (current unchanged, or
+    /// back where it was) and turns it into the deploy's error: exit 6, or
+    /// 128 + the signal that interrupted a hook.
+    fn failed(&self, detail: String, ended: &Ended) -> anyhow::Error {
+        let _ = self.root.append(&self.event(
+            Outcome::Failed,
+            self.current.as_ref(),
+            Some(detail.clone()),
+        ));
+        let _ = self.root.end_activation();
+        match ended {
+            Ended::Interrupted(signal) => anyhow::Error::new(Interrupted {
+                signal: *signal,
+                message: detail,
+            }),
+            _ => CheckFailed(detail).into(),
+        }
+    }
+
+    /// The host history's record of this attempt.
+    fn event(&self, outcome: Outcome, now: Option<&Digest>, detail: Option<String>) -> HostEvent {
+        HostEvent {
+            time: rfc3339(crate::clock::now()),
+            manifest: self.id.to_string(),
+            outcome,
+            current: now.map(Digest::to_string),
+            env: self.env.clone(),
+            seq: self.seq,
+            detail,
+        }
+    }
+}
+
+/// Puts `current` back where an interrupted activation (a deploy killed
+/// after its flip, before its check passed) found it, runs that release's
+/// `post_activate` again (the app server may run the unchecked one), and
+/// records the attempt as failed.
+fn recover(
+    root: &Root,
+    a: &Activating,
+    hook_env: &[(String, String)],
+    progress: &dyn Progress,
+) -> Result<()> {
+    let from = a
+        .from
+        .as_deref()
+        .and_then(|f| f.parse::<Digest>().ok())
+        .filter(|d| std::fs::symlink_metadata(root.release_dir(d)).is_ok_and(|m| m.is_dir()));
+    progress.warn(format!(
+        "a deploy of {} was interrupted before its check passed; putting current back on {}",
+        if a.to.is_empty() { "a release" } else { &a.to },
+        from.map_or("nothing".into(), |f| f.to_string())
+    ));
+    root.flip(from.as_ref())
+        .context("putting current back after an interrupted deploy")?;
+    if let Some(f) = &from {
+        let settings = local_manifest(root, f)?.deploy.unwrap_or_default();
+        let hooks = Hooks {
+            settings: &settings,
+            root: root.dir(),
+            env: "",
+            extra: hook_env,
+            progress,
+            check_passed: Default::default(),
+        };
+        let to = a.to.parse::<Digest>().ok();
+        if let Some(e) = hooks.run("post_activate", f, to.as_ref(), &root.release_dir(f)) {
+            progress.warn(format!("post_activate for {f} failed ({})", describe(&e)));
+        }
+    }
+    root.append(&HostEvent {
+        time: rfc3339(now()),
+        manifest: a.to.clone(),
+        outcome: Outcome::Failed,
+        current: from.map(|f| f.to_string()),
+        env: None,
+        seq: None,
+        detail: Some("interrupted before its check passed; current put back".into()),
+    })
+    .context("appending to the host history")?;
+    root.end_activation()
+        .context("clearing the host's activation marker")?;
+    Ok(())
+}
+
+/// `deploy --dry-run`: what a deploy would do, from the root as it is,
+/// without a lock and without writing anything (the manifest and its
+/// signatures are read; the artifact is not).
+pub fn plan(
+    store: Option<&dyn Store>,
+    req: &Request<'_>,
+    progress: &dyn Progress,
+) -> Result<DeployJson> {
+    let root = Root::view(req.root).context("resolving the deploy root")?;
+    let current = root.current().map_err(UsageError)?;
+    let history = root.history(|_| {}).context("reading the host history")?;
+    let interrupted = root
+        .interrupted()
+        .context("reading the host's activation marker")?;
+    if let Some(a) = &interrupted {
+        progress.note(format!(
+            "would first put current back where an interrupted deploy of {} found it",
+            a.to
+        ));
+    }
+    let current = match &interrupted {
+        Some(a) => a.from.as_deref().and_then(|f| f.parse().ok()),
+        None => current,
+    };
+    let (id, env, _) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
+    let mut out = DeployJson::unchanged(&root, req.host, env.clone(), &id, current.as_ref());
+    if current == Some(id) && interrupted.is_none() {
+        progress.note(format!(
+            "dry run: {id} is already current; nothing would change"
+        ));
+        return Ok(out);
+    }
+    let manifest = manifest_for(store, req, &root, &id)?;
+    let settings = manifest.deploy.clone().unwrap_or_default();
+    let dir = root.release_dir(&id);
+    let on_disk = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+    let why_fetch = if !on_disk {
+        Some("it is not on this host".to_owned())
+    } else {
+        root.modified(&id, &settings.shared)
+            .map(|why| format!("it was modified ({why})"))
+    };
+    out.fetched = why_fetch.is_some();
+    match &why_fetch {
+        Some(why) => progress.note(format!(
+            "would fetch {} ({}) into {}: {why}",
+            manifest.artifact.key,
+            human_bytes(manifest.artifact.size),
+            dir.display()
+        )),
+        None => progress.note(format!("{} is on this host, unmodified", dir.display())),
+    }
+    let hooks = &settings.hooks;
+    for (name, cmd) in [
+        ("pre_activate", &hooks.pre_activate),
+        ("post_activate", &hooks.post_activate),
+        ("check", &hooks.check),
+    ] {
+        if let Some(cmd) = cmd {
+            progress.note(format!("would run {name}: {cmd}"));
+        }
+        if name == "pre_activate" {
+            progress.note(format!(
+                "would point current at releases/{} (now: {})",
+                id.hex(),
+                current.map_or("nothing".into(), |c| c.to_string())
+            ));
+        }
+    }
+    let mut after = history.clone();
+    after.push(HostEvent {
+        time: String::new(),
+        manifest: id.to_string(),
+        outcome: Outcome::Activated,
+        current: Some(id.to_string()),
+        env,
+        seq: None,
+        detail: None,
+    });
+    let keep_too: Vec<Digest> = std::iter::once(id).chain(current).collect();
+    let removed = root.prune(&after, settings.keep as usize, &keep_too, true)?;
+    for r in &removed {
+        progress.note(format!(
+            "would remove release {r} (keep = {})",
+            settings.keep
+        ));
+    }
+    out.removed = removed.iter().map(Digest::to_string).collect();
+    out.result = "would-activate";
+    progress.note("dry run: nothing written");
+    Ok(out)
+}
+
+/// What `target` names: the manifest, the environment to report to, and
+/// the event of its pointer.
+fn resolve(
+    store: Option<&dyn Store>,
+    root: &Root,
+    current: Option<&Digest>,
+    history: &[HostEvent],
+    target: &Target<'_>,
+) -> Result<(Digest, Option<String>, Option<u64>)> {
+    Ok(match *target {
+        Target::Env(env) => {
+            let store = store.expect("an environment needs the store");
+            let state = Reader::new(store, crate::config::DEFAULT_CONCURRENCY).load(env)?;
+            let Some((pointer, _)) = state.pointer else {
+                return Err(UsageError(format!(
+                    "nothing is live in environment `{env}` in {}: promote a manifest there first, or check the environment's name and --store",
+                    store.location()
+                ))
+                .into());
+            };
+            let id: Digest = pointer.manifest.parse().map_err(anyhow::Error::msg)?;
+            (id, Some(env.to_owned()), Some(pointer.seq))
+        }
+        Target::Manifest(arg) => {
+            let store = store.expect("a manifest needs the store");
+            (resolve_manifest(store, arg)?, None, None)
+        }
+        Target::Previous => {
+            let Some(prev) = root.previous(history, current) else {
+                return Err(UsageError(format!(
+                    "{} has no previous release to go back to (its history names none still on disk)",
+                    root.dir().display()
+                ))
+                .into());
+            };
+            // Report to the environment the host followed last, if any.
+            let env = history.iter().rev().find_map(|e| e.env.clone());
+            (prev, env, None)
+        }
+    })
+}
+
+/// The manifest to deploy: the one kept beside its release when going
+/// back (or with no store), else the store's, whose signatures are checked
+/// before anything else is downloaded.
+fn manifest_for(
+    store: Option<&dyn Store>,
+    req: &Request<'_>,
+    root: &Root,
+    id: &Digest,
+) -> Result<Manifest> {
+    match (&req.target, store) {
+        (Target::Previous, _) | (_, None) => local_manifest(root, id),
+        (_, Some(store)) => {
+            let m = load_manifest(store, id)?;
+            if let Some(trust) = req.trust {
+                trust.check(store, id, &m.to_canonical_bytes())?;
+            }
+            Ok(m)
+        }
+    }
+}
+
+/// A manifest kept beside its release, checked against its id.
+fn local_manifest(root: &Root, id: &Digest) -> Result<Manifest> {
+    let path = root.manifest_path(id);
+    let bytes =
+        safe_fs::read_regular(&path).with_context(|| format!("reading {}", path.display()))?;
+    let m = Manifest::parse(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+    if m.id() != *id {
+        return Err(IntegrityError(format!(
+            "{} is not manifest {id}: it was modified",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(m)
+}

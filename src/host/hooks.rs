@@ -1,0 +1,93 @@
+//! A release's deploy hooks (`pre_activate`, `post_activate`, `check`):
+//! each runs `sh -c` in the release directory, in a process group of its
+//! own (`crate::process`), with the deploy's variables set.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::digest::Digest;
+use crate::manifest::Deploy;
+use crate::process::{self, Ended};
+use crate::progress::Progress;
+use crate::signals;
+
+/// The hooks of one deploy.
+pub(super) struct Hooks<'a> {
+    /// The release's deploy settings: its hooks and their timeouts.
+    pub settings: &'a Deploy,
+    /// The deploy root.
+    pub root: &'a Path,
+    /// The environment followed (`""` for none).
+    pub env: &'a str,
+    /// `--hook-env` variables.
+    pub extra: &'a [(String, String)],
+    pub progress: &'a dyn Progress,
+    /// How the check hook passed, for the report.
+    pub check_passed: std::cell::RefCell<Option<String>>,
+}
+
+impl Hooks<'_> {
+    /// Runs hook `name` (if the manifest has one) in `dir` for `manifest`;
+    /// `None` when it passed or there is none, else how it failed.
+    pub(super) fn run(
+        &self,
+        name: &str,
+        manifest: &Digest,
+        previous: Option<&Digest>,
+        dir: &Path,
+    ) -> Option<Ended> {
+        let h = &self.settings.hooks;
+        let (cmd, timeout) = match name {
+            "pre_activate" => (h.pre_activate.as_deref()?, self.settings.hook_timeout),
+            "post_activate" => (h.post_activate.as_deref()?, self.settings.hook_timeout),
+            _ => (h.check.as_deref()?, self.settings.check_timeout),
+        };
+        let (m, p) = (
+            manifest.to_string(),
+            previous.map(Digest::to_string).unwrap_or_default(),
+        );
+        let (release, root) = (dir.to_string_lossy(), self.root.to_string_lossy());
+        let mut vars: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        vars.extend([
+            ("VERBATIM_ENV", self.env),
+            ("VERBATIM_MANIFEST", m.as_str()),
+            ("VERBATIM_PREVIOUS_MANIFEST", p.as_str()),
+            ("VERBATIM_RELEASE_DIR", &release),
+            ("VERBATIM_ROOT", &root),
+        ]);
+        let label = match name {
+            "check" => "check hook".to_owned(),
+            other => format!("{other} hook"),
+        };
+        match process::run(
+            &process::Job {
+                cmd,
+                label: &label,
+                cwd: Some(dir),
+                vars: &vars,
+                timeout: Duration::from_secs(timeout),
+            },
+            self.progress,
+        ) {
+            Ended::Passed(detail) => {
+                if name == "check" {
+                    *self.check_passed.borrow_mut() = Some(format!("check passed: {detail}"));
+                }
+                None
+            }
+            other => Some(other),
+        }
+    }
+}
+
+/// How a hook ended, in words.
+pub(super) fn describe(ended: &Ended) -> String {
+    match ended {
+        Ended::Passed(d) | Ended::Failed(d) => d.clone(),
+        Ended::Interrupted(sig) => format!("interrupted by {}", signals::signal_name(*sig)),
+    }
+}

@@ -1,0 +1,215 @@
+//! Staging a release on a host: download the artifact (hashing while
+//! streaming to a temp file), check it against the manifest, unpack it into
+//! a temp directory, and rename that to `releases/<manifest-hex>/`, so a
+//! release directory is either complete or absent. `fetch` does only this;
+//! `deploy` does it on its way to activating the release.
+//!
+//! A release already there is re-checked against the per-file records made
+//! when it was unpacked, and fetched again if it was modified. Temps carry
+//! the names a crash leaves behind (`.download-*`, `.unpack-*`); they are
+//! removed only under the root's staging lock, by whoever can take it
+//! alone.
+
+use std::fs;
+use std::io::{self, BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::root::{sync_tree, Root, RELEASES};
+use crate::digest::{Digest, HashingWriter};
+use crate::error::IntegrityError;
+use crate::manifest::Manifest;
+use crate::progress::Progress;
+use crate::safe_fs;
+use crate::signals::Interruptible;
+use crate::store::local::write_atomic;
+use crate::store::{Key, Store};
+use crate::unpack;
+
+/// What `fetch --json` prints.
+#[derive(Serialize)]
+pub struct FetchJson {
+    /// The manifest fetched.
+    pub manifest: String,
+    /// The release directory.
+    pub path: PathBuf,
+    /// `fetched`, or `present` when the release was already there.
+    pub result: &'static str,
+}
+
+/// `fetch`: downloads, verifies and unpacks manifest `id` into
+/// `into/releases/<hex>/` (no activation). On failure, directories it
+/// created are removed again, so the host is left as it was.
+pub fn fetch(
+    store: &dyn Store,
+    id: &Digest,
+    manifest: &Manifest,
+    into: &Path,
+    progress: &dyn Progress,
+) -> Result<FetchJson> {
+    let releases = into.join(RELEASES);
+    let had_into = fs::symlink_metadata(into).is_ok();
+    let had_releases = fs::symlink_metadata(&releases).is_ok();
+    fs::create_dir_all(into).with_context(|| format!("creating {}", into.display()))?;
+    safe_fs::create_dirs(into, Path::new(RELEASES))
+        .with_context(|| format!("creating {}", releases.display()))?;
+    let result = fetch_into(store, id, manifest, &releases, progress);
+    if result.is_err() {
+        // Leave the host as it was: remove_dir only removes what is empty.
+        if !had_releases {
+            let _ = fs::remove_dir(&releases);
+        }
+        if !had_into {
+            let _ = fs::remove_dir(into);
+        }
+    }
+    let (path, result) = result?;
+    Ok(FetchJson {
+        manifest: id.to_string(),
+        path,
+        result,
+    })
+}
+
+/// Downloads, verifies and unpacks `manifest` into `releases/<hex>/` unless
+/// it is there; writes the manifest beside it.
+fn fetch_into(
+    store: &dyn Store,
+    id: &Digest,
+    manifest: &Manifest,
+    releases: &Path,
+    progress: &dyn Progress,
+) -> Result<(PathBuf, &'static str)> {
+    let dest = releases.join(id.hex());
+    let manifest_path = releases.join(format!("{}.json", id.hex()));
+    let bytes = manifest.to_canonical_bytes();
+
+    // The release's files are re-checked against the digests recorded when
+    // it was unpacked (by fetch or deploy); a modified one is fetched again.
+    let into = releases.parent().unwrap_or(Path::new("."));
+    let root = Root::view(into)?;
+    let shared = manifest
+        .deploy
+        .as_ref()
+        .map(|d| d.shared.clone())
+        .unwrap_or_default();
+    let real_dir = |d: &Path| fs::symlink_metadata(d).is_ok_and(|m| m.is_dir());
+    if fs::symlink_metadata(&dest).is_ok() {
+        let why = match real_dir(&dest) {
+            true => root.modified(id, &shared),
+            false => Some("it is no longer a directory".into()),
+        };
+        if let Some(why) = why {
+            progress.warn(format!(
+                "{} was modified since it was unpacked ({why}); fetching it again",
+                dest.display()
+            ));
+            root.discard(id)
+                .with_context(|| format!("removing the modified release {}", dest.display()))?;
+        }
+    }
+    let mut result = "present";
+    if !real_dir(&dest) {
+        result = "fetched";
+        let _staging = hold_staging(&root, progress)?; // until the rename
+        let (staging, entries) = stage(store, id, manifest, releases, progress)?;
+        let n = entries.len();
+        safe_fs::create_dirs(into, Path::new(".verbatim/releases"))
+            .with_context(|| format!("creating {}", into.join(".verbatim/releases").display()))?;
+        root.write_record(id, entries)
+            .context("recording the release's files")?;
+        sync_tree(staging.path()).context("syncing the unpacked release")?;
+        let staged = staging.keep();
+        if let Err(e) = fs::rename(&staged, &dest) {
+            let _ = fs::remove_dir_all(&staged);
+            if !dest.is_dir() {
+                return Err(e)
+                    .with_context(|| format!("moving the release into {}", dest.display()));
+            }
+            // Another fetch finished first; its copy is as good as ours.
+        }
+        progress.note(format!(
+            "unpacked {n} entries of {id} into {}",
+            dest.display()
+        ));
+    }
+    if fs::read(&manifest_path).ok().as_deref() != Some(&bytes[..]) {
+        write_atomic(&manifest_path, &bytes)
+            .with_context(|| format!("writing {}", manifest_path.display()))?;
+    }
+    if result == "present" {
+        progress.note(format!(
+            "{id} is already in {}, every file as unpacked",
+            dest.display()
+        ));
+    }
+    Ok((dest, result))
+}
+
+/// Takes `root`'s staging lock ([`Root::hold_staging`]), for
+/// as long as the file lives, saying what a killed run left that it removed.
+pub fn hold_staging(root: &Root, progress: &dyn Progress) -> Result<fs::File> {
+    let (lock, removed) = root
+        .hold_staging()
+        .with_context(|| format!("locking {} to stage a release", root.dir().display()))?;
+    for name in removed {
+        progress.note(format!(
+            "removed {name}, left by an interrupted fetch or deploy"
+        ));
+    }
+    Ok(lock)
+}
+
+/// Downloads the artifact of `manifest` (`id`) into a temp file in `dir`,
+/// hashing as it streams, and unpacks it, once verified, into a temp
+/// directory there (`.download-*`, `.unpack-*`: what a crash leaves behind
+/// carries those names). Returns the directory and what it holds.
+pub fn stage(
+    store: &dyn Store,
+    id: &Digest,
+    manifest: &Manifest,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(tempfile::TempDir, Vec<unpack::Entry>)> {
+    let key = Key::new(manifest.artifact.key.clone())?;
+    let object = store.get(&key)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".download-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    let bar = progress.bytes_bar(manifest.artifact.size, "fetching");
+    let mut w = HashingWriter::new(BufWriter::new(tmp));
+    // One byte past the recorded size is enough to know it is wrong.
+    let limited = Interruptible(object.reader.take(manifest.artifact.size.saturating_add(1)));
+    io::copy(&mut bar.wrap_read(limited), &mut w).with_context(|| format!("downloading {key}"))?;
+    bar.finish();
+    let (buf, digest, size) = w.finish();
+    if digest.hex() != manifest.artifact.sha256 || size != manifest.artifact.size {
+        return Err(IntegrityError(format!(
+            "{key}: downloaded {size} bytes hashing to {digest}, but manifest {id} says {} bytes, sha256:{}; the store copy is corrupt or was tampered with",
+            manifest.artifact.size, manifest.artifact.sha256
+        ))
+        .into());
+    }
+    let tmp = buf.into_inner().map_err(|e| e.into_error())?;
+    let staging = tempfile::Builder::new()
+        .prefix(".unpack-")
+        .tempdir_in(dir)
+        .with_context(|| format!("creating a temp dir in {}", dir.display()))?;
+    let unpacking = progress.bytes_bar(manifest.artifact.size, "unpacking");
+    let file = unpacking.wrap_read(Interruptible(tmp.reopen()?));
+    let limits = unpack::Limits {
+        entries: manifest.artifact.entries,
+        bytes: manifest.artifact.unpacked_size,
+    };
+    let entries =
+        unpack::unpack(io::BufReader::new(file), staging.path(), limits).map_err(|e| match e {
+            unpack::UnpackError::Refused { .. } => {
+                anyhow::Error::new(IntegrityError(format!("{key}: {e}")))
+            }
+            other => anyhow::Error::new(other),
+        })?;
+    Ok((staging, entries))
+}
