@@ -6,6 +6,7 @@
 
 pub mod actor;
 pub mod assets;
+pub mod build;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -23,6 +24,7 @@ pub mod pack;
 pub mod par;
 pub mod process;
 pub mod progress;
+pub mod publish;
 pub mod safe_fs;
 pub mod signals;
 pub mod store;

@@ -4,10 +4,9 @@
 //! `ManifestStaticFilesStorage` reads, so `{% static "css/site.css" %}`
 //! renders the fingerprinted name verbatim published. The manifest is the
 //! build directory's, or a stored one named by `--manifest`.
-//! [`django_staticfiles`] is also what `build` packs into the artifact at
-//! `assets.django_manifest`, so both are the same bytes.
+//! The document is `crate::build::django::staticfiles`, also what `build`
+//! packs into the artifact at `assets.django_manifest`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -15,20 +14,9 @@ use serde::Serialize;
 
 use crate::cli::{ExportArgs, ExportFormat, Global};
 use crate::config::Overrides;
-use crate::digest::Digest;
 use crate::manifest::Manifest;
 use crate::output::Printer;
 use crate::store::local::write_atomic;
-
-use super::assets::ASSETS_DIR;
-
-/// Django's `staticfiles.json` (manifest version 1.1).
-#[derive(Serialize)]
-struct Staticfiles<'a> {
-    paths: BTreeMap<String, &'a str>,
-    version: &'static str,
-    hash: String,
-}
 
 #[derive(Serialize)]
 struct ExportJson<'a> {
@@ -56,14 +44,14 @@ pub fn run(g: &Global, args: &ExportArgs, printer: &Printer) -> Result<()> {
         }
         None => {
             let cfg = super::load_config(g, Overrides::default())?;
-            let built = super::build::load_built(&cfg)?;
+            let built = crate::build::load_built(&cfg)?;
             let origin = built.manifest_path.display().to_string();
             (built.manifest, origin)
         }
     };
     let id = manifest.id();
     let ExportFormat::Django = args.format;
-    let bytes = django_staticfiles(
+    let bytes = crate::build::django::staticfiles(
         manifest
             .assets
             .iter()
@@ -93,37 +81,4 @@ pub fn run(g: &Global, args: &ExportArgs, printer: &Printer) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Django's `staticfiles.json` for `assets` (logical path, store key):
-/// each logical path → its hashed name (the key without `assets/`), and
-/// each hashed directory `dir/` → `dir.<hash>/`, plus a hash of that mapping, as Django's storage expects; pretty-printed, with
-/// a final newline. The same assets give the same bytes.
-pub fn django_staticfiles<'a>(assets: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
-    let prefix = format!("{ASSETS_DIR}/");
-    let mut paths: BTreeMap<String, &str> = BTreeMap::new();
-    let mut dirs: BTreeMap<String, String> = BTreeMap::new();
-    for (logical, key) in assets {
-        let name = key.strip_prefix(&prefix).unwrap_or(key);
-        if let Some((dir, hashed)) = crate::assets::graph::hashed_dir_of(logical, name) {
-            dirs.insert(format!("{dir}/"), format!("{hashed}/"));
-        }
-        paths.insert(logical.to_owned(), name);
-    }
-    // A hashed directory's own URL (`{% static "vendor/pdfjs/cmaps/" %}`),
-    // for code that builds file URLs from it at run time.
-    for (dir, hashed) in &dirs {
-        paths.entry(dir.clone()).or_insert(hashed);
-    }
-    let canonical = serde_json::to_vec(&paths).unwrap_or_default();
-    let hash = Digest::of(&canonical).hex()[..12].to_owned();
-    let doc = Staticfiles {
-        paths,
-        version: "1.1",
-        hash,
-    };
-    // A map of strings always serializes.
-    let mut bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
 }

@@ -5,7 +5,6 @@
 //! are defined beside them and are a stable, documented API.
 
 mod agent;
-mod assets;
 mod build;
 mod deploy;
 mod diff;
@@ -23,7 +22,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command, Global};
+use crate::cli::{BuildOpts, Cli, Command, Global};
 use crate::config::{Config, Overrides};
 use crate::error::UsageError;
 use crate::output::Printer;
@@ -120,6 +119,31 @@ fn load_config(g: &Global, overrides: Overrides) -> Result<Config> {
         ..global_overrides(g)
     };
     Ok(Config::load(g.config.as_deref(), &overrides)?)
+}
+
+/// The config for `build` and `publish`: `--app-dir` applied, the app and
+/// assets directories checked.
+fn build_config(g: &Global, opts: &BuildOpts) -> Result<Config> {
+    let cfg = load_config(
+        g,
+        Overrides {
+            app_dir: opts.app_dir.clone(),
+            ..Overrides::default()
+        },
+    )?;
+    cfg.check_dirs()?;
+    Ok(cfg)
+}
+
+/// The build's options from its flags.
+fn build_options(opts: &BuildOpts) -> crate::build::BuildOptions {
+    crate::build::BuildOptions {
+        revision: opts.revision.clone(),
+        branch: opts.branch.clone(),
+        ci_url: opts.ci_url.clone(),
+        source_date_epoch: opts.source_date_epoch,
+        jobs: opts.jobs.map(usize::from),
+    }
 }
 
 /// Opens the store for commands that only read it (and need no app): a

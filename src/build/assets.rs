@@ -20,8 +20,8 @@ use crate::assets::keep::{KeepRules, ViteOutput};
 use crate::assets::{self, url::UrlOptions, Input};
 use crate::config::{Config, ConfigError};
 use crate::manifest::Asset;
-use crate::output::Printer;
 use crate::pack::{self, PackError};
+use crate::progress::Progress;
 use crate::safe_fs;
 use crate::text::Lines;
 
@@ -175,11 +175,11 @@ fn hash_dirs(cfg: &Config, dir: &Path) -> Result<Vec<String>, ConfigError> {
 pub fn write(
     out: &Path,
     fingerprinted: Fingerprinted,
-    printer: &Printer,
+    progress: &dyn Progress,
 ) -> Result<BTreeMap<String, Asset>> {
     let Fingerprinted { dir, input, output } = fingerprinted;
     let total: u64 = output.files.values().map(|f| f.size).sum();
-    let bar = printer.bytes_bar(total, "assets");
+    let bar = progress.bytes_bar(total, "assets");
     let path = out.join(PACK_FILE);
     let what = || format!("writing {}", path.display());
     let tmp = tempfile::Builder::new()
@@ -650,14 +650,14 @@ mod tests {
             &Default::default(),
         )
         .unwrap();
-        let printer = Printer::new(false, true, false, true);
+        let progress = crate::progress::Silent;
         let out = root.join("out");
 
         // Read only by its digest, then read again for the pack: the same
         // size with other bytes is caught, not published under the old name.
         let fingerprinted = fingerprint(&cfg, &root.join("static")).unwrap();
         fs::write(root.join("static/img/a.png"), b"\x89PNG two").unwrap();
-        let err = write(&out, fingerprinted, &printer).unwrap_err();
+        let err = write(&out, fingerprinted, &progress).unwrap_err();
         assert!(
             format!("{err:#}").contains("img/a.png changed during the build"),
             "{err:#}"
@@ -665,7 +665,7 @@ mod tests {
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "a pack was left");
 
         let fingerprinted = fingerprint(&cfg, &root.join("static")).unwrap();
-        let assets = write(&out, fingerprinted, &printer).unwrap();
+        let assets = write(&out, fingerprinted, &progress).unwrap();
         assert_eq!(assets["img/a.png"].size, 8);
         assert!(out.join(PACK_FILE).is_file());
     }

@@ -1,0 +1,437 @@
+//! Building: pack the app into the artifact, fingerprint the assets, and
+//! write the manifest that names them, locally (no network).
+//!
+//! Output goes to `<root>/.verbatim/build/`: `artifact.tar.gz` (written to a
+//! temp file and renamed, so never half there) and then `manifest.json`.
+//!
+//! The assets are fingerprinted first, in memory, so everything made from
+//! their names is known before packing: with `assets.django_manifest`,
+//! Django's `staticfiles.json` (the bytes `export --format django` writes
+//! for this manifest) is packed into the artifact at that path, never
+//! written to the tree. The artifact's digest, which the manifest records,
+//! then covers it; nothing in it depends on the artifact.
+
+pub mod assets;
+pub mod django;
+pub mod provenance;
+
+use std::io::{self, BufWriter};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::config::{Config, DEFAULT_OUT};
+use crate::digest::Digest;
+use crate::manifest::{self, Manifest};
+use crate::pack;
+use crate::progress::Progress;
+use crate::safe_fs;
+use crate::signals::Interruptible;
+use crate::text::human_bytes;
+
+/// The artifact's file in the build directory.
+pub const ARTIFACT_FILE: &str = "artifact.tar.gz";
+/// The manifest's file in the build directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// How to build, beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The source revision to record; `None`: from git, else the CI's
+    /// variables.
+    pub revision: Option<String>,
+    /// The branch to record; `None`: from the CI's variables, else git.
+    pub branch: Option<String>,
+    /// The URL of the CI run to record; `None`: from the CI's variables.
+    pub ci_url: Option<String>,
+    /// The mtime of every entry, and the build time recorded
+    /// (`SOURCE_DATE_EPOCH`); `None`: [`pack::DEFAULT_MTIME`].
+    pub source_date_epoch: Option<u64>,
+    /// Compression threads; `None`: one per CPU. Never changes the bytes.
+    pub jobs: Option<usize>,
+}
+
+/// A finished build in the build directory.
+pub struct Built {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Its id: the sha256 of its canonical bytes.
+    pub id: Digest,
+    /// `.verbatim/build/artifact.tar.gz`.
+    pub artifact_path: PathBuf,
+    /// `.verbatim/build/manifest.json`.
+    pub manifest_path: PathBuf,
+    /// Entries packed (0 for a build read back by [`load_built`]).
+    pub entries: usize,
+    /// Bytes of file content packed (0 for a build read back).
+    pub content_bytes: u64,
+}
+
+/// One line of `build --list`.
+#[derive(Serialize)]
+pub struct ListedJson {
+    /// Its path in the artifact.
+    pub path: String,
+    /// `file`, `dir` or `symlink`.
+    pub r#type: &'static str,
+    /// Its size in bytes (0 for directories and links).
+    pub size: u64,
+    /// As packed: `0644`, `0755` (files), `0755` (dirs), `0777` (links).
+    pub mode: &'static str,
+    /// A symlink's target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Made by the build, not read from the tree (`assets.django_manifest`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub generated: bool,
+}
+
+/// A path left out of the artifact.
+#[derive(Serialize)]
+pub struct ExcludedJson {
+    /// The path, relative to the app directory.
+    pub path: String,
+    /// Why: the rule that excludes it.
+    pub why: String,
+}
+
+/// What `build --list --json` prints.
+#[derive(Serialize)]
+pub struct ListJson {
+    /// What would be packed, in order.
+    pub entries: Vec<ListedJson>,
+    /// What is left out, and why.
+    pub excluded: Vec<ExcludedJson>,
+}
+
+/// `build --list`: what would be packed, and what is left out and why;
+/// nothing is written.
+pub fn list(cfg: &Config, progress: &dyn Progress) -> Result<ListJson> {
+    let mut excluded = Vec::new();
+    let mut entries = scan(cfg, &mut |path, why| {
+        excluded.push(ExcludedJson {
+            path: path.to_owned(),
+            why: why.to_owned(),
+        })
+    })?;
+    if cfg.django_manifest.is_some() {
+        let fingerprinted = fingerprint(cfg)?;
+        let made = generated(cfg, fingerprinted.as_ref().map(|f| &f.output))?;
+        add_generated(&mut entries, made.as_ref(), progress)?;
+    }
+    let entries = entries
+        .into_iter()
+        .map(|e| {
+            let generated = matches!(e.kind, pack::EntryKind::Generated { .. });
+            let (r#type, size, mode, target) = match e.kind {
+                pack::EntryKind::Dir => ("dir", 0, "0755", None),
+                pack::EntryKind::File { size, executable } => {
+                    ("file", size, if executable { "0755" } else { "0644" }, None)
+                }
+                pack::EntryKind::Generated { bytes } => ("file", bytes.len() as u64, "0644", None),
+                pack::EntryKind::Symlink { target } => ("symlink", 0, "0777", Some(target)),
+            };
+            ListedJson {
+                path: e.path,
+                r#type,
+                size,
+                mode,
+                target,
+                generated,
+            }
+        })
+        .collect();
+    Ok(ListJson { entries, excluded })
+}
+
+/// Packs the app into the build directory and writes the manifest after it.
+pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Result<Built> {
+    // Fingerprint first, in memory: a broken reference fails the build
+    // before anything is written, and the names are known before packing.
+    let fingerprinted = fingerprint(cfg)?;
+    let made = generated(cfg, fingerprinted.as_ref().map(|f| &f.output))?;
+    let out = safe_fs::create_dirs(&cfg.root, Path::new(DEFAULT_OUT))
+        .context("creating the build directory")?;
+    // One build at a time in this directory (a lock on the directory
+    // itself: no lock file is left); what a killed one left goes.
+    let lock = std::fs::File::open(&out).with_context(|| format!("opening {}", out.display()))?;
+    if lock.try_lock().is_err() {
+        progress.note(format!(
+            "waiting for another build in {} to finish",
+            out.display()
+        ));
+        lock.lock()
+            .with_context(|| format!("locking {}", out.display()))?;
+    }
+    for dirent in std::fs::read_dir(&out).with_context(|| format!("reading {}", out.display()))? {
+        let dirent = dirent?;
+        let name = dirent.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".artifact-") || name.starts_with(assets::PACK_TEMP_PREFIX) {
+            let _ = std::fs::remove_file(dirent.path());
+            progress.note(format!(
+                "removed {}, left by an interrupted build",
+                dirent.path().display()
+            ));
+        }
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(".artifact-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(&out)
+        .with_context(|| format!("creating a temp file in {}", out.display()))?;
+    let mut writer = Interruptible(BufWriter::with_capacity(1 << 20, tmp));
+    let (packed, entries) = pack_counted(cfg, opts, progress, made.as_ref(), &mut writer)?;
+    let tmp = writer.0.into_inner().map_err(|e| e.into_error())?;
+    tmp.as_file().sync_all()?;
+    let artifact_path = out.join(ARTIFACT_FILE);
+    tmp.persist(&artifact_path)
+        .with_context(|| format!("writing {}", artifact_path.display()))?;
+    let assets = match fingerprinted {
+        Some(f) => assets::write(&out, f, progress)?,
+        None => Default::default(),
+    };
+
+    let manifest = Manifest {
+        schema: manifest::SCHEMA.into(),
+        artifact: manifest::Artifact {
+            entries: entries as u64,
+            key: manifest::artifact_key(&packed.sha256),
+            sha256: packed.sha256.hex(),
+            size: packed.size,
+            pack_spec: pack::SPEC.into(),
+            unpacked_size: packed.content_bytes,
+        },
+        assets,
+        deploy: cfg.deploy.clone(),
+        provenance: provenance::complete(
+            &cfg.root,
+            manifest::Provenance {
+                branch: opts.branch.clone(),
+                ci_url: opts.ci_url.clone(),
+                revision: opts.revision.clone(),
+                source_date_epoch: opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME),
+                tool: format!("verbatim {}", env!("CARGO_PKG_VERSION")),
+            },
+        ),
+    };
+    // Written as it is encoded: a manifest of 100,000 assets is 35 MB.
+    let manifest_path = out.join(MANIFEST_FILE);
+    let written = || -> io::Result<Digest> {
+        let tmp = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(&out)?;
+        let id = manifest.write_canonical(tmp.as_file())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&manifest_path).map_err(|e| e.error)?;
+        Ok(id)
+    };
+    let id = written().with_context(|| format!("writing {}", manifest_path.display()))?;
+    progress.note(format!(
+        "built artifact {} ({}, {entries} entries, {} of content) and manifest {id}",
+        packed.sha256,
+        human_bytes(packed.size),
+        human_bytes(packed.content_bytes),
+    ));
+    Ok(Built {
+        id,
+        manifest,
+        artifact_path,
+        manifest_path,
+        entries,
+        content_bytes: packed.content_bytes,
+    })
+}
+
+/// `build --check`: builds again from scratch (fingerprint, then pack: with
+/// `assets.django_manifest` the artifact depends on the assets), into
+/// nothing, and fails unless every byte is what `built` holds.
+pub fn check_reproducible(
+    cfg: &Config,
+    opts: &BuildOptions,
+    built: &Built,
+    progress: &dyn Progress,
+) -> Result<()> {
+    // A second build from scratch: fingerprint, then pack (the assets
+    // first: with assets.django_manifest, the artifact depends on them).
+    let assets_again = fingerprint(cfg)?;
+    if let (Some(dir), Some(again)) = (&cfg.assets_dir, &assets_again) {
+        for (logical, asset) in &built.manifest.assets {
+            let same = again.output.files.get(logical).is_some_and(|f| {
+                f.sha256.hex() == asset.sha256
+                    && format!("{}/{}", assets::ASSETS_DIR, f.name) == asset.key
+            });
+            if !same {
+                bail!(
+                    "build is not reproducible: a second fingerprint of {} changed asset {logical}; is something writing to the tree?",
+                    dir.display()
+                );
+            }
+        }
+    }
+    let made = generated(cfg, assets_again.as_ref().map(|f| &f.output))?;
+    let again = pack_to(cfg, opts, progress, made.as_ref(), io::sink())?;
+    if again.sha256.hex() != built.manifest.artifact.sha256 {
+        bail!(
+            "build is not reproducible: a second pack of {} gave {} instead of sha256:{}; \
+             is something writing to the tree?",
+            cfg.app_dir.display(),
+            again.sha256,
+            built.manifest.artifact.sha256
+        );
+    }
+    progress.note("reproducible: a second build gave the same bytes");
+    Ok(())
+}
+
+fn pack_to(
+    cfg: &Config,
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+    made: Option<&Generated>,
+    out: impl io::Write,
+) -> Result<pack::Packed> {
+    Ok(pack_counted(cfg, opts, progress, made, out)?.0)
+}
+
+fn pack_counted(
+    cfg: &Config,
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+    made: Option<&Generated>,
+    out: impl io::Write,
+) -> Result<(pack::Packed, usize)> {
+    let mut entries = scan(cfg, &mut |path, why| {
+        progress.detail(format!("excluded {path}: {why}"))
+    })?;
+    add_generated(&mut entries, made, progress)?;
+    let total: u64 = entries
+        .iter()
+        .map(|e| match &e.kind {
+            pack::EntryKind::File { size, .. } => *size,
+            pack::EntryKind::Generated { bytes } => bytes.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    let bar = progress.bytes_bar(total, "packing");
+    let threads = opts.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let mtime = opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME);
+    let packed = pack::write(&cfg.app_dir, &entries, mtime, threads, out, &|n| bar.inc(n))
+        .with_context(|| format!("packing {}", cfg.app_dir.display()))?;
+    bar.finish();
+    Ok((packed, entries.len()))
+}
+
+/// The assets directory fingerprinted in memory, if the config has one.
+fn fingerprint(cfg: &Config) -> Result<Option<assets::Fingerprinted>> {
+    cfg.assets_dir
+        .as_ref()
+        .map(|dir| assets::fingerprint(cfg, dir))
+        .transpose()
+}
+
+/// A file the build makes and packs at `path` (relative to the app
+/// directory), in place of anything the tree holds there.
+struct Generated {
+    path: String,
+    bytes: Vec<u8>,
+}
+
+/// `assets.django_manifest`: Django's `staticfiles.json` for the
+/// fingerprinted assets, the very bytes `export --format django` writes for
+/// the manifest these assets go into.
+fn generated(
+    cfg: &Config,
+    fingerprinted: Option<&crate::assets::Output>,
+) -> Result<Option<Generated>> {
+    let Some(path) = cfg.django_manifest_entry()? else {
+        return Ok(None);
+    };
+    let keys: Vec<(&str, String)> = fingerprinted
+        .map(|f| &f.files)
+        .into_iter()
+        .flatten()
+        .map(|(logical, f)| {
+            (
+                logical.as_str(),
+                format!("{}/{}", assets::ASSETS_DIR, f.name),
+            )
+        })
+        .collect();
+    let bytes = django::staticfiles(keys.iter().map(|(l, k)| (*l, k.as_str())));
+    Ok(Some(Generated { path, bytes }))
+}
+
+/// Puts `made` into the scanned entries; says (with -v) when it replaces
+/// a file of the tree.
+fn add_generated(
+    entries: &mut Vec<pack::Entry>,
+    made: Option<&Generated>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let Some(made) = made else { return Ok(()) };
+    let done = pack::insert_generated(entries, &made.path, made.bytes.clone())
+        .context("placing Django's staticfiles.json (`assets.django_manifest`)")?;
+    if let Some(old) = done.replaced {
+        let what = match old {
+            pack::EntryKind::Symlink { .. } => "symlink",
+            _ => "file",
+        };
+        progress.detail(format!(
+            "replaced {}: the app directory's {what} is packed as this build's staticfiles.json \
+             (assets.django_manifest); the tree is left as it is",
+            made.path
+        ));
+    }
+    for dir in done.added_dirs {
+        progress.detail(format!(
+            "added directory {dir}: the app directory has none, and assets.django_manifest lies below it"
+        ));
+    }
+    Ok(())
+}
+
+/// The entries of the app directory the config packs, telling `excluded`
+/// what is left out and why.
+fn scan(cfg: &Config, excluded: &mut dyn FnMut(&str, &str)) -> Result<Vec<pack::Entry>> {
+    let mut skip = vec![cfg.work_dir(), cfg.out_dir()];
+    if !cfg.store_url.contains("://") {
+        skip.push(cfg.store_base.join(&cfg.store_url));
+    }
+    let mut filter = pack::Filter::new(&cfg.exclude, skip)?;
+    filter.default_excludes = cfg.default_excludes;
+    filter.ignore_files = cfg.respect_gitignore;
+    pack::scan_explained(&cfg.app_dir, &filter, excluded)
+        .with_context(|| format!("scanning app directory {}", cfg.app_dir.display()))
+}
+
+/// Reads the build directory's manifest and checks the artifact beside it.
+pub fn load_built(cfg: &Config) -> Result<Built> {
+    let out = cfg.out_dir();
+    let manifest_path = out.join(MANIFEST_FILE);
+    let bytes = safe_fs::existing_dirs(&cfg.root, Path::new(DEFAULT_OUT))
+        .and_then(|_| safe_fs::read_regular(&manifest_path))
+        .with_context(|| {
+            format!(
+                "reading {} (run `verbatim build` first, or publish without --prebuilt)",
+                manifest_path.display()
+            )
+        })?;
+    let manifest =
+        Manifest::parse(&bytes).with_context(|| format!("parsing {}", manifest_path.display()))?;
+    let artifact_path = out.join(ARTIFACT_FILE);
+    Ok(Built {
+        id: manifest.id(),
+        manifest,
+        artifact_path,
+        manifest_path,
+        entries: 0,
+        content_bytes: 0,
+    })
+}
