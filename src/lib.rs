@@ -6,7 +6,7 @@
 
 pub mod actor;
 pub mod assets;
-pub mod build;
+pub mod builder;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use ssh_key::PrivateKey;
 
 use crate::assets::graph;
-use crate::build::{assets, Built};
+use crate::builder::{assets, Built};
 use crate::config::Config;
 use crate::digest::Digest;
 use crate::environments::event::Kind;

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 
+use super::flags;
 use crate::cli::{AgentArgs, Global};
 use crate::error::UsageError;
 use crate::host::agent::{self, AgentRequest};
@@ -13,7 +14,7 @@ use crate::trust::Trust;
 pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
     crate::config::check_env_name(&args.env).map_err(UsageError)?;
     let host = host_id(args.host.host_id.as_deref())?;
-    let store = super::open_store_for(g)?;
+    let store = flags::open_store_for(g)?;
     let trust = Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
     let _signals = crate::signals::Signals::install().context("installing signal handlers")?;
     let req = AgentRequest {

@@ -1,12 +1,13 @@
 //! `verbatim build`: pack the artifact and write the manifest, locally; the
-//! work is `crate::build`.
+//! work is `crate::builder`.
 
 use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::build;
+use super::flags;
+use crate::builder;
 use crate::cli::{BuildArgs, Global};
 use crate::output::Printer;
 
@@ -31,15 +32,15 @@ struct ArtifactJson<'a> {
 }
 
 pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
-    let cfg = super::build_config(g, &args.opts)?;
+    let cfg = flags::build_config(g, &args.opts)?;
     if args.list {
-        return list(&build::list(&cfg, printer)?, printer);
+        return list(&builder::list(&cfg, printer)?, printer);
     }
-    let opts = super::build_options(&args.opts);
-    let built = build::build(&cfg, &opts, printer)?;
+    let opts = flags::build_options(&args.opts);
+    let built = builder::build(&cfg, &opts, printer)?;
     let mut reproducible = None;
     if args.check {
-        build::check_reproducible(&cfg, &opts, &built, printer)?;
+        builder::check_reproducible(&cfg, &opts, &built, printer)?;
         reproducible = Some(true);
     }
     printer.result(built.id)?;
@@ -61,7 +62,7 @@ pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
 }
 
 /// Prints `build --list`: a line per entry on stdout, the excluded with -v.
-fn list(out: &build::ListJson, printer: &Printer) -> Result<()> {
+fn list(out: &builder::ListJson, printer: &Printer) -> Result<()> {
     for e in &out.entries {
         printer.result(format!(
             "{} {:>12}  {}{}{}",

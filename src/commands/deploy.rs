@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 
+use super::flags;
 use crate::cli::{DeployArgs, Global};
 use crate::error::{Failed, Interrupted};
 use crate::host::deploy::{deploy, plan, Request, Target};
@@ -21,8 +22,8 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
     // Hosts usually have no verbatim.toml: --store alone is enough. Going
     // back needs no store (only to report).
     let store = match target {
-        Target::Previous => super::open_store_for(g).ok(),
-        _ => Some(super::open_store_for(g)?),
+        Target::Previous => flags::open_store_for(g).ok(),
+        _ => Some(flags::open_store_for(g)?),
     };
     let trust = Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
     let signals = crate::signals::Signals::install().context("installing signal handlers")?;

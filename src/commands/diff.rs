@@ -3,12 +3,13 @@
 
 use anyhow::Result;
 
+use super::flags;
 use crate::cli::{DiffArgs, Global};
 use crate::output::Printer;
 use crate::text::human_bytes;
 
 pub fn run(g: &Global, args: &DiffArgs, printer: &Printer) -> Result<()> {
-    let store = super::open_store_for(g)?;
+    let store = flags::open_store_for(g)?;
     let a_id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.a)?;
     let b_id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.b)?;
     let a = crate::objects::load_manifest(store.as_ref(), &a_id)?;

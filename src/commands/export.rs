@@ -4,7 +4,7 @@
 //! `ManifestStaticFilesStorage` reads, so `{% static "css/site.css" %}`
 //! renders the fingerprinted name verbatim published. The manifest is the
 //! build directory's, or a stored one named by `--manifest`.
-//! The document is `crate::build::django::staticfiles`, also what `build`
+//! The document is `crate::builder::django::staticfiles`, also what `build`
 //! packs into the artifact at `assets.django_manifest`.
 
 use std::path::Path;
@@ -12,6 +12,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use super::flags;
 use crate::cli::{ExportArgs, ExportFormat, Global};
 use crate::config::Overrides;
 use crate::manifest::Manifest;
@@ -35,7 +36,7 @@ pub fn run(g: &Global, args: &ExportArgs, printer: &Printer) -> Result<()> {
             (m, arg.clone())
         }
         Some(arg) => {
-            let store = super::open_store_for(g)?;
+            let store = flags::open_store_for(g)?;
             let id = crate::environments::resolve::resolve_manifest(store.as_ref(), arg)?;
             (
                 crate::objects::load_manifest(store.as_ref(), &id)?,
@@ -43,15 +44,15 @@ pub fn run(g: &Global, args: &ExportArgs, printer: &Printer) -> Result<()> {
             )
         }
         None => {
-            let cfg = super::load_config(g, Overrides::default())?;
-            let built = crate::build::load_built(&cfg)?;
+            let cfg = flags::load_config(g, Overrides::default())?;
+            let built = crate::builder::load_built(&cfg)?;
             let origin = built.manifest_path.display().to_string();
             (built.manifest, origin)
         }
     };
     let id = manifest.id();
     let ExportFormat::Django = args.format;
-    let bytes = crate::build::django::staticfiles(
+    let bytes = crate::builder::django::staticfiles(
         manifest
             .assets
             .iter()

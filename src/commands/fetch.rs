@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 
+use super::flags;
 use crate::cli::{FetchArgs, Global};
 use crate::environments::resolve::resolve_manifest;
 use crate::objects::load_manifest;
@@ -10,7 +11,7 @@ use crate::output::Printer;
 use crate::trust::Trust;
 
 pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
-    let store = super::open_store_for(g)?;
+    let store = flags::open_store_for(g)?;
     let trust = Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
     let id = resolve_manifest(store.as_ref(), &args.target)?;
     let manifest = load_manifest(store.as_ref(), &id)?;

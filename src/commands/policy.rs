@@ -4,6 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use super::flags;
 use crate::cli::{Global, PolicyArgs, PolicyCommand, PolicyHistoryArgs, PolicySetArgs};
 use crate::environments::policy::{self, Kind, Policy, PolicyEvent};
 use crate::environments::policy_store::{self, SetRequest};
@@ -21,9 +22,9 @@ pub fn run(g: &Global, args: &PolicyArgs, printer: &Printer) -> Result<()> {
 
 fn run_show(g: &Global, printer: &Printer) -> Result<()> {
     // Before anything was published, the config's order is what applies.
-    let store = super::open_store_any(g)?;
-    let reader = Reader::new(store.as_ref(), super::concurrency(g));
-    let cfg = super::load_config(g, Default::default()).ok();
+    let store = flags::open_store_any(g)?;
+    let reader = Reader::new(store.as_ref(), flags::concurrency(g));
+    let cfg = flags::load_config(g, Default::default()).ok();
     let out = policy_store::show(&reader, cfg.as_ref(), printer)?;
     printer.result(format!("order  {}", out.policy.order().join(" → ")))?;
     for e in out
@@ -61,9 +62,9 @@ fn run_show(g: &Global, printer: &Printer) -> Result<()> {
 }
 
 fn run_set(g: &Global, args: &PolicySetArgs, printer: &Printer) -> Result<()> {
-    let store = super::open_store_any(g)?;
-    let reader = Reader::new(store.as_ref(), super::concurrency(g));
-    let cfg = super::load_config(g, Default::default()).ok();
+    let store = flags::open_store_any(g)?;
+    let reader = Reader::new(store.as_ref(), flags::concurrency(g));
+    let cfg = flags::load_config(g, Default::default()).ok();
     let req = SetRequest {
         order: args.order.clone(),
         require: args.require.clone(),
@@ -92,8 +93,8 @@ struct HistoryJson {
 }
 
 fn run_history(g: &Global, args: &PolicyHistoryArgs, printer: &Printer) -> Result<()> {
-    let store = super::open_store_for(g)?;
-    let reader = Reader::new(store.as_ref(), super::concurrency(g));
+    let store = flags::open_store_for(g)?;
+    let reader = Reader::new(store.as_ref(), flags::concurrency(g));
     let state = policy_store::load(&reader)?;
     // The load walked the chain and refused a broken one (exit 5).
     let verified = args

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 
+use super::flags;
 use crate::cli::{Global, PromoteArgs, RollbackArgs};
 use crate::environments::event::Kind;
 use crate::environments::moves::{CheckSpec, MoveJson, MoveRequest, Refused};
@@ -13,8 +14,8 @@ use crate::output::Printer;
 use crate::trust::keys::load_key;
 
 pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<()> {
-    let cfg = super::load_config(g, Default::default())?;
-    let store = super::open_store(&cfg)?;
+    let cfg = flags::load_config(g, Default::default())?;
+    let store = flags::open_store(&cfg)?;
     let reader = Reader::new(store.as_ref(), cfg.concurrency);
     let id = resolve_manifest_with(&reader, &args.manifest)?;
     let key = args.sign_key.as_deref().map(load_key).transpose()?;
@@ -65,9 +66,9 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
 }
 
 pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Result<()> {
-    let cfg = super::load_config(g, Default::default())?;
+    let cfg = flags::load_config(g, Default::default())?;
     let key = args.sign_key.as_deref().map(load_key).transpose()?;
-    let store = super::open_store(&cfg)?;
+    let store = flags::open_store(&cfg)?;
     let reader = Reader::new(store.as_ref(), cfg.concurrency);
     let req = RollbackRequest {
         env: &args.env,

@@ -3,21 +3,22 @@
 
 use anyhow::Result;
 
+use super::flags;
 use crate::cli::{Global, PublishArgs};
 use crate::output::Printer;
 use crate::publish::{publish, PublishOptions};
 use crate::trust::keys::load_key;
 
 pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
-    let cfg = super::build_config(g, &args.opts)?;
+    let cfg = flags::build_config(g, &args.opts)?;
     // A bad key fails before anything is built or uploaded.
     let sign_key = args.sign_key.as_deref().map(load_key).transpose()?;
     let built = if args.prebuilt {
-        crate::build::load_built(&cfg)?
+        crate::builder::load_built(&cfg)?
     } else {
-        crate::build::build(&cfg, &super::build_options(&args.opts), printer)?
+        crate::builder::build(&cfg, &flags::build_options(&args.opts), printer)?
     };
-    let store = super::open_store(&cfg)?;
+    let store = flags::open_store(&cfg)?;
     let opts = PublishOptions {
         env: args.env.as_deref(),
         sign: sign_key.as_ref(),

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 
+use super::flags;
 use crate::cli::{Global, KeyArgs, KeyCommand, SignArgs};
 use crate::output::Printer;
 use crate::trust::{self, keys, stored::Signer};
@@ -22,7 +23,7 @@ pub fn run_key(_g: &Global, args: &KeyArgs, printer: &Printer) -> Result<()> {
 }
 
 pub fn run_sign(g: &Global, args: &SignArgs, printer: &Printer) -> Result<()> {
-    let store = super::open_store_for(g)?;
+    let store = flags::open_store_for(g)?;
     let id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.manifest)?;
     let bytes = crate::objects::load_manifest(store.as_ref(), &id)?.to_canonical_bytes();
     let key;

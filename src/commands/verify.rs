@@ -2,12 +2,13 @@
 
 use anyhow::Result;
 
+use super::flags;
 use crate::cli::{Global, VerifyArgs};
 use crate::objects::verify::{verify, VerifyOptions};
 use crate::output::Printer;
 
 pub fn run(g: &Global, args: &VerifyArgs, printer: &Printer) -> Result<()> {
-    let store = super::open_store_for(g)?;
+    let store = flags::open_store_for(g)?;
     let id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.manifest)?;
     let signers = args
         .allowed_signers
@@ -17,7 +18,7 @@ pub fn run(g: &Global, args: &VerifyArgs, printer: &Printer) -> Result<()> {
     let opts = VerifyOptions {
         deep: args.deep,
         signers: signers.as_ref(),
-        concurrency: super::concurrency(g),
+        concurrency: flags::concurrency(g),
     };
     match verify(store.as_ref(), &id, &opts, printer) {
         Ok(report) => {

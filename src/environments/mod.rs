@@ -31,6 +31,7 @@ pub mod reader;
 pub mod reports;
 pub mod resolve;
 pub mod signatures;
+pub mod views;
 
 pub use checks::*;
 pub use event::*;

@@ -5,6 +5,8 @@
 //! the project root. Command-line flags and `VERBATIM_*` environment variables
 //! (handled by clap) win over the file; [`Overrides`] carries them in.
 
+pub mod init;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -542,97 +544,9 @@ pub fn check_env_name(e: &str) -> Result<(), String> {
     }
 }
 
-/// What `verbatim init` writes for `app_dir` and, when the project has
-/// one, an assets directory (and a Vite manifest inside it).
-pub fn template(app_dir: &str, assets: Option<(&str, Option<&str>)>) -> String {
-    let mut t = TEMPLATE.replacen("dir = \"app\"", &format!("dir = {app_dir:?}"), 1);
-    let django = match app_dir {
-        "." => "mysite/static/staticfiles.json".to_owned(),
-        dir => format!("{dir}/mysite/static/staticfiles.json"),
-    };
-    t = t.replacen(
-        "# django_manifest = \"app/mysite/static/staticfiles.json\"",
-        &format!("# django_manifest = {django:?}"),
-        1,
-    );
-    if let Some((dir, vite)) = assets {
-        t = t
-            .replacen("# [assets]\n", "[assets]\n", 1)
-            .replacen("# # Front-end files", "# Front-end files", 1)
-            .replacen("# dir = \"static\"", &format!("dir = {dir:?}"), 1);
-        if let Some(v) = vite {
-            t = t.replacen(
-                "# vite_manifest = \"static/.vite/manifest.json\"",
-                &format!("vite_manifest = {v:?}"),
-                1,
-            );
-        }
-    }
-    t
-}
-
-/// What `verbatim init` writes, before [`template`] fills it in.
-pub const TEMPLATE: &str = r#"# verbatim.toml: how verbatim builds, publishes and promotes this project.
-# Every path is relative to this file. Flags and VERBATIM_* variables override.
-
-[app]
-# Packed into the artifact: a reproducible tar.gz named by its sha256.
-dir = "app"
-# Globs (relative to app.dir) left out of the artifact, besides .gitignore'd
-# files and the default excludes (.git, .hg, .svn, .verbatim, .DS_Store,
-# __pycache__, node_modules).
-exclude = []
-# default_excludes = true        # false packs .git, node_modules, … too
-# respect_gitignore = true       # false ignores .gitignore and .ignore files
-
-# [assets]
-# # Front-end files, fingerprinted and published under assets/.
-# dir = "static"
-# # Globs (relative to assets.dir) of files not published: sources, tests.
-# exclude = ["**/*.scss", "**/*.test.js"]
-# # Globs of references allowed to point at nothing.
-# allow_missing = []
-# # URL path the assets are served under (root-relative references use it).
-# public_prefix = "/static/"
-# # Absolute URL they are also served under; references to it are rewritten.
-# cdn_base = "https://cdn.example.com/static/"
-# # A Vite manifest.json: every file in Vite's output directory keeps its name
-# # (Vite hashed the ones its manifest lists; the rest are its copies of public/).
-# vite_manifest = "static/.vite/manifest.json"
-# # Django's staticfiles.json for this build, written into the artifact (not
-# # the tree) at this path inside app.dir, so {% static %} needs no extra step.
-# django_manifest = "app/mysite/static/staticfiles.json"
-# # Globs of files that keep their names (and their .map files): names their
-# # bundler hashed, or versioned ones. Stored assets are immutable: other
-# # bytes under a kept name already published fail `verbatim publish`.
-# keep_names = []
-# # Directories code reads by directory URL at run time (PDF.js cmaps, Draco
-# # decoders): each is published whole as <dir>.<hash of its files>/, its
-# # files keeping their names; Django's staticfiles.json maps "<dir>/" to it.
-# hash_dirs = ["vendor/pdfjs/cmaps", "vendor/pdfjs/standard_fonts"]
-
-[store]
-# Where releases live: a path, file:///abs/path, or s3://bucket/prefix.
-# Override with --store or VERBATIM_STORE.
-url = ".verbatim/store"
-# For s3:// stores. Credentials and region come from the standard AWS chain
-# (AWS_* variables, profiles, SSO, instance roles); these override it.
-# endpoint_url = "http://127.0.0.1:8014"   # self-hosted S3 (or AWS_ENDPOINT_URL)
-# region = "us-east-1"
-# path_style = true                        # MinIO, Ceph, s3s and most self-hosted servers
-# concurrency = 16                         # uploads in flight
-# timeout = 60                             # seconds one store request may take, retries included
-
-[environments]
-# Promotion order: a manifest reaches each only after the one before it.
-# The first promotion stores it in the store (policy.json); from then on the
-# store's order rules for everyone, this must agree with it (or be removed),
-# and `verbatim policy set` changes it.
-order = ["dev", "preprod", "prod"]
-"#;
-
 #[cfg(test)]
 mod tests {
+    use super::init::TEMPLATE;
     use super::*;
 
     fn load(text: &str) -> Result<Config, ConfigError> {

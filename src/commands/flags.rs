@@ -1,0 +1,94 @@
+//! The global flags and the configuration, turned into what library
+//! operations take: a `Config`, an open store, build options.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::cli::{BuildOpts, Global};
+use crate::config::{Config, Overrides};
+use crate::error::UsageError;
+use crate::store::{self, Store};
+
+/// Loads the config named by `--config` (or `./verbatim.toml`) with overrides.
+pub(super) fn load_config(g: &Global, overrides: Overrides) -> Result<Config> {
+    let overrides = Overrides {
+        app_dir: overrides.app_dir,
+        ..global_overrides(g)
+    };
+    Ok(Config::load(g.config.as_deref(), &overrides)?)
+}
+
+/// The config for `build` and `publish`: `--app-dir` applied, the app and
+/// assets directories checked.
+pub(super) fn build_config(g: &Global, opts: &BuildOpts) -> Result<Config> {
+    let cfg = load_config(
+        g,
+        Overrides {
+            app_dir: opts.app_dir.clone(),
+            ..Overrides::default()
+        },
+    )?;
+    cfg.check_dirs()?;
+    Ok(cfg)
+}
+
+/// The build's options from its flags.
+pub(super) fn build_options(opts: &BuildOpts) -> crate::builder::BuildOptions {
+    crate::builder::BuildOptions {
+        revision: opts.revision.clone(),
+        branch: opts.branch.clone(),
+        ci_url: opts.ci_url.clone(),
+        source_date_epoch: opts.source_date_epoch,
+        jobs: opts.jobs.map(usize::from),
+    }
+}
+
+/// Opens the store for commands that only read it (and need no app): a
+/// `--store` flag works without any config file. A local store that does not
+/// exist is an error, not an empty store.
+pub(super) fn open_store_for(g: &Global) -> Result<Box<dyn Store>> {
+    let store = open_store_any(g)?;
+    if !store.exists() {
+        return Err(UsageError(format!(
+            "there is no store at {}: nothing was ever published there; check --store, VERBATIM_STORE or store.url",
+            store.location()
+        ))
+        .into());
+    }
+    Ok(store)
+}
+
+/// Opens the store named by `--store`, else the config's, existing or not.
+pub(super) fn open_store_any(g: &Global) -> Result<Box<dyn Store>> {
+    Ok(match (&g.store, &g.config) {
+        (Some(url), None) if crate::config::discover().is_none() => {
+            store::open(url, Path::new("."), &global_overrides(g).s3())?
+        }
+        _ => open_store(&load_config(g, Overrides::default())?)?,
+    })
+}
+
+pub(super) fn open_store(cfg: &Config) -> Result<Box<dyn Store>> {
+    Ok(store::open(&cfg.store_url, &cfg.store_base, &cfg.s3)?)
+}
+
+/// Requests in flight for commands that may run without a config file.
+pub(super) fn concurrency(g: &Global) -> usize {
+    g.concurrency
+        .map_or(crate::config::DEFAULT_CONCURRENCY, usize::from)
+}
+
+/// The settings every command takes from global flags and variables.
+pub(super) fn global_overrides(g: &Global) -> Overrides {
+    Overrides {
+        app_dir: None,
+        store: g.store.clone(),
+        endpoint_url: g.endpoint_url.clone(),
+        region: g.region.clone(),
+        path_style: g.path_style,
+        unsafe_no_conditional_writes: g.unsafe_no_conditional_writes,
+        concurrency: g.concurrency.map(usize::from),
+        timeout: g.timeout,
+    }
+}
