@@ -15,7 +15,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::{
+use super::api::{
     Body, ETag, Key, Listed, Object, ObjectMeta, PutMode, PutOptions, PutOutcome, Result, Store,
     StoreError,
 };

@@ -227,7 +227,7 @@ pub fn read_allowed_signers(path: &Path) -> Result<AllowedSigners> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trust::{EVENT_NAMESPACE, MANIFEST_NAMESPACE};
+    use crate::trust::names::{EVENT_NAMESPACE, MANIFEST_NAMESPACE};
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use ssh_key::{LineEnding, PrivateKey};
 
+use super::names::{fingerprint, MANIFEST_NAMESPACE};
 use crate::error::UsageError;
-use crate::trust::MANIFEST_NAMESPACE;
 
 /// A key pair [`generate`] wrote, as `key generate --json` prints it.
 #[derive(Serialize)]
@@ -51,7 +51,7 @@ pub fn generate(out: &Path, comment: Option<&str>) -> Result<KeyJson> {
     Ok(KeyJson {
         private_key: out.to_owned(),
         public_key: public,
-        fingerprint: super::fingerprint(key.public_key()),
+        fingerprint: fingerprint(key.public_key()),
     })
 }
 

@@ -7,60 +7,22 @@
 //! manifest may have many (the build's, QA's). Who may sign as whom is the
 //! business of an `allowed_signers` file the verifier holds
 //! ([`allowed_signers`]): a host's trust root lives on the host, never in
-//! the bucket ([`Trust`]). Keys are made and read by [`keys`].
+//! the bucket ([`Trust`]). Keys are made and read by [`keys`]; [`names`]
+//! says where signatures are stored and how keys are named.
 //!
 //! This module and [`sshsig`] and [`allowed_signers`] are pure but for
 //! reading a named file; [`stored`] reads and writes the store.
 
 pub mod allowed_signers;
 pub mod keys;
+pub mod names;
 pub mod sshsig;
 pub mod stored;
 
-use ssh_key::{HashAlg, PublicKey};
-
-use crate::digest::Digest;
-
 pub use allowed_signers::{read_allowed_signers, AllowedSigners};
+pub use names::{
+    env_signatures_prefix, event_signatures_prefix, file_name, fingerprint, signature_key,
+    signatures_prefix, EVENT_NAMESPACE, MANIFEST_NAMESPACE, MAX_SIGNATURE_BYTES,
+};
 pub use sshsig::{check, sign_bytes};
 pub use stored::{signatures, store_signature, Checked, SignatureJson, Trust};
-
-/// The SSHSIG namespace of a manifest signature.
-pub const MANIFEST_NAMESPACE: &str = "verbatim-manifest@v1";
-/// The SSHSIG namespace of an event signature (`promote --sign-key`).
-pub const EVENT_NAMESPACE: &str = "verbatim-event@v1";
-/// The largest signature file read (an ed25519 one is ~300 bytes).
-pub const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
-
-/// `signatures/sha256/<hex>/`
-pub fn signatures_prefix(id: &Digest) -> String {
-    format!("signatures/sha256/{}/", id.hex())
-}
-
-/// `signatures/sha256/<hex>/<fingerprint>.sig`
-pub fn signature_key(id: &Digest, key: &PublicKey) -> String {
-    format!("{}{}.sig", signatures_prefix(id), file_name(key))
-}
-
-/// `envs/<env>/signatures/<seq>/`: the signatures of one event.
-pub fn event_signatures_prefix(env: &str, seq: u64) -> String {
-    format!("envs/{env}/signatures/{seq}/")
-}
-
-/// `envs/<env>/signatures/`: the signatures of every event of `env`.
-pub fn env_signatures_prefix(env: &str) -> String {
-    format!("envs/{env}/signatures/")
-}
-
-/// `SHA256:<base64>` as ssh-keygen prints it.
-pub fn fingerprint(key: &PublicKey) -> String {
-    key.fingerprint(HashAlg::Sha256).to_string()
-}
-
-/// The fingerprint made file-name safe: `SHA256-<base64url>`.
-pub fn file_name(key: &PublicKey) -> String {
-    fingerprint(key)
-        .replacen(':', "-", 1)
-        .replace('+', "-")
-        .replace('/', "_")
-}

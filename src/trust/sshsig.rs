@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
-use super::fingerprint;
+use super::names::fingerprint;
 
 /// Checks an armored signature over `msg` in `namespace`: it parses, was
 /// made in that namespace, and verifies with the key it carries. Returns

@@ -7,7 +7,11 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use ssh_key::{PrivateKey, PublicKey};
 
-use super::{check, read_allowed_signers, sign_bytes, AllowedSigners, MANIFEST_NAMESPACE};
+use super::allowed_signers::{read_allowed_signers, AllowedSigners};
+use super::names::{
+    fingerprint, signature_key, signatures_prefix, MANIFEST_NAMESPACE, MAX_SIGNATURE_BYTES,
+};
+use super::sshsig::{check, sign_bytes};
 use crate::digest::Digest;
 use crate::error::{IntegrityError, UsageError};
 use crate::store::{Body, Key, PutMode, PutOptions, PutOutcome, Store, StoreError};
@@ -80,7 +84,7 @@ pub fn sign_manifest(
     Ok(SignJson {
         manifest: id.to_string(),
         key: store_key,
-        fingerprint: super::fingerprint(&key),
+        fingerprint: fingerprint(&key),
         result,
     })
 }
@@ -93,7 +97,7 @@ pub fn store_signature(
     key: &PublicKey,
     armored: &[u8],
 ) -> Result<(String, &'static str)> {
-    let k = Key::new(super::signature_key(id, key))?;
+    let k = Key::new(signature_key(id, key))?;
     let outcome = store
         .put(
             &k,
@@ -126,12 +130,12 @@ pub fn signatures(
 ) -> Result<Vec<Checked>> {
     let now = crate::clock::now();
     let mut out = Vec::new();
-    for listed in store.list(&super::signatures_prefix(id))? {
-        let checked = if listed.size > super::MAX_SIGNATURE_BYTES {
+    for listed in store.list(&signatures_prefix(id))? {
+        let checked = if listed.size > MAX_SIGNATURE_BYTES {
             Err(format!("{} bytes: too large for a signature", listed.size))
         } else {
             match store.get(&listed.key) {
-                Ok(o) => match o.into_bytes_limited(super::MAX_SIGNATURE_BYTES) {
+                Ok(o) => match o.into_bytes_limited(MAX_SIGNATURE_BYTES) {
                     Ok(armored) => check(&armored, bytes, MANIFEST_NAMESPACE),
                     Err(e) => Err(format!("unreadable: {e}")),
                 },
@@ -143,7 +147,7 @@ pub fn signatures(
             Ok(key) => Checked {
                 json: SignatureJson {
                     key: listed.key.to_string(),
-                    fingerprint: Some(super::fingerprint(&key)),
+                    fingerprint: Some(fingerprint(&key)),
                     valid: true,
                     error: None,
                     principals: signers

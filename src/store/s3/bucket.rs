@@ -13,7 +13,7 @@ use aws_sdk_s3::Client;
 
 use super::errors::{backend, refuses_connections};
 use crate::digest::Digest;
-use crate::store::{Body, ETag, Key, ObjectMeta, PutOutcome, Result, StoreError};
+use crate::store::api::{Body, ETag, Key, ObjectMeta, PutOutcome, Result, StoreError};
 
 /// The user metadata key the hex SHA-256 of an object's bytes is kept
 /// under (`x-amz-meta-sha256`), for `head` to vouch for them.
@@ -43,7 +43,7 @@ pub struct S3Options {
 /// How long one store request may take, retries included, unless told.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A [`Store`](crate::store::Store) in an S3-compatible bucket, under a key
+/// A [`Store`](crate::store::api::Store) in an S3-compatible bucket, under a key
 /// prefix.
 pub struct S3Store {
     pub(super) rt: tokio::runtime::Runtime,
@@ -141,7 +141,7 @@ impl S3Store {
         }
     }
 
-    /// `s3://bucket/prefix/`, as [`Store::location`](crate::store::Store::location) says.
+    /// `s3://bucket/prefix/`, as [`Store::location`](crate::store::api::Store::location) says.
     pub(super) fn url(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)
     }

@@ -37,11 +37,11 @@ use errors::{backend, is_bad_digest, is_conflict, is_not_found, is_precondition_
 use multipart::PART_SIZE;
 use stream::StreamReader;
 
-use super::{
+use crate::digest::{base64, Digest};
+use crate::store::api::{
     Body, Data, ETag, Key, Listed, Object, ObjectMeta, PutMode, PutOptions, PutOutcome, Result,
     Store, StoreError,
 };
-use crate::digest::{base64, Digest};
 
 /// Objects up to this size are read into memory by `get`.
 const SMALL_OBJECT: u64 = 16 << 20;

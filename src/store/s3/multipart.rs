@@ -12,7 +12,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use super::bucket::{S3Store, SHA256_META};
 use super::errors::{backend, is_precondition_failed};
 use crate::digest::{base64, Digest};
-use crate::store::{Body, Data, ETag, Key, PutOptions, PutOutcome, Result, StoreError};
+use crate::store::api::{Body, Data, ETag, Key, PutOptions, PutOutcome, Result, StoreError};
 
 /// Objects up to this size are sent in one PutObject (read into memory);
 /// larger ones go up in parts of this size, streamed from disk.

@@ -10,7 +10,7 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use super::bucket::S3Store;
 use super::errors::{backend, is_not_found, is_precondition_failed};
-use crate::store::{ETag, Result, StoreError};
+use crate::store::api::{ETag, Result, StoreError};
 
 impl S3Store {
     /// Whether conditional writes can be trusted; probes once per run.
