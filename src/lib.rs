@@ -1,25 +1,23 @@
 //! verbatim: build once, publish immutably, promote the same manifest.
 //!
-//! See ARCHITECTURE.md for the map. The pure core (`pack` spec, `manifest`,
-//! `gzip`, `digest`) does no I/O beyond the streams it is handed; `store` is
-//! the only module that persists anything; `commands` is the CLI edge.
+//! The library holds every operation (`builder::build`, `publish::publish`,
+//! `environments::promote`, `host::deploy`, …) over a configuration, a
+//! [`store::Store`] and a [`progress::Progress`]; the `verbatim` binary
+//! (`src/bin/verbatim/`) only parses the command line, calls one operation
+//! and prints what it returns. See ARCHITECTURE.md for the map.
 
 pub mod actor;
 pub mod assets;
 pub mod builder;
-pub mod cli;
 pub mod clock;
-pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod environments;
 pub mod error;
-pub mod exit;
 pub mod gzip;
 pub mod host;
 pub mod manifest;
 pub mod objects;
-pub mod output;
 pub mod pack;
 pub mod par;
 pub mod process;

@@ -3,7 +3,7 @@
 //! Packing is two steps. [`scan`] walks the tree and turns it into a sorted
 //! list of [`Entry`] values, refusing anything the spec cannot represent
 //! (devices, fifos, sockets, symlinks that leave the tree, non-UTF-8 names).
-//! [`write`] streams those entries as a tar with normalised headers into the
+//! [`write()`] streams those entries as a tar with normalised headers into the
 //! deterministic gzip of [`crate::gzip`], hashing the output as it goes.
 //! [`insert_generated`] adds a file the build made (Django's
 //! `staticfiles.json`) to the list, in sorted position; it is packed exactly
@@ -465,7 +465,7 @@ pub fn check_link(path: &Path, canonical_root: &Path) -> Result<String, PackErro
     }
 }
 
-/// What [`write`] produced.
+/// What [`write()`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packed {
     pub sha256: Digest,

@@ -2,7 +2,7 @@
 //! details, warnings and progress bars, through the [`Progress`] trait.
 //!
 //! The library reports; the command line decides what to draw (its printer
-//! in `crate::output` writes notes to stderr and draws bars only on a
+//! in the binary's `output.rs` writes notes to stderr and draws bars only on a
 //! terminal). A caller from Rust passes [`Silent`], or its own
 //! implementation. Messages are plain text: escaping what came from
 //! outside is the drawer's business. The ground floor: it imports nothing

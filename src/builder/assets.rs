@@ -27,9 +27,9 @@ use crate::text::Lines;
 
 /// The key prefix of fingerprinted assets in the store.
 pub const ASSETS_DIR: &str = "assets";
-/// The build's fingerprinted assets, in one tar: see [`write`].
+/// The build's fingerprinted assets, in one tar: see [`write()`].
 pub const PACK_FILE: &str = "assets.tar";
-/// Temp files of [`write`] in the build directory.
+/// Temp files of [`write()`] in the build directory.
 pub const PACK_TEMP_PREFIX: &str = ".assets-";
 /// Every asset is immutable under its hashed name: cache it for a year.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
@@ -37,7 +37,7 @@ pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// tree with a million broken references does not print a million lines.
 const MAX_LISTED: usize = 200;
 
-/// The assets directory fingerprinted: what [`write`] packs.
+/// The assets directory fingerprinted: what [`write()`] packs.
 pub struct Fingerprinted {
     /// The assets directory, where the opaque files are read again.
     dir: PathBuf,

@@ -222,7 +222,7 @@ pub fn chain_start<E: Entry>(events: &[E]) -> Option<u64> {
         .map(|(i, _)| i)
 }
 
-/// [`check_pointer`] for any log.
+/// [`check_pointer`](super::event::check_pointer) for any log.
 pub fn check_log_pointer<E: Entry>(
     log: &Log,
     pointer: Option<&[u8]>,

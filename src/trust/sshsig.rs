@@ -9,7 +9,7 @@ use super::names::fingerprint;
 
 /// Checks an armored signature over `msg` in `namespace`: it parses, was
 /// made in that namespace, and verifies with the key it carries. Returns
-/// that key (who signed is a separate question: [`AllowedSigners`]).
+/// that key (who signed is a separate question: [`AllowedSigners`](super::AllowedSigners)).
 pub fn check(armored: &[u8], msg: &[u8], namespace: &str) -> Result<PublicKey, String> {
     let sig = SshSig::from_pem(armored).map_err(|e| format!("not an SSH signature ({e})"))?;
     if sig.namespace() != namespace {

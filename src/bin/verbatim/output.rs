@@ -5,7 +5,7 @@
 //! not with `--json`, `--quiet` or `--no-progress`.
 //!
 //! Every line printed here and every error line passes through
-//! [`escape`] (`crate::text`); JSON output is escaped by `serde_json` and
+//! [`escape`] (`verbatim::text`); JSON output is escaped by `serde_json` and
 //! left as it is.
 
 use std::fmt;
@@ -16,8 +16,8 @@ use std::sync::Mutex;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::progress::{Bar, Level, Meter, Progress};
-use crate::text::{escape, human_bytes, needs_escape, Lines};
+use verbatim::progress::{Bar, Level, Meter, Progress};
+use verbatim::text::{escape, human_bytes, needs_escape, Lines};
 
 pub struct Printer {
     json: bool,
@@ -65,10 +65,6 @@ impl Printer {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         self.json(&error_document(err, partial))
-    }
-
-    pub fn is_json(&self) -> bool {
-        self.json
     }
 
     /// A result line on stdout (suppressed with `--json`), escaped.
@@ -124,16 +120,6 @@ impl Printer {
             paint("warning:", YELLOW),
             escape(&line.to_string())
         ));
-    }
-
-    /// A byte-counting progress bar, hidden when progress is off.
-    pub fn bytes_bar(&self, total: u64, label: &'static str) -> Bar {
-        Progress::bar(self, total, None, label)
-    }
-
-    /// A bar for `objects` objects of `bytes` bytes in all.
-    pub fn objects_bar(&self, bytes: u64, objects: usize, label: &'static str) -> Bar {
-        Progress::bar(self, bytes, Some(objects), label)
     }
 }
 
@@ -307,8 +293,8 @@ pub fn error_report(err: &anyhow::Error, verbose: bool) -> String {
             Some(lines) => out.push_str(&format!("{label}{lines}\n")),
             None => out.push_str(&format!("{label}{}\n", escape(&cause.to_string()))),
         }
-        if let (true, Some(crate::store::StoreError::Backend { raw: Some(raw), .. })) =
-            (verbose, cause.downcast_ref::<crate::store::StoreError>())
+        if let (true, Some(verbatim::store::StoreError::Backend { raw: Some(raw), .. })) =
+            (verbose, cause.downcast_ref::<verbatim::store::StoreError>())
         {
             out.push_str(&format!("  raw: {}\n", escape(raw)));
         }

@@ -4,16 +4,16 @@ use anyhow::Result;
 
 use super::flags;
 use crate::cli::{Global, VerifyArgs};
-use crate::objects::verify::{verify, VerifyOptions};
 use crate::output::Printer;
+use verbatim::objects::verify::{verify, VerifyOptions};
 
 pub fn run(g: &Global, args: &VerifyArgs, printer: &Printer) -> Result<()> {
     let store = flags::open_store_for(g)?;
-    let id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.manifest)?;
+    let id = verbatim::environments::resolve::resolve_manifest(store.as_ref(), &args.manifest)?;
     let signers = args
         .allowed_signers
         .as_deref()
-        .map(crate::trust::read_allowed_signers)
+        .map(verbatim::trust::read_allowed_signers)
         .transpose()?;
     let opts = VerifyOptions {
         deep: args.deep,

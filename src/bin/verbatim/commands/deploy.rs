@@ -1,16 +1,16 @@
 //! `verbatim deploy`: make this host run a release; the work is
-//! `crate::host::deploy`.
+//! `verbatim::host::deploy`.
 
 use anyhow::{Context, Result};
 
 use super::flags;
 use crate::cli::{DeployArgs, Global};
-use crate::error::{Failed, Interrupted};
-use crate::host::deploy::{deploy, plan, Request, Target};
-use crate::host::id::host_id;
-use crate::host::root::CURRENT;
 use crate::output::Printer;
-use crate::trust::Trust;
+use verbatim::error::{Failed, Interrupted};
+use verbatim::host::deploy::{deploy, plan, Request, Target};
+use verbatim::host::id::host_id;
+use verbatim::host::root::CURRENT;
+use verbatim::trust::Trust;
 
 pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
     let host = host_id(args.host.host_id.as_deref())?;
@@ -26,7 +26,7 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
         _ => Some(flags::open_store_for(g)?),
     };
     let trust = Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
-    let signals = crate::signals::Signals::install().context("installing signal handlers")?;
+    let signals = verbatim::signals::Signals::install().context("installing signal handlers")?;
     let req = Request {
         target,
         root: &args.host.root,
@@ -47,13 +47,13 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
         }
         failed.error
     });
-    let report = result.map_err(|e| match crate::signals::caught() {
+    let report = result.map_err(|e| match verbatim::signals::caught() {
         // A download or unpack the signal cut short: say so, exit 128 + it.
         Some(signal) if !e.chain().any(|c| c.is::<Interrupted>()) => Interrupted {
             signal,
             message: format!(
                 "deploy stopped by {} ({e:#}); `current` was not changed",
-                crate::signals::signal_name(signal)
+                verbatim::signals::signal_name(signal)
             ),
         }
         .into(),
@@ -74,7 +74,7 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
 fn target_of(arg: &str) -> Target<'_> {
     let looks_like_digest =
         arg.starts_with("sha256:") || arg.chars().all(|c| c.is_ascii_hexdigit());
-    if crate::config::check_env_name(arg).is_ok() && !looks_like_digest {
+    if verbatim::config::check_env_name(arg).is_ok() && !looks_like_digest {
         Target::Env(arg)
     } else {
         Target::Manifest(arg)

@@ -1,22 +1,22 @@
 //! `verbatim publish`: build (or take the build), then put it in the
-//! store; the work is `crate::publish`.
+//! store; the work is `verbatim::publish`.
 
 use anyhow::Result;
 
 use super::flags;
 use crate::cli::{Global, PublishArgs};
 use crate::output::Printer;
-use crate::publish::{publish, PublishOptions};
-use crate::trust::keys::load_key;
+use verbatim::publish::{publish, PublishOptions};
+use verbatim::trust::keys::load_key;
 
 pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
     let cfg = flags::build_config(g, &args.opts)?;
     // A bad key fails before anything is built or uploaded.
     let sign_key = args.sign_key.as_deref().map(load_key).transpose()?;
     let built = if args.prebuilt {
-        crate::builder::load_built(&cfg)?
+        verbatim::builder::load_built(&cfg)?
     } else {
-        crate::builder::build(&cfg, &flags::build_options(&args.opts), printer)?
+        verbatim::builder::build(&cfg, &flags::build_options(&args.opts), printer)?
     };
     let store = flags::open_store(&cfg)?;
     let opts = PublishOptions {

@@ -1,14 +1,14 @@
 //! `verbatim fetch ENV --into DIR`: download, verify and unpack a release
-//! (no activation); the work is `crate::host::stage::fetch`.
+//! (no activation); the work is `verbatim::host::stage::fetch`.
 
 use anyhow::Result;
 
 use super::flags;
 use crate::cli::{FetchArgs, Global};
-use crate::environments::resolve::resolve_manifest;
-use crate::objects::load_manifest;
 use crate::output::Printer;
-use crate::trust::Trust;
+use verbatim::environments::resolve::resolve_manifest;
+use verbatim::objects::load_manifest;
+use verbatim::trust::Trust;
 
 pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
     let store = flags::open_store_for(g)?;
@@ -18,7 +18,8 @@ pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
     if let Some(trust) = &trust {
         trust.check(store.as_ref(), &id, &manifest.to_canonical_bytes())?;
     }
-    let fetched = crate::host::stage::fetch(store.as_ref(), &id, &manifest, &args.into, printer)?;
+    let fetched =
+        verbatim::host::stage::fetch(store.as_ref(), &id, &manifest, &args.into, printer)?;
     printer.result(fetched.path.display())?;
     printer.json(&fetched)?;
     Ok(())

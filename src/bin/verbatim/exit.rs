@@ -1,18 +1,18 @@
 //! Exit codes: which error means which.
 //!
 //! Commands return `anyhow::Error`; [`code_for`] walks its cause chain for
-//! the first error that has a class of its own (`crate::error::Class`):
-//! the typed errors of `crate::error`, and the error types of lower rooms
+//! the first error that has a class of its own (`verbatim::error::Class`):
+//! the typed errors of `verbatim::error`, and the error types of lower rooms
 //! that carry one (`StoreError::class`, `ConfigError::class`, …). This is
 //! the only place that knows every such type; it sits at the top, beside
 //! `main`. Everything else is 1.
 
 use std::process::ExitCode;
 
-use crate::config::ConfigError;
-use crate::error::{self, Class};
-use crate::pack::PackError;
-use crate::store::{OpenError, StoreError};
+use verbatim::config::ConfigError;
+use verbatim::error::{self, Class};
+use verbatim::pack::PackError;
+use verbatim::store::{OpenError, StoreError};
 
 /// The process's exit code for `err`.
 pub fn code_for(err: &anyhow::Error) -> ExitCode {

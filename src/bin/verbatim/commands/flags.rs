@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::cli::{BuildOpts, Global};
-use crate::config::{Config, Overrides};
-use crate::error::UsageError;
-use crate::store::{self, Store};
+use verbatim::config::{Config, Overrides};
+use verbatim::error::UsageError;
+use verbatim::store::{self, Store};
 
 /// Loads the config named by `--config` (or `./verbatim.toml`) with overrides.
 pub(super) fn load_config(g: &Global, overrides: Overrides) -> Result<Config> {
@@ -34,8 +34,8 @@ pub(super) fn build_config(g: &Global, opts: &BuildOpts) -> Result<Config> {
 }
 
 /// The build's options from its flags.
-pub(super) fn build_options(opts: &BuildOpts) -> crate::builder::BuildOptions {
-    crate::builder::BuildOptions {
+pub(super) fn build_options(opts: &BuildOpts) -> verbatim::builder::BuildOptions {
+    verbatim::builder::BuildOptions {
         revision: opts.revision.clone(),
         branch: opts.branch.clone(),
         ci_url: opts.ci_url.clone(),
@@ -62,7 +62,7 @@ pub(super) fn open_store_for(g: &Global) -> Result<Box<dyn Store>> {
 /// Opens the store named by `--store`, else the config's, existing or not.
 pub(super) fn open_store_any(g: &Global) -> Result<Box<dyn Store>> {
     Ok(match (&g.store, &g.config) {
-        (Some(url), None) if crate::config::discover().is_none() => {
+        (Some(url), None) if verbatim::config::discover().is_none() => {
             store::open(url, Path::new("."), &global_overrides(g).s3())?
         }
         _ => open_store(&load_config(g, Overrides::default())?)?,
@@ -76,7 +76,7 @@ pub(super) fn open_store(cfg: &Config) -> Result<Box<dyn Store>> {
 /// Requests in flight for commands that may run without a config file.
 pub(super) fn concurrency(g: &Global) -> usize {
     g.concurrency
-        .map_or(crate::config::DEFAULT_CONCURRENCY, usize::from)
+        .map_or(verbatim::config::DEFAULT_CONCURRENCY, usize::from)
 }
 
 /// The settings every command takes from global flags and variables.

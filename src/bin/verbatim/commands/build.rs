@@ -1,5 +1,5 @@
 //! `verbatim build`: pack the artifact and write the manifest, locally; the
-//! work is `crate::builder`.
+//! work is `verbatim::builder`.
 
 use std::path::Path;
 
@@ -7,9 +7,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::flags;
-use crate::builder;
 use crate::cli::{BuildArgs, Global};
 use crate::output::Printer;
+use verbatim::builder;
 
 #[derive(Serialize)]
 struct BuildJson<'a> {

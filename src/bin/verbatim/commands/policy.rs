@@ -1,16 +1,16 @@
 //! `verbatim policy show|set|history`: thin over
-//! `crate::environments::policy_store`.
+//! `verbatim::environments::policy_store`.
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::flags;
 use crate::cli::{Global, PolicyArgs, PolicyCommand, PolicyHistoryArgs, PolicySetArgs};
-use crate::environments::policy::{self, Kind, Policy, PolicyEvent};
-use crate::environments::policy_store::{self, SetRequest};
-use crate::environments::reader::{Reader, Verified};
 use crate::output::Printer;
-use crate::text::escape;
+use verbatim::environments::policy::{self, Kind, Policy, PolicyEvent};
+use verbatim::environments::policy_store::{self, SetRequest};
+use verbatim::environments::reader::{Reader, Verified};
+use verbatim::text::escape;
 
 pub fn run(g: &Global, args: &PolicyArgs, printer: &Printer) -> Result<()> {
     match &args.command {

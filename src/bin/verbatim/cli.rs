@@ -2,6 +2,10 @@
 //!
 //! Only declarations live here (clap derive); `commands` does the work.
 
+// The doc comments below are the `--help` text, written for a terminal
+// (`<command>`, `DIR/releases/<manifest-hex>/`), not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
@@ -27,7 +31,7 @@ pub fn check_bool_vars() -> Result<(), String> {
         if !ok {
             return Err(format!(
                 "environment variable {var}={}: expected 1/0, true/false, yes/no or on/off",
-                crate::text::escape(&value.to_string_lossy())
+                verbatim::text::escape(&value.to_string_lossy())
             ));
         }
     }

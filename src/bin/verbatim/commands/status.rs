@@ -1,17 +1,17 @@
 //! `verbatim status` and `verbatim history`: read-only views of
-//! environments (`crate::environments::views`), printed.
+//! environments (`verbatim::environments::views`), printed.
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::flags;
 use crate::cli::{Global, HistoryArgs, StatusArgs};
-use crate::environments::event::{kind_name, CheckStatus};
-use crate::environments::reader::{Reader, Verified};
-use crate::environments::reports::State;
-use crate::environments::views::{self, EnvCheckJson, EnvJson};
 use crate::output::Printer;
-use crate::text::escape;
+use verbatim::environments::event::{kind_name, CheckStatus};
+use verbatim::environments::reader::{Reader, Verified};
+use verbatim::environments::reports::State;
+use verbatim::environments::views::{self, EnvCheckJson, EnvJson};
+use verbatim::text::escape;
 
 #[derive(Serialize)]
 struct StatusJson {
@@ -102,7 +102,7 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
     let signers = args
         .allowed_signers
         .as_deref()
-        .map(crate::trust::read_allowed_signers)
+        .map(verbatim::trust::read_allowed_signers)
         .transpose()?;
     let history = views::history(
         &reader,

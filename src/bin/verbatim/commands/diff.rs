@@ -1,20 +1,20 @@
 //! `verbatim diff <a> <b>`: what changed between two manifests; the work is
-//! `crate::objects::diff`.
+//! `verbatim::objects::diff`.
 
 use anyhow::Result;
 
 use super::flags;
 use crate::cli::{DiffArgs, Global};
 use crate::output::Printer;
-use crate::text::human_bytes;
+use verbatim::text::human_bytes;
 
 pub fn run(g: &Global, args: &DiffArgs, printer: &Printer) -> Result<()> {
     let store = flags::open_store_for(g)?;
-    let a_id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.a)?;
-    let b_id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.b)?;
-    let a = crate::objects::load_manifest(store.as_ref(), &a_id)?;
-    let b = crate::objects::load_manifest(store.as_ref(), &b_id)?;
-    let d = crate::objects::diff::diff(store.as_ref(), (&a_id, &a), (&b_id, &b))?;
+    let a_id = verbatim::environments::resolve::resolve_manifest(store.as_ref(), &args.a)?;
+    let b_id = verbatim::environments::resolve::resolve_manifest(store.as_ref(), &args.b)?;
+    let a = verbatim::objects::load_manifest(store.as_ref(), &a_id)?;
+    let b = verbatim::objects::load_manifest(store.as_ref(), &b_id)?;
+    let d = verbatim::objects::diff::diff(store.as_ref(), (&a_id, &a), (&b_id, &b))?;
     let (artifact, assets) = (&d.artifact, &d.assets);
     printer.result(format!(
         "artifact: {}",

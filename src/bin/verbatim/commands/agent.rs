@@ -1,22 +1,22 @@
 //! `verbatim agent ENV --root DIR`: keep a host on an environment; the
-//! loop is `crate::host::agent`.
+//! loop is `verbatim::host::agent`.
 
 use anyhow::{Context, Result};
 
 use super::flags;
 use crate::cli::{AgentArgs, Global};
-use crate::error::UsageError;
-use crate::host::agent::{self, AgentRequest};
-use crate::host::id::host_id;
 use crate::output::Printer;
-use crate::trust::Trust;
+use verbatim::error::UsageError;
+use verbatim::host::agent::{self, AgentRequest};
+use verbatim::host::id::host_id;
+use verbatim::trust::Trust;
 
 pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
-    crate::config::check_env_name(&args.env).map_err(UsageError)?;
+    verbatim::config::check_env_name(&args.env).map_err(UsageError)?;
     let host = host_id(args.host.host_id.as_deref())?;
     let store = flags::open_store_for(g)?;
     let trust = Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
-    let _signals = crate::signals::Signals::install().context("installing signal handlers")?;
+    let _signals = verbatim::signals::Signals::install().context("installing signal handlers")?;
     let req = AgentRequest {
         env: &args.env,
         root: &args.host.root,

@@ -1,17 +1,17 @@
 //! `verbatim init`: write a commented `verbatim.toml` for the project in
-//! the current directory; the work is `crate::config::init`.
+//! the current directory; the work is `verbatim::config::init`.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use crate::cli::{Global, InitArgs};
-use crate::config::FILE_NAME;
 use crate::output::Printer;
+use verbatim::config::FILE_NAME;
 
 pub fn run(g: &Global, args: &InitArgs, printer: &Printer) -> Result<()> {
     let path = g.config.clone().unwrap_or_else(|| PathBuf::from(FILE_NAME));
-    let made = crate::config::init::init(&path, args.force)?;
+    let made = verbatim::config::init::init(&path, args.force)?;
     printer.note(format!(
         "wrote {}: packs {:?}{}; check it, then run `verbatim publish`",
         made.config.display(),

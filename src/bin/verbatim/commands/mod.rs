@@ -37,7 +37,7 @@ pub fn run(cli: Cli) -> Result<()> {
         cli.command,
         Command::Build(_) | Command::Publish(_) | Command::Fetch(_)
     )
-    .then(crate::signals::Signals::install)
+    .then(verbatim::signals::Signals::install)
     .transpose()?;
     let result = match &cli.command {
         Command::Init(a) => init::run(g, a, &printer),
@@ -66,13 +66,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sign(a) => sign::run_sign(g, a, &printer),
     };
     drop(signals);
-    let result = result.map_err(|e| match crate::signals::caught() {
-        Some(signal) if !e.chain().any(|c| c.is::<crate::error::Interrupted>()) => {
-            crate::error::Interrupted {
+    let result = result.map_err(|e| match verbatim::signals::caught() {
+        Some(signal) if !e.chain().any(|c| c.is::<verbatim::error::Interrupted>()) => {
+            verbatim::error::Interrupted {
                 signal,
                 message: format!(
                     "stopped by {} ({e:#}); temporary files removed",
-                    crate::signals::signal_name(signal)
+                    verbatim::signals::signal_name(signal)
                 ),
             }
             .into()

@@ -1,17 +1,17 @@
 //! `verbatim promote` and `verbatim rollback`: thin over
-//! `crate::environments::promote`.
+//! `verbatim::environments::promote`.
 
 use anyhow::{Context, Result};
 
 use super::flags;
 use crate::cli::{Global, PromoteArgs, RollbackArgs};
-use crate::environments::event::Kind;
-use crate::environments::moves::{CheckSpec, MoveJson, MoveRequest, Refused};
-use crate::environments::promote::{self, RollbackRequest};
-use crate::environments::reader::Reader;
-use crate::environments::resolve::resolve_manifest_with;
 use crate::output::Printer;
-use crate::trust::keys::load_key;
+use verbatim::environments::event::Kind;
+use verbatim::environments::moves::{CheckSpec, MoveJson, MoveRequest, Refused};
+use verbatim::environments::promote::{self, RollbackRequest};
+use verbatim::environments::reader::Reader;
+use verbatim::environments::resolve::resolve_manifest_with;
+use verbatim::trust::keys::load_key;
 
 pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<()> {
     let cfg = flags::load_config(g, Default::default())?;
@@ -37,7 +37,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     // rollback that follows.
     let signals = check
         .is_some()
-        .then(crate::signals::Signals::install)
+        .then(verbatim::signals::Signals::install)
         .transpose()
         .context("installing the signal handlers of the canary check")?;
     let req = MoveRequest {

@@ -1,11 +1,11 @@
-//! `verbatim key generate` and `verbatim sign`: thin over `crate::trust`.
+//! `verbatim key generate` and `verbatim sign`: thin over `verbatim::trust`.
 
 use anyhow::{Context, Result};
 
 use super::flags;
 use crate::cli::{Global, KeyArgs, KeyCommand, SignArgs};
 use crate::output::Printer;
-use crate::trust::{self, keys, stored::Signer};
+use verbatim::trust::{self, keys, stored::Signer};
 
 pub fn run_key(_g: &Global, args: &KeyArgs, printer: &Printer) -> Result<()> {
     let KeyCommand::Generate { out, comment } = &args.command;
@@ -24,8 +24,8 @@ pub fn run_key(_g: &Global, args: &KeyArgs, printer: &Printer) -> Result<()> {
 
 pub fn run_sign(g: &Global, args: &SignArgs, printer: &Printer) -> Result<()> {
     let store = flags::open_store_for(g)?;
-    let id = crate::environments::resolve::resolve_manifest(store.as_ref(), &args.manifest)?;
-    let bytes = crate::objects::load_manifest(store.as_ref(), &id)?.to_canonical_bytes();
+    let id = verbatim::environments::resolve::resolve_manifest(store.as_ref(), &args.manifest)?;
+    let bytes = verbatim::objects::load_manifest(store.as_ref(), &id)?.to_canonical_bytes();
     let key;
     let signer = match (&args.key, &args.signature) {
         (Some(path), _) => {
@@ -33,7 +33,7 @@ pub fn run_sign(g: &Global, args: &SignArgs, printer: &Printer) -> Result<()> {
             Signer::Key(&key)
         }
         (None, Some(path)) => Signer::Signature {
-            armored: crate::safe_fs::read_regular(path)
+            armored: verbatim::safe_fs::read_regular(path)
                 .with_context(|| format!("reading {}", path.display()))?,
             source: path.clone(),
         },

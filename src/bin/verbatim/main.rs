@@ -3,10 +3,17 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use verbatim::{cli::Cli, commands, error, exit, output};
+use verbatim::error;
+
+use crate::cli::Cli;
+
+mod cli;
+mod commands;
+mod exit;
+mod output;
 
 fn main() -> ExitCode {
-    if let Err(why) = verbatim::cli::check_bool_vars() {
+    if let Err(why) = cli::check_bool_vars() {
         let err = anyhow::Error::new(error::UsageError(why));
         if std::env::args_os().any(|a| a == "--json") {
             let doc = output::error_document(&err, None);

@@ -4,7 +4,7 @@
 //! `ManifestStaticFilesStorage` reads, so `{% static "css/site.css" %}`
 //! renders the fingerprinted name verbatim published. The manifest is the
 //! build directory's, or a stored one named by `--manifest`.
-//! The document is `crate::builder::django::staticfiles`, also what `build`
+//! The document is `verbatim::builder::django::staticfiles`, also what `build`
 //! packs into the artifact at `assets.django_manifest`.
 
 use std::path::Path;
@@ -14,10 +14,10 @@ use serde::Serialize;
 
 use super::flags;
 use crate::cli::{ExportArgs, ExportFormat, Global};
-use crate::config::Overrides;
-use crate::manifest::Manifest;
 use crate::output::Printer;
-use crate::store::local::write_atomic;
+use verbatim::config::Overrides;
+use verbatim::manifest::Manifest;
+use verbatim::store::local::write_atomic;
 
 #[derive(Serialize)]
 struct ExportJson<'a> {
@@ -37,22 +37,22 @@ pub fn run(g: &Global, args: &ExportArgs, printer: &Printer) -> Result<()> {
         }
         Some(arg) => {
             let store = flags::open_store_for(g)?;
-            let id = crate::environments::resolve::resolve_manifest(store.as_ref(), arg)?;
+            let id = verbatim::environments::resolve::resolve_manifest(store.as_ref(), arg)?;
             (
-                crate::objects::load_manifest(store.as_ref(), &id)?,
+                verbatim::objects::load_manifest(store.as_ref(), &id)?,
                 id.to_string(),
             )
         }
         None => {
             let cfg = flags::load_config(g, Overrides::default())?;
-            let built = crate::builder::load_built(&cfg)?;
+            let built = verbatim::builder::load_built(&cfg)?;
             let origin = built.manifest_path.display().to_string();
             (built.manifest, origin)
         }
     };
     let id = manifest.id();
     let ExportFormat::Django = args.format;
-    let bytes = crate::builder::django::staticfiles(
+    let bytes = verbatim::builder::django::staticfiles(
         manifest
             .assets
             .iter()
