@@ -1,4 +1,5 @@
-//! Integration tests: the real `verbatim` binary in temp directories.
+//! Integration tests: the real `verbatim` binary in temp directories (and,
+//! in `library`, the operations called from Rust).
 //!
 //! One module per command or contract. `util` is the harness.
 
@@ -18,6 +19,7 @@ mod errors;
 mod export;
 mod hostile;
 mod interrupt;
+mod library;
 mod nginx;
 mod policy;
 mod proxy;

@@ -1,5 +1,5 @@
 //! Development tasks: `cargo xtask ci`, `cargo xtask bench …`, `cargo xtask s3`,
-//! `cargo xtask fuzz`.
+//! `cargo xtask fuzz`, `cargo xtask house`.
 //!
 //! `ci` is the one command that sets up and runs every check, a short fuzz
 //! pass included; `.ci/run` calls exactly it. `bench` prints figures and ratios against the named peers on
@@ -10,6 +10,7 @@ mod bench_assets;
 mod bench_s3;
 mod fuzz;
 mod fuzz_seeds;
+mod house;
 mod setup;
 
 use std::path::PathBuf;
@@ -21,7 +22,10 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci            fmt --check, clippy -D warnings, every test, and a short fuzz pass
+  ci            fmt --check, clippy -D warnings, the house rules, the docs,
+                every test, and a short fuzz pass
+  house         the layout rules: files ≤ 900 lines and functions ≤ 150
+                (unit tests aside), no command importing another
   fuzz [--minutes N] [--target NAME]
                 run the fuzz targets (css js html config documents unpack)
                 for N minutes each (default 15), one after another
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match args.as_slice() {
         ["ci"] => ci(),
+        ["house"] => house::check(),
         ["fuzz", rest @ ..] => fuzz::main(rest),
         ["bench", "pack"] => bench::pack(),
         ["bench", "assets"] => bench_assets::assets(),
@@ -134,6 +139,11 @@ fn ci() -> Result {
             "warnings",
         ],
     )?;
+    house::check()?;
+    // Every public item documented, every intra-doc link resolved.
+    std::env::set_var("RUSTDOCFLAGS", "-D warnings");
+    run("cargo", &["doc", "--no-deps", "--workspace"])?;
+    std::env::remove_var("RUSTDOCFLAGS");
     // The tests start their own s3s-fs servers and read metadata with awscli.
     std::env::set_var("VERBATIM_TEST_S3S_FS", &s3s_fs);
     std::env::set_var("VERBATIM_TEST_AWS_CLI", &aws);

@@ -1,0 +1,113 @@
+//! The operations called from Rust, as a program embedding verbatim would
+//! call them: build, publish, promote and deploy on a local store, with no
+//! binary in between. The binary then reads what they wrote, so both sides
+//! of the library boundary agree.
+
+use std::fs;
+
+use verbatim::builder::{self, BuildOptions};
+use verbatim::config::Config;
+use verbatim::environments::event::Kind;
+use verbatim::environments::moves::{MoveRequest, Refused};
+use verbatim::environments::promote;
+use verbatim::environments::reader::Reader;
+use verbatim::error::GateRefused;
+use verbatim::host::deploy::{deploy, Request, Target};
+use verbatim::progress::Silent;
+use verbatim::publish::{publish, PublishOptions};
+use verbatim::store;
+
+use crate::util::Project;
+
+fn promotion(env: &str, to: verbatim::digest::Digest) -> MoveRequest<'_> {
+    MoveRequest {
+        env,
+        to,
+        kind: Kind::Promote,
+        reason: None,
+        force: false,
+        check: None,
+        sign: None,
+        dry_run: false,
+    }
+}
+
+#[test]
+fn build_publish_promote_and_deploy_from_rust() {
+    let p = Project::with_config("[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n");
+    p.write("app/server.py", "print('v1')\n");
+    p.write("static/site.css", "body{background:url(img/a.png)}");
+    p.write("static/img/a.png", b"\x89PNG one");
+    let cfg = Config::load(Some(&p.path().join("verbatim.toml")), &Default::default()).unwrap();
+    cfg.check_dirs().unwrap();
+
+    let built = builder::build(&cfg, &BuildOptions::default(), &Silent).unwrap();
+    assert_eq!(built.manifest.assets.len(), 2);
+    assert!(built.artifact_path.is_file());
+
+    let store = store::open(&cfg.store_url, &cfg.store_base, &cfg.s3).unwrap();
+    let publishing = PublishOptions {
+        env: None,
+        sign: None,
+        dry_run: false,
+    };
+    let first = publish(store.as_ref(), &cfg, &built, &publishing, &Silent).unwrap();
+    assert_eq!(first.manifest, built.id.to_string());
+    assert!(
+        first.tally.unchanged.is_empty(),
+        "{:?}",
+        first.tally.unchanged
+    );
+    assert_eq!(
+        first.tally.written.len(),
+        4,
+        "2 assets, the artifact, the manifest"
+    );
+    let again = publish(store.as_ref(), &cfg, &built, &publishing, &Silent).unwrap();
+    assert!(again.tally.written.is_empty(), "{:?}", again.tally.written);
+
+    let reader = Reader::new(store.as_ref(), cfg.concurrency);
+    let moved = promote::promote(&reader, &cfg, &promotion("dev", built.id), &Silent).unwrap();
+    assert_eq!((moved.result, moved.seq), ("moved", 1));
+    assert!(moved.gates.iter().all(|g| g.ok), "{:?}", moved.gates);
+
+    // A gate that refuses is a typed error carrying the refused move.
+    let refused = promote::promote(&reader, &cfg, &promotion("prod", built.id), &Silent)
+        .expect_err("prod before preprod");
+    assert!(refused.error.chain().any(|c| c.is::<GateRefused>()));
+    let report = &refused
+        .error
+        .downcast_ref::<Refused>()
+        .expect("the report")
+        .0;
+    assert_eq!((report.env.as_str(), report.result), ("prod", "refused"));
+
+    let root = p.path().join("host");
+    let request = Request {
+        target: Target::Env("dev"),
+        root: &root,
+        host: "web1",
+        hook_env: &[],
+        wait: true,
+        trust: None,
+    };
+    let deployed = deploy(Some(store.as_ref()), &request, &Silent).unwrap();
+    assert_eq!(deployed.result, "activated");
+    assert!(deployed.fetched && deployed.reported);
+    assert_eq!(
+        fs::read_link(root.join("current")).unwrap(),
+        std::path::Path::new("releases").join(built.id.hex())
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("current/server.py")).unwrap(),
+        "print('v1')\n"
+    );
+
+    // The binary reads what the library wrote.
+    let status = p.json(&["status", "dev"]);
+    let dev = &status["environments"][0];
+    assert_eq!(dev["manifest"], built.id.to_string());
+    assert_eq!(dev["hosts_on_manifest"], 1);
+    let history = p.json(&["history", "dev", "--verify"]);
+    assert_eq!(history["verified"]["events"], 1);
+}
