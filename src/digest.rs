@@ -29,10 +29,12 @@ impl Digest {
         Ok((digest, size))
     }
 
+    /// The digest whose 32 bytes are `bytes`.
     pub fn from_bytes(bytes: [u8; 32]) -> Digest {
         Digest(bytes)
     }
 
+    /// Its 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -118,6 +120,7 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// A writer over `inner` that has hashed nothing yet.
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
@@ -157,6 +160,7 @@ pub struct HashingReader<R> {
 }
 
 impl<R: Read> HashingReader<R> {
+    /// A reader over `inner` that has hashed nothing yet.
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,

@@ -5,8 +5,8 @@
 //! these types (a refused gate, a lost race, a corrupt object, …); an error
 //! type of a lower room that stands for such a class says so with a
 //! `class()` method of its own (`StoreError::class`, `ConfigError::class`).
-//! `crate::exit` walks a chain and turns the first class found into the
-//! process's exit code. The ground floor: it imports nothing of the crate.
+//! The binary's `exit.rs` walks a chain and turns the first class found
+//! into the process's exit code. The ground floor: it imports nothing of the crate.
 
 /// Any other failure: exit 1.
 pub const FAILURE: u8 = 1;

@@ -6,6 +6,8 @@
 //! (`src/bin/verbatim/`) only parses the command line, calls one operation
 //! and prints what it returns. See ARCHITECTURE.md for the map.
 
+#![deny(missing_docs)]
+
 pub mod actor;
 pub mod assets;
 pub mod builder;

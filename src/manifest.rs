@@ -15,11 +15,15 @@ use crate::digest::Digest;
 /// The schema version written into every manifest.
 pub const SCHEMA: &str = "verbatim.manifest/v1";
 
+/// A release: the artifact, every asset, how a host runs it, and where the
+/// build came from. Its id is the sha256 of its canonical bytes
+/// ([`Manifest::id`]); it is stored at [`key_for`] that id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 // Fields are declared in alphabetical order: serializing them directly is
 // then canonical (a unit test holds this), with no intermediate `Value`.
 pub struct Manifest {
+    /// The app directory's archive.
     pub artifact: Artifact,
     /// Logical asset path (as the app names it) → stored asset.
     pub assets: BTreeMap<String, Asset>,
@@ -27,7 +31,10 @@ pub struct Manifest {
     /// when the config has none, so older manifests keep their bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
+    /// Where the build came from.
     pub provenance: Provenance,
+    /// Always [`SCHEMA`]; a manifest of another schema is refused
+    /// ([`ManifestError::Schema`]).
     pub schema: String,
 }
 
@@ -40,6 +47,8 @@ pub struct Deploy {
     pub check_timeout: u64,
     /// Seconds `hooks.pre_activate` and `hooks.post_activate` may each take.
     pub hook_timeout: u64,
+    /// The commands a host runs around the flip of `current`; absent when
+    /// there are none.
     #[serde(default, skip_serializing_if = "Hooks::is_empty")]
     pub hooks: Hooks,
     /// Releases a host keeps (besides the current and the previous one).
@@ -66,6 +75,8 @@ pub struct Hooks {
 }
 
 impl Hooks {
+    /// Whether there is no hook at all (then the manifest leaves `hooks`
+    /// out).
     pub fn is_empty(&self) -> bool {
         self.check.is_none() && self.post_activate.is_none() && self.pre_activate.is_none()
     }
@@ -142,6 +153,8 @@ impl Deploy {
     }
 }
 
+/// The artifact: the app directory packed as a reproducible `tar.gz`
+/// ([`crate::pack`]), stored create-only under its sha256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Artifact {
@@ -153,15 +166,21 @@ pub struct Artifact {
     pub pack_spec: String,
     /// Hex sha256 of the stored bytes.
     pub sha256: String,
+    /// Size in bytes of the stored (compressed) archive.
     pub size: u64,
     /// Sum of the file sizes inside: unpacking stops beyond it.
     pub unpacked_size: u64,
 }
 
+/// One fingerprinted asset, stored create-only under its own key so a CDN
+/// can serve it straight from the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Asset {
+    /// The `Cache-Control` it is stored with (printable ASCII).
     pub cache_control: String,
+    /// The `Content-Type` it is stored with, from its extension (printable
+    /// ASCII).
     pub content_type: String,
     /// Subresource-integrity value (`sha384-<base64>`) of the stored bytes.
     pub integrity: String,
@@ -171,10 +190,13 @@ pub struct Asset {
     /// Logical paths of the assets this one references.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,
+    /// Hex sha256 of the stored bytes.
     pub sha256: String,
+    /// Size in bytes of the stored bytes.
     pub size: u64,
 }
 
+/// Where a build came from, as far as the build could tell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provenance {
@@ -197,12 +219,17 @@ pub struct Provenance {
 /// Why bytes are not a manifest this version understands.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// Not JSON, or not the shape of a manifest (a field missing, unknown
+    /// or of the wrong type).
     #[error("not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// A `schema` other than [`SCHEMA`]: the schema it names.
     #[error(
         "schema `{0}` is not supported by this verbatim (it reads `{SCHEMA}`); upgrade verbatim"
     )]
     Schema(String),
+    /// The shape is right but a value breaks a rule; says which field and
+    /// why.
     #[error("{0}")]
     Invalid(String),
 }
@@ -268,10 +295,6 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Everything a command relies on, checked once on parse: keys are
-    /// store keys under their prefix, logical paths are plain relative
-    /// paths, digests are hex, and text that ends up in headers or on a
-    /// terminal holds no control characters.
     /// Parses and checks a manifest streamed from `reader`, never holding
     /// its bytes; returns it with the sha256 and size of the bytes read.
     /// Errors are plainer than [`Manifest::parse`]'s (no schema hint).
@@ -289,6 +312,10 @@ impl Manifest {
         Ok((m, digest, size))
     }
 
+    /// Everything a command relies on, checked once on parse: keys are
+    /// store keys under their prefix, logical paths are plain relative
+    /// paths, digests are hex, and text that ends up in headers or on a
+    /// terminal holds no control characters.
     fn check(&self) -> Result<(), ManifestError> {
         let bad = |what: String| Err(ManifestError::Invalid(what));
         let a = &self.artifact;
@@ -404,8 +431,11 @@ pub fn check_logical(path: &str) -> Result<(), &'static str> {
 /// One object a manifest names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRef {
+    /// Its store key.
     pub key: String,
+    /// The sha256 its bytes must have.
     pub sha256: Digest,
+    /// The size in bytes it must have.
     pub size: u64,
 }
 

@@ -34,22 +34,32 @@ pub const DEFAULT_MTIME: u64 = 0;
 pub struct Entry {
     /// `/`-separated path relative to the app dir; directories have no trailing `/`.
     pub path: String,
+    /// What it is, and what the archive records of it.
     pub kind: EntryKind,
 }
 
+/// What an [`Entry`] is: the only kinds the pack spec can hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
+    /// A directory (packed 0755, as `path/`).
     Dir,
+    /// A regular file of the tree, read when it is packed.
     File {
+        /// Its size in bytes when scanned; a file that changes size before
+        /// it is packed is [`PackError::Changed`].
         size: u64,
+        /// Whether the owner may execute it: packed 0755, else 0644.
         executable: bool,
     },
+    /// A symlink that stays inside the tree ([`check_link`]), packed 0777.
     Symlink {
+        /// Its target, relative, exactly as the link holds it.
         target: String,
     },
     /// A regular file (0644) whose bytes the build made, not read from the
     /// tree: added by [`insert_generated`].
     Generated {
+        /// The whole file.
         bytes: Vec<u8>,
     },
 }
@@ -57,27 +67,77 @@ pub enum EntryKind {
 /// Why a tree cannot be packed.
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
+    /// The app directory (the root given to [`scan`]) is missing or not a
+    /// directory.
     #[error("app directory {0} does not exist or is not a directory (set `app.dir` in verbatim.toml or --app-dir)")]
     MissingRoot(PathBuf),
+    /// Something the spec cannot hold: a fifo, socket or device.
     #[error("{path}: {what} cannot be packed; remove it or add it to `app.exclude`")]
-    Unsupported { path: PathBuf, what: &'static str },
+    Unsupported {
+        /// Where it is on disk.
+        path: PathBuf,
+        /// What it is (`a fifo`, `a socket`, …).
+        what: &'static str,
+    },
+    /// A symlink whose target is absolute or leaves the tree, lexically or
+    /// once resolved.
     #[error("{path}: symlink to {target} points outside the app directory; only links that stay inside the tree are packed (replace it with a copy or exclude it)")]
-    EscapingLink { path: PathBuf, target: String },
+    EscapingLink {
+        /// The link, on disk.
+        path: PathBuf,
+        /// Its target as it holds it.
+        target: String,
+    },
+    /// A symlink whose target does not exist.
     #[error("{path}: symlink to {target} is dangling; fix or exclude it")]
-    DanglingLink { path: PathBuf, target: String },
+    DanglingLink {
+        /// The link, on disk.
+        path: PathBuf,
+        /// Its target as it holds it.
+        target: String,
+    },
+    /// A file name, or a symlink's target, that is not UTF-8.
     #[error("{0}: file name is not valid UTF-8; rename it or exclude it")]
     NonUtf8(PathBuf),
+    /// A file whose size changed between [`scan`] and [`write()`], or while
+    /// it was read: the archive would not be what was scanned.
     #[error("{path}: changed size while it was being packed; pack a tree nobody is writing to")]
-    Changed { path: PathBuf },
+    Changed {
+        /// The file, on disk.
+        path: PathBuf,
+    },
+    /// A pattern of `app.exclude` that does not compile: a usage error
+    /// (exit 2).
     #[error("invalid exclude glob `{glob}` in `app.exclude`: {message}")]
-    BadGlob { glob: String, message: String },
+    BadGlob {
+        /// The pattern (all of them when only the set as a whole failed).
+        glob: String,
+        /// What globset said is wrong with it.
+        message: String,
+    },
+    /// A `.gitignore` or `.ignore` file that cannot be read or parsed.
     #[error("{path}: {message}; fix it, or set `app.respect_gitignore = false`")]
-    BadIgnoreFile { path: PathBuf, message: String },
+    BadIgnoreFile {
+        /// The ignore file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// [`insert_generated`] refused the path.
     #[error("cannot add {path} to the artifact: {why}")]
-    CannotInsert { path: String, why: String },
+    CannotInsert {
+        /// The `/`-separated path it was asked to add.
+        path: String,
+        /// Why it cannot be there.
+        why: String,
+    },
+    /// Reading the tree, or writing the archive, failed.
     #[error("reading {path}")]
     Io {
+        /// The file or directory read (`<artifact output>` when writing the
+        /// archive failed).
         path: PathBuf,
+        /// The error of the operating system.
         #[source]
         source: io::Error,
     },
@@ -217,6 +277,7 @@ fn ignored_by(matchers: &[Gitignore], path: &Path, is_dir: bool) -> Option<Strin
 pub struct GlobError {
     /// The pattern (all of them when only the set as a whole failed).
     pub glob: String,
+    /// What globset said is wrong with it.
     pub message: String,
 }
 
@@ -468,7 +529,9 @@ pub fn check_link(path: &Path, canonical_root: &Path) -> Result<String, PackErro
 /// What [`write()`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packed {
+    /// The sha256 of the compressed archive: the artifact's digest.
     pub sha256: Digest,
+    /// The compressed archive's size in bytes.
     pub size: u64,
     /// Uncompressed bytes of file content read.
     pub content_bytes: u64,

@@ -48,12 +48,17 @@ pub enum Ended {
 
 /// A shell command to run as a check or a deploy hook.
 pub struct Job<'a> {
+    /// The command, given to `sh -c` as it is.
     pub cmd: &'a str,
     /// What it is, for messages: `canary check`, `pre_activate hook`.
     pub label: &'a str,
     /// Where it runs [default: verbatim's own working directory].
     pub cwd: Option<&'a Path>,
+    /// Variables set for it on top of the environment it inherits
+    /// (`VERBATIM_ENV`, `VERBATIM_MANIFEST`, …).
     pub vars: &'a [(&'a str, &'a str)],
+    /// How long it may run before its group is ended (TERM, [`GRACE`], KILL)
+    /// and it has failed.
     pub timeout: Duration,
 }
 

@@ -32,6 +32,9 @@ pub struct Signals {
 }
 
 impl Signals {
+    /// Installs the handlers and forgets any signal caught before; the error
+    /// is the OS's, when one cannot be installed (those already installed are
+    /// put back).
     pub fn install() -> io::Result<Signals> {
         CAUGHT.store(0, Ordering::SeqCst);
         let mut signals = Signals {

@@ -71,7 +71,9 @@ impl fmt::Debug for Escaped<'_> {
 /// shows as `\n` and never starts a line.
 #[derive(Debug)]
 pub struct Lines {
+    /// The first line: what failed.
     pub head: String,
+    /// One line each below the head, indented by two spaces.
     pub items: Vec<String>,
 }
 

@@ -21,15 +21,30 @@ use std::path::Path;
 /// An entry that cannot be unpacked safely, or an I/O failure.
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
+    /// The artifact holds an entry that is not safe, or more than its
+    /// manifest records; unpacking stops at it.
     #[error("artifact entry `{entry}`: {why}; refusing to unpack it")]
-    Refused { entry: String, why: String },
+    Refused {
+        /// The entry's path as the archive names it (`<non-UTF-8>` when it
+        /// is not UTF-8).
+        entry: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Unpacking one entry failed: reading its header, or creating or
+    /// writing it.
     #[error("artifact entry `{entry}`: {op}")]
     Entry {
+        /// The entry's path as the archive names it.
         entry: String,
+        /// What was being done (`creating the file`, `writing`, …).
         op: &'static str,
+        /// The error of the operating system.
         #[source]
         source: io::Error,
     },
+    /// Reading the archive failed: corrupt gzip or tar, or more bytes than
+    /// the limits allow.
     #[error("unpacking the artifact")]
     Io(#[from] io::Error),
 }
@@ -39,21 +54,31 @@ pub enum UnpackError {
 pub struct Entry {
     /// `/`-separated, relative to the release.
     pub path: String,
+    /// What it is; its fields sit beside `path` in the record, `type`
+    /// naming the kind.
     #[serde(flatten)]
     pub kind: EntryKind,
 }
 
+/// What an unpacked [`Entry`] is, and what a host checks of it later
+/// (`"type"`: `dir`, `file` or `symlink`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum EntryKind {
+    /// A directory.
     Dir,
+    /// A regular file, written 0755 or 0644.
     File {
-        /// Hex.
+        /// The sha256 of its bytes as written, in hex.
         sha256: String,
+        /// Its size in bytes.
         size: u64,
+        /// Whether it is executable (0755).
         exec: bool,
     },
+    /// A symlink, created after every file and directory.
     Symlink {
+        /// Its target, relative and inside the release.
         target: String,
     },
 }

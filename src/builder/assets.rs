@@ -43,6 +43,8 @@ pub struct Fingerprinted {
     dir: PathBuf,
     /// The files the scanners read, and the others' digests.
     input: Input,
+    /// Every file's final name, digest and edits, and each hashed directory's
+    /// name.
     pub output: assets::Output,
 }
 

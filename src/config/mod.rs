@@ -127,12 +127,24 @@ pub const DEFAULT_ORDER: [&str; 3] = ["dev", "preprod", "prod"];
 /// Settings given on the command line or in `VERBATIM_*` variables.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
+    /// `--app-dir` / `VERBATIM_APP_DIR`: the app directory, instead of
+    /// `app.dir`.
     pub app_dir: Option<PathBuf>,
+    /// `--store` / `VERBATIM_STORE`: the store URL, instead of `store.url`; a
+    /// relative path is taken from the current directory.
     pub store: Option<String>,
+    /// `--endpoint-url`: the S3 endpoint, instead of `store.endpoint_url`.
     pub endpoint_url: Option<String>,
+    /// `--region`: the S3 region, instead of `store.region`.
     pub region: Option<String>,
+    /// `--path-style` / `VERBATIM_S3_PATH_STYLE`: path-style S3 addressing;
+    /// `false` leaves `store.path_style` to decide.
     pub path_style: bool,
+    /// `--unsafe-no-conditional-writes`: accept an S3 server that ignores
+    /// conditional writes, falling back to racy HEAD-then-PUT.
     pub unsafe_no_conditional_writes: bool,
+    /// `--concurrency` / `VERBATIM_CONCURRENCY`: store requests in flight at
+    /// once, instead of `store.concurrency`.
     pub concurrency: Option<usize>,
     /// Seconds one store request may take.
     pub timeout: Option<u64>,
@@ -160,7 +172,11 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 pub struct Config {
     /// The directory holding the config file; relative paths hang off it.
     pub root: PathBuf,
+    /// The config file as found or given (relative when found in the current
+    /// directory); named in messages.
     pub config_path: PathBuf,
+    /// The directory packed into the artifact: `--app-dir`, else `app.dir`
+    /// resolved against `root`.
     pub app_dir: PathBuf,
     /// `app.default_excludes`: leave out `.git`, `node_modules`, … (default true).
     pub default_excludes: bool,
@@ -168,8 +184,13 @@ pub struct Config {
     pub respect_gitignore: bool,
     /// Whether `app_dir` came from `--app-dir` / `VERBATIM_APP_DIR`.
     app_dir_from_flag: bool,
+    /// `app.exclude`: globs of app paths left out of the artifact
+    /// ([`crate::pack::glob_set`]).
     pub exclude: Vec<String>,
+    /// `assets.dir` resolved against `root`; `None` when the file has no
+    /// `[assets]`.
     pub assets_dir: Option<PathBuf>,
+    /// `assets.allow_missing`: globs of references allowed to point nowhere.
     pub allow_missing: Vec<String>,
     /// `assets.exclude`: globs of asset paths not published (nor scanned).
     pub assets_exclude: Vec<String>,
@@ -189,7 +210,7 @@ pub struct Config {
     pub keep_names: Vec<String>,
     /// `assets.hash_dirs` as written: directories (relative to the assets
     /// directory) published whole under a hashed name
-    /// (`commands::assets::hash_dirs` checks them).
+    /// (`builder::assets` checks them).
     pub hash_dirs: Vec<String>,
     /// Store URL, relative paths already resolved against the right base.
     pub store_url: String,
@@ -201,7 +222,7 @@ pub struct Config {
     pub concurrency: usize,
     /// `environments.order`, `None` when the file declares none. Once the
     /// store holds a policy its order rules, and this must agree with it
-    /// (`commands::policy`); before, the first move stores [`Config::order`].
+    /// (`environments::policy_store`); before, the first move stores [`Config::order`].
     pub environments: Option<Vec<String>>,
     /// `[deploy]`, as the manifest carries it; `None` when the file has none.
     pub deploy: Option<crate::manifest::Deploy>,
@@ -220,7 +241,8 @@ impl ConfigError {
 }
 
 impl Config {
-    /// Loads `path`, or `./verbatim.toml` when `path` is `None`.
+    /// Loads `path`, or, when `path` is `None`, the `verbatim.toml` of the
+    /// current directory or the nearest one above it ([`discover`]).
     pub fn load(path: Option<&Path>, o: &Overrides) -> Result<Config, ConfigError> {
         let (path, explicit) = match path {
             Some(p) => (p.to_owned(), true),
@@ -529,6 +551,8 @@ pub fn check_env_names(envs: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// One environment name: 1 to 64 lower-case ASCII letters, digits, `-`
+/// and `_`, starting with a letter. The error says so, naming it.
 pub fn check_env_name(e: &str) -> Result<(), String> {
     let ok = !e.is_empty()
         && e.len() <= 64

@@ -13,15 +13,22 @@ use super::log::{
 use crate::clock::parse_rfc3339;
 use crate::digest::Digest;
 
+/// The `schema` of every [`Pointer`].
 pub const POINTER_SCHEMA: &str = "verbatim.pointer/v1";
+/// The `schema` of every environment [`Event`]; [`check_event`] refuses any
+/// other.
 pub const EVENT_SCHEMA: &str = "verbatim.event/v1";
+/// The `schema` of every [`CheckRecord`].
 pub const CHECK_SCHEMA: &str = "verbatim.check/v1";
 
 /// What moved a pointer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// A move to a manifest by `promote`.
     Promote,
+    /// A move by `rollback`, back to a manifest the environment ran before
+    /// (or, forced, to any).
     Rollback,
     /// A rollback made by a failed canary check.
     AutoRollback,
@@ -31,8 +38,11 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Gate {
+    /// Its name: `order`, `objects`, `signatures`, `was-live` or `canary`.
     pub gate: String,
+    /// Whether it passed; a recorded event with a failed gate was forced.
     pub ok: bool,
+    /// What it found, in words for a person.
     pub detail: String,
 }
 
@@ -40,20 +50,29 @@ pub struct Gate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
+    /// Always [`EVENT_SCHEMA`].
     pub schema: String,
+    /// The environment whose history holds it; must agree with its key.
     pub env: String,
+    /// Its place in the history, from 1; must agree with its file name.
     pub seq: u64,
+    /// What moved the pointer.
     pub kind: Kind,
     /// RFC 3339, UTC.
     pub time: String,
+    /// Who moved it ([`crate::actor::actor`]).
     pub actor: String,
     /// The manifest live before, if any.
     pub from: Option<String>,
+    /// The manifest live after it: `sha256:<64 hex digits>`.
     pub to: String,
+    /// Why, as `--reason` gave it; `null` when none was given.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Whether `--force` overrode a gate that refused (see `gates`).
     #[serde(default)]
     pub forced: bool,
+    /// The gates checked before the move, and what each said.
     #[serde(default)]
     pub gates: Vec<Gate>,
     /// The canary check this move starts, recorded before it starts; absent
@@ -78,6 +97,8 @@ pub struct Check {
     /// How many hosts must report the manifest active, for `--wait-hosts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts: Option<u64>,
+    /// How long it may take, in seconds; `deadline` is when the move was
+    /// recorded plus this.
     pub timeout_secs: u64,
     /// RFC 3339, UTC: when the check is ended at the latest.
     pub deadline: String,
@@ -88,11 +109,15 @@ pub struct Check {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRecord {
+    /// Always [`CHECK_SCHEMA`].
     pub schema: String,
+    /// The environment moved; must agree with its key.
     pub env: String,
+    /// The event that started the check; must agree with its file name.
     pub seq: u64,
     /// The manifest checked: the `to` of event `seq`.
     pub manifest: String,
+    /// Whether it passed.
     pub outcome: Outcome,
     /// What happened: an exit status, a timeout, a signal.
     pub detail: String,
@@ -104,7 +129,11 @@ pub struct CheckRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
+    /// The command exited 0, or enough hosts reported the manifest active in
+    /// time.
     Passed,
+    /// It did not: a non-zero exit, a timeout, a signal, or too few hosts
+    /// reported in time.
     Failed,
 }
 
@@ -117,7 +146,10 @@ pub enum CheckStatus {
     /// No outcome and the deadline has passed: the check never finished
     /// (its promoter was killed, or lost the store).
     Expired,
+    /// Its record says it passed.
     Passed,
+    /// Its record says it failed; or, with no record yet, an auto-rollback
+    /// from its manifest came right after its event.
     Failed,
 }
 
@@ -136,19 +168,29 @@ impl CheckStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pointer {
+    /// Always [`POINTER_SCHEMA`].
     pub schema: String,
+    /// The environment.
     pub env: String,
+    /// The manifest it runs: the `to` of event `seq`.
     pub manifest: String,
+    /// The newest event the pointer applies.
     pub seq: u64,
+    /// RFC 3339, UTC: when that event was made.
     pub time: String,
+    /// Who made that event.
     pub actor: String,
 }
 
 impl Event {
+    /// Its canonical JSON: the bytes stored at [`event_key`], which the next
+    /// event's `prev` hashes.
     pub fn to_bytes(&self) -> Vec<u8> {
         canonical(self)
     }
 
+    /// `to` as a manifest id; `None` when it is not one (never, once
+    /// [`check_event`] passed).
     pub fn to_digest(&self) -> Option<Digest> {
         self.to.parse().ok()
     }
@@ -167,12 +209,15 @@ impl Event {
 }
 
 impl Pointer {
+    /// Its canonical JSON, stored at [`pointer_key`]: byte for byte what
+    /// [`Event::pointer`] of the newest event encodes to.
     pub fn to_bytes(&self) -> Vec<u8> {
         canonical(self)
     }
 }
 
 impl CheckRecord {
+    /// Its canonical JSON, stored at [`check_key`].
     pub fn to_bytes(&self) -> Vec<u8> {
         canonical(self)
     }

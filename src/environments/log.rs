@@ -21,7 +21,9 @@ pub fn canonical<T: Serialize>(v: &T) -> Vec<u8> {
 /// reports it as an integrity error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inconsistent {
+    /// The key at fault.
     pub key: String,
+    /// What disagrees, in words for a person.
     pub what: String,
 }
 
@@ -33,6 +35,7 @@ impl std::fmt::Display for Inconsistent {
 
 impl std::error::Error for Inconsistent {}
 
+/// An [`Inconsistent`] naming `key` and `what`.
 pub fn inconsistent(key: impl Into<String>, what: impl Into<String>) -> Inconsistent {
     Inconsistent {
         key: key.into(),
@@ -49,12 +52,13 @@ pub fn strict_digest(s: &str) -> Option<Digest> {
 /// An append-only log in the store: create-only events `1..=n` under one
 /// prefix, each moving one pointer, which is derived from the newest event
 /// byte for byte. Every environment is one ([`Log::env`]); so is the policy
-/// (`crate::policy`). What makes a history trustworthy is the same for both,
+/// (`super::policy`). What makes a history trustworthy is the same for both,
 /// so the checks below are written once, over any [`Entry`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
     /// Its name in messages: an environment (`prod`), or `the policy`.
     pub name: String,
+    /// The pointer's key, moved by compare-and-swap.
     pub pointer_key: String,
     /// Event keys below it sort in sequence order.
     pub events_prefix: String,

@@ -42,6 +42,7 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvRules {
+    /// The environment's name, as its keys spell it (`envs/<name>.json`).
     pub name: String,
     /// Principals whose signatures a manifest needs before it may be
     /// promoted here (the `signatures` gate).
@@ -64,15 +65,21 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyEvent {
+    /// Always [`EVENT_SCHEMA`].
     pub schema: String,
+    /// Its place in the log, from 1; must agree with its file name.
     pub seq: u64,
+    /// How it came about.
     pub kind: Kind,
     /// RFC 3339, UTC.
     pub time: String,
+    /// Who changed it ([`crate::actor::actor`]).
     pub actor: String,
     /// The policy before, if any.
     pub from: Option<Policy>,
+    /// The policy after it.
     pub to: Policy,
+    /// Why: `--reason` of `policy set`, or where an `init` took the order from.
     #[serde(default)]
     pub reason: Option<String>,
     /// `sha256:<hex>` of the stored bytes of the event before it, as an
@@ -86,10 +93,15 @@ pub struct PolicyEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyPointer {
+    /// Always [`POLICY_SCHEMA`].
     pub schema: String,
+    /// The newest policy event it applies.
     pub seq: u64,
+    /// RFC 3339, UTC: when that event was made.
     pub time: String,
+    /// Who made that event.
     pub actor: String,
+    /// The policy in effect: the `to` of event `seq`.
     pub policy: Policy,
 }
 
@@ -174,6 +186,8 @@ impl Policy {
 }
 
 impl PolicyEvent {
+    /// Its canonical JSON: the bytes stored at its key in `policy/events/`,
+    /// which the next event's `prev` hashes.
     pub fn to_bytes(&self) -> Vec<u8> {
         canonical(self)
     }
@@ -191,6 +205,8 @@ impl PolicyEvent {
 }
 
 impl PolicyPointer {
+    /// Its canonical JSON, stored at [`POINTER_KEY`]: byte for byte what
+    /// [`PolicyEvent::pointer`] of the newest event encodes to.
     pub fn to_bytes(&self) -> Vec<u8> {
         canonical(self)
     }

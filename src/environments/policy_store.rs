@@ -104,6 +104,7 @@ pub fn load(reader: &Reader<'_>) -> Result<PolicyState> {
 /// The environment order a command follows, and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
+    /// The environment names, first to last.
     pub names: Vec<String>,
     /// The store's policy it comes from (its per-environment rules);
     /// `None` before the store holds one.
@@ -348,9 +349,13 @@ pub struct ShowJson {
     pub source: &'static str,
     /// The policy event in effect; `null` before there is one.
     pub seq: Option<u64>,
+    /// RFC 3339, UTC: when that event was made; `null` before there is one.
     pub time: Option<String>,
+    /// Who made it; `null` before there is one.
     pub actor: Option<String>,
+    /// Why it was made; `null` before there is one.
     pub reason: Option<String>,
+    /// The policy in effect, or the one the first move will store.
     pub policy: Policy,
 }
 
@@ -517,7 +522,9 @@ pub struct SetJson {
     pub result: &'static str,
     /// The policy event in effect after.
     pub seq: u64,
+    /// The policy before; `null` when the store held none.
     pub from: Option<Policy>,
+    /// The policy in effect after.
     pub to: Policy,
 }
 

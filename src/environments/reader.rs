@@ -65,6 +65,7 @@ const RELIST_ATTEMPTS: usize = 20;
 /// An environment as stored, checked.
 #[derive(Debug)]
 pub struct EnvState {
+    /// The environment's name.
     pub env: String,
     /// Every event, oldest first: `events[i].seq == i + 1`.
     pub events: Vec<Event>,
@@ -134,7 +135,7 @@ impl EnvState {
     }
 }
 
-/// Reads environments (and the policy, `commands::policy`) from one store,
+/// Reads environments (and the policy, `policy_store`) from one store,
 /// remembering within a run what cannot change: events (create-only) and
 /// the presence of manifests (never deleted).
 pub struct Reader<'a> {
@@ -175,9 +176,14 @@ impl Stored for PolicyEvent {
 /// `i + 1`) and the sha256 of its stored bytes (`digests[i]`), the
 /// pointer's bytes and ETag, and how many events the pointer has applied.
 pub struct Loaded<E> {
+    /// Every event, oldest first.
     pub events: Vec<E>,
+    /// The sha256 of each event's bytes as read: `digests[i]` of `events[i]`.
     pub digests: Vec<Digest>,
+    /// The pointer's bytes as read and its ETag; `None` when there is no
+    /// pointer yet.
     pub pointer: Option<(Vec<u8>, ETag)>,
+    /// How many events the pointer has applied: all, or all but the newest.
     pub applied: usize,
 }
 
@@ -194,6 +200,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The store it reads.
     pub fn store(&self) -> &'a dyn Store {
         self.store
     }

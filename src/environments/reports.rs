@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::progress::Progress;
 use crate::store::{Store, StoreError};
 
+/// The `schema` of every host [`Report`].
 pub const SCHEMA: &str = "verbatim.host/v1";
 
 /// The most bytes a report may have; a bigger one is not read.
@@ -30,14 +31,19 @@ pub enum State {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
+    /// Always [`SCHEMA`].
     pub schema: String,
+    /// The environment the host follows, or was deployed for.
     pub env: String,
+    /// The host's id (`--host-id`, else its hostname; [`check_host_id`]); its
+    /// key is [`report_key`] of it.
     pub host: String,
     /// The manifest the report is about: the one deployed, or attempted.
     pub manifest: String,
     /// The event of the environment's pointer the host followed; `None`
     /// when it was deployed by manifest or flipped back by hand.
     pub seq: Option<u64>,
+    /// Where the host stands with `manifest`.
     pub state: State,
     /// What the host's `current` names now.
     pub running: Option<String>,
@@ -50,15 +56,19 @@ pub struct Report {
 }
 
 impl Report {
+    /// Its canonical JSON, stored at [`report_key`] (overwritten by its host
+    /// only).
     pub fn to_bytes(&self) -> Vec<u8> {
         super::log::canonical(self)
     }
 }
 
+/// `envs/<env>/hosts/`: every host report of `env`.
 pub fn hosts_prefix(env: &str) -> String {
     format!("envs/{env}/hosts/")
 }
 
+/// `envs/<env>/hosts/<host>.json`: the one report of `host`.
 pub fn report_key(env: &str, host: &str) -> String {
     format!("{}{host}.json", hosts_prefix(env))
 }
@@ -93,6 +103,9 @@ pub struct Tally {
     pub failed: Vec<(String, String)>,
 }
 
+/// Tallies `reports` for the move of `seq` to `manifest`: a report counts
+/// when it names `manifest` and followed event `seq` or a later one; one
+/// still deploying counts for nothing yet.
 pub fn tally(reports: &[Report], manifest: &str, seq: u64) -> Tally {
     let mut t = Tally::default();
     for r in reports {

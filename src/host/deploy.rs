@@ -6,8 +6,9 @@
 //! re-checked file by file, and fetched again if it was modified); link
 //! the shared paths; `pre_activate`; flip `current`; `post_activate` and
 //! `check`, flipping back if either fails; keep the newest releases; report
-//! to `envs/<env>/hosts/<host>.json`. `host::Root` does the disk work;
-//! hooks run through `crate::process::run`.
+//! to `envs/<env>/hosts/<host>.json`. `root::Root` does the disk work,
+//! `stage` the download, `hooks` the hooks (through `crate::process::run`),
+//! `report` the report.
 
 use std::path::{Path, PathBuf};
 

@@ -33,7 +33,10 @@ use crate::unpack::{Entry, EntryKind};
 /// The link the app is served from.
 pub const CURRENT: &str = "current";
 const CURRENT_TMP: &str = "current.tmp";
+/// The directory of unpacked releases, one per manifest hex, beside their
+/// manifests.
 pub const RELEASES: &str = "releases";
+/// The directory of paths that survive releases, linked into each one.
 pub const SHARED: &str = "shared";
 const STATE: &str = ".verbatim";
 const HISTORY: &str = "history.jsonl";
@@ -73,12 +76,16 @@ pub struct HostEvent {
     pub time: String,
     /// The manifest deployed (or attempted).
     pub manifest: String,
+    /// How it ended.
     pub outcome: Outcome,
     /// What `current` names after the attempt.
     pub current: Option<String>,
     /// The environment followed, and the event of its pointer.
     pub env: Option<String>,
+    /// The event of that environment's pointer that named the manifest;
+    /// `None` when no pointer was read.
     pub seq: Option<u64>,
+    /// Why it failed (a hook's exit, an interruption); `None` when it did not.
     pub detail: Option<String>,
 }
 
@@ -86,7 +93,11 @@ pub struct HostEvent {
 /// `to` is not checked yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activating {
+    /// The manifest `current` named before (`sha256:<hex>`); `None` when there
+    /// was no `current`.
     pub from: Option<String>,
+    /// The manifest it moves to (`sha256:<hex>`); empty when the marker did not
+    /// parse.
     pub to: String,
 }
 
@@ -135,14 +146,17 @@ impl Root {
         })
     }
 
+    /// The deploy root, absolute.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// `DIR/releases/`, where every release is unpacked.
     pub fn releases(&self) -> PathBuf {
         self.dir.join(RELEASES)
     }
 
+    /// The directory of `id`'s release: `DIR/releases/<hex>/`.
     pub fn release_dir(&self, id: &Digest) -> PathBuf {
         self.releases().join(id.hex())
     }

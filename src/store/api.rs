@@ -15,6 +15,8 @@ use crate::error::Class;
 pub struct Key(String);
 
 impl Key {
+    /// Checks `key` against the rules of [`Key`]; a key that breaks one is
+    /// [`StoreError::InvalidKey`], naming the rule.
     pub fn new(key: impl Into<String>) -> Result<Key, StoreError> {
         let key = key.into();
         let bad = |why: &str| StoreError::InvalidKey {
@@ -39,6 +41,7 @@ impl Key {
         Ok(Key(key))
     }
 
+    /// The key as the store spells it.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -70,11 +73,14 @@ pub enum PutMode {
 
 /// What to write.
 pub enum Data<'a> {
+    /// Bytes already in memory (a manifest, an event, a pointer).
     Bytes(&'a [u8]),
     /// The body's `size` bytes from `offset` on in a regular file (a whole
     /// file, or one member of the build's assets pack).
     File {
+        /// The file, opened regular-only without following a symlink.
         path: &'a Path,
+        /// Where the body starts in it, in bytes.
         offset: u64,
     },
 }
@@ -82,12 +88,16 @@ pub enum Data<'a> {
 /// Bytes plus their claimed digest and size. A store verifies the claim while
 /// writing and refuses a body that does not match it.
 pub struct Body<'a> {
+    /// Where the bytes come from.
     pub data: Data<'a>,
+    /// The sha256 the bytes must have.
     pub sha256: Digest,
+    /// How many bytes there must be.
     pub size: u64,
 }
 
 impl<'a> Body<'a> {
+    /// Bytes in memory, their digest and size computed here.
     pub fn bytes(bytes: &'a [u8]) -> Body<'a> {
         Body {
             sha256: Digest::of(bytes),
@@ -157,7 +167,9 @@ pub enum PutOutcome {
 /// An object's size and version, from [`Store::head`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
+    /// The object's size in bytes.
     pub size: u64,
+    /// Its current version, for [`PutMode::ReplaceIfMatch`].
     pub etag: ETag,
     /// The sha256 the store vouches for, when it keeps one.
     pub sha256: Option<Digest>,
@@ -166,13 +178,17 @@ pub struct ObjectMeta {
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Listed {
+    /// The object's key.
     pub key: Key,
+    /// Its size in bytes.
     pub size: u64,
 }
 
 /// An open object: a reader plus its metadata.
 pub struct Object {
+    /// The object's bytes; a large object streams from the store.
     pub reader: Box<dyn Read + Send>,
+    /// Its size and version as the store announced them.
     pub meta: ObjectMeta,
 }
 
@@ -206,48 +222,98 @@ fn too_large(limit: u64) -> io::Error {
     )
 }
 
+/// Why a store operation failed. [`StoreError::class`] says which of them
+/// have an exit code of their own.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Nothing is stored under the key (a get).
     #[error("{key}: not found in the store")]
-    NotFound { key: Key },
+    NotFound {
+        /// The key read.
+        key: Key,
+    },
+    /// A create-only put found other bytes under the key: an integrity
+    /// failure (exit 5), never an overwrite.
     #[error("{key}: already exists with different content; immutable keys are never overwritten (tampering, or a bug: compare the stored object with what you are publishing)")]
-    AlreadyExists { key: Key },
+    AlreadyExists {
+        /// The immutable key.
+        key: Key,
+    },
+    /// A compare-and-swap put found another version than the one it
+    /// expected, or no object at all: a lost race (exit 4).
     #[error("{key}: changed since it was read (compare-and-swap lost)")]
-    PreconditionFailed { key: Key },
+    PreconditionFailed {
+        /// The pointer's key.
+        key: Key,
+    },
+    /// The bytes read for a put did not have the body's claimed sha256 or
+    /// size; nothing was written (exit 5).
     #[error("{key}: the bytes to write do not match their expected sha256 {expected} (got {actual}); the source changed while publishing")]
     BodyMismatch {
+        /// The key being written.
         key: Key,
+        /// The digest the body claimed.
         expected: Digest,
+        /// The digest of the bytes actually read.
         actual: Digest,
     },
     /// What is stored under the key is not an object: a symlink, a fifo, a
     /// device, or a directory on the way that is a link (local store).
     #[error("{key}: {why}")]
-    NotAnObject { key: Key, why: String },
+    NotAnObject {
+        /// The key read or written.
+        key: Key,
+        /// What was found there instead.
+        why: String,
+    },
+    /// A key that breaks the rules of [`Key`]: a usage error (exit 2).
     #[error("invalid object key `{key}`: {why}")]
-    InvalidKey { key: String, why: String },
+    InvalidKey {
+        /// The key as given.
+        key: String,
+        /// Which rule it breaks.
+        why: String,
+    },
+    /// Something this store cannot do (a compare-and-swap of a large
+    /// object, a server that ignores conditional writes); the message says
+    /// what, and what to do instead.
     #[error("{0}")]
     Unsupported(String),
+    /// The server refused or failed a request.
     #[error("{op} {key}: {message}")]
     Backend {
+        /// The request: `GET`, `PUT`, `HEAD`, `LIST`, ….
         op: &'static str,
+        /// The key or prefix it was for.
         key: String,
+        /// One line a person can act on.
         message: String,
         /// The client library's whole description, shown with `--verbose`.
         raw: Option<String>,
     },
     /// The server did not answer (a timeout) or could not be connected to.
+    /// The S3 store turns it into a [`StoreError::Backend`] naming the
+    /// endpoint before returning it.
     #[error("{op} {key}: {detail}")]
     Unreachable {
+        /// The request: `GET`, `PUT`, `HEAD`, `LIST`, ….
         op: &'static str,
+        /// The key or prefix it was for.
         key: String,
+        /// Whether it timed out, rather than failing to connect.
         timed_out: bool,
+        /// The first line of the client library's description.
         detail: String,
     },
+    /// Reading or writing bytes failed: the local store's files, a body's
+    /// file, or an object's body as it arrived.
     #[error("{op} {key}")]
     Io {
+        /// What was being done to the key (`reading`, `linking`, …).
         op: &'static str,
+        /// The key or prefix it was for.
         key: String,
+        /// The error of the operating system.
         #[source]
         source: io::Error,
     },
@@ -270,12 +336,17 @@ impl StoreError {
     }
 }
 
+/// A store operation's result; the error is a [`StoreError`] unless named.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// An object store: create-only immutable objects and compare-and-swap pointers.
 pub trait Store: Send + Sync {
     /// A human-readable location, for messages (`/path/to/store`, `s3://b/p`).
     fn location(&self) -> String;
+    /// Writes `body` under `key` as `mode` says, with `opts`' metadata. The
+    /// body is checked against its digest and size before it becomes visible
+    /// ([`StoreError::BodyMismatch`] otherwise); a create-only put of the bytes
+    /// already there is [`PutOutcome::Unchanged`].
     fn put(
         &self,
         key: &Key,
@@ -283,6 +354,8 @@ pub trait Store: Send + Sync {
         mode: PutMode,
         opts: &PutOptions,
     ) -> Result<PutOutcome>;
+    /// Opens the object under `key`; [`StoreError::NotFound`] when there is
+    /// none.
     fn get(&self, key: &Key) -> Result<Object>;
     /// `Ok(None)` when the key does not exist.
     fn head(&self, key: &Key) -> Result<Option<ObjectMeta>>;

@@ -25,6 +25,8 @@ use crate::safe_fs;
 /// Objects up to this size are read into memory by `get`; larger ones stream.
 const SMALL_OBJECT: u64 = 16 << 20;
 
+/// A store in a directory on the local disk (`file://` store URLs and plain
+/// paths): the store layout under its root, written as the module says.
 pub struct LocalStore {
     /// Trusted as it is: a path the user named (it may itself be a symlink).
     anchor: PathBuf,
@@ -72,6 +74,7 @@ impl LocalStore {
         }
     }
 
+    /// The store's directory: the anchor joined with what lies below it.
     pub fn root(&self) -> &Path {
         &self.root
     }

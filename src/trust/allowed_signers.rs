@@ -120,6 +120,8 @@ impl AllowedSigners {
         v
     }
 
+    /// Whether the file lists no key at all (only comments and blank
+    /// lines).
     pub fn is_empty(&self) -> bool {
         self.signers.is_empty()
     }

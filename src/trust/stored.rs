@@ -16,6 +16,7 @@ use crate::digest::Digest;
 use crate::error::{IntegrityError, UsageError};
 use crate::store::{Body, Key, PutMode, PutOptions, PutOutcome, Store, StoreError};
 
+/// A signature [`sign_manifest`] stored, as `sign --json` prints it.
 #[derive(Serialize)]
 pub struct SignJson {
     /// The manifest signed.
@@ -31,9 +32,12 @@ pub struct SignJson {
 /// One stored signature of a manifest, as `verify` lists it.
 #[derive(Debug, Serialize)]
 pub struct SignatureJson {
+    /// Its store key, under `signatures/sha256/<manifest hex>/`.
     pub key: String,
     /// The signer's key, when the signature verifies.
     pub fingerprint: Option<String>,
+    /// Whether it verifies over the manifest's stored bytes, in the manifest
+    /// namespace.
     pub valid: bool,
     /// Why it does not verify.
     pub error: Option<String>,
@@ -116,7 +120,9 @@ pub fn store_signature(
 /// A stored signature, checked: what `verify` shows, and the key that made
 /// it when it verifies.
 pub struct Checked {
+    /// The signature as `verify --json` lists it.
     pub json: SignatureJson,
+    /// The key that made it; `None` when it does not verify.
     pub key: Option<PublicKey>,
 }
 
@@ -174,8 +180,12 @@ pub fn signatures(
 /// What a host trusts: an `allowed_signers` file and the principals every
 /// manifest must be signed by.
 pub struct Trust {
+    /// The `allowed_signers` file: which keys may sign as which principal.
     pub signers: AllowedSigners,
+    /// Where that file is, for messages.
     pub source: PathBuf,
+    /// Principals that must each have signed a manifest (`--require`); empty:
+    /// a signature by any principal of the file will do.
     pub require: Vec<String>,
 }
 
