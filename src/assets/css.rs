@@ -3,7 +3,7 @@
 //! that commented-out rules and look-alike strings are never rewritten and
 //! escaped URLs are decoded exactly the way a browser would decode them.
 
-use crate::assets::refs::{fill_positions, impl_cursor, Cursor, RefKind, Reference};
+use crate::assets::refs::{fill_positions, impl_cursor, reference, Cursor, RefKind, Reference};
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -152,17 +152,6 @@ fn scan(src: &str) -> Vec<Reference> {
         in_import = false;
     }
     refs
-}
-
-fn reference(range: Range<usize>, value: String, kind: RefKind, quote: Option<char>) -> Reference {
-    Reference {
-        range,
-        value,
-        line: 0,
-        column: 0,
-        kind,
-        quote,
-    }
 }
 
 /// `/*# sourceMappingURL=url */` (or the legacy `/*@ ... */`).

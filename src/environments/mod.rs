@@ -17,6 +17,14 @@
 //! auto-rollback event after it). [`check_status`] turns these, and the
 //! clock, into what the check's state is; [`canary_gate`] refuses a promote
 //! on top of a manifest whose check did not pass.
+//!
+//! The files, each using only those before it: the pure rules [`log`] (any
+//! log and its hash chain), [`event`], [`checks`], [`gates`] and [`policy`];
+//! [`reports`] (hosts' reports); [`reader`] (the one way a log is read,
+//! checked); [`policy_store`] (the order every command follows);
+//! [`signatures`]; [`moves`] (the one place pointers move); [`canary`];
+//! [`resolve`] (what a `<manifest>` argument names); the operations
+//! [`promote`] (promote, rollback) and [`views`] (status, history).
 
 pub mod canary;
 pub mod checks;
