@@ -216,13 +216,13 @@ pub(crate) fn move_with(
 
     let mut gates = check_gates(reader, req, &order, prev_env, &current)?;
     gates.extend(canary_gate);
-    let forced = gates.iter().any(|g| !g.ok);
-    if forced && !req.force {
+    let any_refused = gates.iter().any(|g| !g.ok);
+    if any_refused && !req.force {
         return Err(refused(req, gates, |gates| {
             report("refused", current.seq(), gates)
         }));
     }
-    if forced {
+    if any_refused {
         progress.warn(format!(
             "gates overridden with --force: {}",
             escape(req.reason.as_deref().unwrap_or(""))
@@ -249,7 +249,7 @@ pub(crate) fn move_with(
     }
     // The first move of all stores the order it was checked against.
     policy_store::settle_for_move(reader, cfg, &order, progress)?;
-    let event = record_event(reader, req, &current, gates.clone(), forced, progress)?;
+    let event = record_event(reader, req, &current, gates.clone(), any_refused, progress)?;
     write_pointer(
         reader,
         env,
@@ -372,13 +372,13 @@ fn was_live_gate(env: &str, applied: &[Event], to: &str) -> Gate {
 
 /// Creates event `n + 1` of the move (create-only: of racing movers
 /// exactly one wins; the others lose, naming the winner), and signs it
-/// when asked.
+/// when asked. `any_refused`: a gate refused, and `--force` overrode it.
 fn record_event(
     reader: &Reader<'_>,
     req: &MoveRequest<'_>,
     current: &EnvState,
     gates: Vec<Gate>,
-    forced: bool,
+    any_refused: bool,
     progress: &dyn Progress,
 ) -> Result<Event> {
     let (store, env) = (reader.store(), req.env);
@@ -393,7 +393,7 @@ fn record_event(
         from: current.live().map(String::from),
         to: req.to.to_string(),
         reason: req.reason.clone(),
-        forced: req.force && forced,
+        forced: req.force && any_refused,
         gates,
         check: req.check.as_ref().map(|c| Check {
             cmd: c.cmd.clone(),

@@ -19,7 +19,7 @@ pub fn seeds(target: &str) -> Result<Vec<Vec<u8>>> {
                 "src/assets/css.rs",
                 "src/assets/js.rs",
                 "src/assets/html.rs",
-                "src/assets/graph.rs",
+                "src/assets/graph",
                 "tests/it/assets.rs",
                 "tests/it/browser.rs",
                 "tests/it/build.rs",
@@ -36,6 +36,7 @@ pub fn seeds(target: &str) -> Result<Vec<Vec<u8>>> {
         "json" => {
             // The first byte picks the scanner: both for every document.
             let mut docs = literals_of(&root.join("src/assets/html.rs"))?;
+            docs.extend(literals_of(&root.join("src/assets/json.rs"))?);
             docs.extend(it_literals()?);
             docs.retain(|d| d.first() == Some(&b'{'));
             docs.extend(files_with(
@@ -50,7 +51,7 @@ pub fn seeds(target: &str) -> Result<Vec<Vec<u8>>> {
         }
         "config" => {
             out.extend(files_with(&root.join("examples"), &["toml"])?);
-            out.extend(literals_of(&root.join("src/config.rs"))?);
+            out.extend(literals_of(&root.join("src/config"))?);
             for lit in it_literals()? {
                 if lit.windows(5).any(|w| w == b"[app]") {
                     out.push(lit);
@@ -124,7 +125,23 @@ fn it_literals() -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// The string literals of the Rust file at `path`, or of every Rust file
+/// below the directory at `path`, in path order.
 fn literals_of(path: &Path) -> Result<Vec<Vec<u8>>> {
+    if path.is_dir() {
+        let mut paths: Vec<_> = fs::read_dir(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() || p.extension().is_some_and(|x| x == "rs"))
+            .collect();
+        paths.sort();
+        let mut out = Vec::new();
+        for p in paths {
+            out.extend(literals_of(&p)?);
+        }
+        return Ok(out);
+    }
     let text = fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     Ok(string_literals(&text)
         .into_iter()
@@ -314,6 +331,16 @@ fn tar(entries: &[Entry]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_target_has_seeds_from_files_that_exist() {
+        // A source file named here that moved would fail the CI fuzz pass
+        // only after every test ran; this fails with the tests.
+        for t in crate::fuzz::TARGETS {
+            let seeds = seeds(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert!(seeds.len() > 10, "{t}: only {} seeds", seeds.len());
+        }
+    }
 
     #[test]
     fn literals() {
