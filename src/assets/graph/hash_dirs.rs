@@ -49,7 +49,7 @@ impl HashDirs {
                         column: 0,
                         reference: String::new(),
                         message: format!(
-                            "the file is in a hashed directory ({:?}, `assets.hash_dirs`) and                              also keeps its name (Vite's output, `assets.keep_names`); it can                              only be one of them",
+                            "the file is in a hashed directory ({:?}, `assets.hash_dirs`) and also keeps its name (Vite's output, `assets.keep_names`); it can only be one of them",
                             input.hash_dirs[d]
                         ),
                     });
@@ -80,11 +80,11 @@ impl HashDirs {
                 if !ok {
                     let message = if dir_of[u] == Some(d) {
                         format!(
-                            "{target:?} is in the same hashed directory ({dir:?},                              `assets.hash_dirs`), which is renamed as a whole: refer to it                              with a relative path that stays inside the directory"
+                            "{target:?} is in the same hashed directory ({dir:?}, `assets.hash_dirs`), which is renamed as a whole: refer to it with a relative path that stays inside the directory"
                         )
                     } else {
                         format!(
-                            "{target:?} is in a hashed directory ({dir:?}, `assets.hash_dirs`),                              whose name is rewritten in the reference: write the path without                              `.` or `..` from the directory's name on"
+                            "{target:?} is in a hashed directory ({dir:?}, `assets.hash_dirs`), whose name is rewritten in the reference: write the path without `.` or `..` from the directory's name on"
                         )
                     };
                     errors.push(AssetError::at(node.path, &e.r, message));
@@ -203,7 +203,7 @@ impl HashDirs {
                     nodes[m].path,
                     &e.r,
                     format!(
-                        "reference cycle through the hashed directory {:?}                          (`assets.hash_dirs`): {:?} refers back into it, and the                          directory's name is the hash of its files; break the cycle                          or take the directory out of `assets.hash_dirs`",
+                        "reference cycle through the hashed directory {:?} (`assets.hash_dirs`): {:?} refers back into it, and the directory's name is the hash of its files; break the cycle or take the directory out of `assets.hash_dirs`",
                         input.hash_dirs[d], nodes[e.target].path
                     ),
                 ));
