@@ -12,13 +12,12 @@
 
 use std::hash::BuildHasher;
 use std::io;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::Serialize;
 
-use super::deploy::{deploy, DeployJson, Request, Target};
+use super::deploy::{deploy, DeployJson, Host, Request, Target};
 use super::root::agent_lock;
 use crate::clock::{now, rfc3339};
 use crate::config::check_env_name;
@@ -27,7 +26,6 @@ use crate::error::{Class, UsageError};
 use crate::progress::Progress;
 use crate::signals;
 use crate::store::{ETag, Key, Store};
-use crate::trust::Trust;
 
 /// The longest pause between attempts after store errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -48,16 +46,10 @@ pub struct AttemptJson {
 pub struct AgentRequest<'a> {
     /// The environment followed.
     pub env: &'a str,
-    /// The deploy root.
-    pub root: &'a Path,
-    /// This host's id.
-    pub host: &'a str,
-    /// More variables for the hooks (`--hook-env`).
-    pub hook_env: &'a [(String, String)],
+    /// The host kept on it.
+    pub host: Host<'a>,
     /// How long between looks at the pointer (± 10 %).
     pub interval: Duration,
-    /// Whose signatures a manifest needs.
-    pub trust: Option<&'a Trust>,
 }
 
 /// Runs the agent until a handled signal is caught; `attempt` hears of
@@ -70,12 +62,12 @@ pub fn run(
     attempt: &mut dyn FnMut(&AttemptJson) -> io::Result<()>,
 ) -> Result<()> {
     check_env_name(req.env).map_err(UsageError)?;
-    let _agent = agent_lock(req.root)?;
+    let _agent = agent_lock(req.host.root)?;
     let key = Key::new(pointer_key(req.env))?;
     progress.note(format!(
         "agent {}: keeping {} on {} of {}, looking every {:?}",
-        req.host,
-        req.root.display(),
+        req.host.id,
+        req.host.root.display(),
         req.env,
         store.location(),
         req.interval
@@ -97,11 +89,8 @@ pub fn run(
             Ok(Some(meta)) => {
                 let deploy_req = Request {
                     target: Target::Env(req.env),
-                    root: req.root,
                     host: req.host,
-                    hook_env: req.hook_env,
                     wait: true,
-                    trust: req.trust,
                 };
                 let outcome = deploy(Some(store), &deploy_req, progress);
                 let time = rfc3339(now());

@@ -96,21 +96,28 @@ pub enum Target<'a> {
     Previous,
 }
 
+/// A host, as every deploy on it (and its agent) sees it.
+#[derive(Clone, Copy)]
+pub struct Host<'a> {
+    /// The deploy root.
+    pub root: &'a Path,
+    /// This host's id, for its report.
+    pub id: &'a str,
+    /// More variables for the hooks (`--hook-env`).
+    pub hook_env: &'a [(String, String)],
+    /// Whose signatures a manifest needs (not checked when going back to
+    /// the previous release, which was checked when it was deployed).
+    pub trust: Option<&'a Trust>,
+}
+
 /// One deploy, as `deploy` and `agent` ask for it.
 pub struct Request<'a> {
     /// What to deploy.
     pub target: Target<'a>,
-    /// The deploy root.
-    pub root: &'a Path,
-    /// This host's id, for its report.
-    pub host: &'a str,
-    /// More variables for the hooks (`--hook-env`).
-    pub hook_env: &'a [(String, String)],
+    /// Where, and as whom.
+    pub host: Host<'a>,
     /// Wait for the host lock (else exit 7 when it is held).
     pub wait: bool,
-    /// Whose signatures a manifest needs (not checked when going back to
-    /// the previous release, which was checked when it was deployed).
-    pub trust: Option<&'a Trust>,
 }
 
 /// The deploy itself. On a hook failure it returns `CheckFailed` (or
@@ -121,7 +128,7 @@ pub fn deploy(
     progress: &dyn Progress,
 ) -> Result<DeployJson, Failed<DeployJson>> {
     let root = Root::lock(
-        req.root,
+        req.host.root,
         req.wait,
         |msg| progress.note(msg),
         || signals::caught().is_some(),
@@ -141,7 +148,7 @@ pub fn deploy(
         .interrupted()
         .context("reading the host's activation marker")?
     {
-        recover(&root, &a, req.hook_env, progress)?;
+        recover(&root, &a, req.host.hook_env, progress)?;
     }
     let current = root.current().map_err(usage)?;
     let history = root
@@ -154,11 +161,11 @@ pub fn deploy(
         .context("reading the host history")?;
 
     let (id, env, seq) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
-    let mut out = DeployJson::unchanged(&root, req.host, env.clone(), &id, current.as_ref());
+    let mut out = DeployJson::unchanged(&root, req.host.id, env.clone(), &id, current.as_ref());
     let reporter = Reporter {
         store,
         env: env.as_deref(),
-        host: req.host,
+        host: req.host.id,
         manifest: id.to_string(),
         seq,
         progress,
@@ -179,7 +186,7 @@ pub fn deploy(
         settings: &settings,
         root: root.dir(),
         env: env.as_deref().unwrap_or(""),
-        extra: req.hook_env,
+        extra: req.host.hook_env,
         progress,
         check_passed: Default::default(),
     };
@@ -483,7 +490,7 @@ pub fn plan(
     req: &Request<'_>,
     progress: &dyn Progress,
 ) -> Result<DeployJson> {
-    let root = Root::view(req.root).context("resolving the deploy root")?;
+    let root = Root::view(req.host.root).context("resolving the deploy root")?;
     let current = root.current().map_err(UsageError)?;
     let history = root.history(|_| {}).context("reading the host history")?;
     let interrupted = root
@@ -500,7 +507,7 @@ pub fn plan(
         None => current,
     };
     let (id, env, _) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
-    let mut out = DeployJson::unchanged(&root, req.host, env.clone(), &id, current.as_ref());
+    let mut out = DeployJson::unchanged(&root, req.host.id, env.clone(), &id, current.as_ref());
     if current == Some(id) && interrupted.is_none() {
         progress.note(format!(
             "dry run: {id} is already current; nothing would change"
@@ -623,7 +630,7 @@ fn manifest_for(
         (Target::Previous, _) | (_, None) => local_manifest(root, id),
         (_, Some(store)) => {
             let m = load_manifest(store, id)?;
-            if let Some(trust) = req.trust {
+            if let Some(trust) = req.host.trust {
                 trust.check(store, id, &m.to_canonical_bytes())?;
             }
             Ok(m)

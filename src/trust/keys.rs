@@ -23,6 +23,10 @@ pub struct KeyJson {
     pub public_key: PathBuf,
     /// `SHA256:…`, as ssh-keygen prints it.
     pub fingerprint: String,
+    /// The public key's line, as written to `public_key` (for an
+    /// `allowed_signers` line); not part of the `--json` document.
+    #[serde(skip)]
+    pub public_line: String,
 }
 
 /// Writes a new ed25519 key pair: the private key at `out` (0600) and the
@@ -52,6 +56,7 @@ pub fn generate(out: &Path, comment: Option<&str>) -> Result<KeyJson> {
         private_key: out.to_owned(),
         public_key: public,
         fingerprint: fingerprint(key.public_key()),
+        public_line: public_text.trim_end().to_owned(),
     })
 }
 

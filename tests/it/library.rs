@@ -12,7 +12,7 @@ use verbatim::environments::moves::{MoveRequest, Refused};
 use verbatim::environments::promote;
 use verbatim::environments::reader::Reader;
 use verbatim::error::GateRefused;
-use verbatim::host::deploy::{deploy, Request, Target};
+use verbatim::host::deploy::{deploy, Host, Request, Target};
 use verbatim::progress::Silent;
 use verbatim::publish::{publish, PublishOptions};
 use verbatim::store;
@@ -85,11 +85,13 @@ fn build_publish_promote_and_deploy_from_rust() {
     let root = p.path().join("host");
     let request = Request {
         target: Target::Env("dev"),
-        root: &root,
-        host: "web1",
-        hook_env: &[],
+        host: Host {
+            root: &root,
+            id: "web1",
+            hook_env: &[],
+            trust: None,
+        },
         wait: true,
-        trust: None,
     };
     let deployed = deploy(Some(store.as_ref()), &request, &Silent).unwrap();
     assert_eq!(deployed.result, "activated");

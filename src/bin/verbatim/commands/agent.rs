@@ -6,24 +6,25 @@ use anyhow::{Context, Result};
 use super::flags;
 use crate::cli::{AgentArgs, Global};
 use crate::output::Printer;
-use verbatim::error::UsageError;
 use verbatim::host::agent::{self, AgentRequest};
+use verbatim::host::deploy::Host;
 use verbatim::host::id::host_id;
 use verbatim::trust::Trust;
 
 pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
-    verbatim::config::check_env_name(&args.env).map_err(UsageError)?;
     let host = host_id(args.host.host_id.as_deref())?;
     let store = flags::open_store_for(g)?;
     let trust = Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
     let _signals = verbatim::signals::Signals::install().context("installing signal handlers")?;
     let req = AgentRequest {
         env: &args.env,
-        root: &args.host.root,
-        host: &host,
-        hook_env: &args.host.hook_env,
+        host: Host {
+            root: &args.host.root,
+            id: &host,
+            hook_env: &args.host.hook_env,
+            trust: trust.as_ref(),
+        },
         interval: args.interval,
-        trust: trust.as_ref(),
     };
     agent::run(store.as_ref(), &req, printer, &mut |attempt| {
         if let Some(out) = attempt.deploy.as_ref().filter(|o| o.result != "unchanged") {

@@ -7,7 +7,7 @@ use super::flags;
 use crate::cli::{DeployArgs, Global};
 use crate::output::Printer;
 use verbatim::error::{Failed, Interrupted};
-use verbatim::host::deploy::{deploy, plan, Request, Target};
+use verbatim::host::deploy::{deploy, plan, Host, Request, Target};
 use verbatim::host::id::host_id;
 use verbatim::host::root::CURRENT;
 use verbatim::trust::Trust;
@@ -29,11 +29,13 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
     let signals = verbatim::signals::Signals::install().context("installing signal handlers")?;
     let req = Request {
         target,
-        root: &args.host.root,
-        host: &host,
-        hook_env: &args.host.hook_env,
+        host: Host {
+            root: &args.host.root,
+            id: &host,
+            hook_env: &args.host.hook_env,
+            trust: trust.as_ref(),
+        },
         wait: !args.no_wait,
-        trust: trust.as_ref(),
     };
     let result = if args.dry_run {
         plan(store.as_deref(), &req, printer).map_err(Failed::from)

@@ -10,13 +10,12 @@ use verbatim::trust::{self, keys, stored::Signer};
 pub fn run_key(_g: &Global, args: &KeyArgs, printer: &Printer) -> Result<()> {
     let KeyCommand::Generate { out, comment } = &args.command;
     let made = keys::generate(out, comment.as_deref())?;
-    let public_text = std::fs::read_to_string(&made.public_key).unwrap_or_default();
     printer.note(format!(
         "wrote {} (private, 0600) and {}; list it in an allowed_signers file as:",
         made.private_key.display(),
         made.public_key.display(),
     ));
-    printer.note(format!("  <principal> {}", public_text.trim_end()));
+    printer.note(format!("  <principal> {}", made.public_line));
     printer.result(&made.fingerprint)?;
     printer.json(&made)?;
     Ok(())
