@@ -113,3 +113,67 @@ fn build_publish_promote_and_deploy_from_rust() {
     let history = p.json(&["history", "dev", "--verify"]);
     assert_eq!(history["verified"]["events"], 1);
 }
+
+/// The same operations from Rust against a real S3 server (s3s-fs), and
+/// what someone who can write the bucket would try: other bytes of the
+/// same size under the artifact's key. The deploy refuses them as an
+/// integrity error (exit class 5) and `current` stays on the release it ran.
+#[test]
+fn deploy_from_rust_refuses_an_artifact_swapped_in_the_bucket() {
+    let Some(server) = crate::s3::S3Server::start() else {
+        return;
+    };
+    let s3 = crate::s3::store(&server.url(), "lib");
+    let p = Project::with_config("[app]\ndir = \"app\"\n");
+    let cfg = Config::load(Some(&p.path().join("verbatim.toml")), &Default::default()).unwrap();
+    let publishing = PublishOptions {
+        env: None,
+        sign: None,
+        dry_run: false,
+    };
+    let mut ids = Vec::new();
+    for version in ["v1", "v2"] {
+        p.write("app/server.py", format!("print('{version}')\n"));
+        let built = builder::build(&cfg, &BuildOptions::default(), &Silent).unwrap();
+        publish(&s3, &cfg, &built, &publishing, &Silent).unwrap();
+        ids.push((built.id, built.manifest.artifact.key.clone()));
+    }
+    let root = p.path().join("host");
+    let host = Host {
+        root: &root,
+        id: "web1",
+        hook_env: &[],
+        trust: None,
+    };
+    let reader = Reader::new(&s3, cfg.concurrency);
+    let deploy_dev = || {
+        let request = Request {
+            target: Target::Env("dev"),
+            host,
+            wait: true,
+        };
+        deploy(Some(&s3), &request, &Silent)
+    };
+    promote::promote(&reader, &cfg, &promotion("dev", ids[0].0), &Silent).unwrap();
+    assert_eq!(deploy_dev().unwrap().result, "activated");
+
+    promote::promote(&reader, &cfg, &promotion("dev", ids[1].0), &Silent).unwrap();
+    let stored = server.object_path(&format!("lib/{}", ids[1].1));
+    let mut bytes = fs::read(&stored).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&stored, bytes).unwrap();
+
+    let failed = deploy_dev().expect_err("a swapped artifact");
+    assert_eq!(
+        failed.error.chain().find_map(verbatim::error::class_of),
+        Some(verbatim::error::Class::Integrity),
+        "{:#}",
+        failed.error
+    );
+    assert_eq!(
+        fs::read_link(root.join("current")).unwrap(),
+        std::path::Path::new("releases").join(ids[0].0.hex())
+    );
+    assert!(!root.join("releases").join(ids[1].0.hex()).exists());
+}
