@@ -31,7 +31,6 @@ use crate::process::Ended;
 use crate::progress::Progress;
 use crate::safe_fs;
 use crate::signals;
-use crate::store::local::write_atomic;
 use crate::store::Store;
 use crate::text::human_bytes;
 use crate::trust::Trust;
@@ -302,12 +301,8 @@ fn install(
     }
     root.link_shared(&dir, shared)
         .with_context(|| format!("linking the shared paths of {}", dir.display()))?;
-    let manifest_path = root.manifest_path(id);
-    let bytes = manifest.to_canonical_bytes();
-    if std::fs::read(&manifest_path).ok().as_deref() != Some(&bytes[..]) {
-        write_atomic(&manifest_path, &bytes)
-            .with_context(|| format!("writing {}", manifest_path.display()))?;
-    }
+    root.write_manifest(id, &manifest.to_canonical_bytes())
+        .with_context(|| format!("writing {}", root.manifest_path(id).display()))?;
     Ok(dir)
 }
 

@@ -43,9 +43,15 @@ const HISTORY: &str = "history.jsonl";
 /// Written just before `current` moves, removed once the attempt is
 /// recorded: if it is there, an activation was interrupted.
 const ACTIVATING: &str = "activating.json";
-/// Temp names in `releases/` of a fetch or deploy staging a release: what
-/// a crash leaves behind there, but for `.trash-*`.
-const STAGING_PREFIXES: [&str; 2] = [".download-", ".unpack-"];
+/// Temp names in `releases/` of a fetch or deploy staging a release (the
+/// artifact, its unpacked tree, the manifest beside it): what a crash
+/// leaves behind there, but for `.trash-*`.
+const STAGING_PREFIXES: [&str; 3] = [".download-", ".unpack-", ".manifest-"];
+/// The temp of a release's file record in `.verbatim/releases/`, swept
+/// with the staging temps.
+const RECORD_TEMP: &str = ".record-";
+/// The temp of `.verbatim/activating.json`, swept by [`Root::cleanup`].
+const ACTIVATING_TEMP: &str = ".activating-";
 /// A release being removed (out of sight first).
 const TRASH_PREFIX: &str = ".trash-";
 /// In `.verbatim/`: held shared by each fetch or deploy while it stages a
@@ -166,6 +172,18 @@ impl Root {
         self.releases().join(format!("{}.json", id.hex()))
     }
 
+    /// Writes `bytes` as the manifest beside release `id` (0644), unless
+    /// it holds them already: through a `.manifest-*` temp renamed into
+    /// place, which the staging sweep removes if a kill leaves it. Called
+    /// with the staging lock held.
+    pub fn write_manifest(&self, id: &Digest, bytes: &[u8]) -> io::Result<()> {
+        let path = self.manifest_path(id);
+        if fs::read(&path).ok().as_deref() == Some(bytes) {
+            return Ok(());
+        }
+        write_through_temp(&path, ".manifest-", bytes)
+    }
+
     fn record_path(&self, id: &Digest) -> PathBuf {
         self.dir
             .join(STATE)
@@ -174,18 +192,12 @@ impl Root {
     }
 
     /// Removes what an interrupted deploy left, but for its staged temps
-    /// ([`Root::hold_staging`] does): half-deleted releases and a
-    /// `current.tmp` link. Returns their names.
+    /// ([`Root::hold_staging`] does): half-deleted releases, a
+    /// `current.tmp` link and the temp of an activation marker. Returns
+    /// their names.
     pub fn cleanup(&self) -> io::Result<Vec<String>> {
-        let mut removed = Vec::new();
-        for dirent in fs::read_dir(self.releases())? {
-            let dirent = dirent?;
-            let name = dirent.file_name().to_string_lossy().into_owned();
-            if name.starts_with(TRASH_PREFIX) {
-                remove_any(&dirent.path())?;
-                removed.push(format!("{RELEASES}/{name}"));
-            }
-        }
+        let mut removed = sweep(&self.releases(), RELEASES, &[TRASH_PREFIX])?;
+        removed.extend(sweep(&self.dir.join(STATE), STATE, &[ACTIVATING_TEMP])?);
         match fs::remove_file(self.dir.join(CURRENT_TMP)) {
             Ok(()) => removed.push(CURRENT_TMP.into()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -196,26 +208,22 @@ impl Root {
 
     /// Takes the staging lock, shared, for as long as the returned file is
     /// open: every fetch or deploy holds it while it stages a release in
-    /// `releases/`. When no other process holds it, the `.download-*` and
-    /// `.unpack-*` there are a killed one's, and are removed first; their
-    /// names are returned.
+    /// `releases/`. When no other process holds it, the `.download-*`,
+    /// `.unpack-*` and `.manifest-*` there (and the `.record-*` in
+    /// `.verbatim/releases/`) are a killed one's, and are removed first;
+    /// their names are returned.
     pub fn hold_staging(&self) -> io::Result<(File, Vec<String>)> {
         let state = safe_fs::create_dirs(&self.dir, Path::new(STATE))?;
         let lock = safe_fs::open_lock(&state.join(STAGING_LOCK))?;
         let mut removed = Vec::new();
         if lock.try_lock().is_ok() {
-            let listing = match fs::read_dir(self.releases()) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                other => Some(other?),
-            };
-            for dirent in listing.into_iter().flatten() {
-                let dirent = dirent?;
-                let name = dirent.file_name().to_string_lossy().into_owned();
-                if STAGING_PREFIXES.iter().any(|p| name.starts_with(p)) {
-                    remove_any(&dirent.path())?;
-                    removed.push(format!("{RELEASES}/{name}"));
-                }
-            }
+            removed = sweep(&self.releases(), RELEASES, &STAGING_PREFIXES)?;
+            let records = self.dir.join(STATE).join(RELEASES);
+            removed.extend(sweep(
+                &records,
+                &format!("{STATE}/{RELEASES}"),
+                &[RECORD_TEMP],
+            )?);
         }
         lock.lock_shared()?;
         Ok((lock, removed))
@@ -283,7 +291,11 @@ impl Root {
             to: to.to_string(),
         };
         let bytes = serde_json::to_vec(&a).map_err(io::Error::other)?;
-        crate::store::local::write_atomic(&self.dir.join(STATE).join(ACTIVATING), &bytes)?;
+        write_through_temp(
+            &self.dir.join(STATE).join(ACTIVATING),
+            ACTIVATING_TEMP,
+            &bytes,
+        )?;
         sync_dir(&self.dir.join(STATE))
     }
 
@@ -316,7 +328,7 @@ impl Root {
             entries,
         };
         let bytes = serde_json::to_vec(&record).map_err(io::Error::other)?;
-        crate::store::local::write_atomic(&self.record_path(id), &bytes)
+        write_through_temp(&self.record_path(id), RECORD_TEMP, &bytes)
     }
 
     /// Why `id`'s release no longer holds what was unpacked, `None` when it
@@ -632,6 +644,40 @@ fn ends_with_newline(path: &Path) -> io::Result<bool> {
 }
 
 /// Removes a file, a link or a whole directory, never following a link.
+/// Removes the entries of `dir` (`shown` in the names returned) whose
+/// names start with one of `prefixes`; a missing `dir` holds none.
+fn sweep(dir: &Path, shown: &str, prefixes: &[&str]) -> io::Result<Vec<String>> {
+    let listing = match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other?,
+    };
+    let mut removed = Vec::new();
+    for dirent in listing {
+        let dirent = dirent?;
+        let name = dirent.file_name().to_string_lossy().into_owned();
+        if prefixes.iter().any(|p| name.starts_with(p)) {
+            remove_any(&dirent.path())?;
+            removed.push(format!("{shown}/{name}"));
+        }
+    }
+    Ok(removed)
+}
+
+/// Writes `bytes` to `path` (0644, synced) through a temp beside it named
+/// `prefix…`, renamed into place: a kill leaves the old file or the new
+/// one, and a temp whose name the sweeps know.
+fn write_through_temp(path: &Path, prefix: &str, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 fn remove_any(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => fs::remove_dir_all(path),

@@ -6,9 +6,9 @@
 //!
 //! A release already there is re-checked against the per-file records made
 //! when it was unpacked, and fetched again if it was modified. Temps carry
-//! the names a crash leaves behind (`.download-*`, `.unpack-*`); they are
-//! removed only under the root's staging lock, by whoever can take it
-//! alone.
+//! the names a crash leaves behind (`.download-*`, `.unpack-*`,
+//! `.manifest-*`); they are removed only under the root's staging lock, by
+//! whoever can take it alone.
 
 use std::fs;
 use std::io::{self, BufWriter, Read};
@@ -24,7 +24,6 @@ use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::safe_fs;
 use crate::signals::Interruptible;
-use crate::store::local::write_atomic;
 use crate::store::{Key, Store};
 use crate::unpack;
 
@@ -83,8 +82,6 @@ fn fetch_into(
     progress: &dyn Progress,
 ) -> Result<(PathBuf, &'static str)> {
     let dest = releases.join(id.hex());
-    let manifest_path = releases.join(format!("{}.json", id.hex()));
-    let bytes = manifest.to_canonical_bytes();
 
     // The release's files are re-checked against the digests recorded when
     // it was unpacked (by fetch or deploy); a modified one is fetched again.
@@ -110,10 +107,11 @@ fn fetch_into(
                 .with_context(|| format!("removing the modified release {}", dest.display()))?;
         }
     }
+    // Held until the release and its manifest are in place.
+    let _staging = hold_staging(&root, progress)?;
     let mut result = "present";
     if !real_dir(&dest) {
         result = "fetched";
-        let _staging = hold_staging(&root, progress)?; // until the rename
         let (staging, entries) = stage(store, id, manifest, releases, progress)?;
         let n = entries.len();
         safe_fs::create_dirs(into, Path::new(".verbatim/releases"))
@@ -135,10 +133,8 @@ fn fetch_into(
             dest.display()
         ));
     }
-    if fs::read(&manifest_path).ok().as_deref() != Some(&bytes[..]) {
-        write_atomic(&manifest_path, &bytes)
-            .with_context(|| format!("writing {}", manifest_path.display()))?;
-    }
+    root.write_manifest(id, &manifest.to_canonical_bytes())
+        .with_context(|| format!("writing {}", root.manifest_path(id).display()))?;
     if result == "present" {
         progress.note(format!(
             "{id} is already in {}, every file as unpacked",

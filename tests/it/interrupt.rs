@@ -135,7 +135,9 @@ fn what_a_killed_fetch_left_goes_but_never_what_a_live_one_stages() {
     // What SIGKILL leaves mid-fetch (or mid-deploy).
     let download = p.write("host/releases/.download-Ab12Cd", "half");
     let unpack = p.write("host/releases/.unpack-Ef34Gh/x", "half");
-    let left = || download.exists() && unpack.exists();
+    let manifest = p.write("host/releases/.manifest-Ij56Kl", "{\"half");
+    let record = p.write("host/.verbatim/releases/.record-Uv12Wx", "{\"half");
+    let left = || download.exists() && unpack.exists() && manifest.exists() && record.exists();
 
     // Another fetch is staging: the temps may be its own, so they stay.
     let lock = fs::File::open(p.path().join("host/.verbatim/staging.lock")).unwrap();
@@ -148,7 +150,10 @@ fn what_a_killed_fetch_left_goes_but_never_what_a_live_one_stages() {
     // Once none is, they are a killed one's: the next fetch removes them.
     drop(lock);
     let err = fetch(&publish("4"));
-    assert!(!download.exists() && !unpack.exists(), "{err}");
+    assert!(
+        !download.exists() && !unpack.exists() && !manifest.exists() && !record.exists(),
+        "{err}"
+    );
     assert!(
         err.contains("left by an interrupted fetch or deploy"),
         "{err}"
@@ -157,4 +162,11 @@ fn what_a_killed_fetch_left_goes_but_never_what_a_live_one_stages() {
         temps(&p.path().join("host/releases"), "."),
         Vec::<String>::new()
     );
+
+    // What a killed deploy leaves beside its staged temps goes with the
+    // next deploy, which holds the host lock.
+    let activating = p.write("host/.verbatim/.activating-Mn78Op", "{");
+    let trash = p.write("host/releases/.trash-Qr90St/x", "old");
+    let err = deploy(&publish("5"));
+    assert!(!activating.exists() && !trash.exists(), "{err}");
 }
