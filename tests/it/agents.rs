@@ -366,12 +366,8 @@ fn an_agent_backs_off_while_the_store_is_unreachable_and_still_stops_with_0() {
     let p = Project::with_config(CONFIG);
     let hosts = tempfile::tempdir().unwrap();
     let root = hosts.path().join("web");
-    // Nothing listens on a port just released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Nothing listens on the port, and nothing else can take it meanwhile.
+    let (_held, port) = crate::util::bound_not_listening();
     let mut cmd = p.cmd(&[]);
     cmd.args([
         "--store",

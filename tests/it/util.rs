@@ -291,3 +291,33 @@ pub fn race(cmds: impl IntoIterator<Item = Command>) -> Vec<Output> {
         .map(|c| c.wait_with_output().unwrap())
         .collect()
 }
+
+/// A TCP socket bound to a free loopback port that never listens, so a
+/// connection to the port is refused, and its port.
+pub fn bound_not_listening() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // address structs are zeroed and sized as the kernel expects.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let at = (&raw const addr).cast::<libc::sockaddr>();
+        assert_eq!(
+            libc::bind(raw, at, len),
+            0,
+            "bind: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut got_len = len;
+        let at = (&raw mut got).cast::<libc::sockaddr>();
+        assert_eq!(libc::getsockname(raw, at, &mut got_len), 0);
+        (fd, u16::from_be(got.sin_port))
+    }
+}

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 
-use crate::util::{bounded, Project};
+use crate::util::{bound_not_listening, bounded, Project};
 
 /// `cmd` against the endpoint at `port` with a 3-second timeout.
 fn against(p: &Project, args: &[&str], port: u16) -> Command {
@@ -64,13 +64,10 @@ fn a_black_hole_endpoint_fails_every_command_within_its_timeout() {
 
 #[test]
 fn a_closed_port_is_reported_as_refused_not_as_slow() {
-    // Bound, then closed: connecting is refused at once, which the SDK
-    // retries until the timeout.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Bound but never listening: connecting is refused at once, which the
+    // SDK retries until the timeout. Holding the bound socket keeps every
+    // other test's server off the port for as long as this test runs.
+    let (_held, port) = bound_not_listening();
     let p = Project::new();
     p.write("app/x.py", "x");
     for args in commands() {
