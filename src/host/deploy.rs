@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use super::hooks::{describe, Hooks};
 use super::report::Reporter;
-use super::root::{sync_tree, Activating, HostEvent, Outcome, Root};
-use super::stage::{hold_staging, stage};
+use super::root::{Activating, HostEvent, Outcome, Root};
+use super::stage::{discard_if_modified, hold_staging, is_real_dir, place, stage};
 use crate::clock::{now, rfc3339};
 use crate::digest::Digest;
 use crate::environments::reader::Reader;
@@ -251,25 +251,8 @@ fn install(
     let (root, id, progress) = (run.root, &run.id, run.hooks.progress);
     let shared = &run.hooks.settings.shared;
     let dir = root.release_dir(id);
-    // Only a real directory can be what was unpacked: a symlink there
-    // (even to an identical copy) is replaced, never followed.
-    let real_dir = |d: &Path| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir());
-    if let Ok(meta) = std::fs::symlink_metadata(&dir) {
-        let why = if meta.is_dir() {
-            root.modified(id, shared)
-        } else {
-            Some("it is no longer a directory".to_owned())
-        };
-        if let Some(why) = why {
-            progress.warn(format!(
-                "release {} was modified since it was unpacked ({why}); fetching it again",
-                dir.display()
-            ));
-            root.discard(id)
-                .with_context(|| format!("removing the modified release {}", dir.display()))?;
-        }
-    }
-    if !real_dir(&dir) {
+    discard_if_modified(root, id, shared, progress)?;
+    if !is_real_dir(&dir) {
         let Some(store) = store else {
             return Err(UsageError(format!(
                 "release {} is gone or was modified, and no store is given to fetch it again: pass --store",
@@ -283,21 +266,8 @@ fn install(
             .context("recording the release's files")?;
         root.link_shared(staging.path(), shared)
             .context("linking the shared paths")?;
-        sync_tree(staging.path()).context("syncing the unpacked release")?;
-        // The rename is the "finished" mark.
-        let staged = staging.keep();
-        if let Err(e) = std::fs::rename(&staged, &dir) {
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(e).with_context(|| format!("moving the release into {}", dir.display()));
-        }
-        std::fs::File::open(root.releases())
-            .and_then(|d| d.sync_all())
-            .context("syncing the releases directory")?;
+        place(staging, id, &dir, n, progress)?;
         out.fetched = true;
-        progress.note(format!(
-            "unpacked {n} entries of {id} into {}",
-            dir.display()
-        ));
     }
     root.link_shared(&dir, shared)
         .with_context(|| format!("linking the shared paths of {}", dir.display()))?;

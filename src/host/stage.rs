@@ -92,25 +92,11 @@ fn fetch_into(
         .as_ref()
         .map(|d| d.shared.clone())
         .unwrap_or_default();
-    let real_dir = |d: &Path| fs::symlink_metadata(d).is_ok_and(|m| m.is_dir());
-    if fs::symlink_metadata(&dest).is_ok() {
-        let why = match real_dir(&dest) {
-            true => root.modified(id, &shared),
-            false => Some("it is no longer a directory".into()),
-        };
-        if let Some(why) = why {
-            progress.warn(format!(
-                "{} was modified since it was unpacked ({why}); fetching it again",
-                dest.display()
-            ));
-            root.discard(id)
-                .with_context(|| format!("removing the modified release {}", dest.display()))?;
-        }
-    }
+    discard_if_modified(&root, id, &shared, progress)?;
     // Held until the release and its manifest are in place.
     let _staging = hold_staging(&root, progress)?;
     let mut result = "present";
-    if !real_dir(&dest) {
+    if !is_real_dir(&dest) {
         result = "fetched";
         let (staging, entries) = stage(store, id, manifest, releases, progress)?;
         let n = entries.len();
@@ -118,20 +104,7 @@ fn fetch_into(
             .with_context(|| format!("creating {}", into.join(".verbatim/releases").display()))?;
         root.write_record(id, entries)
             .context("recording the release's files")?;
-        sync_tree(staging.path()).context("syncing the unpacked release")?;
-        let staged = staging.keep();
-        if let Err(e) = fs::rename(&staged, &dest) {
-            let _ = fs::remove_dir_all(&staged);
-            if !dest.is_dir() {
-                return Err(e)
-                    .with_context(|| format!("moving the release into {}", dest.display()));
-            }
-            // Another fetch finished first; its copy is as good as ours.
-        }
-        progress.note(format!(
-            "unpacked {n} entries of {id} into {}",
-            dest.display()
-        ));
+        place(staging, id, &dest, n, progress)?;
     }
     root.write_manifest(id, &manifest.to_canonical_bytes())
         .with_context(|| format!("writing {}", root.manifest_path(id).display()))?;
@@ -142,6 +115,70 @@ fn fetch_into(
         ));
     }
     Ok((dest, result))
+}
+
+/// Whether `path` is a directory, not a link to one.
+pub(crate) fn is_real_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// Removes release `id` when its files changed since it was unpacked (as
+/// [`Root::modified`] finds), or it is no longer a real directory, so that
+/// it is fetched again; a symlink there, even to an identical copy, is
+/// replaced, never followed.
+pub(crate) fn discard_if_modified(
+    root: &Root,
+    id: &Digest,
+    shared: &[String],
+    progress: &dyn Progress,
+) -> Result<()> {
+    let dir = root.release_dir(id);
+    let Ok(meta) = fs::symlink_metadata(&dir) else {
+        return Ok(());
+    };
+    let why = match meta.is_dir() {
+        true => root.modified(id, shared),
+        false => Some("it is no longer a directory".to_owned()),
+    };
+    if let Some(why) = why {
+        progress.warn(format!(
+            "release {} was modified since it was unpacked ({why}); fetching it again",
+            dir.display()
+        ));
+        root.discard(id)
+            .with_context(|| format!("removing the modified release {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Renames the finished `staging` (release `id`, `n` entries) to `dest`, the
+/// rename being the "finished" mark, and syncs the releases directory so
+/// the mark survives a crash. When another run finished first, its copy is
+/// as good as this one.
+pub(crate) fn place(
+    staging: tempfile::TempDir,
+    id: &Digest,
+    dest: &Path,
+    n: usize,
+    progress: &dyn Progress,
+) -> Result<()> {
+    sync_tree(staging.path()).context("syncing the unpacked release")?;
+    let staged = staging.keep();
+    if let Err(e) = fs::rename(&staged, dest) {
+        let _ = fs::remove_dir_all(&staged);
+        if !is_real_dir(dest) {
+            return Err(e).with_context(|| format!("moving the release into {}", dest.display()));
+        }
+    }
+    let releases = dest.parent().unwrap_or(Path::new("."));
+    fs::File::open(releases)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", releases.display()))?;
+    progress.note(format!(
+        "unpacked {n} entries of {id} into {}",
+        dest.display()
+    ));
+    Ok(())
 }
 
 /// Takes `root`'s staging lock ([`Root::hold_staging`]), for
