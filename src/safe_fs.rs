@@ -125,8 +125,32 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 
 /// Reads a whole regular file, refusing links, fifos and devices.
 pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    open_regular(path)?.read_to_end(&mut bytes)?;
+    read_regular_limited(path, u64::MAX)
+}
+
+/// Like [`read_regular`], refusing a file of more than `limit` bytes
+/// before reading any of it (a file that grows while it is read is cut at
+/// `limit + 1` bytes and refused too).
+pub fn read_regular_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let file = open_regular(path)?;
+    let size = file.metadata()?.len();
+    let too_large = |size: u64| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} holds {size} bytes, more than the {limit} such a file may have; move it away",
+                path.display()
+            ),
+        )
+    };
+    if size > limit {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
     Ok(bytes)
 }
 
@@ -222,5 +246,14 @@ mod tests {
             .contains("symlink"));
         assert!(open_regular(Path::new("/dev/null")).is_err());
         assert!(open_regular(d).is_err(), "a directory");
+        assert_eq!(read_regular_limited(&d.join("f"), 1).unwrap(), b"x");
+        let e = read_regular_limited(&d.join("f"), 0).unwrap_err();
+        assert!(e.to_string().contains("holds 1 bytes"), "{e}");
+        let fifo = d.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let e = read_regular_limited(&fifo, 10).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }

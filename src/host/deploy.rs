@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::hooks::{describe, Hooks};
 use super::report::Reporter;
-use super::root::{Activating, HostEvent, Outcome, Root};
+use super::root::{HostEvent, Interrupted as Marker, Outcome, Root};
 use super::stage::{discard_if_modified, hold_staging, is_real_dir, place, stage};
 use crate::clock::{now, rfc3339};
 use crate::digest::Digest;
@@ -25,7 +25,7 @@ use crate::environments::reader::Reader;
 use crate::environments::reports::State;
 use crate::environments::resolve::resolve_manifest;
 use crate::error::{CheckFailed, Failed, IntegrityError, Interrupted, UsageError};
-use crate::manifest::Manifest;
+use crate::manifest::{Deploy, Manifest};
 use crate::objects::load_manifest;
 use crate::process::Ended;
 use crate::progress::Progress;
@@ -104,8 +104,8 @@ pub struct Host<'a> {
     pub id: &'a str,
     /// More variables for the hooks (`--hook-env`).
     pub hook_env: &'a [(String, String)],
-    /// Whose signatures a manifest needs (not checked when going back to
-    /// the previous release, which was checked when it was deployed).
+    /// Whose signatures a manifest needs (going back to the previous
+    /// release too: it may have been deployed without the rule).
     pub trust: Option<&'a Trust>,
 }
 
@@ -143,11 +143,20 @@ pub fn deploy(
             "removed {name}, left by an interrupted fetch or deploy"
         ));
     }
-    if let Some(a) = root
+    if let Some(marker) = root
         .interrupted()
         .context("reading the host's activation marker")?
     {
-        recover(&root, &a, req.host.hook_env, progress)?;
+        let none = Deploy::default();
+        let hooks = Hooks {
+            settings: &none,
+            root: root.dir(),
+            env: "",
+            extra: req.host.hook_env,
+            progress,
+            check_passed: Default::default(),
+        };
+        recover(&root, &marker, &hooks)?;
     }
     let current = root.current().map_err(usage)?;
     let history = root
@@ -283,6 +292,10 @@ impl Activation<'_> {
     fn activate(&self, dir: &Path, out: &mut DeployJson) -> Result<()> {
         let (root, id, current, hooks) = (self.root, &self.id, self.current, self.hooks);
         let progress = hooks.progress;
+        // A history that cannot be written stops the deploy before anything runs.
+        let log = root
+            .open_history()
+            .context("opening the host history, before any hook runs")?;
         if let Some(ended) = hooks.run("pre_activate", id, current.as_ref(), dir) {
             let detail = format!(
                 "pre_activate hook failed ({}); current still names {}",
@@ -314,8 +327,14 @@ impl Activation<'_> {
             return Err(self.flip_back(what, &ended));
         }
 
-        root.append(&self.event(Outcome::Activated, Some(id), None))
-            .context("appending to the host history")?;
+        if let Err(e) = log.append(&self.event(Outcome::Activated, Some(id), None)) {
+            // Live but unrecorded, the release would be forgotten by keep-N
+            // and `--to previous`: it goes back like a failed check.
+            return Err(self.flip_back(
+                "recording it in the host history",
+                &Ended::Failed(e.to_string()),
+            ));
+        }
         root.end_activation()
             .context("clearing the host's activation marker")?;
         out.result = "activated";
@@ -335,8 +354,8 @@ impl Activation<'_> {
     }
 
     /// After `what` failed as `ended` with the release live: `current` back
-    /// where it was, the previous release's `post_activate` again (the app
-    /// server goes back too), and the failure recorded.
+    /// where it was, the previous release's own `post_activate` again (the
+    /// app server goes back too), and the failure recorded.
     fn flip_back(&self, what: &str, ended: &Ended) -> anyhow::Error {
         let (root, id, current, hooks) = (self.root, &self.id, self.current, self.hooks);
         if let Err(e) = root.flip(current.as_ref()) {
@@ -346,13 +365,7 @@ impl Activation<'_> {
             ));
         }
         if let Some(prev) = &current {
-            let prev_dir = root.release_dir(prev);
-            if let Some(again) = hooks.run("post_activate", prev, Some(id), &prev_dir) {
-                hooks.progress.warn(format!(
-                    "post_activate for the previous release {prev} failed too ({})",
-                    describe(&again)
-                ));
-            }
+            post_activate_again(root, prev, Some(id), hooks);
         }
         let detail = format!(
             "{what} failed ({}); current flipped back to {}",
@@ -397,54 +410,117 @@ impl Activation<'_> {
 
 /// Puts `current` back where an interrupted activation (a deploy killed
 /// after its flip, before its check passed) found it, runs that release's
-/// `post_activate` again (the app server may run the unchecked one), and
-/// records the attempt as failed.
-fn recover(
-    root: &Root,
-    a: &Activating,
-    hook_env: &[(String, String)],
-    progress: &dyn Progress,
-) -> Result<()> {
-    let from = a
-        .from
-        .as_deref()
-        .and_then(|f| f.parse::<Digest>().ok())
-        .filter(|d| std::fs::symlink_metadata(root.release_dir(d)).is_ok_and(|m| m.is_dir()));
-    progress.warn(format!(
-        "a deploy of {} was interrupted before its check passed; putting current back on {}",
-        if a.to.is_empty() { "a release" } else { &a.to },
-        from.map_or("nothing".into(), |f| f.to_string())
-    ));
-    root.flip(from.as_ref())
-        .context("putting current back after an interrupted deploy")?;
-    if let Some(f) = &from {
-        let settings = local_manifest(root, f)?.deploy.unwrap_or_default();
-        let hooks = Hooks {
-            settings: &settings,
-            root: root.dir(),
-            env: "",
-            extra: hook_env,
-            progress,
-            check_passed: Default::default(),
-        };
-        let to = a.to.parse::<Digest>().ok();
-        if let Some(e) = hooks.run("post_activate", f, to.as_ref(), &root.release_dir(f)) {
-            progress.warn(format!("post_activate for {f} failed ({})", describe(&e)));
+/// own `post_activate` again (the app server may run the unchecked one),
+/// and records the attempt as failed. `current` moves only to a release
+/// verified unmodified, or away when there was none before; an unreadable
+/// marker, or a release to go back to that is gone or modified, leaves it
+/// where it is.
+fn recover(root: &Root, marker: &Marker, hooks: &Hooks<'_>) -> Result<()> {
+    let progress = hooks.progress;
+    let live = root.current().ok().flatten();
+    let here = live.map_or("nothing".into(), |c| c.to_string());
+    let (to, detail) = match marker {
+        Marker::Unreadable(why) => {
+            progress.warn(format!(
+                "a deploy was interrupted before its check passed, and its marker is unreadable ({why}); current is left on {here}"
+            ));
+            (
+                String::new(),
+                format!("interrupted; marker unreadable, current left on {here}"),
+            )
         }
-    }
+        Marker::From(a) => {
+            let back = match a.from.as_deref().map(str::parse::<Digest>) {
+                None => Ok(None),
+                Some(Ok(from)) => verified(root, &from).map(|()| Some(from)),
+                Some(Err(e)) => Err(format!(
+                    "it names `{}` ({e})",
+                    a.from.as_deref().unwrap_or_default()
+                )),
+            };
+            match back {
+                Ok(from) => {
+                    let there = from.map_or("nothing".into(), |f| f.to_string());
+                    progress.warn(format!(
+                        "a deploy of {} was interrupted before its check passed; putting current back on {there}",
+                        a.to
+                    ));
+                    root.flip(from.as_ref())
+                        .context("putting current back after an interrupted deploy")?;
+                    if let Some(f) = &from {
+                        post_activate_again(root, f, a.to.parse().ok().as_ref(), hooks);
+                    }
+                    (
+                        a.to.clone(),
+                        "interrupted before its check passed; current put back".into(),
+                    )
+                }
+                Err(why) => {
+                    progress.warn(format!(
+                        "a deploy of {} was interrupted before its check passed, and the release before it cannot be verified ({why}); current is left on {here}",
+                        a.to
+                    ));
+                    (a.to.clone(), format!("interrupted; the release before it cannot be verified ({why}), current left on {here}"))
+                }
+            }
+        }
+    };
     root.append(&HostEvent {
         time: rfc3339(now()),
-        manifest: a.to.clone(),
+        manifest: to,
         outcome: Outcome::Failed,
-        current: from.map(|f| f.to_string()),
+        current: root.current().ok().flatten().map(|f| f.to_string()),
         env: None,
         seq: None,
-        detail: Some("interrupted before its check passed; current put back".into()),
+        detail: Some(detail),
     })
     .context("appending to the host history")?;
     root.end_activation()
         .context("clearing the host's activation marker")?;
     Ok(())
+}
+
+/// Whether release `id` is on disk as it was unpacked: a real directory,
+/// its kept manifest intact, every file of its record unchanged.
+fn verified(root: &Root, id: &Digest) -> Result<(), String> {
+    if !is_real_dir(&root.release_dir(id)) {
+        return Err(format!("release {id} is not on this host"));
+    }
+    let shared = local_manifest(root, id)
+        .map_err(|e| format!("{e:#}"))?
+        .deploy
+        .unwrap_or_default()
+        .shared;
+    match root.modified(id, &shared) {
+        None => Ok(()),
+        Some(why) => Err(format!("release {id} was modified: {why}")),
+    }
+}
+
+/// Runs release `prev`'s own `post_activate` (from the manifest kept
+/// beside it) after `current` went back to it from `to`: the hooks of the
+/// release that failed are not the ones to run for the one that did not.
+fn post_activate_again(root: &Root, prev: &Digest, to: Option<&Digest>, hooks: &Hooks<'_>) {
+    let settings = match local_manifest(root, prev) {
+        Ok(m) => m.deploy.unwrap_or_default(),
+        Err(e) => {
+            hooks.progress.warn(format!(
+                "post_activate for the previous release {prev} was not run: {e:#}"
+            ));
+            return;
+        }
+    };
+    let theirs = Hooks {
+        settings: &settings,
+        check_passed: Default::default(),
+        ..*hooks
+    };
+    if let Some(e) = theirs.run("post_activate", prev, to, &root.release_dir(prev)) {
+        hooks.progress.warn(format!(
+            "post_activate for the previous release {prev} failed too ({})",
+            describe(&e)
+        ));
+    }
 }
 
 /// `deploy --dry-run`: what a deploy would do, from the root as it is,
@@ -461,14 +537,30 @@ pub fn plan(
     let interrupted = root
         .interrupted()
         .context("reading the host's activation marker")?;
-    if let Some(a) = &interrupted {
-        progress.note(format!(
-            "would first put current back where an interrupted deploy of {} found it",
-            a.to
-        ));
-    }
     let current = match &interrupted {
-        Some(a) => a.from.as_deref().and_then(|f| f.parse().ok()),
+        Some(Marker::From(a)) => {
+            let from = a.from.as_deref().and_then(|f| f.parse().ok());
+            match from.map(|f| verified(&root, &f)) {
+                Some(Err(why)) => {
+                    progress.note(format!(
+                        "would leave current as it is after an interrupted deploy of {}: {why}",
+                        a.to
+                    ));
+                    current
+                }
+                _ => {
+                    progress.note(format!(
+                        "would first put current back where an interrupted deploy of {} found it",
+                        a.to
+                    ));
+                    from
+                }
+            }
+        }
+        Some(Marker::Unreadable(why)) => {
+            progress.note(format!("would leave current as it is after an interrupted deploy: its marker is unreadable ({why})"));
+            current
+        }
         None => current,
     };
     let (id, env, _) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
@@ -592,7 +684,21 @@ fn manifest_for(
     id: &Digest,
 ) -> Result<Manifest> {
     match (&req.target, store) {
-        (Target::Previous, _) | (_, None) => local_manifest(root, id),
+        (Target::Previous, _) | (_, None) => {
+            let m = local_manifest(root, id)?;
+            // Going back is the operator's own act, but not around the rule:
+            // the release may never have been checked against it.
+            if let Some(trust) = req.host.trust {
+                let Some(store) = store else {
+                    return Err(UsageError(format!(
+                        "going back to {id} under --require checks its signatures in the store: pass --store, or deploy without --require"
+                    ))
+                    .into());
+                };
+                trust.check(store, id, &m.to_canonical_bytes())?;
+            }
+            Ok(m)
+        }
         (_, Some(store)) => {
             let m = load_manifest(store, id)?;
             if let Some(trust) = req.host.trust {

@@ -52,6 +52,13 @@ const STAGING_PREFIXES: [&str; 3] = [".download-", ".unpack-", ".manifest-"];
 const RECORD_TEMP: &str = ".record-";
 /// The temp of `.verbatim/activating.json`, swept by [`Root::cleanup`].
 const ACTIVATING_TEMP: &str = ".activating-";
+/// The most bytes the activation marker may have (it names two manifests).
+const MAX_ACTIVATING_BYTES: u64 = 64 << 10;
+/// The most bytes a release's file record may have: about a million
+/// entries.
+const MAX_RECORD_BYTES: u64 = 256 << 20;
+/// The most bytes the host history may have: about a million deploys.
+const MAX_HISTORY_BYTES: u64 = 256 << 20;
 /// A release being removed (out of sight first).
 const TRASH_PREFIX: &str = ".trash-";
 /// In `.verbatim/`: held shared by each fetch or deploy while it stages a
@@ -95,6 +102,16 @@ pub struct HostEvent {
     pub detail: Option<String>,
 }
 
+/// What the activation marker of an interrupted deploy says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interrupted {
+    /// `current` was moving as the marker says.
+    From(Activating),
+    /// The marker does not parse (why): nothing is known of where
+    /// `current` was, so it is left where it is.
+    Unreadable(String),
+}
+
 /// An activation in flight: `current` is moving from `from` to `to`, and
 /// `to` is not checked yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,8 +119,7 @@ pub struct Activating {
     /// The manifest `current` named before (`sha256:<hex>`); `None` when there
     /// was no `current`.
     pub from: Option<String>,
-    /// The manifest it moves to (`sha256:<hex>`); empty when the marker did not
-    /// parse.
+    /// The manifest it moves to (`sha256:<hex>`).
     pub to: String,
 }
 
@@ -113,11 +129,6 @@ pub struct Activating {
 struct Record {
     manifest: String,
     entries: Vec<Entry>,
-}
-
-/// Opens `path` for writing without following a symlink at its end.
-fn open_nofollow(opts: &mut OpenOptions, path: &Path) -> io::Result<File> {
-    opts.custom_flags(libc::O_NOFOLLOW).open(path)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -178,7 +189,8 @@ impl Root {
     /// with the staging lock held.
     pub fn write_manifest(&self, id: &Digest, bytes: &[u8]) -> io::Result<()> {
         let path = self.manifest_path(id);
-        if fs::read(&path).ok().as_deref() == Some(bytes) {
+        let limit = crate::manifest::MAX_BYTES;
+        if safe_fs::read_regular_limited(&path, limit).ok().as_deref() == Some(bytes) {
             return Ok(());
         }
         write_through_temp(&path, ".manifest-", bytes)
@@ -308,13 +320,16 @@ impl Root {
     }
 
     /// An activation a crash interrupted, if any. One that does not parse
-    /// counts as interrupted from nothing known.
-    pub fn interrupted(&self) -> io::Result<Option<Activating>> {
-        match fs::read(self.dir.join(STATE).join(ACTIVATING)) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or(Activating {
-                from: None,
-                to: String::new(),
-            }))),
+    /// is [`Interrupted::Unreadable`]: what `current` names stays. A marker
+    /// that is not a regular file (a fifo, a link) or is too large is an
+    /// error naming it, never waited on.
+    pub fn interrupted(&self) -> io::Result<Option<Interrupted>> {
+        let path = self.dir.join(STATE).join(ACTIVATING);
+        match safe_fs::read_regular_limited(&path, MAX_ACTIVATING_BYTES) {
+            Ok(bytes) => Ok(Some(match serde_json::from_slice(&bytes) {
+                Ok(a) => Interrupted::From(a),
+                Err(e) => Interrupted::Unreadable(format!("{}: {e}", path.display())),
+            })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -336,13 +351,17 @@ impl Root {
     /// shared path aside): files the app writes beside it, like
     /// `__pycache__`, do not count.
     pub fn modified(&self, id: &Digest, shared: &[String]) -> Option<String> {
-        let record: Record = match fs::read(self.record_path(id)) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(r) => r,
+        let record: Record =
+            match safe_fs::read_regular_limited(&self.record_path(id), MAX_RECORD_BYTES) {
+                Ok(bytes) => match serde_json::from_slice(&bytes) {
+                    Ok(r) => r,
+                    Err(e) => return Some(format!("its file record is unreadable ({e})")),
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Some(format!("it has no file record ({e})"))
+                }
                 Err(e) => return Some(format!("its file record is unreadable ({e})")),
-            },
-            Err(e) => return Some(format!("it has no file record ({e})")),
-        };
+            };
         let dir = self.release_dir(id);
         let under_shared = |path: &str| {
             shared
@@ -413,13 +432,14 @@ impl Root {
     /// skipped; so is any other line that does not parse, with its number
     /// handed to `bad_line`.
     pub fn history(&self, bad_line: impl Fn(usize)) -> io::Result<Vec<HostEvent>> {
-        let file = match File::open(self.dir.join(STATE).join(HISTORY)) {
-            Ok(f) => f,
+        let path = self.dir.join(STATE).join(HISTORY);
+        let bytes = match safe_fs::read_regular_limited(&path, MAX_HISTORY_BYTES) {
+            Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         let mut out = Vec::new();
-        let mut reader = io::BufReader::new(file);
+        let mut reader = io::Cursor::new(bytes);
         let mut line = String::new();
         let mut n = 0;
         loop {
@@ -438,16 +458,30 @@ impl Root {
 
     /// Appends one event to the host history and syncs it.
     pub fn append(&self, event: &HostEvent) -> io::Result<()> {
-        let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
-        line.push(b'\n');
+        self.open_history()?.append(event)
+    }
+
+    /// Opens the host history to append to it: a deploy opens it before
+    /// anything runs, so a history that cannot be written (not a regular
+    /// file, a link) stops it while `current` is untouched.
+    pub fn open_history(&self) -> io::Result<HistoryFile> {
         let path = self.dir.join(STATE).join(HISTORY);
-        let mut file = open_nofollow(OpenOptions::new().append(true).create(true), &path)?;
-        // A line torn by a crash would otherwise glue onto this one.
-        if file.metadata()?.len() > 0 && !ends_with_newline(&path)? {
-            file.write_all(b"\n")?;
-        }
-        file.write_all(&line)?;
-        file.sync_data()
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .and_then(|f| match f.metadata()?.is_file() {
+                true => Ok(f),
+                false => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a regular file; remove or rename it",
+                )),
+            })
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        Ok(HistoryFile { file, path })
     }
 
     /// The release `current` named before it named `current` (per the
@@ -634,13 +668,30 @@ fn holder(path: &Path) -> String {
     }
 }
 
-fn ends_with_newline(path: &Path) -> io::Result<bool> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::End(-1))?;
-    let mut b = [0u8];
-    f.read_exact(&mut b)?;
-    Ok(b[0] == b'\n')
+/// The host history, open to append to ([`Root::open_history`]).
+pub struct HistoryFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl HistoryFile {
+    /// Appends one event and syncs it; an error names the file.
+    pub fn append(&self, event: &HostEvent) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
+        line.push(b'\n');
+        let named =
+            |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.path.display()));
+        let len = self.file.metadata().map_err(named)?.len();
+        let mut last = [0u8];
+        // A line torn by a crash would otherwise glue onto this one.
+        if len > 0 && self.file.read_at(&mut last, len - 1).map_err(named)? == 1 && last[0] != b'\n'
+        {
+            line.insert(0, b'\n');
+        }
+        (&self.file).write_all(&line).map_err(named)?;
+        self.file.sync_data().map_err(named)
+    }
 }
 
 /// Removes a file, a link or a whole directory, never following a link.

@@ -208,6 +208,15 @@ pub fn stage(
 ) -> Result<(tempfile::TempDir, Vec<unpack::Entry>)> {
     let key = Key::new(manifest.artifact.key.clone())?;
     let object = store.get(&key)?;
+    // A wrong size is known before a byte is read (a 20 GiB planted object
+    // is not downloaded to find out).
+    if object.meta.size != manifest.artifact.size {
+        return Err(IntegrityError(format!(
+            "{key}: the store holds {} bytes, but manifest {id} says {}; the store copy is corrupt or was tampered with",
+            object.meta.size, manifest.artifact.size
+        ))
+        .into());
+    }
     let tmp = tempfile::Builder::new()
         .prefix(".download-")
         .tempfile_in(dir)

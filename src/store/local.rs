@@ -12,7 +12,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::api::{
@@ -298,9 +298,20 @@ impl Store for LocalStore {
                 meta,
             });
         }
-        let meta = self
-            .head(key)?
-            .ok_or_else(|| StoreError::NotFound { key: key.clone() })?;
+        // Not hashed here: the reader hashes what it streams, and a size
+        // that is wrong is known without reading a byte. The tag is the
+        // file's identity, not its digest: large objects are never swapped.
+        let m = file.metadata().map_err(io_err("reading", key))?;
+        let meta = ObjectMeta {
+            size,
+            etag: ETag(format!(
+                "{}-{size}-{}.{}",
+                m.ino(),
+                m.mtime(),
+                m.mtime_nsec()
+            )),
+            sha256: None,
+        };
         Ok(Object {
             reader: Box::new(io::BufReader::with_capacity(256 << 10, file)),
             meta,

@@ -1279,3 +1279,5 @@ fn deploy_creates_missing_shared_paths_as_files_or_directories() {
         "SECRET=x\n"
     );
 }
+
+mod host_files;

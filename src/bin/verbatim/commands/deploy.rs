@@ -19,13 +19,16 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
         (None, Some(t)) => target_of(t),
         (None, None) => unreachable!("clap requires a target or --to"),
     };
+    let trust = Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
     // Hosts usually have no verbatim.toml: --store alone is enough. Going
-    // back needs no store (only to report).
+    // back needs no store (only to report), unless signatures are required.
     let store = match target {
-        Target::Previous => flags::open_store_for(g).ok(),
+        Target::Previous if trust.is_none() => flags::open_store_for(g).ok(),
+        Target::Previous => Some(flags::open_store_for(g).context(
+            "going back under --require checks the release's signatures in the store: pass --store",
+        )?),
         _ => Some(flags::open_store_for(g)?),
     };
-    let trust = Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
     let signals = verbatim::signals::Signals::install().context("installing signal handlers")?;
     let req = Request {
         target,
