@@ -87,7 +87,7 @@ pub fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<Class> {
         Some(Class::GateRefused)
     } else if cause.is::<LostRace>() {
         Some(Class::LostRace)
-    } else if cause.is::<IntegrityError>() {
+    } else if cause.is::<IntegrityError>() || cause.is::<Stale>() {
         Some(Class::Integrity)
     } else if cause.is::<CheckFailed>() {
         Some(Class::CheckFailed)
@@ -109,6 +109,13 @@ pub struct UsageError(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct IntegrityError(pub String);
+
+/// A host's newest signed statement about its environment is older than
+/// its `--max-age` allows: the pointer may be frozen. Exit 5, and the host
+/// reports `stale`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Stale(pub String);
 
 /// A promotion gate refused: exit 3.
 #[derive(Debug, thiserror::Error)]

@@ -94,9 +94,44 @@ pub fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
+/// `3d 4h`, `5m 2s`, `40s`: the two largest units of `secs`.
+pub fn human_duration(secs: u64) -> String {
+    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
+    let parts: Vec<String> = units
+        .iter()
+        .scan(secs, |left, &(size, unit)| {
+            let n = *left / size;
+            *left %= size;
+            Some((n, unit))
+        })
+        .skip_while(|(n, _)| *n == 0)
+        .take(2)
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if parts.is_empty() {
+        "0s".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_in_their_two_largest_units() {
+        for (secs, shown) in [
+            (0, "0s"),
+            (40, "40s"),
+            (302, "5m 2s"),
+            (3600, "1h"),
+            (273_600, "3d 4h"),
+        ] {
+            assert_eq!(human_duration(secs), shown);
+        }
+    }
 
     #[test]
     fn escapes_what_could_forge_a_line_or_drive_a_terminal() {

@@ -22,7 +22,7 @@
 //! log and its hash chain), [`event`], [`checks`], [`gates`] and [`policy`];
 //! [`reports`] (hosts' reports); [`reader`] (the one way a log is read,
 //! checked); [`policy_store`] (the order every command follows);
-//! [`signatures`]; [`moves`] (the one place pointers move); [`canary`];
+//! [`signatures`]; [`timestamp`] (freshness); [`moves`] (the one place pointers move); [`canary`];
 //! [`resolve`] (what a `<manifest>` argument names); the operations
 //! [`promote`] (promote, rollback) and [`views`] (status, history).
 
@@ -39,6 +39,7 @@ pub mod reader;
 pub mod reports;
 pub mod resolve;
 pub mod signatures;
+pub mod timestamp;
 pub mod views;
 
 pub use checks::*;

@@ -30,6 +30,7 @@ use super::log::Log;
 use super::policy_store::{self, Order};
 use super::reader::{get_record, EnvState, Reader};
 use super::signatures::{sign_event, signature_gate};
+use super::timestamp;
 use crate::actor::actor;
 use crate::clock::{deadline, now, rfc3339};
 use crate::config::Config;
@@ -261,6 +262,20 @@ pub(crate) fn move_with(
         previous.as_deref().unwrap_or("nothing"),
         event.seq
     ));
+    if let Some(key) = req.sign {
+        // Hosts with --max-age hear that this move is the newest.
+        let digest = crate::digest::Digest::of(&event.to_bytes());
+        let vouched = timestamp::write_timestamp(
+            reader.store(),
+            env,
+            (event.seq, &digest),
+            key,
+            timestamp::DEFAULT_VALID_SECS,
+        );
+        if let Err(e) = vouched {
+            progress.warn(format!("could not write the timestamp of {env}: {e:#}"));
+        }
+    }
     let mut moved = report("moved", event.seq, gates);
     moved.check = event.check.map(|c| CheckJson {
         cmd: c.cmd,

@@ -25,6 +25,9 @@ pub enum State {
     Active,
     /// A hook or the check failed; the host runs `running`.
     Failed,
+    /// The newest signed statement about the environment is older than
+    /// the host's `--max-age`: it runs `running` and moves nowhere.
+    Stale,
 }
 
 /// One host's report.
@@ -117,7 +120,7 @@ pub fn tally(reports: &[Report], manifest: &str, seq: u64) -> Tally {
             State::Failed => t
                 .failed
                 .push((r.host.clone(), r.detail.clone().unwrap_or_default())),
-            State::Deploying => {}
+            State::Deploying | State::Stale => {}
         }
     }
     t

@@ -154,3 +154,29 @@ pub fn signature_gate(
         },
     }))
 }
+
+/// The keys whose stored signature over event `seq` of `env` (its stored
+/// `bytes`) verifies, in namespace `verbatim-event@v1`: what a host with
+/// `--require-event-signer` checks before it acts on the event.
+pub fn event_signers(
+    store: &dyn Store,
+    env: &str,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<Vec<ssh_key::PublicKey>> {
+    let mut keys = Vec::new();
+    for listed in store.list(&trust::event_signatures_prefix(env, seq))? {
+        if listed.size > trust::MAX_SIGNATURE_BYTES {
+            continue;
+        }
+        let armored = match store.get(&listed.key) {
+            Ok(o) => o.into_bytes_limited(trust::MAX_SIGNATURE_BYTES)?,
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if let Ok(key) = trust::check(&armored, bytes, trust::EVENT_NAMESPACE) {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}

@@ -5,7 +5,9 @@
 //! it as `verbatim deploy ENV` would. A deploy whose hooks failed is not
 //! retried until the pointer moves again (the host reported `failed`, and
 //! the environment is expected to roll back); a store error is retried
-//! with exponential backoff. SIGTERM, SIGINT or SIGHUP end the loop: a
+//! with exponential backoff. With `--max-age`, the move is read again
+//! every quarter of it even when the pointer did not move, so a frozen
+//! pointer turns the host `stale`. SIGTERM, SIGINT or SIGHUP end the loop: a
 //! running deploy abandons its download or hook cleanly (`current` stays
 //! on a complete release) and the agent returns. The command installs the
 //! handlers (`crate::signals::Signals`); this loop only reads the flag.
@@ -73,6 +75,14 @@ pub fn run(
         req.interval
     ));
     let mut done: Option<ETag> = None;
+    // With --max-age, an unmoved pointer is looked at again now and then:
+    // a frozen one must turn the host `stale`.
+    let recheck = req
+        .host
+        .trust
+        .and_then(|t| t.max_age)
+        .map(|age| Duration::from_secs(age / 4).max(req.interval));
+    let mut checked = Instant::now();
     let mut errors: u32 = 0;
     let mut said_empty = false;
     while signals::caught().is_none() {
@@ -85,8 +95,14 @@ pub fn run(
                 }
                 Ok(())
             }
-            Ok(Some(meta)) if done.as_ref() == Some(&meta.etag) => Ok(()),
+            Ok(Some(meta))
+                if done.as_ref() == Some(&meta.etag)
+                    && recheck.is_none_or(|r| checked.elapsed() < r) =>
+            {
+                Ok(())
+            }
             Ok(Some(meta)) => {
+                checked = Instant::now();
                 let deploy_req = Request {
                     target: Target::Env(req.env),
                     host: req.host,

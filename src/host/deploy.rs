@@ -15,16 +15,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use super::follow::{self, Accepted};
 use super::hooks::{describe, Hooks};
 use super::report::Reporter;
 use super::root::{HostEvent, Interrupted as Marker, Outcome, Root};
 use super::stage::{discard_if_modified, hold_staging, is_real_dir, place, stage};
 use crate::clock::{now, rfc3339};
 use crate::digest::Digest;
-use crate::environments::reader::Reader;
 use crate::environments::reports::State;
 use crate::environments::resolve::resolve_manifest;
-use crate::error::{CheckFailed, Failed, IntegrityError, Interrupted, UsageError};
+use crate::error::{CheckFailed, Failed, IntegrityError, Interrupted, Stale, UsageError};
 use crate::manifest::{Deploy, Manifest};
 use crate::objects::load_manifest;
 use crate::process::Ended;
@@ -168,7 +168,15 @@ pub fn deploy(
         })
         .context("reading the host history")?;
 
-    let (id, env, seq) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
+    let Resolved {
+        id,
+        env,
+        seq,
+        accepted,
+    } = match resolve(store, &root, current.as_ref(), &history, req) {
+        Ok(r) => r,
+        Err(e) => return Err(stale(e, store, req, current.as_ref(), progress).into()),
+    };
     let mut out = DeployJson::unchanged(&root, req.host.id, env.clone(), &id, current.as_ref());
     let reporter = Reporter {
         store,
@@ -179,6 +187,9 @@ pub fn deploy(
         progress,
     };
     if current == Some(id) {
+        if let Some(a) = &accepted {
+            a.remember(&root)?;
+        }
         progress.note(format!(
             "{id} is already current in {}; nothing to do",
             root.dir().display()
@@ -188,6 +199,10 @@ pub fn deploy(
     }
 
     let manifest = manifest_for(store, req, &root, &id)?;
+    // Every check of the move passed: the mark goes up before anything runs.
+    if let Some(a) = &accepted {
+        a.remember(&root)?;
+    }
     let settings = manifest.deploy.clone().unwrap_or_default();
     reporter.send(State::Deploying, current.as_ref(), None);
     let hooks = Hooks {
@@ -563,7 +578,7 @@ pub fn plan(
         }
         None => current,
     };
-    let (id, env, _) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
+    let Resolved { id, env, .. } = resolve(store, &root, current.as_ref(), &history, req)?;
     let mut out = DeployJson::unchanged(&root, req.host.id, env.clone(), &id, current.as_ref());
     if current == Some(id) && interrupted.is_none() {
         progress.note(format!(
@@ -632,32 +647,46 @@ pub fn plan(
     Ok(out)
 }
 
-/// What `target` names: the manifest, the environment to report to, and
-/// the event of its pointer.
+/// What a deploy's target names.
+struct Resolved {
+    /// The manifest.
+    id: Digest,
+    /// The environment to report to.
+    env: Option<String>,
+    /// The event of its pointer.
+    seq: Option<u64>,
+    /// The move accepted, when following an environment.
+    accepted: Option<Accepted>,
+}
+
+/// What `req.target` names; an environment's move is accepted as
+/// `follow::accept` rules (signed, extending the root's mark, fresh).
 fn resolve(
     store: Option<&dyn Store>,
     root: &Root,
     current: Option<&Digest>,
     history: &[HostEvent],
-    target: &Target<'_>,
-) -> Result<(Digest, Option<String>, Option<u64>)> {
-    Ok(match *target {
+    req: &Request<'_>,
+) -> Result<Resolved> {
+    Ok(match req.target {
         Target::Env(env) => {
             let store = store.expect("an environment needs the store");
-            let state = Reader::new(store, crate::config::DEFAULT_CONCURRENCY).load(env)?;
-            let Some((pointer, _)) = state.pointer else {
-                return Err(UsageError(format!(
-                    "nothing is live in environment `{env}` in {}: promote a manifest there first, or check the environment's name and --store",
-                    store.location()
-                ))
-                .into());
-            };
-            let id: Digest = pointer.manifest.parse().map_err(anyhow::Error::msg)?;
-            (id, Some(env.to_owned()), Some(pointer.seq))
+            let a = follow::accept(store, root, env, req.host.trust)?;
+            Resolved {
+                id: a.manifest,
+                env: Some(env.to_owned()),
+                seq: Some(a.seq),
+                accepted: Some(a),
+            }
         }
         Target::Manifest(arg) => {
             let store = store.expect("a manifest needs the store");
-            (resolve_manifest(store, arg)?, None, None)
+            Resolved {
+                id: resolve_manifest(store, arg)?,
+                env: None,
+                seq: None,
+                accepted: None,
+            }
         }
         Target::Previous => {
             let Some(prev) = root.previous(history, current) else {
@@ -669,9 +698,37 @@ fn resolve(
             };
             // Report to the environment the host followed last, if any.
             let env = history.iter().rev().find_map(|e| e.env.clone());
-            (prev, env, None)
+            Resolved {
+                id: prev,
+                env,
+                seq: None,
+                accepted: None,
+            }
         }
     })
+}
+
+/// A move refused as too old: the host says so in its report (`stale`,
+/// running what it runs) before the error goes up.
+fn stale(
+    e: anyhow::Error,
+    store: Option<&dyn Store>,
+    req: &Request<'_>,
+    current: Option<&Digest>,
+    progress: &dyn Progress,
+) -> anyhow::Error {
+    if let (Target::Env(env), true) = (&req.target, e.chain().any(|c| c.is::<Stale>())) {
+        let reporter = Reporter {
+            store,
+            env: Some(env),
+            host: req.host.id,
+            manifest: current.map(Digest::to_string).unwrap_or_default(),
+            seq: None,
+            progress,
+        };
+        reporter.send(State::Stale, current, Some(format!("{e:#}")));
+    }
+    e
 }
 
 /// The manifest to deploy: the one kept beside its release when going

@@ -1,11 +1,13 @@
 //! A host: the machine side of a release. Its deploy root on disk
-//! (`root`), staging a release there (`stage`), activating it with its
+//! (`root`), what it accepts from an environment (`follow`: signed moves,
+//! never backwards, fresh), staging a release there (`stage`), activating it with its
 //! hooks and flipping back when they fail (`deploy`, `hooks`), reporting to
 //! the store (`report`), and the agent that keeps a host on an
 //! environment's pointer (`agent`).
 
 pub mod agent;
 pub mod deploy;
+pub mod follow;
 pub mod hooks;
 pub mod id;
 pub mod report;

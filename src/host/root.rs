@@ -9,6 +9,7 @@
 //! DIR/.verbatim/history.jsonl     one line per deploy attempt, appended
 //! DIR/.verbatim/releases/<hex>.json   each release's files as unpacked, to re-check it
 //! DIR/.verbatim/activating.json  while `current` moves and the new release is unchecked
+//! DIR/.verbatim/seen/<env>.json  the newest event of <env> this root accepted (`host::follow`)
 //! ```
 //!
 //! Every change is made so that a crash (kill -9) at any point leaves
@@ -59,6 +60,10 @@ const MAX_ACTIVATING_BYTES: u64 = 64 << 10;
 const MAX_RECORD_BYTES: u64 = 256 << 20;
 /// The most bytes the host history may have: about a million deploys.
 const MAX_HISTORY_BYTES: u64 = 256 << 20;
+/// In `.verbatim/`: per environment, the newest event accepted.
+const SEEN: &str = "seen";
+/// The temp of a `.verbatim/seen/<env>.json`, swept by [`Root::cleanup`].
+const SEEN_TEMP: &str = ".seen-";
 /// A release being removed (out of sight first).
 const TRASH_PREFIX: &str = ".trash-";
 /// In `.verbatim/`: held shared by each fetch or deploy while it stages a
@@ -121,6 +126,22 @@ pub struct Activating {
     pub from: Option<String>,
     /// The manifest it moves to (`sha256:<hex>`).
     pub to: String,
+}
+
+/// The newest event of an environment a root accepted: its high-water
+/// mark (`.verbatim/seen/<env>.json`). A history that does not extend it
+/// is refused (`host::follow`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seen {
+    /// The environment.
+    pub env: String,
+    /// The event's sequence number.
+    pub seq: u64,
+    /// `sha256:<hex>` of its stored bytes.
+    pub event: String,
+    /// RFC 3339, UTC: when this root accepted it.
+    pub time: String,
 }
 
 /// What a release directory holds, as unpacked (`.verbatim/releases/<hex>.json`).
@@ -210,6 +231,8 @@ impl Root {
     pub fn cleanup(&self) -> io::Result<Vec<String>> {
         let mut removed = sweep(&self.releases(), RELEASES, &[TRASH_PREFIX])?;
         removed.extend(sweep(&self.dir.join(STATE), STATE, &[ACTIVATING_TEMP])?);
+        let seen = self.dir.join(STATE).join(SEEN);
+        removed.extend(sweep(&seen, &format!("{STATE}/{SEEN}"), &[SEEN_TEMP])?);
         match fs::remove_file(self.dir.join(CURRENT_TMP)) {
             Ok(()) => removed.push(CURRENT_TMP.into()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -309,6 +332,37 @@ impl Root {
             &bytes,
         )?;
         sync_dir(&self.dir.join(STATE))
+    }
+
+    /// Where the high-water mark of `env` is kept.
+    pub fn seen_path(&self, env: &str) -> PathBuf {
+        self.dir.join(STATE).join(SEEN).join(format!("{env}.json"))
+    }
+
+    /// The newest event of `env` this root accepted, `None` before the
+    /// first. A mark that is not a regular file or does not parse is an
+    /// error naming it: trust is never reset by a broken file.
+    pub fn seen(&self, env: &str) -> io::Result<Option<Seen>> {
+        let path = self.seen_path(env);
+        match safe_fs::read_regular_limited(&path, MAX_ACTIVATING_BYTES) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} does not parse ({e}); remove it to accept the store's history as it is now", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records `seen` as the newest event of its environment accepted
+    /// (synced; through a temp, so a crash leaves the old mark or the new).
+    pub fn set_seen(&self, seen: &Seen) -> io::Result<()> {
+        let dir = safe_fs::create_dirs(&self.dir, &Path::new(STATE).join(SEEN))?;
+        let bytes = serde_json::to_vec(seen).map_err(io::Error::other)?;
+        write_through_temp(&self.seen_path(&seen.env), SEEN_TEMP, &bytes)?;
+        sync_dir(&dir)
     }
 
     /// The outcome is recorded: the activation is over.

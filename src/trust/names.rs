@@ -9,6 +9,8 @@ use crate::digest::Digest;
 pub const MANIFEST_NAMESPACE: &str = "verbatim-manifest@v1";
 /// The SSHSIG namespace of an event signature (`promote --sign-key`).
 pub const EVENT_NAMESPACE: &str = "verbatim-event@v1";
+/// The SSHSIG namespace of an environment's timestamp (its freshness).
+pub const TIMESTAMP_NAMESPACE: &str = "verbatim-timestamp@v1";
 /// The largest signature file read (an ed25519 one is ~300 bytes).
 pub const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
 

@@ -187,26 +187,59 @@ pub struct Trust {
     /// Principals that must each have signed a manifest (`--require`); empty:
     /// a signature by any principal of the file will do.
     pub require: Vec<String>,
+    /// Principals that must each have signed the environment event a host
+    /// acts on (`--require-event-signer`); empty: events are not checked.
+    pub require_event: Vec<String>,
+    /// With `require_event`: how old, in seconds, the newest signed
+    /// statement about the environment may be (`--max-age`).
+    pub max_age: Option<u64>,
+}
+
+/// What a host was told to trust, as flags and variables give it.
+#[derive(Debug, Default)]
+pub struct TrustRules<'a> {
+    /// `--allowed-signers`.
+    pub allowed_signers: Option<&'a Path>,
+    /// `--require`.
+    pub require: &'a [String],
+    /// `--require-event-signer`.
+    pub require_event: &'a [String],
+    /// `--max-age`, in seconds.
+    pub max_age: Option<u64>,
 }
 
 impl Trust {
-    /// What a host trusts: the `allowed_signers` file at `allowed_signers`
-    /// (`--allowed-signers`) and the principals in `require`
-    /// (`--require`); `None` when neither is given.
-    pub fn new(allowed_signers: Option<&Path>, require: &[String]) -> Result<Option<Trust>> {
-        let Some(path) = allowed_signers else {
-            if !require.is_empty() {
-                return Err(UsageError(
-                    "--require needs --allowed-signers FILE (or VERBATIM_ALLOWED_SIGNERS): the keys each principal signs with".into(),
-                )
-                .into());
+    /// What a host trusts: the `allowed_signers` file (`--allowed-signers`),
+    /// the principals every manifest needs (`--require`) and every event
+    /// (`--require-event-signer`), and `--max-age`; `None` when no file is
+    /// given (and then none of the rest may be).
+    pub fn new(rules: &TrustRules<'_>) -> Result<Option<Trust>> {
+        if rules.max_age.is_some() && rules.require_event.is_empty() {
+            return Err(UsageError(
+                "--max-age needs --require-event-signer PRINCIPAL: freshness is only as good as the signature that vouches for it".into(),
+            )
+            .into());
+        }
+        let Some(path) = rules.allowed_signers else {
+            for (flag, given) in [
+                ("--require", !rules.require.is_empty()),
+                ("--require-event-signer", !rules.require_event.is_empty()),
+            ] {
+                if given {
+                    return Err(UsageError(format!(
+                        "{flag} needs --allowed-signers FILE (or VERBATIM_ALLOWED_SIGNERS): the keys each principal signs with"
+                    ))
+                    .into());
+                }
             }
             return Ok(None);
         };
         Ok(Some(Trust {
             signers: read_allowed_signers(path)?,
             source: path.to_owned(),
-            require: require.to_vec(),
+            require: rules.require.to_vec(),
+            require_event: rules.require_event.to_vec(),
+            max_age: rules.max_age,
         }))
     }
 

@@ -17,6 +17,7 @@ mod dry_run;
 mod environments;
 mod errors;
 mod export;
+mod follow;
 mod hostile;
 mod interrupt;
 mod library;

@@ -179,6 +179,9 @@ pub enum Command {
     /// Sign a stored manifest (a QA approval), or add a signature made with ssh-keygen.
     #[command(after_help = SIGN_HELP)]
     Sign(SignArgs),
+    /// Re-sign that an environment's live move is still its newest, for hosts with --max-age (run on a schedule).
+    #[command(after_help = TIMESTAMP_HELP)]
+    Timestamp(TimestampArgs),
     /// Print a shell completion script: `verbatim completions bash > /etc/bash_completion.d/verbatim`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -248,6 +251,33 @@ pub struct SignArgs {
     pub signature: Option<PathBuf>,
 }
 
+const TIMESTAMP_HELP: &str = "\
+Writes envs/ENV/timestamp.json: a statement, signed in namespace
+verbatim-timestamp@v1, that the live event is the newest, valid for
+--valid-for. `promote` and `rollback` with --sign-key write one too. A host
+with --max-age (and --require-event-signer) moves only while the newest
+signed statement is that recent, so a pointer an attacker or a stuck replica
+froze stops it (exit 5, report `stale`). Run this more often than the hosts'
+--max-age, e.g. hourly in CI for --max-age 1d.
+
+Example:
+  verbatim timestamp prod --sign-key ci.key --valid-for 2d";
+
+#[derive(Debug, Args)]
+pub struct TimestampArgs {
+    /// The environment.
+    #[arg(value_name = "ENV")]
+    pub env: String,
+
+    /// Sign with this unencrypted OpenSSH private key (a principal hosts require with --require-event-signer).
+    #[arg(long, value_name = "FILE", env = "VERBATIM_SIGNING_KEY")]
+    pub sign_key: PathBuf,
+
+    /// How long the statement vouches for the move: 12h, 7d.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_duration)]
+    pub valid_for: std::time::Duration,
+}
+
 /// What a host trusts: who must have signed a manifest before it runs it.
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Signatures")]
@@ -265,6 +295,24 @@ pub struct TrustArgs {
         value_delimiter = ','
     )]
     pub require: Vec<String>,
+
+    /// A principal that must have signed the environment event a host acts
+    /// on (`promote`/`rollback --sign-key`); repeat for more. A pointer or
+    /// event written without the key moves no host (exit 5).
+    #[arg(
+        long,
+        env = "VERBATIM_REQUIRE_EVENT_SIGNER",
+        value_name = "PRINCIPAL",
+        value_delimiter = ','
+    )]
+    pub require_event_signer: Vec<String>,
+
+    /// Refuse to move (exit 5, report `stale`) when the newest signed
+    /// statement about the environment (its live event, or the timestamp
+    /// `verbatim timestamp` re-signs) is older than this: 1h, 2d. Needs
+    /// --require-event-signer.
+    #[arg(long, env = "VERBATIM_MAX_AGE", value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -618,7 +666,12 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "ms" => std::time::Duration::from_millis(n),
         "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
         "h" => std::time::Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("`{s}`: unknown unit `{unit}`; use ms, s, m or h")),
+        "d" => std::time::Duration::from_secs(n.saturating_mul(86400)),
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}`; use ms, s, m, h or d"
+            ))
+        }
     };
     if d.is_zero() {
         return Err(format!("`{s}`: a duration must be more than zero"));

@@ -9,12 +9,11 @@ use crate::output::Printer;
 use verbatim::host::agent::{self, AgentRequest};
 use verbatim::host::deploy::Host;
 use verbatim::host::id::host_id;
-use verbatim::trust::Trust;
 
 pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
     let host = host_id(args.host.host_id.as_deref())?;
     let store = flags::open_store_for(g)?;
-    let trust = Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
+    let trust = flags::trust(&args.trust)?;
     let _signals = verbatim::signals::Signals::install().context("installing signal handlers")?;
     let req = AgentRequest {
         env: &args.env,

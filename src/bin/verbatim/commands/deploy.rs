@@ -10,7 +10,6 @@ use verbatim::error::{Failed, Interrupted};
 use verbatim::host::deploy::{deploy, plan, Host, Request, Target};
 use verbatim::host::id::host_id;
 use verbatim::host::root::CURRENT;
-use verbatim::trust::Trust;
 
 pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
     let host = host_id(args.host.host_id.as_deref())?;
@@ -19,7 +18,7 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
         (None, Some(t)) => target_of(t),
         (None, None) => unreachable!("clap requires a target or --to"),
     };
-    let trust = Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
+    let trust = flags::trust(&args.trust)?;
     // Hosts usually have no verbatim.toml: --store alone is enough. Going
     // back needs no store (only to report), unless signatures are required.
     let store = match target {

@@ -6,14 +6,13 @@ use anyhow::Result;
 use super::flags;
 use crate::cli::{FetchArgs, Global};
 use crate::output::Printer;
-use verbatim::environments::resolve::resolve_manifest;
+use verbatim::host::follow::resolve_for_fetch;
 use verbatim::objects::load_manifest;
-use verbatim::trust::Trust;
 
 pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
     let store = flags::open_store_for(g)?;
-    let trust = Trust::new(args.trust.allowed_signers.as_deref(), &args.trust.require)?;
-    let id = resolve_manifest(store.as_ref(), &args.target)?;
+    let trust = flags::trust(&args.trust)?;
+    let id = resolve_for_fetch(store.as_ref(), &args.into, &args.target, trust.as_ref())?;
     let manifest = load_manifest(store.as_ref(), &id)?;
     if let Some(trust) = &trust {
         trust.check(store.as_ref(), &id, &manifest.to_canonical_bytes())?;

@@ -92,3 +92,13 @@ pub(super) fn global_overrides(g: &Global) -> Overrides {
         timeout: g.timeout,
     }
 }
+
+/// What a host trusts (`deploy`, `agent`, `fetch`), from its flags.
+pub(super) fn trust(args: &crate::cli::TrustArgs) -> Result<Option<verbatim::trust::Trust>> {
+    verbatim::trust::Trust::new(&verbatim::trust::TrustRules {
+        allowed_signers: args.allowed_signers.as_deref(),
+        require: &args.require,
+        require_event: &args.require_event_signer,
+        max_age: args.max_age.map(|d| d.as_secs().max(1)),
+    })
+}

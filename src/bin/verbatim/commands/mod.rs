@@ -21,6 +21,7 @@ mod promote;
 mod publish;
 mod sign;
 mod status;
+mod timestamp;
 mod verify;
 
 use anyhow::Result;
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Man { out } => man::run(out.as_deref(), &printer),
         Command::Sign(a) => sign::run_sign(g, a, &printer),
+        Command::Timestamp(a) => timestamp::run(g, a, &printer),
     };
     drop(signals);
     let result = result.map_err(|e| match verbatim::signals::caught() {

@@ -79,6 +79,7 @@ fn print_env(e: &EnvJson, hosts: bool, printer: &Printer) -> Result<()> {
                 State::Active => "active".to_owned(),
                 State::Deploying => format!("deploying {}", short(&r.manifest)),
                 State::Failed => format!("failed {}", short(&r.manifest)),
+                State::Stale => "stale".to_owned(),
             };
             printer.result(format!(
                 "  {:<20} {runs}  {state}  {}{}",
@@ -86,7 +87,7 @@ fn print_env(e: &EnvJson, hosts: bool, printer: &Printer) -> Result<()> {
                 h.age_secs.map_or("?".into(), age),
                 r.detail
                     .as_deref()
-                    .filter(|_| r.state == State::Failed)
+                    .filter(|_| matches!(r.state, State::Failed | State::Stale))
                     .map_or(String::new(), |d| format!("  ({})", escape(d)))
             ))?;
         }
