@@ -55,6 +55,10 @@ pub struct MoveJson {
     pub previous: Option<String>,
     /// The event of the move (the pointer's, when nothing moved).
     pub seq: u64,
+    /// `sha256:<hex>` of the stored bytes of event `seq`, when this move
+    /// created it: the hosts' reports name it (`--wait-hosts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
     /// Promote, rollback or auto-rollback.
     pub kind: Kind,
     /// The gates checked, and what each said.
@@ -183,6 +187,7 @@ pub(crate) fn move_with(
         manifest: to.clone(),
         previous: previous.clone(),
         seq,
+        event: None,
         kind: req.kind,
         gates,
         rolled_back: None,
@@ -262,6 +267,7 @@ pub(crate) fn move_with(
         event.seq
     ));
     let mut moved = report("moved", event.seq, gates);
+    moved.event = Some(Digest::of(&event.to_bytes()).to_string());
     moved.check = event.check.map(|c| CheckJson {
         cmd: c.cmd,
         hosts: c.hosts,

@@ -159,7 +159,7 @@ pub fn deploy(
         })
         .context("reading the host history")?;
 
-    let (id, env, seq) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
+    let (id, env, seq, event) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
     let mut out = DeployJson::unchanged(&root, req.host.id, env.clone(), &id, current.as_ref());
     let reporter = Reporter {
         store,
@@ -167,6 +167,7 @@ pub fn deploy(
         host: req.host.id,
         manifest: id.to_string(),
         seq,
+        event,
         progress,
     };
     if current == Some(id) {
@@ -471,7 +472,7 @@ pub fn plan(
         Some(a) => a.from.as_deref().and_then(|f| f.parse().ok()),
         None => current,
     };
-    let (id, env, _) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
+    let (id, env, _, _) = resolve(store, &root, current.as_ref(), &history, &req.target)?;
     let mut out = DeployJson::unchanged(&root, req.host.id, env.clone(), &id, current.as_ref());
     if current == Some(id) && interrupted.is_none() {
         progress.note(format!(
@@ -540,15 +541,20 @@ pub fn plan(
     Ok(out)
 }
 
+/// What [`resolve`] found: the manifest, the environment, the event's seq
+/// and the sha256 of its stored bytes.
+type Resolved = (Digest, Option<String>, Option<u64>, Option<Digest>);
+
 /// What `target` names: the manifest, the environment to report to, and
-/// the event of its pointer.
+/// the event of its pointer with the sha256 of that event's stored bytes
+/// (which the report names).
 fn resolve(
     store: Option<&dyn Store>,
     root: &Root,
     current: Option<&Digest>,
     history: &[HostEvent],
     target: &Target<'_>,
-) -> Result<(Digest, Option<String>, Option<u64>)> {
+) -> Result<Resolved> {
     Ok(match *target {
         Target::Env(env) => {
             let store = store.expect("an environment needs the store");
@@ -561,11 +567,16 @@ fn resolve(
                 .into());
             };
             let id: Digest = pointer.manifest.parse().map_err(anyhow::Error::msg)?;
-            (id, Some(env.to_owned()), Some(pointer.seq))
+            let event = state
+                .events
+                .iter()
+                .position(|e| e.seq == pointer.seq)
+                .and_then(|i| state.digests.get(i).copied());
+            (id, Some(env.to_owned()), Some(pointer.seq), event)
         }
         Target::Manifest(arg) => {
             let store = store.expect("a manifest needs the store");
-            (resolve_manifest(store, arg)?, None, None)
+            (resolve_manifest(store, arg)?, None, None, None)
         }
         Target::Previous => {
             let Some(prev) = root.previous(history, current) else {
@@ -577,7 +588,7 @@ fn resolve(
             };
             // Report to the environment the host followed last, if any.
             let env = history.iter().rev().find_map(|e| e.env.clone());
-            (prev, env, None)
+            (prev, env, None, None)
         }
     })
 }
