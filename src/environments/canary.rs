@@ -175,7 +175,7 @@ fn run_check(store: &dyn Store, report: &MoveJson, progress: &dyn Progress) -> E
                     manifest: &report.manifest,
                     seq: report.seq,
                     event,
-                    hosts: &[],
+                    hosts: &check.host_ids,
                 },
                 n,
                 left,

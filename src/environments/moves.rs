@@ -80,6 +80,9 @@ pub struct CheckJson {
     /// The hosts `--wait-hosts` waits for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hosts: Option<u64>,
+    /// Those hosts by id, when `--wait-hosts` named them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_ids: Vec<String>,
     /// How long it may take.
     pub timeout_secs: u64,
     /// RFC 3339: when it is ended at the latest.
@@ -131,8 +134,11 @@ pub struct MoveRequest<'a> {
 pub struct CheckSpec {
     /// `sh -c` this (`--check-cmd`).
     pub cmd: Option<String>,
-    /// Wait for this many hosts (`--wait-hosts`).
+    /// Wait for this many hosts (`--wait-hosts N`); with `host_ids`, their
+    /// number.
     pub hosts: Option<u64>,
+    /// Wait for exactly these hosts (`--wait-hosts web1,web2`); empty, any.
+    pub host_ids: Vec<String>,
     /// How long it may take.
     pub timeout_secs: u64,
 }
@@ -271,6 +277,7 @@ pub(crate) fn move_with(
     moved.check = event.check.map(|c| CheckJson {
         cmd: c.cmd,
         hosts: c.hosts,
+        host_ids: c.host_ids,
         timeout_secs: c.timeout_secs,
         deadline: c.deadline,
         status: CheckStatus::Pending,
@@ -404,6 +411,7 @@ fn record_event(
         check: req.check.as_ref().map(|c| Check {
             cmd: c.cmd.clone(),
             hosts: c.hosts,
+            host_ids: c.host_ids.clone(),
             timeout_secs: c.timeout_secs,
             deadline: rfc3339(deadline(c.timeout_secs)),
         }),

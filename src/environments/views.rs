@@ -60,6 +60,7 @@ fn env_status(reader: &Reader<'_>, env: String, progress: &dyn Progress) -> Resu
             seq: live.seq,
             cmd: c.cmd.clone(),
             hosts: c.hosts,
+            host_ids: c.host_ids.clone(),
             deadline: c.deadline.clone(),
             status,
             detail,
@@ -223,6 +224,9 @@ pub struct EnvCheckJson {
     /// The hosts it waits for (`--wait-hosts`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hosts: Option<u64>,
+    /// Those hosts by id, when `--wait-hosts` named them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_ids: Vec<String>,
     /// When it is ended at the latest.
     pub deadline: String,
     /// `pending` (may still run), `expired` (never finished), `passed`, `failed`.
