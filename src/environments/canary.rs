@@ -9,6 +9,7 @@
 //! (`crate::signals::Signals`) from before the move until this returns, so
 //! no signal can stop the rollback half way.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -166,15 +167,22 @@ fn run_check(store: &dyn Store, report: &MoveJson, progress: &dyn Progress) -> E
             },
             progress,
         ),
-        (None, Some(n)) => wait_hosts(
-            store,
-            &report.env,
-            &report.manifest,
-            report.seq,
-            n,
-            left,
-            progress,
-        ),
+        (None, Some(n)) => match &report.event {
+            Some(event) => wait_hosts(
+                store,
+                &report.env,
+                &reports::Move {
+                    manifest: &report.manifest,
+                    seq: report.seq,
+                    event,
+                    hosts: &check.host_ids,
+                },
+                n,
+                left,
+                progress,
+            ),
+            None => Ended::Failed("the move's event digest is unknown".into()),
+        },
         (None, None) => Ended::Failed("the check names neither a command nor hosts".into()),
     }
 }
@@ -182,32 +190,45 @@ fn run_check(store: &dyn Store, report: &MoveJson, progress: &dyn Progress) -> E
 /// How often `--wait-hosts` reads the hosts' reports.
 const HOSTS_POLL: Duration = Duration::from_secs(1);
 
-/// Waits until `n` hosts report `manifest` active after event `seq`, any
-/// host reports it failed, the time is up, or a signal comes.
+/// Waits until `n` hosts (those `mv.hosts` names, if any) report move `mv`
+/// active, any of them reports it failed, the time is up, or a signal
+/// comes. A report that does not count is said once, with why.
 fn wait_hosts(
     store: &dyn Store,
     env: &str,
-    manifest: &str,
-    seq: u64,
+    mv: &reports::Move<'_>,
     n: u64,
     left: Duration,
     progress: &dyn Progress,
 ) -> Ended {
+    let manifest = mv.manifest;
+    let whom = if mv.hosts.is_empty() {
+        format!("{n} host(s)")
+    } else {
+        mv.hosts.join(", ")
+    };
     progress.note(format!(
-        "waiting up to {}s for {n} host(s) to report {manifest} active on {env}",
-        left.as_secs()
+        "waiting up to {}s for {whom} to report {manifest} active on {env} (event {})",
+        left.as_secs(),
+        mv.seq
     ));
     let start = std::time::Instant::now();
     let mut last = usize::MAX;
     let mut errors = 0;
+    let mut said = BTreeSet::new();
     loop {
         if let Some(sig) = signals::caught() {
             return Ended::Interrupted(sig);
         }
-        match reports::read_reports(store, env, progress) {
-            Ok(reports) => {
+        match reports::read_reports(store, env) {
+            Ok(read) => {
                 errors = 0;
-                let t = reports::tally(&reports, manifest, seq);
+                let t = reports::tally(&read.reports, mv);
+                for (key, why) in read.ignored.iter().chain(&t.ignored) {
+                    if said.insert(key.clone()) {
+                        progress.warn(format!("{key}: ignored: {why}"));
+                    }
+                }
                 if let Some((host, why)) = t.failed.first() {
                     return Ended::Failed(format!("host {host} failed to run it: {why}"));
                 }
@@ -224,16 +245,7 @@ fn wait_hosts(
                     progress.note(format!("{last}/{n} hosts run {manifest}"));
                 }
                 if start.elapsed() >= left {
-                    return Ended::Failed(format!(
-                        "only {}/{n} hosts reported it active within {}s{}",
-                        t.active.len(),
-                        left.as_secs(),
-                        if t.active.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", t.active.join(", "))
-                        }
-                    ));
+                    return Ended::Failed(too_few(&t.active, mv.hosts, n, left));
                 }
             }
             Err(e) => {
@@ -254,6 +266,28 @@ fn wait_hosts(
             ),
         );
     }
+}
+
+/// Why a wait for `n` hosts (`expected`, if named) timed out with only
+/// `active` reporting.
+fn too_few(active: &[String], expected: &[String], n: u64, left: Duration) -> String {
+    let mut why = format!(
+        "only {}/{n} hosts reported it active within {}s",
+        active.len(),
+        left.as_secs(),
+    );
+    if !active.is_empty() {
+        why.push_str(&format!(" ({})", active.join(", ")));
+    }
+    let missing: Vec<&str> = expected
+        .iter()
+        .filter(|h| !active.contains(h))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        why.push_str(&format!("; not reported active: {}", missing.join(", ")));
+    }
+    why
 }
 
 /// Records how the check of `record.seq` ended (create-only).

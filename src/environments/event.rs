@@ -10,6 +10,7 @@ use super::log::{
     canonical, check_log, check_log_keys, check_log_pointer, inconsistent, strict_digest, Entry,
     Inconsistent, Log,
 };
+use super::reports::check_host_id;
 use crate::clock::parse_rfc3339;
 use crate::digest::Digest;
 
@@ -97,6 +98,12 @@ pub struct Check {
     /// How many hosts must report the manifest active, for `--wait-hosts`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts: Option<u64>,
+    /// The hosts, by id, that must report it active (`--wait-hosts
+    /// web1,web2`): then `hosts` is their number, and no other host's
+    /// report counts. Absent (not `[]`) for a count, so those events keep
+    /// their bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ids: Vec<String>,
     /// How long it may take, in seconds; `deadline` is when the move was
     /// recorded plus this.
     pub timeout_secs: u64,
@@ -319,6 +326,9 @@ pub fn check_event(
                 "check must name either a command (`cmd`) or a number of hosts (`hosts`)".into(),
             );
         }
+        if let Err(why) = check_host_ids(check) {
+            return bad(why);
+        }
         if parse_rfc3339(&check.deadline).is_none() {
             return bad(format!(
                 "check.deadline is {:?}, not an RFC 3339 UTC time (YYYY-MM-DDTHH:MM:SSZ)",
@@ -340,6 +350,29 @@ pub fn check_event(
         )),
         (Some(_), _) => Ok(()),
     }
+}
+
+/// A check's `host_ids`, when it has any: host ids, each once, as many as
+/// `hosts` says.
+fn check_host_ids(check: &Check) -> Result<(), String> {
+    if check.host_ids.is_empty() {
+        return Ok(());
+    }
+    if check.hosts != Some(check.host_ids.len() as u64) {
+        return Err(format!(
+            "check.host_ids names {} host(s) but check.hosts is {:?}",
+            check.host_ids.len(),
+            check.hosts
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for id in &check.host_ids {
+        check_host_id(id).map_err(|e| format!("check.host_ids: {e}"))?;
+        if !seen.insert(id) {
+            return Err(format!("check.host_ids names host {id:?} twice"));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a whole history, oldest first, as read from events `1..=n`, with

@@ -56,6 +56,10 @@ pub struct MoveJson {
     pub previous: Option<String>,
     /// The event of the move (the pointer's, when nothing moved).
     pub seq: u64,
+    /// `sha256:<hex>` of the stored bytes of event `seq`, when this move
+    /// created it: the hosts' reports name it (`--wait-hosts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
     /// Promote, rollback or auto-rollback.
     pub kind: Kind,
     /// The gates checked, and what each said.
@@ -77,6 +81,9 @@ pub struct CheckJson {
     /// The hosts `--wait-hosts` waits for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hosts: Option<u64>,
+    /// Those hosts by id, when `--wait-hosts` named them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_ids: Vec<String>,
     /// How long it may take.
     pub timeout_secs: u64,
     /// RFC 3339: when it is ended at the latest.
@@ -128,8 +135,11 @@ pub struct MoveRequest<'a> {
 pub struct CheckSpec {
     /// `sh -c` this (`--check-cmd`).
     pub cmd: Option<String>,
-    /// Wait for this many hosts (`--wait-hosts`).
+    /// Wait for this many hosts (`--wait-hosts N`); with `host_ids`, their
+    /// number.
     pub hosts: Option<u64>,
+    /// Wait for exactly these hosts (`--wait-hosts web1,web2`); empty, any.
+    pub host_ids: Vec<String>,
     /// How long it may take.
     pub timeout_secs: u64,
 }
@@ -184,6 +194,7 @@ pub(crate) fn move_with(
         manifest: to.clone(),
         previous: previous.clone(),
         seq,
+        event: None,
         kind: req.kind,
         gates,
         rolled_back: None,
@@ -277,9 +288,11 @@ pub(crate) fn move_with(
         }
     }
     let mut moved = report("moved", event.seq, gates);
+    moved.event = Some(Digest::of(&event.to_bytes()).to_string());
     moved.check = event.check.map(|c| CheckJson {
         cmd: c.cmd,
         hosts: c.hosts,
+        host_ids: c.host_ids,
         timeout_secs: c.timeout_secs,
         deadline: c.deadline,
         status: CheckStatus::Pending,
@@ -413,6 +426,7 @@ fn record_event(
         check: req.check.as_ref().map(|c| Check {
             cmd: c.cmd.clone(),
             hosts: c.hosts,
+            host_ids: c.host_ids.clone(),
             timeout_secs: c.timeout_secs,
             deadline: rfc3339(deadline(c.timeout_secs)),
         }),

@@ -1,12 +1,17 @@
 //! Hosts report back: `envs/<env>/hosts/<host-id>.json`, each overwritten
 //! by its own host after every deploy attempt. Reports never move a
 //! pointer; `status` counts them and `promote --wait-hosts` waits on them.
-//! [`read_reports`] reads them all; the rest is pure.
+//! Anyone who can write the bucket can write a report, so none is taken on
+//! its word: [`read_reports`] keeps only those whose key, schema,
+//! environment and host agree ([`check_report`]), and [`tally`] counts for
+//! a move only the reports that name that very move (its `seq` and the
+//! sha256 of its event's stored bytes). [`read_reports`] reads; the rest is
+//! pure.
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::progress::Progress;
+use crate::digest::Digest;
 use crate::store::{Store, StoreError};
 
 /// The `schema` of every host [`Report`].
@@ -30,13 +35,19 @@ pub enum State {
     Stale,
 }
 
-/// One host's report.
+/// One host's report, stored at [`report_key`]`(env, host)` and overwritten
+/// by that host only. Anyone who can write the bucket can write one too, so
+/// a report counts only as far as it is checked: [`check_report`] (its key,
+/// schema, environment and host agree) for `status`, and besides for
+/// `promote --wait-hosts` ([`tally`]) it must name the move waited for by
+/// both its `seq` and the sha256 of that event's stored bytes (`event`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
     /// Always [`SCHEMA`].
     pub schema: String,
-    /// The environment the host follows, or was deployed for.
+    /// The environment the host follows, or was deployed for; must be the
+    /// one whose `hosts/` holds the report.
     pub env: String,
     /// The host's id (`--host-id`, else its hostname; [`check_host_id`]); its
     /// key is [`report_key`] of it.
@@ -46,6 +57,12 @@ pub struct Report {
     /// The event of the environment's pointer the host followed; `None`
     /// when it was deployed by manifest or flipped back by hand.
     pub seq: Option<u64>,
+    /// `sha256:<hex>` of the stored bytes of event `seq` as the host read
+    /// it: which move the report answers. Absent with `seq`, and in reports
+    /// of hosts older than the field (those still show in `status`, but
+    /// answer no `--wait-hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
     /// Where the host stands with `manifest`.
     pub state: State,
     /// What the host's `current` names now.
@@ -95,24 +112,121 @@ pub fn check_host_id(id: &str) -> Result<(), String> {
     }
 }
 
+/// The host id a listed key under [`hosts_prefix`]`(env)` is the report of:
+/// the key must be exactly `envs/<env>/hosts/<id>.json`, `<id>` a host id
+/// (so nothing nested); why not, otherwise.
+pub fn key_host<'k>(env: &str, key: &'k str) -> Result<&'k str, String> {
+    key.strip_prefix(&hosts_prefix(env))
+        .and_then(|rest| rest.strip_suffix(".json"))
+        .filter(|id| check_host_id(id).is_ok())
+        .ok_or_else(|| format!("not envs/{env}/hosts/<host-id>.json (nested, or not a host id)"))
+}
+
+/// Whether `report`, stored at `key`, may count at all in `env`: its key is
+/// exactly [`report_key`] of its host, its schema is [`SCHEMA`] and its
+/// `env` is `env`; why not, otherwise.
+pub fn check_report(env: &str, key: &str, report: &Report) -> Result<(), String> {
+    let id = key_host(env, key)?;
+    if report.schema != SCHEMA {
+        return Err(format!("its schema is {:?}, not {SCHEMA:?}", report.schema));
+    }
+    if report.env != env {
+        return Err(format!(
+            "it says it is about environment {:?}, not {env:?}",
+            report.env
+        ));
+    }
+    if report.host != id {
+        return Err(format!(
+            "it says it is from host {:?}, not {id:?} as its key does",
+            report.host
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the event `report` names (`seq` and `event`) is the one the
+/// environment's history holds (`stored`: the sha256 of event `seq`'s
+/// stored bytes, `None` when the history has no such event). A report
+/// naming no event (by hand, or from an older host) passes.
+pub fn check_named_event(report: &Report, stored: Option<&Digest>) -> Result<(), String> {
+    let (Some(seq), Some(named)) = (report.seq, &report.event) else {
+        return Ok(());
+    };
+    match stored {
+        None => Err(format!(
+            "it names event {seq}, which the history does not hold"
+        )),
+        Some(d) if d.to_string() != *named => Err(format!(
+            "it names event {seq} as {named}, but that event's stored bytes are {d}"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The move `--wait-hosts` waits on.
+#[derive(Debug, Clone, Copy)]
+pub struct Move<'a> {
+    /// The manifest it moved the environment to.
+    pub manifest: &'a str,
+    /// Its event.
+    pub seq: u64,
+    /// `sha256:<hex>` of that event's stored bytes.
+    pub event: &'a str,
+    /// The hosts waited for by id; empty, any host counts.
+    pub hosts: &'a [String],
+}
+
 /// How the hosts stand with one move of an environment, for
-/// `promote --wait-hosts`: reports about `manifest` that followed event
-/// `seq` or a later one.
+/// `promote --wait-hosts`.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Hosts that run it, checked.
     pub active: Vec<String>,
     /// Hosts whose deploy of it failed, each with why.
     pub failed: Vec<(String, String)>,
+    /// Reports that cannot be about this move though they claim to be, or
+    /// from hosts not waited for: each key with why it does not count.
+    pub ignored: Vec<(String, String)>,
 }
 
-/// Tallies `reports` for the move of `seq` to `manifest`: a report counts
-/// when it names `manifest` and followed event `seq` or a later one; one
-/// still deploying counts for nothing yet.
-pub fn tally(reports: &[Report], manifest: &str, seq: u64) -> Tally {
+/// Tallies `reports` (each passed [`check_report`]) for move `mv`: a
+/// report counts when its host is waited for and it names that move
+/// exactly: the same `seq`, the same event digest, the same manifest. A
+/// report about an earlier event, or no event, is not there yet and counts
+/// for nothing; one still deploying neither.
+pub fn tally(reports: &[Report], mv: &Move<'_>) -> Tally {
     let mut t = Tally::default();
     for r in reports {
-        if r.manifest != manifest || r.seq.is_none_or(|s| s < seq) {
+        let why = if !mv.hosts.is_empty() && !mv.hosts.contains(&r.host) {
+            Some(format!("host {} is not one of those waited for", r.host))
+        } else {
+            match r.seq {
+                None => continue,
+                Some(s) if s < mv.seq => continue,
+                Some(s) if s > mv.seq => Some(format!(
+                    "it names event {s}, not event {} the check waits on",
+                    mv.seq
+                )),
+                Some(_) => match r.event.as_deref() {
+                    None => Some(format!(
+                        "it names no event digest (written by `{}`, older than this check); upgrade the host",
+                        r.tool
+                    )),
+                    Some(e) if e != mv.event => Some(format!(
+                        "it names event {} as {e}, but that event is {}",
+                        mv.seq, mv.event
+                    )),
+                    Some(_) if r.manifest != mv.manifest => Some(format!(
+                        "it names event {} but manifest {}, not {}",
+                        mv.seq, r.manifest, mv.manifest
+                    )),
+                    Some(_) => None,
+                },
+            }
+        };
+        if let Some(why) = why {
+            t.ignored.push((report_key(&r.env, &r.host), why));
             continue;
         }
         match r.state {
@@ -126,16 +240,29 @@ pub fn tally(reports: &[Report], manifest: &str, seq: u64) -> Tally {
     t
 }
 
-/// Every readable report under `envs/<env>/hosts/`; one that does not
-/// parse is skipped (said with `--verbose`).
-pub fn read_reports(store: &dyn Store, env: &str, progress: &dyn Progress) -> Result<Vec<Report>> {
-    let mut out = Vec::new();
+/// The reports under `envs/<env>/hosts/`, as read.
+#[derive(Debug, Default)]
+pub struct Reports {
+    /// Those that passed [`check_report`].
+    pub reports: Vec<Report>,
+    /// Every other key listed there, with why it does not count.
+    pub ignored: Vec<(String, String)>,
+}
+
+/// Reads every report under `envs/<env>/hosts/`: those that pass
+/// [`check_report`], and every other key with why it does not count (the
+/// caller says so).
+pub fn read_reports(store: &dyn Store, env: &str) -> Result<Reports> {
+    let mut out = Reports::default();
     for listed in store.list(&hosts_prefix(env))? {
+        let key = listed.key.as_str().to_owned();
+        if let Err(why) = key_host(env, &key) {
+            out.ignored.push((key, why));
+            continue;
+        }
         if listed.size > MAX_BYTES {
-            progress.detail(format!(
-                "{}: too large for a host report; skipped",
-                listed.key
-            ));
+            out.ignored
+                .push((key, format!("it is over {MAX_BYTES} bytes")));
             continue;
         }
         let bytes = match store.get(&listed.key) {
@@ -143,9 +270,12 @@ pub fn read_reports(store: &dyn Store, env: &str, progress: &dyn Progress) -> Re
             Err(StoreError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        match serde_json::from_slice::<Report>(&bytes) {
-            Ok(r) if listed.key.as_str() == report_key(env, &r.host) => out.push(r),
-            _ => progress.detail(format!("{}: not a host report; skipped", listed.key)),
+        let checked = serde_json::from_slice::<Report>(&bytes)
+            .map_err(|e| format!("not a host report ({e})"))
+            .and_then(|r| check_report(env, &key, &r).map(|()| r));
+        match checked {
+            Ok(r) => out.reports.push(r),
+            Err(why) => out.ignored.push((key, why)),
         }
     }
     Ok(out)
@@ -155,6 +285,8 @@ pub fn read_reports(store: &dyn Store, env: &str, progress: &dyn Progress) -> Re
 mod tests {
     use super::*;
 
+    const EV7: &str = "sha256:0707070707070707070707070707070707070707070707070707070707070707";
+
     fn report(host: &str, manifest: &str, seq: Option<u64>, state: State) -> Report {
         Report {
             schema: SCHEMA.into(),
@@ -162,6 +294,7 @@ mod tests {
             host: host.into(),
             manifest: manifest.into(),
             seq,
+            event: seq.map(|_| EV7.into()),
             state,
             running: Some(manifest.into()),
             detail: Some("why".into()),
@@ -170,19 +303,100 @@ mod tests {
         }
     }
 
+    fn mv<'a>(hosts: &'a [String]) -> Move<'a> {
+        Move {
+            manifest: "m2",
+            seq: 7,
+            event: EV7,
+            hosts,
+        }
+    }
+
+    fn keys(t: &Tally) -> Vec<&str> {
+        t.ignored.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
     #[test]
-    fn tally_counts_reports_of_this_move_only() {
+    fn tally_counts_reports_of_this_very_move_only() {
+        let mut forged = report("g", "m2", Some(7), State::Active);
+        forged.event = Some(EV7.replace("07", "08"));
+        let mut old_host = report("h", "m2", Some(7), State::Active);
+        old_host.event = None;
         let reports = [
             report("a", "m2", Some(7), State::Active),
-            report("b", "m2", Some(6), State::Active), // an older move of m2
-            report("c", "m2", None, State::Active),    // by hand
-            report("d", "m1", Some(7), State::Active), // another manifest
-            report("e", "m2", Some(8), State::Failed),
+            report("b", "m2", Some(6), State::Active), // an older move: not yet
+            report("c", "m2", None, State::Active),    // by hand: not yet
+            report("d", "m1", Some(7), State::Active), // event 7 is not m1
+            report("e", "m2", Some(7), State::Failed),
             report("f", "m2", Some(7), State::Deploying),
+            report("x", "m2", Some(u64::MAX), State::Active), // not "at least"
+            forged,
+            old_host,
         ];
-        let t = tally(&reports, "m2", 7);
+        let t = tally(&reports, &mv(&[]));
         assert_eq!(t.active, ["a"]);
         assert_eq!(t.failed, [("e".to_owned(), "why".to_owned())]);
+        assert_eq!(
+            keys(&t),
+            [
+                "envs/prod/hosts/d.json",
+                "envs/prod/hosts/x.json",
+                "envs/prod/hosts/g.json",
+                "envs/prod/hosts/h.json"
+            ]
+        );
+        assert!(
+            t.ignored[1].1.contains("event 18446744073709551615"),
+            "{t:?}"
+        );
+        assert!(t.ignored[3].1.contains("upgrade the host"), "{t:?}");
+    }
+
+    #[test]
+    fn tally_with_a_list_counts_only_the_hosts_named() {
+        let reports = [
+            report("a", "m2", Some(7), State::Active),
+            report("b", "m2", Some(7), State::Active),
+        ];
+        let t = tally(&reports, &mv(&["b".to_owned(), "c".to_owned()]));
+        assert_eq!(t.active, ["b"]);
+        assert_eq!(keys(&t), ["envs/prod/hosts/a.json"]);
+        assert!(t.ignored[0].1.contains("not one of those waited for"));
+    }
+
+    #[test]
+    fn a_report_counts_only_at_its_own_key_for_its_own_environment() {
+        let r = report("web1", "m", Some(1), State::Active);
+        assert_eq!(
+            check_report("prod", "envs/prod/hosts/web1.json", &r),
+            Ok(())
+        );
+        for (env, key, why) in [
+            ("dev", "envs/dev/hosts/web1.json", "environment \"prod\""),
+            ("prod", "envs/prod/hosts/web2.json", "from host \"web1\""),
+            ("prod", "envs/prod/hosts/sub/web1.json", "nested"),
+            ("prod", "envs/prod/hosts/web1.txt", "nested"),
+            ("prod", "envs/prod/hosts/.json", "nested"),
+        ] {
+            let e = check_report(env, key, &r).unwrap_err();
+            assert!(e.contains(why), "{key}: {e}");
+        }
+        let mut v2 = r.clone();
+        v2.schema = "verbatim.host/v2".into();
+        let e = check_report("prod", "envs/prod/hosts/web1.json", &v2).unwrap_err();
+        assert!(e.contains("schema"), "{e}");
+    }
+
+    #[test]
+    fn a_named_event_must_be_the_stored_one() {
+        let r = report("a", "m", Some(7), State::Active);
+        let d: Digest = EV7.parse().unwrap();
+        assert_eq!(check_named_event(&r, Some(&d)), Ok(()));
+        assert!(check_named_event(&r, None).is_err());
+        assert!(check_named_event(&r, Some(&Digest::of(b"x"))).is_err());
+        let mut old = r.clone();
+        old.event = None;
+        assert_eq!(check_named_event(&old, None), Ok(()));
     }
 
     #[test]

@@ -469,10 +469,39 @@ fn checked(seq: u64, from: Option<&str>, to: &str, deadline: u64) -> Event {
     e.check = Some(Check {
         cmd: Some("./smoke".into()),
         hosts: None,
+        host_ids: vec![],
         timeout_secs: 60,
         deadline: rfc3339(deadline),
     });
     e
+}
+
+#[test]
+fn a_check_lists_hosts_by_id_each_once_as_many_as_it_counts() {
+    let with = |hosts: Option<u64>, ids: &[&str]| {
+        let mut e = checked(1, None, &id('a'), 60);
+        let c = e.check.as_mut().unwrap();
+        c.cmd = None;
+        c.hosts = hosts;
+        c.host_ids = ids.iter().map(|s| s.to_string()).collect();
+        check_event("prod", 1, &e, None)
+    };
+    assert_eq!(with(Some(2), &[]), Ok(()));
+    assert_eq!(with(Some(2), &["web1", "web2"]), Ok(()));
+    for (hosts, ids, why) in [
+        (Some(3), &["web1", "web2"][..], "names 2 host(s)"),
+        (None, &["web1"][..], "command"),
+        (Some(2), &["web1", "web1"][..], "twice"),
+        (Some(1), &["a/b"][..], "not usable"),
+    ] {
+        let e = with(hosts, ids).unwrap_err().to_string();
+        assert!(e.contains(why), "{ids:?}: {e}");
+    }
+    // Events without a list keep their bytes.
+    let e = checked(1, None, &id('a'), 60);
+    assert!(!String::from_utf8(e.to_bytes())
+        .unwrap()
+        .contains("host_ids"));
 }
 
 fn record(e: &Event, outcome: Outcome) -> CheckRecord {

@@ -16,7 +16,7 @@ use super::event::{event_key, CheckState, CheckStatus, Event};
 use super::gates::undeclared;
 use super::policy_store::{stored_order, Order};
 use super::reader::{EnvState, Reader, Verified};
-use super::reports::{read_reports, Report, State};
+use super::reports::{check_named_event, read_reports, report_key, Report, State};
 use super::signatures::event_signatures;
 use crate::clock::{now, parse_rfc3339};
 use crate::config::{check_env_name, Config};
@@ -60,6 +60,7 @@ fn env_status(reader: &Reader<'_>, env: String, progress: &dyn Progress) -> Resu
             seq: live.seq,
             cmd: c.cmd.clone(),
             hosts: c.hosts,
+            host_ids: c.host_ids.clone(),
             deadline: c.deadline.clone(),
             status,
             detail,
@@ -67,8 +68,8 @@ fn env_status(reader: &Reader<'_>, env: String, progress: &dyn Progress) -> Resu
         _ => None,
     };
     let unchecked = check.as_ref().is_some_and(|c| !c.status.passed());
+    let reports = counted_reports(store, &state, progress)?;
     let p = state.pointer.map(|(p, _)| p);
-    let reports = read_reports(store, &env, progress)?;
     let on_manifest = reports
         .iter()
         .filter(|r| {
@@ -223,12 +224,42 @@ pub struct EnvCheckJson {
     /// The hosts it waits for (`--wait-hosts`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hosts: Option<u64>,
+    /// Those hosts by id, when `--wait-hosts` named them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_ids: Vec<String>,
     /// When it is ended at the latest.
     pub deadline: String,
     /// `pending` (may still run), `expired` (never finished), `passed`, `failed`.
     pub status: CheckStatus,
     /// How it ended, in words.
     pub detail: Option<String>,
+}
+
+/// The reports of `state.env` that count for `status`: those that pass
+/// `reports::check_report` and whose named event, if any, is the stored
+/// one. Every other is a warning naming its key and why.
+fn counted_reports(
+    store: &dyn Store,
+    state: &EnvState,
+    progress: &dyn Progress,
+) -> Result<Vec<Report>> {
+    let read = read_reports(store, &state.env)?;
+    let mut out = Vec::new();
+    let stored = |seq: u64| {
+        let i = state.events.iter().position(|e| e.seq == seq)?;
+        state.digests.get(i)
+    };
+    let mut ignored = read.ignored;
+    for r in read.reports {
+        match check_named_event(&r, r.seq.and_then(stored)) {
+            Ok(()) => out.push(r),
+            Err(why) => ignored.push((report_key(&state.env, &r.host), why)),
+        }
+    }
+    for (key, why) in ignored {
+        progress.warn(format!("{key}: not counted: {why}"));
+    }
+    Ok(out)
 }
 
 /// Says so when the newest event is recorded but not yet applied.

@@ -184,6 +184,7 @@ pub fn deploy(
         host: req.host.id,
         manifest: id.to_string(),
         seq,
+        event: accepted.as_ref().map(|a| a.event),
         progress,
     };
     if current == Some(id) {
@@ -724,6 +725,7 @@ fn stale(
             host: req.host.id,
             manifest: current.map(Digest::to_string).unwrap_or_default(),
             seq: None,
+            event: None,
             progress,
         };
         reporter.send(State::Stale, current, Some(format!("{e:#}")));

@@ -21,6 +21,9 @@ pub(super) struct Reporter<'a> {
     pub manifest: String,
     /// The event of the pointer deployed.
     pub seq: Option<u64>,
+    /// The sha256 of that event's stored bytes: which move the report
+    /// answers (`promote --wait-hosts` counts it only for that one).
+    pub event: Option<Digest>,
     pub progress: &'a dyn Progress,
 }
 
@@ -41,6 +44,7 @@ impl Reporter<'_> {
             host: self.host.to_owned(),
             manifest: self.manifest.clone(),
             seq: self.seq,
+            event: self.event.map(|d| d.to_string()),
             state,
             running: running.map(Digest::to_string),
             detail,

@@ -25,6 +25,7 @@ mod nginx;
 mod policy;
 mod proxy;
 mod publish;
+mod reports;
 mod s3;
 mod schema;
 mod signing;

@@ -441,12 +441,16 @@ pub struct PromoteArgs {
     )]
     pub check_timeout: u64,
 
-    /// After the pointer moves, wait until N hosts report the manifest
-    /// active (`verbatim deploy` or `agent` on each); if a host reports it
-    /// failed, or --wait-timeout passes first, roll back automatically and
-    /// exit 6. Recorded in the event like --check-cmd.
-    #[arg(long, value_name = "N", conflicts_with = "check_cmd", value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    pub wait_hosts: Option<u64>,
+    /// After the pointer moves, wait until N hosts, or exactly the hosts
+    /// listed (web1,web2: no other host counts; end a lone all-digit id
+    /// with a comma), report the manifest active (`verbatim deploy` or
+    /// `agent` on each); if one reports it failed, or --wait-timeout passes
+    /// first, roll back automatically and exit 6. Only a report that names
+    /// this very move (its event and the sha256 of the event's bytes) at
+    /// envs/ENV/hosts/HOST.json counts; any other is ignored with a
+    /// warning. Recorded in the event like --check-cmd.
+    #[arg(long, value_name = "N|HOST,…", conflicts_with = "check_cmd", value_parser = parse_wait_hosts)]
+    pub wait_hosts: Option<WaitHosts>,
 
     /// Check the manifest and the gates, say what would move, write nothing.
     #[arg(long, conflicts_with_all = ["check_cmd", "wait_hosts"])]
@@ -654,6 +658,45 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 }
 
 /// Parses `90`, `90s`, `500ms`, `10m`, `1h`.
+/// What `--wait-hosts` waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitHosts {
+    /// Any N hosts.
+    Count(u64),
+    /// Exactly these hosts, each once.
+    Ids(Vec<String>),
+}
+
+/// The most hosts `--wait-hosts` waits for.
+const MAX_WAIT_HOSTS: u64 = 100_000;
+
+/// `--wait-hosts`: a number (1 to 100000) is a count; anything else is a
+/// comma-separated list of host ids (a trailing comma allowed, so a lone
+/// all-digit id is `123,`).
+pub fn parse_wait_hosts(s: &str) -> Result<WaitHosts, String> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return match s.parse::<u64>() {
+            Ok(n) if (1..=MAX_WAIT_HOSTS).contains(&n) => Ok(WaitHosts::Count(n)),
+            _ => Err(format!(
+                "`{s}`: wait for 1 to {MAX_WAIT_HOSTS} hosts, or list them by id"
+            )),
+        };
+    }
+    let list = s.strip_suffix(',').unwrap_or(s);
+    let mut ids: Vec<String> = Vec::new();
+    for id in list.split(',') {
+        verbatim::environments::reports::check_host_id(id)?;
+        if ids.iter().any(|seen| seen == id) {
+            return Err(format!("host `{id}` is listed twice"));
+        }
+        ids.push(id.to_owned());
+    }
+    if ids.len() as u64 > MAX_WAIT_HOSTS {
+        return Err(format!("more than {MAX_WAIT_HOSTS} hosts listed"));
+    }
+    Ok(WaitHosts::Ids(ids))
+}
+
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 
 use super::flags;
-use crate::cli::{Global, PromoteArgs, RollbackArgs};
+use crate::cli::{Global, PromoteArgs, RollbackArgs, WaitHosts};
 use crate::output::Printer;
 use verbatim::environments::event::Kind;
 use verbatim::environments::moves::{CheckSpec, MoveJson, MoveRequest, Refused};
@@ -19,17 +19,25 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     let reader = Reader::new(store.as_ref(), cfg.concurrency);
     let id = resolve_manifest_with(&reader, &args.manifest)?;
     let key = args.sign_key.as_deref().map(load_key).transpose()?;
-    let check = match (&args.check_cmd, args.wait_hosts) {
+    let check = match (&args.check_cmd, &args.wait_hosts) {
         (Some(cmd), _) => Some(CheckSpec {
             cmd: Some(cmd.clone()),
             hosts: None,
+            host_ids: vec![],
             timeout_secs: args.check_timeout,
         }),
-        (None, Some(n)) => Some(CheckSpec {
-            cmd: None,
-            hosts: Some(n),
-            timeout_secs: args.wait_timeout.as_secs().max(1),
-        }),
+        (None, Some(wait)) => {
+            let (hosts, host_ids) = match wait {
+                WaitHosts::Count(n) => (*n, vec![]),
+                WaitHosts::Ids(ids) => (ids.len() as u64, ids.clone()),
+            };
+            Some(CheckSpec {
+                cmd: None,
+                hosts: Some(hosts),
+                host_ids,
+                timeout_secs: args.wait_timeout.as_secs().max(1),
+            })
+        }
         (None, None) => None,
     };
     // From before the move until the check's outcome is recorded, SIGINT,
