@@ -148,6 +148,9 @@ pub struct Overrides {
     pub concurrency: Option<usize>,
     /// Seconds one store request may take.
     pub timeout: Option<u64>,
+    /// `--policy-signers` / `VERBATIM_POLICY_SIGNERS`: the `allowed_signers`
+    /// file whose keys must have signed the store's policy.
+    pub policy_signers: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -226,6 +229,9 @@ pub struct Config {
     pub environments: Option<Vec<String>>,
     /// `[deploy]`, as the manifest carries it; `None` when the file has none.
     pub deploy: Option<crate::manifest::Deploy>,
+    /// The policy's trust root (`--policy-signers`): the `allowed_signers`
+    /// file whose keys must have signed the policy in effect.
+    pub policy_signers: Option<PathBuf>,
 }
 
 /// A configuration problem: always exit code 2.
@@ -374,6 +380,7 @@ impl Config {
             deploy,
             s3,
             concurrency,
+            policy_signers: o.policy_signers.clone(),
             config_path: path.to_owned(),
             app_dir,
             exclude: file.app.exclude,

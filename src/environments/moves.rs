@@ -151,8 +151,13 @@ pub fn move_pointer(
     req: &MoveRequest<'_>,
     progress: &dyn Progress,
 ) -> Result<MoveJson> {
+    let pin = cfg
+        .policy_signers
+        .as_deref()
+        .map(policy_store::read_pin)
+        .transpose()?;
     move_with(
-        &Reader::new(store, cfg.concurrency),
+        &Reader::new(store, cfg.concurrency).pin_policy(pin),
         cfg,
         req,
         None,
@@ -260,7 +265,7 @@ pub(crate) fn move_with(
         return Ok(report("would-move", seq, gates));
     }
     // The first move of all stores the order it was checked against.
-    policy_store::settle_for_move(reader, cfg, &order, progress)?;
+    policy_store::settle_for_move(reader, cfg, (&order, req.sign), progress)?;
     let event = record_event(reader, req, &current, gates.clone(), any_refused, progress)?;
     write_pointer(
         reader,

@@ -26,6 +26,18 @@ pub const POINTER_KEY: &str = "policy.json";
 /// Where its events live.
 pub const EVENTS_PREFIX: &str = "policy/events/";
 
+/// The policy's trust root, held by the promoter, never read from the
+/// store (`--policy-signers FILE`, `VERBATIM_POLICY_SIGNERS`): the policy in
+/// effect counts only when a key this file lists signed it, so a forged
+/// policy event that adds an attacker's key to the gate rules nothing.
+#[derive(Debug, Clone)]
+pub struct PolicyPin {
+    /// The keys (any principal) that may sign policy events.
+    pub signers: crate::trust::AllowedSigners,
+    /// Where the file is, for messages.
+    pub source: std::path::PathBuf,
+}
+
 /// The rules themselves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

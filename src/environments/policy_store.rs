@@ -25,8 +25,9 @@ use serde::Serialize;
 
 use super::gates;
 use super::log::Inconsistent;
-use super::policy::{self, Kind, Policy, PolicyEvent, PolicyPointer};
+use super::policy::{self, Kind, Policy, PolicyEvent, PolicyPin, PolicyPointer};
 use super::reader::{get_record, Reader};
+use super::signatures::{policy_event_signers, sign_policy_event};
 use crate::actor::actor;
 use crate::clock::{now, rfc3339};
 use crate::config::{check_env_names, Config, ConfigError};
@@ -93,11 +94,62 @@ pub fn load(reader: &Reader<'_>) -> Result<PolicyState> {
         )),
         None => None,
     };
-    Ok(PolicyState {
+    let state = PolicyState {
         events: loaded.events,
         digests: loaded.digests,
         pointer,
         applied: loaded.applied,
+    };
+    if let Some(pin) = reader.policy_pin() {
+        check_pinned(reader, &state, pin)?;
+    }
+    Ok(state)
+}
+
+/// Refuses the policy in effect unless a key `pin` lists signed its stored
+/// bytes (exit 5): the store's word on who may sign is not taken for the
+/// policy itself.
+fn check_pinned(reader: &Reader<'_>, state: &PolicyState, pin: &PolicyPin) -> Result<()> {
+    let Some(current) = state.current() else {
+        return Ok(());
+    };
+    let seq = current.seq;
+    let bytes = stored_current(reader, state)?;
+    let keys = policy_event_signers(reader.store(), seq, &bytes)?;
+    let at = now();
+    let pinned = keys.iter().any(|k| {
+        !pin.signers
+            .principals(k, crate::trust::POLICY_NAMESPACE, at)
+            .is_empty()
+    });
+    if pinned {
+        return Ok(());
+    }
+    Err(IntegrityError(format!(
+        "refusing the policy in effect: policy event {seq} ({}, by {}) is not signed by a key {} lists ({} valid signature(s) by other keys); a policy written without the team's key rules nothing. Check it with `verbatim policy history`; if it is yours, sign it with `verbatim policy set --sign-key KEY --reason …` (unchanged, it signs the event in effect)",
+        current.to.describe(),
+        escape(&current.actor),
+        pin.source.display(),
+        keys.len()
+    ))
+    .into())
+}
+
+/// The stored bytes of the policy event in effect, as the load hashed them.
+fn stored_current(reader: &Reader<'_>, state: &PolicyState) -> Result<Vec<u8>> {
+    let seq = state.current().map_or(0, |e| e.seq);
+    let key = Key::new(policy::log().event_key(seq))?;
+    get_record(reader.store(), &key)?
+        .map(|(b, _)| b)
+        .filter(|b| Some(&Digest::of(b)) == state.digests.last())
+        .ok_or_else(|| IntegrityError(format!("{key} changed while it was read")).into())
+}
+
+/// Reads the policy's trust root from `path` (`--policy-signers`).
+pub fn read_pin(path: &std::path::Path) -> Result<PolicyPin> {
+    Ok(PolicyPin {
+        signers: crate::trust::read_allowed_signers(path)?,
+        source: path.to_owned(),
     })
 }
 
@@ -186,7 +238,7 @@ fn agrees(cfg: &Config, current: &PolicyEvent) -> Result<()> {
 pub fn settle_for_move(
     reader: &Reader<'_>,
     cfg: &Config,
-    used: &Order,
+    (used, sign): (&Order, Option<&ssh_key::PrivateKey>),
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut state = settled(reader)?;
@@ -200,7 +252,14 @@ pub fn settle_for_move(
                 "the default order ({config} declares no environments.order), stored by the first move of an environment"
             )
         };
-        match append(reader, &state, Kind::Init, to, Some(reason))? {
+        if sign.is_none() && reader.policy_pin().is_some() {
+            return Err(UsageError(format!(
+                "this first move stores the environment order as the policy, which --policy-signers requires signed: pass --sign-key with a key {} lists",
+                reader.policy_pin().map_or(String::new(), |p| p.source.display().to_string())
+            ))
+            .into());
+        }
+        match append(reader, &state, (Kind::Init, to, Some(reason)), sign)? {
             Appended::Written(e) => {
                 progress.note(format!(
                     "stored the environment order ({}) in {} (policy event 1); from now on it rules for everyone: `verbatim policy show`, `verbatim policy set`",
@@ -285,9 +344,8 @@ enum Appended {
 fn append(
     reader: &Reader<'_>,
     state: &PolicyState,
-    kind: Kind,
-    to: Policy,
-    reason: Option<String>,
+    (kind, to, reason): (Kind, Policy, Option<String>),
+    sign: Option<&ssh_key::PrivateKey>,
 ) -> Result<Appended> {
     let log = policy::log();
     let store = reader.store();
@@ -311,7 +369,14 @@ fn append(
         PutMode::CreateOnly,
         &PutOptions::json(),
     ) {
-        Ok(_) => reader.remember(&log, seq, &event, &bytes)?,
+        Ok(_) => {
+            reader.remember(&log, seq, &event, &bytes)?;
+            // Signed before policy.json moves: a pinned reader accepts it.
+            if let Some(key) = sign {
+                sign_policy_event(store, seq, &bytes, key)
+                    .with_context(|| format!("signing policy event {seq}"))?;
+            }
+        }
         Err(StoreError::AlreadyExists { .. }) => {
             let winner = get_record(store, &key)
                 .ok()
@@ -430,6 +495,9 @@ pub struct SetRequest {
     pub reason: String,
     /// Change it only if this policy event is still the one in effect.
     pub expect_seq: Option<u64>,
+    /// Sign the new policy event with this key (`--sign-key`); when the
+    /// policy is unchanged, sign the event in effect.
+    pub sign_key: Option<ssh_key::PrivateKey>,
 }
 
 /// `policy set`: appends the change `req` asks for (nothing when the policy
@@ -455,11 +523,23 @@ pub fn set(
     let from = state.current().map(|e| e.to.clone());
     let to = edited(cfg, req, from.as_ref())?;
     let out = if let Some(current) = state.current().filter(|e| e.to == to) {
-        progress.note(format!(
-            "the policy already is ({}) (policy event {}); nothing to do",
-            to.describe(),
-            current.seq
-        ));
+        match &req.sign_key {
+            Some(key) => {
+                let bytes = stored_current(reader, &state)?;
+                sign_policy_event(reader.store(), current.seq, &bytes, key)
+                    .with_context(|| format!("signing policy event {}", current.seq))?;
+                progress.note(format!(
+                    "the policy already is ({}) (policy event {}); signed it",
+                    to.describe(),
+                    current.seq
+                ));
+            }
+            None => progress.note(format!(
+                "the policy already is ({}) (policy event {}); nothing to do",
+                to.describe(),
+                current.seq
+            )),
+        }
         SetJson {
             result: "unchanged",
             seq: current.seq,
@@ -467,7 +547,8 @@ pub fn set(
             to,
         }
     } else {
-        match append(reader, &state, Kind::Set, to, Some(req.reason.clone()))? {
+        let change = (Kind::Set, to, Some(req.reason.clone()));
+        match append(reader, &state, change, req.sign_key.as_ref())? {
             Appended::Written(e) => {
                 progress.note(format!(
                     "policy: ({}) → ({}) (policy event {})",

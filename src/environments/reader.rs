@@ -45,7 +45,7 @@ use super::log::{
     chain_start, check_log, check_log_keys, check_log_pointer, inconsistent, Entry, Inconsistent,
     Log,
 };
-use super::policy::PolicyEvent;
+use super::policy::{PolicyEvent, PolicyPin};
 use crate::config::check_env_name;
 use crate::digest::Digest;
 use crate::error::{IntegrityError, LostRace, UsageError};
@@ -147,6 +147,8 @@ pub struct Reader<'a> {
     present: Mutex<BTreeSet<Digest>>,
     /// Check records read (create-only, so they never change once there).
     checks: Mutex<HashMap<Key, CheckRecord>>,
+    /// Who must have signed the policy in effect (`--policy-signers`).
+    pin: Option<PolicyPin>,
 }
 
 /// Where a [`Reader`] remembers the events of one type, each with the
@@ -197,7 +199,19 @@ impl<'a> Reader<'a> {
             policy_events: Mutex::new(HashMap::new()),
             present: Mutex::new(BTreeSet::new()),
             checks: Mutex::new(HashMap::new()),
+            pin: None,
         }
+    }
+
+    /// The same reader, refusing a policy not signed by a key of `pin`.
+    pub fn pin_policy(mut self, pin: Option<PolicyPin>) -> Reader<'a> {
+        self.pin = pin;
+        self
+    }
+
+    /// The policy's trust root, when one was given.
+    pub fn policy_pin(&self) -> Option<&PolicyPin> {
+        self.pin.as_ref()
     }
 
     /// The store it reads.

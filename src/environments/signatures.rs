@@ -93,19 +93,45 @@ pub fn sign_event(
     bytes: &[u8],
     key: &ssh_key::PrivateKey,
 ) -> Result<()> {
-    let armored = trust::sign_bytes(key, trust::EVENT_NAMESPACE, bytes)?;
+    let prefix = trust::event_signatures_prefix(env, seq);
+    sign_at(store, &prefix, trust::EVENT_NAMESPACE, bytes, key)
+}
+
+/// Signs policy event `seq` (its stored `bytes`) in namespace
+/// `verbatim-policy@v1`, stored create-only under `policy/signatures/`.
+pub fn sign_policy_event(
+    store: &dyn Store,
+    seq: u64,
+    bytes: &[u8],
+    key: &ssh_key::PrivateKey,
+) -> Result<()> {
+    let prefix = trust::policy_signatures_prefix(seq);
+    sign_at(store, &prefix, trust::POLICY_NAMESPACE, bytes, key)
+}
+
+/// Stores `key`'s signature of `bytes` in `namespace` under `prefix`, named
+/// by the key; one already there (the same key signed before) is kept.
+fn sign_at(
+    store: &dyn Store,
+    prefix: &str,
+    namespace: &str,
+    bytes: &[u8],
+    key: &ssh_key::PrivateKey,
+) -> Result<()> {
+    let armored = trust::sign_bytes(key, namespace, bytes)?;
     let k = Key::new(format!(
-        "{}{}.sig",
-        trust::event_signatures_prefix(env, seq),
+        "{prefix}{}.sig",
         trust::file_name(key.public_key())
     ))?;
-    store.put(
+    match store.put(
         &k,
         Body::bytes(&armored),
         PutMode::CreateOnly,
         &PutOptions::json(),
-    )?;
-    Ok(())
+    ) {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The `signatures` gate of a promote to `env`, when the store's policy
@@ -164,8 +190,31 @@ pub fn event_signers(
     seq: u64,
     bytes: &[u8],
 ) -> Result<Vec<ssh_key::PublicKey>> {
+    let prefix = trust::event_signatures_prefix(env, seq);
+    signers_at(store, &prefix, trust::EVENT_NAMESPACE, bytes)
+}
+
+/// The keys whose stored signature over policy event `seq` (its stored
+/// `bytes`) verifies, in namespace `verbatim-policy@v1`.
+pub fn policy_event_signers(
+    store: &dyn Store,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<Vec<ssh_key::PublicKey>> {
+    let prefix = trust::policy_signatures_prefix(seq);
+    signers_at(store, &prefix, trust::POLICY_NAMESPACE, bytes)
+}
+
+/// The keys of the signatures under `prefix` that verify over `bytes` in
+/// `namespace`; others (planted, oversized, of other bytes) are ignored.
+fn signers_at(
+    store: &dyn Store,
+    prefix: &str,
+    namespace: &str,
+    bytes: &[u8],
+) -> Result<Vec<ssh_key::PublicKey>> {
     let mut keys = Vec::new();
-    for listed in store.list(&trust::event_signatures_prefix(env, seq))? {
+    for listed in store.list(prefix)? {
         if listed.size > trust::MAX_SIGNATURE_BYTES {
             continue;
         }
@@ -174,7 +223,7 @@ pub fn event_signers(
             Err(StoreError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        if let Ok(key) = trust::check(&armored, bytes, trust::EVENT_NAMESPACE) {
+        if let Ok(key) = trust::check(&armored, bytes, namespace) {
             keys.push(key);
         }
     }

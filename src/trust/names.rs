@@ -11,6 +11,8 @@ pub const MANIFEST_NAMESPACE: &str = "verbatim-manifest@v1";
 pub const EVENT_NAMESPACE: &str = "verbatim-event@v1";
 /// The SSHSIG namespace of an environment's timestamp (its freshness).
 pub const TIMESTAMP_NAMESPACE: &str = "verbatim-timestamp@v1";
+/// The SSHSIG namespace of a policy event (`policy set --sign-key`).
+pub const POLICY_NAMESPACE: &str = "verbatim-policy@v1";
 /// The largest signature file read (an ed25519 one is ~300 bytes).
 pub const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
 
@@ -27,6 +29,11 @@ pub fn signature_key(id: &Digest, key: &PublicKey) -> String {
 /// `envs/<env>/signatures/<seq>/`: the signatures of one event.
 pub fn event_signatures_prefix(env: &str, seq: u64) -> String {
     format!("envs/{env}/signatures/{seq}/")
+}
+
+/// `policy/signatures/<seq>/`: the signatures of one policy event.
+pub fn policy_signatures_prefix(seq: u64) -> String {
+    format!("policy/signatures/{seq}/")
 }
 
 /// `envs/<env>/signatures/`: the signatures of every event of `env`.

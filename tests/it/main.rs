@@ -22,6 +22,7 @@ mod hostile;
 mod interrupt;
 mod library;
 mod nginx;
+mod pinned;
 mod policy;
 mod proxy;
 mod publish;

@@ -109,6 +109,15 @@ pub struct Global {
     #[arg(help_heading = "S3 options", long, global = true, env = "VERBATIM_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: Option<u64>,
 
+    /// OpenSSH allowed_signers file of the keys that sign the store's policy (`policy set --sign-key`): a policy in effect that none of them signed is refused (exit 5).
+    #[arg(
+        long,
+        global = true,
+        env = "VERBATIM_POLICY_SIGNERS",
+        value_name = "FILE"
+    )]
+    pub policy_signers: Option<PathBuf>,
+
     /// Print one JSON document on stdout and nothing else there.
     #[arg(long, global = true)]
     pub json: bool,
@@ -564,6 +573,12 @@ pub struct PolicySetArgs {
     /// scripted or reviewed change never lands on top of another.
     #[arg(long, value_name = "SEQ")]
     pub expect_seq: Option<u64>,
+
+    /// Sign the policy event with this OpenSSH private key (namespace
+    /// verbatim-policy@v1), for promoters with --policy-signers; when the
+    /// policy is unchanged, sign the event in effect.
+    #[arg(long, value_name = "FILE", env = "VERBATIM_SIGNING_KEY")]
+    pub sign_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

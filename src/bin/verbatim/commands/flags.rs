@@ -90,7 +90,22 @@ pub(super) fn global_overrides(g: &Global) -> Overrides {
         unsafe_no_conditional_writes: g.unsafe_no_conditional_writes,
         concurrency: g.concurrency.map(usize::from),
         timeout: g.timeout,
+        policy_signers: g.policy_signers.clone(),
     }
+}
+
+/// A reader of `store`, pinned to `--policy-signers` when it is given.
+pub(super) fn reader<'a>(
+    g: &Global,
+    store: &'a dyn Store,
+    threads: usize,
+) -> Result<verbatim::environments::reader::Reader<'a>> {
+    let pin = g
+        .policy_signers
+        .as_deref()
+        .map(verbatim::environments::policy_store::read_pin)
+        .transpose()?;
+    Ok(verbatim::environments::reader::Reader::new(store, threads).pin_policy(pin))
 }
 
 /// What a host trusts (`deploy`, `agent`, `fetch`), from its flags.

@@ -9,7 +9,7 @@ use crate::cli::{Global, PolicyArgs, PolicyCommand, PolicyHistoryArgs, PolicySet
 use crate::output::Printer;
 use verbatim::environments::policy::{self, Kind, Policy, PolicyEvent};
 use verbatim::environments::policy_store::{self, SetRequest};
-use verbatim::environments::reader::{Reader, Verified};
+use verbatim::environments::reader::Verified;
 use verbatim::text::escape;
 
 pub fn run(g: &Global, args: &PolicyArgs, printer: &Printer) -> Result<()> {
@@ -23,7 +23,7 @@ pub fn run(g: &Global, args: &PolicyArgs, printer: &Printer) -> Result<()> {
 fn run_show(g: &Global, printer: &Printer) -> Result<()> {
     // Before anything was published, the config's order is what applies.
     let store = flags::open_store_any(g)?;
-    let reader = Reader::new(store.as_ref(), flags::concurrency(g));
+    let reader = flags::reader(g, store.as_ref(), flags::concurrency(g))?;
     let cfg = flags::load_config(g, Default::default()).ok();
     let out = policy_store::show(&reader, cfg.as_ref(), printer)?;
     printer.result(format!("order  {}", out.policy.order().join(" → ")))?;
@@ -63,7 +63,7 @@ fn run_show(g: &Global, printer: &Printer) -> Result<()> {
 
 fn run_set(g: &Global, args: &PolicySetArgs, printer: &Printer) -> Result<()> {
     let store = flags::open_store_any(g)?;
-    let reader = Reader::new(store.as_ref(), flags::concurrency(g));
+    let reader = flags::reader(g, store.as_ref(), flags::concurrency(g))?;
     let cfg = flags::load_config(g, Default::default()).ok();
     let req = SetRequest {
         order: args.order.clone(),
@@ -71,6 +71,11 @@ fn run_set(g: &Global, args: &PolicySetArgs, printer: &Printer) -> Result<()> {
         allowed_signers: args.allowed_signers.clone(),
         reason: args.reason.clone(),
         expect_seq: args.expect_seq,
+        sign_key: args
+            .sign_key
+            .as_deref()
+            .map(verbatim::trust::keys::load_key)
+            .transpose()?,
     };
     let out = policy_store::set(&reader, cfg.as_ref(), &req, printer)?;
     printer.result(format!(
@@ -94,7 +99,7 @@ struct HistoryJson {
 
 fn run_history(g: &Global, args: &PolicyHistoryArgs, printer: &Printer) -> Result<()> {
     let store = flags::open_store_for(g)?;
-    let reader = Reader::new(store.as_ref(), flags::concurrency(g));
+    let reader = flags::reader(g, store.as_ref(), flags::concurrency(g))?;
     let state = policy_store::load(&reader)?;
     // The load walked the chain and refused a broken one (exit 5).
     let verified = args

@@ -9,14 +9,13 @@ use crate::output::Printer;
 use verbatim::environments::event::Kind;
 use verbatim::environments::moves::{CheckSpec, MoveJson, MoveRequest, Refused};
 use verbatim::environments::promote::{self, RollbackRequest};
-use verbatim::environments::reader::Reader;
 use verbatim::environments::resolve::resolve_manifest_with;
 use verbatim::trust::keys::load_key;
 
 pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<()> {
     let cfg = flags::load_config(g, Default::default())?;
     let store = flags::open_store(&cfg)?;
-    let reader = Reader::new(store.as_ref(), cfg.concurrency);
+    let reader = flags::reader(g, store.as_ref(), cfg.concurrency)?;
     let id = resolve_manifest_with(&reader, &args.manifest)?;
     let key = args.sign_key.as_deref().map(load_key).transpose()?;
     let check = match (&args.check_cmd, &args.wait_hosts) {
@@ -77,7 +76,7 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
     let cfg = flags::load_config(g, Default::default())?;
     let key = args.sign_key.as_deref().map(load_key).transpose()?;
     let store = flags::open_store(&cfg)?;
-    let reader = Reader::new(store.as_ref(), cfg.concurrency);
+    let reader = flags::reader(g, store.as_ref(), cfg.concurrency)?;
     let req = RollbackRequest {
         env: &args.env,
         to: args.to.as_deref(),

@@ -8,7 +8,7 @@ use super::flags;
 use crate::cli::{Global, HistoryArgs, StatusArgs};
 use crate::output::Printer;
 use verbatim::environments::event::{kind_name, CheckStatus};
-use verbatim::environments::reader::{Reader, Verified};
+use verbatim::environments::reader::Verified;
 use verbatim::environments::reports::State;
 use verbatim::environments::views::{self, EnvCheckJson, EnvJson};
 use verbatim::text::escape;
@@ -30,7 +30,7 @@ struct HistoryJson<'a> {
 
 pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()> {
     let store = flags::open_store_for(g)?;
-    let reader = Reader::new(store.as_ref(), flags::concurrency(g));
+    let reader = flags::reader(g, store.as_ref(), flags::concurrency(g))?;
     let cfg = flags::load_config(g, Default::default()).ok();
     let environments = views::status(&reader, cfg, args.env.as_deref(), printer)?;
     for e in &environments {
@@ -97,7 +97,7 @@ fn print_env(e: &EnvJson, hosts: bool, printer: &Printer) -> Result<()> {
 
 pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<()> {
     let store = flags::open_store_for(g)?;
-    let reader = Reader::new(store.as_ref(), flags::concurrency(g));
+    let reader = flags::reader(g, store.as_ref(), flags::concurrency(g))?;
     // A verbatim.toml disagreeing with the store's order is refused here too.
     let cfg = flags::load_config(g, Default::default()).ok();
     let signers = args
