@@ -73,8 +73,9 @@ impl Signed {
     }
 
     /// Whether a host accepts the release for `principal` under `file`
-    /// (`fetch` exits 0), or refuses it (exit 5), in time zone `tz`.
-    fn verbatim(&self, file: &Path, principal: &str, tz: &str, n: usize) -> bool {
+    /// (`fetch` exits 0), or refuses it (exit 5), in time zone `tz`; any
+    /// other exit (a file it refuses to read) is the error.
+    fn verbatim(&self, file: &Path, principal: &str, tz: &str, n: usize) -> Result<bool, String> {
         let into = self.p.path().join(format!("fetched-{n}"));
         let out = self
             .p
@@ -88,9 +89,9 @@ impl Signed {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         match out.status.code() {
-            Some(0) => true,
-            Some(5) => false,
-            code => panic!("fetch under {file:?} exited {code:?}, not 0 or 5: {err}"),
+            Some(0) => Ok(true),
+            Some(5) => Ok(false),
+            code => Err(format!("exits {code:?}, not 0 or 5 ({})", err.trim())),
         }
     }
 
@@ -103,11 +104,11 @@ impl Signed {
             let file = self.p.write(&format!("allowed_signers-{n}"), lines);
             let ssh = self.ssh_keygen(&file, principal, tz);
             let ours = self.verbatim(&file, principal, tz, n);
-            if ssh != ours {
+            if ours != Ok(ssh) {
                 differ.push(format!(
                     "TZ={tz} -I {principal:?}: ssh-keygen {}, verbatim {}, for\n{lines}",
                     verdict(ssh),
-                    verdict(ours)
+                    ours.map_or_else(|e| e, |v| verdict(v).to_owned())
                 ));
             }
             verdicts.push(ssh);
