@@ -179,7 +179,12 @@ pub fn signature_gate(
         return Ok(None);
     };
     let signers = AllowedSigners::parse(policy.allowed_signers.as_deref().unwrap_or_default())
-        .map_err(|e| IntegrityError(format!("{}: allowed_signers {e}", policy::POINTER_KEY)))?;
+        .map_err(|e| {
+            IntegrityError(format!(
+                "{}: allowed_signers {e}; replace them: verbatim policy set --allowed-signers FILE --reason …",
+                policy::POINTER_KEY
+            ))
+        })?;
     let sigs = trust::signatures(store, id, &manifest.to_canonical_bytes(), Some(&signers))?;
     let now = now();
     let missing: Vec<&str> = rules
