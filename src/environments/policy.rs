@@ -164,16 +164,40 @@ impl Policy {
         self.environments.iter().find(|e| e.name == env)
     }
 
-    /// Why this is not a policy anyone may follow, if it is not.
+    /// Why this is not a policy anyone may follow, if it is not: for a
+    /// policy about to be set, whose allowed signers must read as this
+    /// verbatim reads them.
     pub fn check(&self) -> Result<(), String> {
-        check_env_names(&self.order())?;
         let signers = match &self.allowed_signers {
-            Some(text) => Some(
-                crate::trust::AllowedSigners::parse(text)
-                    .map_err(|e| format!("allowed_signers: {e}"))?,
-            ),
-            None => None,
+            Some(text) => {
+                let s = crate::trust::AllowedSigners::parse(text)
+                    .map_err(|e| format!("allowed_signers: {e}"))?;
+                !s.is_empty()
+            }
+            None => false,
         };
+        self.check_rules(signers)
+    }
+
+    /// [`Policy::check`] for a policy already stored (in an event): how its
+    /// allowed signers read depends on the verbatim and the time zone
+    /// reading them (a local `valid-after`, a line an older verbatim took),
+    /// so here they need only list something; the `signatures` gate reads
+    /// them when it uses them, and refuses then. A stored history never
+    /// becomes unreadable, and `policy set` can replace them.
+    pub fn check_stored(&self) -> Result<(), String> {
+        let listed = self.allowed_signers.as_deref().is_some_and(|text| {
+            text.lines()
+                .map(|l| l.trim_start_matches([' ', '\t', '\r']))
+                .any(|l| !l.is_empty() && !l.starts_with('#'))
+        });
+        self.check_rules(listed)
+    }
+
+    /// The rules of [`Policy::check`] but the reading of the allowed
+    /// signers (`signers`: they list some key).
+    fn check_rules(&self, signers: bool) -> Result<(), String> {
+        check_env_names(&self.order())?;
         for e in &self.environments {
             if let Some(p) = e
                 .require
@@ -185,7 +209,7 @@ impl Policy {
                     e.name
                 ));
             }
-            if !e.require.is_empty() && signers.as_ref().is_none_or(|s| s.is_empty()) {
+            if !e.require.is_empty() && !signers {
                 return Err(format!(
                     "{} requires signatures by {}, but the policy has no allowed signers naming their keys",
                     e.name,
@@ -243,10 +267,10 @@ impl Entry for PolicyEvent {
                 self.seq
             ));
         }
-        if let Err(e) = self.to.check() {
+        if let Err(e) = self.to.check_stored() {
             return bad(format!("`to` is not a policy anyone may follow: {e}"));
         }
-        if let Some(Err(e)) = self.from.as_ref().map(Policy::check) {
+        if let Some(Err(e)) = self.from.as_ref().map(Policy::check_stored) {
             return bad(format!("`from` is not a policy anyone may follow: {e}"));
         }
         if self.kind == Kind::Init && seq != 1 {

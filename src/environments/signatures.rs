@@ -84,6 +84,60 @@ pub fn event_signatures(
     Ok(out)
 }
 
+/// What `history --verify` asks of `env`'s event signatures (`sigs`, as
+/// [`event_signatures`] checked them; `seqs`, its events in order), beyond
+/// its hash chain:
+/// - every signature verifies over its event;
+/// - with an allowed signers file (`listed`: the principals were looked
+///   up in one), every key that signed has some principal there in
+///   namespace `verbatim-event@v1`, now (a key whose `valid-before` has
+///   passed no longer vouches for anything);
+/// - once an event is signed, every later one is: removing the newest
+///   event's signature (to edit it) or moving without `--sign-key` does
+///   not go unnoticed.
+///
+/// An environment never signed passes. The first fault found, by event,
+/// is the error (exit 5).
+pub fn check_event_signatures(
+    env: &str,
+    seqs: impl IntoIterator<Item = u64>,
+    sigs: &std::collections::BTreeMap<u64, Vec<SignatureJson>>,
+    listed: bool,
+) -> Result<(), IntegrityError> {
+    for (seq, sigs) in sigs {
+        if let Some(bad) = sigs.iter().find(|s| !s.valid) {
+            return Err(IntegrityError(format!(
+                "{}: {}; event {seq} was changed after it was signed, or the signature was planted",
+                bad.key,
+                bad.error.as_deref().unwrap_or("does not verify")
+            )));
+        }
+    }
+    let mut first_signed = None;
+    for seq in seqs {
+        let here = sigs.get(&seq).map_or(&[][..], Vec::as_slice);
+        if let Some(s) = here.iter().find(|s| listed && s.principals.is_empty()) {
+            return Err(IntegrityError(format!(
+                "{}: event {seq} of {env} is signed by key {}, which the allowed signers file does not list (no principal in namespace {}, now): add the key to the file if it is one of the team's, else find out who signed event {seq}",
+                s.key,
+                s.fingerprint.as_deref().unwrap_or("?"),
+                trust::EVENT_NAMESPACE
+            )));
+        }
+        match (here.is_empty(), first_signed) {
+            (false, None) => first_signed = Some(seq),
+            (true, Some(first)) => {
+                return Err(IntegrityError(format!(
+                    "event {seq} of {env} is not signed, but event {first} before it is: once an environment's events are signed, every later one must be (promote/rollback --sign-key); its signature was removed from the store, or {env} was moved without signing; find out who wrote {} before trusting {env}",
+                    super::event_key(env, seq)
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Signs event `seq` of `env` (its stored `bytes`) in namespace
 /// `verbatim-event@v1`, stored create-only beside the history.
 pub fn sign_event(
@@ -151,7 +205,12 @@ pub fn signature_gate(
         return Ok(None);
     };
     let signers = AllowedSigners::parse(policy.allowed_signers.as_deref().unwrap_or_default())
-        .map_err(|e| IntegrityError(format!("{}: allowed_signers {e}", policy::POINTER_KEY)))?;
+        .map_err(|e| {
+            IntegrityError(format!(
+                "{}: allowed_signers {e}; replace them: verbatim policy set --allowed-signers FILE --reason …",
+                policy::POINTER_KEY
+            ))
+        })?;
     let sigs = trust::signatures(store, id, &manifest.to_canonical_bytes(), Some(&signers))?;
     let now = now();
     let missing: Vec<&str> = rules
@@ -228,4 +287,61 @@ fn signers_at(
         }
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig(seq: u64, valid: bool, principals: &[&str]) -> SignatureJson {
+        SignatureJson {
+            key: format!("envs/dev/signatures/{seq}/k.sig"),
+            fingerprint: valid.then(|| "SHA256:k".to_owned()),
+            valid,
+            error: (!valid).then(|| "does not verify".to_owned()),
+            principals: principals.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    fn check(sigs: Vec<(u64, SignatureJson)>, listed: bool) -> Result<(), String> {
+        let mut map: std::collections::BTreeMap<u64, Vec<SignatureJson>> = Default::default();
+        for (seq, s) in sigs {
+            map.entry(seq).or_default().push(s);
+        }
+        check_event_signatures("dev", 1..=3, &map, listed).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn history_signatures() {
+        let ops = |seq| (seq, sig(seq, true, &["ops@acme"]));
+        let stranger = |seq| (seq, sig(seq, true, &[]));
+        // Never signed, or signed from some event on: fine.
+        assert_eq!(check(vec![], false), Ok(()));
+        assert_eq!(check(vec![], true), Ok(()));
+        assert_eq!(check(vec![ops(2), ops(3)], true), Ok(()));
+        // A gap after the first signed event.
+        let e = check(vec![ops(1), ops(3)], false).unwrap_err();
+        assert!(
+            e.contains("event 2 of dev is not signed, but event 1"),
+            "{e}"
+        );
+        let e = check(vec![ops(1), ops(2)], false).unwrap_err();
+        assert!(
+            e.contains("event 3 of dev is not signed, but event 1"),
+            "{e}"
+        );
+        // A key the file does not list: a fault only with a file.
+        assert_eq!(check(vec![ops(1), ops(2), stranger(3)], false), Ok(()));
+        let e = check(vec![ops(1), ops(2), stranger(3)], true).unwrap_err();
+        assert!(
+            e.contains("event 3 of dev is signed by key SHA256:k"),
+            "{e}"
+        );
+        // Beside a listed one, still a fault.
+        let e = check(vec![ops(1), ops(2), ops(3), stranger(3)], true).unwrap_err();
+        assert!(e.contains("event 3"), "{e}");
+        // A signature that does not verify comes first, even on a later event.
+        let e = check(vec![ops(1), (3, sig(3, false, &[]))], true).unwrap_err();
+        assert!(e.contains("event 3 was changed after it was signed"), "{e}");
+    }
 }

@@ -17,10 +17,10 @@ use super::gates::undeclared;
 use super::policy_store::{stored_order, Order};
 use super::reader::{EnvState, Reader, Verified};
 use super::reports::{check_named_event, read_reports, report_key, Report, State};
-use super::signatures::event_signatures;
+use super::signatures::{check_event_signatures, event_signatures};
 use crate::clock::{now, parse_rfc3339};
 use crate::config::{check_env_name, Config};
-use crate::error::{IntegrityError, UsageError};
+use crate::error::UsageError;
 use crate::objects::load_manifest;
 use crate::progress::Progress;
 use crate::store::Store;
@@ -118,9 +118,10 @@ pub struct History {
 }
 
 /// `history`: `env`'s events, newest first (at most `limit`), their checks
-/// and signatures (the principals `signers` grants); with `verify`, a bad
-/// signature is an integrity error (exit 5) and the chain's verdict comes
-/// back.
+/// and signatures (the principals `signers` grants); with `verify`, the
+/// chain's verdict comes back, and a bad signature, a key `signers` does
+/// not list, or an unsigned event after a signed one is an integrity
+/// error (exit 5; [`check_event_signatures`]).
 pub fn history(
     reader: &Reader<'_>,
     cfg: Option<Config>,
@@ -142,16 +143,8 @@ pub fn history(
     let verified = verify.then(|| Verified::of(&state.events, &state.digests));
     let signatures = event_signatures(store, env, signers)?;
     if verify {
-        for (seq, sigs) in &signatures {
-            if let Some(bad) = sigs.iter().find(|s| !s.valid) {
-                return Err(IntegrityError(format!(
-                    "{}: {}; event {seq} was changed after it was signed, or the signature was planted",
-                    bad.key,
-                    bad.error.as_deref().unwrap_or("does not verify")
-                ))
-                .into());
-            }
-        }
+        let seqs = state.events.iter().map(|e| e.seq);
+        check_event_signatures(env, seqs, &signatures, signers.is_some())?;
     }
     let now = now();
     let checks: Vec<Option<CheckState>> = (0..state.events.len())

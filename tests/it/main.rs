@@ -4,6 +4,7 @@
 //! One module per command or contract. `util` is the harness.
 
 mod agents;
+mod allowed_signers;
 mod assets;
 mod browser;
 mod build;

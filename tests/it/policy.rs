@@ -518,3 +518,57 @@ fn policy_json_output_is_exact_and_text_is_escaped() {
     );
     assert!(p.ok(&["policy", "show"]).contains("new\\nline"));
 }
+
+/// A policy stored with allowed signers that an older verbatim took but
+/// OpenSSH skips (an unquoted `valid-before`): the history still reads,
+/// the `signatures` gate refuses by line, and `policy set` replaces them.
+#[test]
+fn stored_allowed_signers_this_verbatim_refuses_leave_the_policy_readable_and_replaceable() {
+    let p = Project::new();
+    let m = release(&p, "v1");
+    p.ok(&["promote", &m, "--to", "dev"]);
+    p.ok(&["promote", "dev", "--to", "preprod"]);
+    p.ok(&["key", "generate", "--out", "qa.key"]);
+    let qa = fs::read_to_string(p.path().join("qa.key.pub")).unwrap();
+    p.write("good", format!("qa@acme valid-before=\"20990101\" {qa}"));
+    p.ok(&[
+        "policy",
+        "set",
+        "--require",
+        "prod=qa@acme",
+        "--allowed-signers",
+        "good",
+        "--reason",
+        "QA signs prod",
+    ]);
+    // Rewrite the newest event and the pointer as an older verbatim could
+    // have written them (the newest event is not under the chain).
+    let seq = read_json(&p.store().join("policy.json"))["seq"]
+        .as_u64()
+        .unwrap();
+    for file in [event_path(&p, seq), p.store().join("policy.json")] {
+        let text = fs::read_to_string(&file).unwrap();
+        let old = text.replace(r#"valid-before=\"20990101\""#, "valid-before=20990101");
+        assert_ne!(text, old, "{text}");
+        fs::write(&file, old).unwrap();
+    }
+    p.ok(&["policy", "show"]);
+    p.ok(&["policy", "history", "--verify"]);
+    let err = p.fails(&["promote", "preprod", "--to", "prod"], 5);
+    assert!(
+        err.contains("line 1") && err.contains("double quotes"),
+        "{err}"
+    );
+    assert!(err.contains("policy set --allowed-signers"), "{err}");
+    p.ok(&[
+        "policy",
+        "set",
+        "--allowed-signers",
+        "good",
+        "--reason",
+        "quote valid-before",
+    ]);
+    p.ok(&["policy", "history", "--verify"]);
+    // Now the gate reads them, and asks for QA's signature (exit 3).
+    p.fails(&["promote", "preprod", "--to", "prod"], 3);
+}

@@ -434,3 +434,158 @@ fn signed_events_verify_with_ssh_keygen_and_an_edited_one_is_caught() {
     let listed = p.ok(&["history", "dev"]);
     assert!(listed.contains("BAD SIGNATURE"), "{listed}");
 }
+
+/// A project whose `dev` has two events, both signed by `ops.key`
+/// (`ops@acme` in `allowed_signers`); returns it and the events' files.
+fn two_signed_events() -> (Project, Vec<PathBuf>) {
+    let (p, m1) = published();
+    p.ok(&["key", "generate", "--out", "ops.key"]);
+    p.write(
+        "allowed_signers",
+        format!("ops@acme {}\n", public(&p.path().join("ops.key"))),
+    );
+    p.ok(&["promote", &m1, "--to", "dev", "--sign-key", "ops.key"]);
+    p.write("app/index.html", "v2");
+    let m2 = p.json(&["publish"])["manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    p.ok(&["promote", &m2, "--to", "dev", "--sign-key", "ops.key"]);
+    let mut events: Vec<PathBuf> = fs::read_dir(p.store().join("envs/dev/events"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    events.sort();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let v = p.ok(&[
+        "history",
+        "dev",
+        "--verify",
+        "--allowed-signers",
+        "allowed_signers",
+    ]);
+    assert!(v.contains("2 signed event(s)"), "{v}");
+    (p, events)
+}
+
+#[test]
+fn history_verify_refuses_an_unsigned_event_after_a_signed_one() {
+    let (p, events) = two_signed_events();
+    // Event 2's signature removed: the newest event could now be edited
+    // unseen, so its missing signature is itself the fault.
+    fs::remove_dir_all(p.store().join("envs/dev/signatures/2")).unwrap();
+    for with_file in [false, true] {
+        let mut args = vec!["history", "dev", "--verify"];
+        if with_file {
+            args.extend(["--allowed-signers", "allowed_signers"]);
+        }
+        let err = p.fails(&args, 5);
+        assert!(
+            err.contains("event 2 of dev is not signed, but event 1 before it is"),
+            "{err}"
+        );
+    }
+    // And edited too, as someone removing the signature would.
+    let text = fs::read_to_string(&events[1]).unwrap();
+    let edited = text.replace("\"reason\":null", "\"reason\":\"edited\"");
+    assert_ne!(text, edited, "{text}");
+    fs::write(&events[1], edited).unwrap();
+    let err = p.fails(&["history", "dev", "--verify"], 5);
+    assert!(err.contains("event 2 of dev is not signed"), "{err}");
+    // Without --verify the history is still shown.
+    p.ok(&["history", "dev"]);
+}
+
+#[test]
+fn history_verify_with_allowed_signers_refuses_a_key_the_file_does_not_list() {
+    let (p, events) = two_signed_events();
+    // Event 2 re-signed (by ssh-keygen) with a key allowed_signers does
+    // not list, in place of ops@acme's signature.
+    let sig_dir = p.store().join("envs/dev/signatures/2");
+    fs::remove_dir_all(&sig_dir).unwrap();
+    let stranger = openssh_key(p.path(), "stranger");
+    let copy = p.path().join("event-2.json");
+    fs::copy(&events[1], &copy).unwrap();
+    util::success(
+        ssh_keygen()
+            .args(["-Y", "sign", "-n", "verbatim-event@v1", "-f"])
+            .arg(&stranger)
+            .arg(&copy),
+    );
+    fs::create_dir_all(&sig_dir).unwrap();
+    fs::copy(
+        p.path().join("event-2.json.sig"),
+        sig_dir.join("stranger.sig"),
+    )
+    .unwrap();
+    let listed = util::success(ssh_keygen().arg("-l").arg("-f").arg(&stranger));
+    let fp = String::from_utf8(listed).unwrap();
+    let fp = fp.split_whitespace().nth(1).unwrap().to_owned();
+    assert!(fp.starts_with("SHA256:"), "{fp}");
+
+    let err = p.fails(
+        &[
+            "history",
+            "dev",
+            "--verify",
+            "--allowed-signers",
+            "allowed_signers",
+        ],
+        5,
+    );
+    assert!(err.contains("event 2 of dev is signed by key"), "{err}");
+    assert!(err.contains(&fp), "{fp} in {err}");
+    assert!(err.contains("envs/dev/signatures/2/stranger.sig"), "{err}");
+    assert!(err.contains("add the key"), "{err}");
+    // Without the file, who signed is not a question `--verify` can ask:
+    // the signature verifies, and every event is signed.
+    let v = p.ok(&["history", "dev", "--verify"]);
+    assert!(v.contains("2 signed event(s)"), "{v}");
+    // A key listed only for manifests does not sign events either.
+    p.write(
+        "manifests_only",
+        format!(
+            "ops@acme {}\nstranger@acme namespaces=\"verbatim-manifest@v1\" {}\n",
+            public(&p.path().join("ops.key")),
+            public(&stranger)
+        ),
+    );
+    let err = p.fails(
+        &[
+            "history",
+            "dev",
+            "--verify",
+            "--allowed-signers",
+            "manifests_only",
+        ],
+        5,
+    );
+    assert!(err.contains(&fp), "{err}");
+}
+
+#[test]
+fn history_verify_passes_an_environment_never_signed() {
+    let (p, m) = published();
+    p.ok(&["promote", &m, "--to", "dev"]);
+    p.write("app/index.html", "v2");
+    let m2 = p.json(&["publish"])["manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    p.ok(&["promote", &m2, "--to", "dev"]);
+    p.ok(&["key", "generate", "--out", "ops.key"]);
+    p.write(
+        "allowed_signers",
+        format!("ops@acme {}\n", public(&p.path().join("ops.key"))),
+    );
+    let v = p.ok(&["history", "dev", "--verify"]);
+    assert!(v.contains("intact"), "{v}");
+    assert!(!v.contains("signed event"), "{v}");
+    p.ok(&[
+        "history",
+        "dev",
+        "--verify",
+        "--allowed-signers",
+        "allowed_signers",
+    ]);
+}

@@ -521,13 +521,17 @@ pub struct HistoryArgs {
     #[arg(long, short = 'n')]
     pub limit: Option<usize>,
 
-    /// Check the hash chain and print a one-line verdict instead of the
-    /// events (exit 5, naming the first event at fault, if any was changed,
-    /// removed or inserted, or an event signature does not verify).
+    /// Check the hash chain and the event signatures and print a verdict
+    /// instead of the events (exit 5, naming the first event at fault, if
+    /// any was changed, removed or inserted, an event signature does not
+    /// verify, or an event after a signed one is unsigned; with
+    /// --allowed-signers, also if a key the file does not list signed one).
     #[arg(long)]
     pub verify: bool,
 
-    /// Show which principals of this allowed_signers file signed each event.
+    /// Show which principals of this allowed_signers file signed each event;
+    /// with --verify, every key that signed an event must have one (in
+    /// namespace verbatim-event@v1, now).
     #[arg(long, env = "VERBATIM_ALLOWED_SIGNERS", value_name = "FILE")]
     pub allowed_signers: Option<PathBuf>,
 }
@@ -588,7 +592,8 @@ pub struct PolicyHistoryArgs {
     pub limit: Option<usize>,
 
     /// Check the hash chain and print a one-line verdict instead of the
-    /// events (exit 5, naming the first event at fault).
+    /// events (exit 5, naming the first event at fault). Policy events are
+    /// not signed, so there are no signatures to check.
     #[arg(long)]
     pub verify: bool,
 }

@@ -166,8 +166,13 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
     if let Some(v) = &verified {
         printer.result(v.verdict(&args.env))?;
         if signed > 0 {
+            let by = if args.allowed_signers.is_some() {
+                ", by a key the allowed signers file lists"
+            } else {
+                ""
+            };
             printer.result(format!(
-                "{}: {signed} signed event(s), every signature verifies",
+                "{}: {signed} signed event(s), every signature verifies{by}; no unsigned event after the first signed one",
                 args.env
             ))?;
         }
