@@ -145,6 +145,51 @@ fn stored_current(reader: &Reader<'_>, state: &PolicyState) -> Result<Vec<u8>> {
         .ok_or_else(|| IntegrityError(format!("{key} changed while it was read")).into())
 }
 
+/// `policy history --verify`, on signatures: once a policy event is signed,
+/// every later one must be; with a pin (`--policy-signers`), every
+/// signature must be by a key it lists. Exit 5 naming the first event at
+/// fault.
+pub fn verify_signatures(reader: &Reader<'_>, state: &PolicyState) -> Result<()> {
+    let store = reader.store();
+    let at = now();
+    let mut first_signed = None;
+    for (e, digest) in state.events.iter().zip(&state.digests) {
+        let seq = e.seq;
+        let key = Key::new(policy::log().event_key(seq))?;
+        let bytes = get_record(store, &key)?
+            .map(|(b, _)| b)
+            .filter(|b| Digest::of(b) == *digest)
+            .ok_or_else(|| IntegrityError(format!("{key} changed while it was read")))?;
+        let keys = policy_event_signers(store, seq, &bytes)?;
+        if let Some(pin) = reader.policy_pin() {
+            let unlisted = keys.iter().find(|k| {
+                pin.signers
+                    .principals(k, crate::trust::POLICY_NAMESPACE, at)
+                    .is_empty()
+            });
+            if let Some(k) = unlisted {
+                return Err(IntegrityError(format!(
+                    "policy event {seq} is signed by key {}, which {} does not list: find out who signed it",
+                    crate::trust::fingerprint(k),
+                    pin.source.display()
+                ))
+                .into());
+            }
+        }
+        match (keys.is_empty(), first_signed) {
+            (false, None) => first_signed = Some(seq),
+            (true, Some(first)) => {
+                return Err(IntegrityError(format!(
+                    "policy event {seq} is not signed, but policy event {first} before it is: once the policy is signed, every change must be (policy set --sign-key); find out who wrote {key}"
+                ))
+                .into())
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Reads the policy's trust root from `path` (`--policy-signers`).
 pub fn read_pin(path: &std::path::Path) -> Result<PolicyPin> {
     Ok(PolicyPin {

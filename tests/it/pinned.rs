@@ -64,6 +64,11 @@ fn a_policy_the_team_did_not_sign_rules_nothing() {
         "routine",
     ];
     p.ok(&forge);
+    let err = p.fails(&["policy", "history", "--verify"], 5);
+    assert!(
+        err.contains("policy event 3 is not signed, but policy event 1"),
+        "{err}"
+    );
     success(p.cmd(&["sign", &m, "--key"]).arg(&mallory));
     let err = p.fails(&["promote", &m, "--to", "preprod", PIN], 5);
     assert!(

@@ -591,9 +591,10 @@ pub struct PolicyHistoryArgs {
     #[arg(long, short = 'n')]
     pub limit: Option<usize>,
 
-    /// Check the hash chain and print a one-line verdict instead of the
-    /// events (exit 5, naming the first event at fault). Policy events are
-    /// not signed, so there are no signatures to check.
+    /// Check the hash chain and the signatures, and print a one-line
+    /// verdict instead of the events (exit 5, naming the first event at
+    /// fault): once a policy event is signed, every later one must be, and
+    /// with --policy-signers every signature must be by a key it lists.
     #[arg(long)]
     pub verify: bool,
 }

@@ -102,6 +102,9 @@ fn run_history(g: &Global, args: &PolicyHistoryArgs, printer: &Printer) -> Resul
     let reader = flags::reader(g, store.as_ref(), flags::concurrency(g))?;
     let state = policy_store::load(&reader)?;
     // The load walked the chain and refused a broken one (exit 5).
+    if args.verify {
+        policy_store::verify_signatures(&reader, &state)?;
+    }
     let verified = args
         .verify
         .then(|| Verified::of(&state.events, &state.digests));
