@@ -302,3 +302,58 @@ fn a_frozen_pointer_turns_a_host_with_max_age_stale() {
         "{err}"
     );
 }
+
+/// An agent with `--max-age` notices a frozen pointer although it never
+/// moves: its report turns `stale`, and back to `active` once the team
+/// re-signs the timestamp. SIGTERM still ends it with 0.
+#[test]
+fn an_agent_with_max_age_turns_stale_while_the_pointer_stands_still() {
+    use std::time::{Duration, Instant};
+    let f = Fleet::new();
+    let [v1, _, _] = &f.m;
+    let mut agent =
+        f.p.cmd(&["agent", "dev", "--host-id", "web1", "--interval", "200ms"]);
+    agent
+        .args(RULE)
+        .args(["--max-age", "2s"])
+        .arg("--allowed-signers")
+        .arg(f.p.path().join("allowed_signers"))
+        .arg("--root")
+        .arg(f.root())
+        .env("VT_LOG", f.host.path().join("log"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(f.host.path().join("agent.log")).unwrap());
+    f.signed(&["promote", v1, "--to", "dev"], &f.ci);
+    let mut child = agent.spawn().unwrap();
+    let state = || {
+        fs::read(f.p.store().join("envs/dev/hosts/web1.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|r| r["state"].as_str().map(str::to_owned))
+    };
+    let wait_for = |want: &str| {
+        let start = Instant::now();
+        while state().as_deref() != Some(want) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no `{want}` report within 30 s (now {:?}):\n{}",
+                state(),
+                fs::read_to_string(f.host.path().join("agent.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("active");
+    assert_eq!(f.current().as_ref(), Some(v1));
+    wait_for("stale");
+    assert_eq!(f.current().as_ref(), Some(v1), "it runs what it ran");
+    let mut stamp =
+        f.p.cmd(&["timestamp", "dev", "--valid-for", "1h", "--sign-key"]);
+    success(stamp.arg(&f.ci));
+    wait_for("active");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}

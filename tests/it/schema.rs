@@ -211,3 +211,46 @@ fn every_policy_document_the_tool_writes_matches_the_policy_schema() {
         assert!(code_refuses(&v), "code allows {what}");
     }
 }
+
+/// The timestamps `promote --sign-key` and `verbatim timestamp` write match
+/// `manifests/timestamp.schema.json`, and what the host refuses to read the
+/// schema refuses.
+#[test]
+fn every_timestamp_the_tool_writes_matches_the_schema() {
+    let p = Project::new();
+    p.write("app/index.html", "v1");
+    let m = p.json(&["publish"])["manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = crate::signing::openssh_key(p.path(), "ci");
+    let key = key.to_str().unwrap();
+    p.ok(&["promote", &m, "--to", "dev", "--sign-key", key]);
+    let path = p.store().join("envs/dev/timestamp.json");
+    let read =
+        || -> serde_json::Value { serde_json::from_slice(&fs::read(&path).unwrap()).unwrap() };
+    let first = read();
+    check_against("timestamp.schema.json", &first).unwrap_or_else(|e| panic!("promote's: {e}"));
+    p.ok(&["timestamp", "dev", "--sign-key", key, "--valid-for", "2d"]);
+    let again = read();
+    check_against("timestamp.schema.json", &again).unwrap_or_else(|e| panic!("timestamp's: {e}"));
+    assert_eq!(again["signed"]["seq"], 1);
+    assert_ne!(again["signed"]["expires"], first["signed"]["expires"]);
+
+    type Edit = fn(&mut serde_json::Value);
+    let bad: [(&str, Edit); 3] = [
+        ("an unknown key", |v| v["signed"]["extra"] = 1.into()),
+        ("a short digest", |v| {
+            v["signed"]["event"] = "sha256:ab".into()
+        }),
+        ("no signature", |v| v["signatures"] = serde_json::json!([])),
+    ];
+    for (what, edit) in bad {
+        let mut v = again.clone();
+        edit(&mut v);
+        assert!(
+            check_against("timestamp.schema.json", &v).is_err(),
+            "schema allows {what}"
+        );
+    }
+}

@@ -279,7 +279,7 @@ pub struct TimestampArgs {
     pub env: String,
 
     /// Sign with this unencrypted OpenSSH private key (a principal hosts require with --require-event-signer).
-    #[arg(long, value_name = "FILE", env = "VERBATIM_SIGNING_KEY")]
+    #[arg(long, value_name = "FILE", env = "VERBATIM_EVENT_SIGNING_KEY")]
     pub sign_key: PathBuf,
 
     /// How long the statement vouches for the move: 12h, 7d.
@@ -581,7 +581,7 @@ pub struct PolicySetArgs {
     /// Sign the policy event with this OpenSSH private key (namespace
     /// verbatim-policy@v1), for promoters with --policy-signers; when the
     /// policy is unchanged, sign the event in effect.
-    #[arg(long, value_name = "FILE", env = "VERBATIM_SIGNING_KEY")]
+    #[arg(long, value_name = "FILE", env = "VERBATIM_POLICY_SIGNING_KEY")]
     pub sign_key: Option<PathBuf>,
 }
 
