@@ -29,7 +29,7 @@ use super::gates;
 use super::log::Log;
 use super::policy_store::{self, Order};
 use super::reader::{get_record, EnvState, Reader};
-use super::signatures::{sign_event, signature_gate};
+use super::signatures::{move_signer_rule, sign_event, signature_gate};
 use super::timestamp;
 use crate::actor::actor;
 use crate::clock::{deadline, now, rfc3339};
@@ -178,6 +178,7 @@ pub(crate) fn move_with(
     let env = req.env;
     let order = policy_store::order(reader, cfg)?;
     let prev_env = order.previous(env)?;
+    move_signer_rule(order.policy.as_ref(), env, req.sign)?;
     // A dry run reads as it is: completing a half-done move is a write.
     let current = if req.dry_run {
         reader.load(env)?

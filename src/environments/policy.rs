@@ -60,6 +60,12 @@ pub struct EnvRules {
     /// promoted here (the `signatures` gate).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub require: Vec<String>,
+    /// Principals that must sign every move of this environment
+    /// (`promote`/`rollback --sign-key`, with a key the policy's allowed
+    /// signers list for them), so hosts with `--require-event-signer`
+    /// never see an unsigned move the team made by mistake.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sign_moves: Vec<String>,
 }
 
 /// How a policy event came about.
@@ -136,6 +142,7 @@ impl Policy {
                 .map(|name| EnvRules {
                     name: name.clone(),
                     require: Vec::new(),
+                    sign_moves: Vec::new(),
                 })
                 .collect(),
         }
@@ -151,9 +158,18 @@ impl Policy {
     pub fn describe(&self) -> String {
         self.environments
             .iter()
-            .map(|e| match e.require.as_slice() {
-                [] => e.name.clone(),
-                r => format!("{} (signed by {})", e.name, r.join(", ")),
+            .map(|e| {
+                let mut rules = Vec::new();
+                if !e.require.is_empty() {
+                    rules.push(format!("signed by {}", e.require.join(", ")));
+                }
+                if !e.sign_moves.is_empty() {
+                    rules.push(format!("moves signed by {}", e.sign_moves.join(", ")));
+                }
+                match rules.is_empty() {
+                    true => e.name.clone(),
+                    false => format!("{} ({})", e.name, rules.join("; ")),
+                }
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -199,21 +215,22 @@ impl Policy {
     fn check_rules(&self, signers: bool) -> Result<(), String> {
         check_env_names(&self.order())?;
         for e in &self.environments {
-            if let Some(p) = e
-                .require
-                .iter()
-                .find(|p| p.is_empty() || p.chars().any(|c| c.is_whitespace() || c.is_control()))
+            if let Some(p) =
+                e.require.iter().chain(&e.sign_moves).find(|p| {
+                    p.is_empty() || p.chars().any(|c| c.is_whitespace() || c.is_control())
+                })
             {
                 return Err(format!(
                     "{}: required principal {p:?} is empty or holds spaces",
                     e.name
                 ));
             }
-            if !e.require.is_empty() && !signers {
+            let needs = e.require.iter().chain(&e.sign_moves);
+            if let (false, Some(_)) = (signers, needs.clone().next()) {
                 return Err(format!(
                     "{} requires signatures by {}, but the policy has no allowed signers naming their keys",
                     e.name,
-                    e.require.join(", ")
+                    needs.cloned().collect::<Vec<_>>().join(", ")
                 ));
             }
         }

@@ -534,6 +534,8 @@ pub struct SetRequest {
     pub order: Vec<String>,
     /// The principals whose signatures each named environment requires.
     pub require: Vec<(String, Vec<String>)>,
+    /// The principals that must sign each move of the named environments.
+    pub sign_moves: Vec<(String, Vec<String>)>,
     /// An `allowed_signers` file whose text the policy stores.
     pub allowed_signers: Option<PathBuf>,
     /// Why: recorded in the policy's history.
@@ -673,6 +675,7 @@ fn edited(cfg: Option<&Config>, args: &SetRequest, from: Option<&Policy>) -> Res
         for e in &mut p.environments {
             if let Some(old) = base.rules(&e.name) {
                 e.require = old.require.clone();
+                e.sign_moves = old.sign_moves.clone();
             }
         }
         p
@@ -686,6 +689,16 @@ fn edited(cfg: Option<&Config>, args: &SetRequest, from: Option<&Policy>) -> Res
             .into());
         };
         rules.require = principals.clone();
+    }
+    for (env, principals) in &args.sign_moves {
+        let Some(rules) = to.environments.iter_mut().find(|e| &e.name == env) else {
+            return Err(UsageError(format!(
+                "--sign-moves {env}=…: {}",
+                super::gates::undeclared(&to.order(), env)
+            ))
+            .into());
+        };
+        rules.sign_moves = principals.clone();
     }
     if let Some(path) = &args.allowed_signers {
         let text =

@@ -11,7 +11,7 @@ use super::event::Gate;
 use super::policy::{self, Policy};
 use crate::clock::now;
 use crate::digest::Digest;
-use crate::error::IntegrityError;
+use crate::error::{IntegrityError, UsageError};
 use crate::manifest::Manifest;
 use crate::store::{Body, Key, PutMode, PutOptions, Store, StoreError};
 use crate::trust::{self, AllowedSigners, SignatureJson};
@@ -186,6 +186,48 @@ fn sign_at(
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The policy's `sign_moves` rule for `env`: every move there must be
+/// signed (`--sign-key`) with a key the policy's allowed signers list for
+/// each principal it names. A usage error (exit 2) before anything is
+/// written, so the team never leaves hosts an unsigned move they refuse.
+pub fn move_signer_rule(
+    policy: Option<&Policy>,
+    env: &str,
+    key: Option<&ssh_key::PrivateKey>,
+) -> Result<()> {
+    let Some((policy, rules)) = policy.and_then(|p| Some((p, p.rules(env)?))) else {
+        return Ok(());
+    };
+    if rules.sign_moves.is_empty() {
+        return Ok(());
+    }
+    let who = rules.sign_moves.join(", ");
+    let Some(key) = key else {
+        return Err(UsageError(format!(
+            "the policy requires every move of {env} to be signed by {who}: pass --sign-key (VERBATIM_EVENT_SIGNING_KEY) with their key"
+        ))
+        .into());
+    };
+    let signers = AllowedSigners::parse(policy.allowed_signers.as_deref().unwrap_or_default())
+        .map_err(|e| IntegrityError(format!("{}: allowed_signers {e}", policy::POINTER_KEY)))?;
+    let at = now();
+    let missing: Vec<&str> = rules
+        .sign_moves
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !signers.allows(key.public_key(), p, trust::EVENT_NAMESPACE, at))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(UsageError(format!(
+        "the policy requires every move of {env} to be signed by {who}, and the policy's allowed signers do not list key {} for {}: sign with their key",
+        trust::fingerprint(key.public_key()),
+        missing.join(", ")
+    ))
+    .into())
 }
 
 /// The `signatures` gate of a promote to `env`, when the store's policy

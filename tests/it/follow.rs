@@ -357,3 +357,42 @@ fn an_agent_with_max_age_turns_stale_while_the_pointer_stands_still() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// The policy can say every move of an environment must be signed (`policy
+/// set --sign-moves`): a promote or rollback without the key, or with a key
+/// the policy's allowed signers do not list for the principal, is refused
+/// (exit 2) with nothing written, so the team never leaves its hosts a move
+/// they refuse.
+#[test]
+fn a_policy_that_asks_for_signed_moves_refuses_unsigned_ones() {
+    let f = Fleet::new();
+    let [v1, v2, _] = &f.m;
+    f.p.ok(&[
+        "policy",
+        "set",
+        "--sign-moves",
+        "dev=release@ci",
+        "--allowed-signers",
+        "allowed_signers",
+        "--reason",
+        "hosts require release@ci",
+    ]);
+    let events = f.p.store().join("envs/dev/events");
+    let err = f.p.fails(&["promote", v1, "--to", "dev"], 2);
+    assert!(
+        err.contains("signed by release@ci: pass --sign-key"),
+        "{err}"
+    );
+    assert!(!events.exists(), "nothing written");
+    let mut stranger = f.p.cmd(&["promote", v1, "--to", "dev", "--sign-key"]);
+    let err = exits(stranger.arg(&f.stranger), 2);
+    assert!(err.contains("do not list key SHA256:"), "{err}");
+    assert!(!events.exists(), "nothing written");
+    f.signed(&["promote", v1, "--to", "dev"], &f.ci);
+    f.signed(&["promote", v2, "--to", "dev"], &f.ci);
+    let err = f.p.fails(&["rollback", "dev"], 2);
+    assert!(err.contains("pass --sign-key"), "{err}");
+    f.signed(&["rollback", "dev"], &f.ci);
+    success(&mut f.deploy(&[]));
+    assert_eq!(f.current().as_ref(), Some(v1));
+}

@@ -152,6 +152,7 @@ fn every_policy_document_the_tool_writes_matches_the_policy_schema() {
     p.ok(&[
         &set[..],
         &["prod=release@ci", "--allowed-signers", "allowed_signers"],
+        &["--sign-moves", "prod=release@ci"],
     ]
     .concat());
     p.ok(&[
@@ -171,7 +172,7 @@ fn every_policy_document_the_tool_writes_matches_the_policy_schema() {
     assert_eq!(pointer["policy"]["allowed_signers"], signers.as_str());
     assert_eq!(
         pointer["policy"]["environments"][1],
-        serde_json::json!({"name": "prod", "require": ["release@ci"]})
+        serde_json::json!({"name": "prod", "require": ["release@ci"], "sign_moves": ["release@ci"]})
     );
     let event = "policy.schema.json#/$defs/event";
     for seq in 1..=3 {

@@ -555,13 +555,19 @@ pub enum PolicyCommand {
 #[derive(Debug, Args)]
 pub struct PolicySetArgs {
     /// The environments in promotion order, first to last, comma-separated [default: as it is].
-    #[arg(long, value_delimiter = ',', value_name = "ENV,ENV,…", required_unless_present_any = ["require", "allowed_signers"])]
+    #[arg(long, value_delimiter = ',', value_name = "ENV,ENV,…", required_unless_present_any = ["require", "sign_moves", "allowed_signers", "sign_key"])]
     pub order: Vec<String>,
 
     /// ENV=PRINCIPAL[,PRINCIPAL…]: signatures a manifest needs before it may be
     /// promoted to ENV (`ENV=` requires none); repeat for more environments.
     #[arg(long, value_name = "ENV=PRINCIPALS", value_parser = parse_require)]
     pub require: Vec<(String, Vec<String>)>,
+
+    /// ENV=PRINCIPAL[,PRINCIPAL…]: every move of ENV (promote, rollback)
+    /// must be signed by these (--sign-key), as hosts with
+    /// --require-event-signer expect (`ENV=` requires none); repeat for more.
+    #[arg(long, value_name = "ENV=PRINCIPALS", value_parser = parse_require)]
+    pub sign_moves: Vec<(String, Vec<String>)>,
 
     /// The OpenSSH allowed_signers file naming the keys of those principals;
     /// its text is stored in the policy.

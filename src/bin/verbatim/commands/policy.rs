@@ -68,6 +68,7 @@ fn run_set(g: &Global, args: &PolicySetArgs, printer: &Printer) -> Result<()> {
     let req = SetRequest {
         order: args.order.clone(),
         require: args.require.clone(),
+        sign_moves: args.sign_moves.clone(),
         allowed_signers: args.allowed_signers.clone(),
         reason: args.reason.clone(),
         expect_seq: args.expect_seq,
