@@ -11,7 +11,9 @@
 pub mod api;
 pub mod local;
 pub mod open;
+#[cfg(feature = "s3")]
 mod s3;
+mod s3_options;
 
 pub use api::{
     Body, Data, ETag, Key, Listed, Object, ObjectMeta, PutMode, PutOptions, PutOutcome, Result,
@@ -19,4 +21,6 @@ pub use api::{
 };
 pub use local::LocalStore;
 pub use open::{open, OpenError};
-pub use s3::{S3Options, S3Store, DEFAULT_TIMEOUT};
+#[cfg(feature = "s3")]
+pub use s3::S3Store;
+pub use s3_options::{S3Options, DEFAULT_TIMEOUT};

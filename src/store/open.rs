@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::api::Store;
 use super::local::LocalStore;
-use super::s3::{S3Options, S3Store};
+#[cfg(feature = "s3")]
+use super::s3::S3Store;
+use super::s3_options::S3Options;
 use crate::error::Class;
 
 /// Opens the store a URL names: `file:///abs/path`, a plain path, or
@@ -13,7 +15,12 @@ use crate::error::Class;
 pub fn open(url: &str, base: &Path, s3: &S3Options) -> Result<Box<dyn Store>, OpenError> {
     check_url(url)?;
     if url.starts_with("s3://") {
+        #[cfg(feature = "s3")]
         return Ok(Box::new(S3Store::open(url, s3).map_err(OpenError)?));
+        #[cfg(not(feature = "s3"))]
+        return Err(OpenError(format!(
+            "store URL `{url}`: this verbatim was built without S3 support ({s3:?} unused); build it with the default feature `s3`"
+        )));
     }
     if let Some(rest) = url.strip_prefix("file://") {
         if !rest.starts_with('/') {

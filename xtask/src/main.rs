@@ -15,6 +15,7 @@ mod setup;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -112,6 +113,13 @@ pub fn run(program: &str, args: &[&str]) -> Result {
 }
 
 fn ci() -> Result {
+    let mut steps = Steps::default();
+    let result = ci_steps(&mut steps);
+    steps.print();
+    result
+}
+
+fn ci_steps(steps: &mut Steps) -> Result {
     // Tools the tests call: GNU tar and gzip read the artifact.
     for tool in ["tar", "gzip", "mkfifo", "mknod"] {
         if !setup::have(tool) {
@@ -120,51 +128,107 @@ fn ci() -> Result {
             ));
         }
     }
-    setup::chromium()?;
-    setup::ceph()?;
-    setup::nginx()?;
-    setup::openssh()?;
-    let s3s_fs = setup::s3s_fs()?;
-    let aws = setup::awscli()?;
-    let django = setup::django_venv()?;
-    run("cargo", &["fmt", "--all", "--check"])?;
-    run(
-        "cargo",
-        &[
-            "clippy",
-            "--all-targets",
-            "--workspace",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    house::check()?;
+    // The first compile (the test binaries, which nextest reuses) runs while
+    // the servers and tools install: those wait on the network and the
+    // disk, the compile on the CPU. Cargo's lock on the target directory
+    // keeps `cargo install s3s-fs` and it from writing at once.
+    let started = Instant::now();
+    let compile = std::thread::spawn(|| run("cargo", &["test", "--workspace", "--no-run", "-q"]));
+    let tools = steps.time("install servers and tools", || {
+        setup::chromium()?;
+        setup::ceph()?;
+        setup::nginx()?;
+        setup::openssh()?;
+        Ok((setup::s3s_fs()?, setup::awscli()?, setup::django_venv()?))
+    });
+    let waited = Instant::now();
+    let compiled = compile
+        .join()
+        .map_err(|_| "the first compile panicked".to_owned());
+    steps.record(
+        "first compile, after the installs",
+        waited.elapsed(),
+        &compiled,
+    );
+    eprintln!("first compile: {:.0?} in all", started.elapsed());
+    let (s3s_fs, aws, django) = tools?;
+    compiled??;
+    steps.time("cargo fmt --check", || {
+        run("cargo", &["fmt", "--all", "--check"])
+    })?;
+    steps.time("cargo clippy -D warnings", || {
+        run(
+            "cargo",
+            &[
+                "clippy",
+                "--all-targets",
+                "--workspace",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
+    steps.time("house rules", house::check)?;
     // Every public item documented, every intra-doc link resolved.
-    std::env::set_var("RUSTDOCFLAGS", "-D warnings");
-    run("cargo", &["doc", "--no-deps", "--workspace"])?;
-    std::env::remove_var("RUSTDOCFLAGS");
+    steps.time("cargo doc -D warnings", || {
+        std::env::set_var("RUSTDOCFLAGS", "-D warnings");
+        let r = run("cargo", &["doc", "--no-deps", "--workspace"]);
+        std::env::remove_var("RUSTDOCFLAGS");
+        r
+    })?;
     // The tests start their own s3s-fs servers and read metadata with awscli.
     std::env::set_var("VERBATIM_TEST_S3S_FS", &s3s_fs);
     std::env::set_var("VERBATIM_TEST_AWS_CLI", &aws);
     // tests/it/django.rs runs gunicorn and manage.py from this venv.
     std::env::set_var("VERBATIM_TEST_DJANGO_VENV", &django);
-    let tests = if Command::new("cargo")
-        .args(["nextest", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        // nextest does not run doctests.
-        run(
-            "cargo",
-            &["nextest", "run", "--workspace", "--no-fail-fast"],
-        )
-        .and_then(|()| run("cargo", &["test", "--workspace", "--doc"]))
-    } else {
-        run("cargo", &["test", "--workspace", "--no-fail-fast"])
-    };
+    let tests = steps.time("tests", || {
+        if Command::new("cargo")
+            .args(["nextest", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            // nextest does not run doctests.
+            run(
+                "cargo",
+                &["nextest", "run", "--workspace", "--no-fail-fast"],
+            )
+            .and_then(|()| run("cargo", &["test", "--workspace", "--doc"]))
+        } else {
+            run("cargo", &["test", "--workspace", "--no-fail-fast"])
+        }
+    });
     // The radosgw tests leave their shared cluster running for each other.
     setup::stop_ceph();
     tests?;
-    fuzz::ci_pass()
+    steps.time("fuzz pass", fuzz::ci_pass)
+}
+
+/// How long each step of `ci` took, printed as a table at the end (also
+/// when a step failed).
+#[derive(Default)]
+struct Steps(Vec<(&'static str, Duration, bool)>);
+
+impl Steps {
+    fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let r = f();
+        self.record(name, started.elapsed(), &r);
+        r
+    }
+
+    fn record<T, E>(&mut self, name: &'static str, took: Duration, r: &std::result::Result<T, E>) {
+        self.0.push((name, took, r.is_ok()));
+    }
+
+    fn print(&self) {
+        let total: Duration = self.0.iter().map(|(_, d, _)| *d).sum();
+        eprintln!();
+        eprintln!("{:<40} {:>9}", "ci step", "time");
+        for (name, took, ok) in &self.0 {
+            let mark = if *ok { "" } else { "  FAILED" };
+            eprintln!("{name:<40} {:>8.1}s{mark}", took.as_secs_f64());
+        }
+        eprintln!("{:<40} {:>8.1}s", "total", total.as_secs_f64());
+    }
 }

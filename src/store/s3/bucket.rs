@@ -14,34 +14,11 @@ use aws_sdk_s3::Client;
 use super::errors::{backend, refuses_connections};
 use crate::digest::Digest;
 use crate::store::api::{Body, ETag, Key, ObjectMeta, PutOutcome, Result, StoreError};
+use crate::store::s3_options::{S3Options, DEFAULT_TIMEOUT};
 
 /// The user metadata key the hex SHA-256 of an object's bytes is kept
 /// under (`x-amz-meta-sha256`), for `head` to vouch for them.
 pub(super) const SHA256_META: &str = "sha256";
-
-/// How to reach the bucket, beyond what the AWS chain provides.
-#[derive(Debug, Clone, Default)]
-pub struct S3Options {
-    /// The server's URL (`http://localhost:9000`), for anything but AWS
-    /// S3; none for the AWS chain's endpoint.
-    pub endpoint_url: Option<String>,
-    /// The region to sign for; none for the AWS chain's (`us-east-1` when
-    /// it has none).
-    pub region: Option<String>,
-    /// Name the bucket in the path (`host/bucket/key`) instead of the host
-    /// name (`bucket.host/key`), as most self-hosted servers want.
-    pub path_style: bool,
-    /// Allow servers that ignore conditional writes (HEAD-then-PUT: racy).
-    pub allow_unconditional: bool,
-    /// Access key and secret to use instead of the AWS chain (tests, embedding).
-    pub static_credentials: Option<(String, String)>,
-    /// The longest one store request may take, retries included
-    /// [default: [`DEFAULT_TIMEOUT`]].
-    pub timeout: Option<Duration>,
-}
-
-/// How long one store request may take, retries included, unless told.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A [`Store`](crate::store::api::Store) in an S3-compatible bucket, under a key
 /// prefix.

@@ -22,7 +22,7 @@ mod multipart;
 mod probe;
 mod stream;
 
-pub use bucket::{S3Options, S3Store, DEFAULT_TIMEOUT};
+pub use bucket::S3Store;
 
 use std::io::{self, Read};
 use std::time::Duration;
