@@ -647,6 +647,14 @@ pub struct HostArgs {
     /// inherit verbatim's own environment.
     #[arg(long = "hook-env", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub hook_env: Vec<(String, String)>,
+
+    /// Sign this host's reports with this unencrypted OpenSSH private key:
+    /// each report's signature goes to envs/ENV/hosts/HOST.sig, and
+    /// `promote --wait-hosts … --signed-reports` counts the report only if
+    /// the policy's allowed signers list this key for the host id (a line
+    /// like `web1 ssh-ed25519 AAAA…`).
+    #[arg(long, env = "VERBATIM_REPORT_KEY", value_name = "FILE")]
+    pub report_key: Option<PathBuf>,
 }
 
 fn parse_require(s: &str) -> Result<(String, Vec<String>), String> {
