@@ -31,6 +31,7 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use super::policy::Policy;
 use crate::digest::Digest;
 use crate::store::{Key, Store, StoreError};
 use crate::trust::{self, AllowedSigners, REPORT_NAMESPACE};
@@ -126,6 +127,25 @@ fn is_signature_key(env: &str, key: &str) -> bool {
     key.strip_prefix(&hosts_prefix(env))
         .and_then(|rest| rest.strip_suffix(".sig"))
         .is_some_and(|id| check_host_id(id).is_ok())
+}
+
+/// The allowed signers `--signed-reports` checks reports against: the
+/// store's `policy`'s, which must list some key; why not, otherwise.
+pub fn report_signers(policy: Option<&Policy>) -> Result<AllowedSigners, String> {
+    let how = "run `verbatim policy set --allowed-signers FILE --reason …` with a line per host, its id then its public key (`web1 ssh-ed25519 AAAA…`)";
+    let Some(text) = policy.and_then(|p| p.allowed_signers.as_deref()) else {
+        return Err(format!(
+            "--signed-reports counts reports signed by keys the store's policy lists, and it lists none: {how}"
+        ));
+    };
+    let signers = AllowedSigners::parse(text)
+        .map_err(|e| format!("the store's policy's allowed_signers: {e}; {how}"))?;
+    if signers.is_empty() {
+        return Err(format!(
+            "--signed-reports counts reports signed by keys the store's policy lists, and its allowed_signers list no key: {how}"
+        ));
+    }
+    Ok(signers)
 }
 
 /// Whether `sig`, read at [`signature_key`]`(env, host)` after the report
@@ -551,6 +571,28 @@ mod tests {
             let e = check(sig.as_deref()).unwrap_err();
             assert!(e.contains(why), "{why}: {e}");
         }
+    }
+
+    #[test]
+    fn signed_reports_need_a_policy_listing_keys() {
+        let with = |signers: Option<&str>| {
+            let mut p = Policy::from_order(&["dev".to_owned()]);
+            p.allowed_signers = signers.map(str::to_owned);
+            report_signers(Some(&p))
+        };
+        assert!(report_signers(None)
+            .unwrap_err()
+            .contains("policy set --allowed-signers"));
+        for (signers, why) in [
+            (None, "lists none"),
+            (Some("# nobody\n"), "list no key"),
+            (Some("web1 not-a-key\n"), "line 1"),
+        ] {
+            let e = with(signers).unwrap_err();
+            assert!(e.contains(why) && e.contains("web1 ssh-ed25519"), "{e}");
+        }
+        let line = format!("web1 {}\n", key().public_key().to_openssh().unwrap());
+        assert!(!with(Some(&line)).unwrap().is_empty());
     }
 
     #[test]

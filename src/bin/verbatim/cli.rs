@@ -461,6 +461,16 @@ pub struct PromoteArgs {
     #[arg(long, value_name = "N|HOST,…", conflicts_with = "check_cmd", value_parser = parse_wait_hosts)]
     pub wait_hosts: Option<WaitHosts>,
 
+    /// With --wait-hosts, count only reports their hosts signed (`deploy`
+    /// or `agent` with --report-key): the signature at
+    /// envs/ENV/hosts/HOST.sig must verify over the report with a key the
+    /// store's policy lists for the principal HOST (`policy set
+    /// --allowed-signers FILE`, lines like `web1 ssh-ed25519 AAAA…`).
+    /// Unsigned or wrongly signed reports are ignored with a warning.
+    /// Recorded in the event's check.
+    #[arg(long, requires = "wait_hosts")]
+    pub signed_reports: bool,
+
     /// Check the manifest and the gates, say what would move, write nothing.
     #[arg(long, conflicts_with_all = ["check_cmd", "wait_hosts"])]
     pub dry_run: bool,
