@@ -63,6 +63,11 @@ pub enum State {
 /// schema, environment and host agree) for `status`, and besides for
 /// `promote --wait-hosts` ([`tally`]) it must name the move waited for by
 /// both its `seq` and the sha256 of that event's stored bytes (`event`).
+/// A host with `--report-key` signs its exact bytes into
+/// [`signature_key`]`(env, host)`; with `--signed-reports` only a report
+/// signed so, by a key the policy lists for its host ([`check_signature`]),
+/// counts. The signature lives beside the report, so the report's bytes
+/// and this document are the same whether or not it is signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
