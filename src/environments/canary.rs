@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 
 use super::event::{check_key, CheckRecord, CheckStatus, Kind, Outcome, CHECK_SCHEMA};
 use super::moves::{move_with, MoveJson, MoveRequest};
+use super::policy_store;
 use super::reader::Reader;
 use super::reports;
 use crate::clock::{now, parse_rfc3339, rfc3339, since_epoch};
@@ -25,6 +26,7 @@ use crate::process::{self, Ended};
 use crate::progress::Progress;
 use crate::signals;
 use crate::store::{Body, Key, PutMode, PutOptions, Store};
+use crate::trust::AllowedSigners;
 
 /// Runs the check `report`'s move started, then records its outcome: on
 /// success in its check record; on failure by an auto-rollback (unless the
@@ -41,7 +43,7 @@ pub fn finish_check(
     if report.check.is_none() {
         return Ok(report);
     }
-    let ended = run_check(reader.store(), &report, progress);
+    let ended = run_check(reader, &report, progress);
     let (outcome, detail) = match &ended {
         Ended::Passed(d) => (Outcome::Passed, d.clone()),
         Ended::Failed(why) => (Outcome::Failed, why.clone()),
@@ -140,9 +142,21 @@ pub fn finish_check(
 
 /// Runs the check of the move `report` describes, until the deadline its
 /// event recorded (the timeout, less the time the move took).
-fn run_check(store: &dyn Store, report: &MoveJson, progress: &dyn Progress) -> Ended {
+fn run_check(reader: &Reader<'_>, report: &MoveJson, progress: &dyn Progress) -> Ended {
     let Some(check) = &report.check else {
         return Ended::Failed("the move started no check".into());
+    };
+    // The keys reports must be signed with: the policy's as it stands now.
+    let signers = if check.signed_reports {
+        let policy = policy_store::stored_order(reader, None)
+            .map(|o| o.and_then(|o| o.policy))
+            .map_err(|e| format!("reading the store's policy: {e:#}"));
+        match policy.and_then(|p| reports::report_signers(p.as_ref())) {
+            Ok(s) => Some(s),
+            Err(why) => return Ended::Failed(why),
+        }
+    } else {
+        None
     };
     let left = parse_rfc3339(&check.deadline)
         .map(|d| Duration::from_secs(d).saturating_sub(since_epoch()))
@@ -169,7 +183,7 @@ fn run_check(store: &dyn Store, report: &MoveJson, progress: &dyn Progress) -> E
         ),
         (None, Some(n)) => match &report.event {
             Some(event) => wait_hosts(
-                store,
+                reader.store(),
                 &report.env,
                 &reports::Move {
                     manifest: &report.manifest,
@@ -177,6 +191,7 @@ fn run_check(store: &dyn Store, report: &MoveJson, progress: &dyn Progress) -> E
                     event,
                     hosts: &check.host_ids,
                 },
+                signers.as_ref(),
                 n,
                 left,
                 progress,
@@ -192,11 +207,14 @@ const HOSTS_POLL: Duration = Duration::from_secs(1);
 
 /// Waits until `n` hosts (those `mv.hosts` names, if any) report move `mv`
 /// active, any of them reports it failed, the time is up, or a signal
-/// comes. A report that does not count is said once, with why.
+/// comes. With `signers`, only reports their hosts signed with a key
+/// listed there count (`--signed-reports`). A report that does not count
+/// is said once, with why.
 fn wait_hosts(
     store: &dyn Store,
     env: &str,
     mv: &reports::Move<'_>,
+    signers: Option<&AllowedSigners>,
     n: u64,
     left: Duration,
     progress: &dyn Progress,
@@ -208,9 +226,14 @@ fn wait_hosts(
         mv.hosts.join(", ")
     };
     progress.note(format!(
-        "waiting up to {}s for {whom} to report {manifest} active on {env} (event {})",
+        "waiting up to {}s for {whom} to report {manifest} active on {env} (event {}{})",
         left.as_secs(),
-        mv.seq
+        mv.seq,
+        if signers.is_some() {
+            "; signed reports only"
+        } else {
+            ""
+        }
     ));
     let start = std::time::Instant::now();
     let mut last = usize::MAX;
@@ -220,7 +243,11 @@ fn wait_hosts(
         if let Some(sig) = signals::caught() {
             return Ended::Interrupted(sig);
         }
-        match reports::read_reports(store, env) {
+        let read = match signers {
+            Some(s) => reports::read_signed_reports(store, env, s, now()),
+            None => reports::read_reports(store, env),
+        };
+        match read {
             Ok(read) => {
                 errors = 0;
                 let t = reports::tally(&read.reports, mv);

@@ -104,6 +104,12 @@ pub struct Check {
     /// their bytes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_ids: Vec<String>,
+    /// Whether only signed reports count (`--wait-hosts …
+    /// --signed-reports`): signed by a key the policy's allowed signers
+    /// list for the host's id, in namespace `verbatim-report@v1`. Absent
+    /// (not `false`) otherwise, so older events keep their bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed_reports: bool,
     /// How long it may take, in seconds; `deadline` is when the move was
     /// recorded plus this.
     pub timeout_secs: u64,
@@ -353,8 +359,11 @@ pub fn check_event(
 }
 
 /// A check's `host_ids`, when it has any: host ids, each once, as many as
-/// `hosts` says.
+/// `hosts` says; `signed_reports` only for hosts.
 fn check_host_ids(check: &Check) -> Result<(), String> {
+    if check.signed_reports && check.hosts.is_none() {
+        return Err("check.signed_reports is set but the check waits for no hosts".into());
+    }
     if check.host_ids.is_empty() {
         return Ok(());
     }

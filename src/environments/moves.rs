@@ -35,7 +35,7 @@ use crate::actor::actor;
 use crate::clock::{deadline, now, rfc3339};
 use crate::config::Config;
 use crate::digest::Digest;
-use crate::error::{GateRefused, IntegrityError, Interrupted, LostRace};
+use crate::error::{GateRefused, IntegrityError, Interrupted, LostRace, UsageError};
 use crate::objects::{load_manifest, missing_objects};
 use crate::progress::Progress;
 use crate::signals;
@@ -84,6 +84,9 @@ pub struct CheckJson {
     /// Those hosts by id, when `--wait-hosts` named them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub host_ids: Vec<String>,
+    /// Whether only signed reports count (`--signed-reports`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub signed_reports: bool,
     /// How long it may take.
     pub timeout_secs: u64,
     /// RFC 3339: when it is ended at the latest.
@@ -140,6 +143,10 @@ pub struct CheckSpec {
     pub hosts: Option<u64>,
     /// Wait for exactly these hosts (`--wait-hosts web1,web2`); empty, any.
     pub host_ids: Vec<String>,
+    /// Count only reports signed by a key the policy's allowed signers
+    /// list for the host id (`--signed-reports`); a usage error without
+    /// such a policy.
+    pub signed_reports: bool,
     /// How long it may take.
     pub timeout_secs: u64,
 }
@@ -179,6 +186,9 @@ pub(crate) fn move_with(
     let order = policy_store::order(reader, cfg)?;
     let prev_env = order.previous(env)?;
     move_signer_rule(order.policy.as_ref(), env, req.sign)?;
+    if req.check.as_ref().is_some_and(|c| c.signed_reports) {
+        super::reports::report_signers(order.policy.as_ref()).map_err(UsageError)?;
+    }
     // A dry run reads as it is: completing a half-done move is a write.
     let current = if req.dry_run {
         reader.load(env)?
@@ -299,6 +309,7 @@ pub(crate) fn move_with(
         cmd: c.cmd,
         hosts: c.hosts,
         host_ids: c.host_ids,
+        signed_reports: c.signed_reports,
         timeout_secs: c.timeout_secs,
         deadline: c.deadline,
         status: CheckStatus::Pending,
@@ -433,6 +444,7 @@ fn record_event(
             cmd: c.cmd.clone(),
             hosts: c.hosts,
             host_ids: c.host_ids.clone(),
+            signed_reports: c.signed_reports,
             timeout_secs: c.timeout_secs,
             deadline: rfc3339(deadline(c.timeout_secs)),
         }),

@@ -7,12 +7,34 @@
 //! a move only the reports that name that very move (its `seq` and the
 //! sha256 of its event's stored bytes). [`read_reports`] reads; the rest is
 //! pure.
+//!
+//! That still lets anyone who can read the event forge a report for it, so
+//! a host may sign its reports (`deploy --report-key`): an SSHSIG in
+//! namespace `verbatim-report@v1` over the report's exact stored bytes,
+//! stored beside it at [`signature_key`] (`envs/<env>/hosts/<id>.sig`),
+//! and `promote --wait-hosts … --signed-reports` reads them with
+//! [`read_signed_reports`], which keeps only reports whose signature
+//! verifies with a key the policy's allowed signers list for the principal
+//! named like the host ([`check_signature`]).
+//!
+//! Why a file beside the report, not a wrapper document: a report stays
+//! the very document it was, so readers older than signatures keep
+//! counting it, and what is signed is exactly the bytes read. The host
+//! writes the signature first and the report second, and a reader reads
+//! the report first and the signature second; so a reader may find a
+//! newer signature than its report (the host is rewriting both), never an
+//! older one paired with newer bytes. A signature that does not verify
+//! over the report as read leaves that report unsigned for this read; the
+//! next poll reads both again. Either way a signature is checked against
+//! the bytes read, never trusted for other bytes.
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use super::policy::Policy;
 use crate::digest::Digest;
-use crate::store::{Store, StoreError};
+use crate::store::{Key, Store, StoreError};
+use crate::trust::{self, AllowedSigners, REPORT_NAMESPACE};
 
 /// The `schema` of every host [`Report`].
 pub const SCHEMA: &str = "verbatim.host/v1";
@@ -41,6 +63,11 @@ pub enum State {
 /// schema, environment and host agree) for `status`, and besides for
 /// `promote --wait-hosts` ([`tally`]) it must name the move waited for by
 /// both its `seq` and the sha256 of that event's stored bytes (`event`).
+/// A host with `--report-key` signs its exact bytes into
+/// [`signature_key`]`(env, host)`; with `--signed-reports` only a report
+/// signed so, by a key the policy lists for its host ([`check_signature`]),
+/// counts. The signature lives beside the report, so the report's bytes
+/// and this document are the same whether or not it is signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Report {
@@ -91,6 +118,68 @@ pub fn hosts_prefix(env: &str) -> String {
 /// `envs/<env>/hosts/<host>.json`: the one report of `host`.
 pub fn report_key(env: &str, host: &str) -> String {
     format!("{}{host}.json", hosts_prefix(env))
+}
+
+/// `envs/<env>/hosts/<host>.sig`: the signature of `host`'s report, if it
+/// signs them (written before the report; see the module docs).
+pub fn signature_key(env: &str, host: &str) -> String {
+    format!("{}{host}.sig", hosts_prefix(env))
+}
+
+/// Whether `key`, listed under [`hosts_prefix`]`(env)`, is the signature
+/// of a host's report ([`signature_key`]): not a report, and no warning.
+fn is_signature_key(env: &str, key: &str) -> bool {
+    key.strip_prefix(&hosts_prefix(env))
+        .and_then(|rest| rest.strip_suffix(".sig"))
+        .is_some_and(|id| check_host_id(id).is_ok())
+}
+
+/// The allowed signers `--signed-reports` checks reports against: the
+/// store's `policy`'s, which must list some key; why not, otherwise.
+pub fn report_signers(policy: Option<&Policy>) -> Result<AllowedSigners, String> {
+    let how = "run `verbatim policy set --allowed-signers FILE --reason …` with a line per host, its id then its public key (`web1 ssh-ed25519 AAAA…`)";
+    let Some(text) = policy.and_then(|p| p.allowed_signers.as_deref()) else {
+        return Err(format!(
+            "--signed-reports counts reports signed by keys the store's policy lists, and it lists none: {how}"
+        ));
+    };
+    let signers = AllowedSigners::parse(text)
+        .map_err(|e| format!("the store's policy's allowed_signers: {e}; {how}"))?;
+    if signers.is_empty() {
+        return Err(format!(
+            "--signed-reports counts reports signed by keys the store's policy lists, and its allowed_signers list no key: {how}"
+        ));
+    }
+    Ok(signers)
+}
+
+/// Whether `sig`, read at [`signature_key`]`(env, host)` after the report
+/// `bytes` of `host`, makes that report one `host` signed: an SSHSIG in
+/// [`REPORT_NAMESPACE`] over exactly `bytes`, by a key `signers` list for
+/// the principal `host` at `now`; why not, otherwise.
+pub fn check_signature(
+    host: &str,
+    bytes: &[u8],
+    sig: Option<&[u8]>,
+    signers: &AllowedSigners,
+    now: u64,
+) -> Result<(), String> {
+    let Some(sig) = sig else {
+        return Err(format!(
+            "it is not signed (no {}.sig beside it; run the host with --report-key)",
+            host
+        ));
+    };
+    let key = trust::check(sig, bytes, REPORT_NAMESPACE).map_err(|e| {
+        format!("its signature {host}.sig {e} (a wrong signature, or the host is rewriting it: read again next poll)")
+    })?;
+    if !signers.allows(&key, host, REPORT_NAMESPACE, now) {
+        return Err(format!(
+            "it is signed by key {}, which the policy's allowed signers do not list for principal {host} in namespace {REPORT_NAMESPACE}",
+            trust::fingerprint(&key)
+        ));
+    }
+    Ok(())
 }
 
 /// A host id becomes a store key: letters, digits, `.`, `_`, `-`, at most
@@ -251,11 +340,44 @@ pub struct Reports {
 
 /// Reads every report under `envs/<env>/hosts/`: those that pass
 /// [`check_report`], and every other key with why it does not count (the
-/// caller says so).
+/// caller says so). Signatures beside them ([`signature_key`]) are neither.
 pub fn read_reports(store: &dyn Store, env: &str) -> Result<Reports> {
+    read_with(store, env, None)
+}
+
+/// [`read_reports`], keeping only the reports their hosts signed
+/// ([`check_signature`] with `signers` at `now`); every other report is
+/// ignored with why (`promote --signed-reports`).
+pub fn read_signed_reports(
+    store: &dyn Store,
+    env: &str,
+    signers: &AllowedSigners,
+    now: u64,
+) -> Result<Reports> {
+    read_with(store, env, Some((signers, now)))
+}
+
+/// The signature at [`signature_key`]`(env, host)`, if there is one.
+fn read_signature(store: &dyn Store, env: &str, host: &str) -> Result<Option<Vec<u8>>> {
+    let key = Key::new(signature_key(env, host))?;
+    match store.get(&key) {
+        Ok(o) => Ok(Some(o.into_bytes_limited(trust::MAX_SIGNATURE_BYTES)?)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn read_with(
+    store: &dyn Store,
+    env: &str,
+    signed: Option<(&AllowedSigners, u64)>,
+) -> Result<Reports> {
     let mut out = Reports::default();
     for listed in store.list(&hosts_prefix(env))? {
         let key = listed.key.as_str().to_owned();
+        if is_signature_key(env, &key) {
+            continue;
+        }
         if let Err(why) = key_host(env, &key) {
             out.ignored.push((key, why));
             continue;
@@ -273,6 +395,14 @@ pub fn read_reports(store: &dyn Store, env: &str) -> Result<Reports> {
         let checked = serde_json::from_slice::<Report>(&bytes)
             .map_err(|e| format!("not a host report ({e})"))
             .and_then(|r| check_report(env, &key, &r).map(|()| r));
+        // The report first, its signature after: see the module docs.
+        let checked = match (checked, signed) {
+            (Ok(r), Some((signers, now))) => {
+                let sig = read_signature(store, env, &r.host)?;
+                check_signature(&r.host, &bytes, sig.as_deref(), signers, now).map(|()| r)
+            }
+            (checked, _) => checked,
+        };
         match checked {
             Ok(r) => out.reports.push(r),
             Err(why) => out.ignored.push((key, why)),
@@ -397,6 +527,92 @@ mod tests {
         let mut old = r.clone();
         old.event = None;
         assert_eq!(check_named_event(&old, None), Ok(()));
+    }
+
+    fn key() -> ssh_key::PrivateKey {
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_signed_report_counts_only_signed_by_its_hosts_key_over_its_bytes() {
+        let (web1, web2) = (key(), key());
+        let signers = AllowedSigners::parse(&format!(
+            "web1 {}\nweb2 {}\n",
+            web1.public_key().to_openssh().unwrap(),
+            web2.public_key().to_openssh().unwrap()
+        ))
+        .unwrap();
+        let bytes = report("web2", "m2", Some(7), State::Active).to_bytes();
+        let sign =
+            |k: &ssh_key::PrivateKey, ns: &str, b: &[u8]| trust::sign_bytes(k, ns, b).unwrap();
+        let check = |sig: Option<&[u8]>| check_signature("web2", &bytes, sig, &signers, 0);
+
+        assert_eq!(check(Some(&sign(&web2, REPORT_NAMESPACE, &bytes))), Ok(()));
+        for (sig, why) in [
+            (None, "not signed"),
+            // web1's key is listed, but not for web2.
+            (
+                Some(sign(&web1, REPORT_NAMESPACE, &bytes)),
+                "not list for principal web2",
+            ),
+            // Someone's key no policy lists.
+            (
+                Some(sign(&key(), REPORT_NAMESPACE, &bytes)),
+                "not list for principal web2",
+            ),
+            // The right key, over other bytes (an older report).
+            (
+                Some(sign(&web2, REPORT_NAMESPACE, b"older")),
+                "does not verify",
+            ),
+            // The right key, in another namespace (a manifest signature).
+            (
+                Some(sign(&web2, trust::MANIFEST_NAMESPACE, &bytes)),
+                "namespace",
+            ),
+            (Some(b"junk".to_vec()), "not an SSH signature"),
+        ] {
+            let e = check(sig.as_deref()).unwrap_err();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+    }
+
+    #[test]
+    fn signed_reports_need_a_policy_listing_keys() {
+        let with = |signers: Option<&str>| {
+            let mut p = Policy::from_order(&["dev".to_owned()]);
+            p.allowed_signers = signers.map(str::to_owned);
+            report_signers(Some(&p))
+        };
+        assert!(report_signers(None)
+            .unwrap_err()
+            .contains("policy set --allowed-signers"));
+        for (signers, why) in [
+            (None, "lists none"),
+            (Some("# nobody\n"), "list no key"),
+            (Some("web1 not-a-key\n"), "line 1"),
+        ] {
+            let e = with(signers).unwrap_err();
+            assert!(e.contains(why) && e.contains("web1 ssh-ed25519"), "{e}");
+        }
+        let line = format!("web1 {}\n", key().public_key().to_openssh().unwrap());
+        assert!(!with(Some(&line)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_signature_beside_a_report_is_no_report() {
+        assert!(is_signature_key("prod", "envs/prod/hosts/web1.sig"));
+        assert_eq!(signature_key("prod", "web1"), "envs/prod/hosts/web1.sig");
+        for not in [
+            "envs/prod/hosts/web1.json",
+            "envs/prod/hosts/sub/web1.sig",
+            "envs/prod/hosts/.sig",
+            "envs/dev/hosts/web1.sig",
+        ] {
+            assert!(!is_signature_key("prod", not), "{not}");
+        }
+        assert!(key_host("prod", "envs/prod/hosts/web1.sig").is_err());
     }
 
     #[test]

@@ -470,6 +470,7 @@ fn checked(seq: u64, from: Option<&str>, to: &str, deadline: u64) -> Event {
         cmd: Some("./smoke".into()),
         hosts: None,
         host_ids: vec![],
+        signed_reports: false,
         timeout_secs: 60,
         deadline: rfc3339(deadline),
     });
@@ -502,6 +503,25 @@ fn a_check_lists_hosts_by_id_each_once_as_many_as_it_counts() {
     assert!(!String::from_utf8(e.to_bytes())
         .unwrap()
         .contains("host_ids"));
+}
+
+#[test]
+fn signed_reports_are_recorded_for_hosts_only_and_absent_when_not_asked() {
+    let mut e = checked(1, None, &id('a'), 60);
+    let text = String::from_utf8(e.to_bytes()).unwrap();
+    assert!(!text.contains("signed_reports"), "{text}");
+    let c = e.check.as_mut().unwrap();
+    c.signed_reports = true;
+    let e2 = check_event("prod", 1, &e, None).unwrap_err().to_string();
+    assert!(e2.contains("waits for no hosts"), "{e2}");
+    let c = e.check.as_mut().unwrap();
+    c.cmd = None;
+    c.hosts = Some(1);
+    assert_eq!(check_event("prod", 1, &e, None), Ok(()));
+    let text = String::from_utf8(e.to_bytes()).unwrap();
+    assert!(text.contains("\"signed_reports\":true"), "{text}");
+    let back: Event = serde_json::from_slice(&e.to_bytes()).unwrap();
+    assert!(back.check.unwrap().signed_reports);
 }
 
 fn record(e: &Event, outcome: Outcome) -> CheckRecord {

@@ -61,6 +61,7 @@ fn env_status(reader: &Reader<'_>, env: String, progress: &dyn Progress) -> Resu
             cmd: c.cmd.clone(),
             hosts: c.hosts,
             host_ids: c.host_ids.clone(),
+            signed_reports: c.signed_reports,
             deadline: c.deadline.clone(),
             status,
             detail,
@@ -220,6 +221,9 @@ pub struct EnvCheckJson {
     /// Those hosts by id, when `--wait-hosts` named them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub host_ids: Vec<String>,
+    /// Whether only signed reports count (`--signed-reports`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub signed_reports: bool,
     /// When it is ended at the latest.
     pub deadline: String,
     /// `pending` (may still run), `expired` (never finished), `passed`, `failed`.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+use ssh_key::PrivateKey;
 
 use super::follow::{self, Accepted};
 use super::hooks::{describe, Hooks};
@@ -107,6 +108,9 @@ pub struct Host<'a> {
     /// Whose signatures a manifest needs (going back to the previous
     /// release too: it may have been deployed without the rule).
     pub trust: Option<&'a Trust>,
+    /// Sign this host's reports with this key (`--report-key`), so a
+    /// promoter asking for signed reports counts them.
+    pub report_key: Option<&'a PrivateKey>,
 }
 
 /// One deploy, as `deploy` and `agent` ask for it.
@@ -185,6 +189,7 @@ pub fn deploy(
         manifest: id.to_string(),
         seq,
         event: accepted.as_ref().map(|a| a.event),
+        key: req.host.report_key,
         progress,
     };
     if current == Some(id) {
@@ -726,6 +731,7 @@ fn stale(
             manifest: current.map(Digest::to_string).unwrap_or_default(),
             seq: None,
             event: None,
+            key: req.host.report_key,
             progress,
         };
         reporter.send(State::Stale, current, Some(format!("{e:#}")));

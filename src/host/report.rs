@@ -1,12 +1,19 @@
 //! A host's report to the store (`envs/<env>/hosts/<host>.json`), sent
 //! after every step of a deploy that follows an environment. Best effort:
 //! a host runs what it runs whether or not the store heard of it.
+//!
+//! With a report key (`--report-key`), the host signs each report: an
+//! SSHSIG over its exact bytes in `verbatim-report@v1`, written to
+//! `envs/<env>/hosts/<host>.sig` before the report itself, so that a
+//! reader, which reads the report first, never finds an older signature
+//! beside newer bytes (`environments::reports` says why it lives there).
 
 use crate::clock::{now, rfc3339};
 use crate::digest::Digest;
 use crate::environments::reports::{self, Report, State};
 use crate::progress::Progress;
 use crate::store::{Body, Key, PutMode, PutOptions, Store};
+use crate::trust::{sign_bytes, REPORT_NAMESPACE};
 
 /// Sends the host's report, if it follows an environment. A report that
 /// cannot be written is a warning: the host runs what it runs either way.
@@ -24,6 +31,8 @@ pub(super) struct Reporter<'a> {
     /// The sha256 of that event's stored bytes: which move the report
     /// answers (`promote --wait-hosts` counts it only for that one).
     pub event: Option<Digest>,
+    /// Sign the report with this key (`--report-key`).
+    pub key: Option<&'a ssh_key::PrivateKey>,
     pub progress: &'a dyn Progress,
 }
 
@@ -51,18 +60,19 @@ impl Reporter<'_> {
             time: rfc3339(now()),
             tool: format!("verbatim {}", env!("CARGO_PKG_VERSION")),
         };
-        let sent = Key::new(reports::report_key(env, self.host))
-            .map_err(anyhow::Error::from)
-            .and_then(|key| {
-                store
-                    .put(
-                        &key,
-                        Body::bytes(&report.to_bytes()),
-                        PutMode::Overwrite,
-                        &PutOptions::json(),
-                    )
-                    .map_err(anyhow::Error::from)
-            });
+        let bytes = report.to_bytes();
+        if let Some(key) = self.key {
+            // Before the report: see the module docs. A report without its
+            // signature still goes out: `status` shows it, and a promoter
+            // asking for signed reports ignores it.
+            let signed = sign_bytes(key, REPORT_NAMESPACE, &bytes)
+                .and_then(|sig| put(store, reports::signature_key(env, self.host), &sig));
+            if let Err(e) = signed {
+                self.progress
+                    .warn(format!("could not sign the report to the store: {e:#}"));
+            }
+        }
+        let sent = put(store, reports::report_key(env, self.host), &bytes);
         match sent {
             Ok(_) => true,
             Err(e) => {
@@ -72,4 +82,16 @@ impl Reporter<'_> {
             }
         }
     }
+}
+
+/// Overwrites `key` with `bytes`, read fresh every time.
+fn put(store: &dyn Store, key: String, bytes: &[u8]) -> anyhow::Result<()> {
+    let opts = PutOptions::json();
+    store.put(
+        &Key::new(key)?,
+        Body::bytes(bytes),
+        PutMode::Overwrite,
+        &opts,
+    )?;
+    Ok(())
 }

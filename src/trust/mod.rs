@@ -23,7 +23,8 @@ pub use allowed_signers::{read_allowed_signers, AllowedSigners};
 pub use names::{
     env_signatures_prefix, event_signatures_prefix, file_name, fingerprint,
     policy_signatures_prefix, signature_key, signatures_prefix, EVENT_NAMESPACE,
-    MANIFEST_NAMESPACE, MAX_SIGNATURE_BYTES, POLICY_NAMESPACE, TIMESTAMP_NAMESPACE,
+    MANIFEST_NAMESPACE, MAX_SIGNATURE_BYTES, POLICY_NAMESPACE, REPORT_NAMESPACE,
+    TIMESTAMP_NAMESPACE,
 };
 pub use sshsig::{check, sign_bytes};
 pub use stored::{signatures, store_signature, Checked, SignatureJson, Trust, TrustRules};

@@ -13,6 +13,9 @@ pub const EVENT_NAMESPACE: &str = "verbatim-event@v1";
 pub const TIMESTAMP_NAMESPACE: &str = "verbatim-timestamp@v1";
 /// The SSHSIG namespace of a policy event (`policy set --sign-key`).
 pub const POLICY_NAMESPACE: &str = "verbatim-policy@v1";
+/// The SSHSIG namespace of a host's report (`deploy --report-key`), made
+/// over the report's exact stored bytes.
+pub const REPORT_NAMESPACE: &str = "verbatim-report@v1";
 /// The largest signature file read (an ed25519 one is ~300 bytes).
 pub const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
 

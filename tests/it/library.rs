@@ -90,6 +90,7 @@ fn build_publish_promote_and_deploy_from_rust() {
             id: "web1",
             hook_env: &[],
             trust: None,
+            report_key: None,
         },
         wait: true,
     };
@@ -144,6 +145,7 @@ fn deploy_from_rust_refuses_an_artifact_swapped_in_the_bucket() {
         id: "web1",
         hook_env: &[],
         trust: None,
+        report_key: None,
     };
     let reader = Reader::new(&s3, cfg.concurrency);
     let deploy_dev = || {

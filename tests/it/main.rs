@@ -30,6 +30,7 @@ mod publish;
 mod reports;
 mod s3;
 mod schema;
+mod signed_reports;
 mod signing;
 mod store_conformance;
 mod util;

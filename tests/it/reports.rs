@@ -14,7 +14,7 @@ use crate::environments::{history, live, release};
 use crate::util::Project;
 
 /// A report as a script might plant one, `host` and `env` as claimed.
-fn forged(env: &str, host: &str, manifest: &str, seq: u64, event: Option<&str>) -> String {
+pub fn forged(env: &str, host: &str, manifest: &str, seq: u64, event: Option<&str>) -> String {
     let mut v = serde_json::json!({
         "schema": "verbatim.host/v1",
         "env": env,
@@ -35,7 +35,7 @@ fn forged(env: &str, host: &str, manifest: &str, seq: u64, event: Option<&str>) 
 
 /// Plants `body` at `key` in the project's local store, as a script
 /// writing the bucket would.
-fn plant(p: &Project, key: &str, body: &str) {
+pub fn plant(p: &Project, key: &str, body: &str) {
     let path = p.store().join(key);
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, body).unwrap();
@@ -153,7 +153,7 @@ fn promote_waiting(p: &Project, m: &str, wait: &str, timeout: &str) -> Child {
 }
 
 /// Waits until dev's pointer names `m` (the promote moved it).
-fn until_live(p: &Project, m: &str) {
+pub fn until_live(p: &Project, m: &str) {
     let start = Instant::now();
     while live(p, "dev").as_deref() != Some(m) {
         assert!(

@@ -461,6 +461,16 @@ pub struct PromoteArgs {
     #[arg(long, value_name = "N|HOST,…", conflicts_with = "check_cmd", value_parser = parse_wait_hosts)]
     pub wait_hosts: Option<WaitHosts>,
 
+    /// With --wait-hosts, count only reports their hosts signed (`deploy`
+    /// or `agent` with --report-key): the signature at
+    /// envs/ENV/hosts/HOST.sig must verify over the report with a key the
+    /// store's policy lists for the principal HOST (`policy set
+    /// --allowed-signers FILE`, lines like `web1 ssh-ed25519 AAAA…`).
+    /// Unsigned or wrongly signed reports are ignored with a warning.
+    /// Recorded in the event's check.
+    #[arg(long, requires = "wait_hosts")]
+    pub signed_reports: bool,
+
     /// Check the manifest and the gates, say what would move, write nothing.
     #[arg(long, conflicts_with_all = ["check_cmd", "wait_hosts"])]
     pub dry_run: bool,
@@ -653,6 +663,14 @@ pub struct HostArgs {
     /// inherit verbatim's own environment.
     #[arg(long = "hook-env", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub hook_env: Vec<(String, String)>,
+
+    /// Sign this host's reports with this unencrypted OpenSSH private key:
+    /// each report's signature goes to envs/ENV/hosts/HOST.sig, and
+    /// `promote --wait-hosts … --signed-reports` counts the report only if
+    /// the policy's allowed signers list this key for the host id (a line
+    /// like `web1 ssh-ed25519 AAAA…`).
+    #[arg(long, env = "VERBATIM_REPORT_KEY", value_name = "FILE")]
+    pub report_key: Option<PathBuf>,
 }
 
 fn parse_require(s: &str) -> Result<(String, Vec<String>), String> {

@@ -10,6 +10,7 @@ use verbatim::error::{Failed, Interrupted};
 use verbatim::host::deploy::{deploy, plan, Host, Request, Target};
 use verbatim::host::id::host_id;
 use verbatim::host::root::CURRENT;
+use verbatim::trust::keys::load_key;
 
 pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
     let host = host_id(args.host.host_id.as_deref())?;
@@ -19,6 +20,7 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
         (None, None) => unreachable!("clap requires a target or --to"),
     };
     let trust = flags::trust(&args.trust)?;
+    let report_key = args.host.report_key.as_deref().map(load_key).transpose()?;
     // Hosts usually have no verbatim.toml: --store alone is enough. Going
     // back needs no store (only to report), unless signatures are required.
     let store = match target {
@@ -36,6 +38,7 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
             id: &host,
             hook_env: &args.host.hook_env,
             trust: trust.as_ref(),
+            report_key: report_key.as_ref(),
         },
         wait: !args.no_wait,
     };

@@ -23,6 +23,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
             cmd: Some(cmd.clone()),
             hosts: None,
             host_ids: vec![],
+            signed_reports: false,
             timeout_secs: args.check_timeout,
         }),
         (None, Some(wait)) => {
@@ -34,6 +35,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
                 cmd: None,
                 hosts: Some(hosts),
                 host_ids,
+                signed_reports: args.signed_reports,
                 timeout_secs: args.wait_timeout.as_secs().max(1),
             })
         }
