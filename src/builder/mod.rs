@@ -12,6 +12,7 @@
 //! then covers it; nothing in it depends on the artifact.
 
 pub mod assets;
+mod cache;
 pub mod django;
 pub mod provenance;
 
@@ -35,6 +36,8 @@ use crate::text::human_bytes;
 pub const ARTIFACT_FILE: &str = "artifact.tar.gz";
 /// The manifest's file in the build directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// What a build leaves in the build directory.
+const OUTPUTS: [&str; 3] = [ARTIFACT_FILE, MANIFEST_FILE, assets::PACK_FILE];
 
 /// How to build, beyond the configuration.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +54,9 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<u64>,
     /// Compression threads; `None`: one per CPU. Never changes the bytes.
     pub jobs: Option<usize>,
+    /// Pack everything again even when nothing changed since the last
+    /// build (`--no-cache`, and `build --check`).
+    pub fresh: bool,
 }
 
 /// A finished build in the build directory.
@@ -146,30 +152,37 @@ pub fn list(cfg: &Config, progress: &dyn Progress) -> Result<ListJson> {
     Ok(ListJson { entries, excluded })
 }
 
-/// Packs the app into the build directory and writes the manifest after it.
+/// Packs the app into the build directory and writes the manifest after it;
+/// when nothing changed since the last build (`cache`), that build is it.
 pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Result<Built> {
+    let sde = opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME);
+    // Taken before anything is read (and nothing is written until the
+    // fingerprint passed): what changes while this build runs makes the
+    // next one build again.
+    let snapshot = cache::Snapshot::take(cfg, &scan(cfg, &mut |_, _| {})?, sde)?;
+    let existing = safe_fs::existing_dirs(&cfg.root, Path::new(DEFAULT_OUT))?;
+    if let (false, Some(out)) = (opts.fresh, &existing) {
+        let _lock = lock_dir(out, progress)?;
+        if let Some(built) = reuse(cfg, opts, out, &snapshot, progress)? {
+            return Ok(built);
+        }
+    }
     // Fingerprint first, in memory: a broken reference fails the build
     // before anything is written, and the names are known before packing.
     let fingerprinted = fingerprint(cfg)?;
     let made = generated(cfg, fingerprinted.as_ref().map(|f| &f.output))?;
     let out = safe_fs::create_dirs(&cfg.root, Path::new(DEFAULT_OUT))
         .context("creating the build directory")?;
-    // One build at a time in this directory (a lock on the directory
-    // itself: no lock file is left); what a killed one left goes.
-    let lock = std::fs::File::open(&out).with_context(|| format!("opening {}", out.display()))?;
-    if lock.try_lock().is_err() {
-        progress.note(format!(
-            "waiting for another build in {} to finish",
-            out.display()
-        ));
-        lock.lock()
-            .with_context(|| format!("locking {}", out.display()))?;
-    }
+    let _lock = lock_dir(&out, progress)?;
+    cache::forget(&out);
     for dirent in std::fs::read_dir(&out).with_context(|| format!("reading {}", out.display()))? {
         let dirent = dirent?;
         let name = dirent.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(".artifact-") || name.starts_with(assets::PACK_TEMP_PREFIX) {
+        if [".artifact-", ".cache-", assets::PACK_TEMP_PREFIX]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
             let _ = std::fs::remove_file(dirent.path());
             progress.note(format!(
                 "removed {}, left by an interrupted build",
@@ -206,29 +219,14 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
         },
         assets,
         deploy: cfg.deploy.clone(),
-        provenance: provenance::complete(
-            &cfg.root,
-            manifest::Provenance {
-                branch: opts.branch.clone(),
-                ci_url: opts.ci_url.clone(),
-                revision: opts.revision.clone(),
-                source_date_epoch: opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME),
-                tool: format!("verbatim {}", env!("CARGO_PKG_VERSION")),
-            },
-        ),
+        provenance: provenance_of(cfg, opts),
     };
-    // Written as it is encoded: a manifest of 100,000 assets is 35 MB.
     let manifest_path = out.join(MANIFEST_FILE);
-    let written = || -> io::Result<Digest> {
-        let tmp = tempfile::Builder::new()
-            .permissions(std::fs::Permissions::from_mode(0o644))
-            .tempfile_in(&out)?;
-        let id = manifest.write_canonical(tmp.as_file())?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(&manifest_path).map_err(|e| e.error)?;
-        Ok(id)
-    };
-    let id = written().with_context(|| format!("writing {}", manifest_path.display()))?;
+    let id = write_manifest(&out, &manifest)?;
+    let counts = (entries, packed.content_bytes);
+    if let Err(e) = cache::record(&out, &OUTPUTS, snapshot, &id, counts) {
+        progress.warn(format!("could not record the build cache: {e:#}"));
+    }
     progress.note(format!(
         "built artifact {} ({}, {entries} entries, {} of content) and manifest {id}",
         packed.sha256,
@@ -243,6 +241,96 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
         entries,
         content_bytes: packed.content_bytes,
     })
+}
+
+/// One build at a time in `out` (a lock on the directory itself: no lock
+/// file is left), for as long as the file is open.
+fn lock_dir(out: &Path, progress: &dyn Progress) -> Result<std::fs::File> {
+    let lock = std::fs::File::open(out).with_context(|| format!("opening {}", out.display()))?;
+    if lock.try_lock().is_err() {
+        progress.note(format!(
+            "waiting for another build in {} to finish",
+            out.display()
+        ));
+        lock.lock()
+            .with_context(|| format!("locking {}", out.display()))?;
+    }
+    Ok(lock)
+}
+
+/// Where the build comes from: flags, CI variables, git.
+fn provenance_of(cfg: &Config, opts: &BuildOptions) -> manifest::Provenance {
+    provenance::complete(
+        &cfg.root,
+        manifest::Provenance {
+            branch: opts.branch.clone(),
+            ci_url: opts.ci_url.clone(),
+            revision: opts.revision.clone(),
+            source_date_epoch: opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME),
+            tool: format!("verbatim {}", env!("CARGO_PKG_VERSION")),
+        },
+    )
+}
+
+/// Writes `manifest` as `out/manifest.json` (through a temp renamed into
+/// place), as it is encoded: a manifest of 100,000 assets is 35 MB.
+fn write_manifest(out: &Path, manifest: &Manifest) -> Result<Digest> {
+    let manifest_path = out.join(MANIFEST_FILE);
+    let written = || -> io::Result<Digest> {
+        let tmp = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(out)?;
+        let id = manifest.write_canonical(tmp.as_file())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&manifest_path).map_err(|e| e.error)?;
+        Ok(id)
+    };
+    written().with_context(|| format!("writing {}", manifest_path.display()))
+}
+
+/// The last build, when `snapshot` says nothing it was made from changed
+/// and its outputs are still there as it left them; its provenance is
+/// brought up to date (a new revision of the same tree).
+fn reuse(
+    cfg: &Config,
+    opts: &BuildOptions,
+    out: &Path,
+    snapshot: &cache::Snapshot,
+    progress: &dyn Progress,
+) -> Result<Option<Built>> {
+    let mut why = |w: String| progress.detail(format!("building afresh: {w}"));
+    let Some(hit) = cache::find(out, &OUTPUTS, snapshot, &mut why) else {
+        return Ok(None);
+    };
+    let Ok(mut built) = load_built(cfg) else {
+        return Ok(None);
+    };
+    let artifact_there = std::fs::symlink_metadata(&built.artifact_path)
+        .is_ok_and(|m| m.is_file() && m.len() == built.manifest.artifact.size);
+    let assets_there = built.manifest.assets.is_empty() || out.join(assets::PACK_FILE).is_file();
+    if built.id != hit.manifest || !artifact_there || !assets_there {
+        why("the build directory no longer holds that build".into());
+        return Ok(None);
+    }
+    let provenance = provenance_of(cfg, opts);
+    if provenance != built.manifest.provenance {
+        built.manifest.provenance = provenance;
+        built.id = write_manifest(out, &built.manifest)?;
+        cache::record(
+            out,
+            &OUTPUTS,
+            snapshot.clone(),
+            &built.id,
+            (hit.entries, hit.content_bytes),
+        )?;
+    }
+    built.entries = hit.entries;
+    built.content_bytes = hit.content_bytes;
+    progress.note(format!(
+        "nothing changed since the last build ({} entries checked): reusing artifact sha256:{} and manifest {}",
+        hit.checked, built.manifest.artifact.sha256, built.id
+    ));
+    Ok(Some(built))
 }
 
 /// `build --check`: builds again from scratch (fingerprint, then pack: with

@@ -8,6 +8,7 @@ mod allowed_signers;
 mod assets;
 mod browser;
 mod build;
+mod build_cache;
 mod canary;
 mod ceph;
 mod cli;

@@ -356,6 +356,12 @@ pub struct BuildOpts {
     /// Compression threads [default: number of CPUs]. Never changes the bytes.
     #[arg(long, env = "VERBATIM_JOBS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
+
+    /// Pack everything again, even when nothing changed since the last build
+    /// (by default an unchanged tree reuses .verbatim/build: every file's
+    /// size, mtime, ctime, inode and mode, the config and the tool must match).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args)]

@@ -36,7 +36,9 @@ pub fn run(g: &Global, args: &BuildArgs, printer: &Printer) -> Result<()> {
     if args.list {
         return list(&builder::list(&cfg, printer)?, printer);
     }
-    let opts = flags::build_options(&args.opts);
+    let mut opts = flags::build_options(&args.opts);
+    // Twice from scratch: the first build too.
+    opts.fresh |= args.check;
     let built = builder::build(&cfg, &opts, printer)?;
     let mut reproducible = None;
     if args.check {

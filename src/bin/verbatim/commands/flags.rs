@@ -41,6 +41,7 @@ pub(super) fn build_options(opts: &BuildOpts) -> verbatim::builder::BuildOptions
         ci_url: opts.ci_url.clone(),
         source_date_epoch: opts.source_date_epoch,
         jobs: opts.jobs.map(usize::from),
+        fresh: opts.no_cache,
     }
 }
 

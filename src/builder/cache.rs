@@ -1,0 +1,315 @@
+//! The build cache, as cargo's fingerprints do it: an unchanged tree is not
+//! packed again.
+//!
+//! After a build, `.verbatim/build/cache.json` records what went in: every
+//! entry the app directory packs and every entry of the assets directory,
+//! each file with its size, mtime and ctime (ns), inode and mode; the
+//! configuration file's bytes, the tool's version, the pack spec and the
+//! entries' mtime (`SOURCE_DATE_EPOCH`), as one key. The next build takes
+//! the same snapshot first (a directory walk and an `lstat` per file, no
+//! reading); when everything matches, the artifact, the assets pack and the
+//! manifest already in the build directory are the build, and only the
+//! manifest's provenance (the revision may have moved) is written again.
+//!
+//! Racy timestamps, as git guards them: a file whose mtime is less than a
+//! second older than the snapshot that recorded it may have changed again
+//! within the same clock tick without its stat changing, so a record
+//! holding one is never reused. (A content change moves mtime; one put
+//! back by hand still moves ctime, which is compared too.) Anything unexpected (a record from another
+//! version, an output missing or resized) is a miss, and a miss costs what
+//! a build always cost plus the walk.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::digest::Digest;
+use crate::pack;
+
+/// The record's file in the build directory.
+pub const CACHE_FILE: &str = "cache.json";
+const VERSION: u32 = 1;
+/// How much older than the snapshot a file's mtime must be to be trusted.
+const RACY_NS: i128 = 1_000_000_000;
+
+/// One entry as the snapshot saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Stat {
+    path: String,
+    /// `f`ile, `d`irectory, `l`ink or `o`ther.
+    kind: char,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    mode: u32,
+    /// A link's target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+}
+
+/// What a build is made from, as far as the disk tells without reading a
+/// file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Snapshot {
+    /// The configuration, the tool, the pack spec and the entries' mtime.
+    key: String,
+    /// When the walk started (ns since the epoch, this machine's clock).
+    started_ns: i128,
+    app: Vec<Stat>,
+    assets: Vec<Stat>,
+}
+
+/// A snapshot and the build it made (`cache.json`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    version: u32,
+    snapshot: Snapshot,
+    /// The manifest built (`sha256:<hex>`) and what the build counted.
+    manifest: String,
+    entries: usize,
+    content_bytes: u64,
+    /// The build directory's files as this build left them: one written
+    /// since (a tampered artifact) is no longer this build.
+    outputs: Vec<Stat>,
+}
+
+/// What a hit hands back: the manifest's id and the build's counts.
+pub(super) struct Hit {
+    pub manifest: Digest,
+    pub entries: usize,
+    pub content_bytes: u64,
+    /// Entries compared.
+    pub checked: usize,
+}
+
+impl Snapshot {
+    /// Walks the app directory's packed entries (`entries`, as scanned) and
+    /// the assets directory, `lstat`ing each.
+    pub(super) fn take(cfg: &Config, entries: &[pack::Entry], sde: u64) -> Result<Snapshot> {
+        let started_ns = now_ns();
+        let config = fs::read(&cfg.config_path)
+            .with_context(|| format!("reading {}", cfg.config_path.display()))?;
+        let key = Digest::of(
+            format!(
+                "verbatim {}\n{}\n{sde}\n{}\n{}\n{}\n",
+                env!("CARGO_PKG_VERSION"),
+                pack::SPEC,
+                Digest::of(&config),
+                cfg.app_dir.display(),
+                cfg.assets_dir
+                    .as_ref()
+                    .map_or(String::new(), |d| d.display().to_string()),
+            )
+            .as_bytes(),
+        )
+        .to_string();
+        let app = crate::par::map(entries, crate::par::threads(), |e| {
+            let target = match &e.kind {
+                pack::EntryKind::Symlink { target } => Some(target.clone()),
+                _ => None,
+            };
+            stat(&cfg.app_dir, &e.path, target)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        let mut assets = Vec::new();
+        if let Some(dir) = &cfg.assets_dir {
+            walk(dir, "", &mut assets)?;
+        }
+        Ok(Snapshot {
+            key,
+            started_ns,
+            app,
+            assets,
+        })
+    }
+
+    fn racy(&self) -> Option<&str> {
+        let trusted_before = self.started_ns - RACY_NS;
+        self.app
+            .iter()
+            .chain(&self.assets)
+            .find(|s| s.mtime_ns >= trusted_before)
+            .map(|s| s.path.as_str())
+    }
+
+    fn len(&self) -> usize {
+        self.app.len() + self.assets.len()
+    }
+}
+
+/// The build `snapshot` matches, if the build directory `out` still holds
+/// it; `why` hears what made it a miss.
+pub(super) fn find(
+    out: &Path,
+    outputs: &[&str],
+    snapshot: &Snapshot,
+    why: &mut dyn FnMut(String),
+) -> Option<Hit> {
+    let bytes = crate::safe_fs::read_regular_limited(&out.join(CACHE_FILE), 1 << 30).ok()?;
+    let record: Record = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            why(format!("{CACHE_FILE} does not parse ({e})"));
+            return None;
+        }
+    };
+    let was = &record.snapshot;
+    let differs = if record.version != VERSION || was.key != snapshot.key {
+        Some("the configuration, the tool or the pack spec changed".to_owned())
+    } else if let Some(path) = was.racy() {
+        Some(format!(
+            "{path} was modified within a second of the last build (racy timestamps)"
+        ))
+    } else {
+        first_difference("app", &was.app, &snapshot.app)
+            .or_else(|| first_difference("assets", &was.assets, &snapshot.assets))
+            .or_else(|| {
+                let now = stat_outputs(out, outputs).ok()?;
+                first_difference("the build directory", &record.outputs, &now)
+            })
+    };
+    if let Some(d) = differs {
+        why(d);
+        return None;
+    }
+    let manifest = record.manifest.parse().ok()?;
+    Some(Hit {
+        manifest,
+        entries: record.entries,
+        content_bytes: record.content_bytes,
+        checked: snapshot.len(),
+    })
+}
+
+/// Records `snapshot` as what made manifest `id` (through a temp renamed
+/// into place).
+pub(super) fn record(
+    out: &Path,
+    outputs: &[&str],
+    snapshot: Snapshot,
+    id: &Digest,
+    (entries, content_bytes): (usize, u64),
+) -> Result<()> {
+    let record = Record {
+        version: VERSION,
+        snapshot,
+        manifest: id.to_string(),
+        entries,
+        content_bytes,
+        outputs: stat_outputs(out, outputs)?,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cache-")
+        .tempfile_in(out)?;
+    serde_json::to_writer(std::io::BufWriter::new(tmp.as_file_mut()), &record)?;
+    tmp.persist(out.join(CACHE_FILE)).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Removes the record, so that a build that fails half way is never reused.
+pub(super) fn forget(out: &Path) {
+    let _ = fs::remove_file(out.join(CACHE_FILE));
+}
+
+/// The first entry that differs between two snapshots of one tree.
+fn first_difference(tree: &str, was: &[Stat], now: &[Stat]) -> Option<String> {
+    let before: BTreeMap<&str, &Stat> = was.iter().map(|s| (s.path.as_str(), s)).collect();
+    for s in now {
+        match before.get(s.path.as_str()) {
+            None => return Some(format!("{tree}: {} is new", s.path)),
+            Some(b) if *b != s => return Some(format!("{tree}: {} changed", s.path)),
+            Some(_) => {}
+        }
+    }
+    (was.len() != now.len()).then(|| format!("{tree}: an entry was removed"))
+}
+
+/// The build directory's files of `names` that are there, `lstat`ed.
+fn stat_outputs(out: &Path, names: &[&str]) -> Result<Vec<Stat>> {
+    names
+        .iter()
+        .filter(|n| out.join(n).exists())
+        .map(|n| stat(out, n, None))
+        .collect()
+}
+
+/// `dir/rel`, `lstat`ed.
+fn stat(dir: &Path, rel: &str, target: Option<String>) -> Result<Stat> {
+    let path = dir.join(rel);
+    let m = fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+    let kind = if m.is_file() {
+        'f'
+    } else if m.is_dir() {
+        'd'
+    } else if m.file_type().is_symlink() {
+        'l'
+    } else {
+        'o'
+    };
+    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+    // Of a directory or a link only the name (and a link's target) goes
+    // into the pack; their times change with what is added beside them.
+    let file = kind == 'f';
+    Ok(Stat {
+        path: rel.to_owned(),
+        kind,
+        size: if file { m.len() } else { 0 },
+        mtime_ns: if file {
+            ns(m.mtime(), m.mtime_nsec())
+        } else {
+            0
+        },
+        ctime_ns: if file {
+            ns(m.ctime(), m.ctime_nsec())
+        } else {
+            0
+        },
+        ino: if file { m.ino() } else { 0 },
+        mode: if file { m.mode() } else { 0 },
+        target: target.or_else(|| {
+            (kind == 'l')
+                .then(|| fs::read_link(&path).ok())
+                .flatten()
+                .map(|t| t.to_string_lossy().into_owned())
+        }),
+    })
+}
+
+/// Every entry under `dir/rel`, never following a link, sorted by path.
+fn walk(dir: &Path, rel: &str, out: &mut Vec<Stat>) -> Result<()> {
+    let here = dir.join(rel);
+    let mut names: Vec<String> = fs::read_dir(&here)
+        .with_context(|| format!("reading {}", here.display()))?
+        .map(|d| d.map(|d| d.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", here.display()))?;
+    names.sort();
+    for name in names {
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let s = stat(dir, &path, None)?;
+        let is_dir = s.kind == 'd';
+        out.push(s);
+        if is_dir {
+            walk(dir, &path, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
