@@ -7,6 +7,11 @@
 //! gzip member whose header has no name, mtime 0, XFL 0 and OS 255. Because the
 //! block boundaries depend only on the input, the bytes are identical whatever
 //! the number of threads, and memory is bounded by the blocks in flight.
+//!
+//! Each block starts on a byte boundary and needs nothing before it, so
+//! with the compressed length of every block (what [`GzWriter`] records,
+//! and a manifest carries as `artifact.blocks`) [`ParallelGunzip`] inflates
+//! them on every core at once and hands the bytes on in order.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -41,6 +46,8 @@ pub struct GzWriter<W: Write> {
     crc: crc32fast::Hasher,
     total_in: u64,
     pool: Option<Pool>,
+    /// The compressed length of each block written so far.
+    blocks: Vec<u64>,
 }
 
 struct Pool {
@@ -64,11 +71,18 @@ impl<W: Write> GzWriter<W> {
             crc: crc32fast::Hasher::new(),
             total_in: 0,
             pool,
+            blocks: Vec::new(),
         })
     }
 
     /// Flushes the last block and the gzip trailer; returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub fn finish(self) -> io::Result<W> {
+        Ok(self.finish_indexed()?.0)
+    }
+
+    /// [`GzWriter::finish`], with the compressed length of every block, in
+    /// order (they start after the 10-byte header).
+    pub fn finish_indexed(mut self) -> io::Result<(W, Vec<u64>)> {
         let last = std::mem::take(&mut self.block);
         self.submit(last, true)?;
         if let Some(pool) = &mut self.pool {
@@ -86,7 +100,7 @@ impl<W: Write> GzWriter<W> {
         self.inner.write_all(&crc.to_le_bytes())?;
         self.inner
             .write_all(&(self.total_in as u32).to_le_bytes())?;
-        Ok(self.inner)
+        Ok((self.inner, self.blocks))
     }
 
     fn submit(&mut self, block: Vec<u8>, last: bool) -> io::Result<()> {
@@ -120,6 +134,7 @@ impl<W: Write> GzWriter<W> {
         self.pending.insert(done.index, done);
         while let Some(done) = self.pending.remove(&self.next_to_write) {
             self.inner.write_all(&done.bytes)?;
+            self.blocks.push(done.bytes.len() as u64);
             self.crc.combine(&done.crc);
             self.next_to_write += 1;
         }
@@ -216,6 +231,238 @@ fn compress_block(index: u64, input: &[u8], last: bool) -> io::Result<Done> {
     })
 }
 
+/// One inflated block: its index, bytes and their CRC.
+type Inflated = (u64, Vec<u8>, crc32fast::Hasher);
+
+/// A `Read` of what a gzip file of [`GzWriter`]'s making holds, its blocks
+/// (compressed lengths `blocks`) inflated on `threads` threads at once,
+/// at most two per thread ahead of the reader. The header, every block's
+/// length and the trailer's CRC and size are checked; anything else is an
+/// `InvalidData` error.
+pub struct ParallelGunzip {
+    file: std::sync::Arc<std::fs::File>,
+    /// Where each block starts, and the trailer after the last.
+    starts: Vec<u64>,
+    jobs: Option<mpsc::SyncSender<(u64, u64, u64)>>,
+    done: mpsc::Receiver<io::Result<Inflated>>,
+    workers: Vec<thread::JoinHandle<()>>,
+    next_job: u64,
+    next: u64,
+    pending: BTreeMap<u64, (Vec<u8>, crc32fast::Hasher)>,
+    current: Vec<u8>,
+    pos: usize,
+    crc: crc32fast::Hasher,
+    total: u64,
+    max_in_flight: u64,
+}
+
+fn invalid(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+impl ParallelGunzip {
+    /// Checks that `blocks` and the header and trailer account for every
+    /// byte of `file`, and starts the workers.
+    pub fn new(file: std::fs::File, blocks: &[u64], threads: usize) -> io::Result<Self> {
+        use std::os::unix::fs::FileExt;
+        let size = file.metadata()?.len();
+        let mut starts = Vec::with_capacity(blocks.len() + 1);
+        let mut at = HEADER.len() as u64;
+        for b in blocks {
+            starts.push(at);
+            at = at
+                .checked_add(*b)
+                .ok_or_else(|| invalid("block lengths overflow".into()))?;
+        }
+        starts.push(at);
+        if blocks.is_empty() || at.checked_add(8) != Some(size) {
+            return Err(invalid(format!(
+                "the block index ({} blocks, {at} bytes with the header) does not account for the {size} bytes of the file",
+                blocks.len()
+            )));
+        }
+        let mut header = [0u8; 10];
+        file.read_exact_at(&mut header, 0)?;
+        if header != HEADER {
+            return Err(invalid(
+                "not a gzip file of pack spec v1 (its header differs)".into(),
+            ));
+        }
+        let file = std::sync::Arc::new(file);
+        let threads = threads.max(1);
+        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<(u64, u64, u64)>(2 * threads);
+        let (done_tx, done_rx) = mpsc::channel();
+        let jobs_rx = std::sync::Arc::new(std::sync::Mutex::new(jobs_rx));
+        let last = blocks.len() as u64 - 1;
+        let workers = (0..threads)
+            .map(|_| {
+                let (jobs, done, file) = (jobs_rx.clone(), done_tx.clone(), file.clone());
+                thread::spawn(move || loop {
+                    let job = match jobs.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((index, start, len)) = job else {
+                        return;
+                    };
+                    let inflated = inflate_block(&file, start, len, index == last)
+                        .map(|(bytes, crc)| (index, bytes, crc));
+                    if done.send(inflated).is_err() {
+                        return;
+                    }
+                })
+            })
+            .collect();
+        Ok(ParallelGunzip {
+            file,
+            starts,
+            jobs: Some(jobs_tx),
+            done: done_rx,
+            workers,
+            next_job: 0,
+            next: 0,
+            pending: BTreeMap::new(),
+            current: Vec::new(),
+            pos: 0,
+            crc: crc32fast::Hasher::new(),
+            total: 0,
+            max_in_flight: 2 * threads as u64,
+        })
+    }
+
+    fn blocks(&self) -> u64 {
+        self.starts.len() as u64 - 1
+    }
+
+    /// The next block in order, `None` after the last (trailer checked).
+    fn next_block(&mut self) -> io::Result<Option<Vec<u8>>> {
+        use std::os::unix::fs::FileExt;
+        if self.next == self.blocks() {
+            return Ok(None);
+        }
+        while self.next_job < self.blocks() && self.next_job - self.next < self.max_in_flight {
+            let i = self.next_job as usize;
+            let job = (
+                self.next_job,
+                self.starts[i],
+                self.starts[i + 1] - self.starts[i],
+            );
+            let sent = self.jobs.as_ref().map(|tx| tx.send(job));
+            if !matches!(sent, Some(Ok(()))) {
+                return Err(io::Error::other("gunzip worker threads stopped"));
+            }
+            self.next_job += 1;
+        }
+        let (bytes, crc) = loop {
+            if let Some(b) = self.pending.remove(&self.next) {
+                break b;
+            }
+            let (i, bytes, crc) = self
+                .done
+                .recv()
+                .map_err(|_| io::Error::other("gunzip worker threads stopped"))??;
+            self.pending.insert(i, (bytes, crc));
+        };
+        self.next += 1;
+        self.crc.combine(&crc);
+        self.total += bytes.len() as u64;
+        if self.next == self.blocks() {
+            let mut trailer = [0u8; 8];
+            self.file
+                .read_exact_at(&mut trailer, *self.starts.last().unwrap_or(&0))?;
+            let crc = u32::from_le_bytes(trailer[..4].try_into().unwrap_or_default());
+            let size = u32::from_le_bytes(trailer[4..].try_into().unwrap_or_default());
+            let ours = std::mem::take(&mut self.crc).finalize();
+            if crc != ours || size != self.total as u32 {
+                return Err(invalid(format!(
+                    "the gzip trailer says crc {crc:08x} and {size} bytes, the blocks gave {ours:08x} and {}",
+                    self.total as u32
+                )));
+            }
+        }
+        Ok(Some(bytes))
+    }
+}
+
+impl io::Read for ParallelGunzip {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.next_block()? {
+                Some(bytes) => (self.current, self.pos) = (bytes, 0),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Drop for ParallelGunzip {
+    fn drop(&mut self) {
+        self.jobs = None;
+        // Workers end at their next job; the results left are dropped.
+        while self.done.try_recv().is_ok() {}
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Inflates the block of `len` bytes at `start`: exactly [`BLOCK_SIZE`]
+/// bytes ending in a sync flush, or, for the `last`, at most that many,
+/// ending the deflate stream.
+fn inflate_block(
+    file: &std::fs::File,
+    start: u64,
+    len: u64,
+    last: bool,
+) -> io::Result<(Vec<u8>, crc32fast::Hasher)> {
+    use flate2::{Decompress, FlushDecompress};
+    use std::os::unix::fs::FileExt;
+    let mut input = vec![0u8; usize::try_from(len).map_err(|_| invalid("block too large".into()))?];
+    file.read_exact_at(&mut input, start)?;
+    let mut d = Decompress::new(false);
+    // One byte of room past a block: inflating into it means the block is
+    // too long.
+    let mut out = Vec::with_capacity(BLOCK_SIZE + 1);
+    let mut ended = false;
+    loop {
+        let (before_in, before_out) = (d.total_in(), d.total_out());
+        let consumed = d.total_in() as usize;
+        let status = d
+            .decompress_vec(&input[consumed..], &mut out, FlushDecompress::None)
+            .map_err(|e| invalid(format!("block at byte {start}: {e}")))?;
+        if status == Status::StreamEnd {
+            ended = true;
+            break;
+        }
+        if out.len() > BLOCK_SIZE {
+            break;
+        }
+        if d.total_in() == before_in && d.total_out() == before_out {
+            break;
+        }
+    }
+    let all_in = d.total_in() == len;
+    let right_size = if last {
+        ended && out.len() <= BLOCK_SIZE
+    } else {
+        !ended && out.len() == BLOCK_SIZE
+    };
+    if !all_in || !right_size {
+        return Err(invalid(format!(
+            "block at byte {start} ({len} bytes) inflates to {} bytes{}: the block index does not match the file",
+            out.len(),
+            if ended { ", ending the stream" } else { "" }
+        )));
+    }
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&out);
+    Ok((out, crc))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +511,56 @@ mod tests {
             assert_eq!(back, data, "length {len}");
             assert_eq!(&out[..10], &HEADER);
         }
+    }
+
+    #[test]
+    fn blocks_inflate_in_parallel_to_the_same_bytes_and_a_wrong_index_is_refused() {
+        use std::io::Write as _;
+        for len in [1, BLOCK_SIZE, BLOCK_SIZE + 1, 5 * BLOCK_SIZE + 17] {
+            let data = sample(len);
+            let mut w = GzWriter::new(Vec::new(), 2).unwrap();
+            w.write_all(&data).unwrap();
+            let (out, blocks) = w.finish_indexed().unwrap();
+            assert_eq!(blocks.len(), len.div_ceil(BLOCK_SIZE), "length {len}");
+            let mut f = tempfile::tempfile().unwrap();
+            f.write_all(&out).unwrap();
+            for threads in [1, 3] {
+                let file = f.try_clone().unwrap();
+                let mut back = Vec::new();
+                ParallelGunzip::new(file, &blocks, threads)
+                    .unwrap()
+                    .read_to_end(&mut back)
+                    .unwrap();
+                assert!(back == data, "length {len}, {threads} threads");
+            }
+            if blocks.len() > 1 {
+                // Lengths that still add up, but cut a block elsewhere.
+                let mut wrong = blocks.clone();
+                wrong[0] += 1;
+                wrong[1] -= 1;
+                let mut back = Vec::new();
+                let e = ParallelGunzip::new(f.try_clone().unwrap(), &wrong, 2)
+                    .unwrap()
+                    .read_to_end(&mut back)
+                    .unwrap_err();
+                assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+            }
+            let e = ParallelGunzip::new(f.try_clone().unwrap(), &blocks[1..], 2);
+            assert!(e.is_err() || blocks.len() == 1);
+        }
+        // A flipped byte in a block's data: an error, never other bytes.
+        let data = sample(3 * BLOCK_SIZE);
+        let mut w = GzWriter::new(Vec::new(), 2).unwrap();
+        w.write_all(&data).unwrap();
+        let (mut out, blocks) = w.finish_indexed().unwrap();
+        out[10 + blocks[0] as usize + 100] ^= 0x55;
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&out).unwrap();
+        let mut back = Vec::new();
+        let r = ParallelGunzip::new(f, &blocks, 2)
+            .unwrap()
+            .read_to_end(&mut back);
+        assert!(r.is_err(), "a corrupt block was inflated without an error");
     }
 
     #[test]

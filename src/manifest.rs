@@ -170,6 +170,12 @@ pub struct Artifact {
     pub size: u64,
     /// Sum of the file sizes inside: unpacking stops beyond it.
     pub unpacked_size: u64,
+    /// The compressed length of each 1 MiB deflate block after the 10-byte
+    /// gzip header, when there is more than one: hosts inflate them on
+    /// every core at once (pack spec v1, "block index"). Absent, the
+    /// artifact is inflated in one stream; the bytes are the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<u64>,
 }
 
 /// One fingerprinted asset, stored create-only under its own key so a CDN
@@ -332,6 +338,17 @@ impl Manifest {
                 artifact_key(&d)
             ));
         }
+        let indexed = a
+            .blocks
+            .iter()
+            .try_fold(18u64, |sum, b| sum.checked_add(*b));
+        if !a.blocks.is_empty() && (indexed != Some(a.size) || a.blocks.contains(&0)) {
+            return bad(format!(
+                "artifact.blocks ({} blocks) do not add up to artifact.size {} with the 18 bytes of gzip header and trailer",
+                a.blocks.len(),
+                a.size
+            ));
+        }
         if a.pack_spec != crate::pack::SPEC {
             return bad(format!(
                 "artifact.pack_spec {:?} is not supported (this verbatim reads `{}`); upgrade verbatim",
@@ -471,6 +488,7 @@ pub(crate) mod tests {
                 size: 8,
                 pack_spec: crate::pack::SPEC.into(),
                 unpacked_size: 3,
+                blocks: Vec::new(),
             },
             assets: BTreeMap::new(),
             deploy: None,

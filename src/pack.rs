@@ -527,7 +527,7 @@ pub fn check_link(path: &Path, canonical_root: &Path) -> Result<String, PackErro
 }
 
 /// What [`write()`] produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packed {
     /// The sha256 of the compressed archive: the artifact's digest.
     pub sha256: Digest,
@@ -535,6 +535,8 @@ pub struct Packed {
     pub size: u64,
     /// Uncompressed bytes of file content read.
     pub content_bytes: u64,
+    /// The compressed length of each deflate block, in order (`gzip`).
+    pub blocks: Vec<u64>,
 }
 
 /// Streams `entries` (from [`scan`] of `root`) into `out` as a gzipped tar.
@@ -612,12 +614,13 @@ pub fn write(
         }
     }
     let gz = tar.into_inner().map_err(out_err)?;
-    let hashing = gz.finish().map_err(out_err)?;
+    let (hashing, blocks) = gz.finish_indexed().map_err(out_err)?;
     let (_, sha256, size) = hashing.finish();
     Ok(Packed {
         sha256,
         size,
         content_bytes,
+        blocks,
     })
 }
 

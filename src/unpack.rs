@@ -149,9 +149,17 @@ fn components(entry: &str) -> Result<Vec<&str>, UnpackError> {
 /// refusing anything beyond `limits`. Returns every entry, in archive order
 /// (symlinks last).
 pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<Vec<Entry>, UnpackError> {
-    let gz = flate2::read::GzDecoder::new(reader);
+    unpack_tar(flate2::read::GzDecoder::new(reader), dest, limits)
+}
+
+/// [`unpack`] of a tar stream inflated elsewhere (`gzip::ParallelGunzip`).
+pub fn unpack_tar(
+    tar_stream: impl Read,
+    dest: &Path,
+    limits: Limits,
+) -> Result<Vec<Entry>, UnpackError> {
     let mut archive = tar::Archive::new(Capped {
-        inner: gz,
+        inner: tar_stream,
         left: limits.stream_bytes(),
     });
     let mut links: Vec<(String, String)> = Vec::new();

@@ -216,6 +216,11 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
             size: packed.size,
             pack_spec: pack::SPEC.into(),
             unpacked_size: packed.content_bytes,
+            // One block needs no index.
+            blocks: match packed.blocks.len() {
+                0 | 1 => Vec::new(),
+                _ => packed.blocks.clone(),
+            },
         },
         assets,
         deploy: cfg.deploy.clone(),

@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::root::{sync_tree, Root, RELEASES};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::IntegrityError;
+use crate::gzip::ParallelGunzip;
 use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::safe_fs;
@@ -240,18 +241,30 @@ pub fn stage(
         .prefix(".unpack-")
         .tempdir_in(dir)
         .with_context(|| format!("creating a temp dir in {}", dir.display()))?;
-    let unpacking = progress.bytes_bar(manifest.artifact.size, "unpacking");
-    let file = unpacking.wrap_read(Interruptible(tmp.reopen()?));
     let limits = unpack::Limits {
         entries: manifest.artifact.entries,
         bytes: manifest.artifact.unpacked_size,
     };
-    let entries =
-        unpack::unpack(io::BufReader::new(file), staging.path(), limits).map_err(|e| match e {
-            unpack::UnpackError::Refused { .. } => {
-                anyhow::Error::new(IntegrityError(format!("{key}: {e}")))
-            }
-            other => anyhow::Error::new(other),
-        })?;
+    let blocks = &manifest.artifact.blocks;
+    let unpacked = if blocks.is_empty() {
+        // No block index (one block, or an artifact from before it): one
+        // stream.
+        let unpacking = progress.bytes_bar(manifest.artifact.size, "unpacking");
+        let file = unpacking.wrap_read(Interruptible(tmp.reopen()?));
+        unpack::unpack(io::BufReader::new(file), staging.path(), limits)
+    } else {
+        // Every core inflates blocks while this thread writes the files.
+        let unpacking = progress.bytes_bar(manifest.artifact.unpacked_size, "unpacking");
+        let gunzip = ParallelGunzip::new(tmp.reopen()?, blocks, crate::par::threads())
+            .map_err(|e| IntegrityError(format!("{key}: {e}")))?;
+        let stream = unpacking.wrap_read(Interruptible(gunzip));
+        unpack::unpack_tar(stream, staging.path(), limits)
+    };
+    let entries = unpacked.map_err(|e| match e {
+        unpack::UnpackError::Refused { .. } => {
+            anyhow::Error::new(IntegrityError(format!("{key}: {e}")))
+        }
+        other => anyhow::Error::new(other),
+    })?;
     Ok((staging, entries))
 }

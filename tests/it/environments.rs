@@ -364,6 +364,7 @@ pub fn store_release_with(p: &Project, tar_gz: &[u8], edit: impl FnOnce(&mut Man
             size: tar_gz.len() as u64,
             pack_spec: "verbatim.pack/v1".into(),
             unpacked_size: 1 << 20,
+            blocks: Vec::new(),
         },
         assets: Default::default(),
         deploy: None,

@@ -255,3 +255,52 @@ fn every_timestamp_the_tool_writes_matches_the_schema() {
         );
     }
 }
+
+/// An artifact of several 1 MiB blocks carries its block index in the
+/// manifest (as the schema says), a host inflates it in parallel into the
+/// very bytes packed, and an index that does not add up is refused.
+#[test]
+fn a_multi_block_artifact_carries_its_index_and_unpacks_in_parallel() {
+    let p = Project::new();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let noise: Vec<u8> = (0..3_500_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    p.write("app/big.bin", &noise);
+    p.write("app/small.txt", "hello");
+    let id = p.json(&["publish"])["manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = p.path().join(".verbatim/build/manifest.json");
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    validate(&m, "a multi-block manifest");
+    let blocks: Vec<u64> = m["artifact"]["blocks"]
+        .as_array()
+        .expect("an index")
+        .iter()
+        .map(|b| b.as_u64().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 4, "3.5 MB of content and tar headers");
+    assert_eq!(
+        blocks.iter().sum::<u64>() + 18,
+        m["artifact"]["size"].as_u64().unwrap()
+    );
+
+    let into = p.path().join("host");
+    p.ok(&["fetch", &id, "--into", into.to_str().unwrap()]);
+    let hex = id.strip_prefix("sha256:").unwrap();
+    let release = into.join("releases").join(hex);
+    assert!(fs::read(release.join("big.bin")).unwrap() == noise);
+    assert_eq!(fs::read(release.join("small.txt")).unwrap(), b"hello");
+
+    let mut wrong = m.clone();
+    wrong["artifact"]["blocks"][0] = (blocks[0] + 1).into();
+    let e = verbatim::manifest::Manifest::parse(wrong.to_string().as_bytes()).unwrap_err();
+    assert!(format!("{e:#}").contains("artifact.blocks"), "{e:#}");
+}
