@@ -234,6 +234,10 @@ fn compress_block(index: u64, input: &[u8], last: bool) -> io::Result<Done> {
 /// One inflated block: its index, bytes and their CRC.
 type Inflated = (u64, Vec<u8>, crc32fast::Hasher);
 
+/// Waits until the file holds the given number of bytes (a download still
+/// writing it), or says why it never will.
+pub type Available = std::sync::Arc<dyn Fn(u64) -> io::Result<()> + Send + Sync>;
+
 /// A `Read` of what a gzip file of [`GzWriter`]'s making holds, its blocks
 /// (compressed lengths `blocks`) inflated on `threads` threads at once,
 /// at most two per thread ahead of the reader. The header, every block's
@@ -241,6 +245,7 @@ type Inflated = (u64, Vec<u8>, crc32fast::Hasher);
 /// `InvalidData` error.
 pub struct ParallelGunzip {
     file: std::sync::Arc<std::fs::File>,
+    available: Available,
     /// Where each block starts, and the trailer after the last.
     starts: Vec<u64>,
     jobs: Option<mpsc::SyncSender<(u64, u64, u64)>>,
@@ -264,8 +269,26 @@ impl ParallelGunzip {
     /// Checks that `blocks` and the header and trailer account for every
     /// byte of `file`, and starts the workers.
     pub fn new(file: std::fs::File, blocks: &[u64], threads: usize) -> io::Result<Self> {
-        use std::os::unix::fs::FileExt;
         let size = file.metadata()?.len();
+        let available: Available = std::sync::Arc::new(move |end| match end <= size {
+            true => Ok(()),
+            false => Err(invalid(format!(
+                "the file ends at byte {size}, before {end}"
+            ))),
+        });
+        Self::growing(file, (blocks, size), threads, available)
+    }
+
+    /// [`ParallelGunzip::new`] of a file still being written, to `size`
+    /// bytes: each read first waits for `available` to say its bytes are
+    /// there, so blocks inflate while the rest downloads.
+    pub fn growing(
+        file: std::fs::File,
+        (blocks, size): (&[u64], u64),
+        threads: usize,
+        available: Available,
+    ) -> io::Result<Self> {
+        use std::os::unix::fs::FileExt;
         let mut starts = Vec::with_capacity(blocks.len() + 1);
         let mut at = HEADER.len() as u64;
         for b in blocks {
@@ -282,6 +305,7 @@ impl ParallelGunzip {
             )));
         }
         let mut header = [0u8; 10];
+        available(header.len() as u64)?;
         file.read_exact_at(&mut header, 0)?;
         if header != HEADER {
             return Err(invalid(
@@ -297,6 +321,7 @@ impl ParallelGunzip {
         let workers = (0..threads)
             .map(|_| {
                 let (jobs, done, file) = (jobs_rx.clone(), done_tx.clone(), file.clone());
+                let available = available.clone();
                 thread::spawn(move || loop {
                     let job = match jobs.lock() {
                         Ok(rx) => rx.recv(),
@@ -305,7 +330,8 @@ impl ParallelGunzip {
                     let Ok((index, start, len)) = job else {
                         return;
                     };
-                    let inflated = inflate_block(&file, start, len, index == last)
+                    let inflated = available(start + len)
+                        .and_then(|()| inflate_block(&file, start, len, index == last))
                         .map(|(bytes, crc)| (index, bytes, crc));
                     if done.send(inflated).is_err() {
                         return;
@@ -315,6 +341,7 @@ impl ParallelGunzip {
             .collect();
         Ok(ParallelGunzip {
             file,
+            available,
             starts,
             jobs: Some(jobs_tx),
             done: done_rx,
@@ -368,8 +395,9 @@ impl ParallelGunzip {
         self.total += bytes.len() as u64;
         if self.next == self.blocks() {
             let mut trailer = [0u8; 8];
-            self.file
-                .read_exact_at(&mut trailer, *self.starts.last().unwrap_or(&0))?;
+            let at = *self.starts.last().unwrap_or(&0);
+            (self.available)(at + 8)?;
+            self.file.read_exact_at(&mut trailer, at)?;
             let crc = u32::from_le_bytes(trailer[..4].try_into().unwrap_or_default());
             let size = u32::from_le_bytes(trailer[4..].try_into().unwrap_or_default());
             let ours = std::mem::take(&mut self.crc).finalize();

@@ -11,8 +11,9 @@
 //! whoever can take it alone.
 
 use std::fs;
-use std::io::{self, BufWriter, Read};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -20,7 +21,7 @@ use serde::Serialize;
 use super::root::{sync_tree, Root, RELEASES};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::IntegrityError;
-use crate::gzip::ParallelGunzip;
+use crate::gzip::{Available, ParallelGunzip};
 use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::safe_fs;
@@ -222,49 +223,196 @@ pub fn stage(
         .prefix(".download-")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    let bar = progress.bytes_bar(manifest.artifact.size, "fetching");
-    let mut w = HashingWriter::new(BufWriter::new(tmp));
-    // One byte past the recorded size is enough to know it is wrong.
-    let limited = Interruptible(object.reader.take(manifest.artifact.size.saturating_add(1)));
-    io::copy(&mut bar.wrap_read(limited), &mut w).with_context(|| format!("downloading {key}"))?;
-    bar.finish();
-    let (buf, digest, size) = w.finish();
-    if digest.hex() != manifest.artifact.sha256 || size != manifest.artifact.size {
-        return Err(IntegrityError(format!(
-            "{key}: downloaded {size} bytes hashing to {digest}, but manifest {id} says {} bytes, sha256:{}; the store copy is corrupt or was tampered with",
-            manifest.artifact.size, manifest.artifact.sha256
-        ))
-        .into());
-    }
-    let tmp = buf.into_inner().map_err(|e| e.into_error())?;
     let staging = tempfile::Builder::new()
         .prefix(".unpack-")
         .tempdir_in(dir)
         .with_context(|| format!("creating a temp dir in {}", dir.display()))?;
-    let limits = unpack::Limits {
-        entries: manifest.artifact.entries,
-        bytes: manifest.artifact.unpacked_size,
+    let art = Artifact {
+        key: &key,
+        id,
+        manifest,
     };
-    let blocks = &manifest.artifact.blocks;
-    let unpacked = if blocks.is_empty() {
-        // No block index (one block, or an artifact from before it): one
-        // stream.
+    let entries = if manifest.artifact.blocks.is_empty() {
+        // No block index (one block, or an artifact from before it):
+        // download and check, then unpack as one stream.
+        let bar = progress.bytes_bar(manifest.artifact.size, "fetching");
+        let mut w = HashingWriter::new(BufWriter::new(tmp));
+        // One byte past the recorded size is enough to know it is wrong.
+        let limited = Interruptible(object.reader.take(manifest.artifact.size.saturating_add(1)));
+        io::copy(&mut bar.wrap_read(limited), &mut w)
+            .with_context(|| format!("downloading {key}"))?;
+        bar.finish();
+        let (buf, digest, size) = w.finish();
+        art.check(&digest, size)?;
+        let tmp = buf.into_inner().map_err(|e| e.into_error())?;
         let unpacking = progress.bytes_bar(manifest.artifact.size, "unpacking");
         let file = unpacking.wrap_read(Interruptible(tmp.reopen()?));
-        unpack::unpack(io::BufReader::new(file), staging.path(), limits)
+        let limits = art.limits();
+        art.refused(unpack::unpack(
+            io::BufReader::new(file),
+            staging.path(),
+            limits,
+        ))?
     } else {
-        // Every core inflates blocks while this thread writes the files.
-        let unpacking = progress.bytes_bar(manifest.artifact.unpacked_size, "unpacking");
-        let gunzip = ParallelGunzip::new(tmp.reopen()?, blocks, crate::par::threads())
-            .map_err(|e| IntegrityError(format!("{key}: {e}")))?;
-        let stream = unpacking.wrap_read(Interruptible(gunzip));
-        unpack::unpack_tar(stream, staging.path(), limits)
+        download_while_unpacking(object.reader, tmp, &art, staging.path(), progress)?
     };
-    let entries = unpacked.map_err(|e| match e {
-        unpack::UnpackError::Refused { .. } => {
-            anyhow::Error::new(IntegrityError(format!("{key}: {e}")))
-        }
-        other => anyhow::Error::new(other),
-    })?;
     Ok((staging, entries))
+}
+
+/// The artifact a stage is of, for its checks and messages.
+struct Artifact<'a> {
+    key: &'a Key,
+    id: &'a Digest,
+    manifest: &'a Manifest,
+}
+
+impl Artifact<'_> {
+    /// Refuses bytes that are not the artifact the manifest names.
+    fn check(&self, digest: &Digest, size: u64) -> Result<()> {
+        let a = &self.manifest.artifact;
+        if digest.hex() != a.sha256 || size != a.size {
+            return Err(IntegrityError(format!(
+                "{}: downloaded {size} bytes hashing to {digest}, but manifest {} says {} bytes, sha256:{}; the store copy is corrupt or was tampered with",
+                self.key, self.id, a.size, a.sha256
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    fn limits(&self) -> unpack::Limits {
+        unpack::Limits {
+            entries: self.manifest.artifact.entries,
+            bytes: self.manifest.artifact.unpacked_size,
+        }
+    }
+
+    /// An unpack's result, a refused entry an integrity error naming the key.
+    fn refused<T>(&self, r: Result<T, unpack::UnpackError>) -> Result<T> {
+        r.map_err(|e| match e {
+            unpack::UnpackError::Refused { .. } => {
+                anyhow::Error::new(IntegrityError(format!("{}: {e}", self.key)))
+            }
+            other => anyhow::Error::new(other),
+        })
+    }
+}
+
+/// Downloads into `tmp` on a thread of its own while every core inflates
+/// the blocks already there (`gzip::ParallelGunzip`) and this thread writes
+/// the files. The artifact is checked against the manifest when the
+/// download ends, before its verdict on the unpack counts: bad bytes are
+/// a corrupt store copy, and only the staging directory, which goes, ever
+/// held them.
+fn download_while_unpacking(
+    reader: Box<dyn Read + Send>,
+    tmp: tempfile::NamedTempFile,
+    art: &Artifact<'_>,
+    staging: &Path,
+    progress: &dyn Progress,
+) -> Result<Vec<unpack::Entry>> {
+    let a = &art.manifest.artifact;
+    let growing = Arc::new(Growing::default());
+    let reading = tmp.reopen()?;
+    let (g, size) = (growing.clone(), a.size);
+    let download = std::thread::spawn(move || {
+        let copied = copy_growing(reader, tmp, size, &g);
+        g.end(copied.as_ref().err().map(ToString::to_string));
+        copied
+    });
+    let g = growing.clone();
+    let available: Available = Arc::new(move |end| g.wait_for(end));
+    let unpacked =
+        ParallelGunzip::growing(reading, (&a.blocks, size), crate::par::threads(), available)
+            .map_err(|e| anyhow::Error::new(IntegrityError(format!("{}: {e}", art.key))))
+            .and_then(|gunzip| {
+                let bar = progress.bytes_bar(a.unpacked_size, "fetching and unpacking");
+                let stream = bar.wrap_read(Interruptible(gunzip));
+                art.refused(unpack::unpack_tar(stream, staging, art.limits()))
+            });
+    // Even after an unpack error the download goes on to its end: only
+    // the digest can tell a corrupt store copy from a bad unpack.
+    let downloaded = download
+        .join()
+        .map_err(|_| anyhow::anyhow!("the download of {} panicked", art.key))?;
+    let (_tmp, digest, got) = downloaded.with_context(|| format!("downloading {}", art.key))?;
+    art.check(&digest, got)?;
+    unpacked
+}
+
+/// Copies the artifact into `tmp`, hashing it, telling `g` how far it got;
+/// one byte past `size` is enough to know it is wrong.
+fn copy_growing(
+    reader: Box<dyn Read + Send>,
+    tmp: tempfile::NamedTempFile,
+    size: u64,
+    g: &Growing,
+) -> io::Result<(tempfile::NamedTempFile, Digest, u64)> {
+    let mut reader = Interruptible(reader.take(size.saturating_add(1)));
+    let mut w = HashingWriter::new(tmp);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])?;
+        g.advance(n as u64);
+    }
+    Ok(w.finish())
+}
+
+/// How far a download has written its file, for the inflating threads to
+/// wait on.
+#[derive(Default)]
+struct Growing {
+    state: Mutex<GrowState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GrowState {
+    written: u64,
+    ended: bool,
+    failed: Option<String>,
+}
+
+impl Growing {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GrowState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn advance(&self, n: u64) {
+        self.lock().written += n;
+        self.changed.notify_all();
+    }
+
+    fn end(&self, failed: Option<String>) {
+        let mut s = self.lock();
+        s.ended = true;
+        s.failed = failed;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `end` bytes are written, or the download ended short.
+    fn wait_for(&self, end: u64) -> io::Result<()> {
+        let mut s = self.lock();
+        loop {
+            if s.written >= end {
+                return Ok(());
+            }
+            if s.ended {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    match &s.failed {
+                        Some(why) => format!("the download failed: {why}"),
+                        None => format!("the download ended at byte {}, before {end}", s.written),
+                    },
+                ));
+            }
+            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }

@@ -299,6 +299,20 @@ fn a_multi_block_artifact_carries_its_index_and_unpacks_in_parallel() {
     assert!(fs::read(release.join("big.bin")).unwrap() == noise);
     assert_eq!(fs::read(release.join("small.txt")).unwrap(), b"hello");
 
+    // A corrupt store copy, same size: the digest, checked as the download
+    // ends, refuses it although blocks were inflated meanwhile.
+    let stored = p.store().join(m["artifact"]["key"].as_str().unwrap());
+    let mut bytes = fs::read(&stored).unwrap();
+    bytes[2_000_000] ^= 0x40;
+    fs::write(&stored, bytes).unwrap();
+    let other = p.path().join("host2");
+    let err = p.fails(&["fetch", &id, "--into", other.to_str().unwrap()], 5);
+    assert!(
+        err.contains("the store copy is corrupt or was tampered with"),
+        "{err}"
+    );
+    assert!(!other.join("releases").join(hex).exists());
+
     let mut wrong = m.clone();
     wrong["artifact"]["blocks"][0] = (blocks[0] + 1).into();
     let e = verbatim::manifest::Manifest::parse(wrong.to_string().as_bytes()).unwrap_err();
