@@ -228,6 +228,81 @@ pub fn pack() -> Result {
         rate(ours.wall) / rate(peer.wall)
     );
     let _ = fs::remove_file(out);
+    warm_build(&bin, &base)?;
+    fetch(&bin, &base, &id, &stored)
+}
+
+/// `build` of the unchanged tree (the cache) against `build --no-cache`.
+fn warm_build(bin: &Path, base: &Path) -> Result {
+    let build = |extra: &[&str]| {
+        measure(
+            Command::new(bin)
+                .args(["build", "--quiet", "--no-progress"])
+                .args(extra)
+                .current_dir(base)
+                .stdout(std::process::Stdio::null()),
+        )
+    };
+    // Once more, so that no file of the tree is within the racy second.
+    std::thread::sleep(Duration::from_millis(1100));
+    build(&["--no-cache"])?;
+    let warm = build(&[])?;
+    let cold = build(&["--no-cache"])?;
+    println!(
+        "
+warm build (nothing changed) vs build --no-cache"
+    );
+    println!("  cached    {:>7.2} s", warm.wall.as_secs_f64());
+    println!("  no cache  {:>7.2} s", cold.wall.as_secs_f64());
+    println!(
+        "  time ratio cached / no cache = {:.3}",
+        warm.wall.as_secs_f64() / cold.wall.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `fetch` (download from the local store, verify, inflate on every core,
+/// unpack, record) against `tar -xzf` of the same artifact, three
+/// alternating pairs, medians.
+fn fetch(bin: &Path, base: &Path, id: &str, stored: &Path) -> Result {
+    let (ours_dir, peer_dir) = (base.join("fetched"), base.join("untarred"));
+    let mut pairs = Vec::new();
+    for _ in 0..3 {
+        let _ = fs::remove_dir_all(&ours_dir);
+        let ours = measure(
+            Command::new(bin)
+                .args(["fetch", id, "--quiet", "--no-progress", "--into"])
+                .arg(&ours_dir)
+                .current_dir(base)
+                .stdout(std::process::Stdio::null()),
+        )?;
+        let _ = fs::remove_dir_all(&peer_dir);
+        fs::create_dir_all(&peer_dir).map_err(|e| e.to_string())?;
+        let peer = measure(
+            Command::new("tar")
+                .arg("-xzf")
+                .arg(stored)
+                .arg("-C")
+                .arg(&peer_dir),
+        )?;
+        pairs.push((ours.wall.as_secs_f64(), peer.wall.as_secs_f64()));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ours = median(pairs.iter().map(|p| p.0).collect());
+    let peer = median(pairs.iter().map(|p| p.1).collect());
+    let ratio = median(pairs.iter().map(|p| p.0 / p.1).collect());
+    println!(
+        "
+fetch (verify + parallel inflate + unpack) vs tar -xzf, median of 3 pairs"
+    );
+    println!("  verbatim fetch  {ours:>7.2} s");
+    println!("  tar -xzf        {peer:>7.2} s");
+    println!("  time ratio verbatim / tar -xzf = {ratio:.2}  (target <= 1.00)");
+    let _ = fs::remove_dir_all(&ours_dir);
+    let _ = fs::remove_dir_all(&peer_dir);
     Ok(())
 }
 

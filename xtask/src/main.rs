@@ -30,7 +30,8 @@ tasks:
   fuzz [--minutes N] [--target NAME]
                 run the fuzz targets (css js html config documents unpack)
                 for N minutes each (default 15), one after another
-  bench pack    time `verbatim build` on a ~1 GiB tree vs tar | gzip, hashing vs sha256sum
+  bench pack    time `verbatim build` on a ~1 GiB tree vs tar | gzip, hashing vs
+                sha256sum, a warm build vs --no-cache, fetch vs tar -xzf
   bench assets  time `verbatim build` on 10,000 assets vs Django collectstatic (Manifest storage)
   bench s3      publish 10,000 assets + a 200 MiB artifact to s3s-fs and radosgw vs aws s3 sync and rclone
   s3            run a local S3-compatible server (s3s-fs) on 127.0.0.1:8014
