@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::gates;
 use super::log::Inconsistent;
-use super::policy::{self, Kind, Policy, PolicyEvent, PolicyPin, PolicyPointer};
+use super::policy::{self, EnvRules, Kind, Policy, PolicyEvent, PolicyPin, PolicyPointer};
 use super::reader::{get_record, Reader};
 use super::signatures::{policy_event_signers, sign_policy_event};
 use crate::actor::actor;
@@ -680,25 +680,24 @@ fn edited(cfg: Option<&Config>, args: &SetRequest, from: Option<&Policy>) -> Res
         }
         p
     };
-    for (env, principals) in &args.require {
-        let Some(rules) = to.environments.iter_mut().find(|e| &e.name == env) else {
-            return Err(UsageError(format!(
-                "--require {env}=…: {}",
-                super::gates::undeclared(&to.order(), env)
-            ))
-            .into());
-        };
-        rules.require = principals.clone();
-    }
-    for (env, principals) in &args.sign_moves {
-        let Some(rules) = to.environments.iter_mut().find(|e| &e.name == env) else {
-            return Err(UsageError(format!(
-                "--sign-moves {env}=…: {}",
-                super::gates::undeclared(&to.order(), env)
-            ))
-            .into());
-        };
-        rules.sign_moves = principals.clone();
+    type Field = fn(&mut EnvRules) -> &mut Vec<String>;
+    type Pairs<'a> = &'a [(String, Vec<String>)];
+    let flags: [(&str, Pairs, Field); 2] = [
+        ("--require", &args.require, |r| &mut r.require),
+        ("--sign-moves", &args.sign_moves, |r| &mut r.sign_moves),
+    ];
+    for (flag, pairs, field) in flags {
+        for (env, principals) in pairs {
+            let order = to.order();
+            let Some(rules) = to.environments.iter_mut().find(|e| &e.name == env) else {
+                return Err(UsageError(format!(
+                    "{flag} {env}=…: {}",
+                    super::gates::undeclared(&order, env)
+                ))
+                .into());
+            };
+            *field(rules) = principals.clone();
+        }
     }
     if let Some(path) = &args.allowed_signers {
         let text =

@@ -133,7 +133,7 @@ fn site() -> Project {
     let p = Project::with_config("[app]\ndir = \"app\"\n\n[assets]\ndir = \"static\"\n");
     p.write("app/server.py", "print('hi')\n");
     // Four 1 MiB blocks: fetch inflates them while the download streams.
-    p.write("app/data.bin", noise());
+    p.write("app/data.bin", crate::util::noise(3_500_000));
     p.write("static/index.html", "<link rel=stylesheet href=\"css/site.css\"><script type=module src=\"js/main.js\"></script>\n");
     p.write(
         "static/css/site.css",
@@ -243,20 +243,7 @@ pub fn pipeline(url: &str, prefix: &str, stored: &dyn Fn(&str) -> bool) {
     let data = p
         .path()
         .join(format!("deploy/releases/{}/data.bin", &m1[7..]));
-    assert!(std::fs::read(data).unwrap() == noise());
-}
-
-/// 3.5 MB that do not compress.
-fn noise() -> Vec<u8> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    (0..3_500_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    assert!(std::fs::read(data).unwrap() == crate::util::noise(3_500_000));
 }
 
 #[test]

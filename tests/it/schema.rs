@@ -262,15 +262,7 @@ fn every_timestamp_the_tool_writes_matches_the_schema() {
 #[test]
 fn a_multi_block_artifact_carries_its_index_and_unpacks_in_parallel() {
     let p = Project::new();
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let noise: Vec<u8> = (0..3_500_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let noise = crate::util::noise(3_500_000);
     p.write("app/big.bin", &noise);
     p.write("app/small.txt", "hello");
     let id = p.json(&["publish"])["manifest"]

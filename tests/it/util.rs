@@ -321,3 +321,16 @@ pub fn bound_not_listening() -> (std::os::fd::OwnedFd, u16) {
         (fd, u16::from_be(got.sin_port))
     }
 }
+
+/// `len` bytes that do not compress, the same on every run.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
