@@ -4,7 +4,7 @@
 //! After a build, `.verbatim/build/cache.json` records what went in: every
 //! entry the app directory packs and every entry of the assets directory,
 //! each file with its size, mtime and ctime (ns), inode and mode; the
-//! configuration file's bytes, the tool's version, the pack spec and the
+//! settings a build depends on, the tool's version, the pack spec and the
 //! entries' mtime (`SOURCE_DATE_EPOCH`), as one key. The next build takes
 //! the same snapshot first (a directory walk and an `lstat` per file, no
 //! reading); when everything matches, the artifact, the assets pack and the
@@ -94,18 +94,23 @@ impl Snapshot {
     /// the assets directory, `lstat`ing each.
     pub(super) fn take(cfg: &Config, entries: &[pack::Entry], sde: u64) -> Result<Snapshot> {
         let started_ns = now_ns();
-        let config = fs::read(&cfg.config_path)
-            .with_context(|| format!("reading {}", cfg.config_path.display()))?;
+        // What of the configuration a build depends on, whatever file (or
+        // flags, or library caller) it came from.
+        let settings = format!(
+            "{:?}",
+            (
+                (&cfg.app_dir, cfg.default_excludes, cfg.respect_gitignore),
+                (&cfg.exclude, &cfg.assets_dir, &cfg.allow_missing),
+                (&cfg.assets_exclude, &cfg.public_prefix, &cfg.cdn_base),
+                (&cfg.vite_manifest, &cfg.django_manifest, &cfg.keep_names),
+                (&cfg.hash_dirs, &cfg.deploy, &cfg.store_url, &cfg.store_base),
+            )
+        );
         let key = Digest::of(
             format!(
-                "verbatim {}\n{}\n{sde}\n{}\n{}\n{}\n",
+                "verbatim {}\n{}\n{sde}\n{settings}\n",
                 env!("CARGO_PKG_VERSION"),
                 pack::SPEC,
-                Digest::of(&config),
-                cfg.app_dir.display(),
-                cfg.assets_dir
-                    .as_ref()
-                    .map_or(String::new(), |d| d.display().to_string()),
             )
             .as_bytes(),
         )

@@ -112,7 +112,8 @@ fn an_unchanged_tree_is_not_packed_again_and_a_changed_one_always_is() {
             fs::remove_file(p.app().join("new.py")).unwrap();
         }),
         ("the configuration", |p| {
-            p.write("verbatim.toml", format!("{CONFIG}# a comment\n"));
+            // [deploy] goes into the manifest.
+            p.write("verbatim.toml", format!("{CONFIG}[deploy]\nkeep = 3\n"));
         }),
     ];
     for (why, edit) in edits {
