@@ -95,7 +95,10 @@ impl Snapshot {
     pub(super) fn take(cfg: &Config, entries: &[pack::Entry], sde: u64) -> Result<Snapshot> {
         let started_ns = now_ns();
         // What of the configuration a build depends on, whatever file (or
-        // flags, or library caller) it came from.
+        // flags, or library caller) it came from. Where the store is does
+        // not count: its effect on the scan (a local store inside the app
+        // is skipped) is in the entries, so `publish --store …` after
+        // `build` reuses it.
         let settings = format!(
             "{:?}",
             (
@@ -103,7 +106,7 @@ impl Snapshot {
                 (&cfg.exclude, &cfg.assets_dir, &cfg.allow_missing),
                 (&cfg.assets_exclude, &cfg.public_prefix, &cfg.cdn_base),
                 (&cfg.vite_manifest, &cfg.django_manifest, &cfg.keep_names),
-                (&cfg.hash_dirs, &cfg.deploy, &cfg.store_url, &cfg.store_base),
+                (&cfg.hash_dirs, &cfg.deploy),
             )
         );
         let key = Digest::of(

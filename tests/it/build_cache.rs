@@ -81,8 +81,11 @@ fn an_unchanged_tree_is_not_packed_again_and_a_changed_one_always_is() {
         "the artifact was not written again"
     );
 
-    // publish right after build uses it, and says so.
-    let out = p.cmd(&["publish", "--json"]).output().unwrap();
+    // publish right after build uses it, and says so, to another store too.
+    let out = p
+        .cmd(&["publish", "--json", "--store", "elsewhere"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.contains(REUSED), "{err}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
