@@ -7,25 +7,14 @@ use super::flags;
 use crate::cli::{AgentArgs, Global};
 use crate::output::Printer;
 use verbatim::host::agent::{self, AgentRequest};
-use verbatim::host::deploy::Host;
-use verbatim::host::id::host_id;
-use verbatim::trust::keys::load_key;
 
 pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
-    let host = host_id(args.host.host_id.as_deref())?;
+    let host = flags::HostFlags::new(&args.host, &args.trust)?;
     let store = flags::open_store_for(g)?;
-    let trust = flags::trust(&args.trust)?;
-    let report_key = args.host.report_key.as_deref().map(load_key).transpose()?;
     let _signals = verbatim::signals::Signals::install().context("installing signal handlers")?;
     let req = AgentRequest {
         env: &args.env,
-        host: Host {
-            root: &args.host.root,
-            id: &host,
-            hook_env: &args.host.hook_env,
-            trust: trust.as_ref(),
-            report_key: report_key.as_ref(),
-        },
+        host: host.host(),
         interval: args.interval,
     };
     agent::run(store.as_ref(), &req, printer, &mut |attempt| {

@@ -7,24 +7,20 @@ use super::flags;
 use crate::cli::{DeployArgs, Global};
 use crate::output::Printer;
 use verbatim::error::{Failed, Interrupted};
-use verbatim::host::deploy::{deploy, plan, Host, Request, Target};
-use verbatim::host::id::host_id;
+use verbatim::host::deploy::{deploy, plan, Request, Target};
 use verbatim::host::root::CURRENT;
-use verbatim::trust::keys::load_key;
 
 pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
-    let host = host_id(args.host.host_id.as_deref())?;
+    let host = flags::HostFlags::new(&args.host, &args.trust)?;
     let target = match (&args.to, &args.target) {
         (Some(crate::cli::DeployTo::Previous), _) => Target::Previous,
         (None, Some(t)) => target_of(t),
         (None, None) => unreachable!("clap requires a target or --to"),
     };
-    let trust = flags::trust(&args.trust)?;
-    let report_key = args.host.report_key.as_deref().map(load_key).transpose()?;
     // Hosts usually have no verbatim.toml: --store alone is enough. Going
     // back needs no store (only to report), unless signatures are required.
     let store = match target {
-        Target::Previous if trust.is_none() => flags::open_store_for(g).ok(),
+        Target::Previous if host.trust.is_none() => flags::open_store_for(g).ok(),
         Target::Previous => Some(flags::open_store_for(g).context(
             "going back under --require checks the release's signatures in the store: pass --store",
         )?),
@@ -33,13 +29,7 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
     let signals = verbatim::signals::Signals::install().context("installing signal handlers")?;
     let req = Request {
         target,
-        host: Host {
-            root: &args.host.root,
-            id: &host,
-            hook_env: &args.host.hook_env,
-            trust: trust.as_ref(),
-            report_key: report_key.as_ref(),
-        },
+        host: host.host(),
         wait: !args.no_wait,
     };
     let result = if args.dry_run {

@@ -118,3 +118,40 @@ pub(super) fn trust(args: &crate::cli::TrustArgs) -> Result<Option<verbatim::tru
         max_age: args.max_age.map(|d| d.as_secs().max(1)),
     })
 }
+
+/// A host as `deploy` and `agent` are told it: its id, what it trusts and
+/// the key it signs its reports with, owned; [`HostFlags::host`] lends them.
+pub(super) struct HostFlags<'a> {
+    args: &'a crate::cli::HostArgs,
+    id: String,
+    pub(super) trust: Option<verbatim::trust::Trust>,
+    report_key: Option<ssh_key::PrivateKey>,
+}
+
+impl<'a> HostFlags<'a> {
+    pub(super) fn new(
+        args: &'a crate::cli::HostArgs,
+        trust: &crate::cli::TrustArgs,
+    ) -> Result<HostFlags<'a>> {
+        Ok(HostFlags {
+            args,
+            id: verbatim::host::id::host_id(args.host_id.as_deref())?,
+            trust: self::trust(trust)?,
+            report_key: args
+                .report_key
+                .as_deref()
+                .map(verbatim::trust::keys::load_key)
+                .transpose()?,
+        })
+    }
+
+    pub(super) fn host(&self) -> verbatim::host::deploy::Host<'_> {
+        verbatim::host::deploy::Host {
+            root: &self.args.root,
+            id: &self.id,
+            hook_env: &self.args.hook_env,
+            trust: self.trust.as_ref(),
+            report_key: self.report_key.as_ref(),
+        }
+    }
+}
