@@ -327,9 +327,13 @@ impl Host {
     fn leftovers(&self) -> Vec<String> {
         let is_hex =
             |h: &str| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        // A deploy killed before it made the root's layout left nothing.
         let names = |dir: &Path| -> Vec<(String, bool)> {
-            fs::read_dir(dir)
-                .unwrap()
+            let listing = match fs::read_dir(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+                other => other.unwrap(),
+            };
+            listing
                 .map(|e| {
                     let e = e.unwrap();
                     (
