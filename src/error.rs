@@ -23,6 +23,9 @@ pub const CHECK_FAILED: u8 = 6;
 /// Another deploy or agent holds the host's lock (`--no-wait`, or a
 /// second agent): exit 7.
 pub const BUSY: u8 = 7;
+/// A rollout paused (an inconclusive check, or `rollout pause`): its
+/// controller stopped, and `rollout resume` goes on. Exit 8.
+pub const PAUSED: u8 = 8;
 /// Added to the signal's number: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP.
 pub const SIGNALLED: u8 = 128;
 
@@ -41,6 +44,8 @@ pub enum Class {
     CheckFailed,
     /// A host's lock is held by someone else.
     Busy,
+    /// A rollout paused; `rollout resume` goes on.
+    Paused,
     /// A signal stopped the work: its number.
     Interrupted(i32),
 }
@@ -55,6 +60,7 @@ impl Class {
             Class::Integrity => INTEGRITY,
             Class::CheckFailed => CHECK_FAILED,
             Class::Busy => BUSY,
+            Class::Paused => PAUSED,
             Class::Interrupted(signal) => u8::try_from(signal)
                 .ok()
                 .and_then(|s| SIGNALLED.checked_add(s))
@@ -74,6 +80,7 @@ pub fn kind_name(code: u8) -> &'static str {
         INTEGRITY => "integrity",
         CHECK_FAILED => "check-failed",
         BUSY => "busy",
+        PAUSED => "paused",
         c if c > SIGNALLED => "interrupted",
         _ => "failure",
     }
@@ -93,6 +100,8 @@ pub fn class_of(cause: &(dyn std::error::Error + 'static)) -> Option<Class> {
         Some(Class::CheckFailed)
     } else if cause.is::<Busy>() {
         Some(Class::Busy)
+    } else if cause.is::<Paused>() {
+        Some(Class::Paused)
     } else {
         cause
             .downcast_ref::<Interrupted>()
@@ -139,6 +148,11 @@ pub struct CheckFailed(pub String);
 #[error("{0}")]
 pub struct Busy(pub String);
 
+/// A rollout paused and its controller stopped: exit 8.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Paused(pub String);
+
 /// SIGINT, SIGTERM or SIGHUP stopped the work (a canary check: the
 /// environment was rolled back, unless the message says why not): exit
 /// 128 + `signal`, as a shell reports a process a signal ended.
@@ -183,6 +197,7 @@ mod tests {
         assert_eq!(Class::Integrity.code(), 5);
         assert_eq!(Class::CheckFailed.code(), 6);
         assert_eq!(Class::Busy.code(), 7);
+        assert_eq!(Class::Paused.code(), 8);
         assert_eq!(Class::Interrupted(2).code(), 130);
         assert_eq!(Class::Interrupted(15).code(), 143);
         assert_eq!(Class::Interrupted(300).code(), FAILURE);

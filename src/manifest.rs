@@ -72,13 +72,20 @@ pub struct Hooks {
     /// Before `current` moves (migrations, cache warm-up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_activate: Option<String>,
+    /// Once per rollout, on one host, with the release staged there and
+    /// before any host flips (`python manage.py migrate --noinput`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
 }
 
 impl Hooks {
     /// Whether there is no hook at all (then the manifest leaves `hooks`
     /// out).
     pub fn is_empty(&self) -> bool {
-        self.check.is_none() && self.post_activate.is_none() && self.pre_activate.is_none()
+        self.check.is_none()
+            && self.post_activate.is_none()
+            && self.pre_activate.is_none()
+            && self.release.is_none()
     }
 }
 

@@ -60,12 +60,20 @@ pub struct Job<'a> {
     /// How long it may run before its group is ended (TERM, [`GRACE`], KILL)
     /// and it has failed.
     pub timeout: Duration,
+    /// Where its output goes instead of verbatim's stderr (created or
+    /// truncated), so its last lines can be told.
+    pub log: Option<&'a Path>,
 }
 
 /// Runs `sh -c cmd` with `vars` set, stdin closed and stdout sent to stderr
 /// (stdout carries results only), for at most `timeout`, in a process group
 /// of its own that is ended when the job ends, however it ends.
 pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Ended {
+    run_with_code(job, progress).0
+}
+
+/// [`run`], with the command's exit code when it exited on its own.
+pub fn run_with_code(job: &Job<'_>, progress: &dyn Progress) -> (Ended, Option<i32>) {
     let Job {
         cmd,
         label,
@@ -73,7 +81,7 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Ended {
         ..
     } = *job;
     if let Some(sig) = caught() {
-        return Ended::Interrupted(sig);
+        return (Ended::Interrupted(sig), None);
     }
     progress.note(format!(
         "running {label} (up to {}s): {cmd}",
@@ -85,23 +93,33 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Ended {
         if let Some(dir) = job.cwd {
             command.current_dir(dir);
         }
+        let (out, err) = match job.log.map(std::fs::File::create).transpose() {
+            Ok(Some(f)) => match f.try_clone() {
+                Ok(g) => (Stdio::from(f), Stdio::from(g)),
+                Err(e) => return (Ended::Failed(format!("cannot start `{cmd}`: {e}")), None),
+            },
+            Ok(None) => (Stdio::from(io::stderr()), Stdio::inherit()),
+            Err(e) => return (Ended::Failed(format!("cannot start `{cmd}`: {e}")), None),
+        };
         command
             .arg("-c")
             .arg(cmd)
             .envs(job.vars.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::from(io::stderr()))
+            .stdout(out)
+            .stderr(err)
             .process_group(0)
             .spawn()
     };
     let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return Ended::Failed(format!("cannot start `{cmd}`: {e}")),
+        Err(e) => return (Ended::Failed(format!("cannot start `{cmd}`: {e}")), None),
     };
     let Ok(pgid) = libc::pid_t::try_from(child.id()) else {
         let _ = child.kill();
         let _ = child.wait();
-        return Ended::Failed(format!("`{cmd}`: process id {} out of range", child.id()));
+        let why = format!("`{cmd}`: process id {} out of range", child.id());
+        return (Ended::Failed(why), None);
     };
     let started = Instant::now();
     let ended = loop {
@@ -125,14 +143,16 @@ pub fn run(job: &Job<'_>, progress: &dyn Progress) -> Ended {
     };
     let took = started.elapsed().as_secs_f64();
     let status = end_group(&mut child, pgid, label, progress);
-    match (ended, status) {
+    let code = status.and_then(|s| s.code());
+    let ended = match (ended, status) {
         (Ended::Passed(_), Some(s)) if s.success() => {
             Ended::Passed(format!("`{cmd}` exited 0 after {took:.1}s"))
         }
         (Ended::Passed(_), Some(s)) => Ended::Failed(format!("`{cmd}` exited with {s}")),
         (Ended::Passed(_), None) => Ended::Failed(format!("`{cmd}`: its exit status was lost")),
-        (other, _) => other,
-    }
+        (other, _) => return (other, None),
+    };
+    (ended, code)
 }
 
 /// Whether child `pid` has exited, leaving it unreaped.

@@ -120,6 +120,7 @@ pub fn publish(
             check: None,
             sign: opts.sign,
             dry_run: false,
+            rollout: None,
         };
         report.promoted = Some(move_pointer(store, cfg, &req, progress)?);
     }

@@ -58,6 +58,7 @@ struct HooksSection {
     pre_activate: Option<String>,
     post_activate: Option<String>,
     check: Option<String>,
+    release: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -363,6 +364,7 @@ impl Config {
                         check: d.hooks.check,
                         post_activate: d.hooks.post_activate,
                         pre_activate: d.hooks.pre_activate,
+                        release: d.hooks.release,
                     },
                     keep: d.keep.unwrap_or(defaults.keep),
                     shared: d.shared,

@@ -113,6 +113,7 @@ pub fn finish_check(
         check: None,
         sign,
         dry_run: false,
+        rollout: None,
     };
     // Only from our own move: if someone moved the environment meanwhile,
     // their move stands and ours is no longer live.
@@ -178,6 +179,7 @@ fn run_check(reader: &Reader<'_>, report: &MoveJson, progress: &dyn Progress) ->
                 cwd: None,
                 vars: &vars,
                 timeout: left,
+                log: None,
             },
             progress,
         ),

@@ -11,6 +11,7 @@ use super::log::{
     Inconsistent, Log,
 };
 use super::reports::check_host_id;
+use super::rollout::{Rollout, Step};
 use crate::clock::parse_rfc3339;
 use crate::digest::Digest;
 
@@ -33,6 +34,9 @@ pub enum Kind {
     Rollback,
     /// A rollback made by a failed canary check.
     AutoRollback,
+    /// A step of a rollout (`promote --waves`, `--strategy blue-green`):
+    /// its `rollout` says which.
+    Rollout,
 }
 
 /// The result of one gate, recorded in the event.
@@ -85,6 +89,10 @@ pub struct Event {
     /// written before chaining (so they keep their bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev: Option<String>,
+    /// The rollout step this event records (kind `rollout` only): while it
+    /// is in flight `to` stays the stable manifest (see `rollout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 /// A canary check, as the promote event that starts it records it. It must
@@ -342,6 +350,9 @@ pub fn check_event(
             ));
         }
     }
+    if let Err(why) = check_rollout(event, before) {
+        return bad(why);
+    }
     match (before, &event.from) {
         (None, None) => Ok(()),
         (None, Some(from)) => bad(format!(
@@ -355,6 +366,70 @@ pub fn check_event(
             b.to
         )),
         (Some(_), _) => Ok(()),
+    }
+}
+
+/// A rollout step on its own and against the event before it: only
+/// events of kind `rollout` carry one, and they all do; `to` is the stable
+/// manifest until `completed` makes it the target; a step after the first
+/// continues the rollout the event before is in, which has not ended; the
+/// plan is on `started` only.
+fn check_rollout(event: &Event, before: Option<&Event>) -> Result<(), String> {
+    let r = match (&event.rollout, event.kind) {
+        (None, Kind::Rollout) => {
+            return Err("is a rollout step but says which nowhere (`rollout`)".into())
+        }
+        (None, _) => return Ok(()),
+        (Some(_), kind) if kind != Kind::Rollout => {
+            return Err(format!(
+                "is a {} but carries a rollout step",
+                kind_name(kind)
+            ))
+        }
+        (Some(r), _) => r,
+    };
+    for (what, id) in [("target", &r.target), ("stable", &r.stable)] {
+        if strict_digest(id).is_none() {
+            return Err(format!("rollout.{what} is {id:?}, not a manifest id"));
+        }
+    }
+    let to = if r.step == Step::Completed {
+        &r.target
+    } else {
+        &r.stable
+    };
+    if event.to != *to {
+        return Err(format!(
+            "is rollout step `{}` but moves the environment to {}, not {to}",
+            r.step.name(),
+            event.to
+        ));
+    }
+    if (r.step == Step::Started) != r.plan.is_some() {
+        return Err("a rollout's plan is on its `started` step, and only there".into());
+    }
+    if let Some(d) = r.deadline.as_deref().filter(|d| parse_rfc3339(d).is_none()) {
+        return Err(format!(
+            "rollout.deadline is {d:?}, not an RFC 3339 UTC time"
+        ));
+    }
+    if r.step == Step::Started {
+        return if r.id == event.seq {
+            Ok(())
+        } else {
+            Err(format!(
+                "starts rollout {} but is event {}",
+                r.id, event.seq
+            ))
+        };
+    }
+    match before.and_then(|b| b.rollout.as_ref()) {
+        Some(b) if b.id == r.id && b.target == r.target && b.stable == r.stable && !b.step.ended() => Ok(()),
+        _ => Err(format!(
+            "is step `{}` of rollout {}, but the event before it is not a step of that rollout in flight",
+            r.step.name(),
+            r.id
+        )),
     }
 }
 
@@ -396,6 +471,7 @@ pub fn kind_name(kind: Kind) -> &'static str {
         Kind::Promote => "promote",
         Kind::Rollback => "rollback",
         Kind::AutoRollback => "auto-rollback",
+        Kind::Rollout => "rollout",
     }
 }
 

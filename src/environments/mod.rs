@@ -38,6 +38,8 @@ pub mod promote;
 pub mod reader;
 pub mod reports;
 pub mod resolve;
+pub mod rolling;
+pub mod rollout;
 pub mod signatures;
 pub mod timestamp;
 pub mod views;

@@ -29,6 +29,7 @@ use super::gates;
 use super::log::Log;
 use super::policy_store::{self, Order};
 use super::reader::{get_record, EnvState, Reader};
+use super::rollout::{Plan, Rollout, RolloutJson, Step};
 use super::signatures::{move_signer_rule, sign_event, signature_gate};
 use super::timestamp;
 use crate::actor::actor;
@@ -70,6 +71,9 @@ pub struct MoveJson {
     /// The canary check this move started, and how it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckJson>,
+    /// The rollout this move started, and how it went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Box<RolloutJson>>,
 }
 
 /// A canary check as `promote --json` reports it.
@@ -108,6 +112,7 @@ impl std::fmt::Display for Refused {
         match self.0.kind {
             Kind::Promote => write!(f, "refused to promote {m} to {env}"),
             Kind::Rollback | Kind::AutoRollback => write!(f, "refused to roll {env} back to {m}"),
+            Kind::Rollout => write!(f, "refused to roll {m} out to {env}"),
         }
     }
 }
@@ -131,6 +136,10 @@ pub struct MoveRequest<'a> {
     /// Check everything, write nothing (`--dry-run`): `result` is
     /// `would-move`.
     pub dry_run: bool,
+    /// Roll it out by this plan (a promote only): the event is the
+    /// rollout's `started` step and the pointer stays where it is; the
+    /// controller (`rolling`) takes the steps after it.
+    pub rollout: Option<Plan>,
 }
 
 /// A canary check to start: `sh -c cmd`, or waiting until `hosts` hosts
@@ -215,7 +224,14 @@ pub(crate) fn move_with(
         gates,
         rolled_back: None,
         check: None,
+        rollout: None,
     };
+    // A rollout in flight ends by its own steps, or `rollout abort`.
+    if let Some(gate) = rollout_gate(&current) {
+        return Err(refused(req, vec![gate], |gates| {
+            report("refused", current.seq(), gates)
+        }));
+    }
     // Nothing goes on top of a manifest whose canary check did not pass,
     // not even itself again: it would stay live unchecked.
     let canary_gate = match (req.kind, current.live_event()) {
@@ -289,21 +305,9 @@ pub(crate) fn move_with(
         previous.as_deref().unwrap_or("nothing"),
         event.seq
     ));
-    if let Some(key) = req.sign {
-        // Hosts with --max-age hear that this move is the newest.
-        let digest = crate::digest::Digest::of(&event.to_bytes());
-        let vouched = timestamp::write_timestamp(
-            reader.store(),
-            env,
-            (event.seq, &digest),
-            key,
-            timestamp::DEFAULT_VALID_SECS,
-        );
-        if let Err(e) = vouched {
-            progress.warn(format!("could not write the timestamp of {env}: {e:#}"));
-        }
-    }
+    vouch(reader, &event, req.sign, progress);
     let mut moved = report("moved", event.seq, gates);
+    moved.kind = event.kind;
     moved.event = Some(Digest::of(&event.to_bytes()).to_string());
     moved.check = event.check.map(|c| CheckJson {
         cmd: c.cmd,
@@ -316,6 +320,96 @@ pub(crate) fn move_with(
         detail: None,
     });
     Ok(moved)
+}
+
+/// Hosts with `--max-age` hear that `event`, signed with `sign`, is the
+/// newest: its timestamp (a warning when it cannot be written).
+fn vouch(
+    reader: &Reader<'_>,
+    event: &Event,
+    sign: Option<&ssh_key::PrivateKey>,
+    progress: &dyn Progress,
+) {
+    let Some(key) = sign else { return };
+    let digest = Digest::of(&event.to_bytes());
+    let vouched = timestamp::write_timestamp(
+        reader.store(),
+        &event.env,
+        (event.seq, &digest),
+        key,
+        timestamp::DEFAULT_VALID_SECS,
+    );
+    if let Err(e) = vouched {
+        progress.warn(format!(
+            "could not write the timestamp of {}: {e:#}",
+            event.env
+        ));
+    }
+}
+
+/// Appends rollout step `rollout` to the settled `current` state of its
+/// environment, as the next event (create-only: of two controllers taking
+/// a step at once, one loses, exit 4), and moves the pointer to it. The
+/// event's `to` is the stable manifest until the step is `completed`.
+pub(crate) fn append_step(
+    reader: &Reader<'_>,
+    current: &EnvState,
+    rollout: Rollout,
+    sign: Option<&ssh_key::PrivateKey>,
+    progress: &dyn Progress,
+) -> Result<Event> {
+    let env = current.env.as_str();
+    let to = if rollout.step == Step::Completed {
+        rollout.target.clone()
+    } else {
+        rollout.stable.clone()
+    };
+    let event = Event {
+        schema: EVENT_SCHEMA.into(),
+        env: env.into(),
+        seq: current.next_seq()?,
+        kind: Kind::Rollout,
+        time: rfc3339(now()),
+        actor: actor(),
+        from: current.live().map(String::from),
+        to,
+        reason: None,
+        forced: false,
+        gates: vec![],
+        check: None,
+        prev: current.head(),
+        rollout: Some(rollout),
+    };
+    let event = create_event(reader, event, sign, progress)?;
+    write_pointer(
+        reader,
+        env,
+        &event.pointer(),
+        current.pointer.as_ref().map(|(_, e)| e.clone()),
+    )?;
+    vouch(reader, &event, sign, progress);
+    Ok(event)
+}
+
+/// The gate that refuses any move but a rollout's own steps while a
+/// rollout is in flight in `current`'s environment; `None` otherwise.
+fn rollout_gate(current: &EnvState) -> Option<Gate> {
+    let env = &current.env;
+    let r = current
+        .live_event()
+        .and_then(|e| e.rollout.as_ref())
+        .filter(|r| !r.step.ended())?;
+    Some(Gate {
+        gate: "rollout".into(),
+        ok: false,
+        detail: format!(
+            "rollout {} of {} over {} is in flight in {env} (step `{}`): wait for it (`verbatim rollout status {env}`), or end it with `verbatim rollout abort {env}`",
+            r.id,
+            r.target,
+            r.stable,
+            r.step.name()
+        ),
+    })
 }
 
 /// The error of a move the gates refused: exit 3, naming each gate that
@@ -381,7 +475,9 @@ fn check_gates(
                 .map(|(status, _)| status);
             gates::order_gate(prev_env, prev_history, prev_check, &to)
         }
-        Kind::Rollback | Kind::AutoRollback => was_live_gate(env, current.applied(), &to),
+        Kind::Rollback | Kind::AutoRollback | Kind::Rollout => {
+            was_live_gate(env, current.applied(), &to)
+        }
     });
     if req.kind == Kind::Promote {
         gates.extend(signature_gate(
@@ -426,7 +522,7 @@ fn record_event(
     any_refused: bool,
     progress: &dyn Progress,
 ) -> Result<Event> {
-    let (store, env) = (reader.store(), req.env);
+    let env = req.env;
     let seq = current.next_seq()?;
     let event = Event {
         schema: EVENT_SCHEMA.into(),
@@ -450,7 +546,43 @@ fn record_event(
         }),
         // The newest event as read (settled: the pointer applies it).
         prev: current.head(),
+        rollout: None,
     };
+    let event = match (&req.rollout, current.live()) {
+        (Some(plan), Some(stable)) => Event {
+            kind: Kind::Rollout,
+            to: stable.to_owned(),
+            rollout: Some(Rollout {
+                id: seq,
+                target: req.to.to_string(),
+                stable: stable.to_owned(),
+                step: Step::Started,
+                wave: 0,
+                hosts: vec![],
+                all: false,
+                stage: false,
+                deadline: Some(rfc3339(deadline(plan.wave_timeout_secs))),
+                plan: Some(plan.clone()),
+                resume: None,
+                detail: None,
+            }),
+            ..event
+        },
+        _ => event,
+    };
+    create_event(reader, event, req.sign, progress)
+}
+
+/// Creates `event` (create-only: of racing movers exactly one wins; the
+/// others lose, naming the winner), and signs it with `sign`.
+pub(crate) fn create_event(
+    reader: &Reader<'_>,
+    event: Event,
+    sign: Option<&ssh_key::PrivateKey>,
+    progress: &dyn Progress,
+) -> Result<Event> {
+    let (store, env, seq) = (reader.store(), event.env.clone(), event.seq);
+    let env = env.as_str();
     let bytes = event.to_bytes();
     let key = Key::new(event_key(env, seq))?;
     match store.put(
@@ -461,7 +593,7 @@ fn record_event(
     ) {
         Ok(_) => {
             reader.remember(&Log::env(env), seq, &event, &bytes)?;
-            if let Some(key) = req.sign {
+            if let Some(key) = sign {
                 // The move stands either way; a missing signature shows in
                 // `history`.
                 if let Err(e) = sign_event(store, env, seq, &bytes, key) {

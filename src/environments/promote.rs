@@ -12,6 +12,7 @@ use super::moves::{move_with, settle, MoveJson, MoveRequest};
 use super::policy_store;
 use super::reader::Reader;
 use super::resolve::resolve_manifest_with;
+use super::rolling;
 use crate::clock::now;
 use crate::config::Config;
 use crate::error::{Failed, UsageError};
@@ -28,9 +29,30 @@ pub fn promote(
     req: &MoveRequest<'_>,
     progress: &dyn Progress,
 ) -> Result<MoveJson, Failed<MoveJson>> {
-    let report = move_with(reader, cfg, req, None, progress)?;
-    match (&report.check, report.result) {
-        (Some(_), "moved") => finish_check(reader, cfg, report, req.sign, progress),
+    let mut report = move_with(reader, cfg, req, None, progress)?;
+    match (&report.check, report.result, report.kind) {
+        (Some(_), "moved", _) => finish_check(reader, cfg, report, req.sign, progress),
+        (_, "moved", Kind::Rollout) => {
+            let driven = rolling::drive(reader, req.env, Some(report.seq), req.sign, progress);
+            let state = match &driven {
+                Ok(_) => "completed",
+                Err(e) => match e.chain().find_map(crate::error::class_of) {
+                    Some(crate::error::Class::Paused) => "paused",
+                    Some(crate::error::Class::LostRace) => "taken-over",
+                    _ => "aborted",
+                },
+            };
+            if let Ok(now) = reader.load(req.env) {
+                report.rollout = Some(Box::new(rolling::rollout_json(&now, report.seq, state)));
+            }
+            match driven {
+                Ok(_) => Ok(report),
+                Err(error) => Err(Failed {
+                    report: Some(Box::new(report)),
+                    error,
+                }),
+            }
+        }
         _ => Ok(report),
     }
 }
@@ -100,6 +122,7 @@ pub fn rollback(
         check: None,
         sign: req.sign,
         dry_run: req.dry_run,
+        rollout: None,
     };
     move_with(reader, cfg, &move_req, Some(current.seq()), progress)
 }

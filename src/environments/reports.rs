@@ -55,6 +55,10 @@ pub enum State {
     /// The newest signed statement about the environment is older than
     /// the host's `--max-age`: it runs `running` and moves nowhere.
     Stale,
+    /// The manifest is on disk, verified and unpacked, ready to flip to
+    /// (a rollout's release phase, blue/green before the switch); the
+    /// host runs `running`.
+    Staged,
 }
 
 /// One host's report, stored at [`report_key`]`(env, host)` and overwritten
@@ -100,6 +104,10 @@ pub struct Report {
     pub time: String,
     /// `verbatim <version>` on the host.
     pub tool: String,
+    /// The host's agent may run a rollout's release phase
+    /// (`--release-runner`). Absent (not `false`) otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub release_runner: bool,
 }
 
 impl Report {
@@ -323,7 +331,7 @@ pub fn tally(reports: &[Report], mv: &Move<'_>) -> Tally {
             State::Failed => t
                 .failed
                 .push((r.host.clone(), r.detail.clone().unwrap_or_default())),
-            State::Deploying | State::Stale => {}
+            State::Deploying | State::Stale | State::Staged => {}
         }
     }
     t
@@ -430,6 +438,7 @@ mod tests {
             detail: Some("why".into()),
             time: "2026-11-29T00:00:00Z".into(),
             tool: "verbatim 0".into(),
+            release_runner: false,
         }
     }
 

@@ -23,6 +23,7 @@ fn ev(seq: u64, from: Option<&str>, to: &str) -> Event {
         gates: vec![],
         check: None,
         prev: None,
+        rollout: None,
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! A loop: HEAD the environment's pointer (one cheap request; its ETag
 //! says whether it moved), and when it moved since the last deploy, deploy
-//! it as `verbatim deploy ENV` would. A deploy whose hooks failed is not
+//! it as `verbatim deploy ENV` would. While a rollout is in flight it looks
+//! every second, and every 200 ms while it holds a staged release waiting
+//! for the switch. A deploy whose hooks failed is not
 //! retried until the pointer moves again (the host reported `failed`, and
 //! the environment is expected to roll back); a store error is retried
 //! with exponential backoff. With `--max-age`, the move is read again
@@ -31,6 +33,14 @@ use crate::store::{ETag, Key, Store};
 
 /// The longest pause between attempts after store errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// How often the pointer is looked at while a rollout is in flight in
+/// the environment (at most; a shorter `--interval` stays).
+const ROLLING: Duration = Duration::from_secs(1);
+
+/// How often while this host holds a staged release waiting for the
+/// switch: a blue/green fleet flips within about this of the switch.
+const STAGED: Duration = Duration::from_millis(200);
 
 /// One deploy attempt: a line of `agent --json`.
 #[derive(Serialize)]
@@ -85,6 +95,8 @@ pub fn run(
     let mut checked = Instant::now();
     let mut errors: u32 = 0;
     let mut said_empty = false;
+    // The pace of the last look: the idle interval, or faster in a rollout.
+    let mut pace = req.interval;
     while signals::caught().is_none() {
         let step: Result<()> = match store.head(&key) {
             Err(e) => Err(e.into()),
@@ -112,6 +124,11 @@ pub fn run(
                 let time = rfc3339(now());
                 match outcome {
                     Ok(out) => {
+                        pace = match (out.staged.is_some(), out.rollout) {
+                            (true, _) => STAGED,
+                            (false, true) => ROLLING.min(req.interval),
+                            (false, false) => req.interval,
+                        };
                         attempt(&AttemptJson {
                             time,
                             deploy: Some(out),
@@ -143,7 +160,7 @@ pub fn run(
         let pause = match step {
             Ok(()) => {
                 errors = 0;
-                jitter(req.interval)
+                jitter(pace)
             }
             Err(e) => {
                 errors = errors.saturating_add(1);

@@ -18,19 +18,21 @@ use ssh_key::PrivateKey;
 
 use super::follow::{self, Accepted};
 use super::hooks::{describe, Hooks};
+use super::recover::{local_manifest, post_activate_again, recover, verified};
+use super::release::{release_phase, Release};
 use super::report::Reporter;
 use super::root::{HostEvent, Interrupted as Marker, Outcome, Root};
 use super::stage::{discard_if_modified, hold_staging, is_real_dir, place, stage};
-use crate::clock::{now, rfc3339};
+use crate::clock::rfc3339;
 use crate::digest::Digest;
 use crate::environments::reports::State;
 use crate::environments::resolve::resolve_manifest;
-use crate::error::{CheckFailed, Failed, IntegrityError, Interrupted, Stale, UsageError};
+use crate::environments::rollout::assign;
+use crate::error::{CheckFailed, Failed, Interrupted, Stale, UsageError};
 use crate::manifest::{Deploy, Manifest};
 use crate::objects::load_manifest;
 use crate::process::Ended;
 use crate::progress::Progress;
-use crate::safe_fs;
 use crate::signals;
 use crate::store::Store;
 use crate::text::human_bytes;
@@ -60,6 +62,16 @@ pub struct DeployJson {
     pub removed: Vec<String>,
     /// Whether the host's report reached the store.
     pub reported: bool,
+    /// A rollout's target, staged beside `current` without flipping to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staged: Option<String>,
+    /// How the rollout's release phase went on this host, when it was its
+    /// to run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_phase: Option<String>,
+    /// A rollout is in flight in the environment (an agent looks more often).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rollout: bool,
 }
 
 impl DeployJson {
@@ -82,6 +94,9 @@ impl DeployJson {
             fetched: false,
             removed: Vec::new(),
             reported: false,
+            staged: None,
+            release_phase: None,
+            rollout: false,
         }
     }
 }
@@ -111,6 +126,8 @@ pub struct Host<'a> {
     /// Sign this host's reports with this key (`--report-key`), so a
     /// promoter asking for signed reports counts them.
     pub report_key: Option<&'a PrivateKey>,
+    /// This host may run a rollout's release phase (`--release-runner`).
+    pub release_runner: bool,
 }
 
 /// One deploy, as `deploy` and `agent` ask for it.
@@ -172,16 +189,19 @@ pub fn deploy(
         })
         .context("reading the host history")?;
 
-    let Resolved {
-        id,
-        env,
-        seq,
-        accepted,
-    } = match resolve(store, &root, current.as_ref(), &history, req) {
+    let resolved = match resolve(store, &root, current.as_ref(), &history, req) {
         Ok(r) => r,
         Err(e) => return Err(stale(e, store, req, current.as_ref(), progress).into()),
     };
+    let Resolved {
+        id,
+        ref env,
+        seq,
+        ref accepted,
+        ..
+    } = resolved;
     let mut out = DeployJson::unchanged(&root, req.host.id, env.clone(), &id, current.as_ref());
+    out.rollout = resolved.in_flight;
     let reporter = Reporter {
         store,
         env: env.as_deref(),
@@ -190,18 +210,21 @@ pub fn deploy(
         seq,
         event: accepted.as_ref().map(|a| a.event),
         key: req.host.report_key,
+        release_runner: req.host.release_runner,
         progress,
     };
     if current == Some(id) {
-        if let Some(a) = &accepted {
+        if let Some(a) = accepted {
             a.remember(&root)?;
         }
-        progress.note(format!(
-            "{id} is already current in {}; nothing to do",
-            root.dir().display()
-        ));
+        if resolved.stage.is_none() {
+            progress.note(format!(
+                "{id} is already current in {}; nothing to do",
+                root.dir().display()
+            ));
+        }
         out.reported = reporter.send(State::Active, current.as_ref(), None);
-        return Ok(out);
+        return then_stage(store, req, &root, &resolved, out, progress);
     }
 
     let manifest = manifest_for(store, req, &root, &id)?;
@@ -235,7 +258,7 @@ pub fn deploy(
     match result {
         Ok(()) => {
             out.reported = reporter.send(State::Active, Some(&id), hooks.check_passed.take());
-            Ok(out)
+            then_stage(store, req, &root, &resolved, out, progress)
         }
         Err(e) => {
             out.result = "failed";
@@ -429,121 +452,6 @@ impl Activation<'_> {
     }
 }
 
-/// Puts `current` back where an interrupted activation (a deploy killed
-/// after its flip, before its check passed) found it, runs that release's
-/// own `post_activate` again (the app server may run the unchecked one),
-/// and records the attempt as failed. `current` moves only to a release
-/// verified unmodified, or away when there was none before; an unreadable
-/// marker, or a release to go back to that is gone or modified, leaves it
-/// where it is.
-fn recover(root: &Root, marker: &Marker, hooks: &Hooks<'_>) -> Result<()> {
-    let progress = hooks.progress;
-    let live = root.current().ok().flatten();
-    let here = live.map_or("nothing".into(), |c| c.to_string());
-    let (to, detail) = match marker {
-        Marker::Unreadable(why) => {
-            progress.warn(format!(
-                "a deploy was interrupted before its check passed, and its marker is unreadable ({why}); current is left on {here}"
-            ));
-            (
-                String::new(),
-                format!("interrupted; marker unreadable, current left on {here}"),
-            )
-        }
-        Marker::From(a) => {
-            let back = match a.from.as_deref().map(str::parse::<Digest>) {
-                None => Ok(None),
-                Some(Ok(from)) => verified(root, &from).map(|()| Some(from)),
-                Some(Err(e)) => Err(format!(
-                    "it names `{}` ({e})",
-                    a.from.as_deref().unwrap_or_default()
-                )),
-            };
-            match back {
-                Ok(from) => {
-                    let there = from.map_or("nothing".into(), |f| f.to_string());
-                    progress.warn(format!(
-                        "a deploy of {} was interrupted before its check passed; putting current back on {there}",
-                        a.to
-                    ));
-                    root.flip(from.as_ref())
-                        .context("putting current back after an interrupted deploy")?;
-                    if let Some(f) = &from {
-                        post_activate_again(root, f, a.to.parse().ok().as_ref(), hooks);
-                    }
-                    (
-                        a.to.clone(),
-                        "interrupted before its check passed; current put back".into(),
-                    )
-                }
-                Err(why) => {
-                    progress.warn(format!(
-                        "a deploy of {} was interrupted before its check passed, and the release before it cannot be verified ({why}); current is left on {here}",
-                        a.to
-                    ));
-                    (a.to.clone(), format!("interrupted; the release before it cannot be verified ({why}), current left on {here}"))
-                }
-            }
-        }
-    };
-    root.append(&HostEvent {
-        time: rfc3339(now()),
-        manifest: to,
-        outcome: Outcome::Failed,
-        current: root.current().ok().flatten().map(|f| f.to_string()),
-        env: None,
-        seq: None,
-        detail: Some(detail),
-    })
-    .context("appending to the host history")?;
-    root.end_activation()
-        .context("clearing the host's activation marker")?;
-    Ok(())
-}
-
-/// Whether release `id` is on disk as it was unpacked: a real directory,
-/// its kept manifest intact, every file of its record unchanged.
-fn verified(root: &Root, id: &Digest) -> Result<(), String> {
-    if !is_real_dir(&root.release_dir(id)) {
-        return Err(format!("release {id} is not on this host"));
-    }
-    let shared = local_manifest(root, id)
-        .map_err(|e| format!("{e:#}"))?
-        .deploy
-        .unwrap_or_default()
-        .shared;
-    match root.modified(id, &shared) {
-        None => Ok(()),
-        Some(why) => Err(format!("release {id} was modified: {why}")),
-    }
-}
-
-/// Runs release `prev`'s own `post_activate` (from the manifest kept
-/// beside it) after `current` went back to it from `to`: the hooks of the
-/// release that failed are not the ones to run for the one that did not.
-fn post_activate_again(root: &Root, prev: &Digest, to: Option<&Digest>, hooks: &Hooks<'_>) {
-    let settings = match local_manifest(root, prev) {
-        Ok(m) => m.deploy.unwrap_or_default(),
-        Err(e) => {
-            hooks.progress.warn(format!(
-                "post_activate for the previous release {prev} was not run: {e:#}"
-            ));
-            return;
-        }
-    };
-    let theirs = Hooks {
-        settings: &settings,
-        check_passed: Default::default(),
-        ..*hooks
-    };
-    if let Some(e) = theirs.run("post_activate", prev, to, &root.release_dir(prev)) {
-        hooks.progress.warn(format!(
-            "post_activate for the previous release {prev} failed too ({})",
-            describe(&e)
-        ));
-    }
-}
-
 /// `deploy --dry-run`: what a deploy would do, from the root as it is,
 /// without a lock and without writing anything (the manifest and its
 /// signatures are read; the artifact is not).
@@ -663,6 +571,111 @@ struct Resolved {
     seq: Option<u64>,
     /// The move accepted, when following an environment.
     accepted: Option<Accepted>,
+    /// A rollout's target to stage once `id` runs.
+    stage: Option<Digest>,
+    /// The rollout whose release phase this host may run, once staged.
+    release: Option<u64>,
+    /// A rollout is in flight.
+    in_flight: bool,
+}
+
+/// After the host runs what it should: stages the rollout's target when
+/// `resolved` says so, reports `staged` and runs the release phase if it
+/// is this host's to claim.
+fn then_stage(
+    store: Option<&dyn Store>,
+    req: &Request<'_>,
+    root: &Root,
+    resolved: &Resolved,
+    mut out: DeployJson,
+    progress: &dyn Progress,
+) -> Result<DeployJson, Failed<DeployJson>> {
+    let (Some(target), Some(store)) = (resolved.stage, store) else {
+        return Ok(out);
+    };
+    let staged = stage_target(store, req, root, resolved, &target, &mut out, progress);
+    match staged {
+        Ok(()) => Ok(out),
+        Err(e) => Err(Failed {
+            report: Some(Box::new(out)),
+            error: e,
+        }),
+    }
+}
+
+/// Puts the rollout's `target` on disk beside `current` (fetched,
+/// verified, unpacked, its shared links made; never flipped to), reports
+/// it `staged`, and runs the release phase when this host may claim it.
+fn stage_target(
+    store: &dyn Store,
+    req: &Request<'_>,
+    root: &Root,
+    resolved: &Resolved,
+    target: &Digest,
+    out: &mut DeployJson,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let manifest = manifest_for(Some(store), req, root, target)?;
+    let settings = manifest.deploy.clone().unwrap_or_default();
+    let env = resolved.env.as_deref().unwrap_or("");
+    let hooks = Hooks {
+        settings: &settings,
+        root: root.dir(),
+        env,
+        extra: req.host.hook_env,
+        progress,
+        check_passed: Default::default(),
+    };
+    let current = root.current().map_err(usage)?;
+    let run = Activation {
+        root,
+        id: *target,
+        current,
+        env: resolved.env.clone(),
+        seq: resolved.seq,
+        hooks: &hooks,
+    };
+    let dir = install(Some(store), &run, &manifest, out)?;
+    progress.note(format!(
+        "staged {target} in {} (current stays on {})",
+        dir.display(),
+        current.map_or("nothing".into(), |c| c.to_string())
+    ));
+    out.staged = Some(target.to_string());
+    let reporter = Reporter {
+        store: Some(store),
+        env: resolved.env.as_deref(),
+        host: req.host.id,
+        manifest: target.to_string(),
+        seq: resolved.seq,
+        event: resolved.accepted.as_ref().map(|a| a.event),
+        key: req.host.report_key,
+        release_runner: req.host.release_runner,
+        progress,
+    };
+    let mut detail = None;
+    if let Some(rollout) = resolved.release {
+        let log_dir = root.dir().join(".verbatim");
+        let ran = release_phase(
+            store,
+            (env, rollout),
+            target,
+            &dir,
+            &hooks,
+            (req.host.id, &log_dir),
+        )?;
+        let said = match ran {
+            Release::ClaimedElsewhere(host) => {
+                format!("the release phase of rollout {rollout} is {host}'s to run")
+            }
+            Release::Ran(record) => format!("release phase {}: {}", record.outcome, record.detail),
+        };
+        progress.note(said.clone());
+        out.release_phase = Some(said.clone());
+        detail = Some(said);
+    }
+    out.reported = reporter.send(State::Staged, current.as_ref(), detail);
+    Ok(())
 }
 
 /// What `req.target` names; an environment's move is accepted as
@@ -678,11 +691,16 @@ fn resolve(
         Target::Env(env) => {
             let store = store.expect("an environment needs the store");
             let a = follow::accept(store, root, env, req.host.trust)?;
+            let to = assign(&a.manifest.to_string(), a.rollout.as_ref(), req.host.id);
+            let digest = |m: &str| m.parse::<Digest>().map_err(anyhow::Error::msg);
             Resolved {
-                id: a.manifest,
+                id: digest(&to.run)?,
                 env: Some(env.to_owned()),
                 seq: Some(a.seq),
                 accepted: Some(a),
+                stage: to.stage.as_deref().map(digest).transpose()?,
+                release: to.release,
+                in_flight: to.in_flight,
             }
         }
         Target::Manifest(arg) => {
@@ -692,6 +710,9 @@ fn resolve(
                 env: None,
                 seq: None,
                 accepted: None,
+                stage: None,
+                release: None,
+                in_flight: false,
             }
         }
         Target::Previous => {
@@ -709,6 +730,9 @@ fn resolve(
                 env,
                 seq: None,
                 accepted: None,
+                stage: None,
+                release: None,
+                in_flight: false,
             }
         }
     })
@@ -732,6 +756,7 @@ fn stale(
             seq: None,
             event: None,
             key: req.host.report_key,
+            release_runner: req.host.release_runner,
             progress,
         };
         reporter.send(State::Stale, current, Some(format!("{e:#}")));
@@ -772,20 +797,4 @@ fn manifest_for(
             Ok(m)
         }
     }
-}
-
-/// A manifest kept beside its release, checked against its id.
-fn local_manifest(root: &Root, id: &Digest) -> Result<Manifest> {
-    let path = root.manifest_path(id);
-    let bytes =
-        safe_fs::read_regular(&path).with_context(|| format!("reading {}", path.display()))?;
-    let m = Manifest::parse(&bytes).with_context(|| format!("parsing {}", path.display()))?;
-    if m.id() != *id {
-        return Err(IntegrityError(format!(
-            "{} is not manifest {id}: it was modified",
-            path.display()
-        ))
-        .into());
-    }
-    Ok(m)
 }

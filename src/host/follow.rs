@@ -46,6 +46,9 @@ pub struct Accepted {
     pub seq: u64,
     /// The sha256 of that event's stored bytes.
     pub event: Digest,
+    /// The rollout step that event records, if it is one: then what the
+    /// host runs depends on its id (`rollout::assign`).
+    pub rollout: Option<crate::environments::rollout::Rollout>,
 }
 
 /// Reads `env` and accepts its live move for the host at `root`, or says
@@ -71,6 +74,7 @@ pub fn accept(
         manifest: pointer.manifest.parse().map_err(anyhow::Error::msg)?,
         seq: live.seq,
         event: state.digests[state.applied - 1],
+        rollout: live.rollout.clone(),
     };
     extends_mark(root, &state, &accepted)?;
     let Some(trust) = trust.filter(|t| !t.require_event.is_empty()) else {

@@ -36,8 +36,21 @@ impl Hooks<'_> {
         previous: Option<&Digest>,
         dir: &Path,
     ) -> Option<Ended> {
+        self.run_logged(name, manifest, previous, dir, None)
+    }
+
+    /// [`Hooks::run`], its output into `log` when given.
+    pub(super) fn run_logged(
+        &self,
+        name: &str,
+        manifest: &Digest,
+        previous: Option<&Digest>,
+        dir: &Path,
+        log: Option<&Path>,
+    ) -> Option<Ended> {
         let h = &self.settings.hooks;
         let (cmd, timeout) = match name {
+            "release" => (h.release.as_deref()?, self.settings.hook_timeout),
             "pre_activate" => (h.pre_activate.as_deref()?, self.settings.hook_timeout),
             "post_activate" => (h.post_activate.as_deref()?, self.settings.hook_timeout),
             _ => (h.check.as_deref()?, self.settings.check_timeout),
@@ -70,6 +83,7 @@ impl Hooks<'_> {
                 cwd: Some(dir),
                 vars: &vars,
                 timeout: Duration::from_secs(timeout),
+                log,
             },
             self.progress,
         ) {

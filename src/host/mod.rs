@@ -2,7 +2,8 @@
 //! (`root`), what it accepts from an environment (`follow`: signed moves,
 //! never backwards, fresh), staging a release there (`stage`), activating it with its
 //! hooks and flipping back when they fail (`deploy`, `hooks`), reporting to
-//! the store (`report`), and the agent that keeps a host on an
+//! the store (`report`), a rollout's staging and release phase
+//! (`release`), and the agent that keeps a host on an
 //! environment's pointer (`agent`).
 
 pub mod agent;
@@ -10,6 +11,8 @@ pub mod deploy;
 pub mod follow;
 pub mod hooks;
 pub mod id;
+pub mod recover;
+pub mod release;
 pub mod report;
 pub mod root;
 pub mod stage;

@@ -33,6 +33,8 @@ pub(super) struct Reporter<'a> {
     pub event: Option<Digest>,
     /// Sign the report with this key (`--report-key`).
     pub key: Option<&'a ssh_key::PrivateKey>,
+    /// Say the host may run a rollout's release phase.
+    pub release_runner: bool,
     pub progress: &'a dyn Progress,
 }
 
@@ -59,6 +61,7 @@ impl Reporter<'_> {
             detail,
             time: rfc3339(now()),
             tool: format!("verbatim {}", env!("CARGO_PKG_VERSION")),
+            release_runner: self.release_runner,
         };
         let bytes = report.to_bytes();
         if let Some(key) = self.key {

@@ -29,6 +29,7 @@ fn promotion(env: &str, to: verbatim::digest::Digest) -> MoveRequest<'_> {
         check: None,
         sign: None,
         dry_run: false,
+        rollout: None,
     }
 }
 
@@ -91,6 +92,7 @@ fn build_publish_promote_and_deploy_from_rust() {
             hook_env: &[],
             trust: None,
             report_key: None,
+            release_runner: false,
         },
         wait: true,
     };
@@ -146,6 +148,7 @@ fn deploy_from_rust_refuses_an_artifact_swapped_in_the_bucket() {
         hook_env: &[],
         trust: None,
         report_key: None,
+        release_runner: false,
     };
     let reader = Reader::new(&s3, cfg.concurrency);
     let deploy_dev = || {

@@ -29,6 +29,7 @@ mod policy;
 mod proxy;
 mod publish;
 mod reports;
+mod rollout;
 mod s3;
 mod schema;
 mod signed_reports;

@@ -50,6 +50,7 @@ Exit codes:
   6  the canary check failed and the environment was rolled back; or, on a host,
      a deploy hook or check failed and `current` was left or flipped back
   7  another deploy or agent holds the host's lock (deploy --no-wait, a second agent)
+  8  a rollout paused (an inconclusive check, or `rollout pause`): `rollout resume` goes on
   130, 143, 129  SIGINT, SIGTERM or SIGHUP stopped a canary check or a deploy (128 + the
      signal); the environment was rolled back, or the host left on its previous release";
 
@@ -207,6 +208,9 @@ pub enum Command {
         after_help = "The first promotion stores verbatim.toml's environments.order (or the default\ndev, preprod, prod) in the store as policy.json; from then on the store's order\nrules for everyone, and a verbatim.toml declaring another is an error (exit 2).\n\nExamples:\n  verbatim policy show\n  verbatim policy set --order dev,qa,preprod,prod --reason 'QA sign-off before preprod'\n  verbatim policy history"
     )]
     Policy(PolicyArgs),
+    /// Follow, pause, resume or abort a rollout (`promote --waves`, `--strategy blue-green`).
+    #[command(after_help = crate::cli_rollout::ROLLOUT_HELP)]
+    Rollout(crate::cli_rollout::RolloutArgs),
 }
 
 const SIGN_HELP: &str = "\
@@ -489,6 +493,9 @@ pub struct PromoteArgs {
     /// How long --wait-hosts waits: 90s, 10m, 1h.
     #[arg(long, value_name = "DURATION", default_value = "10m", requires = "wait_hosts", value_parser = parse_duration)]
     pub wait_timeout: std::time::Duration,
+
+    #[command(flatten)]
+    pub rollout: crate::cli_rollout::RolloutFlags,
 }
 
 #[derive(Debug, Args)]
@@ -677,6 +684,13 @@ pub struct HostArgs {
     /// like `web1 ssh-ed25519 AAAA…`).
     #[arg(long, env = "VERBATIM_REPORT_KEY", value_name = "FILE")]
     pub report_key: Option<PathBuf>,
+
+    /// This host may run a rollout's release phase (`[deploy.hooks]
+    /// release`, e.g. migrations): its reports say so, and a rollout lets
+    /// such hosts claim it (exactly one runs it). Without any, the first
+    /// wave's first host runs it.
+    #[arg(long, env = "VERBATIM_RELEASE_RUNNER")]
+    pub release_runner: bool,
 }
 
 fn parse_require(s: &str) -> Result<(String, Vec<String>), String> {

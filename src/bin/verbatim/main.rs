@@ -8,6 +8,7 @@ use verbatim::error;
 use crate::cli::Cli;
 
 mod cli;
+mod cli_rollout;
 mod commands;
 mod exit;
 mod output;

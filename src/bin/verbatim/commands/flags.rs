@@ -152,6 +152,7 @@ impl<'a> HostFlags<'a> {
             hook_env: &self.args.hook_env,
             trust: self.trust.as_ref(),
             report_key: self.report_key.as_ref(),
+            release_runner: self.args.release_runner,
         }
     }
 }

@@ -19,6 +19,7 @@ mod man;
 mod policy;
 mod promote;
 mod publish;
+mod rollout;
 mod sign;
 mod status;
 mod timestamp;
@@ -66,6 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Man { out } => man::run(out.as_deref(), &printer),
         Command::Sign(a) => sign::run_sign(g, a, &printer),
         Command::Timestamp(a) => timestamp::run(g, a, &printer),
+        Command::Rollout(a) => rollout::run(g, a, &printer),
     };
     drop(signals);
     let result = result.map_err(|e| match verbatim::signals::caught() {

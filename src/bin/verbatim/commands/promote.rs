@@ -5,11 +5,14 @@ use anyhow::{Context, Result};
 
 use super::flags;
 use crate::cli::{Global, PromoteArgs, RollbackArgs, WaitHosts};
+use crate::cli_rollout::StrategyArg;
 use crate::output::Printer;
 use verbatim::environments::event::Kind;
 use verbatim::environments::moves::{CheckSpec, MoveJson, MoveRequest, Refused};
 use verbatim::environments::promote::{self, RollbackRequest};
 use verbatim::environments::resolve::resolve_manifest_with;
+use verbatim::environments::rolling::{self, RolloutOptions};
+use verbatim::environments::rollout::{Size, Strategy};
 use verbatim::trust::keys::load_key;
 
 pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<()> {
@@ -18,7 +21,10 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     let reader = flags::reader(g, store.as_ref(), cfg.concurrency)?;
     let id = resolve_manifest_with(&reader, &args.manifest)?;
     let key = args.sign_key.as_deref().map(load_key).transpose()?;
+    let rollout = rollout_options(args);
     let check = match (&args.check_cmd, &args.wait_hosts) {
+        // With a rollout, --check-cmd is each wave's check, not a canary check.
+        _ if rollout.is_some() => None,
         (Some(cmd), _) => Some(CheckSpec {
             cmd: Some(cmd.clone()),
             hosts: None,
@@ -44,8 +50,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     // From before the move until the check's outcome is recorded, SIGINT,
     // SIGTERM and SIGHUP are only noted: they stop the check, never the
     // rollback that follows.
-    let signals = check
-        .is_some()
+    let signals = (check.is_some() || rollout.is_some())
         .then(verbatim::signals::Signals::install)
         .transpose()
         .context("installing the signal handlers of the canary check")?;
@@ -58,6 +63,9 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
         check,
         sign: key.as_ref(),
         dry_run: args.dry_run,
+        rollout: rollout
+            .map(|opts| rolling::plan(store.as_ref(), &args.to, &id, &opts))
+            .transpose()?,
     };
     let result = promote::promote(&reader, &cfg, &req, printer);
     drop(signals);
@@ -99,6 +107,29 @@ fn print_refused(printer: &Printer, err: anyhow::Error) -> anyhow::Error {
         printer.partial(&r.0);
     }
     err
+}
+
+/// The rollout `--waves` or `--strategy` asks for, if any.
+fn rollout_options(args: &PromoteArgs) -> Option<RolloutOptions> {
+    let r = &args.rollout;
+    let strategy = match (r.strategy, &r.waves) {
+        (Some(StrategyArg::BlueGreen), _) => Strategy::BlueGreen,
+        (Some(StrategyArg::Waves), _) | (None, Some(_)) => Strategy::Waves,
+        (None, None) => return None,
+    };
+    Some(RolloutOptions {
+        strategy,
+        waves: r
+            .waves
+            .clone()
+            .map_or_else(|| vec![Size::Percent(100)], |w| w.0),
+        bake_secs: r.bake.as_secs(),
+        check: args.check_cmd.clone(),
+        check_timeout_secs: args.check_timeout,
+        wave_timeout_secs: r.wave_timeout.as_secs().max(1),
+        canary_hosts: r.canary_hosts.clone(),
+        min_staged: r.min_staged,
+    })
 }
 
 fn print_move(printer: &Printer, report: &MoveJson) -> Result<()> {

@@ -80,6 +80,7 @@ fn print_env(e: &EnvJson, hosts: bool, printer: &Printer) -> Result<()> {
                 State::Deploying => format!("deploying {}", short(&r.manifest)),
                 State::Failed => format!("failed {}", short(&r.manifest)),
                 State::Stale => "stale".to_owned(),
+                State::Staged => format!("staged {}", short(&r.manifest)),
             };
             printer.result(format!(
                 "  {:<20} {runs}  {state}  {}{}",
@@ -131,6 +132,18 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
             short(&e.to),
             escape(&e.actor)
         );
+        if let Some(r) = &e.rollout {
+            line.push_str(&format!(
+                "  rollout {}: {} wave {} of {}",
+                r.id,
+                r.step.name(),
+                r.wave,
+                short(&r.target)
+            ));
+            if let Some(d) = &r.detail {
+                line.push_str(&format!(" ({})", escape(d)));
+            }
+        }
         if e.forced {
             line.push_str("  FORCED");
         }
