@@ -19,6 +19,7 @@ mod dry_run;
 mod environments;
 mod errors;
 mod export;
+mod fleet;
 mod follow;
 mod hostile;
 mod interrupt;

@@ -37,6 +37,12 @@ impl Nginx {
     /// Starts nginx with `root <root>/current;` and waits until it answers.
     /// Panics when nginx is not installed: this test never skips.
     pub fn start(root: &Path) -> Nginx {
+        Nginx::with("", &format!("root {}/current;", root.display()))
+    }
+
+    /// Starts nginx with `http` added to its `http` block and `server` as
+    /// the body of its one server (besides `listen`).
+    pub fn with(http: &str, server: &str) -> Nginx {
         let bin = std::env::var_os("VERBATIM_TEST_NGINX")
             .map_or_else(|| PathBuf::from("/usr/sbin/nginx"), PathBuf::from);
         assert!(
@@ -68,13 +74,13 @@ impl Nginx {
              \x20   fastcgi_temp_path {d}/fastcgi;\n\
              \x20   uwsgi_temp_path {d}/uwsgi;\n\
              \x20   scgi_temp_path {d}/scgi;\n\
+             \x20   {http}\n\
              \x20   server {{\n\
              \x20       listen {addr};\n\
-             \x20       root {root}/current;\n\
+             \x20       {server}\n\
              \x20   }}\n\
              }}\n",
             d = d.display(),
-            root = root.display(),
         );
         fs::write(d.join("nginx.conf"), conf).unwrap();
         let stderr = fs::File::create(d.join("stderr.log")).unwrap();

@@ -58,6 +58,8 @@ pub struct Fleet {
     pub p: Project,
     pub hosts: tempfile::TempDir,
     pub release_log: PathBuf,
+    /// The agents' `--interval`.
+    pub interval: &'static str,
 }
 
 impl Fleet {
@@ -69,6 +71,7 @@ impl Fleet {
             p,
             hosts,
             release_log,
+            interval: "300ms",
         }
     }
 
@@ -90,7 +93,7 @@ impl Fleet {
     pub fn agent(&self, i: usize, extra: &[&str]) -> Agent {
         let root = self.hosts.path().join(format!("web-{i}"));
         let log = self.hosts.path().join(format!("web-{i}.log"));
-        let mut cmd = self.cmd(&["agent", "dev", "--interval", "300ms"]);
+        let mut cmd = self.cmd(&["agent", "dev", "--interval", self.interval]);
         cmd.args(["--host-id", &format!("web-{i}")])
             .arg("--root")
             .arg(&root)
