@@ -221,3 +221,114 @@ fn racing_promoters_on_radosgw_lose_nothing() {
         assert_eq!(live["manifest"], events[0]["to"], "round {r}");
     }
 }
+
+/// The steps of `dev`'s history over radosgw, oldest first, with their actors.
+fn rollout_steps(f: &crate::rollout::Fleet) -> Vec<(String, String)> {
+    let h = crate::util::json_out(&mut f.cmd(&["history", "dev", "--json"]));
+    let mut steps: Vec<(String, String)> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            let step = e["rollout"]["step"].as_str()?;
+            Some((
+                step.to_owned(),
+                e["actor"].as_str().unwrap_or("").to_owned(),
+            ))
+        })
+        .collect();
+    steps.reverse();
+    steps
+}
+
+#[test]
+fn two_controllers_resuming_one_rollout_on_radosgw_take_each_step_once() {
+    let Some(url) = rgw() else { return };
+    let f = crate::rollout::Fleet::on(url, &fresh_prefix("resume"), "[app]\ndir = \"app\"\n");
+    let v1 = f.release("v1");
+    crate::util::success(&mut f.cmd(&["promote", &v1, "--to", "dev"]));
+    let agents: Vec<_> = (1..=2).map(|i| f.agent(i, &[])).collect();
+    crate::rollout::converge(&agents, &v1);
+    let v2 = f.release("v2");
+    // Inconclusive until the flag exists: the rollout pauses after wave 1.
+    let flag = f.hosts.path().join("go");
+    let check = format!("test -e {} || exit 75", flag.display());
+    crate::util::exits(
+        &mut f.cmd(&[
+            "promote",
+            &v2,
+            "--to",
+            "dev",
+            "--waves",
+            "1,100%",
+            "--bake",
+            "0",
+            "--check-cmd",
+            &check,
+        ]),
+        8,
+    );
+    std::fs::write(&flag, "").unwrap();
+    let outs = race((0..2).map(|_| f.cmd(&["rollout", "resume", "dev"])));
+    let mut codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+    codes.sort();
+    let errs: Vec<String> = outs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert_eq!(codes, [Some(0), Some(4)], "{errs:#?}");
+    let winner = format!(
+        "racer-{}",
+        outs.iter().position(|o| o.status.success()).unwrap()
+    );
+    let loser_err = &errs[outs.iter().position(|o| !o.status.success()).unwrap()];
+    assert!(
+        loser_err.contains("lost the race") || loser_err.contains("took over"),
+        "{loser_err}"
+    );
+    crate::rollout::converge(&agents, &v2);
+    let steps = rollout_steps(&f);
+    let paused = steps.iter().position(|(s, _)| s == "paused").unwrap();
+    let after = &steps[paused + 1..];
+    // Each step after the pause was taken once, and the loser took none
+    // after the winner's first.
+    let first_win = after.iter().position(|(_, a)| *a == winner).unwrap();
+    assert!(
+        after[first_win..].iter().all(|(_, a)| *a == winner),
+        "{steps:?}"
+    );
+    assert_eq!(after.last().unwrap().0, "completed", "{steps:?}");
+    let tail: Vec<&str> = after[first_win..].iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        &tail[tail.len() - 4..],
+        ["wave", "wave-done", "baked", "completed"]
+    );
+}
+
+#[test]
+fn two_release_runners_on_radosgw_run_the_release_phase_once() {
+    let Some(url) = rgw() else { return };
+    let config = "[app]\ndir = \"app\"\n[deploy]\nhooks.release = 'echo \"$VERBATIM_MANIFEST\" >> \"$RELEASE_LOG\"'\n";
+    let f = crate::rollout::Fleet::on(url, &fresh_prefix("release"), config);
+    let v1 = f.release("v1");
+    crate::util::success(&mut f.cmd(&["promote", &v1, "--to", "dev"]));
+    let agents: Vec<_> = (1..=3).map(|i| f.agent(i, &["--release-runner"])).collect();
+    crate::rollout::converge(&agents, &v1);
+    let v2 = f.release("v2");
+    let out = crate::util::json_out(&mut f.cmd(&[
+        "promote", &v2, "--to", "dev", "--waves", "1,100%", "--bake", "0", "--json",
+    ]));
+    assert_eq!(out["rollout"]["state"], "completed", "{out:#}");
+    crate::rollout::converge(&agents, &v2);
+    let log = std::fs::read_to_string(&f.release_log).unwrap();
+    assert_eq!(log.lines().filter(|l| *l == v2).count(), 1, "{log}");
+    let claims = agents
+        .iter()
+        .filter(|a| {
+            std::fs::read_to_string(&a.log)
+                .unwrap_or_default()
+                .contains("running the release phase")
+        })
+        .count();
+    assert_eq!(claims, 1, "exactly one agent claimed it");
+}

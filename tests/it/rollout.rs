@@ -60,6 +60,8 @@ pub struct Fleet {
     pub release_log: PathBuf,
     /// The agents' `--interval`.
     pub interval: &'static str,
+    /// An S3 endpoint and prefix to use instead of the local store.
+    pub s3: Option<(String, String)>,
 }
 
 impl Fleet {
@@ -72,11 +74,23 @@ impl Fleet {
             hosts,
             release_log,
             interval: "300ms",
+            s3: None,
+        }
+    }
+
+    /// A fleet on the S3 server at `url`, under `prefix`.
+    pub fn on(url: String, prefix: &str, config: &str) -> Fleet {
+        Fleet {
+            s3: Some((url, prefix.to_owned())),
+            ..Fleet::new(config)
         }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = self.p.cmd(args);
+        let mut c = match &self.s3 {
+            Some((url, prefix)) => crate::s3::cli(&self.p, url, prefix, args),
+            None => self.p.cmd(args),
+        };
         c.env("RELEASE_LOG", &self.release_log);
         c
     }
