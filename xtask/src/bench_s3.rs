@@ -70,9 +70,9 @@ fn generate(dir: &Path) -> Result {
 }
 
 /// An S3-compatible server for the bench, stopped on drop.
-struct Endpoint {
+pub(crate) struct Endpoint {
     name: &'static str,
-    url: String,
+    pub(crate) url: String,
     _server: Option<Server>,
     /// For radosgw: the cluster directory to stop.
     ceph: Option<std::path::PathBuf>,
@@ -98,7 +98,7 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-fn s3s_fs(base: &Path) -> Result<Endpoint> {
+pub(crate) fn s3s_fs(base: &Path) -> Result<Endpoint> {
     let s3s = setup::s3s_fs()?;
     let data = base.join("s3-data");
     let _ = fs::remove_dir_all(&data);
@@ -172,9 +172,9 @@ fn radosgw(base: &Path, aws: &str) -> Result<Endpoint> {
     Ok(endpoint)
 }
 
-const BUCKETS: [&str; 3] = ["verbatim", "sync", "rclone"];
+pub(crate) const BUCKETS: [&str; 3] = ["verbatim", "sync", "rclone"];
 
-fn env(c: &mut Command) {
+pub(crate) fn env(c: &mut Command) {
     c.env("AWS_ACCESS_KEY_ID", KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
         .env("AWS_REGION", "us-east-1")

@@ -7,6 +7,7 @@
 
 mod bench;
 mod bench_assets;
+mod bench_fleet;
 mod bench_s3;
 mod fuzz;
 mod fuzz_seeds;
@@ -34,6 +35,8 @@ tasks:
                 sha256sum, a warm build vs --no-cache, fetch vs tar -xzf
   bench assets  time `verbatim build` on 10,000 assets vs Django collectstatic (Manifest storage)
   bench s3      publish 10,000 assets + a 200 MiB artifact to s3s-fs and radosgw vs aws s3 sync and rclone
+  bench fleet   6, 12 and 24 agents on s3s-fs: time to converge, store requests per
+                host per minute (idle, all at once, waves, blue/green), mixed-version window
   s3            run a local S3-compatible server (s3s-fs) on 127.0.0.1:8014
   man [DIR]     write the man pages (verbatim.1, verbatim-<command>.1) into DIR
                 (default target/man)
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         ["bench", "pack"] => bench::pack(),
         ["bench", "assets"] => bench_assets::assets(),
         ["bench", "s3"] => bench_s3::s3(),
+        ["bench", "fleet"] => bench_fleet::fleet(),
         ["s3"] => setup::serve(),
         ["man"] => man("target/man"),
         ["man", dir] => man(dir),
