@@ -57,6 +57,14 @@ pub struct Deploy {
     /// survive releases (uploads, `.env`, sockets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<String>,
+    /// Globs of the app's database migrations (`*/migrations/*.py`), so
+    /// that a rollback can say which ones it does not undo.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub migrations: Vec<String>,
+    /// The artifact's files `migrations` matches, sorted: filled by the
+    /// build.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub migration_files: Vec<String>,
 }
 
 /// Shell commands (`sh -c`) a host runs in the release directory.
@@ -97,6 +105,8 @@ impl Default for Deploy {
             hooks: Hooks::default(),
             keep: 5,
             shared: Vec::new(),
+            migrations: Vec::new(),
+            migration_files: Vec::new(),
         }
     }
 }
@@ -128,6 +138,7 @@ impl Deploy {
             ("pre_activate", &self.hooks.pre_activate),
             ("post_activate", &self.hooks.post_activate),
             ("check", &self.hooks.check),
+            ("release", &self.hooks.release),
         ] {
             let Some(cmd) = hook else { continue };
             if cmd.trim().is_empty() {

@@ -196,7 +196,8 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
         .tempfile_in(&out)
         .with_context(|| format!("creating a temp file in {}", out.display()))?;
     let mut writer = Interruptible(BufWriter::with_capacity(1 << 20, tmp));
-    let (packed, entries) = pack_counted(cfg, opts, progress, made.as_ref(), &mut writer)?;
+    let (packed, entries, migration_files) =
+        pack_counted(cfg, opts, progress, made.as_ref(), &mut writer)?;
     let tmp = writer.0.into_inner().map_err(|e| e.into_error())?;
     tmp.as_file().sync_all()?;
     let artifact_path = out.join(ARTIFACT_FILE);
@@ -223,7 +224,10 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
             },
         },
         assets,
-        deploy: cfg.deploy.clone(),
+        deploy: cfg.deploy.clone().map(|d| manifest::Deploy {
+            migration_files,
+            ..d
+        }),
         provenance: provenance_of(cfg, opts),
     };
     let manifest_path = out.join(MANIFEST_FILE);
@@ -395,11 +399,20 @@ fn pack_counted(
     progress: &dyn Progress,
     made: Option<&Generated>,
     out: impl io::Write,
-) -> Result<(pack::Packed, usize)> {
+) -> Result<(pack::Packed, usize, Vec<String>)> {
     let mut entries = scan(cfg, &mut |path, why| {
         progress.detail(format!("excluded {path}: {why}"))
     })?;
     add_generated(&mut entries, made, progress)?;
+    // The migrations the artifact holds, for a rollback to name.
+    let globs = cfg.deploy.as_ref().map_or(&[][..], |d| &d.migrations[..]);
+    let migrations = pack::glob_set(globs)
+        .map_err(|e| anyhow::anyhow!("[deploy] migrations: glob {:?}: {}", e.glob, e.message))?;
+    let migration_files: Vec<String> = entries
+        .iter()
+        .filter(|e| !globs.is_empty() && migrations.is_match(&e.path))
+        .map(|e| e.path.clone())
+        .collect();
     let total: u64 = entries
         .iter()
         .map(|e| match &e.kind {
@@ -418,7 +431,7 @@ fn pack_counted(
     let packed = pack::write(&cfg.app_dir, &entries, mtime, threads, out, &|n| bar.inc(n))
         .with_context(|| format!("packing {}", cfg.app_dir.display()))?;
     bar.finish();
-    Ok((packed, entries.len()))
+    Ok((packed, entries.len(), migration_files))
 }
 
 /// The assets directory fingerprinted in memory, if the config has one.

@@ -45,6 +45,8 @@ struct File {
 struct DeploySection {
     #[serde(default)]
     shared: Vec<String>,
+    #[serde(default)]
+    migrations: Vec<String>,
     keep: Option<u32>,
     check_timeout: Option<u64>,
     hook_timeout: Option<u64>,
@@ -368,7 +370,17 @@ impl Config {
                     },
                     keep: d.keep.unwrap_or(defaults.keep),
                     shared: d.shared,
+                    migrations: d.migrations,
+                    migration_files: Vec::new(),
                 };
+                crate::pack::glob_set(&deploy.migrations).map_err(|e| {
+                    ConfigError(format!(
+                        "`[deploy] migrations` in {}: glob {:?}: {}",
+                        path.display(),
+                        e.glob,
+                        e.message
+                    ))
+                })?;
                 deploy.check().map_err(|why| {
                     ConfigError(format!("`[deploy]` in {}: {why}", path.display()))
                 })?;

@@ -124,5 +124,11 @@ pub fn rollback(
         dry_run: req.dry_run,
         rollout: None,
     };
-    move_with(reader, cfg, &move_req, Some(current.seq()), progress)
+    let report = move_with(reader, cfg, &move_req, Some(current.seq()), progress)?;
+    if let (Some(from), "moved" | "would-move") = (&report.previous, report.result) {
+        if let Some(warning) = rolling::undone_migrations(reader.store(), from, &report.manifest) {
+            progress.warn(warning);
+        }
+    }
+    Ok(report)
 }

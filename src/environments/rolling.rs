@@ -451,6 +451,9 @@ impl Controller<'_> {
         if let Err(e) = self.write(state, aborted) {
             return e.context(format!("aborting rollout {} of {env} ({why})", r.id));
         }
+        if let Some(warning) = undone_migrations(self.reader.store(), &r.target, &r.stable) {
+            self.progress.warn(warning);
+        }
         let back = self.wait_back(r, plan);
         CheckFailed(format!(
             "rollout {} of {} to {env} aborted: {why}; {env} is back on {}{back}",
@@ -729,6 +732,9 @@ pub fn abort(
         ..r.clone()
     };
     c.write(&state, aborted)?;
+    if let Some(warning) = undone_migrations(reader.store(), &r.target, &r.stable) {
+        progress.warn(warning);
+    }
     let back = c.wait_back(&r, &plan);
     progress.note(format!(
         "{env}: rollout {} aborted; {env} runs {}{back}",
@@ -855,4 +861,30 @@ pub struct RolloutStatus {
 fn short(id: &str) -> String {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     format!("{}…", &hex[..hex.len().min(8)])
+}
+
+/// What going from manifest `from` back to `to` leaves done: the files of
+/// `from`'s `[deploy] migrations` that `to` does not hold, in words
+/// (`rolling back does not undo 0042_add_genre2.py`); `None` when there
+/// are none, or the manifests cannot be read (a rollback never fails for
+/// a warning).
+pub fn undone_migrations(store: &dyn Store, from: &str, to: &str) -> Option<String> {
+    let files = |id: &str| -> Option<Vec<String>> {
+        let m = load_manifest(store, &id.parse().ok()?).ok()?;
+        Some(m.deploy.map(|d| d.migration_files).unwrap_or_default())
+    };
+    let (newer, older) = (files(from)?, files(to)?);
+    let undone: Vec<&str> = newer
+        .iter()
+        .filter(|f| !older.contains(f))
+        .map(|f| f.rsplit('/').next().unwrap_or(f))
+        .collect();
+    if undone.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "rolling back does not undo {}: the database keeps what {} did; roll it back by hand if {to} cannot run on it",
+        undone.join(", "),
+        if undone.len() == 1 { "it" } else { "they" }
+    ))
 }

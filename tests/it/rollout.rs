@@ -359,10 +359,41 @@ fn a_controller_killed_mid_bake_is_resumed_from_another_process() {
     );
 }
 
+const MIGRATIONS: &str = "[app]\ndir = \"app\"\n[deploy]\nmigrations = [\"*/migrations/*.py\"]\n";
+
+#[test]
+fn a_rollback_names_the_migrations_it_does_not_undo() {
+    let p = Project::with_config(MIGRATIONS);
+    p.write("app/shop/migrations/0001_initial.py", "# first");
+    let v1 = p.json(&["publish"])["manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    p.write("app/shop/migrations/0042_add_genre2.py", "# second");
+    let v2 = p.json(&["publish"])["manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    p.ok(&["promote", &v1, "--to", "dev"]);
+    p.ok(&["promote", &v2, "--to", "dev"]);
+    let out = p.cmd(&["rollback", "dev"]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rolling back does not undo 0042_add_genre2.py"),
+        "{err}"
+    );
+    assert!(!err.contains("0001_initial"), "{err}");
+    // Forward again: nothing to warn about.
+    let out = p.cmd(&["promote", &v2, "--to", "dev"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("does not undo"));
+}
+
 #[test]
 fn pause_holds_the_hosts_where_they_are_and_abort_brings_them_back() {
-    let f = Fleet::new("[app]\ndir = \"app\"\n");
+    let f = Fleet::new(MIGRATIONS);
     let (agents, v1) = running(&f, 2);
+    f.p.write("app/shop/migrations/0042_add_genre2.py", "# a migration");
     let v2 = f.release("v2");
     // Inconclusive (75) pauses after wave 1: the promoter exits 8.
     let err = util::exits(
@@ -395,8 +426,17 @@ fn pause_holds_the_hosts_where_they_are_and_abort_brings_them_back() {
         .filter(|a| a.current().as_deref() == Some(v2.as_str()))
         .count();
     assert_eq!(on_v2, 1, "a paused rollout keeps wave 1 where it is");
-    let aborted = f.p.json(&["rollout", "abort", "dev", "--reason", "enough"]);
+    let out =
+        f.p.cmd(&["rollout", "abort", "dev", "--reason", "enough", "--json"])
+            .output()
+            .unwrap();
+    let aborted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(aborted["state"], "aborted");
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("rolling back does not undo 0042_add_genre2.py"),
+        "{warned}"
+    );
     converge(&agents, &v1);
     f.p.fails(&["rollout", "resume", "dev"], 2);
 }

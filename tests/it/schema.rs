@@ -51,6 +51,21 @@ fn every_manifest_the_tool_writes_matches_the_schema() {
         serde_json::from_slice(&fs::read(q.path().join(".verbatim/build/manifest.json")).unwrap())
             .unwrap();
     validate(&m, "build manifest without revision");
+    // Every deploy setting, the release hook and the migrations too.
+    let r = Project::with_config(
+        "[app]\ndir = \"app\"\n[deploy]\nshared = [\"uploads\"]\nmigrations = [\"*/migrations/*.py\"]\n\
+         hooks.release = \"python manage.py migrate --noinput\"\nhooks.check = \"true\"\n",
+    );
+    r.write("app/shop/migrations/0001_initial.py", "x");
+    r.ok(&["build"]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.path().join(".verbatim/build/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        m["deploy"]["migration_files"],
+        serde_json::json!(["shop/migrations/0001_initial.py"])
+    );
+    validate(&m, "build manifest with every deploy setting");
 }
 
 #[test]

@@ -156,7 +156,11 @@ impl Fleet {
     /// Runs `move_it`, then polls every root until all run `manifest`:
     /// (seconds to converge, mixed-version window, requests per host per
     /// minute meanwhile).
-    fn timed(&self, manifest: &str, move_it: impl FnOnce() -> Result + Send) -> Result<(f64, f64, f64)> {
+    fn timed(
+        &self,
+        manifest: &str,
+        move_it: impl FnOnce() -> Result + Send,
+    ) -> Result<(f64, f64, f64)> {
         let hex = manifest.strip_prefix("sha256:").unwrap_or(manifest);
         self.requests();
         let start = Instant::now();
@@ -199,7 +203,9 @@ pub fn fleet() -> Result {
         .and_then(|p| p.parse().ok())
         .ok_or("s3s-fs url without a port")?;
     println!("a fleet of agents (--interval {INTERVAL}) on s3s-fs, each through a counting proxy");
-    println!("  targets: blue/green mixed-version window < 1 s; idle requests stay ~1 per interval\n");
+    println!(
+        "  targets: blue/green mixed-version window < 1 s; idle requests stay ~1 per interval\n"
+    );
     println!(
         "{:>6}  {:<12} {:>12} {:>14} {:>16}",
         "agents", "move", "converged", "mixed window", "req/host/min"
@@ -243,7 +249,11 @@ fn bench_size(bin: &Path, base: &Path, s3_port: u16, n: usize) -> Result {
     }
     let hex1 = v1.trim_start_matches("sha256:").to_owned();
     let start = Instant::now();
-    while f.currents().iter().any(|c| c.as_deref() != Some(hex1.as_str())) {
+    while f
+        .currents()
+        .iter()
+        .any(|c| c.as_deref() != Some(hex1.as_str()))
+    {
         if start.elapsed() > Duration::from_secs(300) {
             return Err(format!("{n} agents did not start on {v1}"));
         }
@@ -252,7 +262,10 @@ fn bench_size(bin: &Path, base: &Path, s3_port: u16, n: usize) -> Result {
     f.requests();
     std::thread::sleep(IDLE);
     let idle = f.requests() as f64 / n as f64 / IDLE.as_secs_f64() * 60.0;
-    println!("{n:>6}  {:<12} {:>12} {:>14} {idle:>16.1}", "idle", "-", "-");
+    println!(
+        "{n:>6}  {:<12} {:>12} {:>14} {idle:>16.1}",
+        "idle", "-", "-"
+    );
     let moves: [(&str, &[&str]); 3] = [
         ("all at once", &[]),
         ("waves", &["--waves", "1,50%,100%", "--bake", "0"]),
