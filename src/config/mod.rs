@@ -355,38 +355,7 @@ impl Config {
                 path.display()
             )));
         }
-        let deploy = match file.deploy {
-            None => None,
-            Some(d) => {
-                let defaults = crate::manifest::Deploy::default();
-                let deploy = crate::manifest::Deploy {
-                    check_timeout: d.check_timeout.unwrap_or(defaults.check_timeout),
-                    hook_timeout: d.hook_timeout.unwrap_or(defaults.hook_timeout),
-                    hooks: crate::manifest::Hooks {
-                        check: d.hooks.check,
-                        post_activate: d.hooks.post_activate,
-                        pre_activate: d.hooks.pre_activate,
-                        release: d.hooks.release,
-                    },
-                    keep: d.keep.unwrap_or(defaults.keep),
-                    shared: d.shared,
-                    migrations: d.migrations,
-                    migration_files: Vec::new(),
-                };
-                crate::pack::glob_set(&deploy.migrations).map_err(|e| {
-                    ConfigError(format!(
-                        "`[deploy] migrations` in {}: glob {:?}: {}",
-                        path.display(),
-                        e.glob,
-                        e.message
-                    ))
-                })?;
-                deploy.check().map_err(|why| {
-                    ConfigError(format!("`[deploy]` in {}: {why}", path.display()))
-                })?;
-                Some(deploy)
-            }
-        };
+        let deploy = file.deploy.map(|d| deploy_settings(d, path)).transpose()?;
         Ok(Config {
             app_dir_from_flag: o.app_dir.is_some(),
             default_excludes: file.app.default_excludes,
@@ -587,6 +556,37 @@ pub fn check_env_name(e: &str) -> Result<(), String> {
             "`{e}` is not a valid environment name (lower-case letters, digits, `-`, `_`; starting with a letter)"
         ))
     }
+}
+
+/// `[deploy]` as a manifest carries it, checked; the error names `path`.
+fn deploy_settings(d: DeploySection, path: &Path) -> Result<crate::manifest::Deploy, ConfigError> {
+    let defaults = crate::manifest::Deploy::default();
+    let deploy = crate::manifest::Deploy {
+        check_timeout: d.check_timeout.unwrap_or(defaults.check_timeout),
+        hook_timeout: d.hook_timeout.unwrap_or(defaults.hook_timeout),
+        hooks: crate::manifest::Hooks {
+            check: d.hooks.check,
+            post_activate: d.hooks.post_activate,
+            pre_activate: d.hooks.pre_activate,
+            release: d.hooks.release,
+        },
+        keep: d.keep.unwrap_or(defaults.keep),
+        shared: d.shared,
+        migrations: d.migrations,
+        migration_files: Vec::new(),
+    };
+    crate::pack::glob_set(&deploy.migrations).map_err(|e| {
+        ConfigError(format!(
+            "`[deploy] migrations` in {}: glob {:?}: {}",
+            path.display(),
+            e.glob,
+            e.message
+        ))
+    })?;
+    deploy
+        .check()
+        .map_err(|why| ConfigError(format!("`[deploy]` in {}: {why}", path.display())))?;
+    Ok(deploy)
 }
 
 #[cfg(test)]
