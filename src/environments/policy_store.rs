@@ -272,7 +272,7 @@ fn agrees(cfg: &Config, current: &PolicyEvent) -> Result<()> {
         &current.to,
         current.seq,
     )
-    .map_err(|e| ConfigError(e).into())
+    .map_err(|e| ConfigError::new(e).into())
 }
 
 /// Before a pointer moves, by a move checked against `used`: makes the

@@ -289,7 +289,12 @@ pub fn error_report(err: &anyhow::Error, verbose: bool) -> String {
         } else {
             "  caused by: ".to_owned()
         };
-        match cause.downcast_ref::<Lines>() {
+        let lines = cause.downcast_ref::<Lines>().or_else(|| {
+            cause
+                .downcast_ref::<verbatim::config::ConfigError>()
+                .map(verbatim::config::ConfigError::lines)
+        });
+        match lines {
             Some(lines) => out.push_str(&format!("{label}{lines}\n")),
             None => out.push_str(&format!("{label}{}\n", escape(&cause.to_string()))),
         }
