@@ -206,8 +206,12 @@ url = ".verbatim/store"
 
 [environments]
 # Promotion order: a manifest reaches each only after the one before it.
-# The first promotion stores it in the store (policy.json); from then on the
-# store's order rules for everyone, this must agree with it (or be removed),
-# and `verbatim policy set` changes it.
-order = ["dev", "preprod", "prod"]
+# The first promotion stores the order in the store (policy.json); from then
+# on the store's order rules for everyone: `verbatim policy show` shows it,
+# `verbatim policy set` changes it. Left commented, this file follows the
+# store (before the first promotion: dev, preprod, prod). Set it only to
+# choose the order the first promotion stores; once stored, a different one
+# here is a warning for status and history and refused by promote, rollback
+# and publish --env.
+# order = ["dev", "preprod", "prod"]
 "#;

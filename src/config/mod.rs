@@ -638,7 +638,8 @@ mod tests {
     #[test]
     fn template_is_valid_once_app_exists() {
         let c = load(TEMPLATE).unwrap();
-        assert_eq!(c.environments.unwrap(), ["dev", "preprod", "prod"]);
+        // The order is left to the store's policy: commented out.
+        assert_eq!(c.environments, None);
         let bare = load("[app]\ndir = \"app\"\n").unwrap();
         assert_eq!(bare.environments, None);
         assert_eq!(bare.order(), ["dev", "preprod", "prod"]);
@@ -683,6 +684,8 @@ mod tests {
         let c = load(&uncommented).unwrap();
         assert_eq!(c.public_prefix, "/static/");
         assert!(c.keep_names.is_empty());
+        // So is the commented environments.order.
+        assert_eq!(c.environments.unwrap(), ["dev", "preprod", "prod"]);
     }
 
     #[test]

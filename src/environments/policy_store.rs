@@ -9,8 +9,10 @@
 //! order is `verbatim.toml`'s (`environments.order`, else the default); the
 //! first move of any environment stores it ([`settle_for_move`]). From then
 //! on the store's order rules: a `verbatim.toml` that declares another is a
-//! configuration error (exit 2) naming both, and one that declares none
-//! simply follows the store.
+//! configuration error (exit 2) naming both for every command that moves a
+//! pointer, and a warning for those that only read
+//! ([`stored_order_to_read`]); one that declares none simply follows the
+//! store.
 //!
 //! Writes follow the environments' protocol: create event `n + 1`
 //! (create-only: of concurrent writers exactly one wins, the others exit 4
@@ -213,6 +215,16 @@ pub struct Order {
 }
 
 impl Order {
+    /// The order the policy event `current` (the one in effect) sets.
+    fn stored(current: PolicyEvent) -> Order {
+        Order {
+            names: current.to.order(),
+            seq: Some(current.seq),
+            policy: Some(current.to),
+            declared: false,
+        }
+    }
+
     /// The environment before `env`, `None` for the first; a usage error
     /// saying where the order came from when `env` is not in it.
     pub fn previous(&self, env: &str) -> Result<Option<&str>> {
@@ -248,19 +260,32 @@ pub fn order(reader: &Reader<'_>, cfg: &Config) -> Result<Order> {
 /// The store's order, if it holds one. A `cfg` declaring another order is
 /// a configuration error naming both.
 pub fn stored_order(reader: &Reader<'_>, cfg: Option<&Config>) -> Result<Option<Order>> {
-    let state = load(reader)?;
-    let Some(current) = state.current() else {
+    let Some(current) = load(reader)?.events.pop() else {
         return Ok(None);
     };
     if let Some(cfg) = cfg {
-        agrees(cfg, current)?;
+        agrees(cfg, &current)?;
     }
-    Ok(Some(Order {
-        policy: Some(current.to.clone()),
-        names: current.to.order(),
-        seq: Some(current.seq),
-        declared: false,
-    }))
+    Ok(Some(Order::stored(current)))
+}
+
+/// [`stored_order`] for a command that only reads (`status`, `history`):
+/// a `cfg` declaring another order is a warning, and the store's order is
+/// followed. Commands that move a pointer still refuse it.
+pub fn stored_order_to_read(
+    reader: &Reader<'_>,
+    cfg: Option<&Config>,
+    progress: &dyn Progress,
+) -> Result<Option<Order>> {
+    let Some(current) = load(reader)?.events.pop() else {
+        return Ok(None);
+    };
+    if let Some(Err(e)) = cfg.map(|cfg| agrees(cfg, &current)) {
+        progress.warn(format!(
+            "{e:#}. Showing the store's order; promote, rollback and publish --env refuse this config until it agrees"
+        ));
+    }
+    Ok(Some(Order::stored(current)))
 }
 
 /// `cfg`'s `environments.order` agrees with the policy `current` sets, or
@@ -632,11 +657,11 @@ pub fn set(
     };
     if let Some(cfg) = cfg {
         if let Some(declared) = cfg.environments.as_ref().filter(|d| **d != out.to.order()) {
+            let config = cfg.config_path.display().to_string();
             progress.warn(format!(
-                "{} still declares environments.order = [{}]: set it to [{}] or remove [environments], or commands that read the order will refuse it",
-                cfg.config_path.display(),
+                "{config} still declares environments.order = [{}]: {}, or commands that move a pointer will refuse it",
                 declared.join(", "),
-                out.to.order().join(", ")
+                policy::follow_hint(&config, &out.to.order())
             ));
         }
     }

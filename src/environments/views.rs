@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::checks::check_status;
 use super::event::{event_key, CheckState, CheckStatus, Event};
 use super::gates::undeclared;
-use super::policy_store::{stored_order, Order};
+use super::policy_store::{stored_order_to_read, Order};
 use super::reader::{EnvState, Reader, Verified};
 use super::reports::{check_named_event, read_reports, report_key, Report, State};
 use super::signatures::{check_event_signatures, event_signatures};
@@ -27,8 +27,8 @@ use crate::store::Store;
 use crate::trust::{AllowedSigners, SignatureJson};
 
 /// `status`: every environment (or `env` alone), in order. A
-/// `verbatim.toml` (`cfg`) disagreeing with the store's order is refused,
-/// even when one environment is asked for.
+/// `verbatim.toml` (`cfg`) disagreeing with the store's order is warned
+/// about, and the store's order shown.
 pub fn status(
     reader: &Reader<'_>,
     cfg: Option<Config>,
@@ -36,7 +36,7 @@ pub fn status(
     progress: &dyn Progress,
 ) -> Result<Vec<EnvJson>> {
     let store = reader.store();
-    let stored = stored_order(reader, cfg.as_ref())?;
+    let stored = stored_order_to_read(reader, cfg.as_ref(), progress)?;
     let names = match env {
         Some(e) => {
             check_declared(e, stored, cfg, store)?;
@@ -132,7 +132,7 @@ pub fn history(
     progress: &dyn Progress,
 ) -> Result<History> {
     let store = reader.store();
-    let stored = stored_order(reader, cfg.as_ref())?;
+    let stored = stored_order_to_read(reader, cfg.as_ref(), progress)?;
     check_declared(env, stored, cfg, store)?;
     let state = reader.load(env)?;
     if state.events.is_empty() {

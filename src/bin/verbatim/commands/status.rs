@@ -98,7 +98,7 @@ fn print_env(e: &EnvJson, hosts: bool, printer: &Printer) -> Result<()> {
 pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<()> {
     let store = flags::open_store_for(g)?;
     let reader = flags::reader(g, store.as_ref(), flags::concurrency(g))?;
-    // A verbatim.toml disagreeing with the store's order is refused here too.
+    // A verbatim.toml disagreeing with the store's order is warned about.
     let cfg = flags::load_config(g, Default::default()).ok();
     let signers = args
         .allowed_signers
