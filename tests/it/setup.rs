@@ -87,3 +87,126 @@ fn the_order_hint_is_config_that_parses() {
     }
     p.ok(&["promote", &m, "--to", "qa"]);
 }
+
+/// `init` knows a front-end build by its config file and proposes what it
+/// builds, not the sources beside it (`src/`, `public/`).
+#[test]
+fn init_proposes_what_the_build_tool_builds() {
+    let cases = [
+        ("vite.config.js", "export default {}", "Vite", "dist", None),
+        ("vite.config.ts", "export default {}", "Vite", "dist", None),
+        ("vite.config.mjs", "export default {}", "Vite", "dist", None),
+        (
+            "vite.config.cjs",
+            "module.exports = {}",
+            "Vite",
+            "dist",
+            None,
+        ),
+        ("vite.config.mts", "export default {}", "Vite", "dist", None),
+        (
+            "vite.config.ts",
+            "export default defineConfig({ build: { outDir: './web', manifest: true } })",
+            "Vite",
+            "web",
+            Some("web/.vite/manifest.json"),
+        ),
+        (
+            "astro.config.mjs",
+            "export default {}",
+            "Astro",
+            "dist",
+            None,
+        ),
+        (
+            "webpack.config.js",
+            "module.exports = {}",
+            "webpack",
+            "dist",
+            None,
+        ),
+    ];
+    for (file, text, tool, out, manifest) in cases {
+        let p = bare();
+        p.write("src/main.ts", "console.log(1)");
+        p.write("public/favicon.ico", "ico");
+        p.write(file, text);
+        let v = p.json(&["init"]);
+        assert_eq!(v["found"]["file"], file, "{v}");
+        assert_eq!(v["found"]["tool"], tool, "{v}");
+        assert_eq!(v["assets_dir"], out, "{file}: {v}");
+        assert_eq!(v["app_dir"], ".", "{file}: {v}");
+        assert_eq!(v["vite_manifest"].as_str(), manifest, "{file}: {v}");
+        let config = fs::read_to_string(p.path().join("verbatim.toml")).unwrap();
+        assert!(
+            config.contains(&format!("[assets]\n# Front-end files, fingerprinted and published under assets/.\ndir = \"{out}\"\n")),
+            "{file}:\n{config}"
+        );
+    }
+
+    // What it proposes works once the tool has built, though git ignores it.
+    let p = bare();
+    p.write("vite.config.ts", "export default {}");
+    p.write(".gitignore", "node_modules/\ndist/\n");
+    p.write("src/main.ts", "console.log(1)");
+    p.ok(&["init"]);
+    p.write(
+        "dist/index.html",
+        "<script src=\"/static/app.js\"></script>",
+    );
+    p.write("dist/app.js", "console.log(1)");
+    let out = p.run(&["publish", "--json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let written = v["written"].to_string();
+    assert!(written.contains("assets/app."), "{v}");
+}
+
+/// A directory named like build output that an ignore file keeps out of
+/// the artifact is warned about at build time, naming the file and line;
+/// not when it is the assets directory, nor for other ignored paths.
+#[test]
+fn a_gitignored_build_output_is_warned_about() {
+    let p = Project::with_config("[app]\ndir = \".\"\n");
+    p.write(".gitignore", "dist/\ntmp/\n");
+    p.write("dist/app.js", "1");
+    p.write("tmp/scratch", "1");
+    p.write("app/build/x", "1");
+    p.write("app/.gitignore", "build\n");
+    p.write("main.py", "1");
+    let out = p.run(&["build"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    let about = |dir: &str| {
+        *warnings
+            .iter()
+            .find(|w| w.starts_with(&format!("warning: {dir}/ is not packed")))
+            .unwrap_or_else(|| panic!("no warning about {dir}/:\n{err}"))
+    };
+    assert!(
+        about("app/build").contains("app/.gitignore (build)"),
+        "{err}"
+    );
+    let dist = about("dist");
+    assert!(
+        dist.contains("/.gitignore (dist/)")
+            && dist.contains("[assets] dir = \"dist\"")
+            && dist.contains("app.respect_gitignore = false"),
+        "{err}"
+    );
+    assert!(!err.contains(" tmp/ is not packed"), "{err}");
+    // Published as the assets, it is not the artifact's to miss.
+    p.write(
+        "verbatim.toml",
+        "[app]\ndir = \".\"\n[assets]\ndir = \"dist\"\n",
+    );
+    let out = p.run(&["build"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("dist/ is not packed"), "{err}");
+    assert!(err.contains("app/build/ is not packed"), "{err}");
+}
