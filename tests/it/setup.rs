@@ -210,3 +210,26 @@ fn a_gitignored_build_output_is_warned_about() {
     assert!(!err.contains("dist/ is not packed"), "{err}");
     assert!(err.contains("app/build/ is not packed"), "{err}");
 }
+
+/// A host has no verbatim.toml: without a store, `deploy`, `agent` and
+/// `fetch` say to pass one, not to run `verbatim init`.
+#[test]
+fn a_host_without_a_store_is_told_to_pass_one() {
+    let host = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = crate::util::cmd_in(host.path(), args);
+        crate::util::exits(&mut cmd, 2)
+    };
+    for args in [
+        &["deploy", "prod", "--root", "srv"][..],
+        &["agent", "prod", "--root", "srv"],
+        &["fetch", "prod", "--into", "srv"],
+    ] {
+        let err = run(args);
+        assert!(
+            err.contains("pass --store URL or set VERBATIM_STORE") && !err.contains("init"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!host.path().join("srv").exists());
+}
