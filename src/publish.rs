@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::digest::Digest;
 use crate::environments::event::Kind;
 use crate::environments::moves::{move_pointer, MoveJson, MoveRequest};
-use crate::error::IntegrityError;
+use crate::error::{IntegrityError, UsageError};
 use crate::manifest::{self, Manifest};
 use crate::objects::check;
 use crate::progress::{Bar, Progress};
@@ -85,6 +85,9 @@ pub struct PublishOptions<'a> {
     pub sign: Option<&'a PrivateKey>,
     /// Say what the store lacks; write, sign and promote nothing.
     pub dry_run: bool,
+    /// Refuse a build from a work tree with uncommitted changes, or from
+    /// none git can tell about (`--require-clean`).
+    pub require_clean: bool,
 }
 
 /// Publishes `built` to `store`: objects first, the manifest last; then,
@@ -96,6 +99,9 @@ pub fn publish(
     opts: &PublishOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<PublishJson> {
+    if opts.require_clean {
+        require_clean(cfg, built)?;
+    }
     if opts.dry_run {
         return plan(store, built, cfg.concurrency, progress);
     }
@@ -124,6 +130,34 @@ pub fn publish(
         report.promoted = Some(move_pointer(store, cfg, &req, progress)?);
     }
     Ok(report)
+}
+
+/// `--require-clean`: `built` was built from a clean work tree (its
+/// provenance says so), and the project's work tree is clean now (so a
+/// `--prebuilt` build is what HEAD holds). A usage error otherwise (exit
+/// 2), before anything is written.
+fn require_clean(cfg: &Config, built: &Built) -> Result<()> {
+    let refuse = |why: String| -> Result<()> {
+        Err(UsageError(format!(
+            "refusing to publish {} (--require-clean): {why}",
+            built.id
+        ))
+        .into())
+    };
+    match crate::builder::provenance::dirty(&cfg.root) {
+        None => refuse(format!(
+            "{} is not in a git work tree, so nothing tells which commit it is; publish from a git checkout, or without --require-clean",
+            cfg.root.display()
+        )),
+        Some(true) => refuse(format!(
+            "the git work tree under {} has uncommitted changes (`git status` lists them); commit or stash them, then publish again",
+            cfg.root.display()
+        )),
+        Some(false) if built.manifest.provenance.dirty => refuse(
+            "it was built from a work tree with uncommitted changes (its provenance says dirty); build it again from the clean tree".into(),
+        ),
+        Some(false) => Ok(()),
+    }
 }
 
 /// `publish --dry-run`: what the store lacks, found as `publish` would

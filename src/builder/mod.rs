@@ -319,6 +319,7 @@ fn provenance_of(cfg: &Config, opts: &BuildOptions) -> manifest::Provenance {
         manifest::Provenance {
             branch: opts.branch.clone(),
             ci_url: opts.ci_url.clone(),
+            dirty: false,
             revision: opts.revision.clone(),
             source_date_epoch: opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME),
             tool: format!("verbatim {}", env!("CARGO_PKG_VERSION")),

@@ -102,6 +102,7 @@ fn env_status(reader: &Reader<'_>, env: String, progress: &dyn Progress) -> Resu
         unchecked,
         revision: provenance.as_ref().and_then(|pv| pv.revision.clone()),
         branch: provenance.as_ref().and_then(|pv| pv.branch.clone()),
+        dirty: provenance.as_ref().is_some_and(|pv| pv.dirty),
         ci_url: provenance.and_then(|pv| pv.ci_url),
         hosts_on_manifest: on_manifest,
         hosts,
@@ -189,6 +190,8 @@ pub struct EnvJson {
     pub revision: Option<String>,
     /// The branch it was built from.
     pub branch: Option<String>,
+    /// Whether it was built from a work tree with uncommitted changes.
+    pub dirty: bool,
     /// The CI run that built it.
     pub ci_url: Option<String>,
     /// Hosts whose report says they run `manifest`, checked (`active`).

@@ -233,3 +233,102 @@ fn a_host_without_a_store_is_told_to_pass_one() {
     }
     assert!(!host.path().join("srv").exists());
 }
+
+/// `git` in `dir`, which must succeed.
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every file of the store, with its bytes.
+fn store_files(p: &Project) -> Vec<(String, Vec<u8>)> {
+    Project::files_under(&p.store())
+        .into_iter()
+        .map(|f| {
+            let bytes = fs::read(p.store().join(&f)).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
+/// A build records `dirty` when the work tree has uncommitted changes,
+/// `status` shows it, and `publish --require-clean` refuses such a tree
+/// (exit 2) before anything reaches the store, or a tree git cannot tell
+/// about.
+#[test]
+fn a_dirty_tree_is_recorded_shown_and_refused_on_request() {
+    let p = Project::new();
+    p.write("app/x.py", "1");
+    p.write(".gitignore", "/.verbatim/\n");
+    // Not a git work tree: nothing to tell clean by.
+    let err = p.fails(&["publish", "--require-clean"], 2);
+    assert!(err.contains("not in a git work tree"), "{err}");
+    assert!(store_files(&p).is_empty());
+
+    git(p.path(), &["init", "-q"]);
+    git(p.path(), &["add", "-A"]);
+    git(p.path(), &["commit", "-qm", "one"]);
+    let clean = p.json(&["publish", "--require-clean", "--env", "dev"]);
+    let manifest = |v: &serde_json::Value| -> serde_json::Value {
+        let id = v["manifest"].as_str().unwrap();
+        let key = format!("manifests/sha256/{}.json", &id[7..]);
+        serde_json::from_slice(&fs::read(p.store().join(key)).unwrap()).unwrap()
+    };
+    let m = manifest(&clean);
+    assert!(m["provenance"]["revision"].is_string(), "{m}");
+    assert!(m["provenance"].get("dirty").is_none(), "{m}");
+    assert_eq!(
+        p.json(&["status", "dev"])["environments"][0]["dirty"],
+        false
+    );
+
+    // A changed file, then an untracked one: each is dirty.
+    for (path, text) in [("app/x.py", "2"), ("app/new.py", "3")] {
+        p.write(path, text);
+        let before = store_files(&p);
+        for args in [
+            &["publish", "--require-clean"][..],
+            &["publish", "--require-clean", "--dry-run"],
+        ] {
+            let err = p.fails(args, 2);
+            assert!(
+                err.contains("--require-clean") && err.contains("uncommitted changes"),
+                "{path}: {err}"
+            );
+        }
+        let mut env = p.cmd(&["publish"]);
+        env.env("VERBATIM_REQUIRE_CLEAN", "true");
+        crate::util::exits(&mut env, 2);
+        assert_eq!(store_files(&p), before, "{path}: something was written");
+    }
+    let dirty = p.json(&["publish", "--env", "dev"]);
+    let m = manifest(&dirty);
+    assert_eq!(m["provenance"]["dirty"], true, "{m}");
+    crate::schema::validate(&m, "a dirty build's manifest");
+    let status = p.json(&["status", "dev"]);
+    assert_eq!(status["environments"][0]["dirty"], true, "{status}");
+    let line = p.ok(&["status", "dev"]);
+    assert!(line.contains("+dirty"), "{line}");
+
+    // Committed, the same tree is clean again, but not the dirty build
+    // published from .verbatim/build as it is.
+    git(p.path(), &["add", "-A"]);
+    git(p.path(), &["commit", "-qm", "two"]);
+    let err = p.fails(&["publish", "--prebuilt", "--require-clean"], 2);
+    assert!(
+        err.contains("built from a work tree with uncommitted changes"),
+        "{err}"
+    );
+    p.ok(&["publish", "--require-clean"]);
+}

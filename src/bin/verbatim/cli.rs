@@ -13,7 +13,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// The boolean settings read from environment variables: each takes
 /// 1/0, true/false, yes/no, on/off.
-pub const BOOL_VARS: &[&str] = &["VERBATIM_NO_PROGRESS", "VERBATIM_S3_PATH_STYLE"];
+pub const BOOL_VARS: &[&str] = &[
+    "VERBATIM_NO_PROGRESS",
+    "VERBATIM_S3_PATH_STYLE",
+    "VERBATIM_REQUIRE_CLEAN",
+];
 
 /// Checks the boolean variables before clap reads them, so that a bad value
 /// is an error naming the variable rather than the flag.
@@ -399,6 +403,12 @@ pub struct PublishArgs {
     /// Build, then say what the store lacks (-v: each key); upload, sign and promote nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Refuse (exit 2, before anything is uploaded) unless the project's git
+    /// work tree is clean: no uncommitted changes, no untracked files git
+    /// does not ignore. A build records `dirty` in its provenance either way.
+    #[arg(long, env = "VERBATIM_REQUIRE_CLEAN", value_parser = BoolishValueParser::new())]
+    pub require_clean: bool,
 }
 
 #[derive(Debug, Args)]
