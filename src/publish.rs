@@ -17,7 +17,9 @@ use crate::builder::{assets, Built};
 use crate::config::Config;
 use crate::digest::Digest;
 use crate::environments::event::Kind;
-use crate::environments::moves::{move_pointer, MoveJson, MoveRequest};
+use crate::environments::moves::{move_with, MoveJson, MoveRequest};
+use crate::environments::policy_store;
+use crate::environments::reader::Reader;
 use crate::error::{IntegrityError, UsageError};
 use crate::manifest::{self, Manifest};
 use crate::objects::check;
@@ -102,6 +104,22 @@ pub fn publish(
     if opts.require_clean {
         require_clean(cfg, built)?;
     }
+    // The environment is checked before anything is written: a mistyped
+    // one (with a did-you-mean) or a config at odds with the store's
+    // order uploads nothing.
+    let reader = match opts.env {
+        Some(env) => {
+            let pin = cfg
+                .policy_signers
+                .as_deref()
+                .map(policy_store::read_pin)
+                .transpose()?;
+            let reader = Reader::new(store, cfg.concurrency).pin_policy(pin);
+            policy_store::order(&reader, cfg)?.check_env(env)?;
+            Some((reader, env))
+        }
+        None => None,
+    };
     if opts.dry_run {
         return plan(store, built, cfg.concurrency, progress);
     }
@@ -116,7 +134,7 @@ pub fn publish(
         ));
         report.signature = Some(k);
     }
-    if let Some(env) = opts.env {
+    if let Some((reader, env)) = reader {
         let req = MoveRequest {
             env,
             to: built.id,
@@ -127,7 +145,7 @@ pub fn publish(
             sign: opts.sign,
             dry_run: false,
         };
-        report.promoted = Some(move_pointer(store, cfg, &req, progress)?);
+        report.promoted = Some(move_with(&reader, cfg, &req, None, progress)?);
     }
     Ok(report)
 }

@@ -210,8 +210,22 @@ pub struct Order {
     pub policy: Option<Policy>,
     /// The policy event it comes from; `None` before the store holds one.
     pub seq: Option<u64>,
-    /// Before the store holds one: whether `verbatim.toml` declares it.
-    declared: bool,
+    /// Where it comes from, for messages.
+    source: Source,
+}
+
+/// Where an [`Order`] comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// The store's policy.
+    Policy,
+    /// `environments.order` of this config file.
+    Config(String),
+    /// The default order: this config file declares none.
+    Default(String),
+    /// No policy and no config: the environments with a pointer in this
+    /// store, by name.
+    Pointers(String),
 }
 
 impl Order {
@@ -221,25 +235,61 @@ impl Order {
             names: current.to.order(),
             seq: Some(current.seq),
             policy: Some(current.to),
-            declared: false,
+            source: Source::Policy,
+        }
+    }
+
+    /// The order `cfg` asks for, before the store holds one.
+    pub fn of_config(cfg: &Config) -> Order {
+        let file = cfg.config_path.display().to_string();
+        Order {
+            policy: None,
+            names: cfg.order(),
+            seq: None,
+            source: match cfg.environments {
+                Some(_) => Source::Config(file),
+                None => Source::Default(file),
+            },
+        }
+    }
+
+    /// With neither a policy nor a config: the environments that have a
+    /// pointer in the store at `location`.
+    pub fn of_pointers(names: Vec<String>, location: &str) -> Order {
+        Order {
+            policy: None,
+            names,
+            seq: None,
+            source: Source::Pointers(location.to_owned()),
         }
     }
 
     /// The environment before `env`, `None` for the first; a usage error
-    /// saying where the order came from when `env` is not in it.
+    /// saying where the order came from, with a did-you-mean, when `env`
+    /// is not in it ([`gates::undeclared`]).
     pub fn previous(&self, env: &str) -> Result<Option<&str>> {
-        gates::previous(&self.names, env).map_err(|e| {
-            let from = match (self.seq, self.declared) {
-                (Some(seq), _) => {
-                    format!(
-                        "the store's policy (policy event {seq}; `verbatim policy set` changes it)"
-                    )
-                }
-                (None, true) => "environments.order in verbatim.toml".into(),
-                (None, false) => "the default order (verbatim.toml declares none)".into(),
-            };
-            UsageError(format!("{e}, from {from}")).into()
-        })
+        let source = match (&self.source, self.seq) {
+            (Source::Policy, seq) => format!(
+                "the store's policy (policy event {}; `verbatim policy set` changes it)",
+                seq.unwrap_or_default()
+            ),
+            (Source::Config(file), _) => format!("environments.order in {file}"),
+            (Source::Default(file), _) => {
+                format!("the default order ({file} declares none)")
+            }
+            (Source::Pointers(store), _) => {
+                format!("the environments with a pointer in {store}")
+            }
+        };
+        gates::previous(&self.names, env, &source).map_err(|e| UsageError(e).into())
+    }
+
+    /// Refuses `env` unless it is a valid name this order lists: the one
+    /// check of a name every command that takes an environment makes
+    /// (exit 2, naming where the order comes from, with a did-you-mean).
+    pub fn check_env(&self, env: &str) -> Result<()> {
+        crate::config::check_env_name(env).map_err(UsageError)?;
+        self.previous(env).map(|_| ())
     }
 }
 
@@ -248,13 +298,19 @@ impl Order {
 pub fn order(reader: &Reader<'_>, cfg: &Config) -> Result<Order> {
     Ok(match stored_order(reader, Some(cfg))? {
         Some(order) => order,
-        None => Order {
-            policy: None,
-            names: cfg.order(),
-            seq: None,
-            declared: cfg.environments.is_some(),
-        },
+        None => Order::of_config(cfg),
     })
+}
+
+/// When the store holds a policy that does not list `env`, the error
+/// [`Order::check_env`] gives; for commands that read an environment
+/// without a config (`deploy`, `agent`, `fetch`, `timestamp`) and found
+/// nothing live there. `None` when the policy lists it, there is none
+/// yet, or it cannot be read (this is a hint: the caller's own error
+/// stands then).
+pub fn not_in_policy(reader: &Reader<'_>, env: &str) -> Option<anyhow::Error> {
+    let order = stored_order(reader, None).ok().flatten()?;
+    order.check_env(env).err()
 }
 
 /// The store's order, if it holds one. A `cfg` declaring another order is
@@ -717,7 +773,7 @@ fn edited(cfg: Option<&Config>, args: &SetRequest, from: Option<&Policy>) -> Res
             let Some(rules) = to.environments.iter_mut().find(|e| &e.name == env) else {
                 return Err(UsageError(format!(
                     "{flag} {env}=…: {}",
-                    super::gates::undeclared(&order, env)
+                    super::gates::undeclared(&order, env, "the policy it would set")
                 ))
                 .into());
             };

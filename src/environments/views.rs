@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use super::checks::check_status;
 use super::event::{event_key, CheckState, CheckStatus, Event};
-use super::gates::undeclared;
 use super::policy_store::{stored_order_to_read, Order};
 use super::reader::{EnvState, Reader, Verified};
 use super::reports::{check_named_event, read_reports, report_key, Report, State};
@@ -285,12 +284,15 @@ pub fn check_declared(
     store: &dyn Store,
 ) -> Result<()> {
     check_env_name(env).map_err(UsageError)?;
-    match env_names(stored, cfg, store) {
-        Ok(known) if !known.iter().any(|k| k == env) => {
-            Err(UsageError(undeclared(&known, env)).into())
-        }
-        _ => Ok(()),
-    }
+    let order = match (stored, cfg) {
+        (Some(order), _) => order,
+        (None, Some(cfg)) => Order::of_config(&cfg),
+        (None, None) => match env_names(None, None, store) {
+            Ok(names) => Order::of_pointers(names, &store.location()),
+            Err(_) => return Ok(()),
+        },
+    };
+    order.check_env(env)
 }
 
 /// The environments in order: the store's policy, else the config's order,

@@ -332,3 +332,57 @@ fn a_dirty_tree_is_recorded_shown_and_refused_on_request() {
     );
     p.ok(&["publish", "--require-clean"]);
 }
+
+/// `publish --env` with a mistyped environment is refused before anything
+/// is uploaded, and every command that takes an environment says which
+/// one was meant, in the same words.
+#[test]
+fn a_mistyped_environment_is_refused_with_a_did_you_mean_before_any_write() {
+    let p = Project::new();
+    p.write("app/x.py", "1");
+    let err = p.fails(&["publish", "--env", "dve"], 2);
+    assert!(
+        err.contains("`dve` is not in the environment order (dev, preprod, prod)")
+            && err.ends_with("did you mean `dev`?\n"),
+        "{err}"
+    );
+    assert!(
+        Project::files_under(&p.store()).is_empty(),
+        "publish --env dve wrote {:?}",
+        Project::files_under(&p.store())
+    );
+    let m = release(&p, "1");
+    p.ok(&["promote", &m, "--to", "dev"]);
+    let before = Project::files_under(&p.store());
+    let err = p.fails(&["publish", "--env", "dve"], 2);
+    assert!(err.contains("did you mean `dev`?"), "{err}");
+    assert_eq!(Project::files_under(&p.store()), before);
+
+    p.ok(&["key", "generate", "--out", "ci.key"]);
+    let store = p.store().display().to_string();
+    let commands: [&[&str]; 10] = [
+        &["promote", &m, "--to", "prdo"],
+        &["rollback", "prdo"],
+        &["history", "prdo"],
+        &["status", "prdo"],
+        &["verify", "prdo"],
+        &["timestamp", "prdo", "--sign-key", "ci.key"],
+        &["deploy", "prdo", "--root", "srv", "--store", &store],
+        &["fetch", "prdo", "--into", "srv", "--store", &store],
+        &["agent", "prdo", "--root", "srv", "--store", &store],
+        &["deploy", "prdo", "--root", "srv"],
+    ];
+    for args in commands {
+        let out = crate::util::bounded(&mut p.cmd(args), 20).out;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(
+                "`prdo` is not in the environment order (dev, preprod, prod) of the store's policy"
+            ) && err.contains("did you mean `prod`?"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(Project::files_under(&p.store()), before);
+    assert!(!p.path().join("srv/current").exists());
+}
