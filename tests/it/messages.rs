@@ -33,3 +33,88 @@ fn a_toml_error_is_drawn_on_real_lines() {
     let message = doc["error"]["message"].as_str().unwrap();
     assert!(message.contains("\n  3 | exclud"), "{message:?}");
 }
+
+/// Every duration flag takes the same forms (`5m`, `15s`, `300`, `2h`,
+/// `1500ms`) and refuses the same way: one parser for all. clap parses
+/// every value before it checks conflicts, so `-q -v` after it tells a
+/// value taken (the conflict is the error) from one refused.
+#[test]
+fn every_duration_flag_takes_the_same_forms() {
+    let p = Project::new();
+    let flags: [&[&str]; 7] = [
+        &["status", "--timeout"],
+        &[
+            "promote",
+            "dev",
+            "--to",
+            "prod",
+            "--check-cmd",
+            "true",
+            "--check-timeout",
+        ],
+        &[
+            "promote",
+            "dev",
+            "--to",
+            "prod",
+            "--wait-hosts",
+            "1",
+            "--wait-timeout",
+        ],
+        &["timestamp", "prod", "--sign-key", "k", "--valid-for"],
+        &["agent", "prod", "--root", "srv", "--interval"],
+        &["deploy", "prod", "--root", "srv", "--max-age"],
+        &["fetch", "prod", "--into", "srv", "--max-age"],
+    ];
+    for flag in flags {
+        for value in ["5m", "15s", "300", "2h", "1500ms"] {
+            let args = [flag, &[value, "-q", "-v"]].concat();
+            let err = p.fails(&args, 2);
+            assert!(
+                err.contains("'--quiet' cannot be used with '--verbose'"),
+                "{args:?}: {err}"
+            );
+        }
+        for (value, why) in [
+            ("5x", "`5x`: unknown unit `x`; use ms, s, m, h or d"),
+            ("m5", "`m5` is not a duration like 30s, 10m, 1h or 500ms"),
+            ("0", "`0`: a duration must be more than zero"),
+        ] {
+            let args = [flag, &[value, "-q", "-v"]].concat();
+            let err = p.fails(&args, 2);
+            assert!(
+                err.contains("invalid value") && err.contains(why),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    // And it is what the check gets: 5m is 300 seconds.
+    p.write("app/x.py", "1");
+    p.ok(&["publish", "--env", "dev"]);
+    let v = p.json(&[
+        "promote",
+        "dev",
+        "--to",
+        "preprod",
+        "--check-cmd",
+        "true",
+        "--check-timeout",
+        "5m",
+    ]);
+    assert_eq!(v["check"]["timeout_secs"], 300, "{v}");
+    assert_eq!(v["check"]["status"], "passed", "{v}");
+    let err = p.fails(
+        &[
+            "promote",
+            "dev",
+            "--to",
+            "preprod",
+            "--check-cmd",
+            "true",
+            "--check-timeout",
+            "8d",
+        ],
+        2,
+    );
+    assert!(err.contains("`8d` is more than 7d"), "{err}");
+}

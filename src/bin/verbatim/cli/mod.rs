@@ -20,7 +20,7 @@ mod values;
 use host::DEPLOY_HELP;
 pub use host::{AgentArgs, DeployArgs, DeployTo, FetchArgs, HostArgs, TrustArgs};
 pub use values::WaitHosts;
-use values::{parse_require, parse_wait_hosts};
+use values::{parse_check_timeout, parse_require, parse_timeout, parse_wait_hosts};
 
 /// The boolean settings read from environment variables: each takes
 /// 1/0, true/false, yes/no, on/off.
@@ -120,8 +120,8 @@ pub struct Global {
     #[arg(long, global = true, env = "VERBATIM_CONCURRENCY", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: Option<u16>,
 
-    /// Seconds one S3 request may take, retries included; a silent endpoint fails after it [default: store.timeout, else 60].
-    #[arg(help_heading = "S3 options", long, global = true, env = "VERBATIM_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    /// How long one S3 request may take, retries included (30s, 2m; 1s to 1d); a silent endpoint fails after it [default: store.timeout, else 60s].
+    #[arg(help_heading = "S3 options", long, global = true, env = "VERBATIM_TIMEOUT", value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<u64>,
 
     /// OpenSSH allowed_signers file of the keys that sign the store's policy (`policy set --sign-key`): a policy in effect that none of them signed is refused (exit 5).
@@ -429,14 +429,15 @@ pub struct PromoteArgs {
     #[arg(long, value_name = "CMD")]
     pub check_cmd: Option<String>,
 
-    /// Seconds from the move until the check must have passed; then its
-    /// whole process group is ended (SIGTERM, 3 s, SIGKILL).
+    /// How long from the move until the check must have passed (90s, 5m,
+    /// 1h; 1s to 7d); then its whole process group is ended (SIGTERM, 3 s,
+    /// SIGKILL).
     #[arg(
         long,
-        value_name = "SECONDS",
-        default_value_t = 300,
+        value_name = "DURATION",
+        default_value = "5m",
         requires = "check_cmd",
-        value_parser = clap::value_parser!(u64).range(1..=604_800)
+        value_parser = parse_check_timeout
     )]
     pub check_timeout: u64,
 

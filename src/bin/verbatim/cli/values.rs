@@ -1,5 +1,30 @@
 //! Flag values clap cannot parse alone: `ENV=PRINCIPALS`, `NAME=VALUE`,
-//! what `--wait-hosts` waits for.
+//! what `--wait-hosts` waits for, durations given in whole seconds.
+
+use verbatim::clock::parse_duration;
+use verbatim::text::human_duration;
+
+/// `--timeout`: a duration as every flag takes it
+/// ([`parse_duration`]: `30s`, `2m`, `60`), 1 s to a day, in seconds.
+pub fn parse_timeout(s: &str) -> Result<u64, String> {
+    seconds_within(s, 86_400)
+}
+
+/// `--check-timeout`: a duration (`5m`, `300`), 1 s to a week, in seconds.
+pub fn parse_check_timeout(s: &str) -> Result<u64, String> {
+    seconds_within(s, 604_800)
+}
+
+/// `s` as a duration of at least a second and at most `max` seconds, in
+/// whole seconds (a fraction counts as a second).
+fn seconds_within(s: &str, max: u64) -> Result<u64, String> {
+    let d = parse_duration(s)?;
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    if secs > max {
+        return Err(format!("`{s}` is more than {}", human_duration(max)));
+    }
+    Ok(secs)
+}
 
 /// `ENV=PRINCIPAL[,PRINCIPAL…]` (`policy set --require`, `--sign-moves`);
 /// `ENV=` requires none.
