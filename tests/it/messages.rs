@@ -41,7 +41,7 @@ fn a_toml_error_is_drawn_on_real_lines() {
 #[test]
 fn every_duration_flag_takes_the_same_forms() {
     let p = Project::new();
-    let flags: [&[&str]; 7] = [
+    let flags: [&[&str]; 8] = [
         &["status", "--timeout"],
         &[
             "promote",
@@ -61,6 +61,7 @@ fn every_duration_flag_takes_the_same_forms() {
             "1",
             "--wait-timeout",
         ],
+        &["rollback", "prod", "--wait-hosts", "1", "--wait-timeout"],
         &["timestamp", "prod", "--sign-key", "k", "--valid-for"],
         &["agent", "prod", "--root", "srv", "--interval"],
         &["deploy", "prod", "--root", "srv", "--max-age"],

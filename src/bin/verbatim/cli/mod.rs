@@ -62,8 +62,9 @@ Exit codes:
   4  lost a race: an environment pointer moved concurrently
   5  integrity failure: an object is missing or its bytes do not match, or the
      history or pointer of an environment or of the policy is inconsistent
-  6  the canary check failed and the environment was rolled back; or, on a host,
-     a deploy hook or check failed and `current` was left or flipped back
+  6  the canary check failed and the environment was rolled back; or the hosts did
+     not confirm a `rollback --wait-hosts` (it stands); or, on a host, a deploy
+     hook or check failed and `current` was left or flipped back
   7  another deploy or agent holds the host's lock (deploy --no-wait, a second agent)
   130, 143, 129  SIGINT, SIGTERM or SIGHUP stopped a canary check or a deploy (128 + the
      signal); the environment was rolled back, or the host left on its previous release";
@@ -174,7 +175,7 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Point an environment back at a manifest it ran before.
     #[command(
-        after_help = "Examples:\n  verbatim rollback prod                 # to what prod ran before (never to what it rolled back from)\n  verbatim rollback prod --to 3          # to what event 3 of `verbatim history prod` set"
+        after_help = "Examples:\n  verbatim rollback prod                 # to what prod ran before (never to what it rolled back from)\n  verbatim rollback prod --to 3          # to what event 3 of `verbatim history prod` set\n  verbatim rollback prod --wait-hosts 3  # …and wait until 3 hosts run it (exit 6 if not; it stands)"
     )]
     Rollback(RollbackArgs),
     /// Show which manifest each environment runs.
@@ -492,8 +493,25 @@ pub struct RollbackArgs {
     pub force: bool,
 
     /// Check the target and the gates, say what would move, write nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wait_hosts")]
     pub dry_run: bool,
+
+    /// After the pointer moves, wait until N hosts, or exactly the hosts
+    /// listed (web1,web2), report the rollback active, as `promote
+    /// --wait-hosts` does; if one reports it failed, or --wait-timeout
+    /// passes first, exit 6. The rollback stands either way (it is not
+    /// undone) and the wait is not recorded in the event.
+    #[arg(long, value_name = "N|HOST,…", value_parser = parse_wait_hosts)]
+    pub wait_hosts: Option<WaitHosts>,
+
+    /// With --wait-hosts, count only reports their hosts signed (see
+    /// `promote --signed-reports`).
+    #[arg(long, requires = "wait_hosts")]
+    pub signed_reports: bool,
+
+    /// How long --wait-hosts waits: 90s, 10m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "10m", requires = "wait_hosts", value_parser = parse_duration)]
+    pub wait_timeout: std::time::Duration,
 
     /// Sign the rollback event with this OpenSSH key.
     #[arg(long, env = "VERBATIM_EVENT_SIGNING_KEY", value_name = "FILE")]
