@@ -119,3 +119,74 @@ fn every_duration_flag_takes_the_same_forms() {
     );
     assert!(err.contains("`8d` is more than 7d"), "{err}");
 }
+
+/// The `--help` of `cmd`, as heading → the flags listed under it.
+fn help_sections(cmd: &str) -> Vec<(String, Vec<String>)> {
+    let out = std::process::Command::new(crate::util::BIN)
+        .args([cmd, "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        if let Some(heading) = line.strip_suffix(':').filter(|l| !l.starts_with(' ')) {
+            sections.push((heading.to_owned(), Vec::new()));
+        } else if let (Some((_, flags)), Some(flag)) = (
+            sections.last_mut(),
+            line.split_whitespace()
+                .find(|w| w.starts_with("--"))
+                .filter(|_| line.trim_start().starts_with('-')),
+        ) {
+            flags.push(flag.trim_end_matches(',').to_owned());
+        }
+    }
+    sections
+}
+
+/// The heading `flag` is listed under in `cmd --help`.
+fn heading_of(cmd: &str, flag: &str) -> String {
+    help_sections(cmd)
+        .into_iter()
+        .find(|(_, flags)| flags.iter().any(|f| f == flag))
+        .map(|(h, _)| h)
+        .unwrap_or_else(|| panic!("{cmd} --help lists no {flag}"))
+}
+
+/// `deploy --help` and `agent --help` list their own flags under
+/// "Options", and only the trust flags under "Signatures"; `agent --help`
+/// says `--json` prints a document per line.
+#[test]
+fn host_help_lists_flags_under_the_right_headings() {
+    for (cmd, own) in [
+        ("deploy", &["--no-wait", "--dry-run", "--root", "--to"][..]),
+        ("agent", &["--interval", "--root", "--host-id"]),
+        ("fetch", &["--into"]),
+    ] {
+        for flag in own {
+            assert_eq!(heading_of(cmd, flag), "Options", "{cmd} {flag}");
+        }
+        for flag in [
+            "--allowed-signers",
+            "--require",
+            "--require-event-signer",
+            "--max-age",
+        ] {
+            assert_eq!(heading_of(cmd, flag), "Signatures", "{cmd} {flag}");
+        }
+    }
+    let out = std::process::Command::new(crate::util::BIN)
+        .args(["agent", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("--json Print only JSON on stdout: one document (agent: one per line)"),
+        "{help}"
+    );
+    assert!(
+        words.contains("With --json it prints one JSON document per line (JSON Lines)"),
+        "{help}"
+    );
+}

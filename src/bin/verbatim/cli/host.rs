@@ -9,16 +9,24 @@ use super::values::parse_var;
 use verbatim::clock::parse_duration;
 
 /// What a host trusts: who must have signed a manifest before it runs it.
+/// Its flags are under "Signatures" in `--help`, each by its own
+/// `help_heading` (a `next_help_heading` would carry on to the flags of
+/// the command after them).
 #[derive(Debug, Args, Clone)]
-#[command(next_help_heading = "Signatures")]
 pub struct TrustArgs {
     /// OpenSSH allowed_signers file: principals and their keys. With it, a
     /// manifest needs a valid signature by a key it lists (exit 5 otherwise).
-    #[arg(long, env = "VERBATIM_ALLOWED_SIGNERS", value_name = "FILE")]
+    #[arg(
+        help_heading = "Signatures",
+        long,
+        env = "VERBATIM_ALLOWED_SIGNERS",
+        value_name = "FILE"
+    )]
     pub allowed_signers: Option<PathBuf>,
 
     /// A principal whose signature every manifest needs; repeat for more.
     #[arg(
+        help_heading = "Signatures",
         long,
         env = "VERBATIM_REQUIRE",
         value_name = "PRINCIPAL",
@@ -30,6 +38,7 @@ pub struct TrustArgs {
     /// on (`promote`/`rollback --sign-key`); repeat for more. A pointer or
     /// event written without the key moves no host (exit 5).
     #[arg(
+        help_heading = "Signatures",
         long,
         env = "VERBATIM_REQUIRE_EVENT_SIGNER",
         value_name = "PRINCIPAL",
@@ -41,7 +50,7 @@ pub struct TrustArgs {
     /// statement about the environment (its live event, or the timestamp
     /// `verbatim timestamp` re-signs) is older than this: 1h, 2d. Needs
     /// --require-event-signer.
-    #[arg(long, env = "VERBATIM_MAX_AGE", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(help_heading = "Signatures", long, env = "VERBATIM_MAX_AGE", value_name = "DURATION", value_parser = parse_duration)]
     pub max_age: Option<std::time::Duration>,
 }
 
@@ -146,6 +155,6 @@ pub struct AgentArgs {
     pub trust: TrustArgs,
 
     /// How often to look at the pointer, ±10 %: 30s, 2m, 500ms.
-    #[arg(long, env = "VERBATIM_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "VERBATIM_INTERVAL", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub interval: std::time::Duration,
 }

@@ -134,7 +134,7 @@ pub struct Global {
     )]
     pub policy_signers: Option<PathBuf>,
 
-    /// Print one JSON document on stdout and nothing else there.
+    /// Print only JSON on stdout: one document (agent: one per line).
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -192,7 +192,7 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Keep this host on an environment: deploy whenever its pointer moves (run it as a service).
     #[command(
-        after_help = "Runs until SIGTERM or SIGINT (then exits 0, after finishing or abandoning the\ncurrent step). Every --interval (±10 %) it HEADs the environment's pointer; when\nit changed (a promotion or a rollback) it deploys it, as `verbatim deploy ENV`\nwould. Store errors are retried with backoff; a release whose hooks failed is\nnot retried until the pointer moves again. One agent per root (exit 7 otherwise).\n\nExample:\n  verbatim agent prod --root /srv/app --store s3://releases/web --interval 15s"
+        after_help = "Runs until SIGTERM or SIGINT (then exits 0, after finishing or abandoning the\ncurrent step). Every --interval (±10 %) it HEADs the environment's pointer; when\nit changed (a promotion or a rollback) it deploys it, as `verbatim deploy ENV`\nwould. Store errors are retried with backoff; a release whose hooks failed is\nnot retried until the pointer moves again. One agent per root (exit 7 otherwise).\n\nWith --json it prints one JSON document per line (JSON Lines), one per attempt:\nwhat `deploy --json` prints, with \"time\" and \"error\" (null unless it failed).\n\nExample:\n  verbatim agent prod --root /srv/app --store s3://releases/web --interval 15s"
     )]
     Agent(AgentArgs),
     /// Show what changed between two manifests.
