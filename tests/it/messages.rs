@@ -190,3 +190,57 @@ fn host_help_lists_flags_under_the_right_headings() {
         "{help}"
     );
 }
+
+/// An argument that is not UTF-8 is a usage error naming it (exit 2), not
+/// a panic; a path may still be any bytes.
+#[test]
+fn an_argument_that_is_not_utf8_is_a_usage_error_naming_it() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let p = Project::new();
+    let bytes = |b: &[u8]| OsStr::from_bytes(b).to_owned();
+    let cases = [
+        (
+            vec![bytes(b"verify"), bytes(b"sha256:\xff\xfe")],
+            "<MANIFEST> (`sha256:\\xff\\xfe`) is not valid UTF-8",
+        ),
+        (
+            vec![
+                bytes(b"promote"),
+                bytes(b"dev"),
+                bytes(b"--to"),
+                bytes(b"pr\xffod"),
+            ],
+            "--to (`pr\\xffod`) is not valid UTF-8",
+        ),
+        (
+            vec![bytes(b"--store"), bytes(b"s3://b\xe9/x"), bytes(b"status")],
+            "--store (`s3://b\\xe9/x`) is not valid UTF-8",
+        ),
+    ];
+    for (args, said) in cases {
+        let mut cmd = p.cmd(&[]);
+        cmd.args(&args);
+        let err = crate::util::exits(&mut cmd, 2);
+        assert!(
+            err.starts_with("error: ") && err.contains(said),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        let mut cmd = p.cmd(&["--json"]);
+        cmd.args(&args);
+        let out = cmd.output().unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["error"]["code"], 2, "{doc}");
+        assert!(
+            doc["error"]["message"].as_str().unwrap().contains(said),
+            "{doc}"
+        );
+    }
+    // A path is bytes: this one is simply not there.
+    let mut cmd = p.cmd(&["status", "--config"]);
+    cmd.arg(bytes(b"conf\xff.toml"));
+    let err = crate::util::exits(&mut cmd, 2);
+    assert!(err.contains("cannot read config conf"), "{err}");
+    assert!(!err.contains("UTF-8"), "{err}");
+}
