@@ -1,4 +1,5 @@
-//! The clock, and how verbatim writes time: RFC 3339 UTC, to the second.
+//! The clock, and how verbatim writes time: RFC 3339 UTC, to the second;
+//! and how it reads a duration (`5m`), the same for every flag.
 //!
 //! The pure rooms never read the clock: they are handed `now` (seconds
 //! since the epoch) by the operation that acts, which takes it from here.
@@ -79,6 +80,34 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let secs = u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()?;
     // Refuses 2026-02-30 and the like: the date must round-trip.
     (rfc3339(secs) == s).then_some(secs)
+}
+
+/// A duration as every flag takes it: a number and an optional unit, `ms`,
+/// `s` (the default), `m`, `h` or `d` (`500ms`, `90`, `15s`, `5m`, `1h`,
+/// `7d`); more than zero.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 30s, 10m, 1h or 500ms"))?;
+    let d = match unit {
+        "" | "s" => std::time::Duration::from_secs(n),
+        "ms" => std::time::Duration::from_millis(n),
+        "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        "h" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+        "d" => std::time::Duration::from_secs(n.saturating_mul(86400)),
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}`; use ms, s, m, h or d"
+            ))
+        }
+    };
+    if d.is_zero() {
+        return Err(format!("`{s}`: a duration must be more than zero"));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

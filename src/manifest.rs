@@ -231,6 +231,12 @@ pub struct Provenance {
     /// Buildkite variables), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_url: Option<String>,
+    /// Whether the git work tree had uncommitted changes under the project
+    /// (tracked files changed, or files git does not ignore added) when it
+    /// was built: `revision` alone does not rebuild it. Written only when
+    /// true, so a clean build's manifest is what it always was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dirty: bool,
     /// Source revision (git commit or `--revision`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
@@ -513,6 +519,7 @@ pub(crate) mod tests {
             provenance: Provenance {
                 branch: None,
                 ci_url: None,
+                dirty: false,
                 revision: Some("abc123".into()),
                 source_date_epoch: 0,
                 tool: "verbatim 0.1.0".into(),

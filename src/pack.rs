@@ -305,11 +305,41 @@ pub fn scan(root: &Path, filter: &Filter) -> Result<Vec<Entry>, PackError> {
     scan_explained(root, filter, &mut |_, _| {})
 }
 
+/// Why [`scan_explained`] left a path out; its `Display` says so in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Excluded<'a> {
+    /// A glob of `app.exclude`.
+    Glob,
+    /// A default exclude (`.git`, `node_modules`, …).
+    Default,
+    /// A line of an ignore file (`.gitignore`, `.ignore`): `by` names the
+    /// file and the line; `dir` says whether the path is a directory.
+    Ignored {
+        /// `path/to/.gitignore (dist/)`.
+        by: &'a str,
+        /// Whether the path left out is a directory.
+        dir: bool,
+    },
+    /// verbatim's own build output or local store.
+    Own,
+}
+
+impl std::fmt::Display for Excluded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Excluded::Glob => f.write_str("app.exclude"),
+            Excluded::Default => f.write_str("a default exclude (app.default_excludes)"),
+            Excluded::Ignored { by, .. } => write!(f, "ignored by {by}"),
+            Excluded::Own => f.write_str("verbatim's own output or store"),
+        }
+    }
+}
+
 /// [`scan`], telling `excluded` every path left out and why.
 pub fn scan_explained(
     root: &Path,
     filter: &Filter,
-    excluded: &mut dyn FnMut(&str, &str),
+    excluded: &mut dyn FnMut(&str, Excluded<'_>),
 ) -> Result<Vec<Entry>, PackError> {
     let meta = fs::metadata(root).map_err(|_| PackError::MissingRoot(root.to_owned()))?;
     if !meta.is_dir() {
@@ -348,25 +378,26 @@ pub fn scan_explained(
                 format!("{rel_dir}/{name}")
             };
             if filter.globs.is_match(&rel) {
-                excluded(&rel, "app.exclude");
+                excluded(&rel, Excluded::Glob);
                 continue;
             }
             if filter.default_excludes
                 && DEFAULT_EXCLUDES.contains(&rel.rsplit('/').next().unwrap_or(""))
             {
-                excluded(&rel, "a default exclude (app.default_excludes)");
+                excluded(&rel, Excluded::Default);
                 continue;
             }
             let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
             let ft = meta.file_type();
-            if let Some(why) = ignored_by(&matchers, &canonical_root.join(&rel), ft.is_dir()) {
-                excluded(&rel, &format!("ignored by {why}"));
+            if let Some(by) = ignored_by(&matchers, &canonical_root.join(&rel), ft.is_dir()) {
+                let dir = ft.is_dir();
+                excluded(&rel, Excluded::Ignored { by: &by, dir });
                 continue;
             }
             let kind = if ft.is_dir() {
                 let canonical = fs::canonicalize(&path).map_err(io_err(&path))?;
                 if filter.skip_dirs.contains(&canonical) {
-                    excluded(&rel, "verbatim's own output or store");
+                    excluded(&rel, Excluded::Own);
                     continue;
                 }
                 stack.push((path, rel.clone(), matchers.clone()));

@@ -17,8 +17,10 @@ use crate::builder::{assets, Built};
 use crate::config::Config;
 use crate::digest::Digest;
 use crate::environments::event::Kind;
-use crate::environments::moves::{move_pointer, MoveJson, MoveRequest};
-use crate::error::IntegrityError;
+use crate::environments::moves::{move_with, MoveJson, MoveRequest};
+use crate::environments::policy_store;
+use crate::environments::reader::Reader;
+use crate::error::{IntegrityError, UsageError};
 use crate::manifest::{self, Manifest};
 use crate::objects::check;
 use crate::progress::{Bar, Progress};
@@ -85,6 +87,9 @@ pub struct PublishOptions<'a> {
     pub sign: Option<&'a PrivateKey>,
     /// Say what the store lacks; write, sign and promote nothing.
     pub dry_run: bool,
+    /// Refuse a build from a work tree with uncommitted changes, or from
+    /// none git can tell about (`--require-clean`).
+    pub require_clean: bool,
 }
 
 /// Publishes `built` to `store`: objects first, the manifest last; then,
@@ -96,6 +101,25 @@ pub fn publish(
     opts: &PublishOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<PublishJson> {
+    if opts.require_clean {
+        require_clean(cfg, built)?;
+    }
+    // The environment is checked before anything is written: a mistyped
+    // one (with a did-you-mean) or a config at odds with the store's
+    // order uploads nothing.
+    let reader = match opts.env {
+        Some(env) => {
+            let pin = cfg
+                .policy_signers
+                .as_deref()
+                .map(policy_store::read_pin)
+                .transpose()?;
+            let reader = Reader::new(store, cfg.concurrency).pin_policy(pin);
+            policy_store::order(&reader, cfg)?.check_env(env)?;
+            Some((reader, env))
+        }
+        None => None,
+    };
     if opts.dry_run {
         return plan(store, built, cfg.concurrency, progress);
     }
@@ -110,7 +134,7 @@ pub fn publish(
         ));
         report.signature = Some(k);
     }
-    if let Some(env) = opts.env {
+    if let Some((reader, env)) = reader {
         let req = MoveRequest {
             env,
             to: built.id,
@@ -122,9 +146,37 @@ pub fn publish(
             dry_run: false,
             rollout: None,
         };
-        report.promoted = Some(move_pointer(store, cfg, &req, progress)?);
+        report.promoted = Some(move_with(&reader, cfg, &req, None, progress)?);
     }
     Ok(report)
+}
+
+/// `--require-clean`: `built` was built from a clean work tree (its
+/// provenance says so), and the project's work tree is clean now (so a
+/// `--prebuilt` build is what HEAD holds). A usage error otherwise (exit
+/// 2), before anything is written.
+fn require_clean(cfg: &Config, built: &Built) -> Result<()> {
+    let refuse = |why: String| -> Result<()> {
+        Err(UsageError(format!(
+            "refusing to publish {} (--require-clean): {why}",
+            built.id
+        ))
+        .into())
+    };
+    match crate::builder::provenance::dirty(&cfg.root) {
+        None => refuse(format!(
+            "{} is not in a git work tree, so nothing tells which commit it is; publish from a git checkout, or without --require-clean",
+            cfg.root.display()
+        )),
+        Some(true) => refuse(format!(
+            "the git work tree under {} has uncommitted changes (`git status` lists them); commit or stash them, then publish again",
+            cfg.root.display()
+        )),
+        Some(false) if built.manifest.provenance.dirty => refuse(
+            "it was built from a work tree with uncommitted changes (its provenance says dirty); build it again from the clean tree".into(),
+        ),
+        Some(false) => Ok(()),
+    }
 }
 
 /// `publish --dry-run`: what the store lacks, found as `publish` would

@@ -54,7 +54,7 @@ pub struct Fingerprinted {
 pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<Fingerprinted> {
     let globs = |key: &str, patterns: &[String]| {
         pack::glob_set(patterns).map_err(|e| {
-            ConfigError(format!(
+            ConfigError::new(format!(
                 "invalid glob `{}` in `assets.{key}` ({}): {}",
                 e.glob,
                 cfg.config_path.display(),
@@ -127,7 +127,7 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<Fingerprinted> {
 /// directory `dir`, none inside another; returned without a trailing `/`.
 fn hash_dirs(cfg: &Config, dir: &Path) -> Result<Vec<String>, ConfigError> {
     let bad = |d: &str, why: String| {
-        ConfigError(format!(
+        ConfigError::new(format!(
             "`assets.hash_dirs` entry {d:?} in {}: {why}",
             cfg.config_path.display()
         ))

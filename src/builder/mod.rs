@@ -23,14 +23,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::config::{Config, DEFAULT_OUT};
+use crate::config::{init, Config, DEFAULT_OUT};
 use crate::digest::Digest;
 use crate::manifest::{self, Manifest};
 use crate::pack;
 use crate::progress::Progress;
 use crate::safe_fs;
 use crate::signals::Interruptible;
-use crate::text::human_bytes;
+use crate::text::{escape, human_bytes};
 
 /// The artifact's file in the build directory.
 pub const ARTIFACT_FILE: &str = "artifact.tar.gz";
@@ -119,7 +119,7 @@ pub fn list(cfg: &Config, progress: &dyn Progress) -> Result<ListJson> {
     let mut entries = scan(cfg, &mut |path, why| {
         excluded.push(ExcludedJson {
             path: path.to_owned(),
-            why: why.to_owned(),
+            why: why.to_string(),
         })
     })?;
     if cfg.django_manifest.is_some() {
@@ -159,7 +159,14 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
     // Taken before anything is read (and nothing is written until the
     // fingerprint passed): what changes while this build runs makes the
     // next one build again.
-    let snapshot = cache::Snapshot::take(cfg, &scan(cfg, &mut |_, _| {})?, sde)?;
+    let mut ignored_outputs = Vec::new();
+    let entries = scan(cfg, &mut |path, why| {
+        if let pack::Excluded::Ignored { by, dir: true } = why {
+            ignored_outputs.push((path.to_owned(), by.to_owned()));
+        }
+    })?;
+    warn_ignored_outputs(cfg, &ignored_outputs, progress);
+    let snapshot = cache::Snapshot::take(cfg, &entries, sde)?;
     let existing = safe_fs::existing_dirs(&cfg.root, Path::new(DEFAULT_OUT))?;
     if let (false, Some(out)) = (opts.fresh, &existing) {
         let _lock = lock_dir(out, progress)?;
@@ -252,6 +259,48 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
     })
 }
 
+/// Warns about each directory of `ignored` (app paths an ignore file left
+/// out, and which line) that is named like build output
+/// ([`init::BUILD_OUTPUTS`]) and is not the assets directory, nor holds it
+/// nor lies in it: a `dist/` that `.gitignore` keeps out of git is left
+/// out of the artifact too, which is rarely what a build wants.
+fn warn_ignored_outputs(cfg: &Config, ignored: &[(String, String)], progress: &dyn Progress) {
+    let assets = cfg
+        .assets_dir
+        .as_deref()
+        .and_then(|d| std::fs::canonicalize(d).ok());
+    for (path, by) in ignored {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if !init::BUILD_OUTPUTS.contains(&name) {
+            continue;
+        }
+        let dir = cfg.app_dir.join(path);
+        let related = match (&assets, std::fs::canonicalize(&dir)) {
+            (Some(a), Ok(d)) => a.starts_with(&d) || d.starts_with(a),
+            _ => false,
+        };
+        if related {
+            continue;
+        }
+        // As the config names it: relative to its directory, `./` dropped.
+        let shown: PathBuf = dir
+            .strip_prefix(&cfg.root)
+            .unwrap_or(&dir)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        let shown = shown.display().to_string();
+        progress.warn(format!(
+            "{shown}/ is not packed into the artifact: {by} ignores it, and it looks like build output. \
+             If it is the front-end build, publish it as the assets (`[assets] dir = \"{shown}\"`); \
+             if the app needs it at run time, set `app.respect_gitignore = false` in {} (and list what not to pack in app.exclude)",
+            cfg.config_path.display(),
+            shown = escape(&shown),
+            by = escape(by),
+        ));
+    }
+}
+
 /// One build at a time in `out` (a lock on the directory itself: no lock
 /// file is left), for as long as the file is open.
 fn lock_dir(out: &Path, progress: &dyn Progress) -> Result<std::fs::File> {
@@ -274,6 +323,7 @@ fn provenance_of(cfg: &Config, opts: &BuildOptions) -> manifest::Provenance {
         manifest::Provenance {
             branch: opts.branch.clone(),
             ci_url: opts.ci_url.clone(),
+            dirty: false,
             revision: opts.revision.clone(),
             source_date_epoch: opts.source_date_epoch.unwrap_or(pack::DEFAULT_MTIME),
             tool: format!("verbatim {}", env!("CARGO_PKG_VERSION")),
@@ -505,7 +555,10 @@ fn add_generated(
 
 /// The entries of the app directory the config packs, telling `excluded`
 /// what is left out and why.
-fn scan(cfg: &Config, excluded: &mut dyn FnMut(&str, &str)) -> Result<Vec<pack::Entry>> {
+fn scan(
+    cfg: &Config,
+    excluded: &mut dyn FnMut(&str, pack::Excluded<'_>),
+) -> Result<Vec<pack::Entry>> {
     let mut skip = vec![cfg.work_dir(), cfg.out_dir()];
     if !cfg.store_url.contains("://") {
         skip.push(cfg.store_base.join(&cfg.store_url));

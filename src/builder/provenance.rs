@@ -1,6 +1,7 @@
 //! Where a build comes from, as its manifest records it: the source
 //! revision, the branch and the CI run, from flags, the CI's variables or
-//! `git` (the one process a build starts).
+//! `git` (the one process a build starts), and whether the work tree had
+//! uncommitted changes.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,8 +16,34 @@ pub fn complete(root: &Path, given: Provenance) -> Provenance {
         branch: branch(root, given.branch),
         ci_url: ci_url(given.ci_url),
         revision: revision(root, given.revision),
+        dirty: dirty(root) == Some(true),
         ..given
     }
+}
+
+/// Whether the git work tree holding `root` has uncommitted changes under
+/// it (tracked files changed or staged, or untracked files git does not
+/// ignore; verbatim's own `.verbatim/` aside); `None` when `root` is not
+/// in a git work tree (or git is not there to ask).
+pub fn dirty(root: &Path) -> Option<bool> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args([
+            "--no-optional-locks",
+            "status",
+            "--porcelain",
+            "--untracked-files=normal",
+            "--",
+            ".",
+            ":(exclude).verbatim",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| out.stdout.iter().any(|b| !b.is_ascii_whitespace()))
 }
 
 /// The first of these environment variables that is set and not empty.

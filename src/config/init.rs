@@ -1,10 +1,13 @@
 //! `init`: a commented `verbatim.toml` for the project in a directory,
 //! and `.verbatim/` kept out of git.
 //!
-//! It looks at what is there: a Django project (`manage.py`) packs `.`
-//! and publishes `static/`; a Vite build (`dist/.vite/manifest.json`)
-//! publishes `dist/` with its manifest; else `app/`, `src/` or `.` is
-//! packed, and `static/` or `public/` published when present.
+//! It looks at what is there. A front-end build tool it knows by its
+//! config file ([`TOOLS`]: `vite.config.ts`, `astro.config.mjs`,
+//! `webpack.config.js`, …) publishes what that tool builds (`dist/`, or
+//! Vite's `build.outDir`), with Vite's manifest when the build writes one;
+//! a Django project (`manage.py`) packs `.` and publishes `static/`; else
+//! `app/`, `src/` or `.` is packed, and `static/` or `public/` published
+//! when present.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -25,9 +28,83 @@ pub struct InitJson {
     pub app_dir: String,
     /// `assets.dir`, when the project has one.
     pub assets_dir: Option<String>,
+    /// `assets.vite_manifest`, when the build writes one.
+    pub vite_manifest: Option<String>,
+    /// The file the choice went by (`vite.config.ts`, `manage.py`), and
+    /// the tool it belongs to; `null` when nothing was recognised.
+    pub found: Option<Found>,
     /// Whether `.verbatim/` was added to `.gitignore` (false when it was there).
     pub gitignore_updated: bool,
 }
+
+/// A layout `init` recognised.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Found {
+    /// The file it went by, relative to the project.
+    pub file: String,
+    /// The tool: `Vite`, `Astro`, `webpack`, `Django`.
+    pub tool: &'static str,
+}
+
+/// A front-end build tool `init` knows by its config file, and the
+/// directory it builds into by default.
+pub struct Tool {
+    /// Its name, for messages.
+    pub name: &'static str,
+    /// Its config files, any one of which at the project root names it.
+    pub configs: &'static [&'static str],
+    /// Where it builds by default (Vite's and Astro's `outDir` is read
+    /// from the config when written there as a plain string).
+    pub out: &'static str,
+    /// Whether it can write a Vite manifest (`build.manifest`).
+    pub vite: bool,
+}
+
+/// The build tools `init` recognises, first match wins (Astro and
+/// SvelteKit projects often carry a `vite.config` too: Vite's layout is
+/// theirs).
+pub const TOOLS: [Tool; 3] = [
+    Tool {
+        name: "Vite",
+        configs: &[
+            "vite.config.js",
+            "vite.config.ts",
+            "vite.config.mjs",
+            "vite.config.cjs",
+            "vite.config.mts",
+        ],
+        out: "dist",
+        vite: true,
+    },
+    Tool {
+        name: "Astro",
+        configs: &[
+            "astro.config.mjs",
+            "astro.config.js",
+            "astro.config.ts",
+            "astro.config.mts",
+            "astro.config.cjs",
+        ],
+        out: "dist",
+        vite: false,
+    },
+    Tool {
+        name: "webpack",
+        configs: &[
+            "webpack.config.js",
+            "webpack.config.ts",
+            "webpack.config.mjs",
+            "webpack.config.cjs",
+        ],
+        out: "dist",
+        vite: false,
+    },
+];
+
+/// Directory names build tools write their output to: a `build` that
+/// finds one of them left out of the artifact by `.gitignore` says so
+/// (`builder`), rather than leave it out silently.
+pub const BUILD_OUTPUTS: [&str; 6] = ["dist", "build", "out", "_site", ".next", ".output"];
 
 /// `init`: writes a commented configuration at `path` for the project in
 /// its directory (what it finds there decides `app.dir` and `assets.dir`),
@@ -38,8 +115,14 @@ pub fn init(path: &Path, force: bool) -> Result<InitJson> {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let (app_dir, assets_dir, vite) = detect(&dir);
-    let text = template(app_dir, assets_dir.map(|a| (a, vite)));
+    let layout = detect(&dir);
+    let text = template(
+        &layout.app,
+        layout
+            .assets
+            .as_deref()
+            .map(|a| (a, layout.vite_manifest.as_deref())),
+    );
     if force {
         write_atomic(path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
@@ -62,31 +145,137 @@ pub fn init(path: &Path, force: bool) -> Result<InitJson> {
     let gitignore_updated = ignore_work_dir(&dir)?;
     Ok(InitJson {
         config: path.to_owned(),
-        app_dir: app_dir.to_owned(),
-        assets_dir: assets_dir.map(str::to_owned),
+        app_dir: layout.app,
+        assets_dir: layout.assets,
+        vite_manifest: layout.vite_manifest,
+        found: layout.found,
         gitignore_updated,
     })
 }
 
-/// What the project looks like: (app dir, assets dir, Vite manifest).
-fn detect(dir: &Path) -> (&'static str, Option<&'static str>, Option<&'static str>) {
+/// What the project looks like.
+#[derive(Debug, PartialEq, Eq)]
+struct Layout {
+    app: String,
+    assets: Option<String>,
+    vite_manifest: Option<String>,
+    found: Option<Found>,
+}
+
+/// Looks at the project in `dir`: a build tool's config file first, then
+/// a Vite manifest already built, then Django, then the usual names.
+fn detect(dir: &Path) -> Layout {
     let has = |p: &str| dir.join(p).exists();
+    let server_or_root = || if has("server") { "server" } else { "." }.to_owned();
+    let tool = TOOLS.iter().find_map(|t| {
+        let file = t.configs.iter().find(|c| dir.join(c).is_file())?;
+        Some((t, *file))
+    });
+    if let Some((tool, file)) = tool {
+        let config = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        let out = string_setting(&config, "outDir")
+            .and_then(|o| plain_dir(&o))
+            .unwrap_or_else(|| tool.out.to_owned());
+        let vite_manifest = tool
+            .vite
+            .then(|| vite_manifest(dir, &out, &config))
+            .flatten();
+        let app = if has("manage.py") {
+            ".".to_owned()
+        } else {
+            server_or_root()
+        };
+        return Layout {
+            app,
+            assets: Some(out),
+            vite_manifest,
+            found: Some(Found {
+                file: file.to_owned(),
+                tool: tool.name,
+            }),
+        };
+    }
     if has("dist/.vite/manifest.json") {
-        let app = if has("server") { "server" } else { "." };
-        return (app, Some("dist"), Some("dist/.vite/manifest.json"));
+        return Layout {
+            app: server_or_root(),
+            assets: Some("dist".into()),
+            vite_manifest: Some("dist/.vite/manifest.json".into()),
+            found: Some(Found {
+                file: "dist/.vite/manifest.json".into(),
+                tool: "Vite",
+            }),
+        };
     }
     let assets = ["static", "public"]
         .into_iter()
-        .find(|d| dir.join(d).is_dir());
-    let app = if has("manage.py") {
-        "."
-    } else {
-        ["app", "src"]
-            .into_iter()
-            .find(|d| dir.join(d).is_dir())
-            .unwrap_or(".")
-    };
-    (app, assets, None)
+        .find(|d| dir.join(d).is_dir())
+        .map(str::to_owned);
+    if has("manage.py") {
+        return Layout {
+            app: ".".into(),
+            assets,
+            vite_manifest: None,
+            found: Some(Found {
+                file: "manage.py".into(),
+                tool: "Django",
+            }),
+        };
+    }
+    let app = ["app", "src"]
+        .into_iter()
+        .find(|d| dir.join(d).is_dir())
+        .unwrap_or(".");
+    Layout {
+        app: app.to_owned(),
+        assets,
+        vite_manifest: None,
+        found: None,
+    }
+}
+
+/// Where Vite writes its manifest for output directory `out`: the one
+/// already built (`.vite/manifest.json` since Vite 5, `manifest.json`
+/// before), else `.vite/manifest.json` when the config turns
+/// `build.manifest` on.
+fn vite_manifest(dir: &Path, out: &str, config: &str) -> Option<String> {
+    let candidates = [
+        format!("{out}/.vite/manifest.json"),
+        format!("{out}/manifest.json"),
+    ];
+    if let Some(built) = candidates.iter().find(|c| dir.join(c).is_file()) {
+        return Some(built.clone());
+    }
+    let on = config.split("manifest").skip(1).any(|rest| {
+        let rest = rest.trim_start();
+        rest.strip_prefix(':')
+            .is_some_and(|v| v.trim_start().starts_with("true"))
+    });
+    on.then(|| candidates[0].clone())
+}
+
+/// The string literal a JavaScript config gives `key` (`outDir: 'build'`),
+/// when it is written as one.
+fn string_setting(config: &str, key: &str) -> Option<String> {
+    config.match_indices(key).find_map(|(i, _)| {
+        let rest = config[i + key.len()..].trim_start();
+        let rest = rest.strip_prefix(':')?.trim_start();
+        let quote = rest
+            .chars()
+            .next()
+            .filter(|c| matches!(c, '\'' | '"' | '`'))?;
+        let value = &rest[1..];
+        value.find(quote).map(|end| value[..end].to_owned())
+    })
+}
+
+/// `d` as a relative directory of plain names (`build`, `web/dist`;
+/// `./dist/` is `dist`), if it is one.
+fn plain_dir(d: &str) -> Option<String> {
+    let d = d.strip_prefix("./").unwrap_or(d).trim_end_matches('/');
+    let plain = !d.is_empty()
+        && d.split('/')
+            .all(|n| !n.is_empty() && n != "." && n != ".." && !n.contains(['\\', '"', '$', '{']));
+    plain.then(|| d.to_owned())
 }
 
 /// Adds `.verbatim/` to the `.gitignore` beside the config (creating it),
@@ -206,8 +395,12 @@ url = ".verbatim/store"
 
 [environments]
 # Promotion order: a manifest reaches each only after the one before it.
-# The first promotion stores it in the store (policy.json); from then on the
-# store's order rules for everyone, this must agree with it (or be removed),
-# and `verbatim policy set` changes it.
-order = ["dev", "preprod", "prod"]
+# The first promotion stores the order in the store (policy.json); from then
+# on the store's order rules for everyone: `verbatim policy show` shows it,
+# `verbatim policy set` changes it. Left commented, this file follows the
+# store (before the first promotion: dev, preprod, prod). Set it only to
+# choose the order the first promotion stores; once stored, a different one
+# here is a warning for status and history and refused by promote, rollback
+# and publish --env.
+# order = ["dev", "preprod", "prod"]
 "#;

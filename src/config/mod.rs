@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::error::Class;
 use crate::store::S3Options;
+use crate::text::Lines;
 
 /// The file name looked for in the current directory.
 pub const FILE_NAME: &str = "verbatim.toml";
@@ -237,17 +238,60 @@ pub struct Config {
     pub policy_signers: Option<PathBuf>,
 }
 
-/// A configuration problem: always exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+/// A configuration problem: always exit code 2. Most are one line; a
+/// TOML syntax error adds the lines that show where (the line of the file,
+/// a caret under the fault, what was expected).
+#[derive(Debug)]
+pub struct ConfigError(Lines);
 
 impl ConfigError {
+    /// A problem told in one line.
+    pub fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError(Lines {
+            head: message.into(),
+            items: Vec::new(),
+        })
+    }
+
     /// A configuration problem is a usage error.
     pub fn class(&self) -> Class {
         Class::Usage
     }
+
+    /// The message as lines, for a terminal: each printed escaped on its
+    /// own line, so the lines TOML's error draws stay lines.
+    pub fn lines(&self) -> &Lines {
+        &self.0
+    }
+
+    /// `text` (a TOML parse error of `path`) as a head and the lines below.
+    fn parse(path: &Path, text: &str) -> ConfigError {
+        let mut lines = text.trim_end().lines();
+        let head = format!(
+            "invalid config {}: {}",
+            path.display(),
+            lines.next().unwrap_or("not valid TOML")
+        );
+        ConfigError(Lines {
+            head,
+            items: lines.map(str::to_owned).collect(),
+        })
+    }
 }
+
+/// The lines as they are, one per line (`--json` messages carry them
+/// exactly); a terminal prints [`ConfigError::lines`], escaped.
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.head)?;
+        for item in &self.0.items {
+            write!(f, "\n  {item}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Loads `path`, or, when `path` is `None`, the `verbatim.toml` of the
@@ -262,14 +306,14 @@ impl Config {
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound && !explicit {
-                ConfigError(format!(
+                ConfigError::new(format!(
                     "no {FILE_NAME} in {}: run `verbatim init` to write one, or pass --config PATH",
                     std::env::current_dir()
                         .map(|d| d.display().to_string())
                         .unwrap_or_else(|_| ".".into())
                 ))
             } else {
-                ConfigError(format!("cannot read config {}: {e}", path.display()))
+                ConfigError::new(format!("cannot read config {}: {e}", path.display()))
             }
         })?;
         let root = match path.parent() {
@@ -286,15 +330,15 @@ impl Config {
         root: PathBuf,
         o: &Overrides,
     ) -> Result<Config, ConfigError> {
-        let file: File = toml::from_str(text)
-            .map_err(|e| ConfigError(format!("invalid config {}: {e}", path.display())))?;
+        let file: File =
+            toml::from_str(text).map_err(|e| ConfigError::parse(path, &e.to_string()))?;
         let app_dir = match &o.app_dir {
             Some(d) => d.clone(),
             None => root.join(&file.app.dir),
         };
         if let Some(a) = &file.assets {
             if !a.public_prefix.starts_with('/') {
-                return Err(ConfigError(format!(
+                return Err(ConfigError::new(format!(
                     "`assets.public_prefix` in {} is `{}`: it must be a URL path starting with `/`, like \"/static/\"",
                     path.display(),
                     a.public_prefix
@@ -302,7 +346,7 @@ impl Config {
             }
             if let Some(p) = &a.django_manifest {
                 if !is_plain_relative(p) {
-                    return Err(ConfigError(format!(
+                    return Err(ConfigError::new(format!(
                         "`assets.django_manifest` in {} is `{}`: it must be a relative path to a file \
                          inside app.dir, without `..`, like \"app/mysite/static/staticfiles.json\"",
                         path.display(),
@@ -312,7 +356,7 @@ impl Config {
             }
             if let Some(cdn) = &a.cdn_base {
                 if !(cdn.starts_with("https://") || cdn.starts_with("http://")) {
-                    return Err(ConfigError(format!(
+                    return Err(ConfigError::new(format!(
                         "`assets.cdn_base` in {} is `{cdn}`: it must be an absolute http(s) URL, like \"https://cdn.example.com/static/\"",
                         path.display()
                     )));
@@ -323,7 +367,7 @@ impl Config {
         let envs = file.environments.order;
         if let Some(envs) = &envs {
             check_env_names(envs).map_err(|e| {
-                ConfigError(format!("`environments.order` in {}: {e}", path.display()))
+                ConfigError::new(format!("`environments.order` in {}: {e}", path.display()))
             })?;
         }
         let (store_url, store_base) = match (&o.store, file.store.url) {
@@ -340,7 +384,7 @@ impl Config {
             timeout: o.timeout.or(file.store.timeout).map(Duration::from_secs),
         };
         if s3.timeout == Some(Duration::ZERO) {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::new(format!(
                 "`store.timeout` in {} must be at least 1 (seconds)",
                 path.display()
             )));
@@ -350,7 +394,7 @@ impl Config {
             .or(file.store.concurrency)
             .unwrap_or(DEFAULT_CONCURRENCY);
         if concurrency == 0 {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::new(format!(
                 "`store.concurrency` in {} must be at least 1",
                 path.display()
             )));
@@ -411,13 +455,13 @@ impl Config {
             } else {
                 format!("`app.dir` in {}", self.config_path.display())
             };
-            return Err(ConfigError(format!(
+            return Err(ConfigError::new(format!(
                 "app directory {} (from {source}) does not exist or is not a directory",
                 self.app_dir.display()
             )));
         }
         if let Some(d) = self.assets_dir.as_ref().filter(|d| !d.is_dir()) {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::new(format!(
                 "assets directory {} (from `assets.dir` in {}) does not exist or is not a directory",
                 d.display(),
                 self.config_path.display()
@@ -453,7 +497,7 @@ impl Config {
         };
         if let Some(dir) = &self.assets_dir {
             if below(&self.root, &names, dir).is_some() {
-                return Err(ConfigError(format!(
+                return Err(ConfigError::new(format!(
                     "{} lies inside the assets directory {}, whose files are published as assets; \
                      put it in the app directory, outside assets.dir",
                     key(),
@@ -463,7 +507,7 @@ impl Config {
         }
         match below(&self.root, &names, &self.app_dir) {
             Some(rest) => Ok(Some(rest.join("/"))),
-            None => Err(ConfigError(format!(
+            None => Err(ConfigError::new(format!(
                 "{} is not inside the app directory {}: it names a file in the artifact, \
                  so it must lie under app.dir",
                 key(),
@@ -576,7 +620,7 @@ fn deploy_settings(d: DeploySection, path: &Path) -> Result<crate::manifest::Dep
         migration_files: Vec::new(),
     };
     crate::pack::glob_set(&deploy.migrations).map_err(|e| {
-        ConfigError(format!(
+        ConfigError::new(format!(
             "`[deploy] migrations` in {}: glob {:?}: {}",
             path.display(),
             e.glob,
@@ -585,7 +629,7 @@ fn deploy_settings(d: DeploySection, path: &Path) -> Result<crate::manifest::Dep
     })?;
     deploy
         .check()
-        .map_err(|why| ConfigError(format!("`[deploy]` in {}: {why}", path.display())))?;
+        .map_err(|why| ConfigError::new(format!("`[deploy]` in {}: {why}", path.display())))?;
     Ok(deploy)
 }
 
@@ -608,7 +652,8 @@ mod tests {
     #[test]
     fn template_is_valid_once_app_exists() {
         let c = load(TEMPLATE).unwrap();
-        assert_eq!(c.environments.unwrap(), ["dev", "preprod", "prod"]);
+        // The order is left to the store's policy: commented out.
+        assert_eq!(c.environments, None);
         let bare = load("[app]\ndir = \"app\"\n").unwrap();
         assert_eq!(bare.environments, None);
         assert_eq!(bare.order(), ["dev", "preprod", "prod"]);
@@ -653,6 +698,8 @@ mod tests {
         let c = load(&uncommented).unwrap();
         assert_eq!(c.public_prefix, "/static/");
         assert!(c.keep_names.is_empty());
+        // So is the commented environments.order.
+        assert_eq!(c.environments.unwrap(), ["dev", "preprod", "prod"]);
     }
 
     #[test]

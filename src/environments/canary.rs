@@ -15,11 +15,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::event::{check_key, CheckRecord, CheckStatus, Kind, Outcome, CHECK_SCHEMA};
-use super::moves::{move_with, MoveJson, MoveRequest};
+use super::moves::{move_with, CheckJson, CheckSpec, MoveJson, MoveRequest};
 use super::policy_store;
 use super::reader::Reader;
 use super::reports;
-use crate::clock::{now, parse_rfc3339, rfc3339, since_epoch};
+use crate::clock::{deadline, now, parse_rfc3339, rfc3339, since_epoch};
 use crate::config::Config;
 use crate::error::{CheckFailed, Failed, Interrupted};
 use crate::process::{self, Ended};
@@ -134,6 +134,63 @@ pub fn finish_check(
                 "canary check failed for {manifest} on {env} ({detail}), and {env} was not rolled back to {previous}; see `verbatim status {env}`"
             ))
         }
+    };
+    Err(Failed {
+        report: Some(Box::new(report)),
+        error,
+    })
+}
+
+/// After a rollback that moved: waits until the hosts `spec` names report
+/// it active (`rollback --wait-hosts`), as a promote's check would. The
+/// wait is not recorded in the event (only a promote starts a canary
+/// check) and never undone: rolling back again would return to the
+/// release the environment just left. When the hosts do not confirm it in
+/// time, or one reports it failed, the error (exit 6, or 128 + the signal)
+/// says the rollback stands, and carries the report with its `check`.
+pub fn wait_after_rollback(
+    reader: &Reader<'_>,
+    mut report: MoveJson,
+    spec: &CheckSpec,
+    progress: &dyn Progress,
+) -> Result<MoveJson, Failed<MoveJson>> {
+    report.check = Some(CheckJson {
+        cmd: None,
+        hosts: spec.hosts,
+        host_ids: spec.host_ids.clone(),
+        signed_reports: spec.signed_reports,
+        timeout_secs: spec.timeout_secs,
+        deadline: rfc3339(deadline(spec.timeout_secs)),
+        status: CheckStatus::Pending,
+        detail: None,
+    });
+    let ended = run_check(reader, &report, progress);
+    let (passed, detail) = match &ended {
+        Ended::Passed(d) => (true, d.clone()),
+        Ended::Failed(why) => (false, why.clone()),
+        Ended::Interrupted(sig) => (
+            false,
+            format!("interrupted by {}", signals::signal_name(*sig)),
+        ),
+    };
+    if let Some(check) = report.check.as_mut() {
+        check.status = match passed {
+            true => CheckStatus::Passed,
+            false => CheckStatus::Failed,
+        };
+        check.detail = Some(detail.clone());
+    }
+    if passed {
+        progress.note(format!("the hosts run the rollback: {detail}"));
+        return Ok(report);
+    }
+    let message = format!(
+        "rolled {} back to {}, but the hosts did not confirm it: {detail}; the rollback stands (it is not undone): see `verbatim status {} --hosts`",
+        report.env, report.manifest, report.env
+    );
+    let error = match ended {
+        Ended::Interrupted(signal) => Interrupted { signal, message }.into(),
+        _ => CheckFailed(message).into(),
     };
     Err(Failed {
         report: Some(Box::new(report)),

@@ -7,19 +7,25 @@ use std::collections::BTreeMap;
 use super::event::{event_key, CheckStatus, Event, Gate, Kind};
 
 /// The environment before `env` in the promotion order, or `None` for the first.
-/// `Err` when `env` is not declared.
-pub fn previous<'a>(order: &'a [String], env: &str) -> Result<Option<&'a str>, String> {
+/// `Err` when `env` is not declared: [`undeclared`], the order from `source`.
+pub fn previous<'a>(
+    order: &'a [String],
+    env: &str,
+    source: &str,
+) -> Result<Option<&'a str>, String> {
     match order.iter().position(|e| e == env) {
         Some(0) => Ok(None),
         Some(i) => Ok(Some(&order[i - 1])),
-        None => Err(undeclared(order, env)),
+        None => Err(undeclared(order, env, source)),
     }
 }
 
-/// "`prd` is not in the environment order (…); did you mean `prod`?"
-pub fn undeclared(order: &[String], env: &str) -> String {
+/// "`prd` is not in the environment order (dev, preprod, prod) of
+/// `source`; did you mean `prod`?": what every command that takes an
+/// environment says of a name the order lacks.
+pub fn undeclared(order: &[String], env: &str, source: &str) -> String {
     let mut msg = format!(
-        "`{}` is not in the environment order ({})",
+        "`{}` is not in the environment order ({}) of {source}",
         crate::text::escape(env),
         order.join(", ")
     );
@@ -41,20 +47,26 @@ pub fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
         .map(|(_, c)| c.as_str())
 }
 
-/// Levenshtein distance in chars (names are short: O(n·m) is fine).
+/// Edit distance in chars, a swap of two neighbours counting as one edit
+/// (`dve` is one from `dev`): the optimal string alignment distance.
+/// Names are short: O(n·m) is fine.
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // Rows i - 2, i - 1 and i of the table.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (prev[j - 1] + cost).min(prev[j] + 1).min(row[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(before[j - 2] + 1);
+            }
         }
+        before = std::mem::replace(&mut prev, row);
     }
-    row[b.len()]
+    prev[b.len()]
 }
 
 /// The order gate: `manifest` may enter `env` while it is live, or was live

@@ -345,11 +345,27 @@ pub fn check_declared(
     Err(format!(
         "`environments.order` in {config} is [{}], but the store's policy (policy.json, event {seq}) is [{}]; \
          the store's order rules. To change it for everyone: `verbatim policy set --order {wanted} --reason \"…\"`; \
-         to follow it: set environments.order to [{}] in {config}, or remove [environments] from it",
+         to follow it: {}",
         declared.join(", "),
         stored.describe(),
-        stored.describe()
+        follow_hint(config, &stored.order())
     ))
+}
+
+/// How to make `config` follow `order`: the TOML line to write, as it
+/// parses, or the line to remove.
+pub fn follow_hint(config: &str, order: &[String]) -> String {
+    format!(
+        "set `{}` in the [environments] table of {config}, or remove its `order` line",
+        order_line(order)
+    )
+}
+
+/// `order = ["dev", "qa", "prod"]`: `environments.order` as TOML
+/// (environment names need no escaping).
+pub fn order_line(order: &[String]) -> String {
+    let names: Vec<String> = order.iter().map(|n| format!("\"{n}\"")).collect();
+    format!("order = [{}]", names.join(", "))
 }
 
 #[cfg(test)]
@@ -502,7 +518,8 @@ mod tests {
             "[dev, preprod, prod]",
             "event 3",
             "verbatim policy set --order dev,prod",
-            "remove [environments]",
+            "set `order = [\"dev\", \"preprod\", \"prod\"]` in the [environments] table",
+            "remove its `order` line",
         ] {
             assert!(e.contains(needle), "{needle:?} not in {e}");
         }

@@ -9,8 +9,10 @@
 //! order is `verbatim.toml`'s (`environments.order`, else the default); the
 //! first move of any environment stores it ([`settle_for_move`]). From then
 //! on the store's order rules: a `verbatim.toml` that declares another is a
-//! configuration error (exit 2) naming both, and one that declares none
-//! simply follows the store.
+//! configuration error (exit 2) naming both for every command that moves a
+//! pointer, and a warning for those that only read
+//! ([`stored_order_to_read`]); one that declares none simply follows the
+//! store.
 //!
 //! Writes follow the environments' protocol: create event `n + 1`
 //! (create-only: of concurrent writers exactly one wins, the others exit 4
@@ -208,26 +210,86 @@ pub struct Order {
     pub policy: Option<Policy>,
     /// The policy event it comes from; `None` before the store holds one.
     pub seq: Option<u64>,
-    /// Before the store holds one: whether `verbatim.toml` declares it.
-    declared: bool,
+    /// Where it comes from, for messages.
+    source: Source,
+}
+
+/// Where an [`Order`] comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// The store's policy.
+    Policy,
+    /// `environments.order` of this config file.
+    Config(String),
+    /// The default order: this config file declares none.
+    Default(String),
+    /// No policy and no config: the environments with a pointer in this
+    /// store, by name.
+    Pointers(String),
 }
 
 impl Order {
+    /// The order the policy event `current` (the one in effect) sets.
+    fn stored(current: PolicyEvent) -> Order {
+        Order {
+            names: current.to.order(),
+            seq: Some(current.seq),
+            policy: Some(current.to),
+            source: Source::Policy,
+        }
+    }
+
+    /// The order `cfg` asks for, before the store holds one.
+    pub fn of_config(cfg: &Config) -> Order {
+        let file = cfg.config_path.display().to_string();
+        Order {
+            policy: None,
+            names: cfg.order(),
+            seq: None,
+            source: match cfg.environments {
+                Some(_) => Source::Config(file),
+                None => Source::Default(file),
+            },
+        }
+    }
+
+    /// With neither a policy nor a config: the environments that have a
+    /// pointer in the store at `location`.
+    pub fn of_pointers(names: Vec<String>, location: &str) -> Order {
+        Order {
+            policy: None,
+            names,
+            seq: None,
+            source: Source::Pointers(location.to_owned()),
+        }
+    }
+
     /// The environment before `env`, `None` for the first; a usage error
-    /// saying where the order came from when `env` is not in it.
+    /// saying where the order came from, with a did-you-mean, when `env`
+    /// is not in it ([`gates::undeclared`]).
     pub fn previous(&self, env: &str) -> Result<Option<&str>> {
-        gates::previous(&self.names, env).map_err(|e| {
-            let from = match (self.seq, self.declared) {
-                (Some(seq), _) => {
-                    format!(
-                        "the store's policy (policy event {seq}; `verbatim policy set` changes it)"
-                    )
-                }
-                (None, true) => "environments.order in verbatim.toml".into(),
-                (None, false) => "the default order (verbatim.toml declares none)".into(),
-            };
-            UsageError(format!("{e}, from {from}")).into()
-        })
+        let source = match (&self.source, self.seq) {
+            (Source::Policy, seq) => format!(
+                "the store's policy (policy event {}; `verbatim policy set` changes it)",
+                seq.unwrap_or_default()
+            ),
+            (Source::Config(file), _) => format!("environments.order in {file}"),
+            (Source::Default(file), _) => {
+                format!("the default order ({file} declares none)")
+            }
+            (Source::Pointers(store), _) => {
+                format!("the environments with a pointer in {store}")
+            }
+        };
+        gates::previous(&self.names, env, &source).map_err(|e| UsageError(e).into())
+    }
+
+    /// Refuses `env` unless it is a valid name this order lists: the one
+    /// check of a name every command that takes an environment makes
+    /// (exit 2, naming where the order comes from, with a did-you-mean).
+    pub fn check_env(&self, env: &str) -> Result<()> {
+        crate::config::check_env_name(env).map_err(UsageError)?;
+        self.previous(env).map(|_| ())
     }
 }
 
@@ -236,31 +298,50 @@ impl Order {
 pub fn order(reader: &Reader<'_>, cfg: &Config) -> Result<Order> {
     Ok(match stored_order(reader, Some(cfg))? {
         Some(order) => order,
-        None => Order {
-            policy: None,
-            names: cfg.order(),
-            seq: None,
-            declared: cfg.environments.is_some(),
-        },
+        None => Order::of_config(cfg),
     })
+}
+
+/// When the store holds a policy that does not list `env`, the error
+/// [`Order::check_env`] gives; for commands that read an environment
+/// without a config (`deploy`, `agent`, `fetch`, `timestamp`) and found
+/// nothing live there. `None` when the policy lists it, there is none
+/// yet, or it cannot be read (this is a hint: the caller's own error
+/// stands then).
+pub fn not_in_policy(reader: &Reader<'_>, env: &str) -> Option<anyhow::Error> {
+    let order = stored_order(reader, None).ok().flatten()?;
+    order.check_env(env).err()
 }
 
 /// The store's order, if it holds one. A `cfg` declaring another order is
 /// a configuration error naming both.
 pub fn stored_order(reader: &Reader<'_>, cfg: Option<&Config>) -> Result<Option<Order>> {
-    let state = load(reader)?;
-    let Some(current) = state.current() else {
+    let Some(current) = load(reader)?.events.pop() else {
         return Ok(None);
     };
     if let Some(cfg) = cfg {
-        agrees(cfg, current)?;
+        agrees(cfg, &current)?;
     }
-    Ok(Some(Order {
-        policy: Some(current.to.clone()),
-        names: current.to.order(),
-        seq: Some(current.seq),
-        declared: false,
-    }))
+    Ok(Some(Order::stored(current)))
+}
+
+/// [`stored_order`] for a command that only reads (`status`, `history`):
+/// a `cfg` declaring another order is a warning, and the store's order is
+/// followed. Commands that move a pointer still refuse it.
+pub fn stored_order_to_read(
+    reader: &Reader<'_>,
+    cfg: Option<&Config>,
+    progress: &dyn Progress,
+) -> Result<Option<Order>> {
+    let Some(current) = load(reader)?.events.pop() else {
+        return Ok(None);
+    };
+    if let Some(Err(e)) = cfg.map(|cfg| agrees(cfg, &current)) {
+        progress.warn(format!(
+            "{e:#}. Showing the store's order; promote, rollback and publish --env refuse this config until it agrees"
+        ));
+    }
+    Ok(Some(Order::stored(current)))
 }
 
 /// `cfg`'s `environments.order` agrees with the policy `current` sets, or
@@ -272,7 +353,7 @@ fn agrees(cfg: &Config, current: &PolicyEvent) -> Result<()> {
         &current.to,
         current.seq,
     )
-    .map_err(|e| ConfigError(e).into())
+    .map_err(|e| ConfigError::new(e).into())
 }
 
 /// Before a pointer moves, by a move checked against `used`: makes the
@@ -632,11 +713,11 @@ pub fn set(
     };
     if let Some(cfg) = cfg {
         if let Some(declared) = cfg.environments.as_ref().filter(|d| **d != out.to.order()) {
+            let config = cfg.config_path.display().to_string();
             progress.warn(format!(
-                "{} still declares environments.order = [{}]: set it to [{}] or remove [environments], or commands that read the order will refuse it",
-                cfg.config_path.display(),
+                "{config} still declares environments.order = [{}]: {}, or commands that move a pointer will refuse it",
                 declared.join(", "),
-                out.to.order().join(", ")
+                policy::follow_hint(&config, &out.to.order())
             ));
         }
     }
@@ -692,7 +773,7 @@ fn edited(cfg: Option<&Config>, args: &SetRequest, from: Option<&Policy>) -> Res
             let Some(rules) = to.environments.iter_mut().find(|e| &e.name == env) else {
                 return Err(UsageError(format!(
                     "{flag} {env}=…: {}",
-                    super::gates::undeclared(&order, env)
+                    super::gates::undeclared(&order, env, "the policy it would set")
                 ))
                 .into());
             };

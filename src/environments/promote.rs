@@ -4,13 +4,14 @@
 
 use anyhow::Result;
 
-use super::canary::finish_check;
+use super::canary::{finish_check, wait_after_rollback};
 use super::checks::status_words;
 use super::event::Kind;
 use super::gates::rollback_target;
-use super::moves::{move_with, settle, MoveJson, MoveRequest};
+use super::moves::{move_with, settle, CheckSpec, MoveJson, MoveRequest};
 use super::policy_store;
 use super::reader::Reader;
+use super::reports::report_signers;
 use super::resolve::resolve_manifest_with;
 use super::rolling;
 use crate::clock::now;
@@ -73,19 +74,46 @@ pub struct RollbackRequest<'a> {
     pub sign: Option<&'a ssh_key::PrivateKey>,
     /// Check everything, write nothing.
     pub dry_run: bool,
+    /// Then wait for the hosts to report it active (`--wait-hosts`): a
+    /// spec without a command ([`wait_after_rollback`]).
+    pub wait: Option<CheckSpec>,
 }
 
 /// Rolls `req.env` back (see [`RollbackRequest::to`]); the target is
 /// chosen from the history as read, so a move landing meanwhile makes this
-/// one lose (exit 4).
+/// one lose (exit 4). With `req.wait`, then waits for the hosts; a failed
+/// wait's error carries the report.
 pub fn rollback(
+    reader: &Reader<'_>,
+    cfg: &Config,
+    req: &RollbackRequest<'_>,
+    progress: &dyn Progress,
+) -> Result<MoveJson, Failed<MoveJson>> {
+    let report = move_back(reader, cfg, req, progress)?;
+    match (&req.wait, report.result) {
+        (Some(wait), "moved") => wait_after_rollback(reader, report, wait, progress),
+        _ => Ok(report),
+    }
+}
+
+/// The move of [`rollback`], the wait for the hosts checked before it.
+fn move_back(
     reader: &Reader<'_>,
     cfg: &Config,
     req: &RollbackRequest<'_>,
     progress: &dyn Progress,
 ) -> Result<MoveJson> {
     let env = req.env;
-    policy_store::order(reader, cfg)?.previous(env)?;
+    let order = policy_store::order(reader, cfg)?;
+    order.previous(env)?;
+    if let Some(wait) = &req.wait {
+        if wait.cmd.is_some() || wait.hosts.is_none() {
+            return Err(UsageError("a rollback waits for hosts only (--wait-hosts)".into()).into());
+        }
+        if wait.signed_reports {
+            report_signers(order.policy.as_ref()).map_err(UsageError)?;
+        }
+    }
     let current = if req.dry_run {
         reader.load(env)?
     } else {

@@ -70,6 +70,9 @@ pub fn resolve_manifest_with(reader: &Reader<'_>, arg: &str) -> Result<Digest> {
         };
     }
     if crate::config::check_env_name(arg).is_ok() {
+        if let Some(unknown) = super::policy_store::not_in_policy(reader, arg) {
+            return Err(unknown);
+        }
         return Err(UsageError(format!(
             "nothing is live in environment `{arg}` in {} (and `{arg}` is no manifest file or digest): promote a manifest there first, or check --store",
             store.location()

@@ -42,9 +42,9 @@ fn keys_sort_in_sequence_order() {
 #[test]
 fn order_gate_needs_the_previous_environment() {
     let order: Vec<String> = ["dev", "preprod", "prod"].map(String::from).to_vec();
-    assert_eq!(previous(&order, "dev"), Ok(None));
-    assert_eq!(previous(&order, "prod"), Ok(Some("preprod")));
-    assert!(previous(&order, "qa")
+    assert_eq!(previous(&order, "dev", "x"), Ok(None));
+    assert_eq!(previous(&order, "prod", "x"), Ok(Some("preprod")));
+    assert!(previous(&order, "qa", "x")
         .unwrap_err()
         .contains("dev, preprod, prod"));
     assert!(order_gate(None, &[], None, "m1").ok);
@@ -683,7 +683,17 @@ fn undeclared_environments_suggest_the_nearest() {
     assert_eq!(closest("prd", &order), Some("prod"));
     assert_eq!(closest("pre-prod", &order), Some("preprod"));
     assert_eq!(closest("staging", &order), None);
-    assert!(undeclared(&order, "prd").ends_with("did you mean `prod`?"));
-    assert!(!undeclared(&order, "qa").contains("did you mean"));
+    assert_eq!(closest("dve", &order), Some("dev"), "a swap is one edit");
+    assert_eq!(closest("prdo", &order), Some("prod"));
+    let said = undeclared(&order, "prd", "the store's policy");
+    assert!(
+        said.ends_with("of the store's policy; did you mean `prod`?"),
+        "{said}"
+    );
+    assert!(!undeclared(&order, "qa", "x").contains("did you mean"));
     assert_eq!(edit_distance("kitten", "sitting"), 3);
+    assert_eq!(edit_distance("ab", "ba"), 1);
+    assert_eq!(edit_distance("ca", "abc"), 3);
+    assert_eq!(edit_distance("", "abc"), 3);
+    assert_eq!(edit_distance("abc", ""), 3);
 }

@@ -82,6 +82,10 @@ pub fn vouch(
 ) -> Result<Statement> {
     let env = &state.env;
     let Some(live) = state.live_event() else {
+        let reader = super::reader::Reader::new(store, crate::config::DEFAULT_CONCURRENCY);
+        if let Some(unknown) = super::policy_store::not_in_policy(&reader, env) {
+            return Err(unknown);
+        }
         return Err(UsageError(format!(
             "nothing is live in {env}: there is no move to vouch for; promote first"
         ))

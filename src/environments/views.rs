@@ -13,8 +13,7 @@ use serde::Serialize;
 
 use super::checks::check_status;
 use super::event::{event_key, CheckState, CheckStatus, Event};
-use super::gates::undeclared;
-use super::policy_store::{stored_order, Order};
+use super::policy_store::{stored_order_to_read, Order};
 use super::reader::{EnvState, Reader, Verified};
 use super::reports::{check_named_event, read_reports, report_key, Report, State};
 use super::signatures::{check_event_signatures, event_signatures};
@@ -27,8 +26,8 @@ use crate::store::Store;
 use crate::trust::{AllowedSigners, SignatureJson};
 
 /// `status`: every environment (or `env` alone), in order. A
-/// `verbatim.toml` (`cfg`) disagreeing with the store's order is refused,
-/// even when one environment is asked for.
+/// `verbatim.toml` (`cfg`) disagreeing with the store's order is warned
+/// about, and the store's order shown.
 pub fn status(
     reader: &Reader<'_>,
     cfg: Option<Config>,
@@ -36,7 +35,7 @@ pub fn status(
     progress: &dyn Progress,
 ) -> Result<Vec<EnvJson>> {
     let store = reader.store();
-    let stored = stored_order(reader, cfg.as_ref())?;
+    let stored = stored_order_to_read(reader, cfg.as_ref(), progress)?;
     let names = match env {
         Some(e) => {
             check_declared(e, stored, cfg, store)?;
@@ -102,6 +101,7 @@ fn env_status(reader: &Reader<'_>, env: String, progress: &dyn Progress) -> Resu
         unchecked,
         revision: provenance.as_ref().and_then(|pv| pv.revision.clone()),
         branch: provenance.as_ref().and_then(|pv| pv.branch.clone()),
+        dirty: provenance.as_ref().is_some_and(|pv| pv.dirty),
         ci_url: provenance.and_then(|pv| pv.ci_url),
         hosts_on_manifest: on_manifest,
         hosts,
@@ -132,7 +132,7 @@ pub fn history(
     progress: &dyn Progress,
 ) -> Result<History> {
     let store = reader.store();
-    let stored = stored_order(reader, cfg.as_ref())?;
+    let stored = stored_order_to_read(reader, cfg.as_ref(), progress)?;
     check_declared(env, stored, cfg, store)?;
     let state = reader.load(env)?;
     if state.events.is_empty() {
@@ -189,6 +189,8 @@ pub struct EnvJson {
     pub revision: Option<String>,
     /// The branch it was built from.
     pub branch: Option<String>,
+    /// Whether it was built from a work tree with uncommitted changes.
+    pub dirty: bool,
     /// The CI run that built it.
     pub ci_url: Option<String>,
     /// Hosts whose report says they run `manifest`, checked (`active`).
@@ -282,12 +284,15 @@ pub fn check_declared(
     store: &dyn Store,
 ) -> Result<()> {
     check_env_name(env).map_err(UsageError)?;
-    match env_names(stored, cfg, store) {
-        Ok(known) if !known.iter().any(|k| k == env) => {
-            Err(UsageError(undeclared(&known, env)).into())
-        }
-        _ => Ok(()),
-    }
+    let order = match (stored, cfg) {
+        (Some(order), _) => order,
+        (None, Some(cfg)) => Order::of_config(&cfg),
+        (None, None) => match env_names(None, None, store) {
+            Ok(names) => Order::of_pointers(names, &store.location()),
+            Err(_) => return Ok(()),
+        },
+    };
+    order.check_env(env)
 }
 
 /// The environments in order: the store's policy, else the config's order,

@@ -26,6 +26,8 @@ use super::root::agent_lock;
 use crate::clock::{now, rfc3339};
 use crate::config::check_env_name;
 use crate::environments::event::pointer_key;
+use crate::environments::policy_store::not_in_policy;
+use crate::environments::reader::Reader;
 use crate::error::{Class, UsageError};
 use crate::progress::Progress;
 use crate::signals;
@@ -74,8 +76,16 @@ pub fn run(
     attempt: &mut dyn FnMut(&AttemptJson) -> io::Result<()>,
 ) -> Result<()> {
     check_env_name(req.env).map_err(UsageError)?;
-    let _agent = agent_lock(req.host.root)?;
     let key = Key::new(pointer_key(req.env))?;
+    // Nothing live there may be a typo: refuse a name the store's policy
+    // does not list (an environment not promoted to yet is waited for).
+    if let Ok(None) = store.head(&key) {
+        let reader = Reader::new(store, crate::config::DEFAULT_CONCURRENCY);
+        if let Some(unknown) = not_in_policy(&reader, req.env) {
+            return Err(unknown);
+        }
+    }
+    let _agent = agent_lock(req.host.root)?;
     progress.note(format!(
         "agent {}: keeping {} on {} of {}, looking every {:?}",
         req.host.id,

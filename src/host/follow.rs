@@ -26,6 +26,7 @@ use super::root::{Root, Seen};
 use crate::clock::{now, parse_rfc3339, rfc3339};
 use crate::digest::Digest;
 use crate::environments::event::event_key;
+use crate::environments::policy_store::not_in_policy;
 use crate::environments::reader::{get_record, EnvState, Reader};
 use crate::environments::resolve::resolve_manifest;
 use crate::environments::signatures::event_signers;
@@ -61,8 +62,12 @@ pub fn accept(
     env: &str,
     trust: Option<&Trust>,
 ) -> Result<Accepted> {
-    let state = Reader::new(store, crate::config::DEFAULT_CONCURRENCY).load(env)?;
+    let reader = Reader::new(store, crate::config::DEFAULT_CONCURRENCY);
+    let state = reader.load(env)?;
     let (Some((pointer, _)), Some(live)) = (&state.pointer, state.live_event()) else {
+        if let Some(unknown) = not_in_policy(&reader, env) {
+            return Err(unknown);
+        }
         return Err(UsageError(format!(
             "nothing is live in environment `{env}` in {}: promote a manifest there first, or check the environment's name and --store",
             store.location()

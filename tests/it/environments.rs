@@ -371,6 +371,7 @@ pub fn store_release_with(p: &Project, tar_gz: &[u8], edit: impl FnOnce(&mut Man
         provenance: manifest::Provenance {
             branch: None,
             ci_url: None,
+            dirty: false,
             revision: None,
             source_date_epoch: 0,
             tool: "verbatim test".into(),

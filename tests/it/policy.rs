@@ -1,5 +1,6 @@
 //! The store-held policy: the first promotion stores the environment order,
-//! a `verbatim.toml` disagreeing with it is refused, `policy set` changes it
+//! a `verbatim.toml` disagreeing with it is refused by moves (and warned
+//! about by reads), `policy set` changes it
 //! with a recorded event, races have one winner, and a tampered policy is
 //! refused wherever the order is read.
 
@@ -125,8 +126,9 @@ fn without_environments_in_the_config_the_default_is_stored_and_the_store_follow
 }
 
 /// Once stored, a verbatim.toml that skips preprod is refused by every
-/// command that reads the order (exit 2, naming both orders and both
-/// fixes), and nothing moves.
+/// command that moves a pointer (exit 2, naming both orders and both
+/// fixes), and nothing moves; commands that only read warn the same and
+/// show the store's order.
 #[test]
 fn an_edited_config_order_is_refused_naming_both() {
     let p = Project::with_config(PREPROD_FIRST);
@@ -134,26 +136,43 @@ fn an_edited_config_order_is_refused_naming_both() {
     p.ok(&["promote", &m, "--to", "dev"]);
     p.write("verbatim.toml", SKIP_PREPROD);
     let before = moving_parts(&p);
-    let commands: [&[&str]; 6] = [
+    let needles = [
+        "[dev, prod]",
+        "[dev, preprod, prod]",
+        "verbatim policy set --order dev,prod",
+        "remove its `order` line",
+    ];
+    let moving: [&[&str]; 4] = [
         &["promote", &m, "--to", "prod"],
         &["promote", &m, "--to", "dev"],
         &["publish", "--env", "dev"],
         &["rollback", "dev"],
-        &["status"],
-        &["history", "dev"],
     ];
-    for args in commands {
+    for args in moving {
         let err = p.fails(args, 2);
-        for needle in [
-            "[dev, prod]",
-            "[dev, preprod, prod]",
-            "verbatim policy set --order dev,prod",
-            "remove [environments]",
-        ] {
+        for needle in needles {
             assert!(err.contains(needle), "{args:?}: {needle:?} not in:\n{err}");
         }
         assert_eq!(moving_parts(&p), before, "{args:?} wrote");
     }
+    let reading: [&[&str]; 2] = [&["status"], &["history", "dev"]];
+    for args in reading {
+        let out = p.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(err.starts_with("warning: "), "{args:?}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: {needle:?} not in:\n{err}");
+        }
+    }
+    let shown: Vec<String> = p.json(&["status"])["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["env"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(shown, ["dev", "preprod", "prod"], "the store's order");
+    assert_eq!(moving_parts(&p), before);
     // `policy show` still shows what the store says, and warns.
     let out = p.run(&["policy", "show", "--json"]);
     assert!(out.status.success());

@@ -252,6 +252,69 @@ fn deployed_hosts_answer_wait_hosts_by_count_and_by_name() {
     assert_eq!(live(&p, "dev").as_deref(), Some(m3.as_str()));
 }
 
+/// `rollback --wait-hosts` waits for the hosts to run the rollback, as a
+/// promote does; when they do not confirm it in time it exits 6, and the
+/// rollback stands: nothing rolls it back, and its event records no check.
+#[test]
+fn rollback_waits_for_its_hosts_and_stands_when_they_do_not_confirm() {
+    let p = Project::new();
+    let hosts = tempfile::tempdir().unwrap();
+    let rollback_waiting = |wait: &str, timeout: &str| {
+        p.cmd(&[
+            "rollback",
+            "dev",
+            "--wait-hosts",
+            wait,
+            "--wait-timeout",
+            timeout,
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting verbatim rollback")
+    };
+    let m1 = release(&p, "1");
+    let m2 = release(&p, "2");
+    for m in [&m1, &m2] {
+        p.ok(&["promote", m, "--to", "dev"]);
+        for id in ["web1", "web2"] {
+            deploy(&p, hosts.path(), id);
+        }
+    }
+    let child = rollback_waiting("web1,web2", "60s");
+    let out = answer(&p, child, &m1, hosts.path(), &["web1", "web2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "rollback", "{v}");
+    assert_eq!(v["check"]["status"], "passed", "{v}");
+    assert_eq!(v["check"]["host_ids"], serde_json::json!(["web1", "web2"]));
+    assert!(history(&p, "dev")[0].get("check").is_none());
+
+    // Nobody deploys the next one: exit 6 when the time is up, and dev
+    // stays where the rollback put it.
+    let m3 = release(&p, "3");
+    p.ok(&["promote", &m3, "--to", "dev"]);
+    let out = rollback_waiting("2", "2s").wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("the hosts did not confirm it: only 0/2 hosts")
+            && err.contains("the rollback stands"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["check"]["status"], "failed", "{v}");
+    assert_eq!(live(&p, "dev").as_deref(), Some(m1.as_str()));
+    let events = history(&p, "dev");
+    assert_eq!(events[0]["kind"], "rollback", "nothing undid it");
+    assert_eq!(events.len(), 5);
+    // Nothing to wait for without a move; no wait in a dry run.
+    p.fails(&["rollback", "dev", "--dry-run", "--wait-hosts", "1"], 2);
+}
+
 #[test]
 fn wait_hosts_takes_a_count_or_host_ids() {
     let p = Project::new();

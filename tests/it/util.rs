@@ -41,21 +41,7 @@ impl Project {
 
     /// The binary, run in the project with a clean environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(self.path()).args(args);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            // Hermetic: no settings, credentials or CI provenance leak in.
-            let ci = ["GITHUB_", "CI_", "BUILDKITE_"]
-                .iter()
-                .any(|p| k.starts_with(p));
-            if k.starts_with("VERBATIM_") || k == "SOURCE_DATE_EPOCH" || k.starts_with("AWS_") || ci
-            {
-                c.env_remove(k);
-            }
-        }
-        c.env("CI", "true");
-        c
+        cmd_in(self.path(), args)
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -126,6 +112,25 @@ impl Project {
         out.sort();
         out
     }
+}
+
+/// The binary, run in `dir` with a clean environment: no `VERBATIM_*`,
+/// AWS or CI variables leak in.
+pub fn cmd_in(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir).args(args);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        // Hermetic: no settings, credentials or CI provenance leak in.
+        let ci = ["GITHUB_", "CI_", "BUILDKITE_"]
+            .iter()
+            .any(|p| k.starts_with(p));
+        if k.starts_with("VERBATIM_") || k == "SOURCE_DATE_EPOCH" || k.starts_with("AWS_") || ci {
+            c.env_remove(k);
+        }
+    }
+    c.env("CI", "true");
+    c
 }
 
 /// Runs `cmd`, asserts it succeeded (showing its stderr if not), returns stdout.

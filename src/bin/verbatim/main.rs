@@ -8,7 +8,6 @@ use verbatim::error;
 use crate::cli::Cli;
 
 mod cli;
-mod cli_rollout;
 mod commands;
 mod exit;
 mod output;
@@ -32,6 +31,17 @@ fn main() -> ExitCode {
         .and_then(|m| Cli::from_arg_matches(&m));
     let cli = match parsed {
         Ok(cli) => cli,
+        Err(err) if err.kind() == clap::error::ErrorKind::InvalidUtf8 => {
+            let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+            let why = output::invalid_utf8(Cli::command(), &args);
+            let err = anyhow::Error::new(error::UsageError(why));
+            if std::env::args_os().any(|a| a == "--json") {
+                let doc = output::error_document(&err, None);
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            }
+            eprint!("{}", output::error_report(&err, false));
+            return ExitCode::from(error::USAGE);
+        }
         Err(err) => {
             if err.use_stderr() && std::env::args_os().any(|a| a == "--json") {
                 // Even a usage error is one JSON document with --json.
@@ -68,16 +78,17 @@ fn main() -> ExitCode {
 }
 
 /// `--color WHEN` (or `--color=WHEN`) from the raw arguments, else auto.
+/// Read as `OsString`s: an argument that is not UTF-8 is clap's to refuse.
 fn color_choice() -> clap::ColorChoice {
-    let args: Vec<String> = std::env::args().collect();
-    let value = args
-        .iter()
-        .enumerate()
-        .find_map(|(i, a)| match a.strip_prefix("--color") {
-            Some("") => args.get(i + 1).map(String::as_str),
-            Some(rest) => rest.strip_prefix('='),
-            None => None,
-        });
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let value =
+        args.iter()
+            .enumerate()
+            .find_map(|(i, a)| match a.to_str()?.strip_prefix("--color") {
+                Some("") => args.get(i + 1).and_then(|v| v.to_str()),
+                Some(rest) => rest.strip_prefix('='),
+                None => None,
+            });
     match value {
         Some("always") => clap::ColorChoice::Always,
         Some("never") => clap::ColorChoice::Never,

@@ -289,7 +289,12 @@ pub fn error_report(err: &anyhow::Error, verbose: bool) -> String {
         } else {
             "  caused by: ".to_owned()
         };
-        match cause.downcast_ref::<Lines>() {
+        let lines = cause.downcast_ref::<Lines>().or_else(|| {
+            cause
+                .downcast_ref::<verbatim::config::ConfigError>()
+                .map(verbatim::config::ConfigError::lines)
+        });
+        match lines {
             Some(lines) => out.push_str(&format!("{label}{lines}\n")),
             None => out.push_str(&format!("{label}{}\n", escape(&cause.to_string()))),
         }
@@ -324,6 +329,86 @@ pub fn error_document(
         }),
     );
     serde_json::Value::Object(doc)
+}
+
+/// The usage error for arguments that are not UTF-8 where verbatim needs
+/// text (clap's own error names none): which argument, as the command line
+/// knows it (`<MANIFEST>`, `--to`), and its bytes escaped. Paths may be
+/// any bytes; an argument clap took as a path is not the culprit.
+pub fn invalid_utf8(cmd: clap::Command, args: &[std::ffi::OsString]) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let lossy: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let named = cmd
+        .clone()
+        .try_get_matches_from(&lossy)
+        .ok()
+        .map(|m| text_args(&cmd, &m))
+        .unwrap_or_default();
+    let escaped = |raw: &std::ffi::OsString| raw.as_bytes().escape_ascii().to_string();
+    let bad: Vec<(usize, &std::ffi::OsString, &String)> = args
+        .iter()
+        .zip(&lossy)
+        .enumerate()
+        .skip(1)
+        .filter(|(_, (raw, _))| raw.to_str().is_none())
+        .map(|(i, (raw, l))| (i, raw, l))
+        .collect();
+    // An argument clap takes as text; else (a path takes any bytes) the
+    // first that is not UTF-8, by its place.
+    let culprit = bad
+        .iter()
+        .find_map(|(_, raw, l)| {
+            // `--to=VALUE` names its value after the `=`.
+            let value = match l.split_once('=') {
+                Some((flag, v)) if flag.starts_with("--") => v,
+                _ => l.as_str(),
+            };
+            let (name, _) = named.iter().find(|(_, v)| v == value)?;
+            Some(format!("{name} (`{}`)", escaped(raw)))
+        })
+        .or_else(|| {
+            bad.first()
+                .map(|(i, raw, _)| format!("argument {i} (`{}`)", escaped(raw)))
+        });
+    format!(
+        "{} is not valid UTF-8: verbatim takes it as text (names, digests, URLs); pass it in UTF-8",
+        culprit.unwrap_or_else(|| "an argument".into())
+    )
+}
+
+/// Every (argument name, value) of `m` (matched by `cmd`) whose argument
+/// takes text, subcommands included: `<MANIFEST>` or `--to`.
+fn text_args(cmd: &clap::Command, m: &clap::ArgMatches) -> Vec<(String, String)> {
+    use std::any::TypeId;
+    let mut out = Vec::new();
+    for arg in cmd.get_arguments() {
+        let parser = arg.get_value_parser().type_id();
+        if parser == TypeId::of::<std::path::PathBuf>()
+            || parser == TypeId::of::<std::ffi::OsString>()
+        {
+            continue;
+        }
+        let Ok(Some(values)) = m.try_get_raw(arg.get_id().as_str()) else {
+            continue;
+        };
+        let name = match (arg.get_long(), arg.get_value_names()) {
+            (Some(long), _) => format!("--{long}"),
+            (None, Some([first, ..])) => format!("<{first}>"),
+            (None, _) => format!("<{}>", arg.get_id().as_str().to_uppercase()),
+        };
+        for v in values {
+            out.push((name.clone(), v.to_string_lossy().into_owned()));
+        }
+    }
+    if let Some((sub, sub_m)) = m.subcommand() {
+        if let Some(sub_cmd) = cmd.find_subcommand(sub) {
+            out.extend(text_args(sub_cmd, sub_m));
+        }
+    }
+    out
 }
 
 /// A command-line error whose quoted values hold control characters,

@@ -10,7 +10,7 @@ use verbatim::host::agent::{self, AgentRequest};
 
 pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
     let host = flags::HostFlags::new(&args.host, &args.trust)?;
-    let store = flags::open_store_for(g)?;
+    let store = flags::open_host_store(g)?;
     let _signals = verbatim::signals::Signals::install().context("installing signal handlers")?;
     let req = AgentRequest {
         env: &args.env,

@@ -21,10 +21,10 @@ pub fn run(g: &Global, args: &DeployArgs, printer: &Printer) -> Result<()> {
     // back needs no store (only to report), unless signatures are required.
     let store = match target {
         Target::Previous if host.trust.is_none() => flags::open_store_for(g).ok(),
-        Target::Previous => Some(flags::open_store_for(g).context(
+        Target::Previous => Some(flags::open_host_store(g).context(
             "going back under --require checks the release's signatures in the store: pass --store",
         )?),
-        _ => Some(flags::open_store_for(g)?),
+        _ => Some(flags::open_host_store(g)?),
     };
     let signals = verbatim::signals::Signals::install().context("installing signal handlers")?;
     let req = Request {

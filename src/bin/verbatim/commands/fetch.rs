@@ -10,7 +10,7 @@ use verbatim::host::follow::resolve_for_fetch;
 use verbatim::objects::load_manifest;
 
 pub fn run(g: &Global, args: &FetchArgs, printer: &Printer) -> Result<()> {
-    let store = flags::open_store_for(g)?;
+    let store = flags::open_host_store(g)?;
     let trust = flags::trust(&args.trust)?;
     let id = resolve_for_fetch(store.as_ref(), &args.into, &args.target, trust.as_ref())?;
     let manifest = load_manifest(store.as_ref(), &id)?;

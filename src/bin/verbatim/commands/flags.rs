@@ -60,6 +60,19 @@ pub(super) fn open_store_for(g: &Global) -> Result<Box<dyn Store>> {
     Ok(store)
 }
 
+/// Opens the store for a host's commands (`deploy`, `agent`, `fetch`),
+/// as [`open_store_for`]: a host needs no verbatim.toml, so with neither
+/// `--store` nor a config, the error says how to name the store.
+pub(super) fn open_host_store(g: &Global) -> Result<Box<dyn Store>> {
+    if g.store.is_none() && g.config.is_none() && verbatim::config::discover().is_none() {
+        return Err(UsageError(
+            "no store to read: pass --store URL or set VERBATIM_STORE (a host needs only a store and a root, no verbatim.toml)".into(),
+        )
+        .into());
+    }
+    open_store_for(g)
+}
+
 /// Opens the store named by `--store`, else the config's, existing or not.
 pub(super) fn open_store_any(g: &Global) -> Result<Box<dyn Store>> {
     Ok(match (&g.store, &g.config) {

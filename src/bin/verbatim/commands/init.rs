@@ -20,6 +20,20 @@ pub fn run(g: &Global, args: &InitArgs, printer: &Printer) -> Result<()> {
             ", publishes the assets in {a:?}"
         ))
     ));
+    if let (Some(found), Some(assets)) = (&made.found, &made.assets_dir) {
+        if found.tool != "Django" {
+            printer.note(format!(
+                "found {} ({}): it builds into {assets}/, which verbatim publishes; run that build (`npm run build`) before `verbatim publish`",
+                found.file, found.tool
+            ));
+        }
+        if found.tool == "Vite" && made.vite_manifest.is_none() {
+            printer.note(format!(
+                "turn on `build: {{ manifest: true }}` in {} and set assets.vite_manifest, so the files Vite hashed keep their names",
+                found.file
+            ));
+        }
+    }
     if made.gitignore_updated {
         printer.note("added /.verbatim/ to .gitignore (build output and the local store)");
     }

@@ -4,8 +4,8 @@
 use anyhow::{Context, Result};
 
 use super::flags;
+use crate::cli::StrategyArg;
 use crate::cli::{Global, PromoteArgs, RollbackArgs, WaitHosts};
-use crate::cli_rollout::StrategyArg;
 use crate::output::Printer;
 use verbatim::environments::event::Kind;
 use verbatim::environments::moves::{CheckSpec, MoveJson, MoveRequest, Refused};
@@ -32,19 +32,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
             signed_reports: false,
             timeout_secs: args.check_timeout,
         }),
-        (None, Some(wait)) => {
-            let (hosts, host_ids) = match wait {
-                WaitHosts::Count(n) => (*n, vec![]),
-                WaitHosts::Ids(ids) => (ids.len() as u64, ids.clone()),
-            };
-            Some(CheckSpec {
-                cmd: None,
-                hosts: Some(hosts),
-                host_ids,
-                signed_reports: args.signed_reports,
-                timeout_secs: args.wait_timeout.as_secs().max(1),
-            })
-        }
+        (None, Some(wait)) => Some(wait_spec(wait, args.signed_reports, args.wait_timeout)),
         (None, None) => None,
     };
     // From before the move until the check's outcome is recorded, SIGINT,
@@ -69,17 +57,8 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     };
     let result = promote::promote(&reader, &cfg, &req, printer);
     drop(signals);
-    match result {
-        Ok(report) => print_move(printer, &report),
-        Err(failed) => match failed.report {
-            // A failed check: its report (and rollback) is the document.
-            Some(report) => {
-                let _ = printer.json(&report);
-                Err(failed.error)
-            }
-            None => Err(print_refused(printer, failed.error)),
-        },
-    }
+    // A failed check: its report (and rollback) is the document.
+    print_outcome(printer, result)
 }
 
 pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Result<()> {
@@ -87,6 +66,16 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
     let key = args.sign_key.as_deref().map(load_key).transpose()?;
     let store = flags::open_store(&cfg)?;
     let reader = flags::reader(g, store.as_ref(), cfg.concurrency)?;
+    let wait = args
+        .wait_hosts
+        .as_ref()
+        .map(|w| wait_spec(w, args.signed_reports, args.wait_timeout));
+    // While waiting for the hosts, a signal ends the wait, not the run.
+    let signals = wait
+        .is_some()
+        .then(verbatim::signals::Signals::install)
+        .transpose()
+        .context("installing the signal handlers of the wait for the hosts")?;
     let req = RollbackRequest {
         env: &args.env,
         to: args.to.as_deref(),
@@ -94,10 +83,44 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
         force: args.force,
         sign: key.as_ref(),
         dry_run: args.dry_run,
+        wait,
     };
-    let report =
-        promote::rollback(&reader, &cfg, &req, printer).map_err(|e| print_refused(printer, e))?;
-    print_move(printer, &report)
+    let result = promote::rollback(&reader, &cfg, &req, printer);
+    drop(signals);
+    print_outcome(printer, result)
+}
+
+/// What `--wait-hosts` asks for, as a check without a command.
+fn wait_spec(wait: &WaitHosts, signed_reports: bool, timeout: std::time::Duration) -> CheckSpec {
+    let (hosts, host_ids) = match wait {
+        WaitHosts::Count(n) => (*n, vec![]),
+        WaitHosts::Ids(ids) => (ids.len() as u64, ids.clone()),
+    };
+    CheckSpec {
+        cmd: None,
+        hosts: Some(hosts),
+        host_ids,
+        signed_reports,
+        timeout_secs: timeout.as_secs().max(1),
+    }
+}
+
+/// Prints a move, or the report a failed check or wait carries (the
+/// `--json` document), or a refused move's.
+fn print_outcome(
+    printer: &Printer,
+    result: Result<MoveJson, verbatim::error::Failed<MoveJson>>,
+) -> Result<()> {
+    match result {
+        Ok(report) => print_move(printer, &report),
+        Err(failed) => match failed.report {
+            Some(report) => {
+                let _ = printer.json(&report);
+                Err(failed.error)
+            }
+            None => Err(print_refused(printer, failed.error)),
+        },
+    }
 }
 
 /// Records a refused move's report for the `--json` error document (its

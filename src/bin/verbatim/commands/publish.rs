@@ -23,6 +23,7 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
         env: args.env.as_deref(),
         sign: sign_key.as_ref(),
         dry_run: args.dry_run,
+        require_clean: args.require_clean,
     };
     let report = publish(store.as_ref(), &cfg, &built, &opts, printer)?;
     printer.result(built.id)?;

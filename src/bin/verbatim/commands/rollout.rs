@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 
 use super::flags;
 use crate::cli::Global;
-use crate::cli_rollout::{RolloutArgs, RolloutCommand};
+use crate::cli::{RolloutArgs, RolloutCommand};
 use crate::output::Printer;
 use verbatim::config::check_env_name;
 use verbatim::environments::rolling;

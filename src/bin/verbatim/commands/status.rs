@@ -44,8 +44,14 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
 fn print_env(e: &EnvJson, hosts: bool, printer: &Printer) -> Result<()> {
     let env = &e.env;
     let built_from = {
-        let rev = e.revision.as_deref().map(|r| &r[..r.len().min(12)]);
-        match (rev, e.branch.as_deref()) {
+        let rev = e.revision.as_deref().map(|r| {
+            let short: String = r.chars().take(12).collect();
+            match e.dirty {
+                true => format!("{short}+dirty"),
+                false => short,
+            }
+        });
+        match (rev.as_deref(), e.branch.as_deref()) {
             (Some(r), Some(b)) => format!("  rev {} ({})", escape(r), escape(b)),
             (Some(r), None) => format!("  rev {}", escape(r)),
             (None, Some(b)) => format!("  ({})", escape(b)),
@@ -99,7 +105,7 @@ fn print_env(e: &EnvJson, hosts: bool, printer: &Printer) -> Result<()> {
 pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<()> {
     let store = flags::open_store_for(g)?;
     let reader = flags::reader(g, store.as_ref(), flags::concurrency(g))?;
-    // A verbatim.toml disagreeing with the store's order is refused here too.
+    // A verbatim.toml disagreeing with the store's order is warned about.
     let cfg = flags::load_config(g, Default::default()).ok();
     let signers = args
         .allowed_signers

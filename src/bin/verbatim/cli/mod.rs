@@ -1,6 +1,8 @@
 //! The command line: every flag, its environment variable and its help text.
 //!
 //! Only declarations live here (clap derive); `commands` does the work.
+//! `host` holds the flags of what runs on a host, `values` the parsers of
+//! flag values clap cannot parse alone.
 
 // The doc comments below are the `--help` text, written for a terminal
 // (`<command>`, `DIR/releases/<manifest-hex>/`), not HTML.
@@ -10,10 +12,25 @@ use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
+use verbatim::clock::parse_duration;
+
+mod host;
+mod rollout;
+mod values;
+
+use host::DEPLOY_HELP;
+pub use host::{AgentArgs, DeployArgs, DeployTo, FetchArgs, HostArgs, TrustArgs};
+pub use rollout::{RolloutArgs, RolloutCommand, RolloutFlags, StrategyArg, ROLLOUT_HELP};
+pub use values::WaitHosts;
+use values::{parse_check_timeout, parse_require, parse_timeout, parse_wait_hosts};
 
 /// The boolean settings read from environment variables: each takes
 /// 1/0, true/false, yes/no, on/off.
-pub const BOOL_VARS: &[&str] = &["VERBATIM_NO_PROGRESS", "VERBATIM_S3_PATH_STYLE"];
+pub const BOOL_VARS: &[&str] = &[
+    "VERBATIM_NO_PROGRESS",
+    "VERBATIM_S3_PATH_STYLE",
+    "VERBATIM_REQUIRE_CLEAN",
+];
 
 /// Checks the boolean variables before clap reads them, so that a bad value
 /// is an error naming the variable rather than the flag.
@@ -47,8 +64,9 @@ Exit codes:
   4  lost a race: an environment pointer moved concurrently
   5  integrity failure: an object is missing or its bytes do not match, or the
      history or pointer of an environment or of the policy is inconsistent
-  6  the canary check failed and the environment was rolled back; or, on a host,
-     a deploy hook or check failed and `current` was left or flipped back
+  6  the canary check failed and the environment was rolled back; or the hosts did
+     not confirm a `rollback --wait-hosts` (it stands); or, on a host, a deploy
+     hook or check failed and `current` was left or flipped back
   7  another deploy or agent holds the host's lock (deploy --no-wait, a second agent)
   8  a rollout paused (an inconclusive check, or `rollout pause`): `rollout resume` goes on
   130, 143, 129  SIGINT, SIGTERM or SIGHUP stopped a canary check or a deploy (128 + the
@@ -106,8 +124,8 @@ pub struct Global {
     #[arg(long, global = true, env = "VERBATIM_CONCURRENCY", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: Option<u16>,
 
-    /// Seconds one S3 request may take, retries included; a silent endpoint fails after it [default: store.timeout, else 60].
-    #[arg(help_heading = "S3 options", long, global = true, env = "VERBATIM_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    /// How long one S3 request may take, retries included (30s, 2m; 1s to 1d); a silent endpoint fails after it [default: store.timeout, else 60s].
+    #[arg(help_heading = "S3 options", long, global = true, env = "VERBATIM_TIMEOUT", value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<u64>,
 
     /// OpenSSH allowed_signers file of the keys that sign the store's policy (`policy set --sign-key`): a policy in effect that none of them signed is refused (exit 5).
@@ -119,7 +137,7 @@ pub struct Global {
     )]
     pub policy_signers: Option<PathBuf>,
 
-    /// Print one JSON document on stdout and nothing else there.
+    /// Print only JSON on stdout: one document (agent: one per line).
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -160,7 +178,7 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Point an environment back at a manifest it ran before.
     #[command(
-        after_help = "Examples:\n  verbatim rollback prod                 # to what prod ran before (never to what it rolled back from)\n  verbatim rollback prod --to 3          # to what event 3 of `verbatim history prod` set"
+        after_help = "Examples:\n  verbatim rollback prod                 # to what prod ran before (never to what it rolled back from)\n  verbatim rollback prod --to 3          # to what event 3 of `verbatim history prod` set\n  verbatim rollback prod --wait-hosts 3  # …and wait until 3 hosts run it (exit 6 if not; it stands)"
     )]
     Rollback(RollbackArgs),
     /// Show which manifest each environment runs.
@@ -177,7 +195,7 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Keep this host on an environment: deploy whenever its pointer moves (run it as a service).
     #[command(
-        after_help = "Runs until SIGTERM or SIGINT (then exits 0, after finishing or abandoning the\ncurrent step). Every --interval (±10 %) it HEADs the environment's pointer; when\nit changed (a promotion or a rollback) it deploys it, as `verbatim deploy ENV`\nwould. Store errors are retried with backoff; a release whose hooks failed is\nnot retried until the pointer moves again. One agent per root (exit 7 otherwise).\n\nExample:\n  verbatim agent prod --root /srv/app --store s3://releases/web --interval 15s"
+        after_help = "Runs until SIGTERM or SIGINT (then exits 0, after finishing or abandoning the\ncurrent step). Every --interval (±10 %) it HEADs the environment's pointer; when\nit changed (a promotion or a rollback) it deploys it, as `verbatim deploy ENV`\nwould. Store errors are retried with backoff; a release whose hooks failed is\nnot retried until the pointer moves again. One agent per root (exit 7 otherwise).\n\nWith --json it prints one JSON document per line (JSON Lines), one per attempt:\nwhat `deploy --json` prints, with \"time\" and \"error\" (null unless it failed).\n\nExample:\n  verbatim agent prod --root /srv/app --store s3://releases/web --interval 15s"
     )]
     Agent(AgentArgs),
     /// Show what changed between two manifests.
@@ -209,8 +227,8 @@ pub enum Command {
     )]
     Policy(PolicyArgs),
     /// Follow, pause, resume or abort a rollout (`promote --waves`, `--strategy blue-green`).
-    #[command(after_help = crate::cli_rollout::ROLLOUT_HELP)]
-    Rollout(crate::cli_rollout::RolloutArgs),
+    #[command(after_help = crate::cli::ROLLOUT_HELP)]
+    Rollout(crate::cli::RolloutArgs),
 }
 
 const SIGN_HELP: &str = "\
@@ -291,43 +309,6 @@ pub struct TimestampArgs {
     pub valid_for: std::time::Duration,
 }
 
-/// What a host trusts: who must have signed a manifest before it runs it.
-#[derive(Debug, Args, Clone)]
-#[command(next_help_heading = "Signatures")]
-pub struct TrustArgs {
-    /// OpenSSH allowed_signers file: principals and their keys. With it, a
-    /// manifest needs a valid signature by a key it lists (exit 5 otherwise).
-    #[arg(long, env = "VERBATIM_ALLOWED_SIGNERS", value_name = "FILE")]
-    pub allowed_signers: Option<PathBuf>,
-
-    /// A principal whose signature every manifest needs; repeat for more.
-    #[arg(
-        long,
-        env = "VERBATIM_REQUIRE",
-        value_name = "PRINCIPAL",
-        value_delimiter = ','
-    )]
-    pub require: Vec<String>,
-
-    /// A principal that must have signed the environment event a host acts
-    /// on (`promote`/`rollback --sign-key`); repeat for more. A pointer or
-    /// event written without the key moves no host (exit 5).
-    #[arg(
-        long,
-        env = "VERBATIM_REQUIRE_EVENT_SIGNER",
-        value_name = "PRINCIPAL",
-        value_delimiter = ','
-    )]
-    pub require_event_signer: Vec<String>,
-
-    /// Refuse to move (exit 5, report `stale`) when the newest signed
-    /// statement about the environment (its live event, or the timestamp
-    /// `verbatim timestamp` re-signs) is older than this: 1h, 2d. Needs
-    /// --require-event-signer.
-    #[arg(long, env = "VERBATIM_MAX_AGE", value_name = "DURATION", value_parser = parse_duration)]
-    pub max_age: Option<std::time::Duration>,
-}
-
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Replace an existing verbatim.toml.
@@ -403,6 +384,12 @@ pub struct PublishArgs {
     /// Build, then say what the store lacks (-v: each key); upload, sign and promote nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Refuse (exit 2, before anything is uploaded) unless the project's git
+    /// work tree is clean: no uncommitted changes, no untracked files git
+    /// does not ignore. A build records `dirty` in its provenance either way.
+    #[arg(long, env = "VERBATIM_REQUIRE_CLEAN", value_parser = BoolishValueParser::new())]
+    pub require_clean: bool,
 }
 
 #[derive(Debug, Args)]
@@ -449,14 +436,15 @@ pub struct PromoteArgs {
     #[arg(long, value_name = "CMD")]
     pub check_cmd: Option<String>,
 
-    /// Seconds from the move until the check must have passed; then its
-    /// whole process group is ended (SIGTERM, 3 s, SIGKILL).
+    /// How long from the move until the check must have passed (90s, 5m,
+    /// 1h; 1s to 7d); then its whole process group is ended (SIGTERM, 3 s,
+    /// SIGKILL).
     #[arg(
         long,
-        value_name = "SECONDS",
-        default_value_t = 300,
+        value_name = "DURATION",
+        default_value = "5m",
         requires = "check_cmd",
-        value_parser = clap::value_parser!(u64).range(1..=604_800)
+        value_parser = parse_check_timeout
     )]
     pub check_timeout: u64,
 
@@ -495,7 +483,7 @@ pub struct PromoteArgs {
     pub wait_timeout: std::time::Duration,
 
     #[command(flatten)]
-    pub rollout: crate::cli_rollout::RolloutFlags,
+    pub rollout: crate::cli::RolloutFlags,
 }
 
 #[derive(Debug, Args)]
@@ -514,8 +502,25 @@ pub struct RollbackArgs {
     pub force: bool,
 
     /// Check the target and the gates, say what would move, write nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wait_hosts")]
     pub dry_run: bool,
+
+    /// After the pointer moves, wait until N hosts, or exactly the hosts
+    /// listed (web1,web2), report the rollback active, as `promote
+    /// --wait-hosts` does; if one reports it failed, or --wait-timeout
+    /// passes first, exit 6. The rollback stands either way (it is not
+    /// undone) and the wait is not recorded in the event.
+    #[arg(long, value_name = "N|HOST,…", value_parser = parse_wait_hosts)]
+    pub wait_hosts: Option<WaitHosts>,
+
+    /// With --wait-hosts, count only reports their hosts signed (see
+    /// `promote --signed-reports`).
+    #[arg(long, requires = "wait_hosts")]
+    pub signed_reports: bool,
+
+    /// How long --wait-hosts waits: 90s, 10m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "10m", requires = "wait_hosts", value_parser = parse_duration)]
+    pub wait_timeout: std::time::Duration,
 
     /// Sign the rollback event with this OpenSSH key.
     #[arg(long, env = "VERBATIM_EVENT_SIGNING_KEY", value_name = "FILE")]
@@ -626,212 +631,6 @@ pub struct PolicyHistoryArgs {
     /// with --policy-signers every signature must be by a key it lists.
     #[arg(long)]
     pub verify: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct FetchArgs {
-    /// An environment (its live manifest) or a manifest.
-    #[arg(value_name = "ENV|MANIFEST")]
-    pub target: String,
-
-    /// Deploy root: the release lands in DIR/releases/<manifest-hex>/.
-    #[arg(long, value_name = "DIR")]
-    pub into: PathBuf,
-
-    #[command(flatten)]
-    pub trust: TrustArgs,
-}
-
-const DEPLOY_HELP: &str = "\
-Layout of DIR:
-  releases/<manifest-hex>/   one verified, unpacked release each
-  current -> releases/<hex>  the live release, flipped by renaming a new link over it
-  shared/                    paths that survive releases ([deploy] shared), linked into each
-  .verbatim/                 host lock, history (history.jsonl), file records
-
-Steps: lock DIR (waits; --no-wait exits 7), clean what a crash left, fetch and
-verify the release (or re-check the one on disk, re-fetched if modified), link
-shared paths, run pre_activate (on failure `current` is untouched), flip
-`current`, run post_activate and check (on failure flip back, run post_activate
-again, exit 6), keep the newest [deploy] keep releases, report to the store.
-Hooks run in the release directory with VERBATIM_ENV, VERBATIM_MANIFEST,
-VERBATIM_PREVIOUS_MANIFEST, VERBATIM_RELEASE_DIR and VERBATIM_ROOT set.
-
-Examples:
-  verbatim deploy prod --root /srv/app --store s3://releases/web
-  verbatim deploy sha256:3f3a --root /srv/app
-  verbatim deploy --to previous --root /srv/app      # flip back on this host only";
-
-#[derive(Debug, Args)]
-pub struct HostArgs {
-    /// Deploy root: releases/, current, shared/ and .verbatim/ live here.
-    #[arg(long, env = "VERBATIM_ROOT", value_name = "DIR")]
-    pub root: PathBuf,
-
-    /// This host's name in its reports to the store [default: the hostname].
-    #[arg(long, env = "VERBATIM_HOST_ID", value_name = "ID")]
-    pub host_id: Option<String>,
-
-    /// A variable for the hooks, NAME=VALUE; repeat for more. Hooks also
-    /// inherit verbatim's own environment.
-    #[arg(long = "hook-env", value_name = "NAME=VALUE", value_parser = parse_var)]
-    pub hook_env: Vec<(String, String)>,
-
-    /// Sign this host's reports with this unencrypted OpenSSH private key:
-    /// each report's signature goes to envs/ENV/hosts/HOST.sig, and
-    /// `promote --wait-hosts … --signed-reports` counts the report only if
-    /// the policy's allowed signers list this key for the host id (a line
-    /// like `web1 ssh-ed25519 AAAA…`).
-    #[arg(long, env = "VERBATIM_REPORT_KEY", value_name = "FILE")]
-    pub report_key: Option<PathBuf>,
-
-    /// This host may run a rollout's release phase (`[deploy.hooks]
-    /// release`, e.g. migrations): its reports say so, and a rollout lets
-    /// such hosts claim it (exactly one runs it). Without any, the first
-    /// wave's first host runs it.
-    #[arg(long, env = "VERBATIM_RELEASE_RUNNER")]
-    pub release_runner: bool,
-}
-
-fn parse_require(s: &str) -> Result<(String, Vec<String>), String> {
-    let (env, principals) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}` is not ENV=PRINCIPAL[,PRINCIPAL…]"))?;
-    Ok((
-        env.to_owned(),
-        principals
-            .split(',')
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    ))
-}
-
-fn parse_var(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((name, value))
-            if !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit()) =>
-        {
-            Ok((name.to_owned(), value.to_owned()))
-        }
-        _ => Err(format!(
-            "`{s}` is not NAME=VALUE with NAME made of letters, digits and `_`"
-        )),
-    }
-}
-
-/// Parses `90`, `90s`, `500ms`, `10m`, `1h`.
-/// What `--wait-hosts` waits for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WaitHosts {
-    /// Any N hosts.
-    Count(u64),
-    /// Exactly these hosts, each once.
-    Ids(Vec<String>),
-}
-
-/// The most hosts `--wait-hosts` waits for.
-const MAX_WAIT_HOSTS: u64 = 100_000;
-
-/// `--wait-hosts`: a number (1 to 100000) is a count; anything else is a
-/// comma-separated list of host ids (a trailing comma allowed, so a lone
-/// all-digit id is `123,`).
-pub fn parse_wait_hosts(s: &str) -> Result<WaitHosts, String> {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return match s.parse::<u64>() {
-            Ok(n) if (1..=MAX_WAIT_HOSTS).contains(&n) => Ok(WaitHosts::Count(n)),
-            _ => Err(format!(
-                "`{s}`: wait for 1 to {MAX_WAIT_HOSTS} hosts, or list them by id"
-            )),
-        };
-    }
-    let list = s.strip_suffix(',').unwrap_or(s);
-    let mut ids: Vec<String> = Vec::new();
-    for id in list.split(',') {
-        verbatim::environments::reports::check_host_id(id)?;
-        if ids.iter().any(|seen| seen == id) {
-            return Err(format!("host `{id}` is listed twice"));
-        }
-        ids.push(id.to_owned());
-    }
-    if ids.len() as u64 > MAX_WAIT_HOSTS {
-        return Err(format!("more than {MAX_WAIT_HOSTS} hosts listed"));
-    }
-    Ok(WaitHosts::Ids(ids))
-}
-
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 30s, 10m, 1h or 500ms"))?;
-    let d = match unit {
-        "" | "s" => std::time::Duration::from_secs(n),
-        "ms" => std::time::Duration::from_millis(n),
-        "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
-        "h" => std::time::Duration::from_secs(n.saturating_mul(3600)),
-        "d" => std::time::Duration::from_secs(n.saturating_mul(86400)),
-        _ => {
-            return Err(format!(
-                "`{s}`: unknown unit `{unit}`; use ms, s, m, h or d"
-            ))
-        }
-    };
-    if d.is_zero() {
-        return Err(format!("`{s}`: a duration must be more than zero"));
-    }
-    Ok(d)
-}
-
-#[derive(Debug, Args)]
-pub struct DeployArgs {
-    /// An environment (its live manifest; the host reports to it) or a manifest.
-    #[arg(value_name = "ENV|MANIFEST", required_unless_present = "to")]
-    pub target: Option<String>,
-
-    /// Flip back to the release that was current before, on this host only.
-    #[arg(long, value_enum, conflicts_with = "target")]
-    pub to: Option<DeployTo>,
-
-    #[command(flatten)]
-    pub host: HostArgs,
-
-    #[command(flatten)]
-    pub trust: TrustArgs,
-
-    /// Exit 7 at once when another deploy or agent holds the host lock, instead of waiting.
-    #[arg(long)]
-    pub no_wait: bool,
-
-    /// Say what would be fetched, run, flipped and removed; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum DeployTo {
-    /// The release `current` named before the current one.
-    Previous,
-}
-
-#[derive(Debug, Args)]
-pub struct AgentArgs {
-    /// The environment to follow.
-    pub env: String,
-
-    #[command(flatten)]
-    pub host: HostArgs,
-
-    #[command(flatten)]
-    pub trust: TrustArgs,
-
-    /// How often to look at the pointer, ±10 %: 30s, 2m, 500ms.
-    #[arg(long, env = "VERBATIM_INTERVAL", default_value = "30s", value_parser = parse_duration)]
-    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

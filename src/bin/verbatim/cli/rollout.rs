@@ -1,5 +1,5 @@
 //! clap declarations of rollouts: `promote`'s rollout flags and the
-//! `rollout` command. Declarations only, like `cli.rs`.
+//! `rollout` command.
 
 use std::path::PathBuf;
 
@@ -52,7 +52,7 @@ pub struct RolloutFlags {
 
     /// How long a wave (or the staging, or the release phase) may take
     /// before the rollout aborts: 90s, 10m.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = verbatim::clock::parse_duration)]
     pub wave_timeout: std::time::Duration,
 }
 
@@ -115,6 +115,6 @@ fn parse_waves(s: &str) -> Result<Waves, String> {
 fn parse_duration_or_zero(s: &str) -> Result<std::time::Duration, String> {
     match s.trim() {
         "0" | "0s" | "0m" => Ok(std::time::Duration::ZERO),
-        _ => crate::cli::parse_duration(s),
+        _ => verbatim::clock::parse_duration(s),
     }
 }

@@ -1,0 +1,246 @@
+//! What the command line says: config errors drawn on real lines, help
+//! under the right headings, one duration syntax, arguments that are not
+//! UTF-8, permission errors that say whose the path is, man pages.
+
+use crate::util::Project;
+
+/// A TOML syntax error shows the line and a caret on lines of their own,
+/// not a literal `\n`; `--json` carries the same lines exactly.
+#[test]
+fn a_toml_error_is_drawn_on_real_lines() {
+    let p = Project::with_config("[app]\ndir = \"app\"\nexclud = [\"x\"]\n");
+    let err = p.fails(&["build"], 2);
+    assert!(!err.contains("\\n"), "a literal \\n:\n{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[0].starts_with("error: invalid config verbatim.toml: TOML parse error at line 3"),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start() == "3 | exclud = [\"x\"]"),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("unknown field `exclud`")),
+        "{err}"
+    );
+    let out = p.run(&["build", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\n  3 | exclud"), "{message:?}");
+}
+
+/// Every duration flag takes the same forms (`5m`, `15s`, `300`, `2h`,
+/// `1500ms`) and refuses the same way: one parser for all. clap parses
+/// every value before it checks conflicts, so `-q -v` after it tells a
+/// value taken (the conflict is the error) from one refused.
+#[test]
+fn every_duration_flag_takes_the_same_forms() {
+    let p = Project::new();
+    let flags: [&[&str]; 8] = [
+        &["status", "--timeout"],
+        &[
+            "promote",
+            "dev",
+            "--to",
+            "prod",
+            "--check-cmd",
+            "true",
+            "--check-timeout",
+        ],
+        &[
+            "promote",
+            "dev",
+            "--to",
+            "prod",
+            "--wait-hosts",
+            "1",
+            "--wait-timeout",
+        ],
+        &["rollback", "prod", "--wait-hosts", "1", "--wait-timeout"],
+        &["timestamp", "prod", "--sign-key", "k", "--valid-for"],
+        &["agent", "prod", "--root", "srv", "--interval"],
+        &["deploy", "prod", "--root", "srv", "--max-age"],
+        &["fetch", "prod", "--into", "srv", "--max-age"],
+    ];
+    for flag in flags {
+        for value in ["5m", "15s", "300", "2h", "1500ms"] {
+            let args = [flag, &[value, "-q", "-v"]].concat();
+            let err = p.fails(&args, 2);
+            assert!(
+                err.contains("'--quiet' cannot be used with '--verbose'"),
+                "{args:?}: {err}"
+            );
+        }
+        for (value, why) in [
+            ("5x", "`5x`: unknown unit `x`; use ms, s, m, h or d"),
+            ("m5", "`m5` is not a duration like 30s, 10m, 1h or 500ms"),
+            ("0", "`0`: a duration must be more than zero"),
+        ] {
+            let args = [flag, &[value, "-q", "-v"]].concat();
+            let err = p.fails(&args, 2);
+            assert!(
+                err.contains("invalid value") && err.contains(why),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    // And it is what the check gets: 5m is 300 seconds.
+    p.write("app/x.py", "1");
+    p.ok(&["publish", "--env", "dev"]);
+    let v = p.json(&[
+        "promote",
+        "dev",
+        "--to",
+        "preprod",
+        "--check-cmd",
+        "true",
+        "--check-timeout",
+        "5m",
+    ]);
+    assert_eq!(v["check"]["timeout_secs"], 300, "{v}");
+    assert_eq!(v["check"]["status"], "passed", "{v}");
+    let err = p.fails(
+        &[
+            "promote",
+            "dev",
+            "--to",
+            "preprod",
+            "--check-cmd",
+            "true",
+            "--check-timeout",
+            "8d",
+        ],
+        2,
+    );
+    assert!(err.contains("`8d` is more than 7d"), "{err}");
+}
+
+/// The `--help` of `cmd`, as heading → the flags listed under it.
+fn help_sections(cmd: &str) -> Vec<(String, Vec<String>)> {
+    let out = std::process::Command::new(crate::util::BIN)
+        .args([cmd, "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        if let Some(heading) = line.strip_suffix(':').filter(|l| !l.starts_with(' ')) {
+            sections.push((heading.to_owned(), Vec::new()));
+        } else if let (Some((_, flags)), Some(flag)) = (
+            sections.last_mut(),
+            line.split_whitespace()
+                .find(|w| w.starts_with("--"))
+                .filter(|_| line.trim_start().starts_with('-')),
+        ) {
+            flags.push(flag.trim_end_matches(',').to_owned());
+        }
+    }
+    sections
+}
+
+/// The heading `flag` is listed under in `cmd --help`.
+fn heading_of(cmd: &str, flag: &str) -> String {
+    help_sections(cmd)
+        .into_iter()
+        .find(|(_, flags)| flags.iter().any(|f| f == flag))
+        .map(|(h, _)| h)
+        .unwrap_or_else(|| panic!("{cmd} --help lists no {flag}"))
+}
+
+/// `deploy --help` and `agent --help` list their own flags under
+/// "Options", and only the trust flags under "Signatures"; `agent --help`
+/// says `--json` prints a document per line.
+#[test]
+fn host_help_lists_flags_under_the_right_headings() {
+    for (cmd, own) in [
+        ("deploy", &["--no-wait", "--dry-run", "--root", "--to"][..]),
+        ("agent", &["--interval", "--root", "--host-id"]),
+        ("fetch", &["--into"]),
+    ] {
+        for flag in own {
+            assert_eq!(heading_of(cmd, flag), "Options", "{cmd} {flag}");
+        }
+        for flag in [
+            "--allowed-signers",
+            "--require",
+            "--require-event-signer",
+            "--max-age",
+        ] {
+            assert_eq!(heading_of(cmd, flag), "Signatures", "{cmd} {flag}");
+        }
+    }
+    let out = std::process::Command::new(crate::util::BIN)
+        .args(["agent", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("--json Print only JSON on stdout: one document (agent: one per line)"),
+        "{help}"
+    );
+    assert!(
+        words.contains("With --json it prints one JSON document per line (JSON Lines)"),
+        "{help}"
+    );
+}
+
+/// An argument that is not UTF-8 is a usage error naming it (exit 2), not
+/// a panic; a path may still be any bytes.
+#[test]
+fn an_argument_that_is_not_utf8_is_a_usage_error_naming_it() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let p = Project::new();
+    let bytes = |b: &[u8]| OsStr::from_bytes(b).to_owned();
+    let cases = [
+        (
+            vec![bytes(b"verify"), bytes(b"sha256:\xff\xfe")],
+            "<MANIFEST> (`sha256:\\xff\\xfe`) is not valid UTF-8",
+        ),
+        (
+            vec![
+                bytes(b"promote"),
+                bytes(b"dev"),
+                bytes(b"--to"),
+                bytes(b"pr\xffod"),
+            ],
+            "--to (`pr\\xffod`) is not valid UTF-8",
+        ),
+        (
+            vec![bytes(b"--store"), bytes(b"s3://b\xe9/x"), bytes(b"status")],
+            "--store (`s3://b\\xe9/x`) is not valid UTF-8",
+        ),
+    ];
+    for (args, said) in cases {
+        let mut cmd = p.cmd(&[]);
+        cmd.args(&args);
+        let err = crate::util::exits(&mut cmd, 2);
+        assert!(
+            err.starts_with("error: ") && err.contains(said),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        let mut cmd = p.cmd(&["--json"]);
+        cmd.args(&args);
+        let out = cmd.output().unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["error"]["code"], 2, "{doc}");
+        assert!(
+            doc["error"]["message"].as_str().unwrap().contains(said),
+            "{doc}"
+        );
+    }
+    // A path is bytes: this one is simply not there.
+    let mut cmd = p.cmd(&["status", "--config"]);
+    cmd.arg(bytes(b"conf\xff.toml"));
+    let err = crate::util::exits(&mut cmd, 2);
+    assert!(err.contains("cannot read config conf"), "{err}");
+    assert!(!err.contains("UTF-8"), "{err}");
+}
