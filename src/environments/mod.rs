@@ -39,6 +39,7 @@ pub mod reader;
 pub mod reports;
 pub mod resolve;
 pub mod signatures;
+pub mod site;
 pub mod timestamp;
 pub mod views;
 

@@ -284,6 +284,7 @@ pub(crate) fn move_with(
         &event.pointer(),
         current.pointer.map(|(_, e)| e),
     )?;
+    super::site::write_site(reader.store(), env, &req.to, progress)?;
     progress.note(format!(
         "{env}: {} → {to} (event {})",
         previous.as_deref().unwrap_or("nothing"),

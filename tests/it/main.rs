@@ -33,5 +33,6 @@ mod s3;
 mod schema;
 mod signed_reports;
 mod signing;
+mod sites;
 mod store_conformance;
 mod util;
