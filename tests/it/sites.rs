@@ -391,3 +391,103 @@ fn a_service_worker_is_updated_across_two_releases() {
         .collect();
     assert!(fetched.contains_key("/sw.js"), "{fetched:?}");
 }
+
+/// A library that loads its own files at run time, as TinyMCE and MathJax
+/// do: the URL of its plugin is built from the loader's own `src`.
+const LOADER: &str = "(function () {\n\
+  const base = document.currentScript.src.replace(/[^/]*$/, '');\n\
+  const s = document.createElement('script');\n\
+  s.src = base + 'plugins/hello/plugin.js';\n\
+  document.head.appendChild(s);\n\
+})();\n";
+
+#[test]
+fn a_run_time_loader_warns_then_loads_as_the_warning_says() {
+    let Some(chromium) = chromium() else { return };
+    let config = "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n[site]\n\
+                  entries = [\"index.html\"]\n[environments]\norder = [\"prod\"]\n";
+    let p = Project::with_config(config);
+    p.write("app/main.py", "print('app')\n");
+    let page = |module: &str| {
+        format!(
+            "<!doctype html><html><head><script src=\"vendor/lib/loader.js\"></script></head>\
+             <body><p id=\"plugin\"></p><p id=\"data\"></p>{module}</body></html>\n"
+        )
+    };
+    p.write("static/index.html", page(""));
+    p.write("static/vendor/lib/loader.js", LOADER);
+    p.write(
+        "static/vendor/lib/plugins/hello/plugin.js",
+        "document.getElementById('plugin').textContent = 'plugin loaded';\n",
+    );
+    p.write("static/vendor/wasm/glue.js", "self.glue = 1;\n");
+    p.write("static/vendor/wasm/data.txt", "ok\n");
+    p.write(
+        "static/vendor/wasm/index.html",
+        "<script src=\"glue.js\"></script>\n",
+    );
+
+    // Without hash_dirs: the build passes (and verbatim-dirs.js is not
+    // made), but says which line to add for each directory.
+    let out = p.run(&["build"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`hash_dirs = [\"vendor/lib\"]` in [assets]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`hash_dirs = [\"vendor/wasm\"]` in [assets]"),
+        "{stderr}"
+    );
+
+    // The page reads vendor/wasm's URL from verbatim-dirs.js, which only
+    // hash_dirs makes.
+    p.write(
+        "static/index.html",
+        page(
+            "<script type=\"module\">\n\
+             import { dirs } from '/static/verbatim-dirs.js';\n\
+             const text = await (await fetch(dirs['vendor/wasm'] + 'data.txt')).text();\n\
+             document.getElementById('data').textContent = 'data ' + text.trim();\n\
+             </script>",
+        ),
+    );
+    let err = p.fails(&["build"], 1);
+    assert!(
+        err.contains("only when `assets.hash_dirs` lists a directory"),
+        "{err}"
+    );
+    // As the warnings say.
+    p.write(
+        "verbatim.toml",
+        config.replace(
+            "[site]",
+            "hash_dirs = [\"vendor/lib\", \"vendor/wasm\"]\n[site]",
+        ),
+    );
+    let out = p.run(&["publish", "--env", "prod"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("hash_dirs = ["), "still warned: {stderr}");
+    let nginx = site_nginx(&p.store(), &["prod"], "http://127.0.0.1:9");
+    let log = nginx_log(&nginx);
+    check_site(
+        &chromium,
+        &nginx,
+        &log,
+        "prod",
+        "hash_dirs",
+        &[
+            "<p id=\"plugin\">plugin loaded</p>",
+            "<p id=\"data\">data ok</p>",
+        ],
+    );
+    let seen = requests(&log, 0);
+    assert!(
+        seen.iter()
+            .any(|(_, _, u)| u.starts_with("/static/vendor/lib.")
+                && u.ends_with("/plugins/hello/plugin.js")),
+        "{seen:?}"
+    );
+}

@@ -473,6 +473,14 @@ fn resolve_reference(
             ));
             Ok(None)
         }
+        None if target == crate::assets::dirs::MODULE => Err(AssetError::at(
+            path,
+            r,
+            format!(
+                "referenced file {target:?} does not exist: verbatim makes it (each hashed \
+                 directory's URL) only when `assets.hash_dirs` lists a directory"
+            ),
+        )),
         None => Err(AssetError::at(
             path,
             r,
