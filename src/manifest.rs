@@ -645,6 +645,48 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_site_is_optional_and_its_entries_are_objects_under_the_manifests_id() {
+        let without = sample();
+        assert!(!String::from_utf8(without.to_canonical_bytes())
+            .unwrap()
+            .contains("\"site\""));
+        let mut m = sample();
+        let entry = Entry {
+            content_type: "text/html; charset=utf-8".into(),
+            integrity: "sha384-x".into(),
+            references: vec!["css/site.css".into()],
+            sha256: Digest::of(b"<p>").hex(),
+            size: 3,
+        };
+        m.site = Some(Site {
+            artifact_dir: "site".into(),
+            cache_control: "no-cache".into(),
+            entries: [("index.html".to_owned(), entry)].into(),
+        });
+        let back = Manifest::parse(&m.to_canonical_bytes()).unwrap();
+        assert_eq!(back, m);
+        assert_ne!(back.id(), without.id());
+        let keys: Vec<String> = m.objects().into_iter().map(|o| o.key).collect();
+        assert!(
+            keys.contains(&format!("sites/{}/index.html", m.id().hex())),
+            "{keys:?}"
+        );
+        for (field, value) in [
+            ("artifact_dir", serde_json::json!("../x")),
+            ("cache_control", serde_json::json!("no-cache\n")),
+        ] {
+            let mut v = serde_json::to_value(&m).unwrap();
+            v["site"][field] = value;
+            let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
+        let mut v = serde_json::to_value(&m).unwrap();
+        v["site"]["entries"]["index.html"]["sha256"] = "nope".into();
+        let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("site.entries"), "{e}");
+    }
+
+    #[test]
     fn parse_round_trips_and_id_ignores_spelling() {
         let m = sample();
         let pretty = serde_json::to_vec_pretty(&m).unwrap();

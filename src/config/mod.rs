@@ -811,6 +811,19 @@ mod tests {
                 "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\nkeep_names = \"vendor/**\"\n",
                 "keep_names",
             ),
+            ("[app]\ndir = \"app\"\n[site]\n", "needs `[assets]`"),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\n[site]\nartifact_dir = \"../x\"\n",
+                "site.artifact_dir",
+            ),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\n[site]\ncache_control = \"\"\n",
+                "site.cache_control",
+            ),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\n[site]\nentry = []\n",
+                "entry",
+            ),
         ];
         for (text, needle) in cases {
             let err = load(text).unwrap_err().to_string();

@@ -353,6 +353,10 @@ fn a_service_worker_is_updated_across_two_releases() {
     p.write("static/sw.js", SW);
     p.write("static/sw-lib.js", "self.VERSION = 'v1';\n");
     let v1 = publish(&p, "prod");
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(p.path().join(".verbatim/build/manifest.json")).unwrap())
+            .unwrap();
+    crate::schema::validate(&m, "a manifest with entry files");
     let sw = fs::read_to_string(p.store().join("site/prod/sw.js")).unwrap();
     assert!(sw.starts_with("importScripts('/static/sw-lib."), "{sw}");
 
