@@ -36,6 +36,46 @@ pub struct Manifest {
     /// Always [`SCHEMA`]; a manifest of another schema is refused
     /// ([`ManifestError::Schema`]).
     pub schema: String,
+    /// The release's entry files (`[site]`); absent when it has none, so
+    /// older manifests keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<Site>,
+}
+
+/// Entry files: pages and files whose URL stays the same while their
+/// bytes change (`index.html`, a service worker, `robots.txt`). Each is
+/// stored create-only at [`site_key`] (`sites/<manifest hex>/<path>`), and
+/// copied to `site/<env>/<path>` when an environment moves to the release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// Where the artifact carries the entries too, relative to the app
+    /// directory (`site`), for hosts that serve from `current/`.
+    pub artifact_dir: String,
+    /// The `Cache-Control` of an environment's live copies (printable
+    /// ASCII).
+    pub cache_control: String,
+    /// Path (as served from the site's root, and in the assets directory)
+    /// → entry.
+    pub entries: BTreeMap<String, Entry>,
+}
+
+/// One entry file. Its key is not recorded: it is [`site_key`] of the
+/// manifest's own id, which cannot be inside the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The `Content-Type` it is stored and served with (printable ASCII).
+    pub content_type: String,
+    /// Subresource-integrity value (`sha384-<base64>`) of its bytes.
+    pub integrity: String,
+    /// Logical paths of the assets (and entries) it references.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+    /// Hex sha256 of its bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// The app's deploy settings, carried in the manifest so that a host needs
@@ -415,6 +455,9 @@ impl Manifest {
         if let Some(d) = &self.deploy {
             d.check().or_else(|why| bad(format!("deploy: {why}")))?;
         }
+        if let Some(site) = &self.site {
+            site.check().map_err(ManifestError::Invalid)?;
+        }
         let p = &self.provenance;
         for (field, value) in [
             ("branch", p.branch.as_deref()),
@@ -444,9 +487,68 @@ impl Manifest {
             sha256: Digest::from_hex(&self.artifact.sha256).expect("checked by parse"),
             size: self.artifact.size,
         });
+        if let Some(site) = &self.site {
+            let id = self.id();
+            for (path, e) in &site.entries {
+                v.push(ObjectRef {
+                    key: site_key(&id, path),
+                    sha256: Digest::from_hex(&e.sha256).expect("checked by parse"),
+                    size: e.size,
+                });
+            }
+        }
         v
     }
 }
+
+impl Site {
+    /// The rules of `site`; the message names the field.
+    fn check(&self) -> Result<(), String> {
+        check_logical(&self.artifact_dir)
+            .map_err(|why| format!("site.artifact_dir {:?}: {why}", self.artifact_dir))?;
+        if self.cache_control.is_empty()
+            || !self
+                .cache_control
+                .bytes()
+                .all(|b| (0x20..0x7f).contains(&b))
+        {
+            return Err(format!(
+                "site.cache_control {:?} is not printable ASCII",
+                self.cache_control
+            ));
+        }
+        for (path, e) in &self.entries {
+            check_logical(path).map_err(|why| format!("site entry {path:?}: {why}"))?;
+            let at = |field: &str| format!("site.entries[{path:?}].{field}");
+            if Digest::from_hex(&e.sha256).is_none() {
+                return Err(format!("{} is not 64 hex digits", at("sha256")));
+            }
+            for (field, value) in [
+                ("content_type", &e.content_type),
+                ("integrity", &e.integrity),
+            ] {
+                if value.is_empty() || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                    return Err(format!("{} {value:?} is not printable ASCII", at(field)));
+                }
+            }
+            if let Some(r) = e.references.iter().find(|r| check_logical(r).is_err()) {
+                return Err(format!(
+                    "{} names {r:?}, not a plain relative path",
+                    at("references")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `sites/<manifest hex>/<path>`: where a release's entry file is stored.
+pub fn site_key(id: &Digest, path: &str) -> String {
+    format!("{SITES_PREFIX}{}/{path}", id.hex())
+}
+
+/// The prefix of every release's stored entry files.
+pub const SITES_PREFIX: &str = "sites/";
 
 /// Longest logical path accepted (bytes).
 const MAX_PATH: usize = 1024;
@@ -524,6 +626,7 @@ pub(crate) mod tests {
                 source_date_epoch: 0,
                 tool: "verbatim 0.1.0".into(),
             },
+            site: None,
         }
     }
 
@@ -564,6 +667,48 @@ pub(crate) mod tests {
             sorted,
             "a struct's fields are out of alphabetical order"
         );
+    }
+
+    #[test]
+    fn a_site_is_optional_and_its_entries_are_objects_under_the_manifests_id() {
+        let without = sample();
+        assert!(!String::from_utf8(without.to_canonical_bytes())
+            .unwrap()
+            .contains("\"site\""));
+        let mut m = sample();
+        let entry = Entry {
+            content_type: "text/html; charset=utf-8".into(),
+            integrity: "sha384-x".into(),
+            references: vec!["css/site.css".into()],
+            sha256: Digest::of(b"<p>").hex(),
+            size: 3,
+        };
+        m.site = Some(Site {
+            artifact_dir: "site".into(),
+            cache_control: "no-cache".into(),
+            entries: [("index.html".to_owned(), entry)].into(),
+        });
+        let back = Manifest::parse(&m.to_canonical_bytes()).unwrap();
+        assert_eq!(back, m);
+        assert_ne!(back.id(), without.id());
+        let keys: Vec<String> = m.objects().into_iter().map(|o| o.key).collect();
+        assert!(
+            keys.contains(&format!("sites/{}/index.html", m.id().hex())),
+            "{keys:?}"
+        );
+        for (field, value) in [
+            ("artifact_dir", serde_json::json!("../x")),
+            ("cache_control", serde_json::json!("no-cache\n")),
+        ] {
+            let mut v = serde_json::to_value(&m).unwrap();
+            v["site"][field] = value;
+            let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
+        let mut v = serde_json::to_value(&m).unwrap();
+        v["site"]["entries"]["index.html"]["sha256"] = "nope".into();
+        let e = Manifest::parse(v.to_string().as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("site.entries"), "{e}");
     }
 
     #[test]

@@ -210,6 +210,13 @@ fn plan(
             Some(_) => report.tally.unchanged.push(artifact.to_string()),
             None => report.tally.written.push(artifact.to_string()),
         }
+        for path in m.site.iter().flat_map(|s| s.entries.keys()) {
+            let key = Key::new(manifest::site_key(&built.id, path))?;
+            match store.head(&key)? {
+                Some(_) => report.tally.unchanged.push(key.to_string()),
+                None => report.tally.written.push(key.to_string()),
+            }
+        }
         report.tally.written.push(manifest_key.to_string());
     }
     progress.note(format!(
@@ -267,8 +274,12 @@ fn upload(
     // Before anything is written: which assets are stored already, and
     // whether any key holds other bytes than this build's (then nothing is).
     let stored = stored_assets(store, m, concurrency, progress)?;
-    let total: u64 = m.assets.values().map(|a| a.size).sum::<u64>() + m.artifact.size;
-    let bar = progress.objects_bar(total, m.assets.len() + 1, "uploading");
+    let site = m.site.as_ref().map(|s| &s.entries);
+    let total: u64 = m.assets.values().map(|a| a.size).sum::<u64>()
+        + m.artifact.size
+        + site.into_iter().flatten().map(|(_, e)| e.size).sum::<u64>();
+    let count = m.assets.len() + 1 + site.map_or(0, |e| e.len());
+    let bar = progress.objects_bar(total, count, "uploading");
     let artifact = Job {
         what: "the artifact".into(),
         key: Key::new(m.artifact.key.clone())?,
@@ -319,6 +330,16 @@ fn upload(
     let artifact_report =
         artifact_report.map_err(|_| anyhow::anyhow!("the artifact upload thread panicked"))??;
     report.tally.extend(artifact_report);
+    // The entry files reference the assets: after them.
+    let entries = site_jobs(out, built)?;
+    put_all(
+        store,
+        &entries,
+        concurrency,
+        &mut report.tally,
+        &bar,
+        progress,
+    )?;
     bar.finish();
 
     // Last, so that a stored manifest only ever names stored objects.
@@ -342,6 +363,46 @@ fn upload(
         report.tally.unchanged.len()
     ));
     Ok(report)
+}
+
+/// The jobs that store the entry files of `built` (`[site]`) create-only
+/// under `sites/<manifest hex>/`, from the build's `site.tar`.
+fn site_jobs(out: &Path, built: &Built) -> Result<Vec<Job>> {
+    let Some(site) = &built.manifest.site else {
+        return Ok(Vec::new());
+    };
+    let members = assets::site_members(out)?;
+    let tar = out.join(assets::SITE_FILE);
+    site.entries
+        .iter()
+        .map(|(path, e)| {
+            let Some(&(offset, size)) = members.get(path.as_str()) else {
+                bail!(
+                    "entry file {path} is not in {}; run `verbatim build` again",
+                    tar.display()
+                );
+            };
+            if size != e.size {
+                bail!(
+                    "entry file {path} in {} is {size} bytes, the manifest says {}; run `verbatim build` again",
+                    tar.display(),
+                    e.size
+                );
+            }
+            Ok(Job {
+                what: format!("entry file {path}"),
+                key: Key::new(manifest::site_key(&built.id, path))?,
+                path: tar.clone(),
+                offset,
+                sha256: Digest::from_hex(&e.sha256).expect("parsed manifests are valid"),
+                size,
+                opts: PutOptions {
+                    content_type: Some(e.content_type.clone()),
+                    cache_control: Some(assets::CACHE_CONTROL.into()),
+                },
+            })
+        })
+        .collect()
 }
 
 /// The asset keys of `m` the store holds with this build's bytes, found

@@ -21,7 +21,24 @@ const LOOKAHEAD: usize = 11;
 /// One pass over a stream of tokens: only the current token and the few
 /// after it are held, so memory does not grow with the file.
 pub fn js_references(src: &str) -> Vec<Reference> {
+    js_scan(src).refs
+}
+
+/// What [`js_scan`] finds in a script.
+#[derive(Debug, Default)]
+pub struct JsScan {
+    /// Every reference, as [`js_references`] returns them.
+    pub refs: Vec<Reference>,
+    /// Whether the script uses syntax only a module may (a static `import`
+    /// or `export`, `import.meta`): a classic script has none, so advice
+    /// for it must not use them.
+    pub module: bool,
+}
+
+/// [`js_references`], and whether the script is written as a module.
+pub fn js_scan(src: &str) -> JsScan {
     let mut lx = Lexer::new(src);
+    let mut module = false;
     let mut after_dot = false;
     let mut clause = Clause::default();
     let mut refs = Vec::new();
@@ -37,7 +54,13 @@ pub fn js_references(src: &str) -> Vec<Reference> {
         if clause.step(t, next) {
             if let Some(s) = next {
                 refs.push(s.reference(RefKind::JsImport));
+                module = true;
             }
+        }
+        // `importScripts("a.js", "b.js")` in a classic worker: URLs
+        // resolved against the worker script's own URL.
+        if t.kind == Kind::Ident && t.value == "importScripts" {
+            refs.extend(string_arguments(win, 1).map(|s| s.reference(RefKind::JsImportScripts)));
         }
         // `obj.import(...)` and `a?.new` are property names, not syntax.
         if t.kind == Kind::Ident && !after_dot {
@@ -50,13 +73,19 @@ pub fn js_references(src: &str) -> Vec<Reference> {
                             }
                         }
                     }
-                    Some(n) if n.kind == Kind::Str => refs.push(n.reference(RefKind::JsImport)),
+                    Some(n) if n.kind == Kind::Str => {
+                        refs.push(n.reference(RefKind::JsImport));
+                        module = true;
+                    }
+                    Some(n) if n.is_punct(".") => module = true, // import.meta
                     Some(_) => clause.start(),
                     None => {}
                 },
                 "export" if next.is_some_and(|n| n.is_punct("*") || n.is_punct("{")) => {
                     clause.start();
+                    module = true;
                 }
+                "export" => module = true,
                 "new" => {
                     if let Some(s) = new_url(win) {
                         refs.push(s.reference(RefKind::JsNewUrl));
@@ -80,7 +109,7 @@ pub fn js_references(src: &str) -> Vec<Reference> {
     refs.extend(lx.source_map);
     refs.sort_by_key(|r| r.range.start);
     fill_positions(src, &mut refs);
-    refs
+    JsScan { refs, module }
 }
 
 /// The scans for the module specifier after an import/export clause, e.g.
@@ -196,6 +225,30 @@ fn string_argument<'t, 'a>(win: &'t VecDeque<Tok<'a>>, at: usize) -> Option<&'t 
         && s.kind == Kind::Str
         && (close.is_punct(")") || close.is_punct(","));
     ok.then_some(s)
+}
+
+/// `( "a" , "b" … )` starting at `win[at]`: every argument, while each is
+/// one string literal (as far as the window reaches).
+fn string_arguments<'t, 'a>(
+    win: &'t VecDeque<Tok<'a>>,
+    at: usize,
+) -> impl Iterator<Item = &'t Tok<'a>> {
+    let open = win.get(at).is_some_and(|t| t.is_punct("("));
+    let mut i = at + 1;
+    let mut done = !open;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let (s, after) = (win.get(i)?, win.get(i + 1)?);
+        if s.kind != Kind::Str || !(after.is_punct(",") || after.is_punct(")")) {
+            done = true;
+            return None;
+        }
+        done = after.is_punct(")");
+        i += 2;
+        Some(s)
+    })
 }
 
 /// `//# sourceMappingURL=url` or the legacy `//@ sourceMappingURL=url`.
@@ -729,6 +782,42 @@ const s = 'new Worker("./no3.js")'; // new Worker("./no4.js")
             JsNewUrl@5:21 "./u.js" = ./u.js
             "#,
         );
+    }
+
+    #[test]
+    fn import_scripts() {
+        check(
+            r#"importScripts('sw-lib.js');
+self.importScripts("a.js", `b.js`, 'c.js');
+importScripts(name); importScripts("d.js" + x); importScripts();
+const s = "importScripts('no.js')";
+"#,
+            r#"
+            JsImportScripts@1:16 'sw-lib.js' = sw-lib.js
+            JsImportScripts@2:21 "a.js" = a.js
+            JsImportScripts@2:29 `b.js` = b.js
+            JsImportScripts@2:37 'c.js' = c.js
+            "#,
+        );
+    }
+
+    #[test]
+    fn modules_are_told_from_classic_scripts() {
+        for (src, module) in [
+            ("navigator.serviceWorker.register('sw.js');", false),
+            (
+                "importScripts('a.js'); const x = { import: 1 }; x.export = 2;",
+                false,
+            ),
+            ("import './a.js';", true),
+            ("import { a } from './a.js';", true),
+            ("export const a = 1;", true),
+            ("export { a };", true),
+            ("new URL('./a.png', import.meta.url);", true),
+            ("const m = await import('./a.js');", false),
+        ] {
+            assert_eq!(js_scan(src).module, module, "{src}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! [`graph::fingerprint`] returns.
 
 pub mod css;
+pub mod dirs;
 pub mod graph;
 pub mod html;
 pub mod js;

@@ -80,6 +80,9 @@ pub enum RefKind {
     /// `serviceWorker.register("...")` with a string literal: as
     /// [`RefKind::JsWorker`], and its URL must not change between releases.
     JsServiceWorker,
+    /// A string literal argument of `importScripts(…)` in a classic
+    /// worker: a URL resolved against the worker script's own URL.
+    JsImportScripts,
     /// A CSS `url()` inside an HTML `style` attribute, whose text is
     /// the attribute value with character references decoded: encoded
     /// for CSS (in a form valid in any CSS context), then for the
@@ -159,7 +162,8 @@ pub fn encode_for(r: &Reference, new_url: &str) -> String {
             | RefKind::JsDynamicImport
             | RefKind::JsNewUrl
             | RefKind::JsWorker
-            | RefKind::JsServiceWorker,
+            | RefKind::JsServiceWorker
+            | RefKind::JsImportScripts,
             q,
         ) => js_string(new_url, q.unwrap_or('"')),
         (RefKind::HtmlAttr, q) => html_attr(new_url, q),

@@ -21,7 +21,7 @@ use crate::assets::{self, url::UrlOptions, Input};
 use crate::config::{Config, ConfigError};
 use crate::manifest::Asset;
 use crate::pack::{self, PackError};
-use crate::progress::Progress;
+use crate::progress::{Level, Progress};
 use crate::safe_fs;
 use crate::text::Lines;
 
@@ -46,6 +46,56 @@ pub struct Fingerprinted {
     /// Every file's final name, digest and edits, and each hashed directory's
     /// name.
     pub output: assets::Output,
+    /// What the build says about the tree (a Vite manifest found, the
+    /// fingerprint's warnings): for the caller to report.
+    pub notes: Vec<(Level, String)>,
+}
+
+/// One entry file with its final bytes, as the manifest records it.
+pub struct EntryFile {
+    /// Its path, in the assets directory and from the site's root.
+    pub path: String,
+    /// Its final bytes.
+    pub bytes: Vec<u8>,
+    /// Its manifest record.
+    pub entry: crate::manifest::Entry,
+}
+
+/// The entry files of `f` with their final bytes (few and small: pages, a
+/// service worker, fragments). A file read again from the tree must hold
+/// the bytes it was fingerprinted with.
+pub fn entry_files(f: &Fingerprinted) -> Result<Vec<EntryFile>> {
+    let mut out = Vec::new();
+    for (path, file) in f.output.files.iter().filter(|(_, o)| o.entry) {
+        let bytes = match f.output.bytes(&f.input, path) {
+            Some(b) => b.into_owned(),
+            None => {
+                let source = f.dir.join(path);
+                let bytes = safe_fs::read_regular(&source)
+                    .with_context(|| format!("reading entry file {}", source.display()))?;
+                if crate::digest::Digest::of(&bytes) != file.sha256 {
+                    bail!(
+                        "entry file {} changed during the build; build again once nothing writes to it",
+                        source.display()
+                    );
+                }
+                bytes
+            }
+        };
+        let entry = crate::manifest::Entry {
+            content_type: assets::mime::content_type(path).to_owned(),
+            integrity: assets::sri::integrity(&bytes),
+            references: file.references.clone(),
+            sha256: file.sha256.hex(),
+            size: bytes.len() as u64,
+        };
+        out.push(EntryFile {
+            path: path.clone(),
+            bytes,
+            entry,
+        });
+    }
+    Ok(out)
 }
 
 /// Fingerprints `cfg.assets_dir` in memory (files no scanner reads only by
@@ -65,21 +115,44 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<Fingerprinted> {
     let allow_missing = globs("allow_missing", &cfg.allow_missing)?;
     let keep_names = globs("keep_names", &cfg.keep_names)?;
     let exclude = globs("exclude", &cfg.assets_exclude)?;
-    let (files, opaque) = read_tree(dir, &exclude)?;
-    let vite = match &cfg.vite_manifest {
+    let (mut files, opaque) = read_tree(dir, &exclude)?;
+    let mut notes = Vec::new();
+    let vite_manifest = match &cfg.vite_manifest {
+        Some(m) => Some(m.clone()),
+        None => detect_vite(cfg, dir, &mut notes)?,
+    };
+    let vite = match &vite_manifest {
         Some(m) => Some(vite_output(m, dir, &|p| {
             files.contains_key(p) || opaque.contains_key(p)
         })?),
         None => None,
     };
+    let hash_dirs = hash_dirs(cfg, dir)?;
+    if !hash_dirs.is_empty() {
+        let all = files.keys().chain(opaque.keys()).map(String::as_str);
+        let module = assets::dirs::module(&hash_dirs, all);
+        if files.contains_key(assets::dirs::MODULE) || opaque.contains_key(assets::dirs::MODULE) {
+            bail!(
+                "{} is in the assets directory, but with `assets.hash_dirs` set verbatim \
+                 makes that file (each hashed directory's URL); rename yours",
+                dir.join(assets::dirs::MODULE).display()
+            );
+        }
+        files.insert(assets::dirs::MODULE.to_owned(), module.into_bytes());
+    }
+    let paths = files.keys().chain(opaque.keys()).map(String::as_str);
+    let entries = site_entries(cfg, paths.clone(), vite.as_ref(), &mut notes)?;
     let rules = KeepRules {
         globs: keep_names,
         vite,
     };
-    let paths = files.keys().chain(opaque.keys()).map(String::as_str);
-    let keep = assets::keep::kept(paths, &rules);
-    let hash_dirs = hash_dirs(cfg, dir)?;
+    let keep: BTreeSet<String> = assets::keep::kept(paths, &rules)
+        .into_iter()
+        .filter(|p| !entries.contains(p))
+        .collect();
     let input = Input {
+        entries,
+        site: cfg.site.is_some(),
         files,
         opaque,
         url: UrlOptions {
@@ -115,11 +188,135 @@ pub fn fingerprint(cfg: &Config, dir: &Path) -> Result<Fingerprinted> {
         }
         anyhow::Error::new(Lines { head, items })
     })?;
+    for w in &output.warnings {
+        let at = match w.line {
+            0 => dir.join(&w.file).display().to_string(),
+            _ => format!("{}:{}:{}", dir.join(&w.file).display(), w.line, w.column),
+        };
+        notes.push((Level::Warn, format!("{at}: {}", w.message)));
+    }
     Ok(Fingerprinted {
         dir: dir.to_owned(),
         input,
         output,
+        notes,
     })
+}
+
+/// The Vite manifest of the assets directory `dir` when `assets.vite_manifest`
+/// is unset: `dir/.vite/manifest.json`, or `dir/<sub>/.vite/manifest.json`
+/// for one directory `<sub>` (Vite 5 and later write it there). Found, it
+/// is used (said in `notes`): without it every file Vite named would be
+/// renamed again, and its chunks, which name each other by Vite's names,
+/// would fail in the browser. Two found are an error that asks which.
+fn detect_vite(
+    cfg: &Config,
+    dir: &Path,
+    notes: &mut Vec<(Level, String)>,
+) -> Result<Option<PathBuf>> {
+    let mut found = Vec::new();
+    let at = |d: &Path| d.join(".vite").join("manifest.json");
+    if at(dir).is_file() {
+        found.push(at(dir));
+    }
+    if let Ok(subs) = fs::read_dir(dir) {
+        for sub in subs.flatten() {
+            let is_dir = sub.file_type().is_ok_and(|t| t.is_dir());
+            let name = sub.file_name();
+            if is_dir && !name.to_string_lossy().starts_with('.') && at(&sub.path()).is_file() {
+                found.push(at(&sub.path()));
+            }
+        }
+    }
+    found.sort();
+    match &found[..] {
+        [] => Ok(None),
+        [one] => {
+            notes.push((
+                Level::Note,
+                format!(
+                    "using the Vite manifest {} (found in the assets directory; set \
+                     `assets.vite_manifest` in {} to name it)",
+                    one.display(),
+                    cfg.config_path.display()
+                ),
+            ));
+            Ok(Some(one.clone()))
+        }
+        many => Err(ConfigError::new(format!(
+            "the assets directory {} holds {} Vite manifests ({}); name the one to use \
+             with `assets.vite_manifest` in {}",
+            dir.display(),
+            many.len(),
+            many.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            cfg.config_path.display()
+        ))
+        .into()),
+    }
+}
+
+/// The entry files of the tree (`[site] entries`): the files its globs
+/// match, or, unset, for Vite's output its pages and, when the public
+/// prefix is `/` (Vite's `base`), the copies of `public/` (the files of
+/// Vite's output directory its manifest does not name, source maps aside;
+/// under another prefix they stay assets under their own names, where
+/// Vite's bundle names them). None without `[site]`.
+fn site_entries<'a>(
+    cfg: &Config,
+    paths: impl Iterator<Item = &'a str>,
+    vite: Option<&ViteOutput>,
+    notes: &mut Vec<(Level, String)>,
+) -> Result<BTreeSet<String>> {
+    let Some(site) = &cfg.site else {
+        return Ok(BTreeSet::new());
+    };
+    let is_entry: Box<dyn Fn(&str) -> bool> = match (&site.entries, vite) {
+        (Some(globs), _) => {
+            let set = pack::glob_set(globs).map_err(|e| {
+                ConfigError::new(format!(
+                    "invalid glob `{}` in `site.entries` ({}): {}",
+                    e.glob,
+                    cfg.config_path.display(),
+                    e.message
+                ))
+            })?;
+            Box::new(move |p: &str| set.is_match(p))
+        }
+        (None, Some(v)) => {
+            // Vite names its public/ copies by plain URLs under its base:
+            // at the site's root they are where it names them only when
+            // that base is the root.
+            let public_too = cfg.public_prefix.trim_end_matches('/').is_empty();
+            Box::new(move |p: &str| {
+                let unlisted = v.contains(p) && !v.listed.contains(p) && !p.ends_with(".map");
+                let page = p.ends_with(".html") || p.ends_with(".htm");
+                unlisted && (page || public_too)
+            })
+        }
+        (None, None) => {
+            return Err(ConfigError::new(format!(
+                "`[site]` in {} has no `entries`, and the assets are not Vite's output (whose \
+                 pages and public/ copies would be the default): list the entry files, like \
+                 `entries = [\"index.html\", \"sw.js\"]`",
+                cfg.config_path.display()
+            ))
+            .into())
+        }
+    };
+    let entries: BTreeSet<String> = paths.filter(|p| is_entry(p)).map(String::from).collect();
+    if entries.is_empty() {
+        notes.push((
+            Level::Warn,
+            format!(
+                "`[site]` in {}: no file of the assets directory is an entry file",
+                cfg.config_path.display()
+            ),
+        ));
+    }
+    Ok(entries)
 }
 
 /// `assets.hash_dirs`, checked: each a plain relative path (`/`-separated
@@ -179,7 +376,14 @@ pub fn write(
     fingerprinted: Fingerprinted,
     progress: &dyn Progress,
 ) -> Result<BTreeMap<String, Asset>> {
-    let Fingerprinted { dir, input, output } = fingerprinted;
+    let Fingerprinted {
+        dir,
+        input,
+        mut output,
+        ..
+    } = fingerprinted;
+    // Entry files are not assets: the build writes them apart.
+    output.files.retain(|_, f| !f.entry);
     let total: u64 = output.files.values().map(|f| f.size).sum();
     let bar = progress.bytes_bar(total, "assets");
     let path = out.join(PACK_FILE);
@@ -351,12 +555,63 @@ fn push_final_bytes(
     })
 }
 
+/// The build's entry files, in one tar (member names are their paths):
+/// see [`write_site`].
+pub const SITE_FILE: &str = "site.tar";
+
+/// Writes `entries` into `<out>/site.tar` ([`SITE_FILE`]; temp file, then
+/// rename), or removes an older build's when there are none.
+pub fn write_site(out: &Path, entries: &[EntryFile]) -> Result<()> {
+    let path = out.join(SITE_FILE);
+    if entries.is_empty() {
+        return match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        };
+    }
+    let what = || format!("writing {}", path.display());
+    let tmp = tempfile::Builder::new()
+        .prefix(".site-")
+        .permissions(fs::Permissions::from_mode(0o644))
+        .tempfile_in(out)
+        .with_context(|| format!("creating a temp file in {}", out.display()))?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(tmp.as_file()));
+    for e in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(e.bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        builder
+            .append_data(&mut header, &e.path, &e.bytes[..])
+            .with_context(what)?;
+    }
+    builder
+        .into_inner()
+        .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+        .with_context(what)?;
+    tmp.persist(&path).with_context(what)?;
+    Ok(())
+}
+
 /// Where each file of the assets pack `<out>/assets.tar` is: its name (the
 /// asset's key without `assets/`) to the offset and size of its bytes.
 /// Publish reads them from there; the store checks every byte against
 /// the manifest's digest, so a pack changed since the build is refused.
 pub fn pack_members(out: &Path) -> Result<HashMap<String, (u64, u64)>> {
-    let path = out.join(PACK_FILE);
+    tar_members(&out.join(PACK_FILE))
+}
+
+/// [`pack_members`] of `<out>/site.tar`: each entry file's path to the
+/// offset and size of its bytes.
+pub fn site_members(out: &Path) -> Result<HashMap<String, (u64, u64)>> {
+    tar_members(&out.join(SITE_FILE))
+}
+
+fn tar_members(path: &Path) -> Result<HashMap<String, (u64, u64)>> {
+    let path = path.to_owned();
     let what = || format!("reading the build's assets in {}", path.display());
     let file = safe_fs::open_regular(&path).with_context(|| {
         format!(

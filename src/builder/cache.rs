@@ -106,7 +106,7 @@ impl Snapshot {
                 (&cfg.exclude, &cfg.assets_dir, &cfg.allow_missing),
                 (&cfg.assets_exclude, &cfg.public_prefix, &cfg.cdn_base),
                 (&cfg.vite_manifest, &cfg.django_manifest, &cfg.keep_names),
-                (&cfg.hash_dirs, &cfg.deploy),
+                (&cfg.hash_dirs, &cfg.deploy, &cfg.site),
             )
         );
         let key = Digest::of(

@@ -37,7 +37,12 @@ pub const ARTIFACT_FILE: &str = "artifact.tar.gz";
 /// The manifest's file in the build directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// What a build leaves in the build directory.
-const OUTPUTS: [&str; 3] = [ARTIFACT_FILE, MANIFEST_FILE, assets::PACK_FILE];
+const OUTPUTS: [&str; 4] = [
+    ARTIFACT_FILE,
+    MANIFEST_FILE,
+    assets::PACK_FILE,
+    assets::SITE_FILE,
+];
 
 /// How to build, beyond the configuration.
 #[derive(Debug, Clone, Default)]
@@ -122,10 +127,14 @@ pub fn list(cfg: &Config, progress: &dyn Progress) -> Result<ListJson> {
             why: why.to_string(),
         })
     })?;
-    if cfg.django_manifest.is_some() {
-        let fingerprinted = fingerprint(cfg)?;
-        let made = generated(cfg, fingerprinted.as_ref().map(|f| &f.output))?;
-        add_generated(&mut entries, made.as_ref(), progress)?;
+    if cfg.django_manifest.is_some() || cfg.site.is_some() {
+        let fingerprinted = fingerprint(cfg, progress)?;
+        let site = match &fingerprinted {
+            Some(f) => assets::entry_files(f)?,
+            None => Vec::new(),
+        };
+        let made = generated(cfg, fingerprinted.as_ref().map(|f| &f.output), &site)?;
+        add_generated(&mut entries, &made, progress)?;
     }
     let entries = entries
         .into_iter()
@@ -176,8 +185,12 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
     }
     // Fingerprint first, in memory: a broken reference fails the build
     // before anything is written, and the names are known before packing.
-    let fingerprinted = fingerprint(cfg)?;
-    let made = generated(cfg, fingerprinted.as_ref().map(|f| &f.output))?;
+    let fingerprinted = fingerprint(cfg, progress)?;
+    let site_files = match &fingerprinted {
+        Some(f) => assets::entry_files(f)?,
+        None => Vec::new(),
+    };
+    let made = generated(cfg, fingerprinted.as_ref().map(|f| &f.output), &site_files)?;
     let out = safe_fs::create_dirs(&cfg.root, Path::new(DEFAULT_OUT))
         .context("creating the build directory")?;
     let _lock = lock_dir(&out, progress)?;
@@ -186,7 +199,7 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
         let dirent = dirent?;
         let name = dirent.file_name();
         let name = name.to_string_lossy();
-        if [".artifact-", ".cache-", assets::PACK_TEMP_PREFIX]
+        if [".artifact-", ".cache-", assets::PACK_TEMP_PREFIX, ".site-"]
             .iter()
             .any(|p| name.starts_with(p))
         {
@@ -203,8 +216,7 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
         .tempfile_in(&out)
         .with_context(|| format!("creating a temp file in {}", out.display()))?;
     let mut writer = Interruptible(BufWriter::with_capacity(1 << 20, tmp));
-    let (packed, entries, migration_files) =
-        pack_counted(cfg, opts, progress, made.as_ref(), &mut writer)?;
+    let (packed, entries, migration_files) = pack_counted(cfg, opts, progress, &made, &mut writer)?;
     let tmp = writer.0.into_inner().map_err(|e| e.into_error())?;
     tmp.as_file().sync_all()?;
     let artifact_path = out.join(ARTIFACT_FILE);
@@ -214,6 +226,16 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
         Some(f) => assets::write(&out, f, progress)?,
         None => Default::default(),
     };
+    assets::write_site(&out, &site_files)?;
+    let site = cfg
+        .site
+        .as_ref()
+        .filter(|_| !site_files.is_empty())
+        .map(|s| manifest::Site {
+            artifact_dir: s.artifact_dir.clone(),
+            cache_control: s.cache_control.clone(),
+            entries: site_files.into_iter().map(|e| (e.path, e.entry)).collect(),
+        });
 
     let manifest = Manifest {
         schema: manifest::SCHEMA.into(),
@@ -236,6 +258,7 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
             ..d
         }),
         provenance: provenance_of(cfg, opts),
+        site,
     };
     let manifest_path = out.join(MANIFEST_FILE);
     let id = write_manifest(&out, &manifest)?;
@@ -403,7 +426,7 @@ pub fn check_reproducible(
 ) -> Result<()> {
     // A second build from scratch: fingerprint, then pack (the assets
     // first: with assets.django_manifest, the artifact depends on them).
-    let assets_again = fingerprint(cfg)?;
+    let assets_again = fingerprint(cfg, &crate::progress::Silent)?;
     if let (Some(dir), Some(again)) = (&cfg.assets_dir, &assets_again) {
         for (logical, asset) in &built.manifest.assets {
             let same = again.output.files.get(logical).is_some_and(|f| {
@@ -418,8 +441,20 @@ pub fn check_reproducible(
             }
         }
     }
-    let made = generated(cfg, assets_again.as_ref().map(|f| &f.output))?;
-    let again = pack_to(cfg, opts, progress, made.as_ref(), io::sink())?;
+    let site_again = match &assets_again {
+        Some(f) => assets::entry_files(f)?,
+        None => Vec::new(),
+    };
+    let recorded = built.manifest.site.as_ref().map(|s| &s.entries);
+    let same_site = site_again.len() == recorded.map_or(0, |e| e.len())
+        && site_again
+            .iter()
+            .all(|e| recorded.and_then(|r| r.get(&e.path)) == Some(&e.entry));
+    if !same_site {
+        bail!("build is not reproducible: a second fingerprint changed the entry files ([site]); is something writing to the tree?");
+    }
+    let made = generated(cfg, assets_again.as_ref().map(|f| &f.output), &site_again)?;
+    let again = pack_to(cfg, opts, progress, &made, io::sink())?;
     if again.sha256.hex() != built.manifest.artifact.sha256 {
         bail!(
             "build is not reproducible: a second pack of {} gave {} instead of sha256:{}; \
@@ -437,7 +472,7 @@ fn pack_to(
     cfg: &Config,
     opts: &BuildOptions,
     progress: &dyn Progress,
-    made: Option<&Generated>,
+    made: &[Generated],
     out: impl io::Write,
 ) -> Result<pack::Packed> {
     Ok(pack_counted(cfg, opts, progress, made, out)?.0)
@@ -447,7 +482,7 @@ fn pack_counted(
     cfg: &Config,
     opts: &BuildOptions,
     progress: &dyn Progress,
-    made: Option<&Generated>,
+    made: &[Generated],
     out: impl io::Write,
 ) -> Result<(pack::Packed, usize, Vec<String>)> {
     let mut entries = scan(cfg, &mut |path, why| {
@@ -484,12 +519,17 @@ fn pack_counted(
     Ok((packed, entries.len(), migration_files))
 }
 
-/// The assets directory fingerprinted in memory, if the config has one.
-fn fingerprint(cfg: &Config) -> Result<Option<assets::Fingerprinted>> {
-    cfg.assets_dir
-        .as_ref()
-        .map(|dir| assets::fingerprint(cfg, dir))
-        .transpose()
+/// The assets directory fingerprinted in memory, if the config has one;
+/// what there is to say about it goes to `progress`.
+fn fingerprint(cfg: &Config, progress: &dyn Progress) -> Result<Option<assets::Fingerprinted>> {
+    let Some(dir) = &cfg.assets_dir else {
+        return Ok(None);
+    };
+    let f = assets::fingerprint(cfg, dir)?;
+    for (level, note) in &f.notes {
+        progress.message(*level, note);
+    }
+    Ok(Some(f))
 }
 
 /// A file the build makes and packs at `path` (relative to the app
@@ -497,6 +537,8 @@ fn fingerprint(cfg: &Config) -> Result<Option<assets::Fingerprinted>> {
 struct Generated {
     path: String,
     bytes: Vec<u8>,
+    /// What it is, for messages.
+    what: &'static str,
 }
 
 /// `assets.django_manifest`: Django's `staticfiles.json` for the
@@ -505,9 +547,22 @@ struct Generated {
 fn generated(
     cfg: &Config,
     fingerprinted: Option<&crate::assets::Output>,
-) -> Result<Option<Generated>> {
+    entries: &[assets::EntryFile],
+) -> Result<Vec<Generated>> {
+    // The entry files, for hosts that serve them from `current/`.
+    let mut made: Vec<Generated> = match &cfg.site {
+        Some(site) => entries
+            .iter()
+            .map(|e| Generated {
+                path: format!("{}/{}", site.artifact_dir, e.path),
+                bytes: e.bytes.clone(),
+                what: "an entry file ([site])",
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let Some(path) = cfg.django_manifest_entry()? else {
-        return Ok(None);
+        return Ok(made);
     };
     let keys: Vec<(&str, String)> = fingerprinted
         .map(|f| &f.files)
@@ -521,34 +576,41 @@ fn generated(
         })
         .collect();
     let bytes = django::staticfiles(keys.iter().map(|(l, k)| (*l, k.as_str())));
-    Ok(Some(Generated { path, bytes }))
+    made.push(Generated {
+        path,
+        bytes,
+        what: "Django's staticfiles.json (assets.django_manifest)",
+    });
+    Ok(made)
 }
 
 /// Puts `made` into the scanned entries; says (with -v) when it replaces
 /// a file of the tree.
 fn add_generated(
     entries: &mut Vec<pack::Entry>,
-    made: Option<&Generated>,
+    made: &[Generated],
     progress: &dyn Progress,
 ) -> Result<()> {
-    let Some(made) = made else { return Ok(()) };
-    let done = pack::insert_generated(entries, &made.path, made.bytes.clone())
-        .context("placing Django's staticfiles.json (`assets.django_manifest`)")?;
-    if let Some(old) = done.replaced {
-        let what = match old {
-            pack::EntryKind::Symlink { .. } => "symlink",
-            _ => "file",
-        };
-        progress.detail(format!(
-            "replaced {}: the app directory's {what} is packed as this build's staticfiles.json \
-             (assets.django_manifest); the tree is left as it is",
-            made.path
-        ));
-    }
-    for dir in done.added_dirs {
-        progress.detail(format!(
-            "added directory {dir}: the app directory has none, and assets.django_manifest lies below it"
-        ));
+    for made in made {
+        let done = pack::insert_generated(entries, &made.path, made.bytes.clone())
+            .with_context(|| format!("placing {} at {}", made.what, made.path))?;
+        if let Some(old) = done.replaced {
+            let kind = match old {
+                pack::EntryKind::Symlink { .. } => "symlink",
+                _ => "file",
+            };
+            progress.detail(format!(
+                "replaced {}: the app directory's {kind} is packed as this build's {}; \
+                 the tree is left as it is",
+                made.path, made.what
+            ));
+        }
+        for dir in done.added_dirs {
+            progress.detail(format!(
+                "added directory {dir}: the app directory has none, and {} lies below it",
+                made.what
+            ));
+        }
     }
     Ok(())
 }

@@ -37,6 +37,49 @@ struct File {
     environments: EnvSection,
     #[serde(default)]
     deploy: Option<DeploySection>,
+    #[serde(default)]
+    site: Option<SiteSection>,
+}
+
+/// `[site]`: entry files, served per environment from `site/<env>/`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteSection {
+    entries: Option<Vec<String>>,
+    #[serde(default = "default_site_cache_control")]
+    cache_control: String,
+    #[serde(default = "default_site_artifact_dir")]
+    artifact_dir: String,
+}
+
+fn default_site_cache_control() -> String {
+    DEFAULT_SITE_CACHE_CONTROL.to_owned()
+}
+
+fn default_site_artifact_dir() -> String {
+    DEFAULT_SITE_ARTIFACT_DIR.to_owned()
+}
+
+/// `Cache-Control` of an environment's live entry files when `[site]
+/// cache_control` is unset: a browser or CDN may keep them, but asks
+/// again every time before using them.
+pub const DEFAULT_SITE_CACHE_CONTROL: &str = "no-cache";
+/// Where in the artifact (relative to the app directory) a build packs the
+/// entry files when `[site] artifact_dir` is unset.
+pub const DEFAULT_SITE_ARTIFACT_DIR: &str = "site";
+
+/// `[site]` as the build uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// `entries`: globs (the configuration's dialect) of asset paths that
+    /// are entry files; `None` when unset (for Vite's output: its pages and
+    /// the copies of `public/`).
+    pub entries: Option<Vec<String>>,
+    /// `cache_control`: the live copies' `Cache-Control` (printable ASCII).
+    pub cache_control: String,
+    /// `artifact_dir`: where the artifact carries the entries, relative to
+    /// the app directory (`/`-separated, plain).
+    pub artifact_dir: String,
 }
 
 /// `[deploy]`: what a host does with a release; `build` copies it into the
@@ -236,6 +279,8 @@ pub struct Config {
     /// The policy's trust root (`--policy-signers`): the `allowed_signers`
     /// file whose keys must have signed the policy in effect.
     pub policy_signers: Option<PathBuf>,
+    /// `[site]`; `None` when the file has none.
+    pub site: Option<Site>,
 }
 
 /// A configuration problem: always exit code 2. Most are one line; a
@@ -400,7 +445,15 @@ impl Config {
             )));
         }
         let deploy = file.deploy.map(|d| deploy_settings(d, path)).transpose()?;
+        let site = file.site.map(|s| check_site(s, path)).transpose()?;
+        if site.is_some() && file.assets.is_none() {
+            return Err(ConfigError::new(format!(
+                "`[site]` in {} needs `[assets]`: entry files are files of the assets directory",
+                path.display()
+            )));
+        }
         Ok(Config {
+            site,
             app_dir_from_flag: o.app_dir.is_some(),
             default_excludes: file.app.default_excludes,
             respect_gitignore: file.app.respect_gitignore,
@@ -532,6 +585,31 @@ impl Config {
     pub fn work_dir(&self) -> PathBuf {
         self.root.join(".verbatim")
     }
+}
+
+/// `[site]` checked: its `Cache-Control` printable ASCII, its artifact
+/// directory a plain relative path.
+fn check_site(s: SiteSection, path: &Path) -> Result<Site, ConfigError> {
+    let cc = &s.cache_control;
+    if cc.is_empty() || !cc.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(ConfigError::new(format!(
+            "`site.cache_control` in {} is {cc:?}: give a Cache-Control header value, like \"no-cache\"",
+            path.display()
+        )));
+    }
+    let dir = s.artifact_dir.trim_end_matches('/');
+    if dir.is_empty() || crate::manifest::check_logical(dir).is_err() {
+        return Err(ConfigError::new(format!(
+            "`site.artifact_dir` in {} is {:?}: give a relative path inside app.dir, like \"site\"",
+            path.display(),
+            s.artifact_dir
+        )));
+    }
+    Ok(Site {
+        entries: s.entries,
+        cache_control: s.cache_control,
+        artifact_dir: dir.to_owned(),
+    })
 }
 
 /// The nearest `verbatim.toml`: in the current directory or the first
@@ -793,6 +871,19 @@ mod tests {
             (
                 "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\nkeep_names = \"vendor/**\"\n",
                 "keep_names",
+            ),
+            ("[app]\ndir = \"app\"\n[site]\n", "needs `[assets]`"),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\n[site]\nartifact_dir = \"../x\"\n",
+                "site.artifact_dir",
+            ),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\n[site]\ncache_control = \"\"\n",
+                "site.cache_control",
+            ),
+            (
+                "[app]\ndir = \"app\"\n[assets]\ndir = \"app\"\n[site]\nentry = []\n",
+                "entry",
             ),
         ];
         for (text, needle) in cases {

@@ -41,6 +41,7 @@ pub mod resolve;
 pub mod rolling;
 pub mod rollout;
 pub mod signatures;
+pub mod site;
 pub mod timestamp;
 pub mod views;
 

@@ -300,6 +300,10 @@ pub(crate) fn move_with(
         &event.pointer(),
         current.pointer.map(|(_, e)| e),
     )?;
+    // A rollout's start leaves the pointer (and so the site) where it was.
+    if event.kind != Kind::Rollout {
+        super::site::write_site(reader.store(), env, &req.to, progress)?;
+    }
     progress.note(format!(
         "{env}: {} → {to} (event {})",
         previous.as_deref().unwrap_or("nothing"),
@@ -387,6 +391,11 @@ pub(crate) fn append_step(
         &event.pointer(),
         current.pointer.as_ref().map(|(_, e)| e.clone()),
     )?;
+    // Only `completed` moves the pointer to another manifest.
+    if event.from.as_deref() != Some(event.to.as_str()) {
+        let to = event.to.parse().map_err(anyhow::Error::msg)?;
+        super::site::write_site(reader.store(), env, &to, progress)?;
+    }
     vouch(reader, &event, sign, progress);
     Ok(event)
 }

@@ -1009,7 +1009,8 @@ fn hash_dirs_publish_a_directory_whole_under_the_hash_of_its_tree() {
     );
 
     // A change in one file renames its directory (and the script naming
-    // a file in it), and nothing else.
+    // a file in it, and the module that tells page code each directory's
+    // name), and nothing else.
     p.write("static/vendor/pdfjs/cmaps/LICENSE", "Apache-2.0, changed\n");
     p.ok(&["build"]);
     let after = keys(&manifest(&p));
@@ -1025,7 +1026,16 @@ fn hash_dirs_publish_a_directory_whole_under_the_hash_of_its_tree() {
             "vendor/pdfjs/cmaps/Adobe-Japan1-0.bcmap",
             "vendor/pdfjs/cmaps/LICENSE",
             "vendor/pdfjs/cmaps/UniJIS-UCS2-H.bcmap",
+            "verbatim-dirs.js",
         ]
+    );
+    let (dirs, _) = built(&p, "verbatim-dirs.js");
+    let cmaps = keys(&manifest(&p))["vendor/pdfjs/cmaps/LICENSE"].clone();
+    let cmaps = cmaps.strip_prefix("assets/").unwrap();
+    let cmaps = &cmaps[..cmaps.rfind('/').unwrap()];
+    assert!(
+        dirs.contains(&format!("\"vendor/pdfjs/cmaps\": at(new URL(\"./{cmaps}/")),
+        "{dirs}"
     );
 }
 

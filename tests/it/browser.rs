@@ -144,6 +144,12 @@ fn built_manifest(p: &crate::util::Project) -> serde_json::Value {
 /// Loads `url` headless and returns the DOM after scripts ran.
 pub fn dump_dom(chromium: &Path, url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
+    dump_dom_in(chromium, url, profile.path())
+}
+
+/// [`dump_dom`] with the browser profile in `profile`, which a later load
+/// may use again (a service worker installed stays installed).
+pub fn dump_dom_in(chromium: &Path, url: &str, profile: &Path) -> String {
     let mut child = Command::new(chromium)
         .args([
             "--headless",
@@ -156,7 +162,7 @@ pub fn dump_dom(chromium: &Path, url: &str) -> String {
             "--no-first-run",
             "--virtual-time-budget=5000",
         ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--dump-dom", url])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

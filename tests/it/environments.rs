@@ -376,6 +376,7 @@ pub fn store_release_with(p: &Project, tar_gz: &[u8], edit: impl FnOnce(&mut Man
             source_date_epoch: 0,
             tool: "verbatim test".into(),
         },
+        site: None,
     };
     let mut m = m;
     edit(&mut m);

@@ -37,5 +37,6 @@ mod schema;
 mod setup;
 mod signed_reports;
 mod signing;
+mod sites;
 mod store_conformance;
 mod util;

@@ -37,12 +37,25 @@ impl Nginx {
     /// Starts nginx with `root <root>/current;` and waits until it answers.
     /// Panics when nginx is not installed: this test never skips.
     pub fn start(root: &Path) -> Nginx {
-        Nginx::with("", &format!("root {}/current;", root.display()))
+        let root = root.display().to_string();
+        Nginx::start_servers(move |addr, _| {
+            format!("server {{\n    listen {addr};\n    root {root}/current;\n}}\n")
+        })
     }
 
-    /// Starts nginx with `http` added to its `http` block and `server` as
-    /// the body of its one server (besides `listen`).
+    /// Starts nginx with `http` added to its `http` block and one server
+    /// listening on its address, `server` its body.
     pub fn with(http: &str, server: &str) -> Nginx {
+        let (http, server) = (http.to_owned(), server.to_owned());
+        Nginx::start_servers(move |addr, _| {
+            format!("{http}\nserver {{\n    listen {addr};\n    {server}\n}}\n")
+        })
+    }
+
+    /// Starts nginx with the `server` blocks `servers(addr, dir)` gives (its
+    /// address; its own temp directory, for logs: the log format `status`
+    /// writes `$host $status $request_uri`), and waits until it answers.
+    pub fn start_servers(servers: impl FnOnce(SocketAddr, &Path) -> String) -> Nginx {
         let bin = std::env::var_os("VERBATIM_TEST_NGINX")
             .map_or_else(|| PathBuf::from("/usr/sbin/nginx"), PathBuf::from);
         assert!(
@@ -60,6 +73,7 @@ impl Nginx {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         // Temp dirs are 0700: workers read them only as the master's user.
         let user = if is_root() { "user root;\n" } else { "" };
+        let servers = servers(addr, d);
         let conf = format!(
             "{user}worker_processes 2;\n\
              pid {d}/nginx.pid;\n\
@@ -74,11 +88,8 @@ impl Nginx {
              \x20   fastcgi_temp_path {d}/fastcgi;\n\
              \x20   uwsgi_temp_path {d}/uwsgi;\n\
              \x20   scgi_temp_path {d}/scgi;\n\
-             \x20   {http}\n\
-             \x20   server {{\n\
-             \x20       listen {addr};\n\
-             \x20       {server}\n\
-             \x20   }}\n\
+             \x20   log_format status '$host $status $request_uri';\n\
+             {servers}\
              }}\n",
             d = d.display(),
         );
@@ -111,6 +122,11 @@ impl Nginx {
             std::thread::sleep(Duration::from_millis(20));
         }
         nginx
+    }
+
+    /// Its own temp directory (config, logs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// nginx's stderr and the last 20 lines of its error log, for failure

@@ -61,14 +61,17 @@ pub fn rewrite(text: &str, edges: &[Edge], names: &[Option<String>]) -> String {
 /// reference (1 when `tails` is empty), and also replacing each range of
 /// `more` (disjoint from the references) with its text. Replacements are made in source order, each
 /// when it is reached, so none is held longer than it takes to copy it.
-pub(super) fn edits_with(
+pub(super) fn edits_with<'e>(
     text: &str,
-    edges: &[Edge],
+    edges: impl IntoIterator<Item = &'e Edge>,
     names: &[Option<String>],
     tails: &[usize],
     mut more: Vec<(Range<usize>, String)>,
 ) -> Vec<Edit> {
-    let mut order: Vec<&Edge> = edges.iter().filter(|e| names[e.target].is_some()).collect();
+    let mut order: Vec<&Edge> = edges
+        .into_iter()
+        .filter(|e| names[e.target].is_some())
+        .collect();
     order.sort_by_key(|e| e.r.range.start);
     more.sort_by_key(|(range, _)| range.start);
     let mut order = order.into_iter().peekable();

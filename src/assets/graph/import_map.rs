@@ -153,7 +153,7 @@ fn expanded_key(key: &str, rest: &str) -> String {
 }
 
 /// Each segment of a `/`-separated path percent-encoded.
-fn encode_path(path: &str) -> String {
+pub(super) fn encode_path(path: &str) -> String {
     path.split('/')
         .map(percent_encode_segment)
         .collect::<Vec<_>>()

@@ -18,7 +18,9 @@
 //! - `naming`: a file's final bytes, and the name made of their hash
 //!   ([`hashed_name`]);
 //! - `hash_dirs`: directories named as a whole ([`dir_hash`]);
-//! - `scc`: the order of the walk, and reference cycles.
+//! - `scc`: the order of the walk, and reference cycles;
+//! - `unreached`: files no reference reaches, which only code could load
+//!   at run time (a warning per directory).
 
 mod edit;
 mod hash_dirs;
@@ -27,6 +29,7 @@ mod naming;
 mod scan;
 mod scc;
 mod types;
+mod unreached;
 
 pub use edit::{apply, apply_to, rewrite, Edge, Edit};
 pub use hash_dirs::{dir_hash, hashed_dir_name, hashed_dir_of};
@@ -48,12 +51,13 @@ pub fn fingerprint(input: &Input) -> Result<Output, Vec<AssetError>> {
 /// on the thread count.
 fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetError>> {
     check_hash_len(input)?;
-    let (nodes, mut errors) = scan::scan_tree(input, threads);
+    let (nodes, mut errors, mut warnings) = scan::scan_tree(input, threads);
 
     // Each hashed directory is one vertex of the graph: its name depends on
     // all its files, so a file referring into it comes after all of them.
     let dirs = HashDirs::new(input, &nodes, &mut errors);
     let mut done = Finals::new(&nodes);
+    done.public_prefix = format!("{}/", input.url.public_prefix.trim_end_matches('/'));
     done.tails = dirs.tails(input, &nodes);
     let adj = dirs.contracted(&nodes);
     let sccs = scc::tarjan(&adj);
@@ -88,9 +92,16 @@ fn fingerprint_with(input: &Input, threads: usize) -> Result<Output, Vec<AssetEr
         errors.dedup();
         return Err(errors);
     }
+    warnings.extend(unreached::warnings(input, &nodes, &dirs));
+    warnings.sort();
+    warnings.dedup();
     let files = out_files(&nodes, done);
     let dirs = dir_names(input, &nodes, &dirs, &files);
-    Ok(Output { files, dirs })
+    Ok(Output {
+        files,
+        dirs,
+        warnings,
+    })
 }
 
 /// An error unless [`Input::hash_len`] is in `MIN_HASH_LEN..=64`.
@@ -147,6 +158,7 @@ fn out_files(nodes: &[Node], done: Finals) -> BTreeMap<String, OutFile> {
                 edits: fin.edits,
                 references,
                 kept: node.kept,
+                entry: node.entry,
             },
         );
     }

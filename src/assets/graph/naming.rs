@@ -7,10 +7,13 @@
 //! It makes one file at a time; the order (levels, cycles, hashed
 //! directories) is for its callers to keep.
 
-use crate::assets::graph::edit::{apply, edits_with, Edit};
+use crate::assets::graph::edit::{apply, edits_with, Edge, Edit};
+use crate::assets::graph::import_map::encode_path;
 use crate::assets::graph::scan::Node;
 use crate::assets::graph::types::MIN_HASH_LEN;
+use crate::assets::refs::encode_for;
 use crate::assets::sri;
+use crate::assets::url::{is_path_relative, split_suffix};
 use crate::digest::Digest;
 
 /// A file's final bytes.
@@ -35,6 +38,9 @@ pub(super) struct Finals {
     /// Files some integrity attribute covers: [`Finals::make`] computes
     /// their integrity at once, for the attributes to be brought up to date.
     covered: Vec<bool>,
+    /// The URL path assets are served under: an entry's relative
+    /// references are rewritten to start with it.
+    pub(super) public_prefix: String,
 }
 
 impl Finals {
@@ -51,6 +57,7 @@ impl Finals {
             tails: vec![1; nodes.len()],
             finals: (0..nodes.len()).map(|_| None).collect(),
             covered,
+            public_prefix: "/".into(),
         }
     }
 
@@ -129,8 +136,43 @@ impl Finals {
                 let text = x.text(path, |t| self.names[t].as_deref().unwrap_or(nodes[t].path));
                 (x.entry.clone(), text)
             }))
-            .collect();
-        edits_with(text, &node.edges, &self.names, &self.tails, sri)
+            .collect::<Vec<_>>();
+        let (sited, plain): (Vec<&Edge>, Vec<&Edge>) = node
+            .edges
+            .iter()
+            .partition(|e| self.site_url(nodes, v, e).is_some());
+        let mut more = sri;
+        for e in sited {
+            if let Some(url) = self.site_url(nodes, v, e) {
+                let suffix = split_suffix(e.r.value.trim()).1;
+                more.push((
+                    e.r.range.clone(),
+                    encode_for(&e.r, &format!("{url}{suffix}")),
+                ));
+            }
+        }
+        edits_with(text, plain, &self.names, &self.tails, more)
+    }
+
+    /// The URL (without `?#` suffix) edge `e` of file `v` is rewritten to
+    /// because an entry is at one of its ends: an entry is served from the
+    /// site's root (`/<path>`), so a reference to one names that; and an
+    /// entry may be served anywhere (`site/<env>/`, a host's `current/`),
+    /// so its relative references name their target from the root.
+    fn site_url(&self, nodes: &[Node], v: usize, e: &Edge) -> Option<String> {
+        let target = &nodes[e.target];
+        if target.entry {
+            return Some(format!("/{}", encode_path(target.path)));
+        }
+        if !(nodes[v].entry && is_path_relative(&e.r.value)) {
+            return None;
+        }
+        let name = match &self.names[e.target] {
+            Some(name) => name.as_str(),
+            None if target.kept => target.path,
+            None => return None, // in a cycle with the entry: left as written
+        };
+        Some(format!("{}{}", self.public_prefix, encode_path(name)))
     }
 }
 

@@ -13,7 +13,7 @@ use crate::assets::graph::edit::Edge;
 use crate::assets::graph::import_map::{self, Expansion};
 use crate::assets::graph::types::{allowed_missing, extension, AssetError, Input, Opaque};
 use crate::assets::html::html_scan;
-use crate::assets::js::js_references;
+use crate::assets::js::js_scan;
 use crate::assets::json::{source_map_sources, web_manifest_references, ImportMapPrefix};
 use crate::assets::refs::{fill_positions, Integrity, RefKind, Reference};
 use crate::assets::sri;
@@ -45,8 +45,10 @@ pub(super) struct Node<'a> {
     pub(super) edges: Vec<Edge>,
     /// Sorted, deduplicated edge targets.
     pub(super) adj: Vec<usize>,
-    /// Keeps its name ([`Input::keep`]).
+    /// Keeps its name ([`Input::keep`], or an entry).
     pub(super) kept: bool,
+    /// An entry file ([`Input::entries`]).
+    pub(super) entry: bool,
     /// `integrity` attributes that hold the digest of their file's bytes
     /// in the tree: (value range, index into `edges` of the reference
     /// they cover). Brought up to date when that file's bytes change.
@@ -56,6 +58,9 @@ pub(super) struct Node<'a> {
     pub(super) digest: Option<Digest>,
     /// Problems found scanning it (moved out after the scan).
     errors: Vec<AssetError>,
+    /// What it is worth telling about it, short of an error (moved out
+    /// after the scan).
+    warnings: Vec<AssetError>,
     /// Files a `<link rel=manifest>` of this page names: web app
     /// manifests, scanned as such whatever their extension.
     manifest_links: Vec<usize>,
@@ -64,10 +69,13 @@ pub(super) struct Node<'a> {
     pub(super) expansions: Vec<Expansion>,
 }
 
+/// The nodes of the graph, every problem found, and the warnings.
+pub(super) type Scanned<'a> = (Vec<Node<'a>>, Vec<AssetError>, Vec<AssetError>);
+
 /// Scans every file of `input` on `threads` threads: the nodes of the
-/// graph, in path order (an edge's target is an index into them), and
-/// every problem found.
-pub(super) fn scan_tree(input: &Input, threads: usize) -> (Vec<Node<'_>>, Vec<AssetError>) {
+/// graph, in path order (an edge's target is an index into them), every
+/// problem found, and what is worth a warning.
+pub(super) fn scan_tree(input: &Input, threads: usize) -> Scanned<'_> {
     let mut files: Vec<(&str, Content)> = input
         .files
         .iter()
@@ -90,8 +98,10 @@ pub(super) fn scan_tree(input: &Input, threads: usize) -> (Vec<Node<'_>>, Vec<As
         scan_node(input, path, *content, &index, &files)
     });
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     for node in &mut nodes {
         errors.append(&mut node.errors);
+        warnings.append(&mut node.warnings);
     }
     // A `.json` a page links as its web app manifest is one.
     let linked: BTreeSet<usize> = nodes
@@ -113,7 +123,7 @@ pub(super) fn scan_tree(input: &Input, threads: usize) -> (Vec<Node<'_>>, Vec<As
             node.finish();
         }
     }
-    (nodes, errors)
+    (nodes, errors, warnings)
 }
 
 /// Scans one file for references and resolves them; pure, so files can be
@@ -137,12 +147,14 @@ fn scan_node<'a>(
         text: None,
         edges: Vec::new(),
         adj: Vec::new(),
-        kept: input.keep.contains(path),
+        kept: input.keep.contains(path) || input.entries.contains(path),
+        entry: input.entries.contains(path),
         sri: Vec::new(),
         digest: None,
         manifest_links: Vec::new(),
         expansions: Vec::new(),
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let ext = extension(path).map(str::to_ascii_lowercase);
     let syntax = match ext.as_deref().filter(|_| opaque.is_none()) {
@@ -213,6 +225,8 @@ struct Found {
     base: Option<Reference>,
     /// A source map's `sourceRoot`.
     source_root: Option<Reference>,
+    /// A script written as a module ([`crate::assets::js::JsScan::module`]).
+    module: bool,
 }
 
 impl Syntax {
@@ -223,10 +237,14 @@ impl Syntax {
                 refs: css_references(text),
                 ..Found::default()
             },
-            Syntax::Js => Found {
-                refs: js_references(text),
-                ..Found::default()
-            },
+            Syntax::Js => {
+                let scan = js_scan(text);
+                Found {
+                    refs: scan.refs,
+                    module: scan.module,
+                    ..Found::default()
+                }
+            }
             Syntax::WebManifest => Found {
                 refs: web_manifest_references(text),
                 ..Found::default()
@@ -249,6 +267,7 @@ impl Syntax {
                     map_keys: scan.import_map_keys,
                     base: scan.base,
                     source_root: None,
+                    module: false,
                 }
             }
         }
@@ -283,6 +302,13 @@ fn scan_references<'a>(
         }
     };
     let from = from.as_deref();
+    let place = Place {
+        input,
+        path,
+        from,
+        syntax,
+        module: found.module,
+    };
     // A prefix value names a directory: reported here, not as a reference.
     let prefix_values: BTreeSet<usize> = found.prefixes.iter().map(|p| p.value.start).collect();
     for p in found.prefixes {
@@ -303,7 +329,7 @@ fn scan_references<'a>(
         if prefix_values.contains(&r.range.start) {
             continue;
         }
-        match resolve_reference(input, path, from, syntax, &r, index) {
+        match resolve_reference(&place, &r, index, &mut node.warnings) {
             Ok(Some(t)) => {
                 if found
                     .manifests
@@ -372,18 +398,30 @@ fn resolving_from(input: &Input, path: &str, found: &Found) -> Result<Option<Str
     Ok(from)
 }
 
-/// The file of the tree that reference `r` of the file at `path` (of
-/// `syntax`, its URLs resolving against `from`) names, if it is an edge:
-/// none for a reference outside the tree, a bare specifier, or a missing
-/// file it may name; an error for one that cannot be rewritten safely.
-fn resolve_reference(
-    input: &Input,
-    path: &str,
-    from: Option<&str>,
+/// Where a file's references are being resolved: the file, what its
+/// URLs resolve against, its syntax, and whether it is a module.
+struct Place<'a> {
+    input: &'a Input,
+    /// The file's logical path.
+    path: &'a str,
+    /// The file its URLs resolve against ([`resolving_from`]).
+    from: Option<&'a str>,
     syntax: Syntax,
+    /// A script written as a module.
+    module: bool,
+}
+
+/// The file of the tree that reference `r` of the file at `at` names, if
+/// it is an edge: none for a reference outside the tree, a bare
+/// specifier, or a missing file it may name (a missing source map is a
+/// warning); an error for one that cannot be rewritten safely.
+fn resolve_reference(
+    at: &Place,
     r: &Reference,
     index: &BTreeMap<&str, usize>,
+    warnings: &mut Vec<AssetError>,
 ) -> Result<Option<usize>, AssetError> {
+    let (input, path) = (at.input, at.path);
     if r.kind.is_js_specifier() && is_bare_specifier(&r.value) {
         return Ok(None);
     }
@@ -391,11 +429,11 @@ fn resolve_reference(
     // A worker's URL is resolved against the page that runs the
     // script, which a script file cannot know (an inline script's page
     // is its own file): a relative one is only a guess.
-    let guess = worker && matches!(syntax, Syntax::Js) && is_path_relative(&r.value);
+    let guess = worker && matches!(at.syntax, Syntax::Js) && is_path_relative(&r.value);
     // A source map names the sources it was made from, which are
     // rarely published: only one in the tree is a reference.
     let optional = guess || r.kind == RefKind::SourceMapSource;
-    let resolved = match from {
+    let resolved = match at.from {
         Some(from) => resolve(&r.value, from, &input.url),
         None if !is_absolute(&r.value) => Ok(Target::External),
         None => resolve(&r.value, path, &input.url),
@@ -406,37 +444,76 @@ fn resolve_reference(
         Ok(Target::External) => return Ok(None),
         Ok(Target::Local { path: target, .. }) => target,
     };
+    let stays = |t: &str| input.keep.contains(t) || input.entries.contains(t);
     match index.get(target.as_str()) {
-        Some(_) if guess => Err(AssetError::at(
+        Some(_) if guess => Err(AssetError::at(path, r, relative_worker(at, r, &target))),
+        Some(_) if r.kind == RefKind::JsServiceWorker && !stays(&target) => Err(AssetError::at(
             path,
             r,
             format!(
-                "a worker's URL is resolved against the page's URL, not this script's, \
-                 so whether it names {target:?} is unknown and it cannot be rewritten; \
-                 write `new URL({:?}, import.meta.url)` or a path from the root",
-                r.value
+                "a service worker's URL must stay the same from one release to the \
+                 next (the browser checks that URL for updates), so {target:?} \
+                 cannot be renamed; list it in `[site] entries` (it is then served \
+                 per environment at /{target}, and updated every release)"
             ),
         )),
-        Some(_) if r.kind == RefKind::JsServiceWorker && !input.keep.contains(&target) => {
-            Err(AssetError::at(
-                path,
-                r,
-                format!(
-                    "a service worker's URL must stay the same from one release to the \
-                     next (the browser checks that URL for updates), so {target:?} \
-                     cannot be renamed; list it in assets.keep_names"
-                ),
-            ))
-        }
         Some(&t) => Ok(Some(t)),
         // A worker: most likely a route of the app, not an asset.
         None if optional => Ok(None),
         None if allowed_missing(&input.allow_missing, &r.value, &target) => Ok(None),
+        // Browsers fetch source maps only with the developer tools open.
+        None if r.kind == RefKind::SourceMap => {
+            warnings.push(AssetError::at(
+                path,
+                r,
+                format!(
+                    "source map {target:?} does not exist; the reference is left as \
+                     written (browsers fetch maps only with the developer tools open)"
+                ),
+            ));
+            Ok(None)
+        }
+        None if target == crate::assets::dirs::MODULE => Err(AssetError::at(
+            path,
+            r,
+            format!(
+                "referenced file {target:?} does not exist: verbatim makes it (each hashed \
+                 directory's URL) only when `assets.hash_dirs` lists a directory"
+            ),
+        )),
         None => Err(AssetError::at(
             path,
             r,
             format!("referenced file {target:?} does not exist"),
         )),
+    }
+}
+
+/// Why a relative worker URL in a script file cannot be rewritten, and
+/// what to write instead: advice that runs in the kind of script it is.
+fn relative_worker(at: &Place, r: &Reference, target: &str) -> String {
+    let why = format!(
+        "a worker's URL is resolved against the page's URL, not this script's, \
+         so whether it names {target:?} is unknown and it cannot be rewritten"
+    );
+    let rooted = format!("{}{target}", at.input.url.public_prefix);
+    if r.kind == RefKind::JsServiceWorker {
+        return format!(
+            "{why}; a service worker's URL must besides stay the same every release: \
+             list {target:?} in `[site] entries` and register it from the site's root, \
+             `register('/{target}')`"
+        );
+    }
+    if at.module {
+        format!(
+            "{why}; write `new URL({:?}, import.meta.url)` or a path from the root, {rooted:?}",
+            r.value
+        )
+    } else {
+        format!(
+            "{why}; this is a classic script (no `import.meta`): write the path from the root, \
+             {rooted:?}"
+        )
     }
 }
 

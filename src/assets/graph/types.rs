@@ -45,6 +45,16 @@ pub struct Input {
     /// `vendor/pdfjs/cmaps.<hash>/x`, for code that builds URLs from the
     /// directory's URL at run time.
     pub hash_dirs: Vec<String>,
+    /// Entry files (`[site] entries`): pages and files whose URL stays the
+    /// same while their bytes change (`index.html`, a service worker). They
+    /// keep their names, are scanned like any file, and are served from
+    /// the site's root (`/<path>`), not under the public prefix: references
+    /// to one are rewritten to `/<path>`, and an entry's own relative
+    /// references to the root-absolute URL of their target.
+    pub entries: BTreeSet<String>,
+    /// Whether the tree is a site (`[site]` is set): files nothing reaches
+    /// are then worth a warning even without pages ([`Output::warnings`]).
+    pub site: bool,
 }
 
 impl Default for Input {
@@ -57,6 +67,8 @@ impl Default for Input {
             hash_len: MIN_HASH_LEN,
             keep: BTreeSet::new(),
             hash_dirs: Vec::new(),
+            entries: BTreeSet::new(),
+            site: false,
         }
     }
 }
@@ -113,6 +125,9 @@ pub struct Output {
     /// Each of [`Input::hash_dirs`] holding a file, to its final name
     /// (`vendor/pdfjs/cmaps` to `vendor/pdfjs/cmaps.3fa9c1d2e4b5`).
     pub dirs: BTreeMap<String, String>,
+    /// What is worth telling, short of an error: a source map that is not
+    /// there, files only code could reach (sorted, one per directory).
+    pub warnings: Vec<AssetError>,
 }
 
 impl Output {
@@ -156,10 +171,12 @@ pub struct OutFile {
     pub references: Vec<String>,
     /// Kept under its original name ([`Input::keep`]).
     pub kept: bool,
+    /// An entry file ([`Input::entries`]): not an asset.
+    pub entry: bool,
 }
 
-/// One problem found while fingerprinting; all are collected and reported
-/// together. `line`/`column` are 1-based, or 0 when not tied to a position.
+/// One problem found while fingerprinting (or, in [`Output::warnings`],
+/// one worth a warning); all are collected and reported together. `line`/`column` are 1-based, or 0 when not tied to a position.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
 #[error("{file}:{line}:{column}: {message} (reference {reference:?})")]
 pub struct AssetError {

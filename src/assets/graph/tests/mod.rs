@@ -17,6 +17,7 @@ mod hash_dirs;
 mod import_maps;
 mod integrity;
 mod naming;
+mod sites;
 
 fn input(files: &[(&str, &str)]) -> Input {
     Input {
@@ -413,27 +414,46 @@ fn workers_are_rewritten_where_their_url_is_certain() {
         "js/b.js".into(),
         b"new Worker('./w.js');\nnavigator.serviceWorker.register(`../sw.js`);".to_vec(),
     );
+    // In a module, `new URL(…, import.meta.url)` is the advice; in a
+    // classic script, where it is a syntax error, a path from the root.
+    inp.files.insert(
+        "js/m.js".into(),
+        b"export {};\nnew Worker('./w.js');".to_vec(),
+    );
     let errs = errors(&inp);
-    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert_eq!(errs.len(), 4, "{errs:#?}");
     assert!(
         errs[0].starts_with("js/app.js:3:35: a service worker's URL must stay the same"),
         "{}",
         errs[0]
     );
+    assert!(errs[0].contains("`[site] entries`"), "{}", errs[0]);
     assert!(
         errs[1].starts_with("js/b.js:1:13: a worker's URL is resolved against the page's URL"),
         "{}",
         errs[1]
     );
     assert!(
-        errs[1].contains("write `new URL(\"./w.js\", import.meta.url)`"),
+        errs[1].contains("classic script") && errs[1].contains("\"/static/js/w.js\""),
         "{}",
         errs[1]
     );
+    assert!(!errs[1].contains("import.meta.url)`"), "{}", errs[1]);
     assert!(
         errs[2].starts_with("js/b.js:2:35: a worker's URL"),
         "{}",
         errs[2]
+    );
+    assert!(
+        errs[2].contains("list \"sw.js\" in `[site] entries` and register it from the site's root, `register('/sw.js')`"),
+        "{}",
+        errs[2]
+    );
+    assert!(
+        errs[3].starts_with("js/m.js:2:13: a worker's URL")
+            && errs[3].contains("write `new URL(\"./w.js\", import.meta.url)`"),
+        "{}",
+        errs[3]
     );
 }
 
