@@ -528,3 +528,40 @@ fn the_release_phase_runs_once_before_any_flip_and_a_failure_flips_nothing() {
     }
     let _ = v1;
 }
+
+#[test]
+fn the_site_moves_when_a_rollout_completes_not_when_it_starts() {
+    let config =
+        "[app]\ndir = \"app\"\n[assets]\ndir = \"static\"\n[site]\nentries = [\"index.html\"]\n";
+    let f = Fleet::new(config);
+    f.p.write("static/index.html", "<p>one</p>");
+    let (agents, _v1) = running(&f, 2);
+    let site = f.p.store().join("site/dev/index.html");
+    assert_eq!(fs::read_to_string(&site).unwrap(), "<p>one</p>");
+    f.p.write("static/index.html", "<p>two</p>");
+    let v2 = f.release("v2");
+    // Paused after wave 1: the site still serves the stable release.
+    let go = f.hosts.path().join("go");
+    let check = format!("test -e {} || exit 75", go.display());
+    util::exits(
+        &mut f.p.cmd(&[
+            "promote",
+            &v2,
+            "--to",
+            "dev",
+            "--waves",
+            "1,100%",
+            "--bake",
+            "0",
+            "--check-cmd",
+            &check,
+        ]),
+        8,
+    );
+    assert_eq!(fs::read_to_string(&site).unwrap(), "<p>one</p>");
+    fs::write(&go, "").unwrap();
+    let done = f.p.json(&["rollout", "resume", "dev"]);
+    assert_eq!(done["state"], "completed", "{done:#}");
+    assert_eq!(fs::read_to_string(&site).unwrap(), "<p>two</p>");
+    converge(&agents, &v2);
+}
