@@ -44,6 +44,7 @@ pub mod signatures;
 pub mod site;
 pub mod timestamp;
 pub mod views;
+pub mod waves;
 
 pub use checks::*;
 pub use event::*;

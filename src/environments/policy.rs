@@ -14,6 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::waves::RolloutDefault;
+
 use super::log::{canonical, inconsistent, Entry, Inconsistent, Log};
 use crate::config::check_env_names;
 
@@ -66,6 +68,10 @@ pub struct EnvRules {
     /// never see an unsigned move the team made by mistake.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sign_moves: Vec<String>,
+    /// How `promote` rolls a manifest out here when its flags do not say
+    /// (`policy set --rollout ENV=SPEC`); absent: all at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutDefault>,
 }
 
 /// How a policy event came about.
@@ -143,6 +149,7 @@ impl Policy {
                     name: name.clone(),
                     require: Vec::new(),
                     sign_moves: Vec::new(),
+                    rollout: None,
                 })
                 .collect(),
         }
@@ -165,6 +172,9 @@ impl Policy {
                 }
                 if !e.sign_moves.is_empty() {
                     rules.push(format!("moves signed by {}", e.sign_moves.join(", ")));
+                }
+                if let Some(r) = &e.rollout {
+                    rules.push(format!("rolled out in {}", r.describe()));
                 }
                 match rules.is_empty() {
                     true => e.name.clone(),

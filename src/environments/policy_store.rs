@@ -30,6 +30,7 @@ use super::log::Inconsistent;
 use super::policy::{self, EnvRules, Kind, Policy, PolicyEvent, PolicyPin, PolicyPointer};
 use super::reader::{get_record, Reader};
 use super::signatures::{policy_event_signers, sign_policy_event};
+use super::waves::RolloutDefault;
 use crate::actor::actor;
 use crate::clock::{now, rfc3339};
 use crate::config::{check_env_names, Config, ConfigError};
@@ -617,6 +618,8 @@ pub struct SetRequest {
     pub require: Vec<(String, Vec<String>)>,
     /// The principals that must sign each move of the named environments.
     pub sign_moves: Vec<(String, Vec<String>)>,
+    /// The default rollout of each named environment (`None`: at once).
+    pub rollout: Vec<(String, Option<RolloutDefault>)>,
     /// An `allowed_signers` file whose text the policy stores.
     pub allowed_signers: Option<PathBuf>,
     /// Why: recorded in the policy's history.
@@ -757,6 +760,7 @@ fn edited(cfg: Option<&Config>, args: &SetRequest, from: Option<&Policy>) -> Res
             if let Some(old) = base.rules(&e.name) {
                 e.require = old.require.clone();
                 e.sign_moves = old.sign_moves.clone();
+                e.rollout = old.rollout.clone();
             }
         }
         p
@@ -779,6 +783,17 @@ fn edited(cfg: Option<&Config>, args: &SetRequest, from: Option<&Policy>) -> Res
             };
             *field(rules) = principals.clone();
         }
+    }
+    for (env, rollout) in &args.rollout {
+        let order = to.order();
+        let Some(rules) = to.environments.iter_mut().find(|e| &e.name == env) else {
+            return Err(UsageError(format!(
+                "--rollout {env}=…: {}",
+                super::gates::undeclared(&order, env, "the policy it would set")
+            ))
+            .into());
+        };
+        rules.rollout = rollout.clone();
     }
     if let Some(path) = &args.allowed_signers {
         let text =

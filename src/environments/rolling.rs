@@ -27,6 +27,7 @@ use super::rollout::{
     fleet, order_hosts, release_key, wave_hosts, Fleet, Plan, ReleaseRecord, Rollout, RolloutJson,
     Size, Step, StepJson, Strategy, INCONCLUSIVE,
 };
+use super::waves::RolloutDefault;
 use crate::clock::{deadline, now, parse_rfc3339, rfc3339};
 use crate::digest::Digest;
 use crate::error::{CheckFailed, LostRace, Paused, UsageError};
@@ -887,4 +888,13 @@ pub fn undone_migrations(store: &dyn Store, from: &str, to: &str) -> Option<Stri
         undone.join(", "),
         if undone.len() == 1 { "it" } else { "they" }
     ))
+}
+
+/// The rollout the store's policy sets for `env`, if any (`policy set
+/// --rollout`).
+pub fn policy_default(reader: &Reader<'_>, env: &str) -> Result<Option<RolloutDefault>> {
+    let order = super::policy_store::stored_order(reader, None)?;
+    Ok(order
+        .and_then(|o| o.policy)
+        .and_then(|p| p.rules(env).and_then(|r| r.rollout.clone())))
 }

@@ -18,111 +18,13 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::reports::{Report, State};
+pub use super::waves::{parse_waves, Size, Strategy};
 use crate::digest::Digest;
 
 /// The exit code of a check command that cannot tell (inconclusive): the
 /// rollout pauses until `verbatim rollout resume`. `EX_TEMPFAIL`, so a
 /// command failing for any ordinary reason is a failure, not a pause.
 pub const INCONCLUSIVE: i32 = 75;
-
-/// How the target reaches the hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    /// In waves, each baked before the next starts.
-    Waves,
-    /// Every host stages the target; one switch flips them all.
-    BlueGreen,
-}
-
-/// The size of a wave, counted over the hosts known when the rollout
-/// started: the first `n` hosts, or the first `p` percent (rounded up).
-/// Waves are cumulative: `1,25%,100%` is one host, then a quarter of
-/// them, then all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Size {
-    /// That many hosts.
-    Count(u64),
-    /// That share of the hosts, 1 to 100.
-    Percent(u8),
-}
-
-impl std::fmt::Display for Size {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Size::Count(n) => write!(f, "{n}"),
-            Size::Percent(p) => write!(f, "{p}%"),
-        }
-    }
-}
-
-impl std::str::FromStr for Size {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Size, String> {
-        let bad = || {
-            format!(
-                "wave `{}` is neither a host count (`2`) nor a percentage (`25%`)",
-                crate::text::escape(s)
-            )
-        };
-        if let Some(p) = s.strip_suffix('%') {
-            let p: u8 = p.parse().map_err(|_| bad())?;
-            if p == 0 || p > 100 {
-                return Err(format!("wave `{s}`: a percentage is 1% to 100%"));
-            }
-            Ok(Size::Percent(p))
-        } else {
-            match s.parse() {
-                Ok(0) => Err(format!("wave `{s}`: a wave has at least one host")),
-                Ok(n) => Ok(Size::Count(n)),
-                Err(_) => Err(bad()),
-            }
-        }
-    }
-}
-
-impl Serialize for Size {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-impl Size {
-    /// How many of `n` hosts this wave covers (at least one when there
-    /// are any).
-    pub fn of(self, n: usize) -> usize {
-        match self {
-            Size::Count(c) => usize::try_from(c).unwrap_or(usize::MAX).min(n),
-            Size::Percent(p) => (n * usize::from(p)).div_ceil(100).max(n.min(1)),
-        }
-    }
-}
-
-/// Parses `--waves`: sizes separated by commas, the last one `100%`, so
-/// every host ends on the target.
-pub fn parse_waves(s: &str) -> Result<Vec<Size>, String> {
-    let waves = s
-        .split(',')
-        .map(|w| w.trim().parse())
-        .collect::<Result<Vec<Size>, String>>()?;
-    if waves.last() != Some(&Size::Percent(100)) {
-        return Err(format!(
-            "--waves `{}` must end with `100%`, so every host ends on the release: `{},100%`",
-            crate::text::escape(s),
-            crate::text::escape(s)
-        ));
-    }
-    Ok(waves)
-}
 
 /// A rollout's plan, recorded by its `started` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -565,3 +565,53 @@ fn the_site_moves_when_a_rollout_completes_not_when_it_starts() {
     assert_eq!(fs::read_to_string(&site).unwrap(), "<p>two</p>");
     converge(&agents, &v2);
 }
+
+#[test]
+fn the_policy_sets_an_environments_rollout_and_at_once_overrides_it() {
+    let f = Fleet::new("[app]\ndir = \"app\"\n");
+    let (agents, _v1) = running(&f, 2);
+    let bad = f.p.fails(
+        &["policy", "set", "--rollout", "dev=1,50%", "--reason", "r"],
+        2,
+    );
+    assert!(bad.contains("100%"), "{bad}");
+    f.p.ok(&[
+        "policy",
+        "set",
+        "--rollout",
+        "dev=1,100%@0",
+        "--reason",
+        "waves in dev",
+    ]);
+    let shown = f.p.ok(&["policy", "show"]);
+    assert!(
+        shown.contains("rollout dev: waves 1,100%, bake 0s"),
+        "{shown}"
+    );
+    let v2 = f.release("v2");
+    let out = f.p.json(&["promote", &v2, "--to", "dev"]);
+    assert_eq!(out["rollout"]["state"], "completed", "{out:#}");
+    assert_eq!(steps(&f).first().map(String::as_str), Some("started"));
+    converge(&agents, &v2);
+    let refused =
+        f.p.fails(&["promote", &v2, "--to", "dev", "--wait-hosts", "2"], 2);
+    assert!(refused.contains("--at-once"), "{refused}");
+    let v3 = f.release("v3");
+    let before = steps(&f).len();
+    let out = f.p.json(&["promote", &v3, "--to", "dev", "--at-once"]);
+    assert_eq!(
+        (out["kind"].as_str(), out.get("rollout")),
+        (Some("promote"), None)
+    );
+    assert_eq!(steps(&f).len(), before, "no rollout step");
+    converge(&agents, &v3);
+    f.p.ok(&[
+        "policy",
+        "set",
+        "--rollout",
+        "dev=",
+        "--reason",
+        "at once again",
+    ]);
+    assert!(!f.p.ok(&["policy", "show"]).contains("rollout dev"));
+}

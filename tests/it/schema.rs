@@ -168,6 +168,7 @@ fn every_policy_document_the_tool_writes_matches_the_policy_schema() {
         &set[..],
         &["prod=release@ci", "--allowed-signers", "allowed_signers"],
         &["--sign-moves", "prod=release@ci"],
+        &["--rollout", "prod=1,50%,100%@5m"],
     ]
     .concat());
     p.ok(&[
@@ -187,7 +188,12 @@ fn every_policy_document_the_tool_writes_matches_the_policy_schema() {
     assert_eq!(pointer["policy"]["allowed_signers"], signers.as_str());
     assert_eq!(
         pointer["policy"]["environments"][1],
-        serde_json::json!({"name": "prod", "require": ["release@ci"], "sign_moves": ["release@ci"]})
+        serde_json::json!({
+            "name": "prod",
+            "require": ["release@ci"],
+            "sign_moves": ["release@ci"],
+            "rollout": {"strategy": "waves", "waves": ["1", "50%", "100%"], "bake_secs": 300}
+        })
     );
     let event = "policy.schema.json#/$defs/event";
     for seq in 1..=3 {

@@ -583,7 +583,7 @@ pub enum PolicyCommand {
 #[derive(Debug, Args)]
 pub struct PolicySetArgs {
     /// The environments in promotion order, first to last, comma-separated [default: as it is].
-    #[arg(long, value_delimiter = ',', value_name = "ENV,ENV,…", required_unless_present_any = ["require", "sign_moves", "allowed_signers", "sign_key"])]
+    #[arg(long, value_delimiter = ',', value_name = "ENV,ENV,…", required_unless_present_any = ["require", "sign_moves", "rollout", "allowed_signers", "sign_key"])]
     pub order: Vec<String>,
 
     /// ENV=PRINCIPAL[,PRINCIPAL…]: signatures a manifest needs before it may be
@@ -596,6 +596,16 @@ pub struct PolicySetArgs {
     /// --require-event-signer expect (`ENV=` requires none); repeat for more.
     #[arg(long, value_name = "ENV=PRINCIPALS", value_parser = parse_require)]
     pub sign_moves: Vec<(String, Vec<String>)>,
+
+    /// ENV=SPEC: how `promote` rolls out to ENV when its flags do not say:
+    /// waves (`1,25%,100%`) or `blue-green`, then `@` and the bake
+    /// (`prod=1,25%,100%@5m`; default 1m); `ENV=` moves it all at once
+    /// again. `promote --at-once` overrides it for one move.
+    #[arg(long, value_name = "ENV=SPEC", value_parser = values::parse_rollout_default)]
+    pub rollout: Vec<(
+        String,
+        Option<verbatim::environments::waves::RolloutDefault>,
+    )>,
 
     /// The OpenSSH allowed_signers file naming the keys of those principals;
     /// its text is stored in the policy.

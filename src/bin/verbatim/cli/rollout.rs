@@ -38,9 +38,10 @@ pub struct RolloutFlags {
     #[arg(long, value_enum, value_name = "STRATEGY")]
     pub strategy: Option<StrategyArg>,
 
-    /// How long each wave runs before its check: 30s, 5m, 0.
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration_or_zero)]
-    pub bake: std::time::Duration,
+    /// How long each wave runs before its check: 30s, 5m, 0 [default: 1m,
+    /// or the policy's].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_or_zero)]
+    pub bake: Option<std::time::Duration>,
 
     /// The first wave is exactly these hosts: web7,web8.
     #[arg(long, value_name = "HOST,…", value_delimiter = ',')]
@@ -49,6 +50,11 @@ pub struct RolloutFlags {
     /// Blue/green: switch once this many hosts staged [default: every host].
     #[arg(long, value_name = "N")]
     pub min_staged: Option<u64>,
+
+    /// Move every host at once, even where the policy sets a rollout
+    /// (`policy set --rollout`).
+    #[arg(long, conflicts_with_all = ["waves", "strategy"])]
+    pub at_once: bool,
 
     /// How long a wave (or the staging, or the release phase) may take
     /// before the rollout aborts: 90s, 10m.

@@ -96,3 +96,22 @@ pub fn parse_wait_hosts(s: &str) -> Result<WaitHosts, String> {
     }
     Ok(WaitHosts::Ids(ids))
 }
+
+/// `policy set --rollout ENV=SPEC`.
+pub fn parse_rollout_default(
+    s: &str,
+) -> Result<
+    (
+        String,
+        Option<verbatim::environments::waves::RolloutDefault>,
+    ),
+    String,
+> {
+    let (env, spec) = s.split_once('=').ok_or_else(|| {
+        format!("`{s}` is not ENV=SPEC (prod=1,25%,100%@5m, prod=blue-green, prod=)")
+    })?;
+    Ok((
+        env.to_owned(),
+        verbatim::environments::waves::parse_default(spec)?,
+    ))
+}

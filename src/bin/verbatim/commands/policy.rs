@@ -39,6 +39,11 @@ fn run_show(g: &Global, printer: &Printer) -> Result<()> {
             escape(&e.require.join(", "))
         ))?;
     }
+    for e in &out.policy.environments {
+        if let Some(r) = &e.rollout {
+            printer.result(format!("rollout {}: {}", e.name, r.describe()))?;
+        }
+    }
     if let Some(text) = &out.policy.allowed_signers {
         let n = text
             .lines()
@@ -69,6 +74,7 @@ fn run_set(g: &Global, args: &PolicySetArgs, printer: &Printer) -> Result<()> {
         order: args.order.clone(),
         require: args.require.clone(),
         sign_moves: args.sign_moves.clone(),
+        rollout: args.rollout.clone(),
         allowed_signers: args.allowed_signers.clone(),
         reason: args.reason.clone(),
         expect_seq: args.expect_seq,

@@ -13,6 +13,7 @@ use verbatim::environments::promote::{self, RollbackRequest};
 use verbatim::environments::resolve::resolve_manifest_with;
 use verbatim::environments::rolling::{self, RolloutOptions};
 use verbatim::environments::rollout::{Size, Strategy};
+use verbatim::error::UsageError;
 use verbatim::trust::keys::load_key;
 
 pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<()> {
@@ -21,7 +22,18 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     let reader = flags::reader(g, store.as_ref(), cfg.concurrency)?;
     let id = resolve_manifest_with(&reader, &args.manifest)?;
     let key = args.sign_key.as_deref().map(load_key).transpose()?;
-    let rollout = rollout_options(args);
+    let rollout = match rollout_options(args) {
+        None if !args.rollout.at_once => rolling::policy_default(&reader, &args.to)?
+            .map(|d| options(args, d.strategy, d.waves, d.bake_secs)),
+        flags => flags,
+    };
+    if let (Some(_), Some(_)) = (&rollout, &args.wait_hosts) {
+        return Err(UsageError(format!(
+            "{} rolls out by the store's policy, and --wait-hosts has no place in a rollout (each wave waits for its hosts): pass --at-once to move every host at once and wait for them",
+            args.to
+        ))
+        .into());
+    }
     let check = match (&args.check_cmd, &args.wait_hosts) {
         // With a rollout, --check-cmd is each wave's check, not a canary check.
         _ if rollout.is_some() => None,
@@ -140,19 +152,32 @@ fn rollout_options(args: &PromoteArgs) -> Option<RolloutOptions> {
         (Some(StrategyArg::Waves), _) | (None, Some(_)) => Strategy::Waves,
         (None, None) => return None,
     };
-    Some(RolloutOptions {
+    let waves = r
+        .waves
+        .clone()
+        .map_or_else(|| vec![Size::Percent(100)], |w| w.0);
+    Some(options(args, strategy, waves, 60))
+}
+
+/// The rollout of `strategy` and `waves` with the rest from the flags
+/// (`--bake`, else `bake_secs`).
+fn options(
+    args: &PromoteArgs,
+    strategy: Strategy,
+    waves: Vec<Size>,
+    bake_secs: u64,
+) -> RolloutOptions {
+    let r = &args.rollout;
+    RolloutOptions {
         strategy,
-        waves: r
-            .waves
-            .clone()
-            .map_or_else(|| vec![Size::Percent(100)], |w| w.0),
-        bake_secs: r.bake.as_secs(),
+        waves,
+        bake_secs: r.bake.map_or(bake_secs, |b| b.as_secs()),
         check: args.check_cmd.clone(),
         check_timeout_secs: args.check_timeout,
         wave_timeout_secs: r.wave_timeout.as_secs().max(1),
         canary_hosts: r.canary_hosts.clone(),
         min_staged: r.min_staged,
-    })
+    }
 }
 
 fn print_move(printer: &Printer, report: &MoveJson) -> Result<()> {
