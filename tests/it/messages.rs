@@ -313,3 +313,50 @@ fn a_permission_refused_says_whose_the_path_is_and_what_to_run() {
         );
     }
 }
+
+/// `verbatim man --out DIR` writes a page for every command, nested ones
+/// included, each with its synopsis as typed: `verbatim key generate`.
+#[test]
+fn man_pages_cover_every_command_with_its_full_synopsis() {
+    let p = Project::new();
+    let listed = p.ok(&["man", "--out", "man"]);
+    let dir = p.path().join("man");
+    for page in [
+        "verbatim",
+        "verbatim-deploy",
+        "verbatim-key",
+        "verbatim-key-generate",
+        "verbatim-policy-show",
+        "verbatim-policy-set",
+        "verbatim-policy-history",
+    ] {
+        assert!(
+            listed.lines().any(|l| l == format!("man/{page}.1")),
+            "{listed}"
+        );
+        assert!(dir.join(format!("{page}.1")).is_file(), "no {page}.1");
+    }
+    let mut pages = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap();
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let typed = stem.replace('-', " ");
+        let synopsis = text
+            .split(".SH SYNOPSIS\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{stem}: no synopsis"));
+        assert!(
+            synopsis.starts_with(&format!("\\fB{typed}\\fR")),
+            "{stem}: {}",
+            synopsis.lines().next().unwrap()
+        );
+        assert!(text.contains(&format!(".TH {stem} 1")), "{stem}");
+        pages += 1;
+    }
+    assert_eq!(pages, listed.lines().count());
+    let set = fs::read_to_string(dir.join("verbatim-policy-set.1")).unwrap();
+    assert!(set.contains("\\-\\-expect\\-seq"), "{set}");
+    let key = fs::read_to_string(dir.join("verbatim-key.1")).unwrap();
+    assert!(key.contains("verbatim\\-key\\-generate(1)"), "{key}");
+}

@@ -35,7 +35,7 @@ tasks:
   bench assets  time `verbatim build` on 10,000 assets vs Django collectstatic (Manifest storage)
   bench s3      publish 10,000 assets + a 200 MiB artifact to s3s-fs and radosgw vs aws s3 sync and rclone
   s3            run a local S3-compatible server (s3s-fs) on 127.0.0.1:8014
-  man [DIR]     write the man pages (verbatim.1, verbatim-<command>.1) into DIR
+  man [DIR]     write the man pages (verbatim.1, verbatim-<command>[-<sub>].1) into DIR
                 (default target/man)
 ";
 
