@@ -239,6 +239,14 @@ fn an_argument_that_is_not_utf8_is_a_usage_error_naming_it() {
             "{doc}"
         );
     }
+    // A variable standing for a flag is named too.
+    let mut cmd = p.cmd(&["status"]);
+    cmd.env("VERBATIM_STORE", bytes(b"/srv/st\xf6re"));
+    let err = crate::util::exits(&mut cmd, 2);
+    assert!(
+        err.contains("environment variable VERBATIM_STORE (`/srv/st\\xf6re`) is not valid UTF-8"),
+        "{err}"
+    );
     // A path is bytes: this one is simply not there.
     let mut cmd = p.cmd(&["status", "--config"]);
     cmd.arg(bytes(b"conf\xff.toml"));

@@ -402,6 +402,15 @@ pub fn invalid_utf8(cmd: clap::Command, args: &[std::ffi::OsString]) -> String {
         .or_else(|| {
             bad.first()
                 .map(|(i, raw, _)| format!("argument {i} (`{}`)", escaped(raw)))
+        })
+        // clap reads flags from VERBATIM_* variables too.
+        .or_else(|| {
+            std::env::vars_os().find_map(|(k, v)| {
+                let k = k.to_str().filter(|k| k.starts_with("VERBATIM_"))?;
+                v.to_str()
+                    .is_none()
+                    .then(|| format!("environment variable {k} (`{}`)", escaped(&v)))
+            })
         });
     format!(
         "{} is not valid UTF-8: verbatim takes it as text (names, digests, URLs); pass it in UTF-8",
