@@ -7,7 +7,8 @@
 //! created one component at a time below a trusted anchor, each existing
 //! component must be a real directory (not a link to one), and files are
 //! opened with `O_NOFOLLOW | O_NONBLOCK` and refused unless they are regular.
-//! Errors name the offending path and say what to do.
+//! Errors name the offending path and say what to do; [`denied_hint`]
+//! says whose a path is when a permission was refused on it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
@@ -192,6 +193,65 @@ pub fn normalize(path: &Path) -> PathBuf {
         }
     }
     out.iter().collect()
+}
+
+/// What to do about a permission refused on `path` (or, when it does not
+/// exist, on the nearest directory above it that does): whose it is, who
+/// verbatim runs as, and the two ways out (run as its owner, or give it to
+/// this user); when it is this user's own, its mode. `None` when nothing
+/// on the way up exists.
+pub fn denied_hint(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let (at, meta) = path
+        .ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .find_map(|p| fs::symlink_metadata(p).ok().map(|m| (p, m)))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let dir = if meta.is_dir() {
+        at
+    } else {
+        at.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(at)
+    };
+    let (at, dir) = (normalize(at), normalize(dir));
+    let shown = at.display();
+    if meta.uid() == me {
+        return Some(format!(
+            "{shown} is {}'s own (mode {:o}), but that mode (or a read-only file system) keeps verbatim out: \
+             `chmod u+rwX {shown}`, or check how it is mounted",
+            user_name(me),
+            meta.mode() & 0o7777
+        ));
+    }
+    let (owner, user) = (user_name(meta.uid()), user_name(me));
+    Some(format!(
+        "{shown} belongs to {owner} (uid {}), and verbatim runs as {user} (uid {me}): \
+         run it as {owner} (`sudo -u {owner} verbatim …`), or give {user} the directory \
+         (`sudo chown -R {user} {}`)",
+        meta.uid(),
+        dir.display()
+    ))
+}
+
+/// The name of user `uid` (`getpwuid_r`), else the number.
+fn user_name(uid: libc::uid_t) -> String {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: a zeroed passwd is a valid out-parameter for getpwuid_r.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: pwd, buf (with its length) and found are valid for writes for
+    // the call; the strings it fills in point into buf.
+    let r = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if r != 0 || found.is_null() || pwd.pw_name.is_null() {
+        return uid.to_string();
+    }
+    // SAFETY: on success pw_name is a NUL-terminated string inside buf,
+    // which outlives this borrow.
+    unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]

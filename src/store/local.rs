@@ -276,9 +276,46 @@ impl Store for LocalStore {
             PutMode::ReplaceIfMatch(etag) => self.replace_if_match(key, body, Some(&etag)),
             PutMode::Overwrite => self.replace_if_match(key, body, None),
         }
+        .map_err(|e| self.located(e))
     }
 
     fn get(&self, key: &Key) -> Result<Object> {
+        self.read(key).map_err(|e| self.located(e))
+    }
+
+    fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
+        self.hash(key).map_err(|e| self.located(e))
+    }
+
+    fn exists(&self) -> bool {
+        self.root.is_dir()
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.list_keys(prefix).map_err(|e| self.located(e))
+    }
+}
+
+impl LocalStore {
+    /// A permission refused names the store's directory too (the key
+    /// alone says nothing of where it is), so the error can say whose it
+    /// is (`safe_fs::denied_hint`).
+    fn located(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Io { op, key, source }
+                if source.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                StoreError::Io {
+                    op,
+                    key: format!("{key} in {}", self.root.display()),
+                    source,
+                }
+            }
+            e => e,
+        }
+    }
+
+    fn read(&self, key: &Key) -> Result<Object> {
         let Some(mut file) = self.open(key)? else {
             return Err(StoreError::NotFound { key: key.clone() });
         };
@@ -318,7 +355,7 @@ impl Store for LocalStore {
         })
     }
 
-    fn head(&self, key: &Key) -> Result<Option<ObjectMeta>> {
+    fn hash(&self, key: &Key) -> Result<Option<ObjectMeta>> {
         let Some(file) = self.open(key)? else {
             return Ok(None);
         };
@@ -331,11 +368,7 @@ impl Store for LocalStore {
         }))
     }
 
-    fn exists(&self) -> bool {
-        self.root.is_dir()
-    }
-
-    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+    fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
         let dir_part = match prefix.rfind('/') {
             Some(i) => &prefix[..i],
             None => "",

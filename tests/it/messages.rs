@@ -2,6 +2,8 @@
 //! under the right headings, one duration syntax, arguments that are not
 //! UTF-8, permission errors that say whose the path is, man pages.
 
+use std::fs;
+
 use crate::util::Project;
 
 /// A TOML syntax error shows the line and a caret on lines of their own,
@@ -237,10 +239,132 @@ fn an_argument_that_is_not_utf8_is_a_usage_error_naming_it() {
             "{doc}"
         );
     }
+    // A variable standing for a flag is named too.
+    let mut cmd = p.cmd(&["status"]);
+    cmd.env("VERBATIM_STORE", bytes(b"/srv/st\xf6re"));
+    let err = crate::util::exits(&mut cmd, 2);
+    assert!(
+        err.contains("environment variable VERBATIM_STORE (`/srv/st\\xf6re`) is not valid UTF-8"),
+        "{err}"
+    );
     // A path is bytes: this one is simply not there.
     let mut cmd = p.cmd(&["status", "--config"]);
     cmd.arg(bytes(b"conf\xff.toml"));
     let err = crate::util::exits(&mut cmd, 2);
     assert!(err.contains("cannot read config conf"), "{err}");
     assert!(!err.contains("UTF-8"), "{err}");
+}
+
+/// A permission refused says whose the path is and what to run: as root,
+/// the test runs verbatim as `nobody` on files root owns; otherwise on a
+/// directory of its own made read-only.
+#[test]
+fn a_permission_refused_says_whose_the_path_is_and_what_to_run() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let p = Project::new();
+    p.write("app/x.py", "1");
+    p.ok(&["publish"]);
+    p.write("app/x.py", "2");
+    let root = crate::util::is_root();
+    let build = p.path().join(".verbatim/build");
+    let run = |args: &[&str]| {
+        let mut cmd = p.cmd(args);
+        if root {
+            cmd.uid(65534).gid(65534);
+        }
+        let err = crate::util::exits(&mut cmd, 1);
+        let hint = err
+            .lines()
+            .find_map(|l| l.strip_prefix("  hint: "))
+            .unwrap_or_else(|| panic!("{args:?}: no hint:\n{err}"))
+            .to_owned();
+        let mut json = p.cmd(&[&["--json"], args].concat());
+        if root {
+            json.uid(65534).gid(65534);
+        }
+        let doc: serde_json::Value =
+            serde_json::from_slice(&json.output().unwrap().stdout).unwrap();
+        assert_eq!(doc["error"]["hint"], hint.as_str(), "{doc}");
+        hint
+    };
+    if root {
+        fs::set_permissions(p.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let hint = run(&["build"]);
+        assert!(
+            hint.contains(
+                "/.verbatim/build belongs to root (uid 0), and verbatim runs as nobody (uid 65534)"
+            ) && hint.contains("run it as root (`sudo -u root verbatim …`)")
+                && hint.contains("(`sudo chown -R nobody ")
+                && hint.ends_with("/.verbatim/build`)"),
+            "{hint}"
+        );
+        // The local store says where it is, so the hint names it.
+        p.write("app/x.py", "3");
+        p.ok(&["build"]);
+        fs::set_permissions(&build, fs::Permissions::from_mode(0o777)).unwrap();
+        let hint = run(&["publish", "--prebuilt"]);
+        assert!(
+            hint.starts_with(".verbatim/store belongs to root (uid 0)")
+                && hint.ends_with("`sudo chown -R nobody .verbatim/store`)"),
+            "{hint}"
+        );
+    } else {
+        fs::set_permissions(&build, fs::Permissions::from_mode(0o555)).unwrap();
+        let hint = run(&["build"]);
+        fs::set_permissions(&build, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(
+            hint.contains("/.verbatim/build is ")
+                && hint.contains("'s own (mode 555)")
+                && hint.contains("`chmod u+rwX "),
+            "{hint}"
+        );
+    }
+}
+
+/// `verbatim man --out DIR` writes a page for every command, nested ones
+/// included, each with its synopsis as typed: `verbatim key generate`.
+#[test]
+fn man_pages_cover_every_command_with_its_full_synopsis() {
+    let p = Project::new();
+    let listed = p.ok(&["man", "--out", "man"]);
+    let dir = p.path().join("man");
+    for page in [
+        "verbatim",
+        "verbatim-deploy",
+        "verbatim-key",
+        "verbatim-key-generate",
+        "verbatim-policy-show",
+        "verbatim-policy-set",
+        "verbatim-policy-history",
+    ] {
+        assert!(
+            listed.lines().any(|l| l == format!("man/{page}.1")),
+            "{listed}"
+        );
+        assert!(dir.join(format!("{page}.1")).is_file(), "no {page}.1");
+    }
+    let mut pages = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap();
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let typed = stem.replace('-', " ");
+        let synopsis = text
+            .split(".SH SYNOPSIS\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{stem}: no synopsis"));
+        assert!(
+            synopsis.starts_with(&format!("\\fB{typed}\\fR")),
+            "{stem}: {}",
+            synopsis.lines().next().unwrap()
+        );
+        assert!(text.contains(&format!(".TH {stem} 1")), "{stem}");
+        pages += 1;
+    }
+    assert_eq!(pages, listed.lines().count());
+    let set = fs::read_to_string(dir.join("verbatim-policy-set.1")).unwrap();
+    assert!(set.contains("\\-\\-expect\\-seq"), "{set}");
+    let key = fs::read_to_string(dir.join("verbatim-key.1")).unwrap();
+    assert!(key.contains("verbatim\\-key\\-generate(1)"), "{key}");
 }

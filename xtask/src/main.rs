@@ -38,7 +38,7 @@ tasks:
   bench fleet   6, 12 and 24 agents on s3s-fs: time to converge, store requests per
                 host per minute (idle, all at once, waves, blue/green), mixed-version window
   s3            run a local S3-compatible server (s3s-fs) on 127.0.0.1:8014
-  man [DIR]     write the man pages (verbatim.1, verbatim-<command>.1) into DIR
+  man [DIR]     write the man pages (verbatim.1, verbatim-<command>[-<sub>].1) into DIR
                 (default target/man)
 ";
 

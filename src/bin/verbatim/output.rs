@@ -304,7 +304,34 @@ pub fn error_report(err: &anyhow::Error, verbose: bool) -> String {
             out.push_str(&format!("  raw: {}\n", escape(raw)));
         }
     }
+    if let Some(hint) = denied_hint(err) {
+        out.push_str(&format!("  hint: {}\n", escape(&hint)));
+    }
     out
+}
+
+/// For a permission refused on a path: whose it is and what to run
+/// (`safe_fs::denied_hint`), the path found in the messages of the chain
+/// (the innermost naming one that exists, or whose parent does).
+fn denied_hint(err: &anyhow::Error) -> Option<String> {
+    let denied = err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::PermissionDenied)
+    });
+    if !denied {
+        return None;
+    }
+    let messages: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+    messages.iter().rev().find_map(|m| {
+        m.split_whitespace().rev().find_map(|word| {
+            let word = word.trim_matches(|c: char| "\"'`(),:;".contains(c));
+            let path = std::path::Path::new(word);
+            let there = path.exists() || path.parent().is_some_and(|p| p.is_dir());
+            (word.contains('/') && !word.contains("://") && there)
+                .then(|| verbatim::safe_fs::denied_hint(path))
+                .flatten()
+        })
+    })
 }
 
 /// The `--json` document of a failure: `{"error": {"code", "kind",
@@ -328,6 +355,9 @@ pub fn error_document(
             "causes": err.chain().skip(1).map(|c| c.to_string()).collect::<Vec<_>>(),
         }),
     );
+    if let Some(hint) = denied_hint(err) {
+        doc["error"]["hint"] = hint.into();
+    }
     serde_json::Value::Object(doc)
 }
 
@@ -372,6 +402,15 @@ pub fn invalid_utf8(cmd: clap::Command, args: &[std::ffi::OsString]) -> String {
         .or_else(|| {
             bad.first()
                 .map(|(i, raw, _)| format!("argument {i} (`{}`)", escaped(raw)))
+        })
+        // clap reads flags from VERBATIM_* variables too.
+        .or_else(|| {
+            std::env::vars_os().find_map(|(k, v)| {
+                let k = k.to_str().filter(|k| k.starts_with("VERBATIM_"))?;
+                v.to_str()
+                    .is_none()
+                    .then(|| format!("environment variable {k} (`{}`)", escaped(&v)))
+            })
         });
     format!(
         "{} is not valid UTF-8: verbatim takes it as text (names, digests, URLs); pass it in UTF-8",

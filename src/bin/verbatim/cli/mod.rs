@@ -217,7 +217,7 @@ pub enum Command {
     },
     /// Print the man page (roff), or write one per command into --out DIR.
     Man {
-        /// Write verbatim.1 and verbatim-<command>.1 into this directory.
+        /// Write verbatim.1 and verbatim-<command>.1 (verbatim-key-generate.1, …) into this directory.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
