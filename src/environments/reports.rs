@@ -59,6 +59,9 @@ pub enum State {
     /// (a rollout's release phase, blue/green before the switch); the
     /// host runs `running`.
     Staged,
+    /// The host's agent stopped cleanly (or a deploy was interrupted by a
+    /// signal): it runs `running` and follows nothing until it starts again.
+    Stopped,
 }
 
 /// One host's report, stored at [`report_key`]`(env, host)` and overwritten
@@ -108,6 +111,62 @@ pub struct Report {
     /// (`--release-runner`). Absent (not `false`) otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub release_runner: bool,
+    /// RFC 3339, UTC, by the host's clock: when its agent last said it is
+    /// alive (its report is rewritten every [`HEARTBEAT_INTERVALS`]
+    /// intervals even when nothing moves). Absent from a deploy's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// The agent's `--interval`, in milliseconds: how often it looks.
+    /// Absent from a deploy's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+}
+
+/// An agent rewrites its report at least every this many intervals.
+pub const HEARTBEAT_INTERVALS: u32 = 3;
+
+/// A host whose agent has not been seen for this many intervals (and at
+/// least [`STALE_MIN_SECS`]) is stale: its agent is dead or cut off.
+pub const STALE_INTERVALS: u32 = 10;
+
+/// The shortest time after which a host counts as stale, so an agent
+/// looking every 200 ms does not flap.
+pub const STALE_MIN_SECS: u64 = 10;
+
+/// Whether a host's agent is alive, as its report tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Liveness {
+    /// Its agent was seen within [`STALE_INTERVALS`] of its interval.
+    Live,
+    /// Its agent was not: dead, stopped uncleanly or cut off.
+    Stale,
+    /// Its agent stopped cleanly.
+    Stopped,
+    /// The report is a deploy's, not an agent's: nothing to tell by.
+    Unknown,
+}
+
+impl Report {
+    /// Whether the host is alive at `now` (seconds since the epoch), by
+    /// its `last_seen` and interval.
+    pub fn liveness(&self, now: u64) -> Liveness {
+        if self.state == State::Stopped {
+            return Liveness::Stopped;
+        }
+        let (Some(seen), Some(ms)) = (self.last_seen.as_deref(), self.interval_ms) else {
+            return Liveness::Unknown;
+        };
+        let Some(seen) = crate::clock::parse_rfc3339(seen) else {
+            return Liveness::Stale;
+        };
+        let limit = (ms.saturating_mul(u64::from(STALE_INTERVALS)) / 1000).max(STALE_MIN_SECS);
+        if now.saturating_sub(seen) > limit {
+            Liveness::Stale
+        } else {
+            Liveness::Live
+        }
+    }
 }
 
 impl Report {
@@ -331,7 +390,7 @@ pub fn tally(reports: &[Report], mv: &Move<'_>) -> Tally {
             State::Failed => t
                 .failed
                 .push((r.host.clone(), r.detail.clone().unwrap_or_default())),
-            State::Deploying | State::Stale | State::Staged => {}
+            State::Deploying | State::Stale | State::Staged | State::Stopped => {}
         }
     }
     t
@@ -439,6 +498,8 @@ mod tests {
             time: "2026-11-29T00:00:00Z".into(),
             tool: "verbatim 0".into(),
             release_runner: false,
+            last_seen: None,
+            interval_ms: None,
         }
     }
 

@@ -17,7 +17,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 use super::event::{Event, Kind};
 use super::moves::{append_step, settle};
@@ -27,7 +26,6 @@ use super::rollout::{
     fleet, order_hosts, release_key, wave_hosts, Fleet, Plan, ReleaseRecord, Rollout, RolloutJson,
     Size, Step, StepJson, Strategy, INCONCLUSIVE,
 };
-use super::waves::RolloutDefault;
 use crate::clock::{deadline, now, parse_rfc3339, rfc3339};
 use crate::digest::Digest;
 use crate::error::{CheckFailed, LostRace, Paused, UsageError};
@@ -72,7 +70,13 @@ pub struct RolloutOptions {
 /// run it. A usage error when no host ever reported, or a canary host is
 /// not one of them.
 pub fn plan(store: &dyn Store, env: &str, target: &Digest, opts: &RolloutOptions) -> Result<Plan> {
-    let reports = read_reports(store, env)?.reports;
+    // Only hosts whose agents are alive take part.
+    let now = now();
+    let reports: Vec<_> = super::hosts::known_reports(store, env)?
+        .reports
+        .into_iter()
+        .filter(|r| super::hosts::counts(r.liveness(now)))
+        .collect();
     let mut known: Vec<String> = reports.iter().map(|r| r.host.clone()).collect();
     known.sort();
     known.dedup();
@@ -529,7 +533,7 @@ fn in_flight_or_ended(state: &EnvState) -> Result<(&Event, &Rollout)> {
 }
 
 /// The plan recorded by rollout `id`'s `started` event.
-fn plan_of(state: &EnvState, id: u64) -> Result<Plan> {
+pub(crate) fn plan_of(state: &EnvState, id: u64) -> Result<Plan> {
     usize::try_from(id)
         .ok()
         .and_then(|i| state.events.get(i.checked_sub(1)?))
@@ -778,92 +782,6 @@ pub fn resume(
     drive(reader, env, Some(event.seq), sign, progress)
 }
 
-/// Where the newest rollout of `env` stands, as `rollout status` prints
-/// it; `None` when there never was one.
-pub fn status(reader: &Reader<'_>, env: &str) -> Result<Option<RolloutStatus>> {
-    let state = reader.load(env)?;
-    let Some((live, r)) = state
-        .applied()
-        .iter()
-        .rev()
-        .find_map(|e| Some((e, e.rollout.as_ref()?)))
-    else {
-        return Ok(None);
-    };
-    let plan = plan_of(&state, r.id)?;
-    let due = r.deadline.as_deref().and_then(parse_rfc3339);
-    let words = match r.step {
-        Step::Completed => "completed",
-        Step::Aborted => "aborted",
-        Step::Paused => "paused",
-        _ if due.is_some_and(|d| now() > d) => "expired",
-        _ => "rolling",
-    };
-    let f = match read_reports(reader.store(), env) {
-        Ok(rep) => fleet(&rep.reports, &state.digests, r),
-        Err(_) => Fleet::default(),
-    };
-    let on_target = f.on_target.len();
-    let hosts = plan.hosts.len().max(f.known.len());
-    let bake_left = (r.step == Step::WaveDone)
-        .then(|| parse_rfc3339(&live.time))
-        .flatten()
-        .map(|t| t.saturating_add(plan.bake_secs).saturating_sub(now()));
-    let mut line = format!(
-        "{env}  {words} {} over {}",
-        short(&r.target),
-        short(&r.stable)
-    );
-    if !r.step.ended() {
-        line.push_str(&format!(
-            "  wave {}/{} ({on_target}/{hosts} hosts)  {}",
-            r.wave,
-            plan.waves.len(),
-            r.step.name()
-        ));
-        if let Some(left) = bake_left {
-            line.push_str(&format!(
-                "  baking {} left",
-                crate::text::human_duration(left)
-            ));
-        }
-    }
-    if let Some(d) = &r.detail {
-        line.push_str(&format!("  ({})", escape(d)));
-    }
-    Ok(Some(RolloutStatus {
-        line,
-        on_target,
-        hosts,
-        bake_left_secs: bake_left,
-        rollout: rollout_json(&state, r.id, words),
-    }))
-}
-
-/// `rollout status ENV`.
-#[derive(Debug, Serialize)]
-pub struct RolloutStatus {
-    /// The rollout and its steps.
-    #[serde(flatten)]
-    pub rollout: RolloutJson,
-    /// Hosts that run the target.
-    pub on_target: usize,
-    /// Hosts known.
-    pub hosts: usize,
-    /// Seconds of bake left, while a wave bakes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bake_left_secs: Option<u64>,
-    /// The one line a person reads.
-    #[serde(skip)]
-    pub line: String,
-}
-
-/// `sha256:5d8f…`: a manifest id short enough for a status line.
-fn short(id: &str) -> String {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    format!("{}…", &hex[..hex.len().min(8)])
-}
-
 /// What going from manifest `from` back to `to` leaves done: the files of
 /// `from`'s `[deploy] migrations` that `to` does not hold, in words
 /// (`rolling back does not undo 0042_add_genre2.py`); `None` when there
@@ -888,13 +806,4 @@ pub fn undone_migrations(store: &dyn Store, from: &str, to: &str) -> Option<Stri
         undone.join(", "),
         if undone.len() == 1 { "it" } else { "they" }
     ))
-}
-
-/// The rollout the store's policy sets for `env`, if any (`policy set
-/// --rollout`).
-pub fn policy_default(reader: &Reader<'_>, env: &str) -> Result<Option<RolloutDefault>> {
-    let order = super::policy_store::stored_order(reader, None)?;
-    Ok(order
-        .and_then(|o| o.policy)
-        .and_then(|p| p.rules(env).and_then(|r| r.rollout.clone())))
 }

@@ -13,9 +13,10 @@ use serde::Serialize;
 
 use super::checks::check_status;
 use super::event::{event_key, CheckState, CheckStatus, Event};
+use super::hosts::counts;
 use super::policy_store::{stored_order_to_read, Order};
 use super::reader::{EnvState, Reader, Verified};
-use super::reports::{check_named_event, read_reports, report_key, Report, State};
+use super::reports::{check_named_event, report_key, Liveness, Report, State};
 use super::signatures::{check_event_signatures, event_signatures};
 use crate::clock::{now, parse_rfc3339};
 use crate::config::{check_env_name, Config};
@@ -70,12 +71,16 @@ fn env_status(reader: &Reader<'_>, env: String, progress: &dyn Progress) -> Resu
     let unchecked = check.as_ref().is_some_and(|c| !c.status.passed());
     let reports = counted_reports(store, &state, progress)?;
     let p = state.pointer.map(|(p, _)| p);
+    let now = now();
     let on_manifest = reports
         .iter()
         .filter(|r| {
-            r.state == State::Active && Some(&r.manifest) == p.as_ref().map(|p| &p.manifest)
+            r.state == State::Active
+                && Some(&r.manifest) == p.as_ref().map(|p| &p.manifest)
+                && counts(r.liveness(now))
         })
         .count();
+    let live = reports.iter().filter(|r| counts(r.liveness(now))).count();
     let provenance = match &p {
         Some(p) => {
             let id = p.manifest.parse().map_err(anyhow::Error::msg)?;
@@ -83,11 +88,16 @@ fn env_status(reader: &Reader<'_>, env: String, progress: &dyn Progress) -> Resu
         }
         None => None,
     };
-    let now = now();
     let hosts: Vec<HostJson> = reports
         .into_iter()
         .map(|r| HostJson {
             age_secs: parse_rfc3339(&r.time).map(|t| now.saturating_sub(t)),
+            seen_secs: r
+                .last_seen
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .map(|t| now.saturating_sub(t)),
+            liveness: r.liveness(now),
             report: r,
         })
         .collect();
@@ -104,6 +114,7 @@ fn env_status(reader: &Reader<'_>, env: String, progress: &dyn Progress) -> Resu
         dirty: provenance.as_ref().is_some_and(|pv| pv.dirty),
         ci_url: provenance.and_then(|pv| pv.ci_url),
         hosts_on_manifest: on_manifest,
+        hosts_live: live,
         hosts,
     })
 }
@@ -193,8 +204,11 @@ pub struct EnvJson {
     pub dirty: bool,
     /// The CI run that built it.
     pub ci_url: Option<String>,
-    /// Hosts whose report says they run `manifest`, checked (`active`).
+    /// Live hosts whose report says they run `manifest`, checked
+    /// (`active`).
     pub hosts_on_manifest: usize,
+    /// Hosts that count: live, or known only by a deploy's report.
+    pub hosts_live: usize,
     /// Every host that reports to the environment, by id.
     pub hosts: Vec<HostJson>,
 }
@@ -207,6 +221,12 @@ pub struct HostJson {
     pub report: Report,
     /// Seconds since the report was written, by this machine's clock.
     pub age_secs: Option<u64>,
+    /// Seconds since its agent was last seen, when an agent reports.
+    pub seen_secs: Option<u64>,
+    /// Whether its agent is alive: `live`, `stale` (not seen for
+    /// `reports::STALE_INTERVALS` of its interval), `stopped`, or
+    /// `unknown` (a deploy's report).
+    pub liveness: Liveness,
 }
 
 /// The canary check of an environment's live move.
@@ -242,7 +262,7 @@ fn counted_reports(
     state: &EnvState,
     progress: &dyn Progress,
 ) -> Result<Vec<Report>> {
-    let read = read_reports(store, &state.env)?;
+    let read = super::hosts::known_reports(store, &state.env)?;
     let mut out = Vec::new();
     let stored = |seq: u64| {
         let i = state.events.iter().position(|e| e.seq == seq)?;

@@ -22,12 +22,14 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::deploy::{deploy, DeployJson, Host, Request, Target};
+use super::report::heartbeat;
 use super::root::agent_lock;
 use crate::clock::{now, rfc3339};
 use crate::config::check_env_name;
 use crate::environments::event::pointer_key;
 use crate::environments::policy_store::not_in_policy;
 use crate::environments::reader::Reader;
+use crate::environments::reports::HEARTBEAT_INTERVALS;
 use crate::error::{Class, UsageError};
 use crate::progress::Progress;
 use crate::signals;
@@ -94,6 +96,14 @@ pub fn run(
         store.location(),
         req.interval
     ));
+    let interval_ms = u64::try_from(req.interval.as_millis()).unwrap_or(u64::MAX);
+    // Its reports say when it was last seen, and how often it looks.
+    let host = Host {
+        interval_ms: Some(interval_ms),
+        ..req.host
+    };
+    let beat_every = req.interval.saturating_mul(HEARTBEAT_INTERVALS);
+    let mut beat = Instant::now();
     let mut done: Option<ETag> = None;
     // With --max-age, an unmoved pointer is looked at again now and then:
     // a frozen one must turn the host `stale`.
@@ -127,9 +137,10 @@ pub fn run(
                 checked = Instant::now();
                 let deploy_req = Request {
                     target: Target::Env(req.env),
-                    host: req.host,
+                    host,
                     wait: true,
                 };
+                beat = Instant::now();
                 let outcome = deploy(Some(store), &deploy_req, progress);
                 let time = rfc3339(now());
                 match outcome {
@@ -170,6 +181,11 @@ pub fn run(
         let pause = match step {
             Ok(()) => {
                 errors = 0;
+                if beat.elapsed() >= beat_every {
+                    let at = (req.host.root, req.env);
+                    heartbeat(store, at, interval_ms, req.host.report_key, None, progress);
+                    beat = Instant::now();
+                }
                 jitter(pace)
             }
             Err(e) => {
@@ -188,6 +204,16 @@ pub fn run(
         sleep_unless_signalled(pause);
     }
     if let Some(sig) = signals::caught() {
+        let why = format!("agent stopped by {}", signals::signal_name(sig));
+        let at = (req.host.root, req.env);
+        heartbeat(
+            store,
+            at,
+            interval_ms,
+            req.host.report_key,
+            Some(why),
+            progress,
+        );
         progress.note(format!("{}: agent stopped", signals::signal_name(sig)));
     }
     Ok(())

@@ -128,6 +128,9 @@ pub struct Host<'a> {
     pub report_key: Option<&'a PrivateKey>,
     /// This host may run a rollout's release phase (`--release-runner`).
     pub release_runner: bool,
+    /// The agent's interval in milliseconds, when an agent deploys: its
+    /// reports then say when it was last seen.
+    pub interval_ms: Option<u64>,
 }
 
 /// One deploy, as `deploy` and `agent` ask for it.
@@ -153,6 +156,7 @@ pub fn deploy(
         |msg| progress.note(msg),
         || signals::caught().is_some(),
     )?;
+    super::id::remember(root.dir(), req.host.id)?;
     // Held for the whole deploy; taking it removed what a killed fetch or
     // deploy left staged, unless another one is staging now.
     let _staging = hold_staging(&root, progress)?;
@@ -211,6 +215,8 @@ pub fn deploy(
         event: accepted.as_ref().map(|a| a.event),
         key: req.host.report_key,
         release_runner: req.host.release_runner,
+        interval_ms: req.host.interval_ms,
+        root: req.host.root,
         progress,
     };
     if current == Some(id) {
@@ -264,10 +270,15 @@ pub fn deploy(
             out.result = "failed";
             let interrupted =
                 signals::caught().is_some() || e.chain().any(|c| c.is::<Interrupted>());
-            if !interrupted {
-                let now = root.current().ok().flatten();
-                out.reported = reporter.send(State::Failed, now.as_ref(), Some(format!("{e:#}")));
-            }
+            // A report never stays `deploying`: interrupted, the host
+            // stopped where `current` is.
+            let now = root.current().ok().flatten();
+            let state = if interrupted {
+                State::Stopped
+            } else {
+                State::Failed
+            };
+            out.reported = reporter.send(state, now.as_ref(), Some(format!("{e:#}")));
             Err(Failed {
                 report: Some(Box::new(out)),
                 error: e,
@@ -651,6 +662,8 @@ fn stage_target(
         event: resolved.accepted.as_ref().map(|a| a.event),
         key: req.host.report_key,
         release_runner: req.host.release_runner,
+        interval_ms: req.host.interval_ms,
+        root: req.host.root,
         progress,
     };
     let mut detail = None;
@@ -757,6 +770,8 @@ fn stale(
             event: None,
             key: req.host.report_key,
             release_runner: req.host.release_runner,
+            interval_ms: req.host.interval_ms,
+            root: req.host.root,
             progress,
         };
         reporter.send(State::Stale, current, Some(format!("{e:#}")));

@@ -76,26 +76,70 @@ impl Hooks<'_> {
             "check" => "check hook".to_owned(),
             other => format!("{other} hook"),
         };
-        match process::run(
+        // Its output is kept, so that a failure can say why in the report.
+        let own = match log {
+            Some(_) => None,
+            None => crate::safe_fs::create_dirs(self.root, Path::new(".verbatim/hooks"))
+                .ok()
+                .map(|d| d.join(format!("{name}.log"))),
+        };
+        let ended = process::run(
             &process::Job {
                 cmd,
                 label: &label,
                 cwd: Some(dir),
                 vars: &vars,
                 timeout: Duration::from_secs(timeout),
-                log,
+                log: log.or(own.as_deref()),
             },
             self.progress,
-        ) {
+        );
+        let output = own.as_deref().map(read_tail).unwrap_or_default();
+        match ended {
             Ended::Passed(detail) => {
+                for line in output.lines() {
+                    self.progress.note(format!("{label}: {line}"));
+                }
                 if name == "check" {
                     *self.check_passed.borrow_mut() = Some(format!("check passed: {detail}"));
                 }
                 None
             }
+            Ended::Failed(why) if !output.is_empty() => {
+                for line in output.lines() {
+                    self.progress.warn(format!("{label}: {line}"));
+                }
+                let lines: Vec<&str> = output.lines().collect();
+                let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+                // Bounded: a report is at most 64 KiB.
+                let cut = tail.len().saturating_sub(4096);
+                let cut = (cut..=tail.len())
+                    .find(|&i| tail.is_char_boundary(i))
+                    .unwrap_or(0);
+                Some(Ended::Failed(format!(
+                    "{why}; its last output:\n{}",
+                    &tail[cut..]
+                )))
+            }
             other => Some(other),
         }
     }
+}
+
+/// The lines of a failed hook's output its report carries.
+const TAIL_LINES: usize = 20;
+
+/// The end of a hook's output (its last 16 KiB), as text.
+fn read_tail(log: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(log) else {
+        return String::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(16 << 10)));
+    let mut buf = Vec::new();
+    let _ = f.take(16 << 10).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).trim_end().to_owned()
 }
 
 /// How a hook ended, in words.

@@ -94,6 +94,7 @@ fn build_publish_promote_and_deploy_from_rust() {
             trust: None,
             report_key: None,
             release_runner: false,
+            interval_ms: None,
         },
         wait: true,
     };
@@ -151,6 +152,7 @@ fn deploy_from_rust_refuses_an_artifact_swapped_in_the_bucket() {
         trust: None,
         report_key: None,
         release_runner: false,
+        interval_ms: None,
     };
     let reader = Reader::new(&s3, cfg.concurrency);
     let deploy_dev = || {

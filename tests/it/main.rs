@@ -24,6 +24,7 @@ mod follow;
 mod hostile;
 mod interrupt;
 mod library;
+mod liveness;
 mod messages;
 mod nginx;
 mod pinned;

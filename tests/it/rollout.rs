@@ -46,6 +46,27 @@ impl Agent {
     }
 }
 
+impl Agent {
+    /// SIGTERM, and waits (up to 30 s) for it to exit 0.
+    pub fn stop(mut self) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "the agent exited {status}");
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "agent did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();

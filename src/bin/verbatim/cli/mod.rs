@@ -229,6 +229,11 @@ pub enum Command {
     /// Follow, pause, resume or abort a rollout (`promote --waves`, `--strategy blue-green`).
     #[command(after_help = crate::cli::ROLLOUT_HELP)]
     Rollout(crate::cli::RolloutArgs),
+    /// List the hosts each environment knows, live or stale; forget one that is gone.
+    #[command(
+        after_help = "A host is live while its agent rewrites its report (every 3 --interval); one not\nseen for 10 intervals (at least 10 s) is stale, and a cleanly stopped agent says\n`stopped`. Only live hosts count in `status`, --wait-hosts and rollout waves.\n\nExamples:\n  verbatim hosts list --env prod\n  verbatim hosts forget old-web3 --env prod --reason 'decommissioned'"
+    )]
+    Hosts(HostsArgs),
 }
 
 const SIGN_HELP: &str = "\
@@ -670,4 +675,31 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     /// staticfiles.json for Django's ManifestStaticFilesStorage.
     Django,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsArgs {
+    #[command(subcommand)]
+    pub command: HostsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostsCommand {
+    /// Every host each environment knows, with its release, state and liveness.
+    List {
+        /// Only this environment [default: every one the policy lists].
+        #[arg(long, value_name = "ENV")]
+        env: Option<String>,
+    },
+    /// Stop counting a host that is gone (recorded, with who and why; it comes back if it reports again).
+    Forget {
+        /// The host's id.
+        id: String,
+        /// The environment whose hosts it leaves.
+        #[arg(long, value_name = "ENV")]
+        env: String,
+        /// Why: recorded.
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }

@@ -148,7 +148,7 @@ impl<'a> HostFlags<'a> {
     ) -> Result<HostFlags<'a>> {
         Ok(HostFlags {
             args,
-            id: verbatim::host::id::host_id(args.host_id.as_deref())?,
+            id: verbatim::host::id::for_root(&args.root, args.host_id.as_deref())?,
             trust: self::trust(trust)?,
             report_key: args
                 .report_key
@@ -166,6 +166,7 @@ impl<'a> HostFlags<'a> {
             trust: self.trust.as_ref(),
             report_key: self.report_key.as_ref(),
             release_runner: self.args.release_runner,
+            interval_ms: None,
         }
     }
 }

@@ -14,6 +14,7 @@ mod diff;
 mod export;
 mod fetch;
 mod flags;
+mod hosts;
 mod init;
 mod man;
 mod policy;
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sign(a) => sign::run_sign(g, a, &printer),
         Command::Timestamp(a) => timestamp::run(g, a, &printer),
         Command::Rollout(a) => rollout::run(g, a, &printer),
+        Command::Hosts(a) => hosts::run(g, a, &printer),
     };
     drop(signals);
     let result = result.map_err(|e| match verbatim::signals::caught() {

@@ -13,6 +13,7 @@ use verbatim::environments::promote::{self, RollbackRequest};
 use verbatim::environments::resolve::resolve_manifest_with;
 use verbatim::environments::rolling::{self, RolloutOptions};
 use verbatim::environments::rollout::{Size, Strategy};
+use verbatim::environments::rollout_status;
 use verbatim::error::UsageError;
 use verbatim::trust::keys::load_key;
 
@@ -23,7 +24,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     let id = resolve_manifest_with(&reader, &args.manifest)?;
     let key = args.sign_key.as_deref().map(load_key).transpose()?;
     let rollout = match rollout_options(args) {
-        None if !args.rollout.at_once => rolling::policy_default(&reader, &args.to)?
+        None if !args.rollout.at_once => rollout_status::policy_default(&reader, &args.to)?
             .map(|d| options(args, d.strategy, d.waves, d.bake_secs)),
         flags => flags,
     };

@@ -8,7 +8,7 @@ use crate::cli::Global;
 use crate::cli::{RolloutArgs, RolloutCommand};
 use crate::output::Printer;
 use verbatim::config::check_env_name;
-use verbatim::environments::rolling;
+use verbatim::environments::{rolling, rollout_status};
 use verbatim::error::UsageError;
 use verbatim::trust::keys::load_key;
 
@@ -19,7 +19,7 @@ pub fn run(g: &Global, args: &RolloutArgs, printer: &Printer) -> Result<()> {
     let change = match &args.command {
         RolloutCommand::Status(a) => {
             check_env_name(&a.env).map_err(UsageError)?;
-            return match rolling::status(&reader, &a.env)? {
+            return match rollout_status::status(&reader, &a.env)? {
                 Some(s) => {
                     printer.result(&s.line)?;
                     Ok(printer.json(&s)?)

@@ -9,7 +9,7 @@ use crate::cli::{Global, HistoryArgs, StatusArgs};
 use crate::output::Printer;
 use verbatim::environments::event::{kind_name, CheckStatus};
 use verbatim::environments::reader::Verified;
-use verbatim::environments::reports::State;
+use verbatim::environments::reports::{Liveness, State};
 use verbatim::environments::views::{self, EnvCheckJson, EnvJson};
 use verbatim::text::escape;
 
@@ -40,6 +40,14 @@ pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()
     Ok(())
 }
 
+/// `text` from a host, escaped and indented under its line, line by line.
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("      {}", escape(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// An environment's status line (and, with `--hosts`, a line per host).
 fn print_env(e: &EnvJson, hosts: bool, printer: &Printer) -> Result<()> {
     let env = &e.env;
@@ -58,9 +66,13 @@ fn print_env(e: &EnvJson, hosts: bool, printer: &Printer) -> Result<()> {
             (None, None) => String::new(),
         }
     };
-    let hosts_words = match e.hosts.len() {
-        0 => String::new(),
-        n => format!("  {}/{n} hosts", e.hosts_on_manifest),
+    let hosts_words = match (e.hosts.len(), e.hosts.len() - e.hosts_live) {
+        (0, _) => String::new(),
+        (_, 0) => format!("  {}/{} hosts", e.hosts_on_manifest, e.hosts_live),
+        (_, away) => format!(
+            "  {}/{} live hosts ({away} stale or stopped)",
+            e.hosts_on_manifest, e.hosts_live
+        ),
     };
     match (&e.manifest, e.seq, &e.time, &e.actor) {
         (Some(manifest), Some(seq), Some(time), Some(actor)) => printer.result(format!(
@@ -87,15 +99,26 @@ fn print_env(e: &EnvJson, hosts: bool, printer: &Printer) -> Result<()> {
                 State::Failed => format!("failed {}", short(&r.manifest)),
                 State::Stale => "stale".to_owned(),
                 State::Staged => format!("staged {}", short(&r.manifest)),
+                State::Stopped => "stopped".to_owned(),
+            };
+            let alive = match h.liveness {
+                Liveness::Live => h
+                    .seen_secs
+                    .map_or(String::new(), |s| format!("  seen {}", age(s))),
+                Liveness::Stale => format!(
+                    "  STALE: agent not seen for {}",
+                    h.seen_secs.map_or("?".into(), age)
+                ),
+                Liveness::Stopped | Liveness::Unknown => String::new(),
             };
             printer.result(format!(
-                "  {:<20} {runs}  {state}  {}{}",
+                "  {:<20} {runs}  {state}  {}{alive}{}",
                 escape(&r.host).to_string(),
                 h.age_secs.map_or("?".into(), age),
                 r.detail
                     .as_deref()
-                    .filter(|_| matches!(r.state, State::Failed | State::Stale))
-                    .map_or(String::new(), |d| format!("  ({})", escape(d)))
+                    .filter(|_| matches!(r.state, State::Failed | State::Stale | State::Stopped))
+                    .map_or(String::new(), |d| format!("\n{}", indent(d)))
             ))?;
         }
     }
