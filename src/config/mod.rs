@@ -105,6 +105,7 @@ struct HooksSection {
     post_activate: Option<String>,
     check: Option<String>,
     release: Option<String>,
+    reload: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -691,6 +692,7 @@ fn deploy_settings(d: DeploySection, path: &Path) -> Result<crate::manifest::Dep
             post_activate: d.hooks.post_activate,
             pre_activate: d.hooks.pre_activate,
             release: d.hooks.release,
+            reload: d.hooks.reload,
         },
         keep: d.keep.unwrap_or(defaults.keep),
         shared: d.shared,

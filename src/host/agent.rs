@@ -2,7 +2,11 @@
 //!
 //! A loop: HEAD the environment's pointer (one cheap request; its ETag
 //! says whether it moved), and when it moved since the last deploy, deploy
-//! it as `verbatim deploy ENV` would. While a rollout is in flight it looks
+//! it as `verbatim deploy ENV` would. Each look also HEADs the
+//! environment's config pointer (`envs/<env>/config.json`): when it moved,
+//! the config is written into `shared/` (`super::config`) before any
+//! deploy, and when no new release was activated in the same look, the
+//! current release's `reload` hook runs. While a rollout is in flight it looks
 //! every second, and every 200 ms while it holds a staged release waiting
 //! for the switch. A deploy whose hooks failed is not
 //! retried until the pointer moves again (the host reported `failed`, and
@@ -21,10 +25,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::Serialize;
 
+use super::config::{reload, sync, ConfigJson};
 use super::deploy::{deploy, DeployJson, Host, Request, Target};
 use super::root::agent_lock;
 use crate::clock::{now, rfc3339};
 use crate::config::check_env_name;
+use crate::environments::envconfig;
 use crate::environments::event::pointer_key;
 use crate::environments::policy_store::not_in_policy;
 use crate::environments::reader::Reader;
@@ -54,6 +60,9 @@ pub struct AttemptJson {
     pub deploy: Option<DeployJson>,
     /// Why the attempt failed, if it did.
     pub error: Option<String>,
+    /// A config change written into `shared/`, and its `reload` hook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigJson>,
 }
 
 /// What an agent keeps where.
@@ -107,7 +116,11 @@ pub fn run(
     let mut said_empty = false;
     // The pace of the last look: the idle interval, or faster in a rollout.
     let mut pace = req.interval;
+    let config_key = Key::new(envconfig::pointer_key(req.env))?;
+    let mut config_done: Option<ETag> = None;
     while signals::caught().is_none() {
+        let changed = look_at_config(store, req, &config_key, &mut config_done, progress);
+        let mut activated = false;
         let step: Result<()> = match store.head(&key) {
             Err(e) => Err(e.into()),
             Ok(None) => {
@@ -139,10 +152,12 @@ pub fn run(
                             (false, true) => ROLLING.min(req.interval),
                             (false, false) => req.interval,
                         };
+                        activated = out.result == "activated";
                         attempt(&AttemptJson {
                             time,
                             deploy: Some(out),
                             error: None,
+                            config: None,
                         })?;
                         done = Some(meta.etag);
                         Ok(())
@@ -154,6 +169,7 @@ pub fn run(
                             time,
                             deploy: None,
                             error: Some(format!("{e:#}")),
+                            config: None,
                         })?;
                         if e.chain().find_map(crate::error::class_of) == Some(Class::CheckFailed) {
                             // Reported `failed`: wait for the pointer to move.
@@ -167,6 +183,19 @@ pub fn run(
                 }
             }
         };
+        if let Some(mut config) = changed {
+            // A new release activated in this look started with the files.
+            if !activated && signals::caught().is_none() {
+                config.reload = reload(&req.host, req.env, config.seq, progress)
+                    .unwrap_or_else(|e| format!("failed: {e:#}"));
+            }
+            attempt(&AttemptJson {
+                time: rfc3339(now()),
+                deploy: None,
+                error: None,
+                config: Some(config),
+            })?;
+        }
         let pause = match step {
             Ok(()) => {
                 errors = 0;
@@ -191,6 +220,41 @@ pub fn run(
         progress.note(format!("{}: agent stopped", signals::signal_name(sig)));
     }
     Ok(())
+}
+
+/// One HEAD of the config pointer; when it moved since `done`, the config
+/// is written into `shared/`. Returns the change when the files changed.
+/// A store error is retried at the next look; a config that cannot be
+/// trusted (exit 5) is warned about once per pointer move, and the files
+/// stay as they were.
+fn look_at_config(
+    store: &dyn Store,
+    req: &AgentRequest<'_>,
+    key: &Key,
+    done: &mut Option<ETag>,
+    progress: &dyn Progress,
+) -> Option<ConfigJson> {
+    let meta = match store.head(key) {
+        Ok(Some(meta)) if done.as_ref() != Some(&meta.etag) => meta,
+        Ok(_) => return None,
+        Err(e) => {
+            progress.warn(format!("looking at the config of {}: {e}", req.env));
+            return None;
+        }
+    };
+    match sync(store, &req.host, req.env, progress) {
+        Ok(synced) => {
+            *done = Some(meta.etag);
+            synced.filter(|c| c.written)
+        }
+        Err(e) => {
+            if e.chain().find_map(crate::error::class_of) == Some(Class::Integrity) {
+                *done = Some(meta.etag);
+            }
+            progress.warn(format!("{e:#}"));
+            None
+        }
+    }
 }
 
 /// `d` ± 10 %, so a fleet started at once does not poll in step.
