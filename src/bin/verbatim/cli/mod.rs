@@ -14,10 +14,12 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use verbatim::clock::parse_duration;
 
+mod envconfig;
 mod host;
 mod rollout;
 mod values;
 
+pub use envconfig::{ConfigArgs, ConfigCommand, CONFIG_HELP};
 use host::DEPLOY_HELP;
 pub use host::{AgentArgs, DeployArgs, DeployTo, FetchArgs, HostArgs, TrustArgs};
 pub use rollout::{RolloutArgs, RolloutCommand, RolloutFlags, StrategyArg, ROLLOUT_HELP};
@@ -229,6 +231,9 @@ pub enum Command {
     /// Follow, pause, resume or abort a rollout (`promote --waves`, `--strategy blue-green`).
     #[command(after_help = crate::cli::ROLLOUT_HELP)]
     Rollout(crate::cli::RolloutArgs),
+    /// Set, show, list or roll back an environment's config (no rebuild): its pages and hosts read it.
+    #[command(after_help = crate::cli::CONFIG_HELP)]
+    Config(crate::cli::ConfigArgs),
 }
 
 const SIGN_HELP: &str = "\
