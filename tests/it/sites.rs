@@ -27,7 +27,7 @@ use crate::util::Project;
 /// nginx serving, for each of `envs`, `http://<env>.localhost:<port>/`:
 /// `site/<env>/` of `store` at the root, `assets/` under `/static/`, and
 /// `/gate` and `/tick` from `gate` (a base URL). Every request is logged.
-fn site_nginx(store: &Path, envs: &[&str], gate: &str) -> Nginx {
+pub fn site_nginx(store: &Path, envs: &[&str], gate: &str) -> Nginx {
     let store = store.display().to_string();
     let envs: Vec<String> = envs.iter().map(|e| e.to_string()).collect();
     let gate = gate.to_owned();
@@ -54,7 +54,7 @@ fn site_nginx(store: &Path, envs: &[&str], gate: &str) -> Nginx {
 
 /// Requests nginx logged (`$host $status $uri`) from line `from` on,
 /// favicon aside.
-fn requests(nginx_log: &Path, from: usize) -> Vec<(String, u16, String)> {
+pub fn requests(nginx_log: &Path, from: usize) -> Vec<(String, u16, String)> {
     fs::read_to_string(nginx_log)
         .unwrap_or_default()
         .lines()
@@ -70,16 +70,16 @@ fn requests(nginx_log: &Path, from: usize) -> Vec<(String, u16, String)> {
 
 /// A gate: `/gate` answers once it is open; `arrived` counts requests.
 #[derive(Clone, Default)]
-struct Gate(Arc<(Mutex<bool>, Condvar)>, Arc<AtomicUsize>);
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>, Arc<AtomicUsize>);
 
 impl Gate {
-    fn set(&self, open: bool) {
+    pub fn set(&self, open: bool) {
         *self.0 .0.lock().unwrap() = open;
         self.0 .1.notify_all();
     }
 
     /// Serves `/gate` on loopback; the base URL.
-    fn serve(&self, log: Log) -> String {
+    pub fn serve(&self, log: Log) -> String {
         let gate = self.clone();
         serve_with(
             Arc::new(move |path: &str| {
@@ -169,7 +169,7 @@ fn check_site(chromium: &Path, nginx: &Nginx, log: &Path, env: &str, what: &str,
     check_load(log, from, env, what, &dom, dom_has);
 }
 
-fn check_load(log: &Path, from: usize, env: &str, what: &str, dom: &str, dom_has: &[&str]) {
+pub fn check_load(log: &Path, from: usize, env: &str, what: &str, dom: &str, dom_has: &[&str]) {
     let seen = requests(log, from);
     // A 304 is a revalidation that found the copy fresh.
     let failed: Vec<_> = seen.iter().filter(|(_, s, _)| *s >= 400).collect();
@@ -290,7 +290,7 @@ fn a_vite_site_per_environment_survives_deploys_and_rolls_back() {
 }
 
 /// The path of nginx's access log (`site_nginx`'s servers write it).
-fn nginx_log(nginx: &Nginx) -> std::path::PathBuf {
+pub fn nginx_log(nginx: &Nginx) -> std::path::PathBuf {
     nginx.dir().join("access.log")
 }
 
