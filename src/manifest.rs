@@ -124,6 +124,11 @@ pub struct Hooks {
     /// before any host flips (`python manage.py migrate --noinput`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
+    /// In the current release, when only the environment's config changed
+    /// (`verbatim config set`): the agent wrote the new
+    /// `shared/verbatim-config.{json,env}` and `current` stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<String>,
 }
 
 impl Hooks {
@@ -134,6 +139,7 @@ impl Hooks {
             && self.post_activate.is_none()
             && self.pre_activate.is_none()
             && self.release.is_none()
+            && self.reload.is_none()
     }
 }
 
@@ -179,6 +185,7 @@ impl Deploy {
             ("post_activate", &self.hooks.post_activate),
             ("check", &self.hooks.check),
             ("release", &self.hooks.release),
+            ("reload", &self.hooks.reload),
         ] {
             let Some(cmd) = hook else { continue };
             if cmd.trim().is_empty() {

@@ -380,6 +380,30 @@ exclude = []
 # # decoders): each is published whole as <dir>.<hash of its files>/, its
 # # files keeping their names; Django's staticfiles.json maps "<dir>/" to it.
 # hash_dirs = ["vendor/pdfjs/cmaps", "vendor/pdfjs/standard_fonts"]
+# # Page code finds each one's published URL in verbatim-dirs.js (the README's
+# # Monaco and sql.js lines).
+
+# [site]
+# # Entry files: their URL stays while their bytes change (index.html, a
+# # service worker, robots.txt). Stored per release under sites/<manifest>/,
+# # copied to site/<env>/ when an environment moves. For Vite output, [site]
+# # alone makes its pages (and public/ copies) entries.
+# entries = ["index.html", "sw.js", "robots.txt"]
+# cache_control = "no-cache"     # of the live copies
+# # Each environment's pages get its config (`verbatim config set prod
+# # API_URL=…`, no rebuild) as <script type="application/json"
+# # id="verbatim-config"> right after <head>.
+
+# [deploy]
+# # How hosts run a release (`verbatim deploy`, `verbatim agent`).
+# keep = 5
+# shared = ["media"]             # release paths linked into DIR/shared/
+# hooks.pre_activate = "python manage.py migrate --noinput"
+# hooks.post_activate = "systemctl reload myapp"
+# hooks.check = "curl -fsS http://127.0.0.1:8000/healthz"
+# # When only the environment's config changed: the agent wrote
+# # shared/verbatim-config.json and .env, and `current` stays.
+# hooks.reload = "systemctl reload myapp"
 
 [store]
 # Where releases live: a path, file:///abs/path, or s3://bucket/prefix.

@@ -105,6 +105,7 @@ struct HooksSection {
     post_activate: Option<String>,
     check: Option<String>,
     release: Option<String>,
+    reload: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -691,6 +692,7 @@ fn deploy_settings(d: DeploySection, path: &Path) -> Result<crate::manifest::Dep
             post_activate: d.hooks.post_activate,
             pre_activate: d.hooks.pre_activate,
             release: d.hooks.release,
+            reload: d.hooks.reload,
         },
         keep: d.keep.unwrap_or(defaults.keep),
         shared: d.shared,
@@ -740,8 +742,10 @@ mod tests {
     }
 
     fn is_setting(line: &str) -> bool {
-        line.split_once(" = ")
-            .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        line.split_once(" = ").is_some_and(|(k, _)| {
+            k.chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+        })
     }
 
     #[test]
@@ -756,11 +760,12 @@ mod tests {
         assert_eq!(c.public_prefix, "/s/");
         assert_eq!(c.cdn_base.as_deref(), Some("https://cdn.example.com/s/"));
         assert!(c.vite_manifest.unwrap().ends_with("app/manifest.json"));
-        // The template's commented [assets] section is valid once uncommented.
+        // The template's commented [assets], [site] and [deploy] sections
+        // are valid once uncommented.
         let uncommented: String = TEMPLATE
             .lines()
             .map(|l| match l.strip_prefix("# ") {
-                Some(r) if r == "[assets]" || is_setting(r) => r,
+                Some(r) if ["[assets]", "[site]", "[deploy]"].contains(&r) || is_setting(r) => r,
                 _ => l,
             })
             .map(|l| {
@@ -778,6 +783,9 @@ mod tests {
         assert!(c.keep_names.is_empty());
         // So is the commented environments.order.
         assert_eq!(c.environments.unwrap(), ["dev", "preprod", "prod"]);
+        assert_eq!(c.site.unwrap().cache_control, "no-cache");
+        let hooks = c.deploy.unwrap().hooks;
+        assert_eq!(hooks.reload.as_deref(), Some("systemctl reload myapp"));
     }
 
     #[test]

@@ -25,9 +25,17 @@
 //! [`signatures`]; [`timestamp`] (freshness); [`moves`] (the one place pointers move); [`canary`];
 //! [`resolve`] (what a `<manifest>` argument names); the operations
 //! [`promote`] (promote, rollback) and [`views`] (status, history).
+//!
+//! Each environment's config (`verbatim config`) is a log of its own
+//! beside its history: [`envconfig`] (pure: values, events, the page
+//! block), [`envconfig_store`] (read and append), [`configure`] (the
+//! operations); [`site`] writes it into the pages.
 
 pub mod canary;
 pub mod checks;
+pub mod configure;
+pub mod envconfig;
+pub mod envconfig_store;
 pub mod event;
 pub mod gates;
 pub mod hosts;

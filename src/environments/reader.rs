@@ -37,6 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::checks::{check_record, check_record_seqs, check_status};
+use super::envconfig::ConfigEvent;
 use super::event::{
     check_key, checks_prefix, event_key, events_prefix, manifests_named, CheckRecord, CheckState,
     Event, Pointer,
@@ -144,6 +145,7 @@ pub struct Reader<'a> {
     /// Events read or written, with the sha256 of their stored bytes.
     events: Mutex<HashMap<Key, (Event, Digest)>>,
     policy_events: Mutex<HashMap<Key, (PolicyEvent, Digest)>>,
+    config_events: Cache<ConfigEvent>,
     present: Mutex<BTreeSet<Digest>>,
     /// Check records read (create-only, so they never change once there).
     checks: Mutex<HashMap<Key, CheckRecord>>,
@@ -174,6 +176,12 @@ impl Stored for PolicyEvent {
     }
 }
 
+impl Stored for ConfigEvent {
+    fn cache<'r>(reader: &'r Reader<'_>) -> &'r Cache<Self> {
+        &reader.config_events
+    }
+}
+
 /// A log as stored, checked: every event oldest first (`events[i]` is event
 /// `i + 1`) and the sha256 of its stored bytes (`digests[i]`), the
 /// pointer's bytes and ETag, and how many events the pointer has applied.
@@ -197,6 +205,7 @@ impl<'a> Reader<'a> {
             threads: threads.max(1),
             events: Mutex::new(HashMap::new()),
             policy_events: Mutex::new(HashMap::new()),
+            config_events: Mutex::new(HashMap::new()),
             present: Mutex::new(BTreeSet::new()),
             checks: Mutex::new(HashMap::new()),
             pin: None,

@@ -151,6 +151,33 @@ pub fn sign_event(
     sign_at(store, &prefix, trust::EVENT_NAMESPACE, bytes, key)
 }
 
+/// Signs config event `seq` of `env` (its stored `bytes`) in namespace
+/// `verbatim-event@v1`, as a move is signed (the same keys, the same
+/// `sign_moves` rule), stored create-only under
+/// `envs/<env>/config/signatures/<seq>/`.
+pub fn sign_config_event(
+    store: &dyn Store,
+    env: &str,
+    seq: u64,
+    bytes: &[u8],
+    key: &ssh_key::PrivateKey,
+) -> Result<()> {
+    let prefix = super::envconfig::signatures_prefix(env, seq);
+    sign_at(store, &prefix, trust::EVENT_NAMESPACE, bytes, key)
+}
+
+/// The keys whose stored signature over config event `seq` of `env` (its
+/// stored `bytes`) verifies, in namespace `verbatim-event@v1`.
+pub fn config_event_signers(
+    store: &dyn Store,
+    env: &str,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<Vec<ssh_key::PublicKey>> {
+    let prefix = super::envconfig::signatures_prefix(env, seq);
+    signers_at(store, &prefix, trust::EVENT_NAMESPACE, bytes)
+}
+
 /// Signs policy event `seq` (its stored `bytes`) in namespace
 /// `verbatim-policy@v1`, stored create-only under `policy/signatures/`.
 pub fn sign_policy_event(

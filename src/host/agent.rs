@@ -2,7 +2,11 @@
 //!
 //! A loop: HEAD the environment's pointer (one cheap request; its ETag
 //! says whether it moved), and when it moved since the last deploy, deploy
-//! it as `verbatim deploy ENV` would. While a rollout is in flight it looks
+//! it as `verbatim deploy ENV` would. Each look also HEADs the
+//! environment's config pointer (`envs/<env>/config.json`): when it moved,
+//! the config is written into `shared/` (`super::config`) before any
+//! deploy, and when no new release was activated in the same look, the
+//! current release's `reload` hook runs. While a rollout is in flight it looks
 //! every second, and every 200 ms while it holds a staged release waiting
 //! for the switch. A deploy whose hooks failed is not
 //! retried until the pointer moves again (the host reported `failed`, and
@@ -21,11 +25,13 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::Serialize;
 
+use super::config::{reload, sync, ConfigJson};
 use super::deploy::{deploy, DeployJson, Host, Request, Target};
 use super::report::heartbeat;
 use super::root::agent_lock;
 use crate::clock::{now, rfc3339};
 use crate::config::check_env_name;
+use crate::environments::envconfig;
 use crate::environments::event::pointer_key;
 use crate::environments::policy_store::not_in_policy;
 use crate::environments::reader::Reader;
@@ -56,6 +62,9 @@ pub struct AttemptJson {
     pub deploy: Option<DeployJson>,
     /// Why the attempt failed, if it did.
     pub error: Option<String>,
+    /// A config change written into `shared/`, and its `reload` hook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigJson>,
 }
 
 /// What an agent keeps where.
@@ -117,7 +126,11 @@ pub fn run(
     let mut said_empty = false;
     // The pace of the last look: the idle interval, or faster in a rollout.
     let mut pace = req.interval;
+    let config_key = Key::new(envconfig::pointer_key(req.env))?;
+    let mut config_done: Option<ETag> = None;
     while signals::caught().is_none() {
+        let changed = look_at_config(store, req, &config_key, &mut config_done, progress);
+        let mut activated = false;
         let step: Result<()> = match store.head(&key) {
             Err(e) => Err(e.into()),
             Ok(None) => {
@@ -135,49 +148,31 @@ pub fn run(
             }
             Ok(Some(meta)) => {
                 checked = Instant::now();
-                let deploy_req = Request {
-                    target: Target::Env(req.env),
-                    host,
-                    wait: true,
-                };
                 beat = Instant::now();
-                let outcome = deploy(Some(store), &deploy_req, progress);
-                let time = rfc3339(now());
-                match outcome {
-                    Ok(out) => {
-                        pace = match (out.staged.is_some(), out.rollout) {
-                            (true, _) => STAGED,
-                            (false, true) => ROLLING.min(req.interval),
-                            (false, false) => req.interval,
-                        };
-                        attempt(&AttemptJson {
-                            time,
-                            deploy: Some(out),
-                            error: None,
-                        })?;
-                        done = Some(meta.etag);
+                let looked = (&mut done, &mut pace);
+                match deploy_once(store, req, host, meta.etag, looked, progress, attempt) {
+                    Ok(None) => break,
+                    Ok(Some(a)) => {
+                        activated = a;
                         Ok(())
                     }
-                    Err(_) if signals::caught().is_some() => break,
-                    Err(failed) => {
-                        let e = failed.error;
-                        attempt(&AttemptJson {
-                            time,
-                            deploy: None,
-                            error: Some(format!("{e:#}")),
-                        })?;
-                        if e.chain().find_map(crate::error::class_of) == Some(Class::CheckFailed) {
-                            // Reported `failed`: wait for the pointer to move.
-                            progress.warn(format!("{e:#}; waiting for {} to move", req.env));
-                            done = Some(meta.etag);
-                            Ok(())
-                        } else {
-                            Err(e)
-                        }
-                    }
+                    Err(e) => Err(e),
                 }
             }
         };
+        if let Some(mut config) = changed {
+            // A new release activated in this look started with the files.
+            if !activated && signals::caught().is_none() {
+                config.reload = reload(&req.host, req.env, config.seq, progress)
+                    .unwrap_or_else(|e| format!("failed: {e:#}"));
+            }
+            attempt(&AttemptJson {
+                time: rfc3339(now()),
+                deploy: None,
+                error: None,
+                config: Some(config),
+            })?;
+        }
         let pause = match step {
             Ok(()) => {
                 errors = 0;
@@ -217,6 +212,99 @@ pub fn run(
         progress.note(format!("{}: agent stopped", signals::signal_name(sig)));
     }
     Ok(())
+}
+
+/// One deploy of the pointer the agent saw move to `etag`: `attempt`
+/// hears of it; `done` and `pace` are set from it. Whether it activated a
+/// release, or `None` when a signal cut it short; an error only when it
+/// is worth a retry with backoff (a failed hook waits for the pointer).
+fn deploy_once(
+    store: &dyn Store,
+    req: &AgentRequest<'_>,
+    host: Host<'_>,
+    etag: ETag,
+    (done, pace): (&mut Option<ETag>, &mut Duration),
+    progress: &dyn Progress,
+    attempt: &mut dyn FnMut(&AttemptJson) -> io::Result<()>,
+) -> Result<Option<bool>> {
+    let deploy_req = Request {
+        target: Target::Env(req.env),
+        host,
+        wait: true,
+    };
+    let outcome = deploy(Some(store), &deploy_req, progress);
+    let time = rfc3339(now());
+    match outcome {
+        Ok(out) => {
+            *pace = match (out.staged.is_some(), out.rollout) {
+                (true, _) => STAGED,
+                (false, true) => ROLLING.min(req.interval),
+                (false, false) => req.interval,
+            };
+            let activated = out.result == "activated";
+            attempt(&AttemptJson {
+                time,
+                deploy: Some(out),
+                error: None,
+                config: None,
+            })?;
+            *done = Some(etag);
+            Ok(Some(activated))
+        }
+        Err(_) if signals::caught().is_some() => Ok(None),
+        Err(failed) => {
+            let e = failed.error;
+            attempt(&AttemptJson {
+                time,
+                deploy: None,
+                error: Some(format!("{e:#}")),
+                config: None,
+            })?;
+            if e.chain().find_map(crate::error::class_of) == Some(Class::CheckFailed) {
+                // Reported `failed`: wait for the pointer to move.
+                progress.warn(format!("{e:#}; waiting for {} to move", req.env));
+                *done = Some(etag);
+                Ok(Some(false))
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// One HEAD of the config pointer; when it moved since `done`, the config
+/// is written into `shared/`. Returns the change when the files changed.
+/// A store error is retried at the next look; a config that cannot be
+/// trusted (exit 5) is warned about once per pointer move, and the files
+/// stay as they were.
+fn look_at_config(
+    store: &dyn Store,
+    req: &AgentRequest<'_>,
+    key: &Key,
+    done: &mut Option<ETag>,
+    progress: &dyn Progress,
+) -> Option<ConfigJson> {
+    let meta = match store.head(key) {
+        Ok(Some(meta)) if done.as_ref() != Some(&meta.etag) => meta,
+        Ok(_) => return None,
+        Err(e) => {
+            progress.warn(format!("looking at the config of {}: {e}", req.env));
+            return None;
+        }
+    };
+    match sync(store, &req.host, req.env, progress) {
+        Ok(synced) => {
+            *done = Some(meta.etag);
+            synced.filter(|c| c.written)
+        }
+        Err(e) => {
+            if e.chain().find_map(crate::error::class_of) == Some(Class::Integrity) {
+                *done = Some(meta.etag);
+            }
+            progress.warn(format!("{e:#}"));
+            None
+        }
+    }
 }
 
 /// `d` ± 10 %, so a fleet started at once does not poll in step.

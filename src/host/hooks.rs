@@ -53,6 +53,7 @@ impl Hooks<'_> {
             "release" => (h.release.as_deref()?, self.settings.hook_timeout),
             "pre_activate" => (h.pre_activate.as_deref()?, self.settings.hook_timeout),
             "post_activate" => (h.post_activate.as_deref()?, self.settings.hook_timeout),
+            "reload" => (h.reload.as_deref()?, self.settings.hook_timeout),
             _ => (h.check.as_deref()?, self.settings.check_timeout),
         };
         let (m, p) = (

@@ -3,10 +3,12 @@
 //! never backwards, fresh), staging a release there (`stage`), activating it with its
 //! hooks and flipping back when they fail (`deploy`, `hooks`), reporting to
 //! the store (`report`), a rollout's staging and release phase
-//! (`release`), and the agent that keeps a host on an
+//! (`release`), the environment's config written into `shared/` with its
+//! `reload` hook (`config`), and the agent that keeps a host on an
 //! environment's pointer (`agent`).
 
 pub mod agent;
+pub mod config;
 pub mod deploy;
 pub mod follow;
 pub mod hooks;

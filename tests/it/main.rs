@@ -16,6 +16,7 @@ mod deploy;
 mod django;
 mod django_example;
 mod dry_run;
+mod envconfig;
 mod environments;
 mod errors;
 mod export;

@@ -72,6 +72,46 @@ impl S3Server {
     pub fn object_path(&self, key: &str) -> PathBuf {
         self.root.path().join(BUCKET).join(key)
     }
+
+    /// A second s3s-fs over the same data without credentials: anonymous
+    /// GETs answer, as a bucket's public-read endpoint (or a CDN's origin)
+    /// would, for nginx to proxy to.
+    pub fn public_reader(&self) -> PublicReader {
+        let bin = binary().expect("s3s-fs, found by start()");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg(self.root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start on {addr}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PublicReader { child, addr }
+    }
+}
+
+/// An anonymous s3s-fs over another's data ([`S3Server::public_reader`]),
+/// killed on drop.
+pub struct PublicReader {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for PublicReader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for S3Server {

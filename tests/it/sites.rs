@@ -27,7 +27,7 @@ use crate::util::Project;
 /// nginx serving, for each of `envs`, `http://<env>.localhost:<port>/`:
 /// `site/<env>/` of `store` at the root, `assets/` under `/static/`, and
 /// `/gate` and `/tick` from `gate` (a base URL). Every request is logged.
-fn site_nginx(store: &Path, envs: &[&str], gate: &str) -> Nginx {
+pub fn site_nginx(store: &Path, envs: &[&str], gate: &str) -> Nginx {
     let store = store.display().to_string();
     let envs: Vec<String> = envs.iter().map(|e| e.to_string()).collect();
     let gate = gate.to_owned();
@@ -54,7 +54,7 @@ fn site_nginx(store: &Path, envs: &[&str], gate: &str) -> Nginx {
 
 /// Requests nginx logged (`$host $status $uri`) from line `from` on,
 /// favicon aside.
-fn requests(nginx_log: &Path, from: usize) -> Vec<(String, u16, String)> {
+pub fn requests(nginx_log: &Path, from: usize) -> Vec<(String, u16, String)> {
     fs::read_to_string(nginx_log)
         .unwrap_or_default()
         .lines()
@@ -70,16 +70,16 @@ fn requests(nginx_log: &Path, from: usize) -> Vec<(String, u16, String)> {
 
 /// A gate: `/gate` answers once it is open; `arrived` counts requests.
 #[derive(Clone, Default)]
-struct Gate(Arc<(Mutex<bool>, Condvar)>, Arc<AtomicUsize>);
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>, Arc<AtomicUsize>);
 
 impl Gate {
-    fn set(&self, open: bool) {
+    pub fn set(&self, open: bool) {
         *self.0 .0.lock().unwrap() = open;
         self.0 .1.notify_all();
     }
 
     /// Serves `/gate` on loopback; the base URL.
-    fn serve(&self, log: Log) -> String {
+    pub fn serve(&self, log: Log) -> String {
         let gate = self.clone();
         serve_with(
             Arc::new(move |path: &str| {
@@ -169,7 +169,7 @@ fn check_site(chromium: &Path, nginx: &Nginx, log: &Path, env: &str, what: &str,
     check_load(log, from, env, what, &dom, dom_has);
 }
 
-fn check_load(log: &Path, from: usize, env: &str, what: &str, dom: &str, dom_has: &[&str]) {
+pub fn check_load(log: &Path, from: usize, env: &str, what: &str, dom: &str, dom_has: &[&str]) {
     let seen = requests(log, from);
     // A 304 is a revalidation that found the copy fresh.
     let failed: Vec<_> = seen.iter().filter(|(_, s, _)| *s >= 400).collect();
@@ -190,8 +190,11 @@ fn check_load(log: &Path, from: usize, env: &str, what: &str, dom: &str, dom_has
     }
 }
 
-fn publish(p: &Project, env: &str) -> String {
-    p.json(&["publish", "--env", env])["manifest"]
+/// Runs `verbatim ARGS` against the test's store.
+type Cli<'a> = &'a dyn Fn(&[&str]) -> std::process::Command;
+
+fn publish(cli: Cli<'_>, env: &str) -> String {
+    crate::util::json_out(cli(&["publish", "--env", env]).arg("--json"))["manifest"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -201,11 +204,68 @@ fn publish(p: &Project, env: &str) -> String {
 fn a_vite_site_per_environment_survives_deploys_and_rolls_back() {
     let Some(chromium) = chromium() else { return };
     let p = Project::with_config(VITE_SITE);
-    p.write("app/main.py", "print('app')\n");
     let gate = Gate::default();
     gate.set(true);
     let nginx = site_nginx(&p.store(), &["dev", "prod"], &gate.serve(Log::default()));
-    let log = nginx_log(&nginx);
+    let object = |key: &str| fs::read(p.store().join(key)).unwrap();
+    vite_scenario(&chromium, &p, &|args| p.cmd(args), (&nginx, &gate), &object);
+}
+
+/// The same, with the store in s3s-fs and nginx proxying to it (an
+/// anonymous endpoint over the same bucket, as a public-read bucket or a
+/// CDN origin): `site/<env>/` at the root, `assets/` under `/static/`.
+#[test]
+fn a_vite_site_per_environment_through_nginx_in_front_of_s3s_fs() {
+    let Some(chromium) = chromium() else { return };
+    let Some(s3) = crate::s3::S3Server::start() else {
+        return;
+    };
+    let public = s3.public_reader();
+    let p = Project::with_config(VITE_SITE);
+    let (url, prefix) = (s3.url(), "web");
+    let cli = |args: &[&str]| crate::s3::cli(&p, &url, prefix, args);
+    let gate = Gate::default();
+    gate.set(true);
+    let gate_url = gate.serve(Log::default());
+    let origin = format!("http://{}/{}/{prefix}", public.addr, crate::s3::BUCKET);
+    let nginx = Nginx::start_servers(|addr, dir| {
+        ["dev", "prod"]
+            .iter()
+            .map(|env| {
+                format!(
+                    "server {{\n\
+                     listen {addr};\n\
+                     server_name {env}.localhost;\n\
+                     access_log {dir}/access.log status;\n\
+                     location /static/ {{ proxy_pass {origin}/assets/; }}\n\
+                     location = /gate {{ proxy_pass {gate_url}; }}\n\
+                     location = /tick {{ proxy_pass {gate_url}; }}\n\
+                     location = / {{ proxy_pass {origin}/site/{env}/index.html; }}\n\
+                     location / {{ proxy_pass {origin}/site/{env}/; }}\n\
+                     }}\n",
+                    dir = dir.display()
+                )
+            })
+            .collect()
+    });
+    let object = |key: &str| fs::read(s3.object_path(&format!("{prefix}/{key}"))).unwrap();
+    vite_scenario(&chromium, &p, &cli, (&nginx, &gate), &object);
+}
+
+/// The Vite fixture published three times with changes through `cli`,
+/// promoted dev → prod, then rolled back, each page loaded through
+/// `nginx`; `object(key)` reads a stored object's bytes.
+fn vite_scenario(
+    chromium: &Path,
+    p: &Project,
+    cli: Cli<'_>,
+    (nginx, gate): (&Nginx, &Gate),
+    object: &dyn Fn(&str) -> Vec<u8>,
+) {
+    let chromium = chromium.to_owned();
+    let ok = |args: &[&str]| crate::util::success(&mut cli(args));
+    p.write("app/main.py", "print('app')\n");
+    let log = nginx_log(nginx);
     let ran = |n: u32| {
         [
             format!("id=\"out\">ran {n}</p>"),
@@ -215,25 +275,25 @@ fn a_vite_site_per_environment_survives_deploys_and_rolls_back() {
     let check = |env: &str, n: u32, what: &str| {
         let want = ran(n);
         let want: Vec<&str> = want.iter().map(String::as_str).collect();
-        check_site(&chromium, &nginx, &log, env, what, &want)
+        check_site(&chromium, nginx, &log, env, what, &want)
     };
 
     let mut releases = Vec::new();
-    vite_release(&p, 1);
-    releases.push(publish(&p, "dev"));
+    vite_release(p, 1);
+    releases.push(publish(cli, "dev"));
     check("dev", 1, "release 1 in dev");
-    p.ok(&["promote", &releases[0], "--to", "prod"]);
+    ok(&["promote", &releases[0], "--to", "prod"]);
     check("prod", 1, "release 1 in prod");
 
-    vite_release(&p, 2);
-    releases.push(publish(&p, "dev"));
+    vite_release(p, 2);
+    releases.push(publish(cli, "dev"));
     check("dev", 2, "release 2 in dev");
-    p.ok(&["promote", &releases[1], "--to", "prod"]);
+    ok(&["promote", &releases[1], "--to", "prod"]);
     check("prod", 2, "release 2 in prod");
 
     // A page opened before a deploy: it waits at the gate while release 3
     // goes live in dev, then imports its lazy chunk, release 2's.
-    vite_release(&p, 3);
+    vite_release(p, 3);
     gate.set(false);
     let from = requests(&log, 0).len();
     let arrived = gate.1.load(Ordering::SeqCst);
@@ -245,7 +305,7 @@ fn a_vite_site_per_environment_survives_deploys_and_rolls_back() {
             assert!(Instant::now() < deadline, "the page never reached the gate");
             std::thread::sleep(Duration::from_millis(20));
         }
-        releases.push(publish(&p, "dev"));
+        releases.push(publish(cli, "dev"));
         gate.set(true);
         page.join().unwrap()
     });
@@ -267,14 +327,10 @@ fn a_vite_site_per_environment_survives_deploys_and_rolls_back() {
     check("prod", 2, "prod still on release 2");
 
     // Rollback: prod serves release 1's entry again, byte for byte.
-    p.ok(&["rollback", "prod"]);
+    ok(&["rollback", "prod"]);
     let hex = |m: &str| m.strip_prefix("sha256:").unwrap().to_owned();
-    let live = fs::read(p.store().join("site/prod/index.html")).unwrap();
-    let r1 = fs::read(
-        p.store()
-            .join(format!("sites/{}/index.html", hex(&releases[0]))),
-    )
-    .unwrap();
+    let live = object("site/prod/index.html");
+    let r1 = object(&format!("sites/{}/index.html", hex(&releases[0])));
     assert_eq!(
         live, r1,
         "prod's index.html is release 1's after the rollback"
@@ -282,15 +338,12 @@ fn a_vite_site_per_environment_survives_deploys_and_rolls_back() {
     check("prod", 1, "prod rolled back to release 1");
     // Each release's entries stay stored under its own prefix.
     for m in &releases {
-        assert!(p
-            .store()
-            .join(format!("sites/{}/index.html", hex(m)))
-            .is_file());
+        object(&format!("sites/{}/index.html", hex(m)));
     }
 }
 
 /// The path of nginx's access log (`site_nginx`'s servers write it).
-fn nginx_log(nginx: &Nginx) -> std::path::PathBuf {
+pub fn nginx_log(nginx: &Nginx) -> std::path::PathBuf {
     nginx.dir().join("access.log")
 }
 
@@ -352,7 +405,7 @@ fn a_service_worker_is_updated_across_two_releases() {
     p.write("static/js/page.js", SW_PAGE);
     p.write("static/sw.js", SW);
     p.write("static/sw-lib.js", "self.VERSION = 'v1';\n");
-    let v1 = publish(&p, "prod");
+    let v1 = publish(&|a| p.cmd(a), "prod");
     let m: serde_json::Value =
         serde_json::from_slice(&fs::read(p.path().join(".verbatim/build/manifest.json")).unwrap())
             .unwrap();
@@ -377,7 +430,7 @@ fn a_service_worker_is_updated_across_two_releases() {
     );
 
     p.write("static/sw-lib.js", "self.VERSION = 'v2';\n");
-    let v2 = publish(&p, "prod");
+    let v2 = publish(&|a| p.cmd(a), "prod");
     assert_ne!(v1, v2);
     let from = requests(&log, 0).len();
     let dom = dump_dom_in(&chromium, &url, profile.path());

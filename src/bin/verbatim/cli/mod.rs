@@ -14,10 +14,12 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use verbatim::clock::parse_duration;
 
+mod envconfig;
 mod host;
 mod rollout;
 mod values;
 
+pub use envconfig::{ConfigArgs, ConfigCommand, CONFIG_HELP};
 use host::DEPLOY_HELP;
 pub use host::{AgentArgs, DeployArgs, DeployTo, FetchArgs, HostArgs, TrustArgs};
 pub use rollout::{RolloutArgs, RolloutCommand, RolloutFlags, StrategyArg, ROLLOUT_HELP};
@@ -195,7 +197,7 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Keep this host on an environment: deploy whenever its pointer moves (run it as a service).
     #[command(
-        after_help = "Runs until SIGTERM or SIGINT (then exits 0, after finishing or abandoning the\ncurrent step). Every --interval (±10 %) it HEADs the environment's pointer; when\nit changed (a promotion or a rollback) it deploys it, as `verbatim deploy ENV`\nwould. Store errors are retried with backoff; a release whose hooks failed is\nnot retried until the pointer moves again. One agent per root (exit 7 otherwise).\n\nWith --json it prints one JSON document per line (JSON Lines), one per attempt:\nwhat `deploy --json` prints, with \"time\" and \"error\" (null unless it failed).\n\nExample:\n  verbatim agent prod --root /srv/app --store s3://releases/web --interval 15s"
+        after_help = "Runs until SIGTERM or SIGINT (then exits 0, after finishing or abandoning the\ncurrent step). Every --interval (±10 %) it HEADs the environment's pointer; when\nit changed (a promotion or a rollback) it deploys it, as `verbatim deploy ENV`\nwould. It also HEADs the config pointer (verbatim config): a change is written\nto DIR/shared/verbatim-config.json and .env, and the reload hook runs in the\ncurrent release, without a flip. Store errors are retried with backoff; a\nrelease whose hooks failed is not retried until the pointer moves again. One\nagent per root (exit 7 otherwise).\n\nWith --json it prints one JSON document per line (JSON Lines), one per attempt:\nwhat `deploy --json` prints, with \"time\" and \"error\" (null unless it failed).\n\nExample:\n  verbatim agent prod --root /srv/app --store s3://releases/web --interval 15s"
     )]
     Agent(AgentArgs),
     /// Show what changed between two manifests.
@@ -234,6 +236,9 @@ pub enum Command {
         after_help = "A host is live while its agent rewrites its report (every 3 --interval); one not\nseen for 10 intervals (at least 10 s) is stale, and a cleanly stopped agent says\n`stopped`. Only live hosts count in `status`, --wait-hosts and rollout waves.\n\nExamples:\n  verbatim hosts list --env prod\n  verbatim hosts forget old-web3 --env prod --reason 'decommissioned'"
     )]
     Hosts(HostsArgs),
+    /// Set, show, list or roll back an environment's config (no rebuild): its pages and hosts read it.
+    #[command(after_help = crate::cli::CONFIG_HELP)]
+    Config(crate::cli::ConfigArgs),
 }
 
 const SIGN_HELP: &str = "\

@@ -9,6 +9,7 @@
 
 mod agent;
 mod build;
+mod config;
 mod deploy;
 mod diff;
 mod export;
@@ -70,6 +71,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Timestamp(a) => timestamp::run(g, a, &printer),
         Command::Rollout(a) => rollout::run(g, a, &printer),
         Command::Hosts(a) => hosts::run(g, a, &printer),
+        Command::Config(a) => config::run(g, a, &printer),
     };
     drop(signals);
     let result = result.map_err(|e| match verbatim::signals::caught() {
