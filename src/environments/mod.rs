@@ -25,6 +25,8 @@
 //! [`signatures`]; [`timestamp`] (freshness); [`moves`] (the one place pointers move); [`canary`];
 //! [`resolve`] (what a `<manifest>` argument names); the operations
 //! [`promote`] (promote, rollback) and [`views`] (status, history).
+//! [`observe`]: what moves and failed hosts are told to (`notify`,
+//! `dashboard`).
 
 pub mod canary;
 pub mod checks;
@@ -32,6 +34,7 @@ pub mod event;
 pub mod gates;
 pub mod log;
 pub mod moves;
+pub mod observe;
 pub mod policy;
 pub mod policy_store;
 pub mod promote;

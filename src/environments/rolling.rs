@@ -9,10 +9,10 @@
 //! has a release command) → for each wave `wave` → `wave-done` (it bakes)
 //! → `baked` → … → `completed`. Blue/green: `started` → (`release`) →
 //! `stage` → `switch` → `wave-done` → `baked` → `completed`. A failed
-//! host, a failed check, a timeout, a signal or `rollout abort` ends it
-//! with `aborted`; an inconclusive check (exit
-//! [`INCONCLUSIVE`](super::rollout::INCONCLUSIVE)) or `rollout pause`
-//! writes `paused`.
+//! host (told to the reader's observers), a failed check, a timeout, a
+//! signal or `rollout abort` ends it with `aborted`; an inconclusive check
+//! (exit [`INCONCLUSIVE`](super::rollout::INCONCLUSIVE)) or `rollout
+//! pause` writes `paused`.
 
 use std::time::Duration;
 
@@ -24,8 +24,8 @@ use super::moves::{append_step, settle};
 use super::reader::{get_record, EnvState, Reader};
 use super::reports::read_reports;
 use super::rollout::{
-    fleet, order_hosts, release_key, wave_hosts, Fleet, Plan, ReleaseRecord, Rollout, RolloutJson,
-    Size, Step, StepJson, Strategy, INCONCLUSIVE,
+    fleet, order_hosts, release_key, short, wave_hosts, Fleet, Plan, ReleaseRecord, Rollout,
+    RolloutJson, Size, Step, StepJson, Strategy, INCONCLUSIVE,
 };
 use super::waves::RolloutDefault;
 use crate::clock::{deadline, now, parse_rfc3339, rfc3339};
@@ -413,7 +413,9 @@ impl Controller<'_> {
     /// Where the hosts stand with `r`, from their reports.
     fn fleet(&self, state: &EnvState, r: &Rollout) -> Result<Fleet> {
         let reports = read_reports(self.reader.store(), self.env)?;
-        Ok(fleet(&reports.reports, &state.digests, r))
+        let f = fleet(&reports.reports, &state.digests, r);
+        super::observe::tell_failed(self.reader, (self.env, &r.target), &f.failed, self.progress);
+        Ok(f)
     }
 
     /// How rollout `id`'s release phase ended, if it has.
@@ -856,12 +858,6 @@ pub struct RolloutStatus {
     /// The one line a person reads.
     #[serde(skip)]
     pub line: String,
-}
-
-/// `sha256:5d8f…`: a manifest id short enough for a status line.
-fn short(id: &str) -> String {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    format!("{}…", &hex[..hex.len().min(8)])
 }
 
 /// What going from manifest `from` back to `to` leaves done: the files of
