@@ -90,6 +90,8 @@ pub struct PublishOptions<'a> {
     /// Refuse a build from a work tree with uncommitted changes, or from
     /// none git can tell about (`--require-clean`).
     pub require_clean: bool,
+    /// Told of the move `env` makes (`environments::observe`).
+    pub observers: Vec<&'a dyn crate::environments::observe::Observer>,
 }
 
 /// Publishes `built` to `store`: objects first, the manifest last; then,
@@ -114,7 +116,10 @@ pub fn publish(
                 .as_deref()
                 .map(policy_store::read_pin)
                 .transpose()?;
-            let reader = Reader::new(store, cfg.concurrency).pin_policy(pin);
+            let reader = opts.observers.iter().fold(
+                Reader::new(store, cfg.concurrency).pin_policy(pin),
+                |r, o| r.observe(*o),
+            );
             policy_store::order(&reader, cfg)?.check_env(env)?;
             Some((reader, env))
         }

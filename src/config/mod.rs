@@ -5,7 +5,10 @@
 //! the project root. Command-line flags and `VERBATIM_*` environment variables
 //! (handled by clap) win over the file; [`Overrides`] carries them in.
 
+mod fleet;
 pub mod init;
+
+pub use fleet::{check_webhook, Dashboard, Notify, DEFAULT_NOTIFY_TIMEOUT_SECS};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,6 +42,10 @@ struct File {
     deploy: Option<DeploySection>,
     #[serde(default)]
     site: Option<SiteSection>,
+    #[serde(default)]
+    dashboard: fleet::DashboardSection,
+    #[serde(default)]
+    notify: fleet::NotifySection,
 }
 
 /// `[site]`: entry files, served per environment from `site/<env>/`.
@@ -282,6 +289,10 @@ pub struct Config {
     pub policy_signers: Option<PathBuf>,
     /// `[site]`; `None` when the file has none.
     pub site: Option<Site>,
+    /// `[dashboard]`.
+    pub dashboard: Dashboard,
+    /// `[notify]`.
+    pub notify: Notify,
 }
 
 /// A configuration problem: always exit code 2. Most are one line; a
@@ -455,6 +466,8 @@ impl Config {
         }
         Ok(Config {
             site,
+            dashboard: fleet::check_dashboard(file.dashboard),
+            notify: fleet::check_notify(file.notify, path)?,
             app_dir_from_flag: o.app_dir.is_some(),
             default_excludes: file.app.default_excludes,
             respect_gitignore: file.app.respect_gitignore,

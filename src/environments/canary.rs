@@ -242,7 +242,7 @@ fn run_check(reader: &Reader<'_>, report: &MoveJson, progress: &dyn Progress) ->
         ),
         (None, Some(n)) => match &report.event {
             Some(event) => wait_hosts(
-                reader.store(),
+                reader,
                 &report.env,
                 &reports::Move {
                     manifest: &report.manifest,
@@ -270,7 +270,7 @@ const HOSTS_POLL: Duration = Duration::from_secs(1);
 /// listed there count (`--signed-reports`). A report that does not count
 /// is said once, with why.
 fn wait_hosts(
-    store: &dyn Store,
+    reader: &Reader<'_>,
     env: &str,
     mv: &reports::Move<'_>,
     signers: Option<&AllowedSigners>,
@@ -278,7 +278,7 @@ fn wait_hosts(
     left: Duration,
     progress: &dyn Progress,
 ) -> Ended {
-    let manifest = mv.manifest;
+    let (store, manifest) = (reader.store(), mv.manifest);
     let whom = if mv.hosts.is_empty() {
         format!("{n} host(s)")
     } else {
@@ -315,6 +315,7 @@ fn wait_hosts(
                         progress.warn(format!("{key}: ignored: {why}"));
                     }
                 }
+                super::observe::tell_failed(reader, (env, manifest), &t.failed, progress);
                 if let Some((host, why)) = t.failed.first() {
                     return Ended::Failed(format!("host {host} failed to run it: {why}"));
                 }

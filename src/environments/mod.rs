@@ -30,6 +30,9 @@
 //! beside its history: [`envconfig`] (pure: values, events, the page
 //! block), [`envconfig_store`] (read and append), [`configure`] (the
 //! operations); [`site`] writes it into the pages.
+//!
+//! [`observe`]: what moves and failed hosts are told to (`notify`,
+//! `dashboard`).
 
 pub mod canary;
 pub mod checks;
@@ -41,6 +44,7 @@ pub mod gates;
 pub mod hosts;
 pub mod log;
 pub mod moves;
+pub mod observe;
 pub mod policy;
 pub mod policy_store;
 pub mod promote;

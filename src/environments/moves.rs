@@ -27,6 +27,7 @@ use super::event::{
 };
 use super::gates;
 use super::log::Log;
+use super::observe::Notice;
 use super::policy_store::{self, Order};
 use super::reader::{get_record, EnvState, Reader};
 use super::rollout::{Plan, Rollout, RolloutJson, Step};
@@ -310,6 +311,7 @@ pub(crate) fn move_with(
         event.seq
     ));
     vouch(reader, &event, req.sign, progress);
+    reader.tell(&Notice::Moved(&event), progress);
     let mut moved = report("moved", event.seq, gates);
     moved.kind = event.kind;
     moved.event = Some(Digest::of(&event.to_bytes()).to_string());
@@ -397,6 +399,7 @@ pub(crate) fn append_step(
         super::site::write_site(reader.store(), env, &to, progress)?;
     }
     vouch(reader, &event, sign, progress);
+    reader.tell(&Notice::Moved(&event), progress);
     Ok(event)
 }
 

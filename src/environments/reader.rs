@@ -46,12 +46,14 @@ use super::log::{
     chain_start, check_log, check_log_keys, check_log_pointer, inconsistent, Entry, Inconsistent,
     Log,
 };
+use super::observe::{Notice, Observer};
 use super::policy::{PolicyEvent, PolicyPin};
 use crate::config::check_env_name;
 use crate::digest::Digest;
 use crate::error::{IntegrityError, LostRace, UsageError};
 use crate::manifest;
 use crate::par;
+use crate::progress::Progress;
 use crate::store::{ETag, Key, Store, StoreError};
 
 /// The most an event or a pointer may weigh. Real ones are a few hundred
@@ -151,6 +153,8 @@ pub struct Reader<'a> {
     checks: Mutex<HashMap<Key, CheckRecord>>,
     /// Who must have signed the policy in effect (`--policy-signers`).
     pin: Option<PolicyPin>,
+    /// Told of every move and failed host (`observe`).
+    observers: Vec<&'a dyn Observer>,
 }
 
 /// Where a [`Reader`] remembers the events of one type, each with the
@@ -209,6 +213,21 @@ impl<'a> Reader<'a> {
             present: Mutex::new(BTreeSet::new()),
             checks: Mutex::new(HashMap::new()),
             pin: None,
+            observers: Vec::new(),
+        }
+    }
+
+    /// The same reader, telling `observer` of every move made and every
+    /// failed host seen through it ([`Notice`]).
+    pub fn observe(mut self, observer: &'a dyn Observer) -> Reader<'a> {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Tells every observer of `notice`.
+    pub fn tell(&self, notice: &Notice<'_>, progress: &dyn Progress) {
+        for o in &self.observers {
+            o.notice(self, notice, progress);
         }
     }
 

@@ -9,10 +9,10 @@
 //! has a release command) → for each wave `wave` → `wave-done` (it bakes)
 //! → `baked` → … → `completed`. Blue/green: `started` → (`release`) →
 //! `stage` → `switch` → `wave-done` → `baked` → `completed`. A failed
-//! host, a failed check, a timeout, a signal or `rollout abort` ends it
-//! with `aborted`; an inconclusive check (exit
-//! [`INCONCLUSIVE`](super::rollout::INCONCLUSIVE)) or `rollout pause`
-//! writes `paused`.
+//! host (told to the reader's observers), a failed check, a timeout, a
+//! signal or `rollout abort` ends it with `aborted`; an inconclusive check
+//! (exit [`INCONCLUSIVE`](super::rollout::INCONCLUSIVE)) or `rollout
+//! pause` writes `paused`.
 
 use std::time::Duration;
 
@@ -417,7 +417,9 @@ impl Controller<'_> {
     /// Where the hosts stand with `r`, from their reports.
     fn fleet(&self, state: &EnvState, r: &Rollout) -> Result<Fleet> {
         let reports = read_reports(self.reader.store(), self.env)?;
-        Ok(fleet(&reports.reports, &state.digests, r))
+        let f = fleet(&reports.reports, &state.digests, r);
+        super::observe::tell_failed(self.reader, (self.env, &r.target), &f.failed, self.progress);
+        Ok(f)
     }
 
     /// How rollout `id`'s release phase ended, if it has.

@@ -397,6 +397,12 @@ pub fn wave_hosts(plan: &Plan, k: u32) -> Option<Vec<String>> {
     Some(plan.hosts[..covered.min(n)].to_vec())
 }
 
+/// `sha256:5d8f…`: a manifest id short enough for a status line.
+pub fn short(id: &str) -> String {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    format!("{}…", &hex[..hex.len().min(8)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

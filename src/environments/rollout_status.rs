@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::reader::Reader;
 use super::reports::read_reports;
 use super::rolling::{plan_of, rollout_json};
-use super::rollout::{fleet, Fleet, RolloutJson, Step};
+use super::rollout::{fleet, short, Fleet, RolloutJson, Step};
 use super::waves::RolloutDefault;
 use crate::clock::{now, parse_rfc3339};
 use crate::text::escape;
@@ -90,12 +90,6 @@ pub struct RolloutStatus {
     /// The one line a person reads.
     #[serde(skip)]
     pub line: String,
-}
-
-/// `sha256:5d8f…`: a manifest id short enough for a status line.
-fn short(id: &str) -> String {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    format!("{}…", &hex[..hex.len().min(8)])
 }
 
 /// The rollout the store's policy sets for `env`, if any (`policy set

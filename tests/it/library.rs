@@ -52,6 +52,7 @@ fn build_publish_promote_and_deploy_from_rust() {
         sign: None,
         dry_run: false,
         require_clean: false,
+        observers: vec![],
     };
     let first = publish(store.as_ref(), &cfg, &built, &publishing, &Silent).unwrap();
     assert_eq!(first.manifest, built.id.to_string());
@@ -136,6 +137,7 @@ fn deploy_from_rust_refuses_an_artifact_swapped_in_the_bucket() {
         sign: None,
         dry_run: false,
         require_clean: false,
+        observers: vec![],
     };
     let mut ids = Vec::new();
     for version in ["v1", "v2"] {

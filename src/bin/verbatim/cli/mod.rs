@@ -187,6 +187,11 @@ pub enum Command {
     Status(StatusArgs),
     /// List an environment's promotions and rollbacks, newest first.
     History(HistoryArgs),
+    /// Write one static HTML page of environments, rollouts, hosts and history.
+    #[command(
+        after_help = "Examples:\n  verbatim dashboard --out public/   # public/index.html, works from file://\n  verbatim dashboard --publish       # dashboard/index.html in the store, for its CDN\n\nWith `[dashboard] publish = true` in verbatim.toml, every promote, rollback and rollout step rewrites dashboard/index.html in the store."
+    )]
+    Dashboard(DashboardArgs),
     /// Download, verify and unpack what an environment runs, without activating it (`deploy` does both).
     #[command(
         after_help = "Example:\n  verbatim fetch prod --into /srv/app --store s3://releases/web   # prints /srv/app/releases/<hex>"
@@ -549,6 +554,29 @@ pub struct StatusArgs {
     /// List every host that reports to the environment: what it runs, its state, how long ago.
     #[arg(long)]
     pub hosts: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Write index.html (and the diff pages it links to) into this directory.
+    #[arg(long, value_name = "DIR", required_unless_present = "publish")]
+    pub out: Option<std::path::PathBuf>,
+
+    /// Write it to the store instead, at dashboard/index.html (short-cached).
+    #[arg(long, conflicts_with = "out")]
+    pub publish: bool,
+
+    /// Only this environment (repeat for more) [default: all, in the store's order].
+    #[arg(long = "env", value_name = "ENV")]
+    pub envs: Vec<String>,
+
+    /// Show at most this many events of each history.
+    #[arg(long, value_name = "N", default_value_t = verbatim::dashboard::model::DEFAULT_HISTORY)]
+    pub history: usize,
+
+    /// A host whose last report is older than this is shown stale.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = values::parse_stale_after)]
+    pub stale_after: u64,
 }
 
 #[derive(Debug, Args)]

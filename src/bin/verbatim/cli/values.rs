@@ -10,6 +10,11 @@ pub fn parse_timeout(s: &str) -> Result<u64, String> {
     seconds_within(s, 86_400)
 }
 
+/// `dashboard --stale-after`: a duration (`15m`), 1 s to 30 days, in seconds.
+pub fn parse_stale_after(s: &str) -> Result<u64, String> {
+    seconds_within(s, 30 * 86_400)
+}
+
 /// `--check-timeout`: a duration (`5m`, `300`), 1 s to a week, in seconds.
 pub fn parse_check_timeout(s: &str) -> Result<u64, String> {
     seconds_within(s, 604_800)

@@ -122,6 +122,52 @@ pub(super) fn reader<'a>(
     Ok(verbatim::environments::reader::Reader::new(store, threads).pin_policy(pin))
 }
 
+/// Who hears of the moves a command makes: `[notify] webhooks` and
+/// `[dashboard] publish`, as the config sets them.
+pub(super) struct Observers {
+    notifier: Option<verbatim::notify::Notifier>,
+    publisher: Option<verbatim::dashboard::Publisher>,
+}
+
+impl Observers {
+    pub(super) fn new(cfg: &Config) -> Observers {
+        Observers {
+            notifier: verbatim::notify::Notifier::new(&cfg.notify),
+            publisher: cfg.dashboard.publish.then(|| {
+                verbatim::dashboard::Publisher::new(Some(cfg.clone()), Default::default())
+            }),
+        }
+    }
+
+    /// Each of them, to hand to a reader or an operation.
+    pub(super) fn all(&self) -> Vec<&dyn verbatim::environments::observe::Observer> {
+        let mut all: Vec<&dyn verbatim::environments::observe::Observer> = Vec::new();
+        if let Some(n) = &self.notifier {
+            all.push(n);
+        }
+        if let Some(p) = &self.publisher {
+            all.push(p);
+        }
+        all
+    }
+
+    /// `reader`, telling them.
+    pub(super) fn attach<'a>(
+        &'a self,
+        reader: verbatim::environments::reader::Reader<'a>,
+    ) -> verbatim::environments::reader::Reader<'a> {
+        self.all().into_iter().fold(reader, |r, o| r.observe(o))
+    }
+
+    /// Waits (a bounded time) for webhooks still in flight; warns of those
+    /// not delivered.
+    pub(super) fn finish(&self, printer: &crate::output::Printer) {
+        if let Some(n) = &self.notifier {
+            n.finish(printer);
+        }
+    }
+}
+
 /// What a host trusts (`deploy`, `agent`, `fetch`), from its flags.
 pub(super) fn trust(args: &crate::cli::TrustArgs) -> Result<Option<verbatim::trust::Trust>> {
     verbatim::trust::Trust::new(&verbatim::trust::TrustRules {

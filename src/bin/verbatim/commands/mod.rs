@@ -10,6 +10,7 @@
 mod agent;
 mod build;
 mod config;
+mod dashboard;
 mod deploy;
 mod diff;
 mod export;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rollback(a) => promote::run_rollback(g, a, &printer),
         Command::Status(a) => status::run_status(g, a, &printer),
         Command::History(a) => status::run_history(g, a, &printer),
+        Command::Dashboard(a) => dashboard::run(g, a, &printer),
         Command::Fetch(a) => fetch::run(g, a, &printer),
         Command::Deploy(a) => deploy::run(g, a, &printer),
         Command::Agent(a) => agent::run(g, a, &printer),

@@ -20,7 +20,8 @@ use verbatim::trust::keys::load_key;
 pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<()> {
     let cfg = flags::load_config(g, Default::default())?;
     let store = flags::open_store(&cfg)?;
-    let reader = flags::reader(g, store.as_ref(), cfg.concurrency)?;
+    let observers = flags::Observers::new(&cfg);
+    let reader = observers.attach(flags::reader(g, store.as_ref(), cfg.concurrency)?);
     let id = resolve_manifest_with(&reader, &args.manifest)?;
     let key = args.sign_key.as_deref().map(load_key).transpose()?;
     let rollout = match rollout_options(args) {
@@ -70,6 +71,7 @@ pub fn run_promote(g: &Global, args: &PromoteArgs, printer: &Printer) -> Result<
     };
     let result = promote::promote(&reader, &cfg, &req, printer);
     drop(signals);
+    observers.finish(printer);
     // A failed check: its report (and rollback) is the document.
     print_outcome(printer, result)
 }
@@ -78,7 +80,8 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
     let cfg = flags::load_config(g, Default::default())?;
     let key = args.sign_key.as_deref().map(load_key).transpose()?;
     let store = flags::open_store(&cfg)?;
-    let reader = flags::reader(g, store.as_ref(), cfg.concurrency)?;
+    let observers = flags::Observers::new(&cfg);
+    let reader = observers.attach(flags::reader(g, store.as_ref(), cfg.concurrency)?);
     let wait = args
         .wait_hosts
         .as_ref()
@@ -100,6 +103,7 @@ pub fn run_rollback(g: &Global, args: &RollbackArgs, printer: &Printer) -> Resul
     };
     let result = promote::rollback(&reader, &cfg, &req, printer);
     drop(signals);
+    observers.finish(printer);
     print_outcome(printer, result)
 }
 

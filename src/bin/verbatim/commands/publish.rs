@@ -19,13 +19,17 @@ pub fn run(g: &Global, args: &PublishArgs, printer: &Printer) -> Result<()> {
         verbatim::builder::build(&cfg, &flags::build_options(&args.opts), printer)?
     };
     let store = flags::open_store(&cfg)?;
+    let observers = flags::Observers::new(&cfg);
     let opts = PublishOptions {
         env: args.env.as_deref(),
         sign: sign_key.as_ref(),
         dry_run: args.dry_run,
         require_clean: args.require_clean,
+        observers: observers.all(),
     };
-    let report = publish(store.as_ref(), &cfg, &built, &opts, printer)?;
+    let report = publish(store.as_ref(), &cfg, &built, &opts, printer);
+    observers.finish(printer);
+    let report = report?;
     printer.result(built.id)?;
     printer.json(&report)?;
     Ok(())

@@ -15,7 +15,8 @@ use verbatim::trust::keys::load_key;
 pub fn run(g: &Global, args: &RolloutArgs, printer: &Printer) -> Result<()> {
     let cfg = flags::load_config(g, Default::default())?;
     let store = flags::open_store(&cfg)?;
-    let reader = flags::reader(g, store.as_ref(), cfg.concurrency)?;
+    let observers = flags::Observers::new(&cfg);
+    let reader = observers.attach(flags::reader(g, store.as_ref(), cfg.concurrency)?);
     let change = match &args.command {
         RolloutCommand::Status(a) => {
             check_env_name(&a.env).map_err(UsageError)?;
@@ -36,15 +37,17 @@ pub fn run(g: &Global, args: &RolloutArgs, printer: &Printer) -> Result<()> {
     let key = change.sign_key.as_deref().map(load_key).transpose()?;
     let (env, reason, sign) = (&change.env, change.reason.as_deref(), key.as_ref());
     let json = match &args.command {
-        RolloutCommand::Pause(_) => rolling::pause(&reader, env, reason, sign, printer)?,
-        RolloutCommand::Abort(_) => rolling::abort(&reader, env, reason, sign, printer)?,
+        RolloutCommand::Pause(_) => rolling::pause(&reader, env, reason, sign, printer),
+        RolloutCommand::Abort(_) => rolling::abort(&reader, env, reason, sign, printer),
         _ => {
             // Like promote: a signal aborts the rollout, never half a step.
             let _signals = verbatim::signals::Signals::install()
                 .context("installing the signal handlers of the rollout")?;
-            rolling::resume(&reader, env, sign, printer)?
+            rolling::resume(&reader, env, sign, printer)
         }
     };
+    observers.finish(printer);
+    let json = json?;
     printer.result(format!("{env} {} {}", json.state, json.target))?;
     Ok(printer.json(&json)?)
 }
