@@ -227,6 +227,40 @@ fn completions_and_man_pages_cover_every_command() {
     assert!(dir.join("verbatim.1").exists());
 }
 
+/// `man --markdown` is the book's command reference: every command, nested
+/// ones too, each flag with its variable, the globals once, `<` escaped in
+/// prose and the variables' table; `cargo xtask docs` keeps the committed
+/// copy equal to it.
+#[test]
+fn man_markdown_is_the_command_reference() {
+    let p = Project::new();
+    let md = p.ok(&["man", "--markdown"]);
+    for heading in [
+        "## `verbatim publish`",
+        "## `verbatim key generate`",
+        "## `verbatim policy set`",
+        "## `verbatim rollout abort`",
+        "## Global options",
+        "## Environment variables",
+    ] {
+        assert!(md.contains(&format!("\n{heading}\n")), "{heading} missing");
+    }
+    assert!(md.contains("- `--store <URL>` (env `VERBATIM_STORE`)"));
+    assert!(md.contains("| `VERBATIM_ROOT` | `deploy --root`, `agent --root` |"));
+    assert!(md.contains("verbatim-&lt;command&gt;.1"));
+    assert!(!md.contains("## `verbatim help`"));
+    // The global flags are listed once, not under every command.
+    assert_eq!(md.matches("- `--store <URL>`").count(), 1);
+    let committed = fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/reference/commands.md"),
+    )
+    .unwrap();
+    assert_eq!(
+        committed, md,
+        "docs/src/reference/commands.md is stale: run `cargo xtask docs --reference`"
+    );
+}
+
 #[test]
 fn colour_follows_color_and_no_color() {
     let p = Project::new();

@@ -1,6 +1,7 @@
-//! The README's Django + gunicorn example, run for real: its
-//! `verbatim.toml`, `deploy/check.py` and gunicorn command line are read
-//! from README.md, so the example cannot drift from what this test proves.
+//! The book's Django + gunicorn example (docs/src/guides/django.md), run
+//! for real: its `verbatim.toml`, `deploy/check.py` and gunicorn command
+//! line are read from the guide, so the example cannot drift from what
+//! this test proves.
 //! A small Django site is published three times and deployed to one root
 //! under one gunicorn master: the first release before gunicorn runs, the
 //! second picked up by a HUP (same master pid), the third failing its
@@ -34,16 +35,16 @@ use std::time::{Duration, Instant};
 
 use crate::util::{Project, BIN};
 
-const README: &str = include_str!("../../README.md");
+const GUIDE: &str = include_str!("../../docs/src/guides/django.md");
 
-/// The code block of the README's Django example whose first line is
+/// The code block of the guide's gunicorn example whose first line is
 /// `# NAME…` (the file it shows).
 fn readme_block(name: &str) -> &'static str {
-    let start = README
-        .find("#### Example: Django behind gunicorn")
-        .expect("README.md has no `#### Example: Django behind gunicorn`");
-    let section = &README[start..];
-    let section = &section[..section.find("\n### ").unwrap_or(section.len())];
+    let start = GUIDE
+        .find("## Example: Django behind gunicorn")
+        .expect("docs/src/guides/django.md has no `## Example: Django behind gunicorn`");
+    let section = &GUIDE[start..];
+    let section = &section[..section[1..].find("\n## ").map_or(section.len(), |i| i + 1)];
     let mut rest = section;
     while let Some(open) = rest.find("\n```") {
         let after = &rest[open + 4..];
@@ -51,14 +52,14 @@ fn readme_block(name: &str) -> &'static str {
         let body = &after[body_start..];
         let end = body
             .find("\n```")
-            .expect("README.md: an unclosed code block");
+            .expect("docs/src/guides/django.md: an unclosed code block");
         let block = &body[..=end];
         if block.starts_with(&format!("# {name}")) {
             return block;
         }
         rest = &body[end + 4..];
     }
-    panic!("README.md's Django example has no code block starting `# {name}`")
+    panic!("docs/src/guides/django.md's gunicorn example has no code block starting `# {name}`")
 }
 
 /// The venv with Django and gunicorn; panics (the test fails) without it.
@@ -222,7 +223,7 @@ fn hex(manifest: &str) -> &str {
 }
 
 /// `verbatim deploy MANIFEST`, its hooks finding the venv's `python` and
-/// this `verbatim` first on PATH, as the README's agent unit sets it.
+/// this `verbatim` first on PATH, as the guide's agent unit sets it.
 fn deploy(p: &Project, manifest: &str, root: &Path, venv: &Path) -> Output {
     let bin_dir = Path::new(BIN).parent().unwrap();
     let path = std::env::join_paths([venv.join("bin"), bin_dir.to_owned()].into_iter().chain(
@@ -240,7 +241,7 @@ fn deploy(p: &Project, manifest: &str, root: &Path, venv: &Path) -> Output {
     cmd.output().expect("running verbatim deploy")
 }
 
-/// A running gunicorn, started as the README's unit starts it, ended (and
+/// A running gunicorn, started as the guide's unit starts it, ended (and
 /// reaped, workers included) on drop.
 struct Gunicorn {
     child: Child,
@@ -249,7 +250,7 @@ struct Gunicorn {
 }
 
 impl Gunicorn {
-    /// Runs the README's `ExecStart=` (paths and port replaced) once
+    /// Runs the guide's `ExecStart=` (paths and port replaced) once
     /// `<root>/current` exists: systemd's `Restart=` does that on a real
     /// host; a shell loop here, which then `exec`s, so the child's pid is
     /// gunicorn's master's.
@@ -258,7 +259,7 @@ impl Gunicorn {
         let exec = unit
             .lines()
             .find_map(|l| l.strip_prefix("ExecStart="))
-            .expect("README.md: the gunicorn unit has no ExecStart=");
+            .expect("docs/src/guides/django.md: the gunicorn unit has no ExecStart=");
         let venv_prefix = format!("{}/", venv.display());
         let exec = exec
             .replace("/srv/app/venv/", &venv_prefix)

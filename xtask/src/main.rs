@@ -1,5 +1,5 @@
 //! Development tasks: `cargo xtask ci`, `cargo xtask bench …`, `cargo xtask s3`,
-//! `cargo xtask fuzz`, `cargo xtask house`.
+//! `cargo xtask fuzz`, `cargo xtask house`, `cargo xtask docs`.
 //!
 //! `ci` is the one command that sets up and runs every check, a short fuzz
 //! pass included; `.ci/run` calls exactly it. `bench` prints figures and ratios against the named peers on
@@ -9,9 +9,12 @@ mod bench;
 mod bench_assets;
 mod bench_fleet;
 mod bench_s3;
+mod docs;
+mod doctest;
 mod fuzz;
 mod fuzz_seeds;
 mod house;
+mod links;
 mod setup;
 
 use std::path::PathBuf;
@@ -26,6 +29,12 @@ usage: cargo xtask <task>
 tasks:
   ci            fmt --check, clippy -D warnings, the house rules, the docs,
                 every test, and a short fuzz pass
+  docs          check the book (docs/): its command reference is up to date, every
+                page is in SUMMARY.md, every link resolves; build it with mdBook
+                when installed (into the target directory's book/)
+  docs --test   run the book's `console` examples against the real binary
+  docs --reference
+                write docs/src/reference/commands.md from the command line's definitions
   house         the layout rules: files ≤ 900 lines and functions ≤ 150
                 (unit tests aside), no command importing another
   fuzz [--minutes N] [--target NAME]
@@ -48,6 +57,7 @@ fn main() -> ExitCode {
     let result = match args.as_slice() {
         ["ci"] => ci(),
         ["house"] => house::check(),
+        ["docs", rest @ ..] => docs::main(rest),
         ["fuzz", rest @ ..] => fuzz::main(rest),
         ["bench", "pack"] => bench::pack(),
         ["bench", "assets"] => bench_assets::assets(),
@@ -139,6 +149,8 @@ fn ci_steps(steps: &mut Steps) -> Result {
     // keeps `cargo install s3s-fs` and it from writing at once.
     let started = Instant::now();
     let compile = std::thread::spawn(|| run("cargo", &["test", "--workspace", "--no-run", "-q"]));
+    // mdBook builds beside them (a cached binary on a warm cache).
+    let mdbook = std::thread::spawn(setup::mdbook);
     let tools = steps.time("install servers and tools", || {
         setup::chromium()?;
         setup::ceph()?;
@@ -158,6 +170,15 @@ fn ci_steps(steps: &mut Steps) -> Result {
     eprintln!("first compile: {:.0?} in all", started.elapsed());
     let (s3s_fs, aws, django) = tools?;
     compiled??;
+    let mdbook = mdbook
+        .join()
+        .map_err(|_| "installing mdBook panicked".to_owned())
+        .and_then(|r| r);
+    if let Err(e) = &mdbook {
+        eprintln!(
+            "WARNING: could not install mdBook ({e}): the book's structure is checked, not built"
+        );
+    }
     steps.time("cargo fmt --check", || {
         run("cargo", &["fmt", "--all", "--check"])
     })?;
@@ -175,6 +196,10 @@ fn ci_steps(steps: &mut Steps) -> Result {
         )
     })?;
     steps.time("house rules", house::check)?;
+    steps.time("docs: reference, summary, links, book", || {
+        docs::check()?;
+        docs::build_book(mdbook.as_deref().ok())
+    })?;
     // Every public item documented, every intra-doc link resolved.
     steps.time("cargo doc -D warnings", || {
         std::env::set_var("RUSTDOCFLAGS", "-D warnings");
@@ -206,6 +231,9 @@ fn ci_steps(steps: &mut Steps) -> Result {
     // The radosgw tests leave their shared cluster running for each other.
     setup::stop_ceph();
     tests?;
+    steps.time("docs: the book's examples", || {
+        crate::doctest::run(&docs::verbatim()?)
+    })?;
     steps.time("fuzz pass", fuzz::ci_pass)
 }
 

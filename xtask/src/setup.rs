@@ -1,8 +1,9 @@
 //! Installing what the tests need that the Rust toolchain does not bring:
 //! Chromium (browser test), s3s-fs and Ceph (the S3-compatible servers the
 //! S3 tests start), nginx (the server the deploy flip is tested under),
-//! Django and gunicorn (the README's deploy example, run for real) and
-//! awscli (to read object metadata as a third party). Builds are
+//! Django and gunicorn (the book's deploy example, run for real),
+//! awscli (to read object metadata as a third party) and mdBook (the
+//! book's builder). Builds are
 //! cached under `~/.cache/verbatim`, outside the clone; nothing depends on
 //! the cache being there.
 
@@ -12,6 +13,8 @@ use std::process::Command;
 use crate::{run, Result};
 
 pub const S3S_FS_VERSION: &str = "0.14.1";
+/// The mdBook `cargo xtask docs` builds the book with.
+pub const MDBOOK_VERSION: &str = "0.5.4";
 
 pub fn cache() -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
@@ -141,6 +144,35 @@ pub fn s3s_fs() -> Result<PathBuf> {
             "--features",
             "binary",
             "--locked",
+            "--root",
+            root_str,
+        ],
+    )?;
+    Ok(bin)
+}
+
+/// Where `mdbook` is cached.
+pub fn mdbook_bin() -> PathBuf {
+    cache().join(format!("mdbook-{MDBOOK_VERSION}/bin/mdbook"))
+}
+
+/// mdBook, built once into the cache without its default features (no
+/// server, no file watcher, no search index): the book's builder.
+pub fn mdbook() -> Result<PathBuf> {
+    let bin = mdbook_bin();
+    if bin.exists() {
+        return Ok(bin);
+    }
+    let root = cache().join(format!("mdbook-{MDBOOK_VERSION}"));
+    let root_str = root.to_str().ok_or("cache path is not UTF-8")?;
+    run(
+        "cargo",
+        &[
+            "install",
+            &format!("mdbook@{MDBOOK_VERSION}"),
+            "--locked",
+            "--no-default-features",
+            "--quiet",
             "--root",
             root_str,
         ],

@@ -227,6 +227,10 @@ pub enum Command {
         /// Write verbatim.1 and verbatim-<command>.1 (verbatim-key-generate.1, …) into this directory.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Print the command reference as Markdown instead: every command, its
+        /// flags, their variables and defaults (the book's reference/commands.md).
+        #[arg(long, conflicts_with = "out")]
+        markdown: bool,
     },
     /// Show or change the policy the store holds: the environment order.
     #[command(

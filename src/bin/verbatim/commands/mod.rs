@@ -68,7 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
             clap_complete::generate(*shell, &mut cmd, "verbatim", &mut script);
             std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(Into::into)
         }
-        Command::Man { out } => man::run(out.as_deref(), &printer),
+        Command::Man { out, markdown } => man::run(out.as_deref(), *markdown, &printer),
         Command::Sign(a) => sign::run_sign(g, a, &printer),
         Command::Timestamp(a) => timestamp::run(g, a, &printer),
         Command::Rollout(a) => rollout::run(g, a, &printer),
