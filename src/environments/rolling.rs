@@ -11,7 +11,7 @@
 //! `stage` → `switch` → `wave-done` → `baked` → `completed`. A failed
 //! host (told to the reader's observers), a failed check, a timeout, a
 //! signal or `rollout abort` ends it with `aborted`; an inconclusive check
-//! (exit [`INCONCLUSIVE`](super::rollout::INCONCLUSIVE)) or `rollout
+//! (exit [`INCONCLUSIVE`]) or `rollout
 //! pause` writes `paused`.
 
 use std::time::Duration;

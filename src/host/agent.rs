@@ -29,6 +29,7 @@ use super::config::{reload, sync, ConfigJson};
 use super::deploy::{deploy, DeployJson, Host, Request, Target};
 use super::report::heartbeat;
 use super::root::agent_lock;
+use super::service::Notifier;
 use crate::clock::{now, rfc3339};
 use crate::config::check_env_name;
 use crate::environments::envconfig;
@@ -97,6 +98,12 @@ pub fn run(
         }
     }
     let _agent = agent_lock(req.host.root)?;
+    let service = Notifier::from_env();
+    service.ready(&format!(
+        "following {} in {}",
+        req.env,
+        req.host.root.display()
+    ));
     progress.note(format!(
         "agent {}: keeping {} on {} of {}, looking every {:?}",
         req.host.id,
@@ -129,6 +136,7 @@ pub fn run(
     let config_key = Key::new(envconfig::pointer_key(req.env))?;
     let mut config_done: Option<ETag> = None;
     while signals::caught().is_none() {
+        service.alive();
         let changed = look_at_config(store, req, &config_key, &mut config_done, progress);
         let mut activated = false;
         let step: Result<()> = match store.head(&key) {
@@ -196,10 +204,11 @@ pub fn run(
                 jitter(backoff)
             }
         };
-        sleep_unless_signalled(pause);
+        sleep_unless_signalled(pause, &service);
     }
     if let Some(sig) = signals::caught() {
         let why = format!("agent stopped by {}", signals::signal_name(sig));
+        service.stopping(&why);
         let at = (req.host.root, req.env);
         heartbeat(
             store,
@@ -314,9 +323,10 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(factor)
 }
 
-fn sleep_unless_signalled(d: Duration) {
+fn sleep_unless_signalled(d: Duration, service: &Notifier) {
     let end = Instant::now() + d;
     while signals::caught().is_none() {
+        service.alive();
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return;

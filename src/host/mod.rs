@@ -17,4 +17,5 @@ pub mod recover;
 pub mod release;
 pub mod report;
 pub mod root;
+pub mod service;
 pub mod stage;

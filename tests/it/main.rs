@@ -38,6 +38,7 @@ mod reports;
 mod rollout;
 mod s3;
 mod schema;
+mod service;
 mod setup;
 mod signed_reports;
 mod signing;

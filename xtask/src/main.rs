@@ -156,6 +156,7 @@ fn ci_steps(steps: &mut Steps) -> Result {
         setup::ceph()?;
         setup::nginx()?;
         setup::openssh()?;
+        setup::systemd_analyze()?;
         Ok((setup::s3s_fs()?, setup::awscli()?, setup::django_venv()?))
     });
     let waited = Instant::now();

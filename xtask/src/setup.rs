@@ -117,6 +117,15 @@ pub fn openssh() -> Result {
     apt_install("ssh-keygen", &["openssh-client"], false)
 }
 
+/// systemd's `systemd-analyze` for tests/it/service.rs (the agent's unit
+/// is verified with it; no systemd needs to run): Debian's systemd.
+pub fn systemd_analyze() -> Result {
+    if have("systemd-analyze") {
+        return Ok(());
+    }
+    apt_install("systemd-analyze", &["systemd"], false)
+}
+
 /// Stops the Ceph cluster the tests started (see tests/it/ceph.rs).
 pub fn stop_ceph() {
     let dir = std::env::temp_dir().join("verbatim-test-ceph");

@@ -164,4 +164,27 @@ pub struct AgentArgs {
     /// How often to look at the pointer, ±10 %: 30s, 2m, 500ms.
     #[arg(long, env = "VERBATIM_INTERVAL", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub interval: std::time::Duration,
+
+    /// Log as a service does: one line per step, each with an RFC 3339
+    /// time, progress and results alike on stdout; `text` or `json` (one
+    /// object per line).
+    #[arg(long, value_enum, value_name = "FORMAT", env = "VERBATIM_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// Print a systemd unit that runs this very agent (`Type=notify`: it
+    /// says when it is ready and keeps a watchdog fed; restarted on
+    /// failure; `--log-format text`) and exit: `verbatim agent prod --root
+    /// /srv/app --store s3://… --print-systemd-unit >
+    /// /etc/systemd/system/verbatim-agent.service`.
+    #[arg(long)]
+    pub print_systemd_unit: bool,
+}
+
+/// `agent --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `TIME LEVEL message`.
+    Text,
+    /// `{"time": …, "level": …, "message": …}`, a result's fields inline.
+    Json,
 }

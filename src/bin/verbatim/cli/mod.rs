@@ -21,7 +21,7 @@ mod values;
 
 pub use envconfig::{ConfigArgs, ConfigCommand, CONFIG_HELP};
 use host::DEPLOY_HELP;
-pub use host::{AgentArgs, DeployArgs, DeployTo, FetchArgs, HostArgs, TrustArgs};
+pub use host::{AgentArgs, DeployArgs, DeployTo, FetchArgs, HostArgs, LogFormat, TrustArgs};
 pub use rollout::{RolloutArgs, RolloutCommand, RolloutFlags, StrategyArg, ROLLOUT_HELP};
 pub use values::WaitHosts;
 use values::{parse_check_timeout, parse_require, parse_timeout, parse_wait_hosts};

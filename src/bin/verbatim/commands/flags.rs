@@ -64,13 +64,23 @@ pub(super) fn open_store_for(g: &Global) -> Result<Box<dyn Store>> {
 /// as [`open_store_for`]: a host needs no verbatim.toml, so with neither
 /// `--store` nor a config, the error says how to name the store.
 pub(super) fn open_host_store(g: &Global) -> Result<Box<dyn Store>> {
+    let store = host_store_any(g)?;
+    if !store.exists() {
+        return open_store_for(g); // says there is none
+    }
+    Ok(store)
+}
+
+/// The store a host's command names, existing or not (an agent waits for
+/// a local store that is not there yet).
+pub(super) fn host_store_any(g: &Global) -> Result<Box<dyn Store>> {
     if g.store.is_none() && g.config.is_none() && verbatim::config::discover().is_none() {
         return Err(UsageError(
             "no store to read: pass --store URL or set VERBATIM_STORE (a host needs only a store and a root, no verbatim.toml)".into(),
         )
         .into());
     }
-    open_store_for(g)
+    open_store_any(g)
 }
 
 /// Opens the store named by `--store`, else the config's, existing or not.
