@@ -46,7 +46,6 @@ use super::log::{
     chain_start, check_log, check_log_keys, check_log_pointer, inconsistent, Entry, Inconsistent,
     Log,
 };
-use super::observe::{Notice, Observer};
 use super::policy::{PolicyEvent, PolicyPin};
 use crate::config::check_env_name;
 use crate::digest::Digest;
@@ -614,5 +613,55 @@ impl From<Inconsistent> for Fail {
 impl From<anyhow::Error> for Fail {
     fn from(e: anyhow::Error) -> Fail {
         Fail::Io(e)
+    }
+}
+
+// What environments tell their observers; `observe` is where rooms
+// above find it.
+
+/// Something that happened to an environment.
+#[derive(Debug, Clone, Copy)]
+pub enum Notice<'a> {
+    /// Event `event` is stored, and the pointer applies it: a promote, a
+    /// rollback, an auto-rollback or a rollout's step (its `rollout` says
+    /// which; `aborted` among them).
+    Moved(&'a Event),
+    /// A host reported that it failed to run `manifest` at the move the
+    /// promoter waits for (`--wait-hosts`, a rollout's wave).
+    HostFailed {
+        /// The environment.
+        env: &'a str,
+        /// The host's id, as its report names it.
+        host: &'a str,
+        /// The manifest it failed to run.
+        manifest: &'a str,
+        /// Why, as its report says.
+        detail: &'a str,
+    },
+}
+
+/// Listens to [`Notice`]s. Called on the thread of the operation, after
+/// the fact; must return promptly (a slow receiver is its own business).
+pub trait Observer: Send + Sync {
+    /// `notice` happened; `reader` is the operation's, for reading more.
+    fn notice(&self, reader: &Reader<'_>, notice: &Notice<'_>, progress: &dyn Progress);
+}
+
+/// Tells `reader`'s observers of each host of `failed` (id, why) that
+/// failed to run `manifest` in `env`.
+pub fn tell_failed(
+    reader: &Reader<'_>,
+    (env, manifest): (&str, &str),
+    failed: &[(String, String)],
+    progress: &dyn Progress,
+) {
+    for (host, detail) in failed {
+        let notice = Notice::HostFailed {
+            env,
+            host,
+            manifest,
+            detail,
+        };
+        reader.tell(&notice, progress);
     }
 }
