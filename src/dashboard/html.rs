@@ -79,7 +79,8 @@ pub fn page(d: &Dashboard) -> String {
     }
     let _ = write!(
         h,
-        "</main>\n<footer>A host is stale when it has not reported for {}. \
+        "</main>\n<footer>A host is stale when its agent has not been seen for 10 of its intervals \
+         (at least 10 s), or, known only by a deploy's report, when that is older than {}. \
          Drift: a host runs something other than its environment's pointer (or, during a rollout, its wave's target).</footer>\n\
          <script>{SCRIPT}</script>\n</body></html>\n",
         esc(&human_duration(d.stale_after_secs))

@@ -83,6 +83,15 @@ fn a_dead_agent_turns_stale_stops_counting_and_can_be_forgotten() {
         "{listed}"
     );
     f.p.fails(&["hosts", "forget", "web-9", "--env", "dev"], 2);
+    let history = f.p.ok(&["history", "dev"]);
+    assert!(
+        history.contains("host web-3 forgotten by") && history.contains("decommissioned"),
+        "{history}"
+    );
+    assert_eq!(
+        f.p.json(&["history", "dev"])["forgotten"][0]["host"],
+        "web-3"
+    );
 
     // A cleanly stopped agent says so.
     let stopped = agents.remove(1);

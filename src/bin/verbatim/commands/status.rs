@@ -26,6 +26,9 @@ struct HistoryJson<'a> {
     /// With `--verify`: what the walk of the hash chain found.
     #[serde(skip_serializing_if = "Option::is_none")]
     verified: Option<Verified>,
+    /// Hosts a person forgot (`hosts forget`), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    forgotten: Vec<verbatim::environments::hosts::Forgotten>,
 }
 
 pub fn run_status(g: &Global, args: &StatusArgs, printer: &Printer) -> Result<()> {
@@ -219,10 +222,26 @@ pub fn run_history(g: &Global, args: &HistoryArgs, printer: &Printer) -> Result<
             ))?;
         }
     }
+    // Hosts forgotten are acts on the environment too, if not events.
+    let forgotten = verbatim::environments::hosts::forgotten(store.as_ref(), &args.env)?;
+    if verified.is_none() {
+        for f in forgotten.iter().rev() {
+            printer.result(format!(
+                "      {} host {} forgotten by {}{}",
+                escape(&f.time),
+                escape(&f.host),
+                escape(&f.actor),
+                f.reason
+                    .as_deref()
+                    .map_or(String::new(), |r| format!("  ({})", escape(r)))
+            ))?;
+        }
+    }
     printer.json(&HistoryJson {
         env: &args.env,
         events: json,
         verified,
+        forgotten,
     })?;
     Ok(())
 }
