@@ -268,21 +268,26 @@ fn a_permission_refused_says_whose_the_path_is_and_what_to_run() {
     p.write("app/x.py", "2");
     let root = crate::util::is_root();
     let build = p.path().join(".verbatim/build");
-    let run = |args: &[&str]| {
-        let mut cmd = p.cmd(args);
+    // nobody runs a copy: the build's own may sit under root's 0700 home.
+    let bin = p.path().join("verbatim-as-nobody");
+    fs::copy(crate::util::BIN, &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = crate::util::cmd_of(&bin, p.path(), args);
         if root {
             cmd.uid(65534).gid(65534);
         }
+        cmd
+    };
+    let run = |args: &[&str]| {
+        let mut cmd = as_nobody(args);
         let err = crate::util::exits(&mut cmd, 1);
         let hint = err
             .lines()
             .find_map(|l| l.strip_prefix("  hint: "))
             .unwrap_or_else(|| panic!("{args:?}: no hint:\n{err}"))
             .to_owned();
-        let mut json = p.cmd(&[&["--json"], args].concat());
-        if root {
-            json.uid(65534).gid(65534);
-        }
+        let mut json = as_nobody(&[&["--json"], args].concat());
         let doc: serde_json::Value =
             serde_json::from_slice(&json.output().unwrap().stdout).unwrap();
         assert_eq!(doc["error"]["hint"], hint.as_str(), "{doc}");

@@ -117,7 +117,12 @@ impl Project {
 /// The binary, run in `dir` with a clean environment: no `VERBATIM_*`,
 /// AWS or CI variables leak in.
 pub fn cmd_in(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
+    cmd_of(Path::new(BIN), dir, args)
+}
+
+/// [`cmd_in`], running the binary at `bin` (a copy another user can run).
+pub fn cmd_of(bin: &Path, dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
     c.current_dir(dir).args(args);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
