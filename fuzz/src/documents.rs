@@ -6,7 +6,8 @@ use verbatim::manifest::Manifest;
 
 /// Parsing never panics. A manifest that parses re-encodes canonically
 /// (sorted keys, compact), re-parses to the same value and keeps its id;
-/// its object list can be built (it `expect`s what `parse` checked). An
+/// its object list can be built (it `expect`s what `parse` checked): the
+/// assets, the artifact and the site's entries. An
 /// event or pointer that parses round-trips through its canonical bytes,
 /// and an event's pointer too.
 pub fn check(data: &[u8]) {
@@ -27,7 +28,8 @@ pub fn check(data: &[u8]) {
             assert_eq!(m.id(), Digest::of(data));
         }
         let objects = m.objects();
-        assert_eq!(objects.len(), m.assets.len() + 1);
+        let entries = m.site.as_ref().map_or(0, |s| s.entries.len());
+        assert_eq!(objects.len(), m.assets.len() + 1 + entries);
         assert_eq!(m.key(), verbatim::manifest::key_for(&m.id()));
     }
     if let Ok(e) = serde_json::from_slice::<Event>(data) {

@@ -321,7 +321,7 @@ fn a_controller_killed_mid_bake_is_resumed_from_another_process() {
     let v2 = f.release("v2");
     let mut promoter =
         f.p.cmd(&[
-            "promote", &v2, "--to", "dev", "--waves", "1,100%", "--bake", "8s",
+            "promote", &v2, "--to", "dev", "--waves", "1,100%", "--bake", "4s",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
