@@ -500,9 +500,8 @@ fn blue_green_stages_everywhere_then_switches_all_hosts_together() {
 #[test]
 fn the_release_phase_runs_once_before_any_flip_and_a_failure_flips_nothing() {
     let f = Fleet::new(CONFIG);
-    let (agents, v1) = running(&f, 3);
+    let (agents, _v1) = running(&f, 3);
     let v2 = f.release("v2");
-    let started = std::time::SystemTime::now();
     let out = f.p.json(&[
         "promote", &v2, "--to", "dev", "--waves", "1,100%", "--bake", "0",
     ]);
@@ -514,8 +513,6 @@ fn the_release_phase_runs_once_before_any_flip_and_a_failure_flips_nothing() {
     // Before any flip: every activation of v2 is later than the release ran.
     let ran_at: u128 = ran[0].split(' ').next().unwrap().parse().unwrap();
     for a in &agents {
-        let flipped = fs::metadata(a.root.join("current")).ok();
-        let _ = flipped;
         let modified = fs::symlink_metadata(a.root.join("current"))
             .unwrap()
             .modified()
@@ -530,7 +527,6 @@ fn the_release_phase_runs_once_before_any_flip_and_a_failure_flips_nothing() {
             a.root.display()
         );
     }
-    assert!(started.elapsed().unwrap() < Duration::from_secs(120));
     assert_eq!(steps(&f)[..3], ["started", "release", "wave"]);
 
     // A failing release command: aborted, nothing flips.
@@ -546,8 +542,8 @@ fn the_release_phase_runs_once_before_any_flip_and_a_failure_flips_nothing() {
     std::thread::sleep(Duration::from_secs(1));
     for a in &agents {
         assert!(!a.activated().contains(&v3), "{} ran it", a.root.display());
+        assert_eq!(a.current().as_deref(), Some(v2.as_str()));
     }
-    let _ = v1;
 }
 
 #[test]
