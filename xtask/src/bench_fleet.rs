@@ -204,7 +204,7 @@ pub fn fleet() -> Result {
         .ok_or("s3s-fs url without a port")?;
     println!("a fleet of agents (--interval {INTERVAL}) on s3s-fs, each through a counting proxy");
     println!(
-        "  targets: blue/green mixed-version window < 1 s; idle requests stay ~1 per interval\n"
+        "  targets: blue/green mixed-version window < 1 s; idle: 2 HEADs (pointer, config) a look and a report every 3 looks\n"
     );
     println!(
         "{:>6}  {:<12} {:>12} {:>14} {:>16}",
