@@ -13,8 +13,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::envconfig::{self, ConfigEvent, Kind, Values};
-use super::envconfig_store::{self, Appended, Change, ConfigState};
+use super::envconfig_store::{self, Change, ConfigState};
 use super::policy_store::{self, Order};
+use super::reader::Appended;
 use super::reader::{Reader, Verified};
 use super::signatures::{config_event_signers, move_signer_rule};
 use crate::config::Config;

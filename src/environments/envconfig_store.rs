@@ -11,13 +11,13 @@ use anyhow::{Context, Result};
 
 use super::envconfig::{self, ConfigEvent, ConfigPointer, Kind, Values};
 use super::log::Inconsistent;
-use super::reader::{get_record, Reader};
+use super::reader::{append_entry, get_record, put_log_pointer, Appended, Reader};
 use super::signatures::sign_config_event;
 use crate::actor::actor;
 use crate::clock::{now, rfc3339};
 use crate::digest::Digest;
 use crate::error::{IntegrityError, LostRace};
-use crate::store::{Body, ETag, Key, PutMode, PutOptions, StoreError};
+use crate::store::{ETag, Key, StoreError};
 
 /// An environment's config log as stored, checked.
 #[derive(Debug)]
@@ -104,7 +104,12 @@ pub fn settled(reader: &Reader<'_>, env: &str) -> Result<ConfigState> {
             return Ok(state);
         };
         let etag = state.pointer.as_ref().map(|(_, e)| e.clone());
-        match put_pointer(reader, &pending.pointer(), etag) {
+        match put_log_pointer(
+            reader,
+            &envconfig::log(env),
+            &pending.pointer().to_bytes(),
+            etag,
+        ) {
             Ok(())
             | Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {}
             Err(e) => {
@@ -131,27 +136,6 @@ pub fn stored_current(reader: &Reader<'_>, state: &ConfigState) -> Result<Option
         .ok_or_else(|| IntegrityError(format!("{key} changed while it was read")).into())
 }
 
-fn put_pointer(
-    reader: &Reader<'_>,
-    pointer: &ConfigPointer,
-    expected: Option<ETag>,
-) -> Result<(), StoreError> {
-    let key = Key::new(envconfig::pointer_key(&pointer.env))?;
-    let mode = match expected {
-        Some(etag) => PutMode::ReplaceIfMatch(etag),
-        None => PutMode::CreateOnly,
-    };
-    reader
-        .store()
-        .put(
-            &key,
-            Body::bytes(&pointer.to_bytes()),
-            mode,
-            &PutOptions::json(),
-        )
-        .map(|_| ())
-}
-
 /// One change to append.
 pub struct Change {
     /// How it came about.
@@ -166,14 +150,6 @@ pub struct Change {
     pub reason: Option<String>,
 }
 
-/// How an append ended.
-pub enum Appended {
-    /// Event `n + 1` is ours, and the pointer names it.
-    Written(ConfigEvent),
-    /// Another writer created event `n + 1` first; theirs, if readable.
-    Lost(Option<ConfigEvent>),
-}
-
 /// Appends `change` after the settled `state`: event `n + 1`
 /// (create-only), signed with `sign` before the pointer moves, then the
 /// pointer (compare-and-swap). The change was checked by the caller; the
@@ -183,7 +159,7 @@ pub fn append(
     state: &ConfigState,
     change: Change,
     sign: Option<&ssh_key::PrivateKey>,
-) -> Result<Appended> {
+) -> Result<Appended<ConfigEvent>> {
     let env = &state.env;
     let log = envconfig::log(env);
     let store = reader.store();
@@ -205,43 +181,20 @@ pub fn append(
     };
     super::log::Entry::check(&event, &log, seq, state.current())
         .map_err(|e| anyhow::anyhow!("the change would not hold: {}", e.what))?;
-    let key = Key::new(log.event_key(seq))?;
     let bytes = event.to_bytes();
-    match store.put(
-        &key,
-        Body::bytes(&bytes),
-        PutMode::CreateOnly,
-        &PutOptions::json(),
-    ) {
-        Ok(_) => {
-            reader.remember(&log, seq, &event, &bytes)?;
-            if let Some(k) = sign {
-                sign_config_event(store, env, seq, &bytes, k)
-                    .with_context(|| format!("signing config event {seq} of {env}"))?;
-            }
-        }
-        Err(StoreError::AlreadyExists { .. }) => {
-            let winner = get_record(store, &key)
-                .ok()
-                .flatten()
-                .and_then(|(bytes, _)| serde_json::from_slice(&bytes).ok());
-            return Ok(Appended::Lost(winner));
-        }
-        Err(e) => return Err(e).with_context(|| format!("recording {key}")),
-    }
+    let pointer = event.pointer().to_bytes();
     let etag = state.pointer.as_ref().map(|(_, e)| e.clone());
-    match put_pointer(reader, &event.pointer(), etag) {
-        Ok(()) => {}
-        Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. })
-            if load(reader, env)?.applied as u64 >= seq => {}
-        Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {
-            return Err(LostRace(format!(
-                "{} moved while config event {seq} was being applied",
-                log.pointer_key
-            ))
-            .into())
-        }
-        Err(e) => return Err(e).with_context(|| format!("moving {}", log.pointer_key)),
-    }
-    Ok(Appended::Written(event))
+    append_entry(
+        reader,
+        &log,
+        (seq, event, &bytes),
+        (&pointer, etag),
+        |bytes| match sign {
+            Some(k) => sign_config_event(store, env, seq, bytes, k)
+                .with_context(|| format!("signing config event {seq} of {env}")),
+            None => Ok(()),
+        },
+        || Ok(load(reader, env)?.applied as u64),
+        "config event",
+    )
 }

@@ -28,7 +28,7 @@ use serde::Serialize;
 use super::gates;
 use super::log::Inconsistent;
 use super::policy::{self, EnvRules, Kind, Policy, PolicyEvent, PolicyPin, PolicyPointer};
-use super::reader::{get_record, Reader};
+use super::reader::{append_entry, get_record, put_log_pointer, Appended, Reader};
 use super::signatures::{policy_event_signers, sign_policy_event};
 use super::waves::RolloutDefault;
 use crate::actor::actor;
@@ -37,7 +37,7 @@ use crate::config::{check_env_names, Config, ConfigError};
 use crate::digest::Digest;
 use crate::error::{IntegrityError, LostRace, UsageError};
 use crate::progress::Progress;
-use crate::store::{Body, ETag, Key, PutMode, PutOptions, StoreError};
+use crate::store::{ETag, Key, StoreError};
 use crate::text::escape;
 
 /// The policy as stored, checked.
@@ -425,7 +425,7 @@ fn settled(reader: &Reader<'_>) -> Result<PolicyState> {
             return Ok(state);
         };
         let etag = state.pointer.as_ref().map(|(_, e)| e.clone());
-        match put_pointer(reader, &pending.pointer(), etag) {
+        match put_log_pointer(reader, &policy::log(), &pending.pointer().to_bytes(), etag) {
             Ok(())
             | Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {}
             Err(e) => {
@@ -438,34 +438,6 @@ fn settled(reader: &Reader<'_>) -> Result<PolicyState> {
     Err(LostRace("the policy keeps changing; try again".into()).into())
 }
 
-fn put_pointer(
-    reader: &Reader<'_>,
-    pointer: &PolicyPointer,
-    expected: Option<ETag>,
-) -> Result<(), StoreError> {
-    let key = Key::new(policy::POINTER_KEY)?;
-    let mode = match expected {
-        Some(etag) => PutMode::ReplaceIfMatch(etag),
-        None => PutMode::CreateOnly,
-    };
-    reader
-        .store()
-        .put(
-            &key,
-            Body::bytes(&pointer.to_bytes()),
-            mode,
-            &PutOptions::json(),
-        )
-        .map(|_| ())
-}
-
-/// How an append ended.
-enum Appended {
-    Written(PolicyEvent),
-    /// Another writer created the event first; theirs, if readable.
-    Lost(Option<PolicyEvent>),
-}
-
 /// Appends the change to `to` after the settled `state`: event `n + 1`
 /// (create-only), then `policy.json` (compare-and-swap).
 fn append(
@@ -473,7 +445,7 @@ fn append(
     state: &PolicyState,
     (kind, to, reason): (Kind, Policy, Option<String>),
     sign: Option<&ssh_key::PrivateKey>,
-) -> Result<Appended> {
+) -> Result<Appended<PolicyEvent>> {
     let log = policy::log();
     let store = reader.store();
     let seq = state.next_seq()?;
@@ -488,49 +460,23 @@ fn append(
         reason,
         prev: state.digests.last().map(ToString::to_string),
     };
-    let key = Key::new(log.event_key(seq))?;
     let bytes = event.to_bytes();
-    match store.put(
-        &key,
-        Body::bytes(&bytes),
-        PutMode::CreateOnly,
-        &PutOptions::json(),
-    ) {
-        Ok(_) => {
-            reader.remember(&log, seq, &event, &bytes)?;
-            // Signed before policy.json moves: a pinned reader accepts it.
-            if let Some(key) = sign {
-                sign_policy_event(store, seq, &bytes, key)
-                    .with_context(|| format!("signing policy event {seq}"))?;
-            }
-        }
-        Err(StoreError::AlreadyExists { .. }) => {
-            let winner = get_record(store, &key)
-                .ok()
-                .flatten()
-                .and_then(|(bytes, _)| serde_json::from_slice(&bytes).ok());
-            return Ok(Appended::Lost(winner));
-        }
-        Err(e) => return Err(e).with_context(|| format!("recording {key}")),
-    }
+    let pointer = event.pointer().to_bytes();
     let etag = state.pointer.as_ref().map(|(_, e)| e.clone());
-    match put_pointer(reader, &event.pointer(), etag) {
-        Ok(()) => {}
-        // Someone completed our change for us, or moved past it.
-        Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. })
-            if load(reader)?.applied as u64 >= seq => {}
-        Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {
-            return Err(LostRace(format!(
-                "{} moved while policy event {seq} was being applied",
-                policy::POINTER_KEY
-            ))
-            .into())
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("moving {}", policy::POINTER_KEY));
-        }
-    }
-    Ok(Appended::Written(event))
+    append_entry(
+        reader,
+        &log,
+        (seq, event, &bytes),
+        (&pointer, etag),
+        // Signed before policy.json moves: a pinned reader accepts it.
+        |bytes| match sign {
+            Some(key) => sign_policy_event(store, seq, bytes, key)
+                .with_context(|| format!("signing policy event {seq}")),
+            None => Ok(()),
+        },
+        || Ok(load(reader)?.applied as u64),
+        "policy event",
+    )
 }
 
 /// `policy show --json`.

@@ -53,7 +53,7 @@ use crate::error::{IntegrityError, LostRace, UsageError};
 use crate::manifest;
 use crate::par;
 use crate::progress::Progress;
-use crate::store::{ETag, Key, Store, StoreError};
+use crate::store::{Body, ETag, Key, PutMode, PutOptions, Store, StoreError};
 
 /// The most an event or a pointer may weigh. Real ones are a few hundred
 /// bytes; `--reason` and the actor are bounded by the OS's argument and
@@ -613,6 +613,87 @@ impl From<Inconsistent> for Fail {
 impl From<anyhow::Error> for Fail {
     fn from(e: anyhow::Error) -> Fail {
         Fail::Io(e)
+    }
+}
+
+/// How appending to a log ended ([`append_entry`]).
+pub enum Appended<E> {
+    /// Event `n + 1` is ours, and the pointer names it.
+    Written(E),
+    /// Another writer created event `n + 1` first; theirs, if readable.
+    Lost(Option<E>),
+}
+
+/// Puts a log's pointer: create-only when there is none (`expected`
+/// `None`), else compare-and-swap from `expected`.
+pub(crate) fn put_log_pointer(
+    reader: &Reader<'_>,
+    log: &Log,
+    pointer: &[u8],
+    expected: Option<ETag>,
+) -> Result<(), StoreError> {
+    let key = Key::new(log.pointer_key.clone())?;
+    let mode = match expected {
+        Some(etag) => PutMode::ReplaceIfMatch(etag),
+        None => PutMode::CreateOnly,
+    };
+    reader
+        .store()
+        .put(&key, Body::bytes(pointer), mode, &PutOptions::json())
+        .map(|_| ())
+}
+
+/// The log protocol's write: `event` (event `seq` of `log`, stored as
+/// `bytes`) created create-only, so of racing writers one wins;
+/// remembered; signed by `sign` before the pointer moves; then the
+/// pointer (`pointer`, its bytes) swapped from `expected`. A lost swap
+/// stands when `applied` says the log has applied `seq` since (someone
+/// completed the change for us); else it is a lost race naming `what`.
+pub(crate) fn append_entry<E: Stored>(
+    reader: &Reader<'_>,
+    log: &Log,
+    (seq, event, bytes): (u64, E, &[u8]),
+    (pointer, expected): (&[u8], Option<ETag>),
+    sign: impl FnOnce(&[u8]) -> Result<()>,
+    applied: impl Fn() -> Result<u64>,
+    what: &str,
+) -> Result<Appended<E>> {
+    let key = Key::new(log.event_key(seq))?;
+    let store = reader.store();
+    match store.put(
+        &key,
+        Body::bytes(bytes),
+        PutMode::CreateOnly,
+        &PutOptions::json(),
+    ) {
+        Ok(_) => {
+            reader.remember(log, seq, &event, bytes)?;
+            sign(bytes)?;
+        }
+        Err(StoreError::AlreadyExists { .. }) => {
+            let winner = get_record(store, &key)
+                .ok()
+                .flatten()
+                .and_then(|(bytes, _)| serde_json::from_slice(&bytes).ok());
+            return Ok(Appended::Lost(winner));
+        }
+        Err(e) => return Err(e).with_context(|| format!("recording {key}")),
+    }
+    match put_log_pointer(reader, log, pointer, expected) {
+        Ok(()) => Ok(Appended::Written(event)),
+        Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. })
+            if applied()? >= seq =>
+        {
+            Ok(Appended::Written(event))
+        }
+        Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. }) => {
+            Err(LostRace(format!(
+                "{} moved while {what} {seq} was being applied",
+                log.pointer_key
+            ))
+            .into())
+        }
+        Err(e) => Err(e).with_context(|| format!("moving {}", log.pointer_key)),
     }
 }
 
