@@ -88,6 +88,9 @@ pub fn run(
     attempt: &mut dyn FnMut(&AttemptJson) -> io::Result<()>,
 ) -> Result<()> {
     check_env_name(req.env).map_err(UsageError)?;
+    if !wait_for_store(store, req.interval, progress) {
+        return Ok(()); // a signal came first
+    }
     let key = Key::new(pointer_key(req.env))?;
     // Nothing live there may be a typo: refuse a name the store's policy
     // does not list (an environment not promoted to yet is waited for).
@@ -314,6 +317,29 @@ fn look_at_config(
             None
         }
     }
+}
+
+/// Waits, with backoff, until `store` exists (a local store's disk not
+/// mounted yet), as store errors are waited out; `false` when a signal
+/// came first.
+fn wait_for_store(store: &dyn Store, interval: Duration, progress: &dyn Progress) -> bool {
+    let mut wait = interval.max(Duration::from_millis(100));
+    while !store.exists() {
+        progress.warn(format!(
+            "there is no store at {} yet; trying again in {:.1}s",
+            store.location(),
+            wait.as_secs_f64()
+        ));
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if signals::caught().is_some() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        wait = wait.saturating_mul(2).min(MAX_BACKOFF);
+    }
+    true
 }
 
 /// `d` ± 10 %, so a fleet started at once does not poll in step.

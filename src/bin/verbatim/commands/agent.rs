@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -32,9 +32,8 @@ pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
         Some(l) => l,
         None => printer,
     };
-    let Some(store) = open_store(g, args.interval, progress)? else {
-        return Ok(()); // a signal came while the store was out of reach
-    };
+    // A local store not there yet is waited for (`agent::run`).
+    let store = flags::host_store_any(g)?;
     let req = AgentRequest {
         env: &args.env,
         host: host.host(),
@@ -49,35 +48,6 @@ pub fn run(g: &Global, args: &AgentArgs, printer: &Printer) -> Result<()> {
             printer.json_line(attempt)
         }
     })
-}
-
-/// The store, waited for with backoff while it is not there (a local
-/// store's disk not mounted yet), as the loop waits out store errors; a
-/// usage error (no store named, a bad URL) ends it at once. `None` when a
-/// signal came first.
-fn open_store(
-    g: &Global,
-    interval: Duration,
-    progress: &dyn Progress,
-) -> Result<Option<Box<dyn verbatim::store::Store>>> {
-    let store = flags::host_store_any(g)?;
-    let mut wait = interval.max(Duration::from_millis(100));
-    while !store.exists() {
-        progress.warn(format!(
-            "there is no store at {} yet; trying again in {:.1}s",
-            store.location(),
-            wait.as_secs_f64()
-        ));
-        let until = Instant::now() + wait;
-        while Instant::now() < until {
-            if verbatim::signals::caught().is_some() {
-                return Ok(None);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        wait = (wait * 2).min(Duration::from_secs(300));
-    }
-    Ok(Some(store))
 }
 
 /// `--print-systemd-unit`: this command line, less the flag, as a unit.
