@@ -525,4 +525,45 @@ mod tests {
         assert_eq!(assign("S", Some(&release), "web1").release, Some(4));
         assert_eq!(assign("S", Some(&release), "web2").stage, None);
     }
+
+    /// A report counts for a rollout only when it answers one of its
+    /// events by `seq` and by the digest of that event's stored bytes: a
+    /// report forged for the target with a made-up digest, or one from
+    /// before the rollout, counts for nothing.
+    #[test]
+    fn only_reports_naming_the_rollouts_own_events_count() {
+        let digests: Vec<Digest> = (1..=5u8).map(|i| Digest::of(&[i])).collect();
+        let report = |host: &str, seq: u64, event: &Digest, state: State, manifest: &str| Report {
+            schema: super::super::reports::SCHEMA.into(),
+            env: "prod".into(),
+            host: host.into(),
+            manifest: manifest.into(),
+            seq: Some(seq),
+            event: Some(event.to_string()),
+            state,
+            running: Some(manifest.into()),
+            detail: Some("why".into()),
+            time: "2026-12-06T00:00:00Z".into(),
+            tool: "verbatim 0".into(),
+            release_runner: false,
+            last_seen: None,
+            interval_ms: None,
+        };
+        let r = Rollout {
+            id: 3,
+            ..step(Step::Wave, &["web1", "web2", "web3", "web4"], false, false)
+        };
+        let forged = Digest::of(b"forged");
+        let reports = [
+            report("web1", 4, &digests[3], State::Active, "T"),
+            report("web2", 4, &forged, State::Active, "T"),
+            report("web3", 2, &digests[1], State::Active, "T"),
+            report("web4", 5, &digests[4], State::Failed, "T"),
+            report("web5", 9, &digests[4], State::Active, "T"),
+        ];
+        let f = fleet(&reports, &digests, &r);
+        assert_eq!(f.on_target, BTreeSet::from(["web1".to_owned()]));
+        assert_eq!(f.failed, vec![("web4".to_owned(), "why".to_owned())]);
+        assert_eq!(f.known.len(), 5, "every report says the host exists");
+    }
 }

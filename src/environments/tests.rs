@@ -697,3 +697,90 @@ fn undeclared_environments_suggest_the_nearest() {
     assert_eq!(edit_distance("", "abc"), 3);
     assert_eq!(edit_distance("abc", ""), 3);
 }
+
+const STABLE: &str = "sha256:5555555555555555555555555555555555555555555555555555555555555555";
+const TARGET: &str = "sha256:7777777777777777777777777777777777777777777777777777777777777777";
+
+/// A rollout step at `seq` of rollout 2 (stable → target), `to` as given.
+fn step(seq: u64, step: rollout::Step, to: &str) -> Event {
+    let plan = (step == rollout::Step::Started).then(|| rollout::Plan {
+        strategy: rollout::Strategy::Waves,
+        waves: rollout::parse_waves("1,100%").unwrap(),
+        bake_secs: 0,
+        check: None,
+        check_timeout_secs: 60,
+        wave_timeout_secs: 60,
+        hosts: vec!["web1".into()],
+        canaries: 0,
+        min_staged: None,
+        release: None,
+        release_hosts: vec![],
+    });
+    Event {
+        kind: event::Kind::Rollout,
+        rollout: Some(rollout::Rollout {
+            id: 2,
+            target: TARGET.into(),
+            stable: STABLE.into(),
+            step,
+            wave: 1,
+            hosts: vec!["web1".into()],
+            all: false,
+            stage: false,
+            deadline: None,
+            plan,
+            resume: None,
+            detail: None,
+        }),
+        ..ev(seq, Some(STABLE), to)
+    }
+}
+
+/// What someone with write access to the bucket might plant as a rollout
+/// step, each refused as a reader checks it: a step outside a rollout in
+/// flight, a step that moves the pointer to the target before
+/// `completed`, a `completed` that does not, a plan on a later step, a
+/// rollout field on a promote, a rollout kind without one.
+#[test]
+fn forged_rollout_steps_are_refused() {
+    use rollout::Step;
+    let first = ev(1, None, STABLE);
+    let started = step(2, Step::Started, STABLE);
+    assert_eq!(check_event("prod", 2, &started, Some(&first)), Ok(()));
+    let wave = step(3, Step::Wave, STABLE);
+    assert_eq!(check_event("prod", 3, &wave, Some(&started)), Ok(()));
+    let bad = |e: &Event, before: &Event| {
+        check_event("prod", e.seq, e, Some(before))
+            .unwrap_err()
+            .to_string()
+    };
+    // A wave with no rollout before it.
+    assert!(bad(&step(2, Step::Wave, STABLE), &first).contains("not a step of that rollout"));
+    // Every host onto the target while still rolling.
+    assert!(bad(&step(3, Step::Wave, TARGET), &started).contains(&format!("not {STABLE}")));
+    // Completed, but the environment stays on the stable manifest.
+    assert!(bad(&step(3, Step::Completed, STABLE), &started).contains(TARGET));
+    // A step after the rollout ended.
+    let done = step(3, Step::Completed, TARGET);
+    assert_eq!(check_event("prod", 3, &done, Some(&started)), Ok(()));
+    let after = Event {
+        from: Some(TARGET.into()),
+        ..step(4, Step::Wave, STABLE)
+    };
+    assert!(bad(&after, &done).contains("not a step of that rollout"));
+    // A plan smuggled into a later step.
+    let mut planned = step(3, Step::Wave, STABLE);
+    planned.rollout.as_mut().unwrap().plan = started.rollout.clone().unwrap().plan;
+    assert!(bad(&planned, &started).contains("plan"));
+    // The wrong kind either way.
+    let promote = Event {
+        kind: event::Kind::Promote,
+        ..step(3, Step::Wave, STABLE)
+    };
+    assert!(bad(&promote, &started).contains("carries a rollout step"));
+    let bare = Event {
+        rollout: None,
+        ..step(3, Step::Wave, STABLE)
+    };
+    assert!(bad(&bare, &started).contains("says which nowhere"));
+}
