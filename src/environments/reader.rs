@@ -616,7 +616,7 @@ impl From<anyhow::Error> for Fail {
     }
 }
 
-/// How appending to a log ended ([`append_entry`]).
+/// How appending to a log ended (`append_entry`: the policy and config logs).
 pub enum Appended<E> {
     /// Event `n + 1` is ours, and the pointer names it.
     Written(E),
