@@ -13,7 +13,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -38,6 +38,33 @@ pub struct Entry {
     pub kind: EntryKind,
 }
 
+/// A file's identity and times as `lstat` gave them when it was scanned:
+/// what the build cache compares, none of it packed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// Modified, in ns since the epoch.
+    pub mtime_ns: i128,
+    /// Changed (content, mode or name), in ns since the epoch.
+    pub ctime_ns: i128,
+    /// The inode number.
+    pub ino: u64,
+    /// The whole `st_mode`.
+    pub mode: u32,
+}
+
+impl Stamp {
+    /// The stamp of `m`.
+    pub fn of(m: &fs::Metadata) -> Stamp {
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Stamp {
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+            ino: m.ino(),
+            mode: m.mode(),
+        }
+    }
+}
+
 /// What an [`Entry`] is: the only kinds the pack spec can hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
@@ -50,6 +77,8 @@ pub enum EntryKind {
         size: u64,
         /// Whether the owner may execute it: packed 0755, else 0644.
         executable: bool,
+        /// What `lstat` said of it when scanned (the build cache's record).
+        stamp: Stamp,
     },
     /// A symlink that stays inside the tree ([`check_link`]), packed 0777.
     Symlink {
@@ -163,7 +192,9 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PackError + '_ {
 /// Which paths [`scan`] leaves out.
 pub struct Filter {
     globs: GlobSet,
-    skip_dirs: Vec<PathBuf>,
+    /// The device and inode of each directory never packed: compared with
+    /// what the walk's `lstat` gives, no path is resolved per directory.
+    skip_dirs: Vec<(u64, u64)>,
     /// Leave out [`DEFAULT_EXCLUDES`] (`app.default_excludes`).
     pub default_excludes: bool,
     /// Honour `.gitignore` and `.ignore` files (`app.respect_gitignore`).
@@ -197,7 +228,8 @@ impl Filter {
         })?;
         let skip_dirs = skip_dirs
             .into_iter()
-            .filter_map(|d| fs::canonicalize(d).ok())
+            .filter_map(|d| fs::metadata(d).ok())
+            .map(|m| (m.dev(), m.ino()))
             .collect();
         Ok(Filter {
             globs,
@@ -354,7 +386,17 @@ pub fn scan_explained(
     };
     let mut stack = vec![(root.to_owned(), String::new(), std::rc::Rc::new(outer))];
     while let Some((dir, rel_dir, parent_matchers)) = stack.pop() {
-        let matchers = match filter.ignore_files {
+        let dirents = fs::read_dir(&dir)
+            .and_then(|d| d.collect::<Result<Vec<_>, _>>())
+            .map_err(io_err(&dir))?;
+        // Ignore files are looked for in the listing: most directories
+        // have none, and asking for each would cost two lookups apiece.
+        let has_ignore_file = || {
+            dirents
+                .iter()
+                .any(|d| IGNORE_FILES.iter().any(|f| d.file_name() == *f))
+        };
+        let matchers = match filter.ignore_files && has_ignore_file() {
             true => match ignore_matcher(&canonical_root.join(&rel_dir))? {
                 Some(m) => {
                     let mut v = (*parent_matchers).clone();
@@ -365,8 +407,7 @@ pub fn scan_explained(
             },
             false => parent_matchers,
         };
-        for dirent in fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let dirent = dirent.map_err(io_err(&dir))?;
+        for dirent in dirents {
             let path = dirent.path();
             let name = dirent
                 .file_name()
@@ -395,8 +436,7 @@ pub fn scan_explained(
                 continue;
             }
             let kind = if ft.is_dir() {
-                let canonical = fs::canonicalize(&path).map_err(io_err(&path))?;
-                if filter.skip_dirs.contains(&canonical) {
+                if filter.skip_dirs.contains(&(meta.dev(), meta.ino())) {
                     excluded(&rel, Excluded::Own);
                     continue;
                 }
@@ -406,6 +446,7 @@ pub fn scan_explained(
                 EntryKind::File {
                     size: meta.len(),
                     executable: meta.permissions().mode() & 0o100 != 0,
+                    stamp: Stamp::of(&meta),
                 }
             } else if ft.is_symlink() {
                 let target = check_link(&path, &canonical_root)?;
@@ -617,7 +658,9 @@ pub fn write(
                 on_bytes(bytes.len() as u64);
                 content_bytes += bytes.len() as u64;
             }
-            EntryKind::File { size, executable } => {
+            EntryKind::File {
+                size, executable, ..
+            } => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(if *executable { 0o755 } else { 0o644 });
                 h.set_size(*size);
@@ -725,6 +768,7 @@ mod tests {
             kind: EntryKind::File {
                 size: 1,
                 executable: false,
+                stamp: Stamp::default(),
             },
         }
     }

@@ -90,10 +90,15 @@ pub(super) struct Hit {
 }
 
 impl Snapshot {
-    /// Walks the app directory's packed entries (`entries`, as scanned) and
-    /// the assets directory, `lstat`ing each.
-    pub(super) fn take(cfg: &Config, entries: &[pack::Entry], sde: u64) -> Result<Snapshot> {
-        let started_ns = now_ns();
+    /// The app directory's packed entries (`entries`, as scanned from
+    /// `started_ns` on, with their `lstat`) and the assets directory,
+    /// walked and `lstat`ed.
+    pub(super) fn take(
+        cfg: &Config,
+        entries: &[pack::Entry],
+        sde: u64,
+        started_ns: i128,
+    ) -> Result<Snapshot> {
         // What of the configuration a build depends on, whatever file (or
         // flags, or library caller) it came from. Where the store is does
         // not count: its effect on the scan (a local store inside the app
@@ -118,15 +123,34 @@ impl Snapshot {
             .as_bytes(),
         )
         .to_string();
-        let app = crate::par::map(entries, crate::par::threads(), |e| {
-            let target = match &e.kind {
-                pack::EntryKind::Symlink { target } => Some(target.clone()),
-                _ => None,
-            };
-            stat(&cfg.app_dir, &e.path, target)
-        })
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?;
+        let app = entries
+            .iter()
+            .map(|e| {
+                let stat = |kind, target| Stat {
+                    path: e.path.clone(),
+                    kind,
+                    size: 0,
+                    mtime_ns: 0,
+                    ctime_ns: 0,
+                    ino: 0,
+                    mode: 0,
+                    target,
+                };
+                match &e.kind {
+                    pack::EntryKind::File { size, stamp, .. } => Stat {
+                        size: *size,
+                        mtime_ns: stamp.mtime_ns,
+                        ctime_ns: stamp.ctime_ns,
+                        ino: stamp.ino,
+                        mode: stamp.mode,
+                        ..stat('f', None)
+                    },
+                    pack::EntryKind::Dir => stat('d', None),
+                    pack::EntryKind::Symlink { target } => stat('l', Some(target.clone())),
+                    pack::EntryKind::Generated { .. } => stat('o', None),
+                }
+            })
+            .collect();
         let mut assets = Vec::new();
         if let Some(dir) = &cfg.assets_dir {
             walk(dir, "", &mut assets)?;
@@ -316,7 +340,9 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<Stat>) -> Result<()> {
     Ok(())
 }
 
-fn now_ns() -> i128 {
+/// Now, in ns since the epoch: taken before a scan, it is the snapshot's
+/// start.
+pub(super) fn now_ns() -> i128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)

@@ -142,9 +142,9 @@ pub fn list(cfg: &Config, progress: &dyn Progress) -> Result<ListJson> {
             let generated = matches!(e.kind, pack::EntryKind::Generated { .. });
             let (r#type, size, mode, target) = match e.kind {
                 pack::EntryKind::Dir => ("dir", 0, "0755", None),
-                pack::EntryKind::File { size, executable } => {
-                    ("file", size, if executable { "0755" } else { "0644" }, None)
-                }
+                pack::EntryKind::File {
+                    size, executable, ..
+                } => ("file", size, if executable { "0755" } else { "0644" }, None),
                 pack::EntryKind::Generated { bytes } => ("file", bytes.len() as u64, "0644", None),
                 pack::EntryKind::Symlink { target } => ("symlink", 0, "0777", Some(target)),
             };
@@ -169,13 +169,14 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
     // fingerprint passed): what changes while this build runs makes the
     // next one build again.
     let mut ignored_outputs = Vec::new();
+    let started_ns = cache::now_ns();
     let entries = scan(cfg, &mut |path, why| {
         if let pack::Excluded::Ignored { by, dir: true } = why {
             ignored_outputs.push((path.to_owned(), by.to_owned()));
         }
     })?;
     warn_ignored_outputs(cfg, &ignored_outputs, progress);
-    let snapshot = cache::Snapshot::take(cfg, &entries, sde)?;
+    let snapshot = cache::Snapshot::take(cfg, &entries, sde, started_ns)?;
     let existing = safe_fs::existing_dirs(&cfg.root, Path::new(DEFAULT_OUT))?;
     if let (false, Some(out)) = (opts.fresh, &existing) {
         let _lock = lock_dir(out, progress)?;

@@ -1,8 +1,9 @@
 //! `cargo xtask bench s3`: publishing 10,000 small assets and a ~200 MiB
 //! artifact to each local S3-compatible server (s3s-fs, then a one-node
-//! Ceph radosgw), cold and warm, against `aws s3 sync` and
-//! `rclone copy --transfers 16` of the same files to the same server.
-//! Prints, never asserts.
+//! Ceph radosgw), cold and warm, against `aws s3 sync`,
+//! `rclone copy --transfers 16` and `s5cmd sync` of the same objects (the
+//! fingerprinted assets, the artifact and the manifest) to the same
+//! server. Prints, never asserts.
 
 use std::fs;
 use std::io::Write;
@@ -172,7 +173,7 @@ fn radosgw(base: &Path, aws: &str) -> Result<Endpoint> {
     Ok(endpoint)
 }
 
-pub(crate) const BUCKETS: [&str; 3] = ["verbatim", "sync", "rclone"];
+pub(crate) const BUCKETS: [&str; 4] = ["verbatim", "sync", "rclone", "s5cmd"];
 
 pub(crate) fn env(c: &mut Command) {
     c.env("AWS_ACCESS_KEY_ID", KEY)
@@ -187,20 +188,94 @@ pub(crate) fn env(c: &mut Command) {
 pub fn s3() -> Result {
     let bin = release_binary()?;
     let aws = setup::awscli()?;
-    let rclone = setup::rclone()?;
+    let peers = Peers {
+        aws,
+        rclone: setup::rclone()?,
+        s5cmd: setup::s5cmd()?,
+    };
     let base = std::env::temp_dir().join("verbatim-bench-s3");
     generate(&base)?;
     crate::bench::warm_cache(&base, "static");
     crate::bench::warm_cache(&base, "app");
     println!("publish {ASSETS} assets + a ~200 MiB artifact, cold and warm, on loopback");
-    println!("  targets: cold >= 10x aws s3 sync and >= 1.5x rclone; warm < 1 s, >= 50x aws, >= 10x rclone\n");
-    for server in [s3s_fs(&base)?, radosgw(&base, &aws)?] {
-        bench_one(&server, &bin, &aws, &rclone, &base)?;
+    println!("  peers upload the same objects: the 10,000 fingerprinted assets, the artifact, the manifest");
+    println!("  targets: cold >= 10x aws s3 sync, >= 1.5x rclone; warm (nothing changed) >= 50x aws, >= 20x rclone, >= 20x s5cmd\n");
+    for server in [s3s_fs(&base)?, radosgw(&base, &peers.aws)?] {
+        bench_one(&server, &bin, &peers, &base)?;
     }
     Ok(())
 }
 
-fn bench_one(server: &Endpoint, bin: &Path, aws: &str, rclone: &str, base: &Path) -> Result {
+/// The peers' commands: awscli, rclone and s5cmd.
+struct Peers {
+    aws: String,
+    rclone: String,
+    s5cmd: String,
+}
+
+impl Peers {
+    /// Each peer's command that uploads `dir` (relative to `base`) to its
+    /// own bucket, as its users would run it.
+    fn commands(&self, endpoint: &str, base: &Path, dir: &str) -> Vec<(&'static str, Command)> {
+        let mut aws = Command::new(&self.aws);
+        aws.args([
+            "s3",
+            "sync",
+            "--only-show-errors",
+            dir,
+            "s3://sync/releases/",
+        ])
+        .args(["--endpoint-url", endpoint]);
+        let mut rclone = Command::new(&self.rclone);
+        rclone
+            .args(["copy", "-q", "--transfers", "16", "--checkers", "16", dir])
+            .arg("bench:rclone/releases")
+            .env("RCLONE_CONFIG_BENCH_TYPE", "s3")
+            .env("RCLONE_CONFIG_BENCH_PROVIDER", "Other")
+            .env("RCLONE_CONFIG_BENCH_ENDPOINT", endpoint)
+            .env("RCLONE_CONFIG_BENCH_ACCESS_KEY_ID", KEY)
+            .env("RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY", SECRET)
+            .env("RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE", "true");
+        let mut s5cmd = Command::new(&self.s5cmd);
+        s5cmd
+            .args(["--endpoint-url", endpoint, "sync"])
+            .arg(format!("{dir}/"))
+            .arg("s3://s5cmd/releases/");
+        let mut all = vec![("aws s3 sync", aws), ("rclone", rclone), ("s5cmd", s5cmd)];
+        for (_, c) in &mut all {
+            c.current_dir(base);
+            env(c);
+        }
+        all
+    }
+}
+
+/// What the peers upload: the build's assets as verbatim stores them
+/// (unpacked from `assets.tar`, fingerprinted names), the artifact and
+/// the manifest.
+fn peer_tree(base: &Path) -> Result<&'static str> {
+    const DIR: &str = "peer-upload";
+    let dir = base.join(DIR);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("assets")).map_err(io)?;
+    let build = base.join(".verbatim/build");
+    let untar = Command::new("tar")
+        .arg("-xf")
+        .arg(build.join("assets.tar"))
+        .arg("-C")
+        .arg(dir.join("assets"))
+        .status()
+        .map_err(io)?;
+    if !untar.success() {
+        return Err("unpacking assets.tar for the peers failed".into());
+    }
+    for file in ["artifact.tar.gz", "manifest.json"] {
+        fs::hard_link(build.join(file), dir.join(file)).map_err(io)?;
+    }
+    Ok(DIR)
+}
+
+fn bench_one(server: &Endpoint, bin: &Path, peers: &Peers, base: &Path) -> Result {
     let endpoint = &server.url;
     let _ = fs::remove_dir_all(base.join(".verbatim"));
     let build = || {
@@ -228,66 +303,40 @@ fn bench_one(server: &Endpoint, bin: &Path, aws: &str, rclone: &str, base: &Path
         env(&mut c);
         measure(&mut c)
     };
-    let sync = || {
-        let mut c = Command::new(aws);
-        c.args([
-            "s3",
-            "sync",
-            "--only-show-errors",
-            ".verbatim/build/",
-            "s3://sync/releases/",
-        ])
-        .args(["--endpoint-url", endpoint])
-        .current_dir(base);
-        env(&mut c);
-        measure(&mut c)
-    };
-    let copy = || {
-        let mut c = Command::new(rclone);
-        c.args([
-            "copy",
-            "-q",
-            "--transfers",
-            "16",
-            "--checkers",
-            "16",
-            ".verbatim/build",
-            "bench:rclone/releases",
-        ])
-        .env("RCLONE_CONFIG_BENCH_TYPE", "s3")
-        .env("RCLONE_CONFIG_BENCH_PROVIDER", "Other")
-        .env("RCLONE_CONFIG_BENCH_ENDPOINT", endpoint)
-        .env("RCLONE_CONFIG_BENCH_ACCESS_KEY_ID", KEY)
-        .env("RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY", SECRET)
-        .env("RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE", "true")
-        .current_dir(base);
-        env(&mut c);
-        measure(&mut c)
-    };
     let cold = publish(true)?;
-    let warm = publish(true)?;
-    let warm_rebuilt = publish(false)?;
-    let (sync_cold, sync_warm) = (sync()?, sync()?);
-    let (copy_cold, copy_warm) = (copy()?, copy()?);
-    let s = |d: Duration| d.as_secs_f64();
-    let ratio = |peer: &Measured, ours: &Measured| s(peer.wall) / s(ours.wall);
+    let warm_prebuilt = publish(true)?;
+    // What a CI job runs again with nothing changed: the build cache's
+    // check, then the store's.
+    let warm = publish(false)?;
+    let dir = peer_tree(base)?;
+    let mut peer_runs = Vec::new();
+    for (name, mut c) in peers.commands(endpoint, base, dir) {
+        let cold = measure(&mut c)?;
+        let warm = measure(&mut c)?;
+        peer_runs.push((name, cold, warm));
+    }
+    let s = |m: &Measured| m.wall.as_secs_f64();
     println!("{}:", server.name);
+    let line = |what: &str, ours: &Measured, peers_warm: bool| {
+        let mut text = format!("  {what:<26} verbatim {:>7.3} s", s(ours));
+        for (name, cold, warm) in &peer_runs {
+            let peer = if peers_warm { warm } else { cold };
+            text += &format!("   {name} {:>6.2} s ({:>5.1}x)", s(peer), s(peer) / s(ours));
+        }
+        println!("{text}");
+    };
+    line("cold", &cold, false);
+    line("warm, nothing changed", &warm, true);
+    line("warm, publish --prebuilt", &warm_prebuilt, true);
+    println!("  (the first build alone: {:.3} s)", s(&built));
     println!(
-        "  cold  verbatim {:>7.3} s   aws s3 sync {:>7.2} s ({:>5.1}x)   rclone {:>7.2} s ({:>5.1}x)",
-        s(cold.wall), s(sync_cold.wall), ratio(&sync_cold, &cold), s(copy_cold.wall), ratio(&copy_cold, &cold)
-    );
-    println!(
-        "  warm  verbatim {:>7.3} s   aws s3 sync {:>7.2} s ({:>5.1}x)   rclone {:>7.2} s ({:>5.1}x)   (publish --prebuilt)",
-        s(warm.wall), s(sync_warm.wall), ratio(&sync_warm, &warm), s(copy_warm.wall), ratio(&copy_warm, &warm)
-    );
-    println!(
-        "  warm  verbatim {:>7.3} s   aws s3 sync {:>7.2} s ({:>5.1}x)   rclone {:>7.2} s ({:>5.1}x)   (publish, rebuild included; the build alone: {:.3} s)",
-        s(warm_rebuilt.wall), s(sync_warm.wall), ratio(&sync_warm, &warm_rebuilt), s(copy_warm.wall), ratio(&copy_warm, &warm_rebuilt), s(built.wall)
-    );
-    println!(
-        "  peak RSS: verbatim cold {:.1} MiB, rclone cold {:.1} MiB\n",
+        "  peak RSS cold: verbatim {:.1} MiB{}\n",
         cold.max_rss_kib as f64 / 1024.0,
-        copy_cold.max_rss_kib as f64 / 1024.0
+        peer_runs
+            .iter()
+            .map(|(name, cold, _)| format!(", {name} {:.1} MiB", cold.max_rss_kib as f64 / 1024.0))
+            .collect::<String>()
     );
+    let _ = fs::remove_dir_all(base.join(dir));
     Ok(())
 }

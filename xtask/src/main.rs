@@ -42,6 +42,7 @@ tasks:
                 for N minutes each (default 15), one after another
   bench pack    time `verbatim build` on a ~1 GiB tree vs tar | gzip, hashing vs
                 sha256sum, a warm build vs --no-cache, fetch vs tar -xzf
+  bench fetch   time `verbatim fetch` of a ~165 MiB artifact vs tar -xzf, with peak memory
   bench assets  time `verbatim build` on 10,000 assets vs Django collectstatic (Manifest storage)
   bench s3      publish 10,000 assets + a 200 MiB artifact to s3s-fs and radosgw vs aws s3 sync and rclone
   bench fleet   6, 12 and 24 agents on s3s-fs: time to converge, store requests per
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         ["docs", rest @ ..] => docs::main(rest),
         ["fuzz", rest @ ..] => fuzz::main(rest),
         ["bench", "pack"] => bench::pack(),
+        ["bench", "fetch"] => bench::fetch_bench(),
         ["bench", "assets"] => bench_assets::assets(),
         ["bench", "s3"] => bench_s3::s3(),
         ["bench", "fleet"] => bench_fleet::fleet(),

