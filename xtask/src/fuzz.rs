@@ -37,7 +37,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::setup::cache;
-use crate::{root, run, Result};
+use crate::{root, Result};
 
 /// Every target, in the order they run.
 pub const TARGETS: &[&str] = &["css", "js", "html", "json", "config", "documents", "unpack"];
@@ -95,6 +95,22 @@ pub fn main(args: &[&str]) -> Result {
     fuzz(&targets, minutes * 60)
 }
 
+/// Installs cargo-fuzz and builds every target at the lowest CPU priority,
+/// for `cargo xtask ci` to start first: the build then takes only the CPU
+/// the compiles, installs and tests leave idle, and the fuzz pass at the
+/// end finds it done. Without nightly there is nothing to build.
+pub fn prebuild() -> Result {
+    if nightly().is_err() {
+        return Ok(());
+    }
+    // On Linux a nice value is the calling thread's, and what it spawns
+    // inherits it: this thread's commands, and only they, run at 19.
+    // SAFETY: setpriority only reads its integer arguments.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+    let cargo_fuzz = cargo_fuzz()?;
+    build(&cargo_fuzz, &cache().join("fuzz-target"), TARGETS)
+}
+
 /// The short pass `cargo xtask ci` runs after the tests: every target for
 /// [`CI_SECS`]. Without nightly it warns loudly and skips.
 pub fn ci_pass() -> Result {
@@ -145,9 +161,9 @@ fn fuzz(targets: &[&str], secs: u64) -> Result {
     build(&cargo_fuzz, &target_dir, targets)?;
     eprintln!("fuzz build: {:.0?}", started.elapsed());
     let bin_dir = target_dir.join(host_triple()?).join("release");
-    let mut failed = Vec::new();
-    let mut rows = Vec::new();
-    for &t in targets {
+    // libFuzzer runs one thread: one target per core at a time.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let one = |t: &str| -> Result<(bool, Stats)> {
         let corpus = cache().join("fuzz-corpus").join(t);
         let seeded = seed(t, &corpus)?;
         let artifacts = cache().join("fuzz-artifacts").join(t);
@@ -157,9 +173,10 @@ fn fuzz(targets: &[&str], secs: u64) -> Result {
             "fuzz {t}: {secs} s on {} inputs ({seeded} seeds)",
             count_files(&corpus)
         );
+        let mut ok = true;
         if let Err(why) = replay_seeds(&bin_dir.join(t), t, &artifacts) {
             eprintln!("fuzz {t}: FAILED on a committed seed: {why}");
-            failed.push(t);
+            ok = false;
         }
         let stats = run_target(&bin_dir.join(t), t, &corpus, &artifacts, secs)?;
         if let Some(why) = &stats.failure {
@@ -170,9 +187,40 @@ fn fuzz(targets: &[&str], secs: u64) -> Result {
                     bin_dir.join(t).display()
                 );
             }
-            failed.push(t);
+            ok = false;
         }
-        rows.push((t, stats));
+        Ok((ok, stats))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut done: Vec<(usize, Result<(bool, Stats)>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(targets.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&t) = targets.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, one(t)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    let mut failed = Vec::new();
+    let mut rows = Vec::new();
+    for (i, result) in done {
+        let (ok, stats) = result?;
+        if !ok {
+            failed.push(targets[i]);
+        }
+        rows.push((targets[i], stats));
     }
     println!(
         "{:<10} {:>12} {:>8} {:>7} {:>7} {:>7} {:>8}",
@@ -209,16 +257,11 @@ fn cargo_fuzz() -> Result<PathBuf> {
     if bin.exists() {
         return Ok(bin);
     }
-    let root_str = root_dir.to_str().ok_or("cache path is not UTF-8")?;
-    run(
-        "cargo",
-        &[
-            "install",
-            &format!("cargo-fuzz@{CARGO_FUZZ_VERSION}"),
-            "--locked",
-            "--root",
-            root_str,
-        ],
+    crate::setup::cargo_install(
+        &format!("cargo-fuzz@{CARGO_FUZZ_VERSION}"),
+        &[],
+        &root_dir,
+        "1",
     )?;
     Ok(bin)
 }

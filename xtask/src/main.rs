@@ -147,9 +147,11 @@ fn ci_steps(steps: &mut Steps) -> Result {
     }
     // The first compile (the test binaries, which nextest reuses) runs while
     // the servers and tools install: those wait on the network and the
-    // disk, the compile on the CPU. Cargo's lock on the target directory
-    // keeps `cargo install s3s-fs` and it from writing at once.
+    // disk, the compile on the CPU. The tools cargo builds (s3s-fs,
+    // mdBook) build in target directories of their own, beside it.
     let started = Instant::now();
+    // The fuzz targets build all along, on the CPU left idle.
+    let fuzz_build = std::thread::spawn(fuzz::prebuild);
     let compile = std::thread::spawn(|| run("cargo", &["test", "--workspace", "--no-run", "-q"]));
     // mdBook builds beside them (a cached binary on a warm cache).
     let mdbook = std::thread::spawn(setup::mdbook);
@@ -237,6 +239,13 @@ fn ci_steps(steps: &mut Steps) -> Result {
     steps.time("docs: the book's examples", || {
         crate::doctest::run(&docs::verbatim()?)
     })?;
+    let waited = Instant::now();
+    let built = fuzz_build
+        .join()
+        .map_err(|_| "building the fuzz targets panicked".to_owned())
+        .and_then(|r| r);
+    steps.record("fuzz build, after the tests", waited.elapsed(), &built);
+    built?;
     steps.time("fuzz pass", fuzz::ci_pass)
 }
 

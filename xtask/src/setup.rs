@@ -7,7 +7,7 @@
 //! cached under `~/.cache/verbatim`, outside the clone; nothing depends on
 //! the cache being there.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::{run, Result};
@@ -144,20 +144,46 @@ pub fn s3s_fs() -> Result<PathBuf> {
     if bin.exists() {
         return Ok(bin);
     }
-    let root_str = root.to_str().ok_or("cache path is not UTF-8")?;
-    run(
-        "cargo",
-        &[
-            "install",
-            &format!("s3s-fs@{S3S_FS_VERSION}"),
-            "--features",
-            "binary",
-            "--locked",
-            "--root",
-            root_str,
-        ],
+    // At opt-level 1: a server on loopback for the tests, where it is
+    // never the bottleneck, and a third of the build at opt-level 3.
+    cargo_install(
+        &format!("s3s-fs@{S3S_FS_VERSION}"),
+        &["--features", "binary"],
+        &root,
+        "1",
     )?;
     Ok(bin)
+}
+
+/// `cargo install PACKAGE ARGS --locked --root ROOT` at `opt_level`, without
+/// debug info, in a target directory of its own that is removed after: it
+/// never waits on the lock of the tests' build, which it runs beside.
+pub fn cargo_install(package: &str, args: &[&str], root: &Path, opt_level: &str) -> Result {
+    let name = package.split('@').next().unwrap_or(package);
+    let target = cache().join("install-target").join(name);
+    eprintln!(
+        "$ cargo install {package} {} --locked --root {} (opt-level {opt_level})",
+        args.join(" "),
+        root.display()
+    );
+    let status = Command::new("cargo")
+        .arg("install")
+        .arg(package)
+        .args(args)
+        .args(["--locked", "--quiet", "--root"])
+        .arg(root)
+        .arg("--target-dir")
+        .arg(&target)
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", opt_level)
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "0")
+        .status()
+        .map_err(|e| format!("cannot run cargo install: {e}"))?;
+    let _ = std::fs::remove_dir_all(&target);
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo install {package}` failed ({status})"))
+    }
 }
 
 /// Where `mdbook` is cached.
@@ -173,18 +199,11 @@ pub fn mdbook() -> Result<PathBuf> {
         return Ok(bin);
     }
     let root = cache().join(format!("mdbook-{MDBOOK_VERSION}"));
-    let root_str = root.to_str().ok_or("cache path is not UTF-8")?;
-    run(
-        "cargo",
-        &[
-            "install",
-            &format!("mdbook@{MDBOOK_VERSION}"),
-            "--locked",
-            "--no-default-features",
-            "--quiet",
-            "--root",
-            root_str,
-        ],
+    cargo_install(
+        &format!("mdbook@{MDBOOK_VERSION}"),
+        &["--no-default-features"],
+        &root,
+        "1",
     )?;
     Ok(bin)
 }
