@@ -158,7 +158,7 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<Vec<Entr
 /// [`unpack`] of a tar stream inflated elsewhere (`gzip::ParallelGunzip`).
 ///
 /// This thread reads the stream and checks every entry; files up to
-/// [`SMALL_FILE`] and directories are created, written and hashed on a
+/// 1 MiB and directories are created, written and hashed on a
 /// pool of writer threads, since creating a file costs the kernel far more
 /// than writing a few KiB into it. Larger files are written here.
 pub fn unpack_tar(

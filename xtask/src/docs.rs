@@ -37,7 +37,10 @@ pub fn check() -> Result {
 
 /// The `verbatim` binary, built now (a no-op when the tests built it).
 pub fn verbatim() -> Result<PathBuf> {
-    run("cargo", &["build", "--quiet", "--bin", "verbatim"])?;
+    // The binary the tests build, with the features the tests unify: a
+    // `cargo build --bin verbatim` would resolve them apart and build the
+    // dependencies a second time (in `xtask ci`, over a minute cold).
+    run("cargo", &["test", "--workspace", "--no-run", "--quiet"])?;
     let bin = target_dir().join("debug/verbatim");
     if bin.is_file() {
         Ok(bin)
@@ -50,7 +53,7 @@ pub fn verbatim() -> Result<PathBuf> {
 }
 
 /// Cargo's target directory: `CARGO_TARGET_DIR`, else `target/`.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
     if target.is_relative() {

@@ -103,10 +103,7 @@ pub fn prebuild() -> Result {
     if nightly().is_err() {
         return Ok(());
     }
-    // On Linux a nice value is the calling thread's, and what it spawns
-    // inherits it: this thread's commands, and only they, run at 19.
-    // SAFETY: setpriority only reads its integer arguments.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+    crate::lowest_priority();
     let cargo_fuzz = cargo_fuzz()?;
     build(&cargo_fuzz, &cache().join("fuzz-target"), TARGETS)
 }
