@@ -2,7 +2,9 @@
 //! of everything that reads hostile input, with `cargo fuzz` (libFuzzer).
 //!
 //! The targets live in `fuzz/` (its own workspace, built on nightly into
-//! `~/.cache/verbatim/fuzz-target`); their properties are in
+//! `~/.cache/verbatim/fuzz-target`, or `fuzz-target-ci` at opt-level 1 for
+//! the short CI pass, where the compile costs more than the runs); their
+//! properties are in
 //! `fuzz/src/lib.rs`. Each target runs in turn on a corpus kept in
 //! `~/.cache/verbatim/fuzz-corpus/<target>`, seeded every run from
 //! `fuzz/seeds/<target>` and from the repository's own fixtures: the string
@@ -92,7 +94,7 @@ pub fn main(args: &[&str]) -> Result {
             "fuzzing needs the nightly toolchain ({why}); install it with `rustup toolchain install nightly`"
         ));
     }
-    fuzz(&targets, minutes * 60)
+    fuzz(&targets, minutes * 60, &Build::LONG)
 }
 
 /// Installs cargo-fuzz and builds every target at the lowest CPU priority,
@@ -105,7 +107,7 @@ pub fn prebuild() -> Result {
     }
     crate::lowest_priority();
     let cargo_fuzz = cargo_fuzz()?;
-    build(&cargo_fuzz, &cache().join("fuzz-target"), TARGETS)
+    build(&cargo_fuzz, &Build::CI, TARGETS)
 }
 
 /// The short pass `cargo xtask ci` runs after the tests: every target for
@@ -121,7 +123,7 @@ pub fn ci_pass() -> Result {
         eprintln!();
         return Ok(());
     }
-    fuzz(TARGETS, CI_SECS)
+    fuzz(TARGETS, CI_SECS, &Build::CI)
 }
 
 fn nightly() -> std::result::Result<(), String> {
@@ -151,11 +153,30 @@ struct Stats {
     failure: Option<String>,
 }
 
-fn fuzz(targets: &[&str], secs: u64) -> Result {
+/// Where the targets build, and at which opt-level.
+struct Build {
+    dir: &'static str,
+    opt_level: &'static str,
+}
+
+impl Build {
+    /// The long runs: every execution counts.
+    const LONG: Build = Build {
+        dir: "fuzz-target",
+        opt_level: "3",
+    };
+    /// The CI pass: 12 s a target, where the compile counts more.
+    const CI: Build = Build {
+        dir: "fuzz-target-ci",
+        opt_level: "1",
+    };
+}
+
+fn fuzz(targets: &[&str], secs: u64, how: &Build) -> Result {
     let cargo_fuzz = cargo_fuzz()?;
-    let target_dir = cache().join("fuzz-target");
+    let target_dir = cache().join(how.dir);
     let started = Instant::now();
-    build(&cargo_fuzz, &target_dir, targets)?;
+    build(&cargo_fuzz, how, targets)?;
     eprintln!("fuzz build: {:.0?}", started.elapsed());
     let bin_dir = target_dir.join(host_triple()?).join("release");
     // libFuzzer runs one thread: one target per core at a time.
@@ -258,12 +279,12 @@ fn cargo_fuzz() -> Result<PathBuf> {
         &format!("cargo-fuzz@{CARGO_FUZZ_VERSION}"),
         &[],
         &root_dir,
-        "1",
+        "0",
     )?;
     Ok(bin)
 }
 
-fn build(cargo_fuzz: &Path, target_dir: &Path, targets: &[&str]) -> Result {
+fn build(cargo_fuzz: &Path, how: &Build, targets: &[&str]) -> Result {
     // cargo-fuzz runs as `cargo fuzz`, so cargo must find it on PATH.
     let bin_dir = cargo_fuzz.parent().ok_or("cargo-fuzz has no directory")?;
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -294,7 +315,8 @@ fn build(cargo_fuzz: &Path, target_dir: &Path, targets: &[&str]) -> Result {
             .args(args)
             .current_dir(root())
             .env("PATH", &path)
-            .env("CARGO_TARGET_DIR", target_dir)
+            .env("CARGO_TARGET_DIR", cache().join(how.dir))
+            .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", how.opt_level)
             .status()
             .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
         if !status.success() {
