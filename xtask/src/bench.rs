@@ -85,7 +85,7 @@ const PACK_TREE: Tree = Tree {
     chunks: 110,
 };
 
-/// ~350 MiB that packs into a ~165 MiB artifact: 10,000 small text files
+/// ~350 MiB that packs into a ~150 MiB artifact: 10,000 small text files
 /// plus four 40 MiB files.
 const FETCH_TREE: Tree = Tree {
     files: 10_000,
@@ -302,8 +302,9 @@ publish to the local store with nothing changed; build with one file changed vs 
     Ok(())
 }
 
-/// `cargo xtask bench fetch`: a host's fetch of a ~165 MiB artifact (the
-/// size of a real app's) against `tar -xzf` of the same file.
+/// `cargo xtask bench fetch`: a host's fetch of a ~150 MiB artifact (the
+/// size of a real app's) against `tar -xzf` of the same file, then the
+/// warm paths of `warm_build` on the same tree.
 pub fn fetch_bench() -> Result {
     let bin = release_binary()?;
     let base = std::env::var_os("VERBATIM_BENCH_DIR")

@@ -42,9 +42,11 @@ tasks:
                 for N minutes each (default 15), one after another
   bench pack    time `verbatim build` on a ~1 GiB tree vs tar | gzip, hashing vs
                 sha256sum, a warm build vs --no-cache, fetch vs tar -xzf
-  bench fetch   time `verbatim fetch` of a ~165 MiB artifact vs tar -xzf, with peak memory
+  bench fetch   time `verbatim fetch` of a ~150 MiB artifact vs tar -xzf, with peak memory;
+                a publish with nothing changed, a build with one file changed vs --no-cache
   bench assets  time `verbatim build` on 10,000 assets vs Django collectstatic (Manifest storage)
-  bench s3      publish 10,000 assets + a 200 MiB artifact to s3s-fs and radosgw vs aws s3 sync and rclone
+  bench s3      publish 10,000 assets + a 200 MiB artifact to s3s-fs and radosgw vs
+                aws s3 sync, rclone and s5cmd uploading the same objects
   bench fleet   6, 12 and 24 agents on s3s-fs: time to converge, store requests per
                 host per minute (idle, all at once, waves, blue/green), mixed-version window
   s3            run a local S3-compatible server (s3s-fs) on 127.0.0.1:8014
