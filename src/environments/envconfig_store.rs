@@ -182,13 +182,12 @@ pub fn append(
     super::log::Entry::check(&event, &log, seq, state.current())
         .map_err(|e| anyhow::anyhow!("the change would not hold: {}", e.what))?;
     let bytes = event.to_bytes();
-    let pointer = event.pointer().to_bytes();
     let etag = state.pointer.as_ref().map(|(_, e)| e.clone());
     append_entry(
         reader,
         &log,
         (seq, event, &bytes),
-        (&pointer, etag),
+        etag,
         |bytes| match sign {
             Some(k) => sign_config_event(store, env, seq, bytes, k)
                 .with_context(|| format!("signing config event {seq} of {env}")),

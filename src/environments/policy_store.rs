@@ -461,13 +461,12 @@ fn append(
         prev: state.digests.last().map(ToString::to_string),
     };
     let bytes = event.to_bytes();
-    let pointer = event.pointer().to_bytes();
     let etag = state.pointer.as_ref().map(|(_, e)| e.clone());
     append_entry(
         reader,
         &log,
         (seq, event, &bytes),
-        (&pointer, etag),
+        etag,
         // Signed before policy.json moves: a pinned reader accepts it.
         |bytes| match sign {
             Some(key) => sign_policy_event(store, seq, bytes, key)

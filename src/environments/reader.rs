@@ -646,20 +646,21 @@ pub(crate) fn put_log_pointer(
 /// The log protocol's write: `event` (event `seq` of `log`, stored as
 /// `bytes`) created create-only, so of racing writers one wins;
 /// remembered; signed by `sign` before the pointer moves; then the
-/// pointer (`pointer`, its bytes) swapped from `expected`. A lost swap
+/// pointer the event sets swapped from `expected`. A lost swap
 /// stands when `applied` says the log has applied `seq` since (someone
 /// completed the change for us); else it is a lost race naming `what`.
 pub(crate) fn append_entry<E: Stored>(
     reader: &Reader<'_>,
     log: &Log,
     (seq, event, bytes): (u64, E, &[u8]),
-    (pointer, expected): (&[u8], Option<ETag>),
+    expected: Option<ETag>,
     sign: impl FnOnce(&[u8]) -> Result<()>,
     applied: impl Fn() -> Result<u64>,
     what: &str,
 ) -> Result<Appended<E>> {
     let key = Key::new(log.event_key(seq))?;
     let store = reader.store();
+    let pointer = event.pointer_bytes();
     match store.put(
         &key,
         Body::bytes(bytes),
@@ -679,7 +680,7 @@ pub(crate) fn append_entry<E: Stored>(
         }
         Err(e) => return Err(e).with_context(|| format!("recording {key}")),
     }
-    match put_log_pointer(reader, log, pointer, expected) {
+    match put_log_pointer(reader, log, &pointer, expected) {
         Ok(()) => Ok(Appended::Written(event)),
         Err(StoreError::PreconditionFailed { .. } | StoreError::AlreadyExists { .. })
             if applied()? >= seq =>
