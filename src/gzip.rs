@@ -599,6 +599,43 @@ mod tests {
     }
 
     #[test]
+    fn a_block_that_is_not_the_last_but_ends_the_stream_is_refused() {
+        use std::io::Write as _;
+        // Raw deflate streams, each ended by a final block: what a forged
+        // artifact could hold in place of a block ending in a sync flush.
+        let ended = |data: &[u8]| {
+            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(3));
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        };
+        let data = sample(2 * BLOCK_SIZE);
+        // A first block of the full size, and one a byte short: a standard
+        // decoder would stop at either; the index says more follows.
+        for first in [BLOCK_SIZE, BLOCK_SIZE - 1] {
+            let (a, b) = (ended(&data[..first]), ended(&data[first..]));
+            let mut out = HEADER.to_vec();
+            out.extend_from_slice(&a);
+            out.extend_from_slice(&b);
+            out.extend_from_slice(&crc32fast::hash(&data).to_le_bytes());
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            let mut f = tempfile::tempfile().unwrap();
+            f.write_all(&out).unwrap();
+            let blocks = [a.len() as u64, b.len() as u64];
+            let mut back = Vec::new();
+            let e = ParallelGunzip::new(f, &blocks, 2)
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+            assert!(
+                e.to_string().contains("the block index does not match"),
+                "{e}"
+            );
+            assert!(back.is_empty(), "first block {first}: bytes came out");
+        }
+    }
+
+    #[test]
     fn bytes_do_not_depend_on_threads_or_write_sizes() {
         let data = sample(2 * BLOCK_SIZE + 12345);
         let reference = gz(&data, 1, data.len());

@@ -169,7 +169,7 @@ fn tls(tcp: TcpStream, host: &str) -> Result<Box<dyn Conn>, Failure> {
             if roots.is_empty() {
                 return Err("no trusted root certificates found on this system".into());
             }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
             let config = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .map_err(|e| e.to_string())?

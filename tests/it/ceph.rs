@@ -99,6 +99,7 @@ fn create_bucket(endpoint: &str) {
         .region(Region::new("us-east-1"))
         .force_path_style(true)
         .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
     let client = aws_sdk_s3::Client::from_conf(conf);
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -40,7 +40,7 @@ tasks:
   fuzz [--minutes N] [--target NAME]
                 run the fuzz targets (css js html config documents unpack)
                 for N minutes each (default 15), one after another
-  bench pack    time `verbatim build` on a ~1 GiB tree vs tar | gzip, hashing vs
+  bench pack    time `verbatim build` on a ~1 GiB tree vs tar | gzip and tar | pigz, hashing vs
                 sha256sum, a warm build vs --no-cache, fetch vs tar -xzf
   bench fetch   time `verbatim fetch` of a ~150 MiB artifact vs tar -xzf, with peak memory;
                 a publish with nothing changed, a build with one file changed vs --no-cache

@@ -126,6 +126,14 @@ pub fn systemd_analyze() -> Result {
     apt_install("systemd-analyze", &["systemd"], false)
 }
 
+/// pigz, `bench pack`'s parallel gzip peer: Debian's package.
+pub fn pigz() -> Result<String> {
+    if !have("pigz") {
+        apt_install("pigz", &["pigz"], false)?;
+    }
+    Ok("pigz".into())
+}
+
 /// Stops the Ceph cluster the tests started (see tests/it/ceph.rs).
 pub fn stop_ceph() {
     let dir = std::env::temp_dir().join("verbatim-test-ceph");

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::Client;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 use super::errors::{backend, refuses_connections};
 use crate::digest::Digest;
@@ -191,7 +192,11 @@ async fn client(opts: &S3Options, timeout: Duration) -> (Client, Option<String>)
         .operation_attempt_timeout(timeout)
         .operation_timeout(timeout)
         .build();
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https)
         .timeout_config(timeouts)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
     if let Some(url) = &opts.endpoint_url {
