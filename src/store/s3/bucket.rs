@@ -8,9 +8,12 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::Client;
+use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_http_client::{Builder, ConnectorBuilder};
 
 use super::errors::{backend, refuses_connections};
 use crate::digest::Digest;
@@ -182,6 +185,22 @@ pub(super) fn object_meta(
     }
 }
 
+/// The SDK's default HTTPS client, built as the SDK builds it (hyper,
+/// rustls, the system's roots, `HTTPS_PROXY`/`NO_PROXY` from the
+/// environment, the connect and read timeouts of each request), except
+/// for the crypto: ring instead of aws-lc (see Cargo.toml).
+fn https_client() -> SharedHttpClient {
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut b = ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
+        b.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            b.set_sleep_impl(components.sleep_impl());
+        }
+        b.set_proxy_config(Some(ProxyConfig::from_env()));
+        b.build()
+    })
+}
+
 /// A client whose every request ends within `timeout`, retries included: a
 /// connection and a first byte each get a third of it, so a silent server
 /// is retried before the time runs out.
@@ -192,11 +211,8 @@ async fn client(opts: &S3Options, timeout: Duration) -> (Client, Option<String>)
         .operation_attempt_timeout(timeout)
         .operation_timeout(timeout)
         .build();
-    let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https)
+        .http_client(https_client())
         .timeout_config(timeouts)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
     if let Some(url) = &opts.endpoint_url {
