@@ -151,10 +151,10 @@ impl Snapshot {
                 }
             })
             .collect();
-        let mut assets = Vec::new();
-        if let Some(dir) = &cfg.assets_dir {
-            walk(dir, "", &mut assets)?;
-        }
+        let assets = match &cfg.assets_dir {
+            Some(dir) => walk(dir)?,
+            None => Vec::new(),
+        };
         Ok(Snapshot {
             key,
             started_ns,
@@ -269,14 +269,19 @@ fn stat_outputs(out: &Path, names: &[&str]) -> Result<Vec<Stat>> {
     names
         .iter()
         .filter(|n| out.join(n).exists())
-        .map(|n| stat(out, n, None))
+        .map(|n| stat(out, n))
         .collect()
 }
 
 /// `dir/rel`, `lstat`ed.
-fn stat(dir: &Path, rel: &str, target: Option<String>) -> Result<Stat> {
+fn stat(dir: &Path, rel: &str) -> Result<Stat> {
     let path = dir.join(rel);
     let m = fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(stat_of(&m, rel.to_owned(), &path))
+}
+
+/// The record of the entry at `path` (`rel` in its tree), from its `lstat`.
+fn stat_of(m: &fs::Metadata, rel: String, path: &Path) -> Stat {
     let kind = if m.is_file() {
         'f'
     } else if m.is_dir() {
@@ -290,8 +295,8 @@ fn stat(dir: &Path, rel: &str, target: Option<String>) -> Result<Stat> {
     // Of a directory or a link only the name (and a link's target) goes
     // into the pack; their times change with what is added beside them.
     let file = kind == 'f';
-    Ok(Stat {
-        path: rel.to_owned(),
+    Stat {
+        path: rel,
         kind,
         size: if file { m.len() } else { 0 },
         mtime_ns: if file {
@@ -306,38 +311,55 @@ fn stat(dir: &Path, rel: &str, target: Option<String>) -> Result<Stat> {
         },
         ino: if file { m.ino() } else { 0 },
         mode: if file { m.mode() } else { 0 },
-        target: target.or_else(|| {
-            (kind == 'l')
-                .then(|| fs::read_link(&path).ok())
-                .flatten()
-                .map(|t| t.to_string_lossy().into_owned())
-        }),
-    })
+        target: (kind == 'l')
+            .then(|| fs::read_link(path).ok())
+            .flatten()
+            .map(|t| t.to_string_lossy().into_owned()),
+    }
 }
 
-/// Every entry under `dir/rel`, never following a link, sorted by path.
-fn walk(dir: &Path, rel: &str, out: &mut Vec<Stat>) -> Result<()> {
-    let here = dir.join(rel);
-    let mut names: Vec<String> = fs::read_dir(&here)
-        .with_context(|| format!("reading {}", here.display()))?
-        .map(|d| d.map(|d| d.file_name().to_string_lossy().into_owned()))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading {}", here.display()))?;
-    names.sort();
-    for name in names {
-        let path = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        let s = stat(dir, &path, None)?;
-        let is_dir = s.kind == 'd';
-        out.push(s);
-        if is_dir {
-            walk(dir, &path, out)?;
+/// Every entry under `dir`, never following a link, sorted by path. The
+/// directories of each depth are listed on every core.
+fn walk(dir: &Path) -> Result<Vec<Stat>> {
+    let mut out = Vec::new();
+    let mut level = vec![String::new()];
+    while !level.is_empty() {
+        let listed = crate::par::map(&level, crate::par::threads(), |rel| list(dir, rel));
+        level = Vec::new();
+        for stats in listed {
+            for s in stats? {
+                if s.kind == 'd' {
+                    level.push(s.path.clone());
+                }
+                out.push(s);
+            }
         }
     }
-    Ok(())
+    out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// The entries of `dir/rel`, each `lstat`ed relative to the open
+/// directory (the kernel does not walk the path again).
+fn list(dir: &Path, rel: &str) -> Result<Vec<Stat>> {
+    let here = dir.join(rel);
+    let reading = || format!("reading {}", here.display());
+    fs::read_dir(&here)
+        .with_context(reading)?
+        .map(|d| {
+            let d = d.with_context(reading)?;
+            let name = d.file_name().to_string_lossy().into_owned();
+            let m = d
+                .metadata()
+                .with_context(|| format!("reading {}", d.path().display()))?;
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            Ok(stat_of(&m, path, &d.path()))
+        })
+        .collect()
 }
 
 /// Now, in ns since the epoch: taken before a scan, it is the snapshot's

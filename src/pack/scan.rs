@@ -398,7 +398,9 @@ fn list(
             leave(Why::Default);
             continue;
         }
-        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        // An lstat relative to the open directory (`statx(dirfd, name)`):
+        // the kernel does not walk the path from the root again.
+        let meta = dirent.metadata().map_err(io_err(&path))?;
         let ft = meta.file_type();
         if let Some(by) = ignored_by(&matchers, &canonical_root.join(&rel), ft.is_dir()) {
             leave(Why::Ignored {
