@@ -3,7 +3,7 @@
 //! Ceph radosgw), cold and warm, against `aws s3 sync`,
 //! `rclone copy --transfers 16` and `s5cmd sync` of the same objects (the
 //! fingerprinted assets, the artifact and the manifest) to the same
-//! server. Prints, never asserts.
+//! server, in three alternating rounds (medians). Prints, never asserts.
 
 use std::fs;
 use std::io::Write;
@@ -74,9 +74,11 @@ fn generate(dir: &Path) -> Result {
 pub(crate) struct Endpoint {
     name: &'static str,
     pub(crate) url: String,
-    _server: Option<Server>,
+    server: Option<Server>,
     /// For radosgw: the cluster directory to stop.
     ceph: Option<std::path::PathBuf>,
+    /// For s3s-fs: its data, removed once it has stopped.
+    data: Option<std::path::PathBuf>,
 }
 
 impl Drop for Endpoint {
@@ -87,6 +89,10 @@ impl Drop for Endpoint {
                 .arg("down")
                 .arg(dir)
                 .status();
+        }
+        if let Some(data) = &self.data {
+            drop(self.server.take());
+            let _ = fs::remove_dir_all(data);
         }
     }
 }
@@ -100,9 +106,14 @@ fn free_port() -> Result<u16> {
 }
 
 pub(crate) fn s3s_fs(base: &Path) -> Result<Endpoint> {
-    let s3s = setup::s3s_fs()?;
-    let data = base.join("s3-data");
-    let _ = fs::remove_dir_all(&data);
+    let s3s = setup::s3s_fs_release()?;
+    // A data directory of its own, removed when the server stops: ext4
+    // skips inodes freed in the last minutes when it allocates, so
+    // removing the last run's objects first would slow this run's writes.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let data = base.join(format!("s3-data-{stamp}"));
     for bucket in BUCKETS {
         fs::create_dir_all(data.join(bucket)).map_err(io)?;
     }
@@ -127,8 +138,9 @@ pub(crate) fn s3s_fs(base: &Path) -> Result<Endpoint> {
     Ok(Endpoint {
         name: "s3s-fs",
         url: format!("http://127.0.0.1:{port}"),
-        _server: Some(server),
+        server: Some(server),
         ceph: None,
+        data: Some(data),
     })
 }
 
@@ -152,8 +164,9 @@ fn radosgw(base: &Path, aws: &str) -> Result<Endpoint> {
     let endpoint = Endpoint {
         name: "radosgw",
         url,
-        _server: None,
+        server: None,
         ceph: Some(dir),
+        data: None,
     };
     for bucket in BUCKETS {
         let mut c = Command::new(aws);
@@ -200,9 +213,9 @@ pub fn s3() -> Result {
     println!("publish {ASSETS} assets + a ~200 MiB artifact, cold and warm, on loopback");
     println!("  peers upload the same objects: the 10,000 fingerprinted assets, the artifact, the manifest");
     println!("  targets: cold >= 10x aws s3 sync, >= 1.5x rclone; warm (nothing changed) >= 50x aws, >= 20x rclone, >= 20x s5cmd\n");
-    for server in [s3s_fs(&base)?, radosgw(&base, &peers.aws)?] {
-        bench_one(&server, &bin, &peers, &base)?;
-    }
+    // One server at a time: an idle Ceph still takes CPU from the other.
+    bench_one(&s3s_fs(&base)?, &bin, &peers, &base)?;
+    bench_one(&radosgw(&base, &peers.aws)?, &bin, &peers, &base)?;
     Ok(())
 }
 
@@ -216,20 +229,26 @@ struct Peers {
 impl Peers {
     /// Each peer's command that uploads `dir` (relative to `base`) to its
     /// own bucket, as its users would run it.
-    fn commands(&self, endpoint: &str, base: &Path, dir: &str) -> Vec<(&'static str, Command)> {
+    fn commands(
+        &self,
+        endpoint: &str,
+        base: &Path,
+        dir: &str,
+        round: usize,
+    ) -> Vec<(&'static str, Command)> {
         let mut aws = Command::new(&self.aws);
         aws.args([
             "s3",
             "sync",
             "--only-show-errors",
             dir,
-            "s3://sync/releases/",
+            &format!("s3://sync/r{round}/"),
         ])
         .args(["--endpoint-url", endpoint]);
         let mut rclone = Command::new(&self.rclone);
         rclone
             .args(["copy", "-q", "--transfers", "16", "--checkers", "16", dir])
-            .arg("bench:rclone/releases")
+            .arg(format!("bench:rclone/r{round}"))
             .env("RCLONE_CONFIG_BENCH_TYPE", "s3")
             .env("RCLONE_CONFIG_BENCH_PROVIDER", "Other")
             .env("RCLONE_CONFIG_BENCH_ENDPOINT", endpoint)
@@ -240,7 +259,7 @@ impl Peers {
         s5cmd
             .args(["--endpoint-url", endpoint, "sync"])
             .arg(format!("{dir}/"))
-            .arg("s3://s5cmd/releases/");
+            .arg(format!("s3://s5cmd/r{round}/"));
         let mut all = vec![("aws s3 sync", aws), ("rclone", rclone), ("s5cmd", s5cmd)];
         for (_, c) in &mut all {
             c.current_dir(base);
@@ -275,66 +294,89 @@ fn peer_tree(base: &Path) -> Result<&'static str> {
     Ok(DIR)
 }
 
+/// Rounds of every contender, alternating; each round writes under a
+/// prefix of its own, so that its first upload is cold.
+const ROUNDS: usize = 3;
+
+/// One contender's runs: the cold upload, then the same again (warm).
+#[derive(Default)]
+struct Runs {
+    cold: Vec<Measured>,
+    warm: Vec<Measured>,
+}
+
+fn median(runs: &[Measured]) -> f64 {
+    let mut s: Vec<f64> = runs.iter().map(|m| m.wall.as_secs_f64()).collect();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
 fn bench_one(server: &Endpoint, bin: &Path, peers: &Peers, base: &Path) -> Result {
     let endpoint = &server.url;
     let _ = fs::remove_dir_all(base.join(".verbatim"));
-    let build = || {
-        let mut c = Command::new(bin);
-        c.args(["build", "--quiet", "--no-progress"])
+    let built = measure(
+        Command::new(bin)
+            .args(["build", "--quiet", "--no-progress"])
             .current_dir(base)
-            .stdout(Stdio::null());
-        measure(&mut c)
-    };
-    let built = build()?;
-    let publish = |prebuilt: bool| {
+            .stdout(Stdio::null()),
+    )?;
+    let publish = |round: usize, prebuilt: bool| {
         let mut c = Command::new(bin);
-        c.args([
-            "publish",
-            "--quiet",
-            "--no-progress",
-            "--store",
-            "s3://verbatim/releases",
-        ])
-        .args(["--endpoint-url", endpoint, "--path-style"])
-        .current_dir(base);
+        c.args(["publish", "--quiet", "--no-progress", "--store"])
+            .arg(format!("s3://verbatim/r{round}"))
+            .args(["--endpoint-url", endpoint, "--path-style"])
+            .current_dir(base);
         if prebuilt {
             c.arg("--prebuilt");
         }
         env(&mut c);
         measure(&mut c)
     };
-    let cold = publish(true)?;
-    let warm_prebuilt = publish(true)?;
-    // What a CI job runs again with nothing changed: the build cache's
-    // check, then the store's.
-    let warm = publish(false)?;
     let dir = peer_tree(base)?;
-    let mut peer_runs = Vec::new();
-    for (name, mut c) in peers.commands(endpoint, base, dir) {
-        let cold = measure(&mut c)?;
-        let warm = measure(&mut c)?;
-        peer_runs.push((name, cold, warm));
+    let (mut ours, mut ours_nocheck) = (Runs::default(), Vec::new());
+    let mut peer_runs: Vec<(&str, Runs)> = Vec::new();
+    for round in 0..ROUNDS {
+        ours.cold.push(publish(round, true)?);
+        // What a CI job runs again with nothing changed: the build
+        // cache's check, then the store's.
+        ours.warm.push(publish(round, false)?);
+        ours_nocheck.push(publish(round, true)?);
+        for (i, (name, mut c)) in peers
+            .commands(endpoint, base, dir, round)
+            .into_iter()
+            .enumerate()
+        {
+            if peer_runs.len() <= i {
+                peer_runs.push((name, Runs::default()));
+            }
+            peer_runs[i].1.cold.push(measure(&mut c)?);
+            peer_runs[i].1.warm.push(measure(&mut c)?);
+        }
     }
-    let s = |m: &Measured| m.wall.as_secs_f64();
-    println!("{}:", server.name);
-    let line = |what: &str, ours: &Measured, peers_warm: bool| {
-        let mut text = format!("  {what:<26} verbatim {:>7.3} s", s(ours));
-        for (name, cold, warm) in &peer_runs {
-            let peer = if peers_warm { warm } else { cold };
-            text += &format!("   {name} {:>6.2} s ({:>5.1}x)", s(peer), s(peer) / s(ours));
+    println!("{} (medians of {ROUNDS} alternating rounds):", server.name);
+    let line = |what: &str, ours: f64, peers_warm: bool| {
+        let mut text = format!("  {what:<26} verbatim {ours:>7.3} s");
+        for (name, runs) in &peer_runs {
+            let peer = median(if peers_warm { &runs.warm } else { &runs.cold });
+            text += &format!("   {name} {peer:>6.2} s ({:>5.1}x)", peer / ours);
         }
         println!("{text}");
     };
-    line("cold", &cold, false);
-    line("warm, nothing changed", &warm, true);
-    line("warm, publish --prebuilt", &warm_prebuilt, true);
-    println!("  (the first build alone: {:.3} s)", s(&built));
+    line("cold", median(&ours.cold), false);
+    line("warm, nothing changed", median(&ours.warm), true);
+    line("warm, publish --prebuilt", median(&ours_nocheck), true);
+    println!(
+        "  (the first build alone: {:.3} s)",
+        built.wall.as_secs_f64()
+    );
+    let rss =
+        |runs: &[Measured]| runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
     println!(
         "  peak RSS cold: verbatim {:.1} MiB{}\n",
-        cold.max_rss_kib as f64 / 1024.0,
+        rss(&ours.cold),
         peer_runs
             .iter()
-            .map(|(name, cold, _)| format!(", {name} {:.1} MiB", cold.max_rss_kib as f64 / 1024.0))
+            .map(|(name, runs)| format!(", {name} {:.1} MiB", rss(&runs.cold)))
             .collect::<String>()
     );
     let _ = fs::remove_dir_all(base.join(dir));
