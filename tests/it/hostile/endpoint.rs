@@ -1,5 +1,6 @@
 //! An S3 endpoint that never answers, or stops mid-body: every command ends
-//! within its timeout with one clear error naming the endpoint.
+//! within its timeout with one clear error naming the endpoint. And one
+//! reached only through the proxy the environment names.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -111,4 +112,54 @@ fn an_endpoint_that_stalls_mid_body_fails_within_its_timeout() {
     let err = run.exits(1, 256);
     assert!(err.contains("sent nothing for 3 s"), "{err}");
     assert!(!p.path().join("host").exists());
+}
+
+#[test]
+fn requests_go_through_the_proxy_the_environment_names() {
+    // A proxy that records each request line and refuses it: the endpoint's
+    // name does not resolve, so only a client that honours `HTTP_PROXY`
+    // (as the SDK's default client does) reaches it at all.
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = proxy.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let recorder = seen.clone();
+    std::thread::spawn(move || {
+        for conn in proxy.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            recorder
+                .lock()
+                .unwrap()
+                .push(head.lines().next().unwrap_or_default().to_owned());
+            let _ = conn.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let p = Project::new();
+    p.write("app/x.py", "x");
+    let mut cmd = p.cmd(&["status"]);
+    cmd.args(["--store", "s3://bucket/releases", "--path-style"])
+        .args(["--timeout", "3"])
+        .args(["--endpoint-url", "http://s3.verbatim.invalid:9000"])
+        .env("AWS_ACCESS_KEY_ID", "verbatim")
+        .env("AWS_SECRET_ACCESS_KEY", "verbatim-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HTTP_PROXY", format!("http://127.0.0.1:{port}"))
+        .env("http_proxy", format!("http://127.0.0.1:{port}"))
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    bounded(&mut cmd, 30).exits(1, 256);
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.iter()
+            .any(|line| line.contains(" http://s3.verbatim.invalid:9000/bucket")),
+        "the proxy saw {seen:?}"
+    );
 }
