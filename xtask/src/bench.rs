@@ -36,6 +36,22 @@ pub fn measure(cmd: &mut Command) -> Result<Measured> {
     })
 }
 
+/// The median of `v` (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The median wall time of `runs`, in seconds.
+pub fn median_wall(runs: &[Measured]) -> f64 {
+    median(runs.iter().map(|m| m.wall.as_secs_f64()).collect())
+}
+
+/// The largest peak RSS of `runs`, in MiB.
+pub fn peak_mib(runs: &[Measured]) -> f64 {
+    runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0
+}
+
 /// A small, fast PRNG so the tree is the same on every run.
 struct Rng(u64);
 
@@ -201,28 +217,22 @@ pub fn pack() -> Result {
     }
     let artifact_size = fs::metadata(&artifact).map_err(|e| e.to_string())?.len();
     let peer_size = fs::metadata(&out).map_err(|e| e.to_string())?.len();
-    let median = |v: &[Measured]| {
-        let mut s: Vec<f64> = v.iter().map(|m| m.wall.as_secs_f64()).collect();
-        s.sort_by(f64::total_cmp);
-        s[s.len() / 2]
-    };
-    let rss = |v: &[Measured]| v.iter().map(|m| m.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
-    let (t_ours, t_gzip, t_pigz) = (median(&ours), median(&gzip), median(&pigzed));
+    let (t_ours, t_gzip, t_pigz) = (median_wall(&ours), median_wall(&gzip), median_wall(&pigzed));
 
     println!("\npack: verbatim build --no-cache vs tar --sort=name … | gzip -n, | pigz -n; medians of 3 alternating rounds");
     println!(
         "  verbatim build  {t_ours:>7.2} s  peak RSS {:>6.1} MiB  artifact {:>7.1} MiB",
-        rss(&ours),
+        peak_mib(&ours),
         mib(artifact_size)
     );
     println!(
         "  tar | gzip      {t_gzip:>7.2} s  peak RSS {:>6.1} MiB  artifact {:>7.1} MiB",
-        rss(&gzip),
+        peak_mib(&gzip),
         mib(peer_size)
     );
     println!(
         "  tar | pigz      {t_pigz:>7.2} s  peak RSS {:>6.1} MiB",
-        rss(&pigzed)
+        peak_mib(&pigzed)
     );
     println!(
         "  time ratio verbatim / tar|gzip = {:.2}  (target <= 0.50)",
@@ -232,7 +242,7 @@ pub fn pack() -> Result {
         "  time ratio verbatim / tar|pigz = {:.2}  (target <= 1.00)",
         t_ours / t_pigz
     );
-    println!("  peak RSS {:.1} MiB (target <= 64 MiB)", rss(&ours));
+    println!("  peak RSS {:.1} MiB (target <= 64 MiB)", peak_mib(&ours));
 
     // Hashing: `verbatim verify` re-reads and hashes the stored artifact;
     // sha256sum hashes the same file.
@@ -289,10 +299,6 @@ fn warm_build(bin: &Path, base: &Path) -> Result {
                 .stdout(std::process::Stdio::null()),
         )
         .map(|m| m.wall.as_secs_f64())
-    };
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
     };
     let changed = base.join("app/pkg000/mod00/file00000.py");
     let original = fs::read(&changed).map_err(|e| e.to_string())?;
@@ -397,15 +403,11 @@ fn fetch(bin: &Path, base: &Path, id: &str, stored: &Path) -> Result {
         )?;
         pairs.push((ours, peer));
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let secs = |m: &Measured| m.wall.as_secs_f64();
-    let ours = median(pairs.iter().map(|p| secs(&p.0)).collect());
-    let peer = median(pairs.iter().map(|p| secs(&p.1)).collect());
     let ratio = median(pairs.iter().map(|p| secs(&p.0) / secs(&p.1)).collect());
-    let rss = pairs.iter().map(|p| p.0.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+    let (ours, peer): (Vec<Measured>, Vec<Measured>) = pairs.into_iter().unzip();
+    let rss = peak_mib(&ours);
+    let (ours, peer) = (median_wall(&ours), median_wall(&peer));
     println!(
         "
 fetch (verify + parallel inflate + unpack + sync) vs tar -xzf, median of 5 pairs"

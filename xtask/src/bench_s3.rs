@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::{measure, release_binary, Measured};
+use crate::bench::{measure, median_wall, peak_mib, release_binary, Measured};
 use crate::{setup, Result};
 
 const ASSETS: usize = 10_000;
@@ -305,12 +305,6 @@ struct Runs {
     warm: Vec<Measured>,
 }
 
-fn median(runs: &[Measured]) -> f64 {
-    let mut s: Vec<f64> = runs.iter().map(|m| m.wall.as_secs_f64()).collect();
-    s.sort_by(f64::total_cmp);
-    s[s.len() / 2]
-}
-
 fn bench_one(server: &Endpoint, bin: &Path, peers: &Peers, base: &Path) -> Result {
     let endpoint = &server.url;
     let _ = fs::remove_dir_all(base.join(".verbatim"));
@@ -357,26 +351,24 @@ fn bench_one(server: &Endpoint, bin: &Path, peers: &Peers, base: &Path) -> Resul
     let line = |what: &str, ours: f64, peers_warm: bool| {
         let mut text = format!("  {what:<26} verbatim {ours:>7.3} s");
         for (name, runs) in &peer_runs {
-            let peer = median(if peers_warm { &runs.warm } else { &runs.cold });
+            let peer = median_wall(if peers_warm { &runs.warm } else { &runs.cold });
             text += &format!("   {name} {peer:>6.2} s ({:>5.1}x)", peer / ours);
         }
         println!("{text}");
     };
-    line("cold", median(&ours.cold), false);
-    line("warm, nothing changed", median(&ours.warm), true);
-    line("warm, publish --prebuilt", median(&ours_nocheck), true);
+    line("cold", median_wall(&ours.cold), false);
+    line("warm, nothing changed", median_wall(&ours.warm), true);
+    line("warm, publish --prebuilt", median_wall(&ours_nocheck), true);
     println!(
         "  (the first build alone: {:.3} s)",
         built.wall.as_secs_f64()
     );
-    let rss =
-        |runs: &[Measured]| runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
     println!(
         "  peak RSS cold: verbatim {:.1} MiB{}\n",
-        rss(&ours.cold),
+        peak_mib(&ours.cold),
         peer_runs
             .iter()
-            .map(|(name, runs)| format!(", {name} {:.1} MiB", rss(&runs.cold)))
+            .map(|(name, runs)| format!(", {name} {:.1} MiB", peak_mib(&runs.cold)))
             .collect::<String>()
     );
     let _ = fs::remove_dir_all(base.join(dir));
