@@ -10,6 +10,11 @@ use crate::util::{bound_not_listening, bounded, Project};
 
 /// `cmd` against the endpoint at `port` with a 3-second timeout.
 fn against(p: &Project, args: &[&str], port: u16) -> Command {
+    against_url(p, args, &format!("http://127.0.0.1:{port}"))
+}
+
+/// `cmd` against the endpoint at `url` with a 3-second timeout.
+fn against_url(p: &Project, args: &[&str], url: &str) -> Command {
     let mut cmd = p.cmd(args);
     cmd.args([
         "--store",
@@ -18,7 +23,7 @@ fn against(p: &Project, args: &[&str], port: u16) -> Command {
         "--timeout",
         "3",
     ])
-    .args(["--endpoint-url", &format!("http://127.0.0.1:{port}")])
+    .args(["--endpoint-url", url])
     .env("AWS_ACCESS_KEY_ID", "verbatim")
     .env("AWS_SECRET_ACCESS_KEY", "verbatim-secret")
     .env("AWS_REGION", "us-east-1")
@@ -143,15 +148,8 @@ fn requests_go_through_the_proxy_the_environment_names() {
     });
     let p = Project::new();
     p.write("app/x.py", "x");
-    let mut cmd = p.cmd(&["status"]);
-    cmd.args(["--store", "s3://bucket/releases", "--path-style"])
-        .args(["--timeout", "3"])
-        .args(["--endpoint-url", "http://s3.verbatim.invalid:9000"])
-        .env("AWS_ACCESS_KEY_ID", "verbatim")
-        .env("AWS_SECRET_ACCESS_KEY", "verbatim-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("HTTP_PROXY", format!("http://127.0.0.1:{port}"))
+    let mut cmd = against_url(&p, &["status"], "http://s3.verbatim.invalid:9000");
+    cmd.env("HTTP_PROXY", format!("http://127.0.0.1:{port}"))
         .env("http_proxy", format!("http://127.0.0.1:{port}"))
         .env_remove("NO_PROXY")
         .env_remove("no_proxy");
