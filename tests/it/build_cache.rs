@@ -20,6 +20,8 @@ fn project() -> Project {
     p.write("app/lib/util.py", "X = 1\n");
     p.write("app/static/app.css", "body{background:url(logo.svg)}\n");
     p.write("app/static/logo.svg", "<svg/>");
+    // Assets two levels down: the cache lists each depth on every core.
+    p.write("app/static/img/deep/dot.svg", "<svg/>");
     age(&p);
     p
 }
@@ -102,10 +104,14 @@ fn an_unchanged_tree_is_not_packed_again_and_a_changed_one_always_is() {
     assert_ne!(changed, first);
 
     // An asset, a new file, a removed file, the config: each rebuilds.
-    let edits: [(&str, Edit); 4] = [
+    let edits: [(&str, Edit); 5] = [
         ("static/logo.svg changed", |p| {
             p.write("app/static/logo.svg", "<svg></svg>");
             age_file(p, "app/static/logo.svg");
+        }),
+        ("static/img/deep/dot.svg changed", |p| {
+            p.write("app/static/img/deep/dot.svg", "<svg></svg>");
+            age_file(p, "app/static/img/deep/dot.svg");
         }),
         ("app: new.py is new", |p| {
             p.write("app/new.py", "");
