@@ -6,6 +6,7 @@
 //! is create-only, so republishing an unchanged tree writes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -25,7 +26,7 @@ use crate::manifest::{self, Manifest};
 use crate::objects::check;
 use crate::progress::{Bar, Progress};
 use crate::signals;
-use crate::store::{Body, Key, PutMode, PutOptions, PutOutcome, Store};
+use crate::store::{Body, Key, Put, PutMode, PutOptions, PutOutcome, Store};
 use crate::trust;
 
 /// What `publish --json` prints.
@@ -643,27 +644,42 @@ fn put_all(
     bar: &Bar,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let results = crate::par::try_map(jobs, concurrency, |job| {
-        if let Some(sig) = signals::caught() {
-            // Nothing new starts after a signal; what runs finishes.
-            anyhow::bail!("stopped by {}", signals::signal_name(sig));
+    let stopped = || signals::caught().map(signals::signal_name);
+    if let Some(sig) = stopped() {
+        bail!("stopped by {sig}");
+    }
+    let puts: Vec<Put<'_>> = jobs
+        .iter()
+        .map(|job| Put {
+            key: &job.key,
+            body: Body::file_at(&job.path, job.offset, job.sha256, job.size),
+            mode: PutMode::CreateOnly,
+            opts: &job.opts,
+        })
+        .collect();
+    let results = store.put_many(&puts, concurrency, &|i| {
+        bar.object_done(jobs[i].size);
+        // Nothing new starts after a signal; what runs finishes.
+        match stopped() {
+            Some(_) => ControlFlow::Break(()),
+            None => ControlFlow::Continue(()),
         }
-        let outcome = store
-            .put(
-                &job.key,
-                Body::file_at(&job.path, job.offset, job.sha256, job.size),
-                PutMode::CreateOnly,
-                &job.opts,
-            )
-            .with_context(|| format!("publishing {} from {}", job.what, job.path.display()));
-        bar.object_done(job.size);
-        outcome
     });
     for (job, result) in jobs.iter().zip(results) {
         match result {
             Some(Ok(outcome)) => record(report, &job.key, &outcome, progress),
-            Some(Err(e)) => return Err(e),
-            None => {} // not attempted after a failure
+            Some(Err(e)) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "publishing {} from {}",
+                    job.what,
+                    job.path.display()
+                )))
+            }
+            None => {
+                if let Some(sig) = stopped() {
+                    bail!("stopped by {sig}");
+                }
+            }
         }
     }
     Ok(())

@@ -4,7 +4,9 @@
 
 use std::fmt;
 use std::io::{self, Read, Seek};
+use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::digest::Digest;
 use crate::error::Class;
@@ -72,6 +74,7 @@ pub enum PutMode {
 }
 
 /// What to write.
+#[derive(Clone, Copy)]
 pub enum Data<'a> {
     /// Bytes already in memory (a manifest, an event, a pointer).
     Bytes(&'a [u8]),
@@ -87,6 +90,7 @@ pub enum Data<'a> {
 
 /// Bytes plus their claimed digest and size. A store verifies the claim while
 /// writing and refuses a body that does not match it.
+#[derive(Clone, Copy)]
 pub struct Body<'a> {
     /// Where the bytes come from.
     pub data: Data<'a>,
@@ -154,6 +158,22 @@ impl PutOptions {
         }
     }
 }
+
+/// One put of a batch ([`Store::put_many`]): [`Store::put`]'s arguments.
+pub struct Put<'a> {
+    /// The key to write.
+    pub key: &'a Key,
+    /// Its bytes.
+    pub body: Body<'a>,
+    /// How an existing object is treated.
+    pub mode: PutMode,
+    /// The metadata sent with it.
+    pub opts: &'a PutOptions,
+}
+
+/// Called as each put of a batch ends, with its index: `Break` starts no
+/// more of them (a signal was caught).
+pub type AfterPut<'a> = &'a (dyn Fn(usize) -> ControlFlow<()> + Sync);
 
 /// How a put ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -354,6 +374,36 @@ pub trait Store: Send + Sync {
         mode: PutMode,
         opts: &PutOptions,
     ) -> Result<PutOutcome>;
+    /// Runs every put of `puts` with up to `concurrency` in flight, calling
+    /// `after` as each ends, and returns their outcomes in order. After a
+    /// failure, or once `after` breaks, nothing new starts: the puts not
+    /// started come back `None`. Each put is checked as [`Store::put`]'s.
+    fn put_many(
+        &self,
+        puts: &[Put<'_>],
+        concurrency: usize,
+        after: AfterPut<'_>,
+    ) -> Vec<Option<Result<PutOutcome>>> {
+        let stopped = AtomicBool::new(false);
+        let indexed: Vec<(usize, &Put<'_>)> = puts.iter().enumerate().collect();
+        crate::par::try_map(&indexed, concurrency, |&(i, p)| {
+            if stopped.load(Ordering::Relaxed) {
+                return Err(None);
+            }
+            let outcome = self.put(p.key, p.body, p.mode.clone(), p.opts);
+            if after(i).is_break() {
+                stopped.store(true, Ordering::Relaxed);
+            }
+            outcome.map_err(Some)
+        })
+        .into_iter()
+        .map(|r| match r {
+            Some(Err(None)) | None => None,
+            Some(Ok(outcome)) => Some(Ok(outcome)),
+            Some(Err(Some(e))) => Some(Err(e)),
+        })
+        .collect()
+    }
     /// Opens the object under `key`; [`StoreError::NotFound`] when there is
     /// none.
     fn get(&self, key: &Key) -> Result<Object>;

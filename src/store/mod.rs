@@ -16,8 +16,8 @@ mod s3;
 mod s3_options;
 
 pub use api::{
-    Body, Data, ETag, Key, Listed, Object, ObjectMeta, PutMode, PutOptions, PutOutcome, Result,
-    Store, StoreError,
+    AfterPut, Body, Data, ETag, Key, Listed, Object, ObjectMeta, Put, PutMode, PutOptions,
+    PutOutcome, Result, Store, StoreError,
 };
 pub use local::LocalStore;
 pub use open::{open, OpenError};

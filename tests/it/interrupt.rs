@@ -1,12 +1,16 @@
 //! Ctrl-C leaves no temp files: real SIGINTs to real `build` and `fetch`
-//! runs, and the next run sweeps what a harder kill left.
+//! runs, and the next run sweeps what a harder kill left; a publish to S3
+//! starts no new upload after one, and stores no manifest.
 
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use verbatim::store::Store;
+
+use crate::s3::{cli, S3Server};
 use crate::util::Project;
 
 /// `n` bytes that do not compress (xorshift), so packing takes a while.
@@ -35,10 +39,10 @@ fn temps(dir: &Path, prefix: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Runs `verbatim args…`, sends SIGINT once `ready()` holds, and returns
-/// its exit code and stderr.
-fn interrupt(p: &Project, args: &[&str], ready: impl Fn() -> bool) -> (Option<i32>, String) {
-    let mut cmd = p.cmd(args);
+/// Runs `cmd`, sends SIGINT once `ready()` holds, and returns its exit
+/// code and stderr.
+fn interrupt(mut cmd: Command, ready: impl Fn() -> bool) -> (Option<i32>, String) {
+    let what = format!("{cmd:?}");
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     // SAFETY: signal(2) is async-signal-safe; nothing else runs there.
     unsafe {
@@ -51,7 +55,7 @@ fn interrupt(p: &Project, args: &[&str], ready: impl Fn() -> bool) -> (Option<i3
     let start = Instant::now();
     while !ready() {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("verbatim {args:?} ended ({status}) before it could be interrupted");
+            panic!("{what} ended ({status}) before it could be interrupted");
         }
         assert!(start.elapsed() < Duration::from_secs(60), "never got ready");
         std::thread::sleep(Duration::from_millis(2));
@@ -70,7 +74,7 @@ fn sigint_during_build_and_fetch_removes_their_temp_files() {
     let p = Project::new();
     p.write("app/big.bin", noise(96 << 20));
     let out = p.path().join(".verbatim/build");
-    let (code, err) = interrupt(&p, &["build", "--jobs", "1"], || {
+    let (code, err) = interrupt(p.cmd(&["build", "--jobs", "1"]), || {
         !temps(&out, ".artifact-").is_empty()
     });
     assert_eq!(code, Some(130), "{err}");
@@ -83,7 +87,7 @@ fn sigint_during_build_and_fetch_removes_their_temp_files() {
         .unwrap()
         .to_owned();
     let releases = p.path().join("host/releases");
-    let (code, err) = interrupt(&p, &["fetch", &m, "--into", "host"], || {
+    let (code, err) = interrupt(p.cmd(&["fetch", &m, "--into", "host"]), || {
         !temps(&releases, ".download-").is_empty() || !temps(&releases, ".unpack-").is_empty()
     });
     assert_eq!(code, Some(130), "{err}");
@@ -91,6 +95,30 @@ fn sigint_during_build_and_fetch_removes_their_temp_files() {
         assert_eq!(temps(&releases, prefix), Vec::<String>::new(), "{prefix}");
     }
     assert!(!releases.join(&m[7..]).exists());
+}
+
+#[test]
+fn sigint_during_an_s3_publish_starts_no_new_upload_and_stores_no_manifest() {
+    let Some(s3) = S3Server::start() else { return };
+    let p = Project::with_config("[app]\ndir = \"app\"\n\n[assets]\ndir = \"static\"\n");
+    p.write("app/x", "x");
+    const ASSETS: usize = 1500;
+    for i in 0..ASSETS {
+        p.write(&format!("static/f/{i:04}.txt"), format!("asset {i}\n"));
+    }
+    p.ok(&["build"]);
+    let uploading = s3.object_path("rel/assets");
+    let (code, err) = interrupt(
+        cli(&p, &s3.url(), "rel", &["publish", "--prebuilt"]),
+        || uploading.exists(),
+    );
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("stopped by SIGINT"), "{err}");
+    let store = crate::s3::store(&s3.url(), "rel");
+    assert_eq!(store.list("manifests/").unwrap(), Vec::new(), "{err}");
+    let stored = store.list("assets/").unwrap().len();
+    // What was in flight finished; nothing started after the signal.
+    assert!(stored < ASSETS, "all {stored} assets went up after SIGINT");
 }
 
 #[test]

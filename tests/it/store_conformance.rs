@@ -5,9 +5,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use std::ops::ControlFlow;
 use verbatim::digest::Digest;
+
 use verbatim::store::{
-    Body, ETag, Key, LocalStore, PutMode, PutOptions, PutOutcome, Store, StoreError,
+    Body, ETag, Key, LocalStore, Put, PutMode, PutOptions, PutOutcome, Store, StoreError,
 };
 
 type Check = fn(&dyn Store);
@@ -48,6 +50,14 @@ pub const CHECKS: &[(&str, Check)] = &[
     ),
     ("large_file_body", large_file_body),
     ("file_range_bodies", file_range_bodies),
+    (
+        "a_batch_stops_at_its_first_failure",
+        a_batch_stops_at_its_first_failure,
+    ),
+    (
+        "a_batch_starts_nothing_once_told_to_stop",
+        a_batch_starts_nothing_once_told_to_stop,
+    ),
 ];
 
 fn key(s: &str) -> Key {
@@ -327,6 +337,121 @@ fn file_range_bodies(store: &dyn Store) {
         .unwrap_err();
     assert!(matches!(err, StoreError::BodyMismatch { .. }), "{err:?}");
     assert!(store.head(&key("r/wrong")).unwrap().is_none());
+}
+
+/// `n` keys under `batch/` and a body for each.
+fn batch(n: usize) -> (Vec<Key>, Vec<Vec<u8>>) {
+    let keys = (0..n).map(|i| key(&format!("batch/{i:03}"))).collect();
+    let bodies = (0..n).map(|i| format!("body {i}").into_bytes()).collect();
+    (keys, bodies)
+}
+
+/// What a batch did, checked against what the store holds: the puts that
+/// ran come first, each stored exactly when it says so, and none of those
+/// that never started is there.
+fn ran(
+    store: &dyn Store,
+    keys: &[Key],
+    results: &[Option<Result<PutOutcome, StoreError>>],
+) -> usize {
+    let started = results.iter().take_while(|r| r.is_some()).count();
+    assert!(
+        results[started..].iter().all(Option::is_none),
+        "a put started after one that did not"
+    );
+    let stored: Vec<Key> = store
+        .list("batch/")
+        .unwrap()
+        .into_iter()
+        .map(|l| l.key)
+        .collect();
+    let written: Vec<Key> = keys
+        .iter()
+        .zip(results)
+        .filter(|(_, r)| matches!(r, Some(Ok(PutOutcome::Written(_)))))
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(stored, written);
+    started
+}
+
+/// A batch runs its puts in order with several in flight; after a put fails,
+/// nothing new starts, and what never started is not stored.
+fn a_batch_stops_at_its_first_failure(store: &dyn Store) {
+    let (keys, mut bodies) = batch(120);
+    let lie = Digest::of(b"other bytes");
+    bodies[20] = b"the bytes of a changed file".to_vec();
+    let opts = PutOptions::default();
+    let puts: Vec<Put<'_>> = keys
+        .iter()
+        .zip(&bodies)
+        .enumerate()
+        .map(|(i, (key, bytes))| Put {
+            key,
+            body: if i == 20 {
+                Body {
+                    sha256: lie,
+                    ..Body::bytes(bytes)
+                }
+            } else {
+                Body::bytes(bytes)
+            },
+            mode: PutMode::CreateOnly,
+            opts: &opts,
+        })
+        .collect();
+    let results = store.put_many(&puts, 4, &|_| ControlFlow::Continue(()));
+    assert!(
+        results[..20]
+            .iter()
+            .all(|r| matches!(r, Some(Ok(PutOutcome::Written(_))))),
+        "{:?}",
+        &results[..20]
+    );
+    assert!(
+        matches!(results[20], Some(Err(StoreError::BodyMismatch { .. }))),
+        "{:?}",
+        results[20]
+    );
+    let started = ran(store, &keys, &results);
+    assert!(started < 120, "every put started after one failed");
+}
+
+/// `after` is told of each put as it ends; once it breaks, nothing new
+/// starts and what ran is stored.
+fn a_batch_starts_nothing_once_told_to_stop(store: &dyn Store) {
+    let (keys, bodies) = batch(60);
+    let opts = PutOptions::default();
+    let puts: Vec<Put<'_>> = keys
+        .iter()
+        .zip(&bodies)
+        .map(|(key, bytes)| Put {
+            key,
+            body: Body::bytes(bytes),
+            mode: PutMode::CreateOnly,
+            opts: &opts,
+        })
+        .collect();
+    let ended = std::sync::Mutex::new(Vec::new());
+    let results = store.put_many(&puts, 3, &|i| {
+        let mut ended = ended.lock().unwrap();
+        ended.push(i);
+        if ended.len() >= 5 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    let started = ran(store, &keys, &results);
+    assert!(
+        results[..started].iter().all(|r| matches!(r, Some(Ok(_)))),
+        "{results:?}"
+    );
+    // Those in flight when it broke (at most 3) finish; no more start.
+    assert!((5..=7).contains(&started), "{started} of 60 started");
+    let mut ended = ended.into_inner().unwrap();
+    ended.sort_unstable();
+    assert_eq!(ended, (0..started).collect::<Vec<_>>());
 }
 
 #[test]

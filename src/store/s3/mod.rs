@@ -2,7 +2,8 @@
 //!
 //! The trait is synchronous; this store owns a small tokio runtime and one
 //! shared SDK client and blocks on it, so callers may put from many threads
-//! at once. Immutable keys are written with `If-None-Match: *` and a
+//! at once, and a batch ([`Store::put_many`]) runs as futures inside one
+//! `block_on`. Immutable keys are written with `If-None-Match: *` and a
 //! sha256 checksum the server verifies (`x-amz-checksum-sha256`, computed
 //! here: the SDK's default CRC32/aws-chunked trailers break several servers),
 //! and the hex digest is kept in `x-amz-meta-sha256` so `head` can vouch for
@@ -27,7 +28,8 @@ pub use bucket::S3Store;
 use std::io::{self, Read};
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, SdkBody};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use bucket::{object_meta, SHA256_META};
 use errors::{backend, is_bad_digest, is_conflict, is_not_found, is_precondition_failed};
@@ -36,8 +38,8 @@ use stream::StreamReader;
 
 use crate::digest::{base64, Digest};
 use crate::store::api::{
-    Body, Data, ETag, Key, Listed, Object, ObjectMeta, PutMode, PutOptions, PutOutcome, Result,
-    Store, StoreError,
+    AfterPut, Body, Data, ETag, Key, Listed, Object, ObjectMeta, Put, PutMode, PutOptions,
+    PutOutcome, Result, Store, StoreError,
 };
 
 /// Objects up to this size are read into memory by `get`.
@@ -103,6 +105,9 @@ impl S3Store {
                 actual,
             });
         }
+        let len = bytes.len() as i64;
+        // In memory, so each attempt's copy shares the bytes.
+        let bytes = SdkBody::from(bytes);
         let mut attempt = 0;
         loop {
             let mut req = self
@@ -110,8 +115,10 @@ impl S3Store {
                 .put_object()
                 .bucket(&self.bucket)
                 .key(self.full(key))
-                .body(ByteStream::from(bytes.clone()))
-                .content_length(bytes.len() as i64)
+                .body(ByteStream::new(
+                    bytes.try_clone().expect("an in-memory body clones"),
+                ))
+                .content_length(len)
                 .checksum_sha256(base64(actual.as_bytes()))
                 .metadata(SHA256_META, actual.hex())
                 .set_content_type(opts.content_type.clone())
@@ -172,6 +179,52 @@ impl Store for S3Store {
         self.rt
             .block_on(self.put_async(key, body, mode, opts, conditional))
             .map_err(|e| self.explain(e))
+    }
+
+    /// The puts are futures on this thread, their connections on the
+    /// runtime's: no thread per put in flight, and no wake-up crossing
+    /// threads for each request.
+    fn put_many(
+        &self,
+        puts: &[Put<'_>],
+        concurrency: usize,
+        after: AfterPut<'_>,
+    ) -> Vec<Option<Result<PutOutcome>>> {
+        let mut results: Vec<Option<Result<PutOutcome>>> = puts.iter().map(|_| None).collect();
+        let conditional = match self.conditional() {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(first) = results.first_mut() {
+                    *first = Some(Err(e));
+                }
+                return results;
+            }
+        };
+        self.rt.block_on(async {
+            let mut running = FuturesUnordered::new();
+            let mut next = puts.iter().enumerate();
+            let mut stop = false;
+            loop {
+                while !stop && running.len() < concurrency.max(1) {
+                    let Some((i, p)) = next.next() else { break };
+                    running.push(async move {
+                        let mode = p.mode.clone();
+                        (
+                            i,
+                            self.put_async(p.key, p.body, mode, p.opts, conditional)
+                                .await,
+                        )
+                    });
+                }
+                let Some((i, outcome)) = running.next().await else {
+                    break;
+                };
+                let told_to_stop = after(i).is_break();
+                stop |= outcome.is_err() || told_to_stop;
+                results[i] = Some(outcome.map_err(|e| self.explain(e)));
+            }
+        });
+        results
     }
 
     fn get(&self, key: &Key) -> Result<Object> {
