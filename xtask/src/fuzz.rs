@@ -153,22 +153,31 @@ struct Stats {
     failure: Option<String>,
 }
 
-/// Where the targets build, and at which opt-level.
+/// Where the targets build, at which opt-level, and with how much debug
+/// info.
 struct Build {
     dir: &'static str,
     opt_level: &'static str,
+    debug: &'static str,
 }
 
 impl Build {
-    /// The long runs: every execution counts.
+    /// The long runs: every execution counts, and a crash's stack names
+    /// its lines.
     const LONG: Build = Build {
         dir: "fuzz-target",
         opt_level: "3",
+        debug: "1",
     };
-    /// The CI pass: 12 s a target, where the compile counts more.
+    /// The CI pass: 12 s a target, where the compile counts more. Without
+    /// debug info it costs 9% less CPU (238 against 262 s, cold). A
+    /// crash's stack still names its functions; the long build's binary
+    /// (`cargo xtask fuzz --target NAME` builds it) names the lines too,
+    /// rerun on the reproducer.
     const CI: Build = Build {
         dir: "fuzz-target-ci",
         opt_level: "1",
+        debug: "0",
     };
 }
 
@@ -317,6 +326,7 @@ fn build(cargo_fuzz: &Path, how: &Build, targets: &[&str]) -> Result {
             .env("PATH", &path)
             .env("CARGO_TARGET_DIR", cache().join(how.dir))
             .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", how.opt_level)
+            .env("CARGO_PROFILE_RELEASE_DEBUG", how.debug)
             .status()
             .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
         if !status.success() {
