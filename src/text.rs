@@ -89,9 +89,23 @@ impl fmt::Display for Lines {
 
 impl std::error::Error for Lines {}
 
-/// `12.3 MiB`
+/// `12.30 MiB`, `512 B`: binary prefixes, two decimals (as indicatif's
+/// `HumanBytes`, which the progress bars use).
 pub fn human_bytes(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
+    const PREFIXES: [&str; 6] = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+    let mut amount = n as f64;
+    let mut prefix = None;
+    for p in PREFIXES {
+        if amount < 1024.0 {
+            break;
+        }
+        amount /= 1024.0;
+        prefix = Some(p);
+    }
+    match prefix {
+        None => format!("{n} B"),
+        Some(p) => format!("{amount:.2} {p}B"),
+    }
 }
 
 /// `3d 4h`, `5m 2s`, `40s`: the two largest units of `secs`.
@@ -119,6 +133,26 @@ pub fn human_duration(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bars (indicatif) and the notes (this) print sizes alike.
+    #[cfg(feature = "cli")]
+    #[test]
+    fn sizes_read_as_the_progress_bars_print_them() {
+        for n in [
+            0,
+            1,
+            1023,
+            1024,
+            1536,
+            (1 << 20) - 1,
+            1 << 20,
+            12_897_485,
+            1_000_000_000_000,
+            u64::MAX,
+        ] {
+            assert_eq!(human_bytes(n), indicatif::HumanBytes(n).to_string(), "{n}");
+        }
+    }
 
     #[test]
     fn durations_in_their_two_largest_units() {
