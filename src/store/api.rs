@@ -172,7 +172,7 @@ pub struct Put<'a> {
 }
 
 /// Called as each put of a batch ends, with its index: `Break` starts no
-/// more of them (a signal was caught).
+/// more of them (the caller must stop: a signal came, say).
 pub type AfterPut<'a> = &'a (dyn Fn(usize) -> ControlFlow<()> + Sync);
 
 /// How a put ended.
