@@ -55,6 +55,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         a_batch_stops_at_its_first_failure,
     ),
     (
+        "a_batch_stops_at_a_planted_object",
+        a_batch_stops_at_a_planted_object,
+    ),
+    (
         "a_batch_starts_nothing_once_told_to_stop",
         a_batch_starts_nothing_once_told_to_stop,
     ),
@@ -348,11 +352,12 @@ fn batch(n: usize) -> (Vec<Key>, Vec<Vec<u8>>) {
 
 /// What a batch did, checked against what the store holds: the puts that
 /// ran come first, each stored exactly when it says so, and none of those
-/// that never started is there.
+/// that never started is there (`there_before` was stored before it).
 fn ran(
     store: &dyn Store,
     keys: &[Key],
     results: &[Option<Result<PutOutcome, StoreError>>],
+    there_before: Option<&Key>,
 ) -> usize {
     let started = results.iter().take_while(|r| r.is_some()).count();
     assert!(
@@ -368,19 +373,41 @@ fn ran(
     let written: Vec<Key> = keys
         .iter()
         .zip(results)
-        .filter(|(_, r)| matches!(r, Some(Ok(PutOutcome::Written(_)))))
+        .filter(|(k, r)| matches!(r, Some(Ok(PutOutcome::Written(_)))) || there_before == Some(*k))
         .map(|(k, _)| k.clone())
         .collect();
     assert_eq!(stored, written);
     started
 }
 
+/// How the 21st put of a batch fails.
+#[derive(Clone, Copy, PartialEq)]
+enum Failure {
+    /// Its body does not match its digest (the file changed).
+    BodyLies,
+    /// Someone with write access to the store planted other bytes under
+    /// its key first.
+    Planted,
+}
+
 /// A batch runs its puts in order with several in flight; after a put fails,
 /// nothing new starts, and what never started is not stored.
 fn a_batch_stops_at_its_first_failure(store: &dyn Store) {
+    batch_failing(store, Failure::BodyLies);
+}
+
+/// A planted object stops the batch and is never overwritten.
+fn a_batch_stops_at_a_planted_object(store: &dyn Store) {
+    batch_failing(store, Failure::Planted);
+}
+
+fn batch_failing(store: &dyn Store, how: Failure) {
     let (keys, mut bodies) = batch(120);
     let lie = Digest::of(b"other bytes");
     bodies[20] = b"the bytes of a changed file".to_vec();
+    if how == Failure::Planted {
+        put(store, keys[20].as_str(), b"planted", PutMode::CreateOnly).unwrap();
+    }
     let opts = PutOptions::default();
     let puts: Vec<Put<'_>> = keys
         .iter()
@@ -388,7 +415,7 @@ fn a_batch_stops_at_its_first_failure(store: &dyn Store) {
         .enumerate()
         .map(|(i, (key, bytes))| Put {
             key,
-            body: if i == 20 {
+            body: if i == 20 && how == Failure::BodyLies {
                 Body {
                     sha256: lie,
                     ..Body::bytes(bytes)
@@ -408,12 +435,23 @@ fn a_batch_stops_at_its_first_failure(store: &dyn Store) {
         "{:?}",
         &results[..20]
     );
-    assert!(
-        matches!(results[20], Some(Err(StoreError::BodyMismatch { .. }))),
-        "{:?}",
-        results[20]
-    );
-    let started = ran(store, &keys, &results);
+    match how {
+        Failure::BodyLies => assert!(
+            matches!(results[20], Some(Err(StoreError::BodyMismatch { .. }))),
+            "{:?}",
+            results[20]
+        ),
+        Failure::Planted => {
+            assert!(
+                matches!(results[20], Some(Err(StoreError::AlreadyExists { .. }))),
+                "{:?}",
+                results[20]
+            );
+            assert_eq!(read(store, keys[20].as_str()), b"planted");
+        }
+    }
+    let planted = (how == Failure::Planted).then_some(&keys[20]);
+    let started = ran(store, &keys, &results, planted);
     assert!(started < 120, "every put started after one failed");
 }
 
@@ -442,7 +480,7 @@ fn a_batch_starts_nothing_once_told_to_stop(store: &dyn Store) {
             ControlFlow::Continue(())
         }
     });
-    let started = ran(store, &keys, &results);
+    let started = ran(store, &keys, &results, None);
     assert!(
         results[..started].iter().all(|r| matches!(r, Some(Ok(_)))),
         "{results:?}"
