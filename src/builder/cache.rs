@@ -11,6 +11,12 @@
 //! manifest already in the build directory are the build, and only the
 //! manifest's provenance (the revision may have moved) is written again.
 //!
+//! The record is two JSON lines: the first holds the key and the sha256 of
+//! the entries, which is all a hit reads (a tree of 15,000 entries is a
+//! 2 MB record, and parsing it took longer than the rest of a warm
+//! publish); the second holds the entries themselves, read on a miss to
+//! say which one changed.
+//!
 //! Racy timestamps, as git guards them: a file whose mtime is less than a
 //! second older than the snapshot that recorded it may have changed again
 //! within the same clock tick without its stat changing, so a record
@@ -21,6 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -33,7 +40,7 @@ use crate::pack;
 
 /// The record's file in the build directory.
 pub const CACHE_FILE: &str = "cache.json";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// How much older than the snapshot a file's mtime must be to be trusted.
 const RACY_NS: i128 = 1_000_000_000;
 
@@ -55,7 +62,7 @@ struct Stat {
 
 /// What a build is made from, as far as the disk tells without reading a
 /// file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Snapshot {
     /// The configuration, the tool, the pack spec and the entries' mtime.
     key: String,
@@ -65,12 +72,16 @@ pub(super) struct Snapshot {
     assets: Vec<Stat>,
 }
 
-/// A snapshot and the build it made (`cache.json`).
+/// The first line of `cache.json`: a snapshot, as its key and digest, and
+/// the build it made.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Record {
     version: u32,
-    snapshot: Snapshot,
+    key: String,
+    started_ns: i128,
+    /// [`Snapshot::digest`]: the entries, which the second line lists.
+    digest: String,
     /// The manifest built (`sha256:<hex>`) and what the build counted.
     manifest: String,
     entries: usize,
@@ -78,6 +89,14 @@ struct Record {
     /// The build directory's files as this build left them: one written
     /// since (a tampered artifact) is no longer this build.
     outputs: Vec<Stat>,
+}
+
+/// The second line of `cache.json`: the entries the digest covers.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entries {
+    app: Vec<Stat>,
+    assets: Vec<Stat>,
 }
 
 /// What a hit hands back: the manifest's id and the build's counts.
@@ -163,13 +182,39 @@ impl Snapshot {
         })
     }
 
-    fn racy(&self) -> Option<&str> {
-        let trusted_before = self.started_ns - RACY_NS;
+    /// The first entry a snapshot started at `started_ns` could not trust.
+    fn racy(&self, started_ns: i128) -> Option<&str> {
+        let trusted_before = started_ns - RACY_NS;
         self.app
             .iter()
             .chain(&self.assets)
             .find(|s| s.mtime_ns >= trusted_before)
             .map(|s| s.path.as_str())
+    }
+
+    /// The sha256 of the entries (not the key or the time), each field
+    /// length-prefixed or fixed-width, so that no two lists share it.
+    fn digest(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        for (tree, stats) in [(b'a', &self.app), (b's', &self.assets)] {
+            h.update([tree]);
+            h.update((stats.len() as u64).to_le_bytes());
+            for s in stats {
+                h.update((s.path.len() as u64).to_le_bytes());
+                h.update(s.path.as_bytes());
+                h.update((s.kind as u32).to_le_bytes());
+                h.update(s.size.to_le_bytes());
+                h.update(s.mtime_ns.to_le_bytes());
+                h.update(s.ctime_ns.to_le_bytes());
+                h.update(s.ino.to_le_bytes());
+                h.update(s.mode.to_le_bytes());
+                let target = s.target.as_deref().map(str::as_bytes);
+                h.update((target.map_or(u64::MAX, |t| t.len() as u64)).to_le_bytes());
+                h.update(target.unwrap_or_default());
+            }
+        }
+        format!("sha256:{:x}", h.finalize())
     }
 
     fn len(&self) -> usize {
@@ -185,28 +230,33 @@ pub(super) fn find(
     snapshot: &Snapshot,
     why: &mut dyn FnMut(String),
 ) -> Option<Hit> {
-    let bytes = crate::safe_fs::read_regular_limited(&out.join(CACHE_FILE), 1 << 30).ok()?;
-    let record: Record = match serde_json::from_slice(&bytes) {
+    let mut lines = BufReader::new(crate::safe_fs::open_regular(&out.join(CACHE_FILE)).ok()?);
+    let parse_error = |e: &dyn std::fmt::Display| format!("{CACHE_FILE} does not parse ({e})");
+    let record: Record = match read_line(&mut lines) {
         Ok(r) => r,
         Err(e) => {
-            why(format!("{CACHE_FILE} does not parse ({e})"));
+            why(parse_error(&e));
             return None;
         }
     };
-    let was = &record.snapshot;
-    let differs = if record.version != VERSION || was.key != snapshot.key {
+    let differs = if record.version != VERSION || record.key != snapshot.key {
         Some("the configuration, the tool or the pack spec changed".to_owned())
-    } else if let Some(path) = was.racy() {
+    } else if record.digest != snapshot.digest() {
+        // Which entry changed, from the second line.
+        Some(match read_line::<Entries>(&mut lines) {
+            Ok(was) => first_difference("app", &was.app, &snapshot.app)
+                .or_else(|| first_difference("assets", &was.assets, &snapshot.assets))
+                .unwrap_or_else(|| format!("the entries' digest differs from {CACHE_FILE}'s")),
+            Err(e) => parse_error(&e),
+        })
+    } else if let Some(path) = snapshot.racy(record.started_ns) {
         Some(format!(
             "{path} was modified within a second of the last build (racy timestamps)"
         ))
     } else {
-        first_difference("app", &was.app, &snapshot.app)
-            .or_else(|| first_difference("assets", &was.assets, &snapshot.assets))
-            .or_else(|| {
-                let now = stat_outputs(out, outputs).ok()?;
-                first_difference("the build directory", &record.outputs, &now)
-            })
+        stat_outputs(out, outputs)
+            .ok()
+            .and_then(|now| first_difference("the build directory", &record.outputs, &now))
     };
     if let Some(d) = differs {
         why(d);
@@ -221,6 +271,13 @@ pub(super) fn find(
     })
 }
 
+/// The next line of the record, parsed.
+fn read_line<T: serde::de::DeserializeOwned>(lines: &mut impl BufRead) -> Result<T> {
+    let mut line = Vec::new();
+    lines.read_until(b'\n', &mut line)?;
+    Ok(serde_json::from_slice(&line)?)
+}
+
 /// Records `snapshot` as what made manifest `id` (through a temp renamed
 /// into place).
 pub(super) fn record(
@@ -232,16 +289,28 @@ pub(super) fn record(
 ) -> Result<()> {
     let record = Record {
         version: VERSION,
-        snapshot,
+        digest: snapshot.digest(),
+        key: snapshot.key,
+        started_ns: snapshot.started_ns,
         manifest: id.to_string(),
         entries,
         content_bytes,
         outputs: stat_outputs(out, outputs)?,
     };
+    let entries = Entries {
+        app: snapshot.app,
+        assets: snapshot.assets,
+    };
     let mut tmp = tempfile::Builder::new()
         .prefix(".cache-")
         .tempfile_in(out)?;
-    serde_json::to_writer(std::io::BufWriter::new(tmp.as_file_mut()), &record)?;
+    let mut w = BufWriter::new(tmp.as_file_mut());
+    serde_json::to_writer(&mut w, &record)?;
+    w.write_all(b"\n")?;
+    serde_json::to_writer(&mut w, &entries)?;
+    w.write_all(b"\n")?;
+    w.flush()?;
+    drop(w);
     tmp.persist(out.join(CACHE_FILE)).map_err(|e| e.error)?;
     Ok(())
 }
@@ -368,4 +437,74 @@ pub(super) fn now_ns() -> i128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str) -> Stat {
+        Stat {
+            path: path.into(),
+            kind: 'f',
+            size: 1,
+            mtime_ns: 2,
+            ctime_ns: 3,
+            ino: 4,
+            mode: 0o100644,
+            target: None,
+        }
+    }
+
+    fn snapshot(app: Vec<Stat>, assets: Vec<Stat>) -> Snapshot {
+        Snapshot {
+            key: "k".into(),
+            started_ns: 0,
+            app,
+            assets,
+        }
+    }
+
+    #[test]
+    fn every_field_of_every_entry_moves_the_digest() {
+        let base = snapshot(vec![file("a"), file("b")], vec![file("s")]);
+        let edits: [fn(&mut Stat); 8] = [
+            |s| s.path.push('x'),
+            |s| s.kind = 'l',
+            |s| s.size += 1,
+            |s| s.mtime_ns += 1,
+            |s| s.ctime_ns += 1,
+            |s| s.ino += 1,
+            |s| s.mode |= 0o100,
+            |s| s.target = Some(String::new()),
+        ];
+        let mut seen = vec![base.digest()];
+        for (i, edit) in edits.iter().enumerate() {
+            for which in 0..3 {
+                let mut s = base.clone();
+                let stat = match which {
+                    0 => &mut s.app[0],
+                    1 => &mut s.app[1],
+                    _ => &mut s.assets[0],
+                };
+                edit(stat);
+                let d = s.digest();
+                assert!(!seen.contains(&d), "edit {i} of entry {which}");
+                seen.push(d);
+            }
+        }
+        // Where one path ends and the next starts, and which tree holds an
+        // entry, are part of it too; the key and the time are not.
+        let split = |a: &str, b: &str| snapshot(vec![file(a), file(b)], vec![]).digest();
+        assert_ne!(split("ab", "c"), split("a", "bc"));
+        let moved = snapshot(vec![file("a"), file("b")], vec![]);
+        let to_assets = snapshot(vec![file("a")], vec![file("b")]);
+        assert_ne!(moved.digest(), to_assets.digest());
+        let later = Snapshot {
+            key: "other".into(),
+            started_ns: 9,
+            ..base.clone()
+        };
+        assert_eq!(later.digest(), base.digest());
+    }
 }

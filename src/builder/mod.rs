@@ -170,17 +170,26 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
     // next one build again.
     let mut ignored_outputs = Vec::new();
     let started_ns = cache::now_ns();
-    let entries = scan(cfg, &mut |path, why| {
-        if let pack::Excluded::Ignored { by, dir: true } = why {
-            ignored_outputs.push((path.to_owned(), by.to_owned()));
-        }
+    // git's answers (up to three short processes) come while the tree is
+    // walked.
+    let (snapshot, provenance) = std::thread::scope(|s| {
+        let provenance = s.spawn(|| provenance_of(cfg, opts));
+        let entries = scan(cfg, &mut |path, why| {
+            if let pack::Excluded::Ignored { by, dir: true } = why {
+                ignored_outputs.push((path.to_owned(), by.to_owned()));
+            }
+        })?;
+        let snapshot = cache::Snapshot::take(cfg, &entries, sde, started_ns)?;
+        let provenance = provenance
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        anyhow::Ok((snapshot, provenance))
     })?;
     warn_ignored_outputs(cfg, &ignored_outputs, progress);
-    let snapshot = cache::Snapshot::take(cfg, &entries, sde, started_ns)?;
     let existing = safe_fs::existing_dirs(&cfg.root, Path::new(DEFAULT_OUT))?;
     if let (false, Some(out)) = (opts.fresh, &existing) {
         let _lock = lock_dir(out, progress)?;
-        if let Some(built) = reuse(cfg, opts, out, &snapshot, progress)? {
+        if let Some(built) = reuse(cfg, out, &snapshot, &provenance, progress)? {
             return Ok(built);
         }
     }
@@ -258,7 +267,7 @@ pub fn build(cfg: &Config, opts: &BuildOptions, progress: &dyn Progress) -> Resu
             migration_files,
             ..d
         }),
-        provenance: provenance_of(cfg, opts),
+        provenance,
         site,
     };
     let manifest_path = out.join(MANIFEST_FILE);
@@ -376,9 +385,9 @@ fn write_manifest(out: &Path, manifest: &Manifest) -> Result<Digest> {
 /// brought up to date (a new revision of the same tree).
 fn reuse(
     cfg: &Config,
-    opts: &BuildOptions,
     out: &Path,
     snapshot: &cache::Snapshot,
+    provenance: &manifest::Provenance,
     progress: &dyn Progress,
 ) -> Result<Option<Built>> {
     let mut why = |w: String| progress.detail(format!("building afresh: {w}"));
@@ -395,9 +404,8 @@ fn reuse(
         why("the build directory no longer holds that build".into());
         return Ok(None);
     }
-    let provenance = provenance_of(cfg, opts);
-    if provenance != built.manifest.provenance {
-        built.manifest.provenance = provenance;
+    if *provenance != built.manifest.provenance {
+        built.manifest.provenance = provenance.clone();
         built.id = write_manifest(out, &built.manifest)?;
         cache::record(
             out,

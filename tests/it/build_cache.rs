@@ -185,3 +185,43 @@ fn check_and_no_cache_build_from_scratch_and_provenance_follows_the_revision() {
     let (_, back) = build(&p, &["--revision", "aaaa"]);
     assert_eq!(back, first);
 }
+
+/// A record that is not this version's, does not parse, or whose digest
+/// does not match the entries it lists is a miss, and says why.
+#[test]
+fn a_record_that_cannot_be_trusted_is_a_miss() {
+    let p = project();
+    let (_, first) = build(&p, &[]);
+    let (err, _) = build(&p, &[]);
+    assert!(err.contains(REUSED), "{err}");
+    let record = p.path().join(".verbatim/build/cache.json");
+    let text = fs::read_to_string(&record).unwrap();
+    let (head, entries) = text.split_once('\n').unwrap();
+    let digest = serde_json::from_str::<serde_json::Value>(head).unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = format!("sha256:{}", "0".repeat(64));
+    let cases = [
+        (
+            head.replace(&digest, &other) + "\n" + entries,
+            "the entries' digest differs from cache.json's",
+        ),
+        (
+            r#"{"version":1,"snapshot":{}}"#.to_owned() + "\n",
+            "cache.json does not parse",
+        ),
+        (
+            head[..head.len() / 2].to_owned(),
+            "cache.json does not parse",
+        ),
+    ];
+    for (bytes, why) in cases {
+        fs::write(&record, bytes).unwrap();
+        let (err, again) = build(&p, &["-v"]);
+        assert!(err.contains(why) && !err.contains(REUSED), "{why}: {err}");
+        assert_eq!(again, first, "the same tree, packed again");
+        let (err, _) = build(&p, &[]);
+        assert!(err.contains(REUSED), "after {why}: {err}");
+    }
+}
