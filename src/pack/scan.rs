@@ -105,11 +105,15 @@ fn ancestor_matchers(root: &Path) -> Result<Vec<Gitignore>, PackError> {
     Ok(out)
 }
 
-/// Why the ignore files leave `path` out, if they do: the deepest
+/// Why the ignore files leave `root/rel` out, if they do: the deepest
 /// matcher with an opinion decides (a `!pattern` there keeps it).
-fn ignored_by(matchers: &[Gitignore], path: &Path, is_dir: bool) -> Option<String> {
+fn ignored_by(matchers: &[Gitignore], root: &Path, rel: &str, is_dir: bool) -> Option<String> {
+    if matchers.is_empty() {
+        return None;
+    }
+    let path = root.join(rel);
     for m in matchers.iter().rev() {
-        match m.matched(path, is_dir) {
+        match m.matched(&path, is_dir) {
             ignore::Match::Ignore(glob) => {
                 return Some(format!(
                     "{} ({})",
@@ -337,9 +341,14 @@ impl Queue {
     fn done(&self, found: Vec<Dir>, failed: bool) {
         let mut w = self.lock();
         w.listing -= 1;
+        // A walker waits only for more directories or for the end: most
+        // directories found none, and a wake-up is a syscall.
+        let wake = !found.is_empty() || failed || w.listing == 0;
         w.dirs.extend(found);
         w.failed |= failed;
-        self.changed.notify_all();
+        if wake {
+            self.changed.notify_all();
+        }
     }
 }
 
@@ -402,7 +411,7 @@ fn list(
         // the kernel does not walk the path from the root again.
         let meta = dirent.metadata().map_err(io_err(&path))?;
         let ft = meta.file_type();
-        if let Some(by) = ignored_by(&matchers, &canonical_root.join(&rel), ft.is_dir()) {
+        if let Some(by) = ignored_by(&matchers, canonical_root, &rel, ft.is_dir()) {
             leave(Why::Ignored {
                 by,
                 dir: ft.is_dir(),
