@@ -27,7 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -230,7 +230,9 @@ pub(super) fn find(
     snapshot: &Snapshot,
     why: &mut dyn FnMut(String),
 ) -> Option<Hit> {
-    let mut lines = BufReader::new(crate::safe_fs::open_regular(&out.join(CACHE_FILE)).ok()?);
+    let file = crate::safe_fs::open_regular(&out.join(CACHE_FILE)).ok()?;
+    // A record is never near 1 GiB: a bigger file is cut, and does not parse.
+    let mut lines = BufReader::new(file.take(1 << 30));
     let parse_error = |e: &dyn std::fmt::Display| format!("{CACHE_FILE} does not parse ({e})");
     let record: Record = match read_line(&mut lines) {
         Ok(r) => r,
