@@ -194,7 +194,7 @@ impl Snapshot {
 
     /// The sha256 of the entries (not the key or the time), each field
     /// length-prefixed or fixed-width, so that no two lists share it.
-    fn digest(&self) -> String {
+    fn digest(&self) -> Digest {
         use sha2::{Digest as _, Sha256};
         let mut h = Sha256::new();
         for (tree, stats) in [(b'a', &self.app), (b's', &self.assets)] {
@@ -214,7 +214,7 @@ impl Snapshot {
                 h.update(target.unwrap_or_default());
             }
         }
-        format!("sha256:{:x}", h.finalize())
+        Digest::from_bytes(h.finalize().into())
     }
 
     fn len(&self) -> usize {
@@ -243,7 +243,7 @@ pub(super) fn find(
     };
     let differs = if record.version != VERSION || record.key != snapshot.key {
         Some("the configuration, the tool or the pack spec changed".to_owned())
-    } else if record.digest != snapshot.digest() {
+    } else if record.digest != snapshot.digest().to_string() {
         // Which entry changed, from the second line.
         Some(match read_line::<Entries>(&mut lines) {
             Ok(was) => first_difference("app", &was.app, &snapshot.app)
@@ -291,7 +291,7 @@ pub(super) fn record(
 ) -> Result<()> {
     let record = Record {
         version: VERSION,
-        digest: snapshot.digest(),
+        digest: snapshot.digest().to_string(),
         key: snapshot.key,
         started_ns: snapshot.started_ns,
         manifest: id.to_string(),
