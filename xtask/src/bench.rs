@@ -14,7 +14,13 @@ pub struct Measured {
     pub max_rss_kib: i64,
 }
 
+/// Every measurement starts with nothing left to write back: the dirty
+/// pages an earlier command left behind (a peer's uploads, say) are flushed
+/// first, untimed, or the kernel's writeback and ext4's locks would charge
+/// them to whichever command runs next.
 pub fn measure(cmd: &mut Command) -> Result<Measured> {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
     let start = Instant::now();
     let child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
     let pid = child.id() as libc::pid_t;
@@ -384,8 +390,6 @@ fn fetch(bin: &Path, base: &Path, id: &str, stored: &Path) -> Result {
     for i in 0..5 {
         let (ours_dir, peer_dir) = (out.join(format!("ours-{i}")), out.join(format!("peer-{i}")));
         fs::create_dir_all(&peer_dir).map_err(|e| e.to_string())?;
-        // Neither pays for the other's writeback.
-        let _ = Command::new("sync").status();
         let ours = measure(
             Command::new(bin)
                 .args(["fetch", id, "--quiet", "--no-progress", "--into"])
@@ -393,7 +397,6 @@ fn fetch(bin: &Path, base: &Path, id: &str, stored: &Path) -> Result {
                 .current_dir(base)
                 .stdout(std::process::Stdio::null()),
         )?;
-        let _ = Command::new("sync").status();
         let peer = measure(
             Command::new("tar")
                 .arg("-xzf")
