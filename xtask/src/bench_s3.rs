@@ -112,10 +112,7 @@ pub(crate) fn s3s_fs(base: &Path) -> Result<Endpoint> {
     // stops and deleted by whoever owns `base` when nothing is measured:
     // ext4 scans past inodes freed in the last half minute when it
     // allocates, so deleting objects would slow the next writes.
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let data = base.join(format!("s3-data-{stamp}"));
+    let data = base.join(format!("s3-data-{}", stamp()));
     for bucket in BUCKETS {
         fs::create_dir_all(data.join(bucket)).map_err(io)?;
     }
@@ -248,10 +245,14 @@ fn set_aside(path: &Path, trash: &Path) -> Result {
         return Ok(());
     }
     fs::create_dir_all(trash).map_err(io)?;
-    let stamp = std::time::SystemTime::now()
+    fs::rename(path, trash.join(stamp().to_string())).map_err(io)
+}
+
+/// Nanoseconds since the epoch: a name no earlier run has used.
+fn stamp() -> u128 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    fs::rename(path, trash.join(stamp.to_string())).map_err(io)
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// The peers' commands: awscli, rclone and s5cmd.
